@@ -1,0 +1,41 @@
+# Two commands for a fresh Debian/Ubuntu machine with Python 3:
+#   make run    set everything up, convert the bundled example to MIDI and print its notes
+#   make test   set everything up and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# fluidsynth + a GM soundfont render the tests' audio.
+APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm
+# The model's weights come from this package; installed with --no-deps, since
+# its own requirements would pull in TensorFlow.
+BASIC_PITCH := basic-pitch==0.4.0
+
+.PHONY: run test setup system bench
+
+run: setup
+	@mkdir -p out
+	$(BIN)/midibridge convert examples/ode_to_joy_piano.flac -o out/ode_to_joy_piano.mid
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python -m model.bench
+
+setup: system $(VENV)/.installed
+	$(BIN)/midibridge model install
+
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps $(BASIC_PITCH)
+	touch $@

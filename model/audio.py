@@ -1,0 +1,202 @@
+"""Decode a region to mono float32 chunks at its source rate, and resample a chunk stream to the model's rate.
+
+Only the region is read, chunk by chunk, so a long file costs memory in
+proportion to one chunk, not to the file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from pedalboard import Resample
+from pedalboard.io import AudioFile, StreamResampler
+
+from .constants import SAMPLE_RATE_HZ
+from .errors import AudioError
+from .region import Region
+
+CHUNK_S = 2.0
+MIN_SAMPLE_RATE_HZ = 1_000.0
+MAX_SAMPLE_RATE_HZ = 768_000.0
+MAX_CHANNELS = 64
+# A host that rounds a region's end to its own sample grid may ask for a
+# hair more than the source holds; that much is read as "to the end".
+END_TOLERANCE_S = 0.001
+# Measured on the corpus against Basic Pitch (which resamples with soxr_hq):
+# note F1 0.992 / 0.996 / 0.997 with 8 / 16 / 32 zero crossings, F1 against
+# the ground truth equal to 0.002; 8 runs at ~1000x real time, 16 at ~650x,
+# which would cost 15 % of the model's own time.
+RESAMPLE_QUALITY = Resample.Quality.WindowedSinc8
+
+
+@dataclass
+class RegionAudio:
+    """An opened region: its source rate, its length in source samples, and its audio as mono chunks."""
+
+    region: Region
+    sample_rate_hz: float
+    n_samples: int
+    _chunks: Iterator[np.ndarray]
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """Mono float32 chunks of the region, in order; raises AudioError on NaN or inf."""
+        offset = 0
+        for chunk in self._chunks:
+            _check_finite(chunk, offset, self)
+            offset += chunk.shape[0]
+            yield chunk
+
+
+def open_region(region: Region, *, chunk_s: float = CHUNK_S) -> RegionAudio:
+    """Validate `region` against its source and return it ready to stream.
+
+    Every problem found before audio is decoded (missing file, unreadable
+    file, region outside the source, empty region, bad sample rate) raises
+    AudioError with a code and a message naming the region.
+    """
+    if (region.path is None) == (region.samples is None):
+        raise AudioError("a region needs exactly one of a file path and raw samples", code="invalid_region")
+    if region.path is not None:
+        return _open_file(region, chunk_s)
+    return _open_samples(region, chunk_s)
+
+
+def resample(chunks: Iterator[np.ndarray], *, from_hz: float, to_hz: float = SAMPLE_RATE_HZ) -> Iterator[np.ndarray]:
+    """Resample a stream of mono chunks; the output is sample-aligned with the input and as long as it."""
+    if from_hz == to_hz:
+        yield from chunks
+        return
+    resampler = StreamResampler(from_hz, to_hz, 1, RESAMPLE_QUALITY)
+    for chunk in chunks:
+        out = resampler.process(chunk[np.newaxis, :])
+        if out.shape[1]:
+            yield out[0]
+    tail = resampler.process()
+    if tail.shape[1]:
+        yield tail[0]
+
+
+def resampled_length(n_samples: int, *, from_hz: float, to_hz: float = SAMPLE_RATE_HZ) -> int:
+    """How many samples `resample` yields for `n_samples` of input (to within one)."""
+    return round(n_samples * to_hz / from_hz)
+
+
+def _open_file(region: Region, chunk_s: float) -> RegionAudio:
+    path = region.path
+    if os.path.isdir(path):
+        raise AudioError(f"{path} is a directory, not an audio file", code="audio_unreadable")
+    if not os.path.exists(path):
+        raise AudioError(f"audio file {path} does not exist", code="audio_not_found")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"audio file {path} is not readable: no read permission (check its owner and mode)",
+                         code="audio_unreadable")
+    try:
+        source = AudioFile(path)
+    except Exception as error:  # pedalboard raises several types for undecodable input
+        raise AudioError(
+            f"{path} cannot be decoded as audio ({error}). midibridge reads WAV, FLAC, AIFF, MP3 and OGG.",
+            code="audio_unreadable",
+        ) from error
+    rate = float(source.samplerate)
+    try:
+        _check_rate(rate, path)
+        start, count = _region_bounds(region, rate, source.frames, exact=source.exact_duration_known)
+    except AudioError:
+        source.close()
+        raise
+
+    def read() -> Iterator[np.ndarray]:
+        step = max(1, int(chunk_s * rate))
+        with source:
+            source.seek(start)
+            remaining = count
+            while remaining > 0:
+                try:
+                    block = source.read(min(step, remaining))
+                except Exception as error:
+                    raise AudioError(f"{path} is damaged: decoding stopped at sample "
+                                     f"{count - remaining + start} ({error})", code="audio_unreadable") from error
+                if block.shape[1] == 0:
+                    break  # the file holds less than its header claimed; keep what was there
+                remaining -= block.shape[1]
+                yield _to_mono(block)
+
+    return RegionAudio(region, rate, count, read())
+
+
+def _open_samples(region: Region, chunk_s: float) -> RegionAudio:
+    rate = region.sample_rate_hz
+    if rate is None:
+        raise AudioError("raw samples need their sample rate (sample_rate_hz)", code="invalid_sample_rate")
+    _check_rate(float(rate), "the raw samples")
+    samples = np.asarray(region.samples, dtype=np.float32)
+    if samples.ndim == 2 and samples.shape[0] > MAX_CHANNELS:
+        raise AudioError(f"raw samples shaped {samples.shape} look like (n_samples, n_channels); "
+                         f"pass them as (n_channels, n_samples)", code="invalid_samples")
+    if samples.ndim not in (1, 2):
+        raise AudioError(f"raw samples must be shaped (n_samples,) or (n_channels, n_samples), not {samples.shape}",
+                         code="invalid_samples")
+    samples = samples.reshape(1, -1) if samples.ndim == 1 else samples
+    start, count = _region_bounds(region, float(rate), samples.shape[1], exact=True)
+    step = max(1, int(chunk_s * rate))
+    chunks = (_to_mono(samples[:, i:min(i + step, start + count)]) for i in range(start, start + count, step))
+    return RegionAudio(region, float(rate), count, chunks)
+
+
+def _region_bounds(region: Region, rate: float, available: int, *, exact: bool) -> tuple[int, int]:
+    """(first sample, sample count) of `region` in a source of `available` samples at `rate`."""
+    length_s = available / rate
+    where = region.describe()
+    if available == 0:
+        raise AudioError(f"region {where}: the source holds no audio", code="region_empty")
+    if not (math.isfinite(region.start_s) and region.start_s >= 0):
+        raise AudioError(f"region {where}: the start offset must be a finite number ≥ 0 s",
+                         code="region_outside_source")
+    start = round(region.start_s * rate)
+    if exact and start >= available:
+        raise AudioError(f"region {where} starts at {region.start_s:g} s but the source is only "
+                         f"{length_s:.3f} s long", code="region_outside_source")
+    if region.duration_s is None:
+        return start, max(available - start, 0)
+    if not math.isfinite(region.duration_s) or region.duration_s <= 0:
+        raise AudioError(f"region {where} is empty: its duration must be > 0 s, not {region.duration_s:g} s",
+                         code="region_empty")
+    count = round(region.duration_s * rate)
+    if count == 0:
+        raise AudioError(f"region {where} is shorter than one sample at {rate:g} Hz", code="region_empty")
+    overshoot = start + count - available
+    if exact and overshoot > 0:
+        if overshoot > END_TOLERANCE_S * rate:
+            raise AudioError(f"region {where} ends {overshoot / rate:.3f} s past the end of the source "
+                             f"({length_s:.3f} s long)", code="region_outside_source")
+        count = available - start
+    return start, count
+
+
+def _check_rate(rate: float, what: str) -> None:
+    if not (MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ):
+        raise AudioError(f"{what}: sample rate {rate:g} Hz is outside {MIN_SAMPLE_RATE_HZ:g}…"
+                         f"{MAX_SAMPLE_RATE_HZ:g} Hz", code="invalid_sample_rate")
+
+
+def _to_mono(block: np.ndarray) -> np.ndarray:
+    if block.shape[0] == 1:
+        return np.ascontiguousarray(block[0], dtype=np.float32)
+    return block.mean(axis=0, dtype=np.float32)
+
+
+def _check_finite(chunk: np.ndarray, offset: int, audio: RegionAudio) -> None:
+    if np.isfinite(chunk).all():
+        return
+    index = int(np.flatnonzero(~np.isfinite(chunk))[0])
+    value = chunk[index]
+    at = offset + index
+    raise AudioError(
+        f"region {audio.region.describe()}: sample {at} ({at / audio.sample_rate_hz:.3f} s in) is {value}; "
+        f"audio must be finite. Check the plugin or file that produced it.",
+        code="audio_not_finite",
+    )

@@ -1,0 +1,259 @@
+"""Benchmark the transcription core against the model alone and against Basic Pitch, on ../shared's corpus.
+
+    python -m model.bench [--corpus DIR] [--out DIR] [--cli-minutes 3] [--long-minutes 60]
+
+Prints figures; asserts nothing (these machines are shared and noisy, so
+compare the ratios, which are measured in one run):
+
+- real-time factor of the whole pipeline, of the model alone (windows ready,
+  only `session.run`: the floor), and of Basic Pitch's `predict()` (ONNX
+  backend) on the same files, case by case, interleaved;
+- note F1 against the ground truth and against Basic Pitch's own output, and
+  the median onset error (../shared/bench/evaluate.py);
+- `midibridge convert` vs the `basic-pitch` command as whole processes on a
+  file of --cli-minutes, with peak RSS;
+- peak RSS of `midibridge convert` on a file of --long-minutes.
+
+Skips cleanly when the corpus is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from pedalboard.io import AudioFile
+
+from .audio import open_region, resample
+from .constants import SAMPLE_RATE_HZ, WINDOW_SAMPLES
+from .inference import fill_batches, cut_windows
+from .midi import clip_to_bytes
+from .pipeline import Transcriber
+from .region import Region
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=None, help="dir with manifest.json (default: ../shared's)")
+    parser.add_argument("--out", type=Path, default=Path("bench-out"), help="where MIDI files and reports go")
+    parser.add_argument("--cli-minutes", type=float, default=3.0)
+    parser.add_argument("--long-minutes", type=float, default=60.0, help="0 skips the long-file memory run")
+    parser.add_argument("--repeats", type=int, default=3, help="whole-process runs per command")
+    args = parser.parse_args(argv)
+    manifest = args.corpus / "manifest.json" if args.corpus else _find_manifest()
+    if manifest is None or not manifest.is_file():
+        print(f"skipped: no corpus manifest (looked in {SHARED / 'corpus'}); pass --corpus DIR")
+        return 0
+    cases = json.loads(manifest.read_text())["cases"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    corpus = manifest.parent
+
+    speed = _in_process(cases, corpus, args.out)
+    scores = _scores(manifest, args.out)
+    cli = _whole_process(cases, corpus, args.out, minutes=args.cli_minutes, repeats=args.repeats)
+    long_run = _long_file(cases, corpus, minutes=args.long_minutes) if args.long_minutes > 0 else None
+    report = {"in_process": speed, "scores": scores, "cli": cli, "long_file": long_run}
+    (args.out / "bench.json").write_text(json.dumps(report, indent=1))
+    _print(report)
+    return 0
+
+
+def _find_manifest() -> Path | None:
+    for candidate in (SHARED / "corpus" / "public" / "manifest.json", SHARED / "corpus" / "manifest.json"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _in_process(cases, corpus: Path, out: Path) -> dict:
+    transcriber = Transcriber()
+    bp_predict, bp_model = _basic_pitch()
+    ours_dir, bp_dir = out / "midibridge", out / "basic-pitch"
+    for directory in (ours_dir, bp_dir):
+        directory.mkdir(exist_ok=True)
+    totals = {"audio_s": 0.0, "model_s": 0.0, "pipeline_s": 0.0, "basic_pitch_s": 0.0}
+    first = Region.from_file(corpus / cases[0]["audio"])
+    transcriber.transcribe(first)  # warm-up: onnxruntime's first runs allocate
+    if bp_predict:
+        _quiet(bp_predict, str(first.path), bp_model)
+    for case in cases:
+        region = Region.from_file(corpus / case["audio"])
+        windows = _model_windows(region, transcriber.model.batch_windows)
+        started = time.perf_counter()
+        for batch in windows:
+            transcriber.model.run(batch)
+        totals["model_s"] += time.perf_counter() - started
+
+        started = time.perf_counter()
+        clip = transcriber.transcribe(region)
+        totals["pipeline_s"] += time.perf_counter() - started
+        (ours_dir / f"{case['id']}.mid").write_bytes(clip_to_bytes(clip))
+
+        if bp_predict:
+            started = time.perf_counter()
+            _, midi, _ = _quiet(bp_predict, region.path, bp_model)
+            totals["basic_pitch_s"] += time.perf_counter() - started
+            midi.write(str(bp_dir / f"{case['id']}.mid"))
+        totals["audio_s"] += clip.duration_s
+    audio = totals["audio_s"]
+    result = {
+        "audio_s": audio,
+        "rtf_model_only": audio / totals["model_s"],
+        "rtf_pipeline": audio / totals["pipeline_s"],
+        "pipeline_over_model": totals["model_s"] / totals["pipeline_s"],
+    }
+    if bp_predict:
+        result["rtf_basic_pitch_predict"] = audio / totals["basic_pitch_s"]
+        result["pipeline_over_basic_pitch"] = totals["basic_pitch_s"] / totals["pipeline_s"]
+    return result
+
+
+def _model_windows(region: Region, batch_windows: int) -> list[np.ndarray]:
+    audio = open_region(region)
+    batch = np.zeros((batch_windows, WINDOW_SAMPLES), dtype=np.float32)
+    samples = resample(audio.chunks(), from_hz=audio.sample_rate_hz)
+    return [batch[:filled].copy() for filled in fill_batches(cut_windows(samples), batch)]
+
+
+def _basic_pitch():
+    """Basic Pitch's predict() and its loaded ONNX model, or (None, None) when basic_pitch is not installed."""
+    try:
+        logging.disable(logging.WARNING)  # its import warns about every backend it does not find
+        from basic_pitch import ICASSP_2022_MODEL_PATH
+        from basic_pitch.inference import Model, predict
+    except ImportError:
+        return None, None
+    finally:
+        logging.disable(logging.NOTSET)
+    return predict, Model(ICASSP_2022_MODEL_PATH)
+
+
+def _quiet(function, *args):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return function(*args)
+
+
+def _scores(manifest: Path, out: Path) -> dict:
+    evaluate = SHARED / "bench" / "evaluate.py"
+    if not evaluate.is_file():
+        return {}
+    scores = {"ours_vs_truth": _evaluate(evaluate, manifest, out / "midibridge")}
+    if any((out / "basic-pitch").glob("*.mid")):
+        scores["basic_pitch_vs_truth"] = _evaluate(evaluate, manifest, out / "basic-pitch")
+        # Basic Pitch's output as the reference: how closely the two agree.
+        cases = json.loads(manifest.read_text())
+        for case in cases["cases"]:
+            case["midi"] = str((out / "basic-pitch" / f"{case['id']}.mid").resolve())
+        agreement_manifest = out / "agreement-manifest.json"
+        agreement_manifest.write_text(json.dumps(cases))
+        scores["ours_vs_basic_pitch"] = _evaluate(evaluate, agreement_manifest, out / "midibridge")
+    return scores
+
+
+def _evaluate(script: Path, manifest: Path, predictions: Path) -> dict:
+    report = predictions.parent / f"eval-{predictions.name}-vs-{manifest.stem}.json"
+    subprocess.run([sys.executable, str(script), str(manifest), str(predictions), "--json", str(report), "--quiet"],
+                   check=True, capture_output=True)
+    overall = json.loads(report.read_text())["overall"]
+    return {key: overall[key] for key in ("notenum_on_f", "notenum_onoff_f", "bend_on_f", "bend_onoff_f",
+                                          "onset_err_ms_median", "n_est", "n_ref")}
+
+
+def _whole_process(cases, corpus: Path, out: Path, *, minutes: float, repeats: int) -> dict:
+    """`midibridge convert` and `basic-pitch` as whole processes on one long file, runs interleaved."""
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory(prefix="midibridge-bench-") as tmp:
+        audio = _concatenated(cases, corpus, Path(tmp) / "long.flac", minutes)
+        commands = {"midibridge": [str(bin_dir / "midibridge"), "convert", str(audio), "-o", str(Path(tmp) / "x.mid")]}
+        if (bin_dir / "basic-pitch").exists():
+            commands["basic-pitch"] = [str(bin_dir / "basic-pitch"), tmp, str(audio)]
+        runs = {name: [] for name in commands}
+        for _ in range(repeats):
+            for name, command in commands.items():
+                for stale in Path(tmp).glob("*_basic_pitch.mid"):
+                    stale.unlink()
+                runs[name].append(_run_measured(command))
+    result = {"audio_s": minutes * 60}
+    for name, measured in runs.items():
+        result[name] = {"wall_s": float(np.median([m[0] for m in measured])),
+                        "peak_rss_mb": max(m[1] for m in measured)}
+    if "basic-pitch" in result:
+        result["speedup"] = result["basic-pitch"]["wall_s"] / result["midibridge"]["wall_s"]
+    return result
+
+
+def _long_file(cases, corpus: Path, *, minutes: float) -> dict:
+    with tempfile.TemporaryDirectory(prefix="midibridge-bench-") as tmp:
+        audio = _concatenated(cases, corpus, Path(tmp) / "long.flac", minutes)
+        command = [str(Path(sys.executable).parent / "midibridge"), "convert", str(audio), "-o",
+                   str(Path(tmp) / "long.mid")]
+        wall_s, rss_mb = _run_measured(command)
+    return {"audio_s": minutes * 60, "wall_s": wall_s, "peak_rss_mb": rss_mb}
+
+
+def _run_measured(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one child process."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{command[0]} failed: {child.stderr.read().decode()[-2000:]}")
+    child.stderr.close()
+    return wall, usage.ru_maxrss / 1024
+
+
+def _concatenated(cases, corpus: Path, target: Path, minutes: float) -> Path:
+    """A mono FLAC of `minutes`, the corpus audio end to end (repeated as needed), written chunk by chunk."""
+    needed = int(minutes * 60 * 44100)
+    with AudioFile(str(target), "w", samplerate=44100, num_channels=1) as sink:
+        while needed > 0:
+            for case in cases:
+                with AudioFile(str(corpus / case["audio"])).resampled_to(44100) as source:
+                    block = source.read(min(source.frames, needed))
+                sink.write(block[:1])
+                needed -= block.shape[1]
+                if needed <= 0:
+                    break
+    return target
+
+
+def _print(report: dict) -> None:
+    speed = report["in_process"]
+    print(f"\nin-process, {speed['audio_s']:.0f} s of audio, real-time factors (higher is faster):")
+    print(f"  model alone (floor)          {speed['rtf_model_only']:7.1f}x")
+    print(f"  midibridge pipeline          {speed['rtf_pipeline']:7.1f}x   = {speed['pipeline_over_model']:.3f} x model-only")
+    if "rtf_basic_pitch_predict" in speed:
+        print(f"  basic_pitch predict() (ONNX) {speed['rtf_basic_pitch_predict']:7.1f}x   "
+              f"(midibridge is {speed['pipeline_over_basic_pitch']:.2f}x faster)")
+    for name, score in report["scores"].items():
+        print(f"  {name:22} onset F1 {score['notenum_on_f']:.3f}  onset+offset F1 {score['notenum_onoff_f']:.3f}  "
+              f"with bends {score['bend_on_f']:.3f}/{score['bend_onoff_f']:.3f}  "
+              f"median onset error {score['onset_err_ms_median']:+.1f} ms")
+    cli = report["cli"]
+    print(f"\nwhole process on a {cli['audio_s'] / 60:g}-minute file (median wall, peak RSS):")
+    for name in ("midibridge", "basic-pitch"):
+        if name in cli:
+            print(f"  {name:12} {cli[name]['wall_s']:6.2f} s  {cli[name]['peak_rss_mb']:6.0f} MB")
+    if "speedup" in cli:
+        print(f"  midibridge is {cli['speedup']:.2f}x faster")
+    if report["long_file"]:
+        run = report["long_file"]
+        print(f"\n{run['audio_s'] / 60:g}-minute file: {run['wall_s']:.1f} s wall, peak RSS {run['peak_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""What comes back: a MIDI clip as notes in seconds, placed on the host's timeline.
+
+Standard library only: the daemon's wire protocol and thin clients share
+these types. `to_dict`/`from_dict` are the JSON form (the `--json` output and
+the notes of a daemon reply); model.midi writes and reads the SMF form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_BPM = 120.0
+
+
+@dataclass(frozen=True)
+class Bend:
+    """From `time_s` (clip time) on, the note sounds `semitones` away from its pitch."""
+
+    time_s: float
+    semitones: float
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note; times in seconds from the start of the clip."""
+
+    pitch: int
+    start_s: float
+    end_s: float
+    velocity: int
+    bends: tuple[Bend, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "pitch": self.pitch,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "velocity": self.velocity,
+            "bends": [{"time_s": b.time_s, "semitones": b.semitones} for b in self.bends],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Note:
+        bends = tuple(Bend(float(b["time_s"]), float(b["semitones"])) for b in data.get("bends", ()))
+        return cls(int(data["pitch"]), float(data["start_s"]), float(data["end_s"]),
+                   int(data["velocity"]), bends)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Notes of one region, the region's timeline position and length, and the host tempo they were written for."""
+
+    notes: tuple[Note, ...] = ()
+    position_s: float = 0.0
+    duration_s: float = 0.0
+    bpm: float = DEFAULT_BPM
+
+    def to_dict(self) -> dict:
+        return {
+            "position_s": self.position_s,
+            "duration_s": self.duration_s,
+            "bpm": self.bpm,
+            "notes": [note.to_dict() for note in self.notes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Clip:
+        return cls(
+            notes=tuple(Note.from_dict(n) for n in data.get("notes", ())),
+            position_s=float(data.get("position_s", 0.0)),
+            duration_s=float(data.get("duration_s", 0.0)),
+            bpm=float(data.get("bpm", DEFAULT_BPM)),
+        )

@@ -1,0 +1,163 @@
+"""Clips as standard MIDI files, with mido: `clip_to_midi`/`clip_from_midi` and their bytes forms.
+
+Ticks count beats of the host tempo (960 per quarter note), so a file
+imported at the region's position lands on the host's grid. Bends declare a
+±2 semitone range (RPN 0) on every channel that carries them and return to 0
+after each note. A bent note needs a channel of its own while it sounds, so
+overlapping bent notes go to separate channels (never the drum channel).
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+
+import mido
+
+from .clip import Bend, Clip, Note
+
+TICKS_PER_BEAT = 960
+BEND_RANGE_SEMITONES = 2
+BEND_STEPS_PER_SEMITONE = 8192 // BEND_RANGE_SEMITONES
+DRUM_CHANNEL = 9
+CHANNELS = tuple(c for c in range(16) if c != DRUM_CHANNEL)
+TRACK_NAME = "midibridge"
+DEFAULT_TEMPO_US = 500_000  # per beat, MIDI's default: 120 BPM
+
+# Order of events that share a tick: release, reset the bend, bend the next note, then strike it.
+_NOTE_OFF, _BEND_RESET, _BEND, _NOTE_ON = range(4)
+
+
+def clip_to_midi(clip: Clip) -> mido.MidiFile:
+    """A type 1 file: a conductor track (tempo, 4/4) and one track of notes, ending at the clip's end."""
+    def tick(time_s: float) -> int:
+        return round(time_s * clip.bpm / 60.0 * TICKS_PER_BEAT)
+
+    events = []  # (tick, rank, message)
+    bent_channels = set()
+    for note, (channel, bent) in zip(clip.notes, assign_channels(clip.notes)):
+        start = tick(note.start_s)
+        end = max(tick(note.end_s), start + 1)
+        events.append((start, _NOTE_ON, mido.Message("note_on", channel=channel, note=note.pitch,
+                                                     velocity=note.velocity)))
+        events.append((end, _NOTE_OFF, mido.Message("note_off", channel=channel, note=note.pitch)))
+        if not bent:
+            continue
+        bent_channels.add(channel)
+        for bend in note.bends:
+            at = max(tick(bend.time_s), start)
+            if at < end:
+                events.append((at, _BEND, mido.Message("pitchwheel", channel=channel,
+                                                       pitch=bend_to_pitchwheel(bend.semitones))))
+        events.append((end, _BEND_RESET, mido.Message("pitchwheel", channel=channel, pitch=0)))
+    for channel in bent_channels:
+        events.extend((0, -1, message) for message in _bend_range_messages(channel))
+    events.sort(key=lambda e: (e[0], e[1]))
+
+    conductor = mido.MidiTrack([
+        mido.MetaMessage("track_name", name=TRACK_NAME, time=0),
+        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(clip.bpm), time=0),
+        mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0),
+    ])
+    notes = mido.MidiTrack([mido.MetaMessage("track_name", name=TRACK_NAME, time=0)])
+    now = 0
+    for at, _, message in events:
+        notes.append(message.copy(time=at - now))
+        now = at
+    end_tick = max(now, tick(clip.duration_s))
+    for track, last in ((conductor, 0), (notes, now)):
+        track.append(mido.MetaMessage("end_of_track", time=end_tick - last))
+    return mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT, tracks=[conductor, notes])
+
+
+def clip_to_bytes(clip: Clip) -> bytes:
+    buffer = io.BytesIO()
+    clip_to_midi(clip).save(file=buffer)
+    return buffer.getvalue()
+
+
+def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
+    """Read notes, bends and the first tempo back from a MIDI file (any tempo map), as a clip at `position_s`."""
+    tempo_us = None
+    bend_range = defaultdict(lambda: BEND_RANGE_SEMITONES)
+    rpn = {}
+    open_notes = defaultdict(list)  # (channel, pitch) -> [(start_s, velocity)]
+    wheel = defaultdict(list)  # channel -> [(time_s, semitones)]
+    found = []  # (channel, Note without bends)
+    now_s, now_tick, current_tempo = 0.0, 0, DEFAULT_TEMPO_US
+    for message in mido.merge_tracks(midi.tracks):
+        now_tick += message.time
+        now_s += mido.tick2second(message.time, midi.ticks_per_beat, current_tempo)
+        if message.type == "set_tempo":
+            current_tempo = message.tempo
+            tempo_us = tempo_us or message.tempo
+        elif message.type == "note_on" and message.velocity > 0:
+            open_notes[(message.channel, message.note)].append((now_s, message.velocity))
+        elif message.type in ("note_on", "note_off") and open_notes[(message.channel, message.note)]:
+            start_s, velocity = open_notes[(message.channel, message.note)].pop(0)
+            found.append((message.channel, Note(message.note, start_s, now_s, velocity)))
+        elif message.type == "pitchwheel":
+            wheel[message.channel].append((now_s, message.pitch / 8192 * bend_range[message.channel]))
+        elif message.type == "control_change":
+            _follow_rpn(message, rpn, bend_range)
+    notes = sorted((_with_bends(note, wheel[channel]) for channel, note in found), key=lambda n: (n.start_s, n.pitch))
+    return Clip(notes=tuple(notes), position_s=position_s, duration_s=now_s,
+                bpm=mido.tempo2bpm(tempo_us or DEFAULT_TEMPO_US))
+
+
+def clip_from_bytes(data: bytes, *, position_s: float = 0.0) -> Clip:
+    return clip_from_midi(mido.MidiFile(file=io.BytesIO(data)), position_s=position_s)
+
+
+def assign_channels(notes: tuple[Note, ...]) -> list[tuple[int, bool]]:
+    """(channel, whether its bends are written) for each note.
+
+    A bent note takes the lowest channel where nothing sounds; an unbent note
+    the lowest channel where no bent note sounds. When every channel is
+    taken, a bent note is written unbent rather than bending its neighbours.
+    """
+    busy_until = dict.fromkeys(CHANNELS, float("-inf"))
+    bent_until = dict.fromkeys(CHANNELS, float("-inf"))
+    chosen = [None] * len(notes)
+    for index in sorted(range(len(notes)), key=lambda i: (notes[i].start_s, notes[i].pitch)):
+        note = notes[index]
+        channel = None
+        if note.bends:
+            channel = next((c for c in CHANNELS if busy_until[c] <= note.start_s), None)
+        bent = channel is not None
+        if not bent:
+            channel = next((c for c in CHANNELS if bent_until[c] <= note.start_s), CHANNELS[0])
+        busy_until[channel] = max(busy_until[channel], note.end_s)
+        if bent:
+            bent_until[channel] = note.end_s
+        chosen[index] = (channel, bent)
+    return chosen
+
+
+def bend_to_pitchwheel(semitones: float) -> int:
+    return max(-8192, min(8191, round(semitones * BEND_STEPS_PER_SEMITONE)))
+
+
+def _bend_range_messages(channel: int) -> list[mido.Message]:
+    """RPN 0 (pitch bend sensitivity) = BEND_RANGE_SEMITONES, then the null RPN so later data entry changes nothing."""
+    return [mido.Message("control_change", channel=channel, control=control, value=value)
+            for control, value in ((101, 0), (100, 0), (6, BEND_RANGE_SEMITONES), (38, 0), (101, 127), (100, 127))]
+
+
+def _follow_rpn(message: mido.Message, rpn: dict, bend_range: dict) -> None:
+    selected = rpn.setdefault(message.channel, [127, 127])
+    if message.control == 101:
+        selected[0] = message.value
+    elif message.control == 100:
+        selected[1] = message.value
+    elif message.control == 6 and selected == [0, 0]:
+        bend_range[message.channel] = message.value
+
+
+def _with_bends(note: Note, wheel: list[tuple[float, float]]) -> Note:
+    bends, previous = [], 0.0
+    for time_s, semitones in wheel:
+        if note.start_s <= time_s < note.end_s and semitones != previous:
+            bends.append(Bend(time_s, semitones))
+            previous = semitones
+    return Note(note.pitch, note.start_s, note.end_s, note.velocity, tuple(bends))

@@ -1,0 +1,47 @@
+"""What to transcribe: a stretch of a file (or of raw samples) and where it sits on the host's timeline.
+
+Standard library only: the daemon's wire protocol and thin clients share this type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Region:
+    """An audio region as a DAW sees it.
+
+    `start_s` is the offset into the source (the region's trim), `duration_s`
+    its length (None: to the end of the source), `position_s` where it sits on
+    the host's timeline. Times are seconds; a host that counts samples divides
+    by the source's rate, and the reader rounds back to the same sample.
+
+    Exactly one of `path` and `samples` is set. `samples` is float32 audio
+    shaped (n_samples,) or (n_channels, n_samples), with `sample_rate_hz`.
+    """
+
+    path: str | None = None
+    samples: Any = None
+    sample_rate_hz: float | None = None
+    start_s: float = 0.0
+    duration_s: float | None = None
+    position_s: float = 0.0
+
+    @classmethod
+    def from_file(cls, path, *, start_s: float = 0.0, duration_s: float | None = None,
+                  position_s: float = 0.0) -> Region:
+        return cls(path=str(path), start_s=start_s, duration_s=duration_s, position_s=position_s)
+
+    @classmethod
+    def from_samples(cls, samples, *, sample_rate_hz: float, start_s: float = 0.0,
+                     duration_s: float | None = None, position_s: float = 0.0) -> Region:
+        return cls(samples=samples, sample_rate_hz=sample_rate_hz, start_s=start_s,
+                   duration_s=duration_s, position_s=position_s)
+
+    def describe(self) -> str:
+        """A short name for messages: the file, or the raw samples' rate."""
+        source = self.path if self.path is not None else f"raw samples at {self.sample_rate_hz} Hz"
+        end = "end" if self.duration_s is None else f"{self.start_s + self.duration_s:g} s"
+        return f"{source} [{self.start_s:g} s .. {end}]"

@@ -1,0 +1,118 @@
+"""Shared fixtures: real audio rendered with fluidsynth from known notes, and one loaded model per test session."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+from pedalboard.io import AudioFile
+
+from model.clip import Note
+
+SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+REPO = Path(__file__).resolve().parent.parent
+PIANO, NYLON_GUITAR, FLUTE = 0, 24, 73
+
+
+def render(notes: list[Note], path: Path, *, program: int = PIANO, sample_rate_hz: int = 44100,
+           tail_s: float = 1.0, channels: int = 1, bit_depth: int = 16) -> Path:
+    """Render `notes` (seconds) with fluidsynth and the FluidR3 GM soundfont to an audio file at `path`."""
+    if shutil.which("fluidsynth") is None or not SOUNDFONT.is_file():
+        pytest.fail("fluidsynth and the FluidR3 GM soundfont are needed: run `make setup`")
+    midi_path = path.with_suffix(".render.mid")
+    _score(notes, program, tail_s).save(midi_path)
+    wav = path.with_suffix(".render.wav")
+    subprocess.run(["fluidsynth", "-ni", "-g", "0.7", "-r", str(sample_rate_hz), "-o", "synth.reverb.active=0",
+                    "-o", "synth.chorus.active=0", "-F", str(wav), str(SOUNDFONT), str(midi_path)],
+                   check=True, capture_output=True)
+    with AudioFile(str(wav)) as source:
+        audio = source.read(source.frames)
+    audio = np.repeat(audio.mean(axis=0, keepdims=True), channels, axis=0)
+    write_audio(path, audio, sample_rate_hz, bit_depth=bit_depth)
+    wav.unlink()
+    midi_path.unlink()
+    return path
+
+
+def write_audio(path: Path, audio: np.ndarray, sample_rate_hz: float, *, bit_depth: int = 16) -> Path:
+    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    with AudioFile(str(path), "w", samplerate=sample_rate_hz, num_channels=audio.shape[0],
+                   bit_depth=bit_depth) as sink:
+        sink.write(audio)
+    return path
+
+
+def _score(notes: list[Note], program: int, tail_s: float) -> mido.MidiFile:
+    ticks_per_s = 960  # 480 ticks a beat at 120 BPM
+    events = []
+    for note in notes:
+        events.append((round(note.start_s * ticks_per_s), 1, mido.Message("note_on", note=note.pitch,
+                                                                          velocity=note.velocity)))
+        events.append((round(note.end_s * ticks_per_s), 0, mido.Message("note_off", note=note.pitch)))
+    events.sort(key=lambda e: (e[0], e[1]))
+    track = mido.MidiTrack([mido.Message("program_change", program=program)])
+    now = 0
+    for tick, _, message in events:
+        track.append(message.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=round(tail_s * ticks_per_s)))
+    return mido.MidiFile(ticks_per_beat=480, tracks=[track])
+
+
+def synthesize(notes: list[Note], *, sample_rate_hz: int = 44100, length_s: float | None = None,
+               glide_semitones: float = 0.0) -> np.ndarray:
+    """(n_samples,) float32: plucked harmonic tones, sharp 5 ms attacks; each may glide by `glide_semitones` over its length."""
+    length_s = length_s if length_s is not None else max(n.end_s for n in notes) + 0.5
+    audio = np.zeros(int(length_s * sample_rate_hz), dtype=np.float64)
+    for note in notes:
+        first, last = int(note.start_s * sample_rate_hz), min(int(note.end_s * sample_rate_hz), audio.shape[0])
+        t = np.arange(last - first) / sample_rate_hz
+        semitones = (note.pitch - 69) + glide_semitones * t / max(t[-1], 1e-9)
+        phase = 2 * np.pi * np.cumsum(440.0 * 2.0 ** (semitones / 12)) / sample_rate_hz
+        envelope = np.minimum(t / 0.005, 1.0) * np.exp(-t / 0.8) * np.minimum((t[-1] - t) / 0.02, 1.0)
+        voice = sum(np.sin(k * phase) / k for k in range(1, 7))
+        audio[first:last] += 0.25 * (note.velocity / 127) * envelope * voice
+    return audio.astype(np.float32)
+
+
+def melody(pitches: list[int], *, start_s: float, step_s: float, length_s: float, velocity: int = 100) -> list[Note]:
+    return [Note(p, start_s + i * step_s, start_s + i * step_s + length_s, velocity) for i, p in enumerate(pitches)]
+
+
+def matches(found: list[Note], truth: list[Note], *, onset_tolerance_s: float = 0.05) -> list[tuple[Note, Note]]:
+    """Pairs (truth, found) of the same pitch with onsets within tolerance, each note used once."""
+    pairs, used = [], set()
+    for expected in truth:
+        candidates = [(abs(n.start_s - expected.start_s), i) for i, n in enumerate(found)
+                      if i not in used and n.pitch == expected.pitch
+                      and abs(n.start_s - expected.start_s) <= onset_tolerance_s]
+        if candidates:
+            _, index = min(candidates)
+            used.add(index)
+            pairs.append((expected, found[index]))
+    return pairs
+
+
+# An ascending then descending piano line, one note every 0.4 s from 0.5 s.
+PIANO_LINE = melody([60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60, 55, 57, 59, 60, 64, 67, 72],
+                    start_s=0.5, step_s=0.4, length_s=0.35)
+
+
+@pytest.fixture(scope="session")
+def transcriber():
+    from model.pipeline import Transcriber
+    return Transcriber()
+
+
+@pytest.fixture(scope="session")
+def audio_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("audio")
+
+
+@pytest.fixture(scope="session")
+def piano_line(audio_dir) -> Path:
+    return render(PIANO_LINE, audio_dir / "piano_line.wav")

@@ -1,0 +1,79 @@
+"""`midibridge convert` as a user runs it: real files in, a MIDI file and notes out, clear errors and exit codes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from conftest import PIANO_LINE, write_audio
+
+MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
+
+
+def run(*args, cwd=None, env=None):
+    return subprocess.run([MIDIBRIDGE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def test_convert_writes_the_clip_and_prints_it_as_json(piano_line, tmp_path):
+    out = tmp_path / "clip.mid"
+
+    done = run("convert", piano_line, "--start", 2.0, "--duration", 3.0, "--position", 12.5, "--bpm", 96,
+               "-o", out, "--json")
+
+    assert done.returncode == 0, done.stderr
+    clip = json.loads(done.stdout)
+    assert (clip["position_s"], clip["bpm"]) == (12.5, 96.0)
+    assert set(clip["notes"][0]) == {"pitch", "start_s", "end_s", "velocity", "bends"}
+    starts = [n["start_s"] for n in clip["notes"]]
+    expected = [n.start_s - 2.0 for n in PIANO_LINE if 2.05 <= n.start_s < 5.0]
+    assert min(starts) == pytest.approx(expected[0], abs=0.05), "times are relative to the clip start"
+    midi = mido.MidiFile(out)
+    assert sum(m.type == "note_on" for m in midi.tracks[1]) == len(clip["notes"])
+
+
+def test_convert_prints_a_table_and_writes_next_to_where_it_runs(piano_line, tmp_path):
+    done = run("convert", piano_line, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "piano_line.mid").is_file()
+    assert done.stdout.startswith("wrote piano_line.mid: ")
+    assert "start_s" in done.stdout and " C4 " in done.stdout
+
+
+def test_silent_audio_is_an_empty_clip_and_success(tmp_path):
+    silence = write_audio(tmp_path / "silence.wav", np.zeros(44100), 44100)
+
+    done = run("convert", silence, "-o", tmp_path / "s.mid")
+
+    assert done.returncode == 0 and "no notes found" in done.stdout
+
+
+@pytest.mark.parametrize("args, code", [
+    (["missing.wav", "-o", "{out}"], "audio_not_found"),
+    (["{line}", "--start", "100", "-o", "{out}"], "region_outside_source"),
+    (["{line}", "--duration", "0", "-o", "{out}"], "region_empty"),
+    (["{nan}", "-o", "{out}"], "audio_not_finite"),
+    (["{line}", "-o", "/nonexistent/dir/x.mid"], "output_unwritable"),
+])
+def test_bad_input_exits_non_zero_with_the_code_and_a_message(piano_line, tmp_path, args, code):
+    samples = np.zeros(44100, np.float32)
+    samples[100] = np.nan
+    nan = write_audio(tmp_path / "nan.wav", samples, 44100, bit_depth=32)
+
+    done = run("convert", *[a.format(line=piano_line, nan=nan, out=tmp_path / "x.mid") for a in args])
+
+    assert done.returncode == 1
+    assert f"midibridge: error [{code}]:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_missing_weights_tell_the_user_the_command_that_fixes_it(piano_line, tmp_path):
+    import os
+    env = dict(os.environ, MIDIBRIDGE_MODEL=str(tmp_path / "gone.onnx"))
+
+    done = run("convert", piano_line, "-o", tmp_path / "x.mid", env=env)
+
+    assert done.returncode == 1 and "midibridge model install" in done.stderr

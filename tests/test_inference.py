@@ -1,0 +1,103 @@
+"""Windowing, batching and the time of every frame: Basic Pitch's windows, without its clock's sawtooth or its lost tail."""
+
+import numpy as np
+import pytest
+
+from model.constants import FFT_HOP_SAMPLES, HOP_SAMPLES, KEPT_FRAMES_PER_WINDOW, SAMPLE_RATE_HZ
+from model.inference import frame_count, frame_times_s
+from model.region import Region
+
+from conftest import Note, matches, synthesize, write_audio
+
+
+def test_every_frame_sits_at_window_times_hop_plus_frame_times_fft_hop():
+    times = frame_times_s(3 * KEPT_FRAMES_PER_WINDOW)
+
+    assert times[:3] * SAMPLE_RATE_HZ == pytest.approx([0, 256, 512])
+    assert times[KEPT_FRAMES_PER_WINDOW] * SAMPLE_RATE_HZ == pytest.approx(HOP_SAMPLES)
+    assert times[2 * KEPT_FRAMES_PER_WINDOW + 5] * SAMPLE_RATE_HZ == pytest.approx(2 * HOP_SAMPLES + 5 * 256)
+    assert np.all(np.diff(times) > 0)
+
+
+@pytest.mark.parametrize("n_samples", [1, 255, 256, 257, HOP_SAMPLES, HOP_SAMPLES + 1, 10 * HOP_SAMPLES + 12345])
+def test_frames_cover_the_audio_and_stop_at_its_end(n_samples):
+    times = frame_times_s(frame_count(n_samples) + 1)
+
+    assert times[-2] < n_samples / SAMPLE_RATE_HZ <= times[-1]
+    assert np.all(np.diff(times) <= FFT_HOP_SAMPLES / SAMPLE_RATE_HZ + 1e-12), "no gap in the coverage"
+
+
+def _activations(model, audio, *, chunk=None):
+    chunks = [audio] if chunk is None else [audio[i:i + chunk] for i in range(0, audio.shape[0], chunk)]
+    with model.activations(iter(chunks), expected_samples=audio.shape[0]) as found:
+        return found.note.copy(), found.onset[:].copy(), found.contour[:].copy()
+
+
+def test_chunk_sizes_and_batch_sizes_do_not_change_the_model_outputs(transcriber):
+    from model.inference import Model
+
+    audio = synthesize([Note(60 + i, 0.2 + 0.6 * i, 0.7 + 0.6 * i, 100) for i in range(8)], sample_rate_hz=22050)
+    reference = _activations(transcriber.model, audio)
+    one_at_a_time = Model(batch_windows=1)
+
+    for chunk, model in ((1000, transcriber.model), (36164, transcriber.model), (None, one_at_a_time)):
+        for mine, theirs in zip(_activations(model, audio, chunk=chunk), reference):
+            np.testing.assert_allclose(mine, theirs, atol=1e-5)
+
+
+def test_windows_are_basic_pitchs_windows(transcriber, tmp_path):
+    inference = pytest.importorskip("basic_pitch.inference", reason="the dev extra installs basic-pitch")
+    audio = synthesize([Note(55 + 2 * i, 0.3 + 0.5 * i, 0.8 + 0.5 * i, 100) for i in range(10)], sample_rate_hz=22050)
+    path = write_audio(tmp_path / "at_22050.wav", audio, SAMPLE_RATE_HZ, bit_depth=32)
+
+    theirs = inference.run_inference(path, inference.Model(str(transcriber.model.path)))
+    mine = dict(zip(("note", "onset", "contour"), _activations(transcriber.model, audio)))
+
+    for name in ("note", "onset", "contour"):
+        kept = theirs[name].shape[0]
+        assert mine[name].shape[0] > kept, "midibridge keeps the tail Basic Pitch drops"
+        np.testing.assert_allclose(mine[name][:kept], theirs[name], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def five_minutes(transcriber, tmp_path_factory):
+    """Plucked notes every 1.37 s (out of step with the 1.64 s windows) for 5 minutes, the last at 298.9 s."""
+    pitches = [60, 64, 67, 72, 65, 69]
+    truth = [Note(pitches[i % 6], 0.5 + 1.37 * i, 1.0 + 1.37 * i, 100) for i in range(217)]
+    truth.append(Note(76, 298.9, 299.5, 100))
+    path = write_audio(tmp_path_factory.mktemp("long") / "five_minutes.flac",
+                       synthesize(truth, sample_rate_hz=44100, length_s=300.0), 44100)
+    clip = transcriber.transcribe(Region.from_file(path))
+    return truth, matches(list(clip.notes), truth)
+
+
+def test_a_five_minute_file_keeps_its_last_seconds(five_minutes):
+    truth, found = five_minutes
+
+    assert len(found) == len(truth)
+    assert found[-1][1].start_s == pytest.approx(298.9, abs=0.05), "the note 1.1 s before the end is there"
+
+
+def test_onset_error_does_not_saw_with_the_position_in_the_window(five_minutes):
+    _, found = five_minutes
+    errors_ms = np.array([(f.start_s - t.start_s) * 1000 for t, f in found])
+
+    # One frame (11.6 ms) of quantisation is all the spread left; Basic Pitch's
+    # clock adds a sawtooth of about -8…+10 ms on top (next test).
+    assert np.percentile(errors_ms, 95) - np.percentile(errors_ms, 5) < 12.0
+    assert abs(np.median(errors_ms)) < 5.0
+
+
+def test_basic_pitchs_own_clock_would_have_sawed_and_cut_the_tail(five_minutes):
+    note_creation = pytest.importorskip("basic_pitch.note_creation", reason="the dev extra installs basic-pitch")
+    _, found = five_minutes
+    times = frame_times_s(frame_count(300 * SAMPLE_RATE_HZ))
+    their_times = note_creation.model_frames_to_time(times.shape[0])
+    frame_of = {round(t, 9): i for i, t in enumerate(times)}
+    theirs_ms = np.array([(their_times[frame_of[round(f.start_s, 9)]] - t.start_s) * 1000 for t, f in found])
+    ours_ms = np.array([(f.start_s - t.start_s) * 1000 for t, f in found])
+
+    spread = np.percentile(theirs_ms, 95) - np.percentile(theirs_ms, 5)
+    assert spread > np.percentile(ours_ms, 95) - np.percentile(ours_ms, 5) + 4.0
+    kept_by_them = int(300 * SAMPLE_RATE_HZ * (86 / SAMPLE_RATE_HZ))  # unwrap_output's trim
+    assert their_times[kept_by_them - 1] < 298.9, "Basic Pitch 0.4.0 would have lost the last note"

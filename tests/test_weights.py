@@ -1,0 +1,97 @@
+"""The model's weights: installed from basic-pitch's wheel, found in a fixed order, refused when wrong, with the fix named."""
+
+import hashlib
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from model import weights
+from model.errors import WeightsError
+from model.weights import MODEL_PATH_IN_PACKAGE, MODEL_SHA256, find_model, install_model, user_model_path
+
+MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
+
+
+@pytest.fixture
+def real_model_bytes() -> bytes:
+    return find_model().read_bytes()
+
+
+@pytest.fixture
+def empty_home(tmp_path, monkeypatch):
+    """A user with nothing installed: a fresh data dir and no $MIDIBRIDGE_MODEL."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv(weights.MODEL_ENV, raising=False)
+    return tmp_path
+
+
+def a_wheel(path: Path, model_bytes: bytes) -> Path:
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("basic_pitch/" + MODEL_PATH_IN_PACKAGE, model_bytes)
+    return path
+
+
+def test_installing_from_the_wheel_puts_verified_weights_in_the_user_data_dir(empty_home, real_model_bytes):
+    installed = install_model(wheel=a_wheel(empty_home / "bp.whl", real_model_bytes))
+
+    assert installed == user_model_path() == empty_home / "data" / "midibridge" / "models" / "nmp.onnx"
+    assert hashlib.sha256(installed.read_bytes()).hexdigest() == MODEL_SHA256
+    assert find_model() == installed
+
+
+def test_a_wheel_with_other_weights_is_refused_and_nothing_is_installed(empty_home):
+    with pytest.raises(WeightsError) as caught:
+        install_model(wheel=a_wheel(empty_home / "bp.whl", b"not the model"))
+
+    assert caught.value.code == "model_corrupt" and "basic-pitch==0.4.0" in str(caught.value)
+    assert not user_model_path().exists()
+
+
+def test_lookup_order_is_option_then_environment_then_data_dir_then_installed_package(
+        empty_home, real_model_bytes, monkeypatch):
+    assert find_model().parts[-4:] == ("basic_pitch", "saved_models", "icassp_2022", "nmp.onnx")
+    install_model(wheel=a_wheel(empty_home / "bp.whl", real_model_bytes))
+    assert find_model() == user_model_path()
+    from_env = empty_home / "env.onnx"
+    from_env.write_bytes(real_model_bytes)
+    monkeypatch.setenv(weights.MODEL_ENV, str(from_env))
+    assert find_model() == from_env
+    explicit = empty_home / "explicit.onnx"
+    explicit.write_bytes(real_model_bytes)
+    assert find_model(explicit) == explicit
+
+
+def test_missing_weights_say_which_command_installs_them(empty_home, monkeypatch):
+    monkeypatch.setattr(weights.importlib.util, "find_spec", lambda name: None)  # as if basic_pitch were absent
+
+    with pytest.raises(WeightsError) as caught:
+        find_model()
+
+    assert caught.value.code == "model_missing" and "Run `midibridge model install`" in str(caught.value)
+
+
+def test_weights_with_the_wrong_hash_say_how_to_reinstall(empty_home):
+    corrupt = empty_home / "nmp.onnx"
+    corrupt.write_bytes(b"\0" * 1000)
+
+    with pytest.raises(WeightsError) as caught:
+        find_model(corrupt)
+
+    assert caught.value.code == "model_corrupt" and "midibridge model install --force" in str(caught.value)
+
+
+def test_model_install_downloads_basic_pitch_without_its_dependencies(empty_home):
+    # The real thing: pip download --no-deps from the package index.
+    installed = install_model(force=True)
+
+    assert hashlib.sha256(installed.read_bytes()).hexdigest() == MODEL_SHA256
+
+
+def test_model_info_prints_path_hash_inputs_and_outputs():
+    shown = subprocess.run([MIDIBRIDGE, "model", "info"], capture_output=True, text=True, check=True).stdout
+
+    assert MODEL_SHA256 in shown and "serving_default_input_2:0" in shown
+    assert all(f"StatefulPartitionedCall:{i}" in shown for i in range(3))
