@@ -102,9 +102,13 @@ def _open_file(region: Region, chunk_s: float) -> RegionAudio:
             code="audio_unreadable",
         ) from error
     rate = float(source.samplerate)
+    # pedalboard decodes MP3's encoder delay and padding as audio; skipping
+    # them keeps a region's times those of the music (as DAWs import it).
+    skip, padding = _mp3_gapless(path) if path.lower().endswith(".mp3") else (0, 0)
     try:
         _check_rate(rate, path)
-        start, count = _region_bounds(region, rate, source.frames, exact=source.exact_duration_known)
+        start, count = _region_bounds(region, rate, source.frames - skip - padding,
+                                      exact=source.exact_duration_known)
     except AudioError:
         source.close()
         raise
@@ -112,7 +116,7 @@ def _open_file(region: Region, chunk_s: float) -> RegionAudio:
     def read() -> Iterator[np.ndarray]:
         step = max(1, int(chunk_s * rate))
         with source:
-            source.seek(start)
+            source.seek(skip + start)
             remaining = count
             while remaining > 0:
                 try:
@@ -126,6 +130,27 @@ def _open_file(region: Region, chunk_s: float) -> RegionAudio:
                 yield _to_mono(block)
 
     return RegionAudio(region, rate, count, read())
+
+
+MP3_DECODER_DELAY_SAMPLES = 529  # what an mpg123-style decoder puts before the first encoded sample
+
+
+def _mp3_gapless(path: str) -> tuple[int, int]:
+    """(samples to skip at the start, samples to drop at the end) as the LAME tag records them; (0, 0) without one."""
+    with open(path, "rb") as file:
+        head = file.read(10)
+        first_frame = 0
+        if head[:3] == b"ID3":  # an ID3v2 tag before the audio: its size is four 7-bit bytes
+            first_frame = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
+        file.seek(first_frame)
+        frame = file.read(256)
+    info = max(frame.find(b"Xing", 0, 64), frame.find(b"Info", 0, 64))
+    lame = info + 120
+    if info < 0 or frame[lame:lame + 4] != b"LAME":
+        return 0, 0
+    packed = frame[lame + 21:lame + 24]
+    delay, padding = packed[0] << 4 | packed[1] >> 4, (packed[1] & 0x0F) << 8 | packed[2]
+    return delay + MP3_DECODER_DELAY_SAMPLES, max(padding - MP3_DECODER_DELAY_SAMPLES, 0)
 
 
 def _open_samples(region: Region, chunk_s: float) -> RegionAudio:

@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench-out"), help="where MIDI files and reports go")
     parser.add_argument("--cli-minutes", type=float, default=3.0)
     parser.add_argument("--long-minutes", type=float, default=60.0, help="0 skips the long-file memory run")
-    parser.add_argument("--repeats", type=int, default=3, help="whole-process runs per command")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds over the corpus, and runs per command")
     args = parser.parse_args(argv)
     manifest = args.corpus / "manifest.json" if args.corpus else _find_manifest()
     if manifest is None or not manifest.is_file():
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     corpus = manifest.parent
 
-    speed = _in_process(cases, corpus, args.out)
+    speed = _in_process(cases, corpus, args.out, repeats=args.repeats)
     scores = _scores(manifest, args.out)
     cli = _whole_process(cases, corpus, args.out, minutes=args.cli_minutes, repeats=args.repeats)
     long_run = _long_file(cases, corpus, minutes=args.long_minutes) if args.long_minutes > 0 else None
@@ -78,46 +78,46 @@ def _find_manifest() -> Path | None:
     return None
 
 
-def _in_process(cases, corpus: Path, out: Path) -> dict:
+def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
+    """Model alone, pipeline and Basic Pitch on each case in turn, `repeats` rounds; each case's fastest run counts.
+
+    The minimum over rounds drops the runs another process slowed down.
+    """
     transcriber = Transcriber()
     bp_predict, bp_model = _basic_pitch()
     ours_dir, bp_dir = out / "midibridge", out / "basic-pitch"
     for directory in (ours_dir, bp_dir):
         directory.mkdir(exist_ok=True)
-    totals = {"audio_s": 0.0, "model_s": 0.0, "pipeline_s": 0.0, "basic_pitch_s": 0.0}
-    first = Region.from_file(corpus / cases[0]["audio"])
-    transcriber.transcribe(first)  # warm-up: onnxruntime's first runs allocate
-    if bp_predict:
-        _quiet(bp_predict, str(first.path), bp_model)
-    for case in cases:
-        region = Region.from_file(corpus / case["audio"])
-        windows = _model_windows(region, transcriber.model.batch_windows)
-        started = time.perf_counter()
-        for batch in windows:
-            transcriber.model.run(batch)
-        totals["model_s"] += time.perf_counter() - started
+    regions = [Region.from_file(corpus / case["audio"]) for case in cases]
+    transcriber.transcribe(regions[0])  # warm-up: onnxruntime's first runs allocate
+    best = {name: [float("inf")] * len(cases) for name in ("model", "pipeline", "basic_pitch")}
 
+    def timed(name: str, index: int, work):
         started = time.perf_counter()
-        clip = transcriber.transcribe(region)
-        totals["pipeline_s"] += time.perf_counter() - started
-        (ours_dir / f"{case['id']}.mid").write_bytes(clip_to_bytes(clip))
+        result = work()
+        best[name][index] = min(best[name][index], time.perf_counter() - started)
+        return result
 
-        if bp_predict:
-            started = time.perf_counter()
-            _, midi, _ = _quiet(bp_predict, region.path, bp_model)
-            totals["basic_pitch_s"] += time.perf_counter() - started
-            midi.write(str(bp_dir / f"{case['id']}.mid"))
-        totals["audio_s"] += clip.duration_s
-    audio = totals["audio_s"]
-    result = {
-        "audio_s": audio,
-        "rtf_model_only": audio / totals["model_s"],
-        "rtf_pipeline": audio / totals["pipeline_s"],
-        "pipeline_over_model": totals["model_s"] / totals["pipeline_s"],
-    }
+    audio_s = 0.0
+    for round_ in range(repeats):
+        for index, (case, region) in enumerate(zip(cases, regions)):
+            windows = _model_windows(region, transcriber.model.batch_windows)
+            timed("model", index, lambda: [transcriber.model.run(batch) for batch in windows])
+            clip = timed("pipeline", index, lambda: transcriber.transcribe(region))
+            if bp_predict:
+                _, midi, _ = timed("basic_pitch", index, lambda: _quiet(bp_predict, region.path, bp_model))
+            if round_ == 0:
+                audio_s += clip.duration_s
+                (ours_dir / f"{case['id']}.mid").write_bytes(clip_to_bytes(clip))
+                if bp_predict:
+                    midi.write(str(bp_dir / f"{case['id']}.mid"))
+    model_s, pipeline_s = sum(best["model"]), sum(best["pipeline"])
+    result = {"audio_s": audio_s, "repeats": repeats, "rtf_model_only": audio_s / model_s,
+              "rtf_pipeline": audio_s / pipeline_s, "pipeline_over_model": model_s / pipeline_s}
     if bp_predict:
-        result["rtf_basic_pitch_predict"] = audio / totals["basic_pitch_s"]
-        result["pipeline_over_basic_pitch"] = totals["basic_pitch_s"] / totals["pipeline_s"]
+        basic_pitch_s = sum(best["basic_pitch"])
+        result["rtf_basic_pitch_predict"] = audio_s / basic_pitch_s
+        result["pipeline_over_basic_pitch"] = basic_pitch_s / pipeline_s
     return result
 
 
@@ -204,16 +204,24 @@ def _long_file(cases, corpus: Path, *, minutes: float) -> dict:
     return {"audio_s": minutes * 60, "wall_s": wall_s, "peak_rss_mb": rss_mb}
 
 
+# A child's peak RSS includes the image it was forked from, so a small
+# interpreter starts the measured command instead of this large one.
+_MEASURE = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print(time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+"""
+
+
 def _run_measured(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one child process."""
-    started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{command[0]} failed: {child.stderr.read().decode()[-2000:]}")
-    child.stderr.close()
-    return wall, usage.ru_maxrss / 1024
+    """(wall seconds, peak RSS in MB) of one run of `command`."""
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True, check=True)
+    wall_s, rss_mb, exit_code = done.stdout.split()
+    if exit_code != "0":
+        raise RuntimeError(f"{command[0]} failed: {done.stderr[-2000:]}")
+    return float(wall_s), float(rss_mb)
 
 
 def _concatenated(cases, corpus: Path, target: Path, minutes: float) -> Path:
@@ -233,7 +241,8 @@ def _concatenated(cases, corpus: Path, target: Path, minutes: float) -> Path:
 
 def _print(report: dict) -> None:
     speed = report["in_process"]
-    print(f"\nin-process, {speed['audio_s']:.0f} s of audio, real-time factors (higher is faster):")
+    print(f"\nin-process, {speed['audio_s']:.0f} s of audio, best of {speed['repeats']} rounds, "
+          f"real-time factors (higher is faster):")
     print(f"  model alone (floor)          {speed['rtf_model_only']:7.1f}x")
     print(f"  midibridge pipeline          {speed['rtf_pipeline']:7.1f}x   = {speed['pipeline_over_model']:.3f} x model-only")
     if "rtf_basic_pitch_predict" in speed:

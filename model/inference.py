@@ -7,6 +7,7 @@ batch of windows, not the recording.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,21 +83,18 @@ class Activations:
 
 
 class Model:
-    """Basic Pitch's weights in one onnxruntime session. Create one per process and keep it."""
+    """Basic Pitch's weights and how to batch windows through them.
+
+    Models with the same weights and thread count share one onnxruntime
+    session: a process loads the model once, however many it makes.
+    """
 
     def __init__(self, path: str | Path | None = None, *, threads: int = 0,
                  batch_windows: int = DEFAULT_BATCH_WINDOWS):
         self.path = find_model(path)
         self.sha256 = sha256_of(self.path)
         self.batch_windows = batch_windows
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3  # onnxruntime's warnings are for its developers, not our users
-        try:
-            self._session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:
-            raise WeightsError(f"onnxruntime cannot load {self.path}: {error}. Reinstall it with "
-                               f"`midibridge model install --force`.", code="model_corrupt") from error
+        self._session = _session(self.path, threads)
         self._output_names = list(ONNX_OUTPUTS.values())
 
     def describe(self) -> dict:
@@ -141,6 +139,18 @@ class Model:
         sinks["onset"].truncate(n_frames)
         sinks["contour"].truncate(n_frames)
         return Activations(note=sinks["note"].rows(n_frames), onset=sinks["onset"], contour=sinks["contour"])
+
+
+@functools.cache
+def _session(path: Path, threads: int) -> onnxruntime.InferenceSession:
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # onnxruntime's warnings are for its developers, not our users
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:
+        raise WeightsError(f"onnxruntime cannot load {path}: {error}. Reinstall it with "
+                           f"`midibridge model install --force`.", code="model_corrupt") from error
 
 
 class _Counter:

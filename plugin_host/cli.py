@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="where the region sits on the host's timeline, seconds")
     convert.add_argument("--bpm", type=float, default=DEFAULT_BPM, help="host tempo (default 120)")
     convert.add_argument("--model", default=None, metavar="PATH", help="Basic Pitch's nmp.onnx")
+    convert.add_argument("--threads", type=int, default=0, metavar="N",
+                         help="onnxruntime threads (default 0: one per core)")
     convert.add_argument("-o", "--output", default=None, metavar="OUT.mid",
                          help="MIDI file to write (default: INPUT's name with .mid, in the current directory)")
     convert.add_argument("--json", action="store_true", help="print the clip as JSON instead of a table")
@@ -73,7 +75,7 @@ def _convert(args) -> int:
 
     region = Region.from_file(args.input, start_s=args.start, duration_s=args.duration, position_s=args.position)
     output = Path(args.output) if args.output else Path(Path(args.input).stem + ".mid")
-    clip = Transcriber(model_path=args.model).transcribe(region, bpm=args.bpm)
+    clip = Transcriber(model_path=args.model, threads=args.threads).transcribe(region, bpm=args.bpm)
     _write(output, clip_to_bytes(clip))
     if args.json:
         print(json.dumps(clip.to_dict()))

@@ -40,8 +40,9 @@ def render(notes: list[Note], path: Path, *, program: int = PIANO, sample_rate_h
 
 def write_audio(path: Path, audio: np.ndarray, sample_rate_hz: float, *, bit_depth: int = 16) -> Path:
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    lossy = path.suffix in (".mp3", ".ogg")  # their encoders take a quality, not a bit depth
     with AudioFile(str(path), "w", samplerate=sample_rate_hz, num_channels=audio.shape[0],
-                   bit_depth=bit_depth) as sink:
+                   **({} if lossy else {"bit_depth": bit_depth})) as sink:
         sink.write(audio)
     return path
 
