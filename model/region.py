@@ -15,8 +15,8 @@ class Region:
 
     `start_s` is the offset into the source (the region's trim), `duration_s`
     its length (None: to the end of the source), `position_s` where it sits on
-    the host's timeline. Times are seconds; a host that counts samples divides
-    by the source's rate, and the reader rounds back to the same sample.
+    the host's timeline. Times are seconds; `from_file_samples` takes counts of
+    samples, which the reader rounds back to exactly.
 
     Exactly one of `path` and `samples` is set. `samples` is float32 audio
     shaped (n_samples,) or (n_channels, n_samples), with `sample_rate_hz`.
@@ -33,6 +33,13 @@ class Region:
     def from_file(cls, path, *, start_s: float = 0.0, duration_s: float | None = None,
                   position_s: float = 0.0) -> Region:
         return cls(path=str(path), start_s=start_s, duration_s=duration_s, position_s=position_s)
+
+    @classmethod
+    def from_file_samples(cls, path, *, start_sample: int, n_samples: int | None = None, sample_rate_hz: float,
+                          position_s: float = 0.0) -> Region:
+        """A region counted in samples of the file's own rate, as a DAW counts it; read back at exactly these samples."""
+        return cls.from_file(path, start_s=start_sample / sample_rate_hz, position_s=position_s,
+                             duration_s=None if n_samples is None else n_samples / sample_rate_hz)
 
     @classmethod
     def from_samples(cls, samples, *, sample_rate_hz: float, start_s: float = 0.0,

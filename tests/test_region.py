@@ -24,6 +24,18 @@ def test_a_trimmed_region_at_12_5_s_becomes_a_clip_at_12_5_s_holding_the_trimmed
     assert all(0.0 <= n.start_s < n.end_s <= 4.0 for n in clip.notes), "nothing from outside the region"
 
 
+def test_a_region_counted_in_samples_reads_exactly_those_samples(tmp_path):
+    from model.audio import open_region
+
+    ramp = np.arange(48000 * 3, dtype=np.float32) / 2**20  # every sample says where it is
+    path = write_audio(tmp_path / "ramp.wav", ramp, 48000, bit_depth=32)
+
+    audio = open_region(Region.from_file_samples(path, start_sample=12345, n_samples=67891, sample_rate_hz=48000))
+
+    read = np.concatenate(list(audio.chunks()))
+    assert read.shape == (67891,) and read[0] * 2**20 == 12345 and read[-1] * 2**20 == 12345 + 67890
+
+
 def test_raw_samples_give_the_same_clip_as_the_file_they_came_from(transcriber, piano_line):
     with AudioFile(str(piano_line)) as source:
         samples, rate = source.read(source.frames), source.samplerate
