@@ -46,16 +46,13 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=None, help="dir with manifest.json (default: ../shared's)")
-    parser.add_argument("--out", type=Path, default=Path("bench-out"), help="where MIDI files and reports go")
+    parser = corpus_parser(__doc__, out=Path("bench-out"))
     parser.add_argument("--cli-minutes", type=float, default=3.0)
     parser.add_argument("--long-minutes", type=float, default=60.0, help="0 skips the long-file memory run")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over the corpus, and runs per command")
     args = parser.parse_args(argv)
-    manifest = args.corpus / "manifest.json" if args.corpus else _find_manifest()
-    if manifest is None or not manifest.is_file():
-        print(f"skipped: no corpus manifest (looked in {SHARED / 'corpus'}); pass --corpus DIR")
+    manifest = corpus_manifest(args)
+    if manifest is None:
         return 0
     cases = json.loads(manifest.read_text())["cases"]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -71,11 +68,22 @@ def main(argv=None) -> int:
     return 0
 
 
-def _find_manifest() -> Path | None:
-    for candidate in (SHARED / "corpus" / "public" / "manifest.json", SHARED / "corpus" / "manifest.json"):
-        if candidate.is_file():
-            return candidate
-    return None
+def corpus_parser(doc: str, *, out: Path) -> argparse.ArgumentParser:
+    """The options every corpus benchmark takes: --corpus and --out."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=None, help="dir with manifest.json (default: ../shared's)")
+    parser.add_argument("--out", type=Path, default=out, help="where MIDI files and reports go")
+    return parser
+
+
+def corpus_manifest(args) -> Path | None:
+    """The corpus's manifest.json, or None (said on stdout) when there is none: benchmarks then skip."""
+    candidates = ([args.corpus / "manifest.json"] if args.corpus else
+                  [SHARED / "corpus" / "public" / "manifest.json", SHARED / "corpus" / "manifest.json"])
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        print(f"skipped: no corpus manifest at {', '.join(map(str, candidates))}; pass --corpus DIR")
+    return found
 
 
 def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .options import TEMPO_SPECS, check_fields
+
 DEFAULT_BPM = 120.0
 
 
@@ -46,6 +48,35 @@ class Note:
                    int(data["velocity"]), bends)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Tempo:
+    """The host's tempo and bars where the clip goes, taken as constant over the clip.
+
+    `bar_offset_beats`: how far (in beats) the clip's start lies past the bar
+    line before it; None means bars of `beats_per_bar` from timeline 0 at this
+    tempo. Quantising snaps to the host's bars through it.
+    """
+
+    bpm: float = DEFAULT_BPM
+    beats_per_bar: float = 4.0
+    bar_offset_beats: float | None = None
+
+    def __post_init__(self):
+        check_fields(self, TEMPO_SPECS, where="host tempo")
+
+    def bar_offset_at(self, position_s: float) -> float:
+        if self.bar_offset_beats is not None:
+            return self.bar_offset_beats
+        return (position_s * self.bpm / 60.0) % self.beats_per_bar
+
+    def to_dict(self) -> dict:
+        return {"bpm": self.bpm, "beats_per_bar": self.beats_per_bar, "bar_offset_beats": self.bar_offset_beats}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Tempo:
+        return cls(**data)
+
+
 @dataclass(frozen=True)
 class Clip:
     """Notes of one region, the region's timeline position and length, and the host tempo they were written for."""
@@ -54,12 +85,14 @@ class Clip:
     position_s: float = 0.0
     duration_s: float = 0.0
     bpm: float = DEFAULT_BPM
+    mpe: bool = False  # bends are per note on MPE member channels
 
     def to_dict(self) -> dict:
         return {
             "position_s": self.position_s,
             "duration_s": self.duration_s,
             "bpm": self.bpm,
+            "mpe": self.mpe,
             "notes": [note.to_dict() for note in self.notes],
         }
 
@@ -70,4 +103,5 @@ class Clip:
             position_s=float(data.get("position_s", 0.0)),
             duration_s=float(data.get("duration_s", 0.0)),
             bpm=float(data.get("bpm", DEFAULT_BPM)),
+            mpe=bool(data.get("mpe", False)),
         )

@@ -4,7 +4,9 @@ Ticks count beats of the host tempo (960 per quarter note), so a file
 imported at the region's position lands on the host's grid. Bends declare a
 ±2 semitone range (RPN 0) on every channel that carries them and return to 0
 after each note. A bent note needs a channel of its own while it sounds, so
-overlapping bent notes go to separate channels (never the drum channel).
+overlapping bent notes go to separate channels (never the drum channel). An
+MPE clip puts every note on a member channel of the lower zone (channels
+2-16) with MPE's ±48 semitone range, announced by the MPE configuration message.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from .clip import Bend, Clip, Note
 
 TICKS_PER_BEAT = 960
 BEND_RANGE_SEMITONES = 2
-BEND_STEPS_PER_SEMITONE = 8192 // BEND_RANGE_SEMITONES
 DRUM_CHANNEL = 9
 CHANNELS = tuple(c for c in range(16) if c != DRUM_CHANNEL)
+# MPE lower zone: channel 1 (index 0) is the master, channels 2-16 carry one note each.
+MPE_MASTER_CHANNEL = 0
+MPE_MEMBER_CHANNELS = tuple(range(1, 16))
+MPE_BEND_RANGE_SEMITONES = 48  # MPE's default for member channels
+BEND_RANGE_RPN, MCM_RPN = 0, 6  # pitch bend sensitivity; MPE configuration message
 TRACK_NAME = "midibridge"
 DEFAULT_TEMPO_US = 500_000  # per beat, MIDI's default: 120 BPM
 
@@ -33,9 +39,15 @@ def clip_to_midi(clip: Clip) -> mido.MidiFile:
     def tick(time_s: float) -> int:
         return round(time_s * clip.bpm / 60.0 * TICKS_PER_BEAT)
 
+    if clip.mpe:
+        placement = [(channel, True) for channel in assign_mpe_channels(clip.notes)]
+        bend_range = MPE_BEND_RANGE_SEMITONES
+    else:
+        placement = assign_channels(clip.notes)
+        bend_range = BEND_RANGE_SEMITONES
     events = []  # (tick, rank, message)
     bent_channels = set()
-    for note, (channel, bent) in zip(clip.notes, assign_channels(clip.notes)):
+    for note, (channel, bent) in zip(clip.notes, placement):
         start = tick(note.start_s)
         end = max(tick(note.end_s), start + 1)
         events.append((start, _NOTE_ON, mido.Message("note_on", channel=channel, note=note.pitch,
@@ -48,10 +60,12 @@ def clip_to_midi(clip: Clip) -> mido.MidiFile:
             at = max(tick(bend.time_s), start)
             if at < end:
                 events.append((at, _BEND, mido.Message("pitchwheel", channel=channel,
-                                                       pitch=bend_to_pitchwheel(bend.semitones))))
+                                                       pitch=bend_to_pitchwheel(bend.semitones, bend_range))))
         events.append((end, _BEND_RESET, mido.Message("pitchwheel", channel=channel, pitch=0)))
-    for channel in bent_channels:
-        events.extend((0, -1, message) for message in _bend_range_messages(channel))
+    setup = _rpn(MPE_MASTER_CHANNEL, MCM_RPN, len(MPE_MEMBER_CHANNELS)) if clip.mpe else []
+    for channel in sorted(bent_channels):
+        setup += _rpn(channel, BEND_RANGE_RPN, bend_range)
+    events.extend((0, -1, message) for message in setup)
     events.sort(key=lambda e: (e[0], e[1]))
 
     conductor = mido.MidiTrack([
@@ -84,9 +98,9 @@ def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
     open_notes = defaultdict(list)  # (channel, pitch) -> [(start_s, velocity)]
     wheel = defaultdict(list)  # channel -> [(time_s, semitones)]
     found = []  # (channel, Note without bends)
-    now_s, now_tick, current_tempo = 0.0, 0, DEFAULT_TEMPO_US
+    now_s, current_tempo = 0.0, DEFAULT_TEMPO_US
+    mpe = False
     for message in mido.merge_tracks(midi.tracks):
-        now_tick += message.time
         now_s += mido.tick2second(message.time, midi.ticks_per_beat, current_tempo)
         if message.type == "set_tempo":
             current_tempo = message.tempo
@@ -99,10 +113,11 @@ def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
         elif message.type == "pitchwheel":
             wheel[message.channel].append((now_s, message.pitch / 8192 * bend_range[message.channel]))
         elif message.type == "control_change":
-            _follow_rpn(message, rpn, bend_range)
+            members = _follow_rpn(message, rpn, bend_range)
+            mpe = mpe if members is None else members > 0
     notes = sorted((_with_bends(note, wheel[channel]) for channel, note in found), key=lambda n: (n.start_s, n.pitch))
     return Clip(notes=tuple(notes), position_s=position_s, duration_s=now_s,
-                bpm=mido.tempo2bpm(tempo_us or DEFAULT_TEMPO_US))
+                bpm=mido.tempo2bpm(tempo_us or DEFAULT_TEMPO_US), mpe=mpe)
 
 
 def clip_from_bytes(data: bytes, *, position_s: float = 0.0) -> Clip:
@@ -134,24 +149,40 @@ def assign_channels(notes: tuple[Note, ...]) -> list[tuple[int, bool]]:
     return chosen
 
 
-def bend_to_pitchwheel(semitones: float) -> int:
-    return max(-8192, min(8191, round(semitones * BEND_STEPS_PER_SEMITONE)))
+def assign_mpe_channels(notes: tuple[Note, ...]) -> list[int]:
+    """A member channel per note: the free one released longest ago; with all 15 busy, the one that frees first."""
+    busy_until = dict.fromkeys(MPE_MEMBER_CHANNELS, float("-inf"))
+    chosen = [0] * len(notes)
+    for index in sorted(range(len(notes)), key=lambda i: (notes[i].start_s, notes[i].pitch)):
+        note = notes[index]
+        channel = min(MPE_MEMBER_CHANNELS, key=lambda c: busy_until[c])
+        busy_until[channel] = note.end_s
+        chosen[index] = channel
+    return chosen
 
 
-def _bend_range_messages(channel: int) -> list[mido.Message]:
-    """RPN 0 (pitch bend sensitivity) = BEND_RANGE_SEMITONES, then the null RPN so later data entry changes nothing."""
-    return [mido.Message("control_change", channel=channel, control=control, value=value)
-            for control, value in ((101, 0), (100, 0), (6, BEND_RANGE_SEMITONES), (38, 0), (101, 127), (100, 127))]
+def bend_to_pitchwheel(semitones: float, bend_range: float = BEND_RANGE_SEMITONES) -> int:
+    return max(-8192, min(8191, round(semitones * 8192 / bend_range)))
 
 
-def _follow_rpn(message: mido.Message, rpn: dict, bend_range: dict) -> None:
+def _rpn(channel: int, number: int, value: int) -> list[mido.Message]:
+    """Set registered parameter `number` to `value` (coarse), then select the null RPN so later data entry changes nothing."""
+    return [mido.Message("control_change", channel=channel, control=control, value=data)
+            for control, data in ((101, 0), (100, number), (6, value), (38, 0), (101, 127), (100, 127))]
+
+
+def _follow_rpn(message: mido.Message, rpn: dict, bend_range: dict) -> int | None:
+    """Track RPN selection and data entry; returns the member count when this message completes an MPE configuration."""
     selected = rpn.setdefault(message.channel, [127, 127])
     if message.control == 101:
         selected[0] = message.value
     elif message.control == 100:
         selected[1] = message.value
-    elif message.control == 6 and selected == [0, 0]:
+    elif message.control == 6 and selected == [0, BEND_RANGE_RPN]:
         bend_range[message.channel] = message.value
+    elif message.control == 6 and selected == [0, MCM_RPN] and message.channel == MPE_MASTER_CHANNEL:
+        return message.value
+    return None
 
 
 def _with_bends(note: Note, wheel: list[tuple[float, float]]) -> Note:

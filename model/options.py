@@ -1,5 +1,8 @@
 """Options as data: one spec table per option group drives defaults, checks and the dict form.
 
+Standard library only, like the clip types: presets are read and checked
+without numpy.
+
 A check names the group, the field, the bad value and what is allowed, so a
 preset file or a wire request that sets a field wrong says exactly which.
 """
@@ -22,7 +25,7 @@ class Spec:
     high: float | None = None
     open_low: bool = False
     open_high: bool = False
-    choices: tuple[str, ...] = ()
+    choices: tuple = ()
     optional: bool = False
 
     def allowed(self) -> str:
@@ -41,7 +44,7 @@ class Spec:
         if value is None:
             return self.optional
         if self.choices:
-            return value in self.choices
+            return not isinstance(value, bool) and value in self.choices
         if self.kind is bool:
             return isinstance(value, bool)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -57,17 +60,21 @@ class Spec:
 
 def check_fields(instance, specs: dict[str, Spec], *, where: str) -> None:
     """Raise OptionError for the first field of `instance` that its spec refuses."""
-    for name, spec in specs.items():
-        value = getattr(instance, name)
-        if not spec.accepts(value):
-            raise OptionError(f"{where}: {name} must be {spec.allowed()}, got {value!r}")
+    check_values({name: getattr(instance, name) for name in specs}, specs, where=where)
+
+
+def check_values(values: dict, specs: dict[str, Spec], *, where: str) -> None:
+    for name, value in values.items():
+        if not specs[name].accepts(value):
+            raise OptionError(f"{where}: {name} must be {specs[name].allowed()}, got {value!r}")
 
 
 def from_mapping(cls, data: dict, specs: dict[str, Spec], *, where: str):
-    """Build `cls` from a dict, refusing keys it does not know."""
+    """Build `cls` from a dict, refusing unknown keys and bad values with `where` in the message."""
     unknown = sorted(set(data) - set(specs))
     if unknown:
         raise OptionError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(specs)}")
+    check_values(data, specs, where=where)
     return cls(**data)
 
 
@@ -78,6 +85,12 @@ def to_mapping(instance) -> dict:
 def _num(value) -> str:
     return "∞" if value is None else f"{value:g}"
 
+
+TEMPO_SPECS = {
+    "bpm": Spec(float, 1.0, 1000.0),
+    "beats_per_bar": Spec(float, 0.25, 64.0),
+    "bar_offset_beats": Spec(float, 0.0, 64.0, open_high=True, optional=True),
+}
 
 DECODE_SPECS = {
     "onset_threshold": Spec(float, 0.0, 1.0, open_low=True, open_high=True),
@@ -123,6 +136,88 @@ class DecodeOptions:
     @classmethod
     def from_dict(cls, data: dict, *, where: str = "decode options") -> DecodeOptions:
         return from_mapping(cls, data, DECODE_SPECS, where=where)
+
+    def to_dict(self) -> dict:
+        return to_mapping(self)
+
+
+KEYS = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7,
+        "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
+SCALES = {
+    "chromatic": tuple(range(12)),
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "natural_minor": (0, 2, 3, 5, 7, 8, 10),
+    "harmonic_minor": (0, 2, 3, 5, 7, 8, 11),
+    "melodic_minor": (0, 2, 3, 5, 7, 9, 11),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "phrygian": (0, 1, 3, 5, 7, 8, 10),
+    "lydian": (0, 2, 4, 6, 7, 9, 11),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "locrian": (0, 1, 3, 5, 6, 8, 10),
+    "major_pentatonic": (0, 2, 4, 7, 9),
+    "minor_pentatonic": (0, 3, 5, 7, 10),
+    "blues": (0, 3, 5, 6, 7, 10),
+}
+# Grid lengths in beats (quarter notes); "t" is the triplet of each.
+GRIDS = {f"1/{d}": 4.0 / d for d in (1, 2, 4, 8, 16, 32, 64)}
+GRIDS.update({f"{name}t": beats * 2.0 / 3.0 for name, beats in list(GRIDS.items())})
+
+POST_SPECS = {
+    "velocity": Spec(str, choices=("confidence", "fixed", "loudness")),
+    "fixed_velocity": Spec(int, 1, 127),
+    "loudness_floor_db": Spec(float, -120.0, -1.0),
+    "transpose_semitones": Spec(int, -48, 48),
+    "scale": Spec(str, choices=tuple(SCALES)),
+    "scale_key": Spec(str, choices=tuple(KEYS)),
+    "scale_mode": Spec(str, choices=("nearest", "remove")),
+    "merge_gap_ms": Spec(float, 0.0, 2000.0),
+    "monophonic": Spec(str, choices=("off", "strongest", "highest")),
+    "min_length_ms": Spec(float, 0.0, 10_000.0),
+    "shift_ms": Spec(float, -500.0, 500.0),
+    "quantize_grid": Spec(str, choices=("off", *GRIDS)),
+    "quantize_strength_pct": Spec(float, 0.0, 100.0),
+    "quantize_ends": Spec(bool),
+    "pitch_bends": Spec(str, choices=("off", "per_note", "mpe")),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostOptions:
+    """What happens to notes after decoding. Defaults change nothing.
+
+    velocity: "confidence" (the model's, as Basic Pitch), "fixed"
+    (`fixed_velocity`), or "loudness" (the audio's RMS over the note's first
+    100 ms, from `loudness_floor_db` → 1 up to 0 dBFS → 127; notes struck
+    together share it). merge_gap_ms joins notes of
+    one pitch closer than that; min_length_ms drops shorter notes (0: off);
+    shift_ms moves every note (negative: earlier), for sounds whose slow
+    attack the model hears late.
+    pitch_bends: "off", "per_note" (a channel per overlapping bent note), or
+    "mpe" (MPE lower zone: a member channel per note on channels 2–16).
+    """
+
+    velocity: str = "confidence"
+    fixed_velocity: int = 100
+    loudness_floor_db: float = -60.0
+    transpose_semitones: int = 0
+    scale: str = "chromatic"
+    scale_key: str = "C"
+    scale_mode: str = "nearest"
+    merge_gap_ms: float = 0.0
+    monophonic: str = "off"
+    min_length_ms: float = 0.0
+    shift_ms: float = 0.0
+    quantize_grid: str = "off"
+    quantize_strength_pct: float = 100.0
+    quantize_ends: bool = False
+    pitch_bends: str = "per_note"
+
+    def __post_init__(self):
+        check_fields(self, POST_SPECS, where="post options")
+
+    @classmethod
+    def from_dict(cls, data: dict, *, where: str = "post options") -> PostOptions:
+        return from_mapping(cls, data, POST_SPECS, where=where)
 
     def to_dict(self) -> dict:
         return to_mapping(self)

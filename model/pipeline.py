@@ -1,4 +1,4 @@
-"""Region in, clip out: decode → resample → infer → decode notes → pitch bends → clip, with progress and cancel."""
+"""Region in, clip out: decode → preprocess → resample → infer → decode notes → bends → post-process, with progress and cancel."""
 
 from __future__ import annotations
 
@@ -6,15 +6,19 @@ from pathlib import Path
 
 import numpy as np
 
+from . import preprocess
 from .audio import open_region, resample, resampled_length
 from .bends import add_pitch_bends, drop_overlapping_bends
-from .clip import DEFAULT_BPM, Bend, Clip, Note
-from .constants import CONTOUR_BINS_PER_SEMITONE
-from .errors import OptionError
+from .clip import Bend, Clip, Note, Tempo
+from .constants import CONTOUR_BINS_PER_SEMITONE, FFT_HOP_SAMPLES, SAMPLE_RATE_HZ
 from .inference import DEFAULT_BATCH_WINDOWS, Activations, Model, ProgressCallback, frame_times_s
 from .notes import NoteEvent, decode_notes
 from .options import DecodeOptions
+from .postprocess import LoudnessMeter, postprocess
+from .presets import Preset
 from .region import Region
+
+BASIC_PITCH = Preset(name="default", description="Basic Pitch exactly")
 
 
 class Transcriber:
@@ -28,30 +32,40 @@ class Transcriber:
                  batch_windows: int = DEFAULT_BATCH_WINDOWS):
         self.model = Model(model_path, threads=threads, batch_windows=batch_windows)
 
-    def transcribe(self, region: Region, *, bpm: float = DEFAULT_BPM, options: DecodeOptions = DecodeOptions(),
+    def transcribe(self, region: Region, *, preset: Preset = BASIC_PITCH, tempo: Tempo = Tempo(),
                    on_progress: ProgressCallback | None = None) -> Clip:
-        """The clip of `region`: notes relative to its start, placed at its timeline position.
+        """The clip of `region` through `preset`: notes relative to its start, placed at its timeline position.
 
-        `on_progress(stage, fraction)` is called as work advances; raising
-        from it (model.errors.Cancelled) stops the job between model runs.
+        `tempo` is the host's where the clip goes. `on_progress(stage, fraction)`
+        is called as work advances; raising from it (model.errors.Cancelled)
+        stops the job between model runs.
         """
-        if not (isinstance(bpm, (int, float)) and 1.0 <= bpm <= 1000.0):
-            raise OptionError(f"host tempo must be a number of BPM in [1, 1000], got {bpm!r}")
-        audio = open_region(region)
+        audio = open_region(region)  # checks the region before any work
         if on_progress:
             on_progress("decode", 0.0)
-        samples = resample(audio.chunks(), from_hz=audio.sample_rate_hz)
+        unread = [audio]
+
+        def open_chunks():
+            # The region opened above serves the first read; a normalize step reads it once more.
+            return (unread.pop() if unread else open_region(region)).chunks()
+
+        chunks = preprocess.process(preset.chain, open_chunks, sample_rate_hz=audio.sample_rate_hz)
+        samples = resample(chunks, from_hz=audio.sample_rate_hz)
+        meter = LoudnessMeter(block_samples=FFT_HOP_SAMPLES, sample_rate_hz=SAMPLE_RATE_HZ)
+        if preset.post.velocity == "loudness":
+            samples = meter.tap(samples)
         expected = resampled_length(audio.n_samples, from_hz=audio.sample_rate_hz)
         with self.model.activations(samples, expected_samples=expected, on_progress=on_progress) as activations:
             if on_progress:
                 on_progress("notes", 0.0)
-            events = note_events(activations, options=options)
+            events = note_events(activations, options=preset.decode)
         times_s = frame_times_s(activations.n_frames)
-        notes = tuple(sorted((to_note(e, times_s) for e in events), key=lambda n: (n.start_s, n.pitch)))
+        clip = Clip(notes=tuple(to_note(e, times_s) for e in events), position_s=region.position_s,
+                    duration_s=audio.n_samples / audio.sample_rate_hz, bpm=float(tempo.bpm))
+        clip = postprocess(clip, preset.post, tempo=tempo, loudness=meter.result())
         if on_progress:
             on_progress("notes", 1.0)
-        return Clip(notes=notes, position_s=region.position_s, duration_s=audio.n_samples / audio.sample_rate_hz,
-                    bpm=float(bpm))
+        return clip
 
 
 def note_events(activations: Activations, *, options: DecodeOptions) -> list[NoteEvent]:

@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--position", type=float, default=0.0, metavar="S",
                          help="where the region sits on the host's timeline, seconds")
     convert.add_argument("--bpm", type=float, default=DEFAULT_BPM, help="host tempo (default 120)")
+    convert.add_argument("--beats-per-bar", type=float, default=4.0, metavar="N",
+                         help="host bar length in quarter notes, for quantising (default 4)")
+    convert.add_argument("--preset", default=None, metavar="NAME|PATH",
+                         help="processing preset (default: Basic Pitch's behaviour); see `midibridge presets list`")
     convert.add_argument("--model", default=None, metavar="PATH", help="Basic Pitch's nmp.onnx")
     convert.add_argument("--threads", type=int, default=0, metavar="N",
                          help="onnxruntime threads (default 0: one per core)")
@@ -55,6 +59,17 @@ def _parser() -> argparse.ArgumentParser:
                          help="MIDI file to write (default: INPUT's name with .mid, in the current directory)")
     convert.add_argument("--json", action="store_true", help="print the clip as JSON instead of a table")
     convert.set_defaults(run=_convert)
+
+    presets = commands.add_parser("presets", help="list, show or check processing presets")
+    preset_commands = presets.add_subparsers(title="preset commands", metavar="ACTION")
+    listing = preset_commands.add_parser("list", help="every preset a name reaches: name, source, description")
+    listing.set_defaults(run=_presets_list)
+    show = preset_commands.add_parser("show", help="print a preset as TOML, defaults filled in")
+    show.add_argument("preset", metavar="NAME|PATH")
+    show.set_defaults(run=_presets_show)
+    validate = preset_commands.add_parser("validate", help="check a preset file and say what is wrong")
+    validate.add_argument("path", metavar="PATH")
+    validate.set_defaults(run=_presets_validate)
 
     model = commands.add_parser("model", help="install or inspect the model weights")
     model_commands = model.add_subparsers(title="model commands", metavar="ACTION")
@@ -69,13 +84,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _convert(args) -> int:
-    from model.midi import clip_to_bytes
-    from model.pipeline import Transcriber
+    from model.clip import Tempo
+    from model.presets import load_preset
     from model.region import Region
 
+    preset = load_preset(args.preset)  # a bad preset fails before the model loads
+    tempo = Tempo(bpm=args.bpm, beats_per_bar=args.beats_per_bar)
     region = Region.from_file(args.input, start_s=args.start, duration_s=args.duration, position_s=args.position)
     output = Path(args.output) if args.output else Path(Path(args.input).stem + ".mid")
-    clip = Transcriber(model_path=args.model, threads=args.threads).transcribe(region, bpm=args.bpm)
+
+    from model.midi import clip_to_bytes
+    from model.pipeline import Transcriber
+
+    clip = Transcriber(model_path=args.model, threads=args.threads).transcribe(region, preset=preset, tempo=tempo)
     _write(output, clip_to_bytes(clip))
     if args.json:
         print(json.dumps(clip.to_dict()))
@@ -107,6 +128,31 @@ def _print_clip(clip: Clip, output: Path) -> None:
 def note_name(pitch: int) -> str:
     """MIDI pitch as a name, middle C (60) = C4."""
     return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def _presets_list(args) -> int:
+    from model.presets import available_presets, read_preset
+
+    for name, (source, path) in sorted(available_presets().items()):
+        print(f"{name:18} {source:9} {read_preset(path, source=source).description}")
+    return 0
+
+
+def _presets_show(args) -> int:
+    from model.presets import load_preset, preset_to_toml
+
+    preset = load_preset(args.preset)
+    print(f"# {preset.name}: from {preset.source}")
+    print(preset_to_toml(preset), end="")
+    return 0
+
+
+def _presets_validate(args) -> int:
+    from model.presets import read_preset
+
+    preset = read_preset(Path(args.path), source=args.path)
+    print(f"{args.path}: valid preset {preset.name!r} ({len(preset.chain)} processing steps)")
+    return 0
 
 
 def _model_install(args) -> int:

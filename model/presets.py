@@ -1,0 +1,242 @@
+"""Presets as data: TOML files of a processing chain, decoding options and musical post-processing.
+
+Built-in presets live in the `presets` package; a user's, in
+`~/.config/midibridge/presets/` (platformdirs), shadow them by name; any
+path to a .toml file works too. A preset is checked completely when loaded,
+before any audio is touched, and every complaint names the file, the key, the
+bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from .errors import OptionError
+from .options import DecodeOptions, PostOptions, Spec
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+SCHEMA = 1
+DEFAULT_PRESET = "default"
+SLOPES_DB = (6, 12, 18, 24, 36, 48)  # first-order sections of 6 dB/octave each
+
+STEP_SPECS: dict[str, dict[str, Spec]] = {
+    "highpass": {"cutoff_hz": Spec(float, 1.0, 20_000.0), "slope_db_per_octave": Spec(int, choices=SLOPES_DB)},
+    "lowpass": {"cutoff_hz": Spec(float, 1.0, 20_000.0), "slope_db_per_octave": Spec(int, choices=SLOPES_DB)},
+    "notch": {"frequency_hz": Spec(float, 1.0, 20_000.0), "q": Spec(float, 0.1, 100.0),
+              "depth_db": Spec(float, 0.0, 60.0)},
+    "hum": {"mains_hz": Spec(float, 40.0, 70.0), "harmonics": Spec(int, 1, 16), "q": Spec(float, 0.1, 100.0),
+            "depth_db": Spec(float, 0.0, 60.0)},
+    "noise_gate": {"threshold_db": Spec(float, -100.0, 0.0), "ratio": Spec(float, 1.0, 100.0),
+                   "attack_ms": Spec(float, 0.0, 1000.0), "release_ms": Spec(float, 0.0, 5000.0)},
+    "compressor": {"threshold_db": Spec(float, -60.0, 0.0), "ratio": Spec(float, 1.0, 100.0),
+                   "attack_ms": Spec(float, 0.0, 1000.0), "release_ms": Spec(float, 0.0, 5000.0)},
+    "gain": {"gain_db": Spec(float, -60.0, 60.0)},
+    "limiter": {"threshold_db": Spec(float, -60.0, 0.0), "release_ms": Spec(float, 1.0, 5000.0)},
+    "normalize": {"target": Spec(str, choices=("peak", "rms")), "level_dbfs": Spec(float, -60.0, 0.0)},
+    "vst3": {"path": Spec(str), "parameters": Spec(dict)},
+}
+# Parameters a step may leave out, and their values.
+STEP_DEFAULTS: dict[str, dict] = {
+    "highpass": {"slope_db_per_octave": 12},
+    "lowpass": {"slope_db_per_octave": 12},
+    "notch": {"q": 30.0, "depth_db": 30.0},
+    "hum": {"harmonics": 4, "q": 30.0, "depth_db": 30.0},
+    "noise_gate": {"ratio": 10.0, "attack_ms": 1.0, "release_ms": 100.0},
+    "compressor": {"attack_ms": 5.0, "release_ms": 100.0},
+    "limiter": {"release_ms": 100.0},
+    "normalize": {"target": "peak", "level_dbfs": -1.0},
+    "vst3": {"parameters": {}},
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One preprocessing step: its kind (a key of STEP_SPECS) and its parameters, defaults filled in."""
+
+    kind: str
+    params: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"step": self.kind, **self.params}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Preset:
+    """A whole processing chain: preprocessing steps, decoding options, post-processing."""
+
+    name: str
+    description: str = ""
+    chain: tuple[Step, ...] = ()
+    decode: DecodeOptions = DecodeOptions()
+    post: PostOptions = PostOptions()
+    source: str = field(default="inline", compare=False)  # where it was read from: not part of what it does
+
+    def to_dict(self) -> dict:
+        return {"schema": SCHEMA, "name": self.name, "description": self.description,
+                "chain": [step.to_dict() for step in self.chain],
+                "decode": self.decode.to_dict(), "post": self.post.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict, *, where: str = "inline preset", source: str = "inline") -> Preset:
+        """Check every key of `data` and build the preset; OptionError names `where`, the key and the value."""
+        if not isinstance(data, dict):
+            raise OptionError(f"{where}: a preset is a table of keys, not {type(data).__name__}", code="invalid_preset")
+        known = ("schema", "name", "description", "chain", "decode", "post")
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise OptionError(f"{where}: unknown key {unknown[0]!r}; a preset has {', '.join(known)}",
+                              code="invalid_preset")
+        if data.get("schema") != SCHEMA:
+            raise OptionError(f"{where}: schema must be {SCHEMA}, got {data.get('schema')!r} "
+                              f"(add `schema = {SCHEMA}` at the top)", code="invalid_preset")
+        for key in ("name", "description"):
+            if key in data and not isinstance(data[key], str):
+                raise OptionError(f"{where}: {key} must be a string, got {data[key]!r}", code="invalid_preset")
+        chain = data.get("chain", [])
+        if not isinstance(chain, list):
+            raise OptionError(f"{where}: chain must be a list of [[chain]] tables", code="invalid_preset")
+        try:
+            return cls(
+                name=data.get("name", "unnamed"),
+                description=data.get("description", ""),
+                chain=tuple(_step(entry, f"{where}: chain step {i + 1}") for i, entry in enumerate(chain)),
+                decode=DecodeOptions.from_dict(_table(data, "decode", where), where=f"{where}: [decode]"),
+                post=PostOptions.from_dict(_table(data, "post", where), where=f"{where}: [post]"),
+                source=source,
+            )
+        except OptionError as error:
+            # DecodeOptions and PostOptions check themselves without knowing the file.
+            message = str(error) if str(error).startswith(where) else f"{where}: {error}"
+            code = "invalid_preset" if error.code == OptionError.code else error.code
+            raise OptionError(message, code=code) from error
+
+
+def _table(data: dict, key: str, where: str) -> dict:
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        raise OptionError(f"{where}: [{key}] must be a table", code="invalid_preset")
+    return table
+
+
+def _step(entry, where: str) -> Step:
+    if not isinstance(entry, dict) or "step" not in entry:
+        raise OptionError(f"{where}: every [[chain]] table needs step = one of {', '.join(STEP_SPECS)}")
+    kind = entry["step"]
+    if kind not in STEP_SPECS:
+        raise OptionError(f"{where}: unknown step {kind!r}; steps are {', '.join(STEP_SPECS)}")
+    specs = STEP_SPECS[kind]
+    params = {**STEP_DEFAULTS.get(kind, {}), **{k: v for k, v in entry.items() if k != "step"}}
+    unknown = sorted(set(params) - set(specs))
+    if unknown:
+        raise OptionError(f"{where} ({kind}): unknown key {unknown[0]!r}; {kind} takes {', '.join(specs)}")
+    missing = [k for k in specs if k not in params]
+    if missing:
+        raise OptionError(f"{where} ({kind}): {missing[0]} is required ({specs[missing[0]].allowed()})")
+    for key, spec in specs.items():
+        if spec.kind in (str, dict) and not spec.choices:
+            if not isinstance(params[key], spec.kind):
+                raise OptionError(f"{where} ({kind}): {key} must be a {spec.kind.__name__}, got {params[key]!r}")
+        elif not spec.accepts(params[key]):
+            raise OptionError(f"{where} ({kind}): {key} must be {spec.allowed()}, got {params[key]!r}")
+    if kind == "vst3":
+        _check_plugin_parameters(params, f"{where} (vst3)")
+    return Step(kind, params)
+
+
+def _check_plugin_parameters(params: dict, where: str) -> None:
+    if not os.path.exists(os.path.expanduser(params["path"])):
+        raise OptionError(f"{where}: plugin {params['path']} does not exist; install it or fix the path",
+                          code="plugin_unavailable")
+    for name, value in params["parameters"].items():
+        if isinstance(value, (dict, list)):
+            raise OptionError(f"{where}: parameter {name!r} must be a number, bool or string, got {value!r}")
+
+
+# Where presets come from ----------------------------------------------------
+
+
+def user_presets_dir() -> Path:
+    return platformdirs.user_config_path("midibridge") / "presets"
+
+
+def load_preset(name_or_path: str | os.PathLike | None = None) -> Preset:
+    """The preset called `name_or_path` (user presets shadow built-ins), or read from that .toml path."""
+    name_or_path = str(name_or_path or DEFAULT_PRESET)
+    path = Path(name_or_path).expanduser()
+    if name_or_path.endswith(".toml") or os.sep in name_or_path:
+        if not path.is_file():
+            raise OptionError(f"preset file {path} does not exist", code="unknown_preset")
+        return read_preset(path, source=str(path))
+    for source, candidate in _candidates(name_or_path):
+        if candidate.is_file():
+            return read_preset(candidate, source=source)
+    names = ", ".join(sorted(available_presets()))
+    raise OptionError(f"unknown preset {name_or_path!r}; presets are: {names}. "
+                      f"`midibridge presets list` shows them; a path to a .toml file works too.",
+                      code="unknown_preset")
+
+
+def read_preset(path: Path, *, source: str) -> Preset:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise OptionError(f"cannot read preset {path}: {error.strerror}", code="unknown_preset") from error
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise OptionError(f"{path}: not valid TOML ({error})", code="invalid_preset") from error
+    data.setdefault("name", Path(path).stem)
+    return Preset.from_dict(data, where=str(path), source=source)
+
+
+def available_presets() -> dict[str, tuple[str, Path]]:
+    """{name: (source, path)} of every preset a name can reach: user presets over built-ins."""
+    found = {}
+    for source, directory in (("built-in", _builtin_dir()), ("user", user_presets_dir())):
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.toml")):
+                found[path.stem] = (source, path)
+    return found
+
+
+def _candidates(name: str):
+    yield "user", user_presets_dir() / f"{name}.toml"
+    yield "built-in", _builtin_dir() / f"{name}.toml"
+
+
+def _builtin_dir() -> Path:
+    import presets  # the data package beside this one
+
+    return Path(presets.__file__).parent
+
+
+def preset_to_toml(preset: Preset) -> str:
+    """The preset as a TOML file that read_preset() reads back to the same preset."""
+    data = preset.to_dict()
+    lines = [f"schema = {SCHEMA}", f"name = {_toml(data['name'])}", f"description = {_toml(data['description'])}"]
+    for step in data["chain"]:
+        lines += ["", "[[chain]]"] + [f"{k} = {_toml(v)}" for k, v in step.items()]
+    for table in ("decode", "post"):
+        lines += ["", f"[{table}]"] + [f"{k} = {_toml(v)}" for k, v in data[table].items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    return repr(value)
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else _toml(key)
+

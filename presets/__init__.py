@@ -1,0 +1,1 @@
+"""midibridge's built-in presets: one TOML file each, read by model.presets."""

@@ -1,0 +1,14 @@
+"""The benchmarks are scripts, not tests; here only their promise to skip cleanly without ../shared's corpus."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("module", ["model.bench", "model.bench_presets"])
+def test_a_benchmark_without_the_corpus_says_so_and_succeeds(module, tmp_path):
+    done = subprocess.run([sys.executable, "-m", module, "--corpus", str(tmp_path), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True)
+
+    assert done.returncode == 0 and done.stdout.startswith("skipped: no corpus manifest")

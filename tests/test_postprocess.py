@@ -1,0 +1,141 @@
+"""Post-processing on hand-built notes, as a producer would check it against the DAW's grid and keyboard."""
+
+import io
+
+import mido
+import numpy as np
+import pytest
+
+from model.clip import Bend, Clip, Note, Tempo
+from model.midi import MPE_BEND_RANGE_SEMITONES, clip_from_bytes, clip_to_bytes
+from model.options import PostOptions
+from model.postprocess import Loudness, postprocess
+
+
+def post(notes, position_s=0.0, tempo=Tempo(), loudness=None, **options):
+    clip = Clip(notes=tuple(notes), position_s=position_s, duration_s=10.0, bpm=tempo.bpm)
+    return postprocess(clip, PostOptions(**options), tempo=tempo, loudness=loudness)
+
+
+def starts(clip):
+    return [round(n.start_s, 4) for n in clip.notes]
+
+
+def test_a_region_starting_mid_bar_at_90_bpm_snaps_to_the_songs_grid_not_the_regions():
+    # At 90 BPM a beat is 2/3 s; a region at 6.8667 s starts 10.3 beats in, 2.3 beats into bar 3.
+    tempo, position_s = Tempo(bpm=90.0), 10.3 / 1.5
+    note = Note(60, 0.25, 0.6, 100)  # song beat 10.675
+
+    clip = post([note], position_s=position_s, tempo=tempo, quantize_grid="1/8")
+
+    assert starts(clip) == [round((10.5 - 10.3) / 1.5, 4)], "to beat 10.5, the song's eighth, not the region's"
+    assert clip.notes[0].end_s - clip.notes[0].start_s == pytest.approx(0.35), "length kept"
+
+
+def test_the_host_can_say_where_the_bar_lines_are():
+    # After tempo changes the host knows best: 0.5 beats past a bar line, whatever the position says.
+    clip = post([Note(60, 0.3, 0.5, 100)], position_s=100.0, tempo=Tempo(bpm=120.0, bar_offset_beats=0.5),
+                quantize_grid="1/4")
+
+    assert starts(clip) == [0.25], "beat 1.1 of the bar goes to beat 1.0, 0.25 s into the clip"
+
+
+def test_strength_moves_part_of_the_way_and_triplets_and_ends_snap_too():
+    note = Note(60, 0.1, 0.4, 100)  # 0.2 beats at 120 BPM
+
+    assert starts(post([note], quantize_grid="1/4", quantize_strength_pct=50.0)) == [0.05]
+    assert starts(post([Note(60, 0.2, 0.4, 100)], quantize_grid="1/8t")) == [round(1 / 6, 4)]
+    ended = post([note], quantize_grid="1/8", quantize_ends=True).notes[0]
+    assert (ended.start_s, ended.end_s) == pytest.approx((0.0, 0.5))
+
+
+def test_quantising_carries_a_notes_bends_along_with_it():
+    clip = post([Note(60, 0.1, 0.9, 100, (Bend(0.3, 0.5),))], quantize_grid="1/4")
+
+    assert clip.notes[0].bends == (Bend(pytest.approx(0.2), 0.5),)
+
+
+def test_scale_snap_moves_or_removes_notes_outside_the_key():
+    chromatic = [Note(p, i * 0.5, i * 0.5 + 0.4, 100) for i, p in enumerate(range(60, 72))]
+
+    nearest = post(chromatic, scale="major", scale_key="C", scale_mode="nearest")
+    removed = post(chromatic, scale="minor_pentatonic", scale_key="A", scale_mode="remove")
+    f_sharp = post(chromatic, scale="major", scale_key="F#", scale_mode="remove")
+
+    assert [n.pitch for n in nearest.notes] == [60, 60, 62, 62, 64, 65, 65, 67, 67, 69, 69, 71], "ties go down"
+    assert {n.pitch % 12 for n in removed.notes} == {9, 0, 2, 4, 7}
+    assert {n.pitch % 12 for n in f_sharp.notes} == {6, 8, 10, 11, 1, 3, 5}
+
+
+def test_one_voice_keeps_the_line_and_drops_ghosts():
+    line = [Note(48, 0.0, 1.1, 90), Note(50, 1.0, 2.0, 80),  # legato: the held note gives way
+            Note(60, 1.0, 1.5, 40),  # a weak overtone starting with it: a rival, loses
+            Note(55, 1.4, 1.7, 30),  # a weak note inside the held one: a ghost
+            Note(43, 2.5, 3.0, 60), Note(67, 2.5, 3.0, 50)]  # a chord: one of them
+
+    strongest = post(line, monophonic="strongest")
+    highest = post(line, monophonic="highest")
+
+    assert [(n.pitch, n.start_s, n.end_s) for n in strongest.notes] == [(48, 0.0, 1.0), (50, 1.0, 2.0), (43, 2.5, 3.0)]
+    assert [n.pitch for n in highest.notes][-1] == 67
+    assert all(a.end_s <= b.start_s for a, b in zip(highest.notes, highest.notes[1:]))
+
+
+def test_velocity_can_be_fixed_or_follow_the_audio_loudness():
+    notes = [Note(60, 0.0, 0.5, 10), Note(62, 1.0, 1.5, 10), Note(64, 2.0, 2.5, 10)]
+    # -60 dB, -30 dB, 0 dB blocks of 0.5 s, with silence between.
+    levels = np.repeat([-60.0, -np.inf, -30.0, -np.inf, 0.0, -np.inf], 50)
+    loudness = Loudness(levels, 0.01)
+
+    assert {n.velocity for n in post(notes, velocity="fixed", fixed_velocity=77).notes} == {77}
+    assert [n.velocity for n in post(notes, velocity="loudness", loudness=loudness).notes] == [1, 64, 127]
+    long_note = [Note(60, 0.0, 2.5, 10)]  # struck at -60 dB: its loud neighbours later do not count
+    assert post(long_note, velocity="loudness", loudness=loudness).notes[0].velocity == 1
+
+
+def test_merge_short_gaps_drop_short_notes_transpose_and_shift():
+    notes = [Note(60, 0.0, 0.5, 80), Note(60, 0.55, 1.0, 90), Note(60, 1.5, 2.0, 70), Note(72, 3.0, 3.03, 100)]
+
+    merged = post(notes, merge_gap_ms=100.0)
+    assert [(n.start_s, n.end_s, n.velocity) for n in merged.notes][:2] == [(0.0, 1.0, 90), (1.5, 2.0, 70)]
+    assert [n.pitch for n in post(notes, min_length_ms=50.0, transpose_semitones=-12).notes] == [48, 48, 48]
+    shifted = post(notes, shift_ms=-40.0)
+    assert starts(shifted)[:2] == [0.0, 0.51] and shifted.notes[0].end_s == pytest.approx(0.46)
+
+
+def test_bends_can_be_dropped_or_sent_as_mpe():
+    notes = [Note(60, 0.0, 1.0, 90, (Bend(0.2, 1.0),)), Note(64, 0.5, 1.5, 90, (Bend(0.6, -0.5),)),
+             Note(67, 0.5, 1.5, 90, (Bend(0.7, 0.25),))]
+
+    assert all(n.bends == () for n in post(notes, pitch_bends="off").notes)
+    mpe = post(notes, pitch_bends="mpe")
+    assert mpe.mpe
+
+    midi = mido.MidiFile(file=io.BytesIO(clip_to_bytes(mpe)))
+    messages = [m for m in midi.tracks[1] if not m.is_meta]
+    rpn_by_channel = {}
+    for m in messages:
+        if m.type == "control_change":
+            rpn_by_channel.setdefault(m.channel, []).append((m.control, m.value))
+    assert rpn_by_channel[0][:3] == [(101, 0), (100, 6), (6, 15)], "MPE configuration: 15 member channels"
+    note_channels = [m.channel for m in messages if m.type == "note_on"]
+    assert len(set(note_channels)) == 3 and all(1 <= c <= 15 for c in note_channels), "a member channel per note"
+    assert all((6, MPE_BEND_RANGE_SEMITONES) in rpn_by_channel[c] for c in note_channels)
+    back = clip_from_bytes(clip_to_bytes(mpe))
+    assert back.mpe and [n.bends[0].semitones for n in back.notes] == pytest.approx([1.0, -0.5, 0.25], abs=0.01)
+
+
+def test_loud_and_soft_playing_come_back_loud_and_soft_with_loudness_velocity(transcriber, audio_dir):
+    from model.presets import Preset
+    from model.region import Region
+
+    from conftest import render
+
+    played = [Note(60, 0.5, 1.2, 30), Note(64, 1.5, 2.2, 120), Note(67, 2.5, 3.2, 60)]
+    path = render(played, audio_dir / "dynamics.wav")
+    preset = Preset(name="dynamics", post=PostOptions(velocity="loudness"))
+
+    clip = transcriber.transcribe(Region.from_file(path), preset=preset)
+
+    by_pitch = {n.pitch: n.velocity for n in clip.notes if n.pitch in (60, 64, 67)}
+    assert by_pitch[60] < by_pitch[67] < by_pitch[64]
