@@ -1,0 +1,412 @@
+"""The daemon: a ROUTER for clients, a ROUTER for its workers, one asyncio loop between them that never waits on inference.
+
+Requests are checked and answered at once (hello, status, presets, cancel,
+fetch, shutdown) or turned into jobs: queued (bounded), answered from the
+cache when the same audio, region, preset and model were done before, or
+handed to an idle worker. Workers' progress, results and errors are passed
+on to whichever client the job belongs to now (a reconnecting client fetches
+it by id). Anything malformed gets an error reply or is dropped; nothing
+stops the loop but SIGINT, SIGTERM or a local `shutdown`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import zmq
+import zmq.asyncio
+
+from model.clip import Tempo
+from model.errors import ModelError
+from model.presets import Preset, available_presets, load_preset, read_preset
+from model.weights import find_model, sha256_of
+
+from . import protocol as p
+from .jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobTable
+from .protocol import Message, ProtocolError
+from .security import check_path_allowed, enable_curve_server, is_local_endpoint, is_local_peer
+from .workers import WorkerPool
+
+log = logging.getLogger("midibridge.daemon")
+
+
+class DaemonError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+@dataclass(kw_only=True)
+class DaemonConfig:
+    endpoint: str = p.DEFAULT_ENDPOINT
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    threads_per_worker: int = 0
+    max_queued: int = 64
+    result_ttl_s: float = 600.0
+    cache_entries: int = 256
+    max_frame_bytes: int = p.MAX_FRAME_BYTES
+    allowed_roots: list[str] = field(default_factory=list)
+    curve: bool = False  # forced on for any endpoint that is not loopback or ipc
+    job_retries: int = 0
+    grace_s: float = 10.0
+    model_path: str | None = None
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig):
+        self.config = config
+        self.curve = config.curve or not is_local_endpoint(config.endpoint)
+        try:
+            self.model_path = str(find_model(config.model_path))
+        except ModelError as error:
+            raise DaemonError(str(error)) from error
+        self.model_sha256 = sha256_of(find_model(self.model_path))
+        self.table = JobTable(max_queued=config.max_queued, result_ttl_s=config.result_ttl_s,
+                              cache_entries=config.cache_entries)
+        self.backend_endpoint = f"ipc://{p.runtime_dir()}/workers-{os.getpid()}.sock"
+        self.pool = WorkerPool(count=config.workers, endpoint=self.backend_endpoint,
+                               threads=config.threads_per_worker, model_path=self.model_path)
+        self.public_key: bytes | None = None
+        self.stopping = asyncio.Event()
+        self.accepting = True
+        self._file_hashes: dict[tuple, str] = {}
+
+    # Start and stop ---------------------------------------------------------
+
+    def run(self) -> int:
+        return asyncio.run(self._main())
+
+    async def _main(self) -> int:
+        self._refuse_second_daemon()
+        p.runtime_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.context = zmq.asyncio.Context()
+        self.frontend = self._bind_frontend()
+        self.backend = self.context.socket(zmq.ROUTER)
+        self.backend.setsockopt(zmq.LINGER, 0)
+        self.backend.bind(self.backend_endpoint)
+        self.pool.start()
+        self._write_discovery()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.stopping.set)
+        log.info("serving %s with %d workers (protocol %s)", self.config.endpoint, self.config.workers,
+                 p.PROTOCOL_ID.decode())
+        tasks = [asyncio.create_task(t) for t in (self._serve_clients(), self._serve_workers(), self._supervise())]
+        try:
+            await self.stopping.wait()
+            await self._drain()
+        finally:
+            for task in tasks:
+                task.cancel()
+            self.pool.stop()
+            self._remove_discovery()
+            Path(self.backend_endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
+            if getattr(self, "authenticator", None):
+                self.authenticator.stop()
+            self.context.destroy(linger=0)
+        return 0
+
+    def _refuse_second_daemon(self) -> None:
+        running = p.read_discovery()
+        if running and running.get("endpoint") == self.config.endpoint:
+            raise DaemonError(f"a midibridge daemon (pid {running['pid']}) already serves {self.config.endpoint}; "
+                              f"stop it first, or serve another --endpoint")
+
+    def _bind_frontend(self) -> zmq.asyncio.Socket:
+        socket = self.context.socket(zmq.ROUTER)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.MAXMSGSIZE, self.config.max_frame_bytes)
+        if self.curve:
+            self.authenticator, self.public_key = enable_curve_server(socket, self.context)
+        try:
+            socket.bind(self.config.endpoint)
+        except zmq.ZMQError as error:
+            socket.close()
+            raise DaemonError(f"cannot serve {self.config.endpoint}: {error.strerror}. Is another program (another "
+                              f"midibridge daemon?) using it? `midibridge status` tells.") from error
+        return socket
+
+    def _write_discovery(self) -> None:
+        record = {"endpoint": self.config.endpoint, "pid": os.getpid(), "protocol": p.PROTOCOL_ID.decode(),
+                  "public_key": self.public_key.decode() if self.public_key else None}
+        path = p.discovery_path()
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(record))
+        os.replace(partial, path)
+
+    def _remove_discovery(self) -> None:
+        record = p.read_discovery()
+        if record and record.get("pid") == os.getpid():
+            p.discovery_path().unlink(missing_ok=True)
+
+    async def _drain(self) -> None:
+        """Stop taking jobs; let running ones finish for grace_s; cancel the rest, each with an answer."""
+        self.accepting = False
+        log.info("stopping: finishing running jobs (up to %g s)", self.config.grace_s)
+        for job in self._jobs(QUEUED):
+            await self._fail(job, "shutting_down", "the daemon stopped before this job started")
+        deadline = asyncio.get_running_loop().time() + self.config.grace_s
+        while self._jobs(RUNNING) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for job in self._jobs(RUNNING):
+            await self._fail(job, "shutting_down", f"the daemon stopped; the job ran past the {self.config.grace_s:g} "
+                                                   f"s grace period and was cancelled")
+
+    def _jobs(self, state: str) -> list[Job]:
+        return [job for job in self.table.jobs.values() if job.state == state]
+
+    # Clients ----------------------------------------------------------------
+
+    async def _serve_clients(self) -> None:
+        while True:
+            frames = await self.frontend.recv_multipart(copy=False)
+            try:
+                await self._handle(frames)
+            except Exception:  # one bad request must never take the daemon down
+                log.exception("unexpected failure handling a request")
+                if frames:
+                    await self._reply(frames[0].bytes, p.ERROR, "", p.error_header("internal", "see the daemon log"))
+
+    async def _handle(self, frames) -> None:
+        identity = frames[0].bytes
+        try:
+            message = p.decode(frames, router=True)
+            p.check_request(message)
+        except ProtocolError as error:
+            request_id = _request_id(frames)
+            await self._reply(identity, p.ERROR, request_id, p.error_header(error.code, str(error)))
+            return
+        local = is_local_peer(_peer_address(frames[1]))
+        handler = getattr(self, f"_on_{message.kind}")
+        try:
+            await handler(message, local)
+        except (ProtocolError, ModelError) as error:
+            await self._reply(identity, p.ERROR, message.request_id, p.error_header(error.code, str(error)))
+
+    async def _reply(self, identity: bytes, kind: str, request_id: str, header: dict, buffers=()) -> None:
+        await self.frontend.send_multipart([identity, *p.encode(kind, request_id, header, buffers)], copy=False)
+
+    async def _on_hello(self, message: Message, local: bool) -> None:
+        await self._reply(message.identity, p.HELLO, message.request_id, {
+            "protocol": p.PROTOCOL_ID.decode(), "package_version": _package_version(),
+            "model": {"name": "basic-pitch nmp.onnx", "sha256": self.model_sha256},
+            "presets": sorted(available_presets()), "workers": self.config.workers, "pid": os.getpid(),
+            "limits": {"max_frame_bytes": self.config.max_frame_bytes, "max_header_bytes": p.MAX_HEADER_BYTES,
+                       "max_region_s": p.MAX_REGION_S, "max_batch_regions": p.MAX_BATCH_REGIONS,
+                       "max_queued": self.config.max_queued, "result_ttl_s": self.config.result_ttl_s},
+        })
+
+    async def _on_presets(self, message: Message, local: bool) -> None:
+        listed = [{"name": name, "source": source, "description": read_preset(path, source=source).description}
+                  for name, (source, path) in sorted(available_presets().items())]
+        await self._reply(message.identity, p.PRESETS, message.request_id, {"presets": listed})
+
+    async def _on_status(self, message: Message, local: bool) -> None:
+        wanted = message.header.get("job_ids")
+        jobs = [self.table.jobs[i].summary() if i in self.table.jobs else {"job_id": i, "state": "unknown"}
+                for i in wanted] if wanted is not None else []
+        await self._reply(message.identity, p.STATUS, message.request_id, {
+            "jobs": jobs, "counts": self.table.counts(), "queued": len(self.table.queue),
+            "workers": self.pool.describe(), "workers_replaced": self.pool.replaced,
+            "cache_entries": len(self.table.cache), "accepting": self.accepting})
+
+    async def _on_cancel(self, message: Message, local: bool) -> None:
+        states = {}
+        for job_id in message.header["job_ids"]:
+            job = self.table.jobs.get(str(job_id))
+            if job is None:
+                states[str(job_id)] = "unknown"
+                continue
+            if job.state == QUEUED:
+                await self._fail(job, "cancelled", "cancelled before it started", state=CANCELLED)
+            elif job.state == RUNNING and not job.cancel_requested:
+                job.cancel_requested = True
+                await self._to_worker(job.worker, p.W_CANCEL, job.job_id)
+            states[job.job_id] = job.state
+        await self._reply(message.identity, p.CANCEL, message.request_id, {"jobs": states})
+
+    async def _on_fetch(self, message: Message, local: bool) -> None:
+        job = self.table.jobs.get(message.header["job_id"])
+        if job is None:
+            raise ProtocolError("unknown_job", f"no job {message.header['job_id']!r} here: it never existed, or its "
+                                               f"result was dropped after {self.config.result_ttl_s:g} s; submit it again")
+        job.client, job.request_id = message.identity, message.request_id  # later replies go to the new socket
+        if job.state == DONE:
+            header, smf = job.result
+            await self._reply(job.client, p.RESULT, job.request_id, header, [smf])
+        elif job.finished:
+            await self._reply(job.client, p.ERROR, job.request_id, job.error)
+        else:
+            await self._reply(job.client, p.ACCEPTED, job.request_id, {"job_ids": [job.job_id]})
+
+    async def _on_shutdown(self, message: Message, local: bool) -> None:
+        if not local:
+            raise ProtocolError("forbidden", "only a client on this machine may stop the daemon")
+        await self._reply(message.identity, p.SHUTDOWN, message.request_id, {"stopping": True})
+        self.stopping.set()
+
+    async def _on_transcribe(self, message: Message, local: bool) -> None:
+        await self._accept(message, [message.header["region"]], local)
+
+    async def _on_batch(self, message: Message, local: bool) -> None:
+        await self._accept(message, message.header["regions"], local)
+
+    async def _accept(self, message: Message, regions: list[dict], local: bool) -> None:
+        if not self.accepting:
+            raise ProtocolError("shutting_down", "the daemon is stopping and takes no new jobs")
+        preset = _preset(message.header.get("preset"))
+        tempo = Tempo.from_dict(message.header.get("tempo", {}))
+        jobs = []
+        for region in regions:
+            if "path" in region and not local:
+                check_path_allowed(region["path"], self.config.allowed_roots)
+            buffers = [message.buffers[region["samples"]["frame"]]] if "samples" in region else []
+            if buffers:
+                region = {**region, "samples": {**region["samples"], "frame": 0}}
+            job = Job(self.table.new_id(), message.identity, message.request_id, region, buffers,
+                      preset.to_dict(), tempo.to_dict())
+            job.cache_key = await self._cache_key(job)
+            jobs.append(job)
+        self.table.submit(jobs)
+        await self._reply(message.identity, p.ACCEPTED, message.request_id, {"job_ids": [j.job_id for j in jobs]})
+        for job in jobs:
+            hit = self.table.cached(job.cache_key) if job.cache_key else None
+            if hit is not None:
+                header, smf = hit
+                header = {**header, "job_id": job.job_id, "cached": True}
+                self.table.finish(job, header, smf)
+                await self._reply(job.client, p.RESULT, job.request_id, header, [smf])
+        await self._dispatch()
+
+    async def _cache_key(self, job: Job) -> str | None:
+        """What makes two jobs the same: audio content, region, tempo, preset and model. None if the audio is unreadable."""
+        try:
+            if job.buffers:
+                content = hashlib.sha256(job.buffers[0].bytes if hasattr(job.buffers[0], "bytes")
+                                         else job.buffers[0]).hexdigest()
+            else:
+                content = await asyncio.to_thread(self._file_hash, job.region["path"])
+        except OSError:
+            return None  # the worker will say what is wrong with it
+        place = {k: v for k, v in job.region.items() if k != "path"}
+        key = json.dumps([content, place, job.tempo, job.preset, self.model_sha256], sort_keys=True)
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def _file_hash(self, path: str) -> str:
+        stat = os.stat(path)
+        if not os.path.isfile(path):
+            raise IsADirectoryError(path)
+        seen = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+        if seen not in self._file_hashes:
+            digest = hashlib.sha256()
+            with open(path, "rb") as file:
+                while block := file.read(1 << 20):
+                    digest.update(block)
+            self._file_hashes[seen] = digest.hexdigest()
+        return self._file_hashes[seen]
+
+    async def _fail(self, job: Job, code: str, message: str, *, state: str = "failed") -> None:
+        header = p.error_header(code, message, job.job_id)
+        self.table.fail(job, header, state=state)
+        await self._reply(job.client, p.ERROR, job.request_id, header)
+
+    # Workers ----------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        for worker in self.pool.idle():
+            job = self.table.next_queued()
+            if job is None:
+                return
+            job.state, job.worker = RUNNING, worker.identity
+            job.attempts += 1
+            worker.job_id = job.job_id
+            await self._to_worker(worker.identity, p.W_JOB, job.job_id,
+                                  {"region": job.region, "preset": job.preset, "tempo": job.tempo}, job.buffers)
+
+    async def _to_worker(self, identity: bytes, kind: str, job_id: str = "", header=None, buffers=()) -> None:
+        frames = p.encode(kind, job_id, header, buffers, protocol_id=p.WORKER_PROTOCOL_ID)
+        await self.backend.send_multipart([identity, *frames], copy=False)
+
+    async def _serve_workers(self) -> None:
+        while True:
+            frames = await self.backend.recv_multipart(copy=False)
+            try:
+                message = p.decode(frames, router=True, protocol_id=p.WORKER_PROTOCOL_ID)
+            except ProtocolError:
+                continue  # not one of ours
+            worker = self.pool.heard(message.identity)
+            if worker is None:
+                continue  # a worker already replaced; its word no longer counts
+            job = self.table.jobs.get(message.request_id) if message.request_id else None
+            if message.kind == p.W_PROGRESS and job is not None and job.state == RUNNING:
+                await self._reply(job.client, p.PROGRESS, job.request_id, {"job_id": job.job_id, **message.header})
+            elif message.kind in (p.W_RESULT, p.W_ERROR):
+                worker.job_id = None
+                if job is not None and job.state == RUNNING:
+                    await self._finished(job, message)
+                elif not message.request_id:
+                    log.error("worker %s cannot start: %s", message.identity.decode(), message.header.get("message"))
+            await self._dispatch()
+
+    async def _finished(self, job: Job, message: Message) -> None:
+        if message.kind == p.W_RESULT:
+            header = {**message.header, "job_id": job.job_id, "cached": False}
+            self.table.finish(job, header, message.buffers[0].bytes)
+            await self._reply(job.client, p.RESULT, job.request_id, header, message.buffers[:1])
+        else:
+            cancelled = message.header.get("code") == "cancelled"
+            await self._fail(job, message.header.get("code", "internal"), message.header.get("message", ""),
+                             state=CANCELLED if cancelled else "failed")
+
+    async def _supervise(self) -> None:
+        while True:
+            await asyncio.sleep(p.HEARTBEAT_INTERVAL_S)
+            for worker in [w for w in self.pool.workers.values() if w.ready]:
+                await self._to_worker(worker.identity, p.W_HEARTBEAT)
+            for handle, reason in self.pool.reap():
+                job = self.table.jobs.get(handle.job_id) if handle.job_id else None
+                log.warning("worker %s (pid %d) %s", handle.identity.decode(), handle.pid,
+                            "exited" if reason == "worker_died" else "stopped answering; killed it")
+                if job is None or job.state != RUNNING:
+                    continue
+                if job.attempts <= self.config.job_retries:
+                    self.table.requeue_first(job)
+                else:
+                    await self._fail(job, reason, f"the worker running this job {'exited' if reason == 'worker_died' else 'hung'}"
+                                                  f" (pid {handle.pid}); the daemon replaced it. Other jobs go on.")
+            self.table.expire()
+            await self._dispatch()
+
+
+def _preset(requested) -> Preset:
+    if isinstance(requested, dict):
+        return Preset.from_dict(requested, where="inline preset", source="request")
+    return load_preset(requested)
+
+
+def _request_id(frames) -> str:
+    try:
+        return frames[3].bytes.decode() if len(frames) > 3 else ""
+    except UnicodeDecodeError:
+        return ""
+
+
+def _peer_address(frame) -> str | None:
+    try:
+        return frame.get("Peer-Address")
+    except (zmq.ZMQError, AttributeError):
+        return None
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("midibridge")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+

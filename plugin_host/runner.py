@@ -1,0 +1,69 @@
+"""Where transcription runs for the command line: through the daemon, or in this process. Same results either way.
+
+Both give JobResults (plugin_host.client) in the order jobs finish, errors
+included, so a batch isolates its failures the same way on both paths. The
+in-process path is the only place plugin_host imports the model's heavy
+parts, and only when it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from bridge import protocol
+from model.clip import Tempo
+from model.region import Region
+
+from .client import Client, ClientError, JobResult, Progress, ProgressCallback, ensure_daemon
+
+
+def choose(*, daemon: bool | None) -> str:
+    """"daemon" or "in-process": as asked, else the daemon when one is running."""
+    if daemon is None:
+        return "daemon" if protocol.read_discovery() else "in-process"
+    return "daemon" if daemon else "in-process"
+
+
+def run(regions: list[Region], *, where: str, preset: str | None, tempo: Tempo,
+        on_progress: ProgressCallback | None = None, model_path: str | None = None,
+        threads: int = 0) -> Iterator[JobResult]:
+    """Transcribe `regions`; `model_path` and `threads` apply in-process (a daemon has its own)."""
+    if where == "daemon":
+        ensure_daemon()
+        with Client() as client:
+            yield from client.batch(regions, preset=_for_the_wire(preset), tempo=tempo, on_progress=on_progress)
+    else:
+        yield from _in_process(regions, preset=preset, tempo=tempo, on_progress=on_progress,
+                               model_path=model_path, threads=threads)
+
+
+def _for_the_wire(preset: str | None) -> str | dict | None:
+    """A preset file travels inline (the daemon may not see this machine's files); a name goes as a name."""
+    if preset is None or not (preset.endswith(".toml") or "/" in preset):
+        return preset
+    from model.presets import load_preset
+
+    return load_preset(preset).to_dict()
+
+
+def _in_process(regions, *, preset, tempo, on_progress, model_path, threads) -> Iterator[JobResult]:
+    from model.errors import ModelError
+    from model.midi import clip_to_bytes
+    from model.pipeline import Transcriber
+    from model.presets import load_preset
+
+    chosen = load_preset(preset)  # a bad preset stops everything, as the daemon refuses the whole request
+    transcriber = Transcriber(model_path=model_path, threads=threads)
+    for index, region in enumerate(regions):
+        job_id = f"local-{index + 1}"
+
+        def progress(stage: str, fraction: float) -> None:
+            if on_progress:
+                on_progress(Progress(index, job_id, stage, fraction))
+
+        try:
+            clip = transcriber.transcribe(region, preset=chosen, tempo=tempo, on_progress=progress)
+        except ModelError as error:
+            yield JobResult(index, job_id, error=ClientError(error.code, str(error), job_id=job_id))
+            continue
+        yield JobResult(index, job_id, clip, clip_to_bytes(clip))

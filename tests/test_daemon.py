@@ -1,0 +1,386 @@
+"""The daemon on real sockets: every message, batches, cancel, busy, a killed worker, bad messages, CURVE, shutdown."""
+
+import io
+import json
+import os
+import signal
+import threading
+import time
+
+import mido
+import numpy as np
+import pytest
+import zmq
+import zmq.auth
+
+from bridge import protocol as p
+from model.clip import Tempo
+from model.region import Region
+from plugin_host.client import Client, ClientError, DaemonUnavailable
+
+from conftest import Note, synthesize, write_audio
+from daemon_helpers import DaemonProcess, exchange, free_port, non_loopback_address
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    running = DaemonProcess(tmp_path_factory.mktemp("daemon"), workers=2)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def long_audio(tmp_path_factory):
+    """Five minutes of plucked notes: long enough to act on while it transcribes."""
+    notes = [Note(60 + (i % 12), 0.5 + 0.7 * i, 1.0 + 0.7 * i, 100) for i in range(420)]
+    return write_audio(tmp_path_factory.mktemp("long") / "five_minutes.flac",
+                       synthesize(notes, sample_rate_hz=22050, length_s=300.0), 22050)
+
+
+def test_hello_names_the_versions_the_model_the_presets_the_limits_and_the_workers(daemon):
+    with daemon.client() as client:
+        hello = client.hello()
+
+    assert hello["protocol"] == "midibridge/1.0" and hello["package_version"] == "0.1.0"
+    assert len(hello["model"]["sha256"]) == 64 and "vocal" in hello["presets"]
+    assert hello["workers"] == 2 and hello["limits"]["max_batch_regions"] == 256
+
+
+def test_a_region_comes_back_as_a_clip_at_its_position_with_progress_on_the_way(daemon, piano_line):
+    seen = []
+    with daemon.client() as client:
+        result = client.transcribe(Region.from_file(piano_line, start_s=2.0, duration_s=3.0, position_s=12.5),
+                                   tempo=Tempo(bpm=96.0), preset="piano", on_progress=seen.append)
+
+    assert result.clip.position_s == 12.5 and result.clip.bpm == 96.0 and result.clip.notes
+    assert {s.stage for s in seen} >= {"decode", "infer"} and seen[-1].fraction <= 1.0
+    midi = mido.MidiFile(file=io.BytesIO(result.smf))
+    assert sum(m.type == "note_on" for m in midi.tracks[1]) == len(result.clip.notes)
+
+
+def test_inline_samples_give_the_same_clip_as_the_file(daemon, piano_line):
+    from pedalboard.io import AudioFile
+
+    with AudioFile(str(piano_line)) as source:
+        stereo = np.repeat(source.read(source.frames), 2, axis=0)
+    with daemon.client() as client:
+        from_file = client.transcribe(Region.from_file(piano_line, duration_s=4.0))
+        inline = client.transcribe(Region.from_samples(stereo, sample_rate_hz=44100, duration_s=4.0))
+
+    assert inline.clip == from_file.clip
+
+
+def test_a_batch_of_16_regions_returns_16_results_each_at_its_own_position(daemon, piano_line):
+    regions = [Region.from_file(piano_line, start_s=(i % 4) * 2.0, duration_s=2.0, position_s=10.0 * i)
+               for i in range(16)]
+    with daemon.client() as client:
+        results = list(client.batch(regions, preset="default"))
+
+    assert sorted(r.index for r in results) == list(range(16)) and not [r for r in results if r.error]
+    assert all(r.clip.position_s == 10.0 * r.index for r in results)
+    assert len({r.job_id for r in results}) == 16
+
+
+def test_a_repeat_comes_from_the_cache_and_a_finished_job_can_be_fetched_later(daemon, piano_line):
+    region = Region.from_file(piano_line, duration_s=5.0, position_s=1.0)
+    with daemon.client() as client:
+        first = client.transcribe(region, preset="guitar")
+        again = client.transcribe(region, preset="guitar")
+        other = client.transcribe(region, preset="bass")
+    with daemon.client() as reconnected:
+        fetched = reconnected.request(p.FETCH, {"job_id": first.job_id})
+        with pytest.raises(ClientError) as unknown:
+            reconnected.request(p.FETCH, {"job_id": "no-such-job"})
+
+    assert (first.cached, again.cached, other.cached) == (False, True, False) and again.clip == first.clip
+    assert fetched.kind == p.RESULT and fetched.header["job_id"] == first.job_id
+    assert unknown.value.code == "unknown_job"
+
+
+def test_presets_and_status_are_answered(daemon):
+    with daemon.client() as client:
+        presets = {entry["name"]: entry for entry in client.presets()}
+        status = client.status(["nope"])
+
+    assert presets["vocal"]["source"] == "built-in" and presets["vocal"]["description"]
+    assert status["jobs"] == [{"job_id": "nope", "state": "unknown"}] and len(status["workers"]) == 2
+
+
+def test_a_job_error_names_its_code_and_other_jobs_go_on(daemon, piano_line, tmp_path):
+    regions = [Region.from_file(tmp_path / "missing.wav"), Region.from_file(piano_line, duration_s=2.0),
+               Region.from_file(piano_line, start_s=999.0)]
+    with daemon.client() as client:
+        results = sorted(client.batch(regions), key=lambda r: r.index)
+
+    assert [r.error.code if r.error else "ok" for r in results] == ["audio_not_found", "ok", "region_outside_source"]
+
+
+def test_bad_preset_or_tempo_refuses_the_whole_request(daemon, piano_line):
+    with daemon.client() as client:
+        with pytest.raises(ClientError) as unknown:
+            client.transcribe(Region.from_file(piano_line), preset="harpsichord")
+        with pytest.raises(ClientError) as invalid:
+            client.transcribe(Region.from_file(piano_line), preset={"schema": 1, "decode": {"onset_threshold": 3}})
+        with pytest.raises(ClientError) as tempo:
+            client.request(p.TRANSCRIBE, {"region": {"path": str(piano_line)}, "tempo": {"bpm": 0}})
+
+    assert (unknown.value.code, invalid.value.code, tempo.value.code) == ("unknown_preset", "invalid_preset",
+                                                                          "invalid_option")
+
+
+MALFORMED = {
+    "too few frames": ([p.PROTOCOL_ID, b"hello"], "malformed"),
+    "not json": ([p.PROTOCOL_ID, b"hello", b"r1", b"{nope"], "malformed"),
+    "not an object": ([p.PROTOCOL_ID, b"hello", b"r1", b"[1, 2]"], "malformed"),
+    "wrong protocol": ([b"http/1.1", b"hello", b"r1", b"{}"], "malformed"),
+    "other major version": ([b"midibridge/2.0", b"hello", b"r1", b"{}"], "version_mismatch"),
+    "unknown type": ([p.PROTOCOL_ID, b"transmogrify", b"r1", b"{}"], "unknown_type"),
+    "missing region": ([p.PROTOCOL_ID, b"transcribe", b"r1", b"{}"], "invalid_header"),
+    "region of wrong type": ([p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": "file.wav"}'], "invalid_header"),
+    "path and samples": ([p.PROTOCOL_ID, b"transcribe", b"r1",
+                          b'{"region": {"path": "/x", "samples": {"frame": 0, "sample_rate_hz": 1, "channels": 1}}}'],
+                         "invalid_header"),
+    "samples without their buffer": ([p.PROTOCOL_ID, b"transcribe", b"r1",
+                                      b'{"region": {"samples": {"frame": 0, "sample_rate_hz": 44100, "channels": 1}}}'],
+                                     "invalid_header"),
+    "huge number": ([p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": {"path": "/x", "start_s": 1e400}}'],
+                    "invalid_header"),
+    "NaN": ([p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": {"path": "/x", "duration_s": NaN}}'],
+            "invalid_header"),
+    "boolean for a number": ([p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": {"path": "/x", "start_s": true}}'],
+                             "invalid_header"),
+    "region too long": ([p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": {"path": "/x", "duration_s": 1e6}}'],
+                        "too_large"),
+    "header too large": ([p.PROTOCOL_ID, b"hello", b"r1", b'{"client": "' + b"x" * (2 << 20) + b'"}'], "too_large"),
+    "bad utf-8": ([p.PROTOCOL_ID, b"\xff\xfe", b"r1", b"{}"], "malformed"),
+    "truncated samples": ([p.PROTOCOL_ID, b"transcribe", b"r1",
+                           b'{"region": {"samples": {"frame": 0, "sample_rate_hz": 44100, "channels": 2}}}', b"\0" * 7],
+                          "invalid_samples"),
+}
+
+
+def test_malformed_messages_get_an_error_each_and_the_daemon_keeps_serving(daemon):
+    sock = daemon.raw()
+    try:
+        for name, (frames, code) in MALFORMED.items():
+            reply = exchange(sock, frames)
+            if reply is not None and reply.kind == p.ACCEPTED:  # a job that fails in its worker
+                reply = exchange(sock, [p.PROTOCOL_ID, b"status", b"x", b"{}"]) and _job_error(sock)
+            assert reply is not None and reply.kind == p.ERROR and reply.header["code"] == code, name
+        sock.send_multipart([p.PROTOCOL_ID, b"hello", b"big", b"{}", b"\0" * (p.MAX_FRAME_BYTES + 1)])
+    finally:
+        sock.close()
+    with daemon.client() as client:
+        assert client.hello()["workers"] == 2, "an oversized frame only cost its sender the connection"
+
+
+def _job_error(sock):
+    while sock.poll(10_000):
+        message = p.decode(sock.recv_multipart())
+        if message.kind == p.ERROR and "job_id" in message.header:
+            return message
+    return None
+
+
+def test_a_client_of_another_major_version_gets_a_clear_error(tmp_path):
+    context = zmq.Context.instance()
+    future = context.socket(zmq.ROUTER)
+    future.setsockopt(zmq.LINGER, 0)
+    port = future.bind_to_random_port("tcp://127.0.0.1")
+
+    def answer_as_version_2():
+        if future.poll(5000):
+            identity, _, kind, request_id, _ = future.recv_multipart()[:5]
+            future.send_multipart([identity, b"midibridge/2.0", kind, request_id, b"{}"])
+
+    thread = threading.Thread(target=answer_as_version_2)
+    thread.start()
+    try:
+        with Client(f"tcp://127.0.0.1:{port}", timeout_s=5.0, retries=0) as client:
+            with pytest.raises(ClientError) as caught:
+                client.hello()
+    finally:
+        thread.join()
+        future.close()
+    assert caught.value.code == "version_mismatch" and "upgrade the older side" in str(caught.value)
+
+
+@pytest.fixture
+def solo(tmp_path):
+    """One worker, a queue of 3, results kept 2 s."""
+    running = DaemonProcess(tmp_path, "--queue", "3", "--result-ttl", "2", workers=1)
+    yield running
+    running.stop()
+
+
+def _submit_raw(sock, region_path, request_id=b"r1"):
+    sock.send_multipart(p.encode(p.TRANSCRIBE, request_id.decode(), {"region": {"path": str(region_path)}}))
+    accepted = p.decode(sock.recv_multipart())
+    assert accepted.kind == p.ACCEPTED, accepted.header
+    return accepted.header["job_ids"][0]
+
+
+def _wait_for(sock, kinds, job_id, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    while sock.poll(max(deadline - time.monotonic(), 0) * 1000):
+        message = p.decode(sock.recv_multipart())
+        if message.kind in kinds and message.header.get("job_id") == job_id:
+            return message
+    raise AssertionError(f"no {kinds} for {job_id}")
+
+
+def test_cancel_stops_a_running_job_and_drops_a_queued_one(solo, long_audio, piano_line):
+    sock = solo.raw()
+    running = _submit_raw(sock, long_audio)
+    _wait_for(sock, {p.PROGRESS}, running)
+    waiting = _submit_raw(sock, piano_line, b"r2")
+    with solo.client() as client:
+        states = client.cancel([running, waiting, "nope"])
+    assert states == {running: "running", waiting: "cancelled", "nope": "unknown"}
+    for job_id in (waiting, running):
+        assert _wait_for(sock, {p.ERROR, p.RESULT}, job_id).header["code"] == "cancelled"
+    sock.close()
+    with solo.client() as client:
+        assert client.transcribe(Region.from_file(piano_line, duration_s=2.0)).clip.notes, "the worker goes on"
+
+
+def test_a_full_queue_answers_busy_and_queues_nothing(solo, long_audio, piano_line):
+    sock = solo.raw()
+    running = _submit_raw(sock, long_audio)
+    _wait_for(sock, {p.PROGRESS}, running)
+    with solo.client() as client:
+        with pytest.raises(ClientError) as caught:
+            list(client.batch([Region.from_file(piano_line)] * 4))
+        counts = client.status()["counts"]
+        client.cancel([running])
+    sock.close()
+    assert caught.value.code == "busy" and counts["queued"] == 0
+
+
+def test_a_worker_killed_mid_job_fails_that_job_and_the_next_job_succeeds(solo, long_audio, piano_line):
+    sock = solo.raw()
+    job = _submit_raw(sock, long_audio)
+    _wait_for(sock, {p.PROGRESS}, job)
+    [pid] = solo.worker_pids()
+
+    os.kill(pid, signal.SIGKILL)
+
+    error = _wait_for(sock, {p.ERROR, p.RESULT}, job)
+    sock.close()
+    assert error.header["code"] == "worker_died" and "Other jobs go on" in error.header["message"]
+    with solo.client(timeout_s=30.0) as client:
+        assert client.transcribe(Region.from_file(piano_line, duration_s=2.0)).clip.notes
+        status = client.status()
+    assert status["workers_replaced"] == 1 and status["workers"][0]["pid"] != pid
+
+
+def test_with_retries_a_job_whose_worker_died_runs_again(tmp_path, long_audio):
+    retrying = DaemonProcess(tmp_path, "--job-retries", "1", workers=1)
+    try:
+        sock = retrying.raw()
+        job = _submit_raw(sock, long_audio)
+        _wait_for(sock, {p.PROGRESS}, job)
+        os.kill(retrying.worker_pids()[0], signal.SIGKILL)
+        finished = _wait_for(sock, {p.ERROR, p.RESULT}, job, timeout_s=120.0)
+        sock.close()
+        assert finished.kind == p.RESULT and finished.header["clip"]["notes"]
+    finally:
+        retrying.stop()
+
+
+def test_results_expire_after_their_time(solo, piano_line):
+    with solo.client() as client:
+        done = client.transcribe(Region.from_file(piano_line, duration_s=1.0))
+        time.sleep(3.5)
+        with pytest.raises(ClientError) as caught:
+            client.request(p.FETCH, {"job_id": done.job_id})
+    assert caught.value.code == "unknown_job"
+
+
+def test_sigterm_lets_a_running_job_finish_answers_it_and_cleans_up(tmp_path, piano_line):
+    running = DaemonProcess(tmp_path, "--grace", "30", workers=1)
+    sock = running.raw()
+    job = _submit_raw(sock, piano_line)
+    _wait_for(sock, {p.PROGRESS}, job)
+    worker_pids = running.worker_pids()
+
+    assert running.stop(signal.SIGTERM) == 0
+
+    assert _wait_for(sock, {p.RESULT, p.ERROR}, job).kind == p.RESULT
+    sock.close()
+    assert not running.discovery_file.exists()
+    assert not list((tmp_path / "run" / "midibridge").glob("workers-*.sock"))
+    for pid in worker_pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_second_daemon_on_the_same_endpoint_refuses_to_start(daemon):
+    import subprocess
+    import sys
+
+    second = subprocess.run([sys.executable, "-m", "plugin_host.cli", "serve", "--endpoint", daemon.endpoint],
+                            env=daemon.env, capture_output=True, text=True, timeout=60)
+
+    assert second.returncode == 1 and "already serves" in second.stderr
+
+
+def test_only_a_local_client_may_shut_the_daemon_down(tmp_path):
+    running = DaemonProcess(tmp_path, workers=1)
+    with running.client() as client:
+        client.shutdown()
+    assert running.process.wait(30) == 0 and not running.discovery_file.exists()
+
+
+@pytest.fixture
+def exposed(tmp_path):
+    """A daemon bound to a non-loopback address, so CURVE is on; one client key allowed; one root allowed."""
+    address = non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    allowed = tmp_path / "keys"
+    allowed.mkdir()
+    public_file, secret_file = zmq.auth.create_certificates(str(allowed), "studio")
+    clients = tmp_path / "home" / "config" / "midibridge" / "curve" / "clients"
+    clients.mkdir(parents=True)
+    (clients / "studio.key").write_bytes(open(public_file, "rb").read())
+    root = tmp_path / "shared-audio"
+    root.mkdir()
+    keys = zmq.auth.load_certificate(secret_file)
+    running = DaemonProcess(tmp_path / "home", "--allow-root", str(root), workers=1,
+                            endpoint=f"tcp://{address}:{free_port()}", client_keys=keys)
+    running.keys = keys
+    running.root = root
+    yield running
+    running.stop()
+
+
+def test_a_non_loopback_bind_turns_curve_on_and_refuses_unknown_clients(exposed):
+    assert exposed.record["public_key"], "the discovery file gives the server key to local clients"
+
+    with Client(exposed.endpoint, timeout_s=1.0, retries=0) as plain:
+        with pytest.raises(DaemonUnavailable):
+            plain.hello()
+    with exposed.client(timeout_s=1.0, retries=0, client_keys=zmq.curve_keypair()) as stranger:
+        with pytest.raises(DaemonUnavailable):
+            stranger.hello()
+    with exposed.client(client_keys=exposed.keys) as friend:
+        assert friend.hello()["protocol"] == "midibridge/1.0"
+
+
+def test_a_remote_client_reads_only_under_the_allowed_roots_and_cannot_shut_down(exposed, piano_line):
+    inside = exposed.root / "take.wav"
+    inside.write_bytes(piano_line.read_bytes())
+    with exposed.client(client_keys=exposed.keys) as remote:
+        assert remote.transcribe(Region.from_file(inside, duration_s=2.0)).clip.notes
+        with pytest.raises(ClientError) as outside:
+            remote.transcribe(Region.from_file(piano_line))
+        with pytest.raises(ClientError) as sneaky:
+            remote.transcribe(Region.from_file(exposed.root / ".." / piano_line.name))
+        with pytest.raises(ClientError) as stop:
+            remote.shutdown()
+        samples = np.zeros(44100, np.float32)
+        assert remote.transcribe(Region.from_samples(samples, sample_rate_hz=44100)).clip.notes == ()
+
+    assert outside.value.code == sneaky.value.code == stop.value.code == "forbidden"
+    assert "allowed roots" in str(outside.value)
