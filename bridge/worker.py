@@ -2,6 +2,9 @@
 
     python -m bridge.worker --endpoint ipc://… --identity W1 [--threads N] [--model PATH]
 
+A job may ask for one onnxruntime thread: the daemon does so when other
+jobs run beside it, as workers that all use every core slow each other down.
+
 It talks to the daemon's worker ROUTER over one DEALER socket, used from
 its main thread only. While idle it sends a heartbeat every interval; while
 transcribing, its progress messages are the heartbeats, and between model
@@ -49,11 +52,21 @@ def region_from_wire(region: dict, buffers: list) -> Region:
 
 
 class Worker:
-    def __init__(self, socket: zmq.Socket, transcriber: Transcriber):
+    def __init__(self, socket: zmq.Socket, transcriber: Transcriber, *, model_path: str | None):
         self.socket = socket
         self.transcriber = transcriber
+        self.model_path = model_path
+        self.single_threaded: Transcriber | None = None
         self.heard_s = time.monotonic()
         self.sent_s = 0.0
+
+    def transcriber_for(self, threads: int) -> Transcriber:
+        """The default transcriber, or (when the daemon has other jobs running) a one-thread one, made once."""
+        if threads != 1:
+            return self.transcriber
+        if self.single_threaded is None:
+            self.single_threaded = Transcriber(model_path=self.model_path, threads=1)
+        return self.single_threaded
 
     def send(self, kind: str, job_id: str = "", header: dict | None = None, buffers=()) -> None:
         self.socket.send_multipart(encode(kind, job_id, header, buffers, protocol_id=WORKER_PROTOCOL_ID))
@@ -93,8 +106,9 @@ class Worker:
         try:
             region = region_from_wire(job.header["region"], job.buffers)
             preset = Preset.from_dict(job.header["preset"], source="request")
-            clip = self.transcriber.transcribe(region, preset=preset, tempo=Tempo.from_dict(job.header["tempo"]),
-                                               on_progress=on_progress)
+            transcriber = self.transcriber_for(job.header.get("threads", 0))
+            clip = transcriber.transcribe(region, preset=preset, tempo=Tempo.from_dict(job.header["tempo"]),
+                                          on_progress=on_progress)
             self.send(W_RESULT, job_id, {"clip": clip.to_dict()}, [clip_to_bytes(clip)])
         except ModelError as error:
             self.send(W_ERROR, job_id, error_header(error.code, str(error)))
@@ -121,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                                      protocol_id=WORKER_PROTOCOL_ID))
         return 1
     try:
-        Worker(socket, transcriber).serve()
+        Worker(socket, transcriber, model_path=args.model).serve()
     finally:
         socket.close()
         context.term()

@@ -1,0 +1,73 @@
+"""The command line with a daemon running: the same clips as in-process, found without being told, batches isolated."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon_helpers import DaemonProcess
+
+MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    running = DaemonProcess(tmp_path_factory.mktemp("cli-daemon"), workers=2)
+    yield running
+    running.stop()
+
+
+def run(daemon, *args):
+    return subprocess.run([MIDIBRIDGE, *map(str, args)], capture_output=True, text=True, env=daemon.env)
+
+
+def test_convert_through_the_daemon_writes_what_in_process_writes(daemon, piano_line, tmp_path):
+    region = ["--start", 1.0, "--duration", 4.0, "--position", 8.0, "--bpm", 100, "--preset", "vocal", "--json"]
+
+    found = run(daemon, "convert", piano_line, *region, "-o", tmp_path / "daemon.mid")
+    local = run(daemon, "convert", piano_line, *region, "-o", tmp_path / "local.mid", "--in-process")
+
+    assert found.returncode == local.returncode == 0, found.stderr + local.stderr
+    assert found.stdout == local.stdout
+    assert (tmp_path / "daemon.mid").read_bytes() == (tmp_path / "local.mid").read_bytes()
+    with daemon.client() as client:
+        assert client.status()["counts"]["done"] >= 1, "the first one went through the daemon"
+
+
+def test_ping_and_status_describe_the_daemon(daemon):
+    pinged, status = run(daemon, "ping"), run(daemon, "status")
+
+    assert pinged.returncode == 0 and f"midibridge daemon at {daemon.endpoint}" in pinged.stdout
+    assert "round trip" in pinged.stdout and "midibridge/1.0" in pinged.stdout
+    assert status.returncode == 0 and status.stdout.count("  worker ") == 2
+
+
+def test_batch_converts_a_directory_and_reports_the_one_that_failed(daemon, piano_line, tmp_path):
+    inputs = tmp_path / "takes"
+    inputs.mkdir()
+    for name in ("a.wav", "b.wav"):
+        (inputs / name).write_bytes(piano_line.read_bytes())
+    (inputs / "broken.wav").write_text("not audio")
+    out = tmp_path / "midi"
+
+    done = run(daemon, "batch", inputs, "-o", out, "--preset", "piano")
+
+    index = json.loads((out / "index.json").read_text())
+    assert done.returncode == 1 and "converted 2 of 3 files" in done.stdout
+    assert "broken.wav: [audio_unreadable]" in done.stderr
+    assert index["where"] == "daemon" and sorted(p.name for p in out.glob("*.mid")) == ["a.mid", "b.mid"]
+    assert {Path(e["input"]).name: e.get("notes", 0) > 0 for e in index["regions"]} == \
+        {"a.wav": True, "b.wav": True, "broken.wav": False}
+
+
+def test_without_a_daemon_the_commands_say_so_and_convert_runs_in_process(piano_line, tmp_path):
+    import os
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path))
+    ping = subprocess.run([MIDIBRIDGE, "ping"], capture_output=True, text=True, env=env)
+    converted = subprocess.run([MIDIBRIDGE, "convert", piano_line, "-o", tmp_path / "x.mid"], capture_output=True,
+                               text=True, env=env)
+
+    assert ping.returncode == 1 and "no midibridge daemon is running" in ping.stdout
+    assert converted.returncode == 0 and not (tmp_path / "midibridge" / "daemon.json").exists()
