@@ -5,14 +5,14 @@ with the standard library alone; `Transcriber` pulls in numpy, onnxruntime and
 pedalboard on first use.
 """
 
-from .clip import Bend, Clip, Note
+from .clip import Bend, Clip, Note, Tempo
 from .errors import AudioError, Cancelled, ModelError, OptionError, WeightsError
 from .options import DecodeOptions
 from .region import Region
 
 __all__ = [
     "AudioError", "Bend", "Cancelled", "Clip", "DecodeOptions", "ModelError", "Note", "OptionError", "Region",
-    "Transcriber", "WeightsError",
+    "Tempo", "Transcriber", "WeightsError",
 ]
 
 
