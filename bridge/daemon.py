@@ -44,7 +44,7 @@ class DaemonError(Exception):
 
 @dataclass(kw_only=True)
 class DaemonConfig:
-    endpoint: str = p.DEFAULT_ENDPOINT
+    endpoint: str = field(default_factory=p.default_endpoint)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     threads_per_worker: int = 0
     max_queued: int = 64

@@ -27,6 +27,7 @@ WORKER_PROTOCOL_ID = f"{PROTOCOL_NAME}-worker/{PROTOCOL_VERSION[0]}.{PROTOCOL_VE
 
 DEFAULT_PORT = 5591
 DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
+ENDPOINT_ENV = "MIDIBRIDGE_ENDPOINT"
 MAX_HEADER_BYTES = 1 << 20
 MAX_FRAME_BYTES = 256 << 20  # ZMQ_MAXMSGSIZE: a larger frame disconnects its sender
 MAX_REGION_S = 4 * 3600.0
@@ -220,6 +221,11 @@ def error_header(code: str, message: str, job_id: str | None = None) -> dict:
 
 
 # Discovery ------------------------------------------------------------------
+
+
+def default_endpoint() -> str:
+    """$MIDIBRIDGE_ENDPOINT, or DEFAULT_ENDPOINT: where `serve` binds and clients look when told nothing else."""
+    return os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
 
 
 def runtime_dir() -> Path:

@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from bridge.protocol import DEFAULT_ENDPOINT
+from bridge.protocol import ENDPOINT_ENV, default_endpoint
 from model.clip import DEFAULT_BPM
 from model.errors import ModelError
 
@@ -65,9 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     batch.set_defaults(run=commands.batch)
 
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
-    serve.add_argument("--endpoint", default=DEFAULT_ENDPOINT,
-                       help=f"tcp://HOST:PORT or ipc://PATH (default {DEFAULT_ENDPOINT}); any address but "
-                            f"loopback turns CURVE on")
+    serve.add_argument("--endpoint", default=default_endpoint(),
+                       help=f"tcp://HOST:PORT or ipc://PATH (default ${ENDPOINT_ENV} or {default_endpoint()}); any "
+                            f"address but loopback turns CURVE on")
     serve.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
     serve.add_argument("--threads", type=int, default=0, metavar="N", help="onnxruntime threads per worker")
     serve.add_argument("--queue", type=int, default=64, metavar="N", help="jobs that may wait; more get `busy`")

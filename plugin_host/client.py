@@ -70,7 +70,7 @@ class Client:
     def __init__(self, endpoint: str | None = None, *, timeout_s: float = 5.0, retries: int = 3,
                  server_public_key: bytes | None = None, client_keys: tuple[bytes, bytes] | None = None):
         record = p.read_discovery() or {}
-        self.endpoint = endpoint or record.get("endpoint") or p.DEFAULT_ENDPOINT
+        self.endpoint = endpoint or record.get("endpoint") or p.default_endpoint()
         if server_public_key is None and record.get("endpoint") == self.endpoint and record.get("public_key"):
             server_public_key = record["public_key"].encode()
         self.server_public_key = server_public_key

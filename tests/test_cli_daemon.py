@@ -71,3 +71,19 @@ def test_without_a_daemon_the_commands_say_so_and_convert_runs_in_process(piano_
 
     assert ping.returncode == 1 and "no midibridge daemon is running" in ping.stdout
     assert converted.returncode == 0 and not (tmp_path / "midibridge" / "daemon.json").exists()
+
+
+def test_convert_daemon_starts_a_daemon_when_none_runs(piano_line, tmp_path):
+    import os
+
+    from daemon_helpers import free_port
+
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path), MIDIBRIDGE_ENDPOINT=f"tcp://127.0.0.1:{free_port()}")
+    converted = subprocess.run([MIDIBRIDGE, "convert", piano_line, "-o", tmp_path / "x.mid", "--daemon"],
+                               capture_output=True, text=True, env=env)
+    record = json.loads((tmp_path / "midibridge" / "daemon.json").read_text())
+    stopped = subprocess.run([sys.executable, "-c", "from plugin_host.client import Client; Client().shutdown()"],
+                             env=env, capture_output=True, text=True)
+
+    assert converted.returncode == 0, converted.stderr
+    assert record["endpoint"] == env["MIDIBRIDGE_ENDPOINT"] and stopped.returncode == 0
