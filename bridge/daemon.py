@@ -264,14 +264,15 @@ class Daemon:
         preset = _preset(message.header.get("preset"))
         tempo = Tempo.from_dict(message.header.get("tempo", {}))
         jobs = []
-        for region in regions:
+        for region in map(dict, regions):  # copies: a region's own tempo is taken out of it
             if "path" in region and not local:
                 check_path_allowed(region["path"], self.config.allowed_roots)
             buffers = [message.buffers[region["samples"]["frame"]]] if "samples" in region else []
             if buffers:
                 region = {**region, "samples": {**region["samples"], "frame": 0}}
+            own_tempo = Tempo.from_dict(region.pop("tempo")) if "tempo" in region else tempo
             job = Job(self.table.new_id(), message.identity, message.request_id, region, buffers,
-                      preset.to_dict(), tempo.to_dict())
+                      preset.to_dict(), own_tempo.to_dict())
             job.cache_key = await self._cache_key(job)
             jobs.append(job)
         self.table.submit(jobs)

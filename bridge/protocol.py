@@ -77,7 +77,7 @@ class ProtocolError(Exception):
 # Header specs: field -> (types, required). One table checks every message.
 _NUM = (int, float)
 _REGION = {"path": ((str,), False), "samples": ((dict,), False), "start_s": (_NUM, False),
-           "duration_s": (_NUM + (type(None),), False), "position_s": (_NUM, False)}
+           "duration_s": (_NUM + (type(None),), False), "position_s": (_NUM, False), "tempo": ((dict,), False)}
 _SAMPLES = {"frame": ((int,), True), "sample_rate_hz": (_NUM, True), "channels": ((int,), True)}
 _TEMPO = {"bpm": (_NUM, False), "beats_per_bar": (_NUM, False), "bar_offset_beats": (_NUM + (type(None),), False)}
 _JOB_OPTIONS = {"tempo": ((dict,), False), "preset": ((str, dict), False)}
@@ -176,6 +176,8 @@ def check_region(region, where: str, n_buffers: int) -> None:
                                                   f"buffer (the message has {n_buffers})")
     if (region.get("duration_s") or 0) > MAX_REGION_S:
         raise ProtocolError("too_large", f"{where}: regions last at most {MAX_REGION_S:g} s")
+    if "tempo" in region:
+        check_fields(region["tempo"], _TEMPO, f"{where} tempo")
 
 
 def check_fields(header: dict, spec: dict, where: str) -> None:

@@ -57,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--json", action="store_true", help="print the clip as JSON instead of a table")
     convert.set_defaults(run=commands.convert)
 
-    batch = sub.add_parser("batch", help="transcribe many files (or every audio file of a directory)")
-    batch.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or directories")
+    batch = sub.add_parser("batch", help="transcribe many files, every audio file of a directory, or every audio "
+                                         "region of an Ardour session file (read only)")
+    batch.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, directories or SESSION.ardour files")
     batch.add_argument("-o", "--output-dir", default="midi", metavar="DIR",
                        help="where the .mid files and index.json go (default ./midi)")
     _job_options(batch)
@@ -84,6 +85,31 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", default=None, metavar="PATH")
     serve.set_defaults(run=commands.serve)
 
+    ardour = sub.add_parser("ardour", help="convert a saved Ardour session headless")
+    ardour_commands = ardour.add_subparsers(title="ardour commands", metavar="ACTION")
+    session = ardour_commands.add_parser("convert", help="every audio region of a session (closed in Ardour) to MIDI")
+    session.add_argument("session_dir", metavar="SESSION_DIR")
+    session.add_argument("--tracks", nargs="+", default=[], metavar="NAME", help="only these audio tracks")
+    session.add_argument("--preset", default=None, metavar="NAME")
+    session.add_argument("--in-process", action="store_true", help="transcribe without the daemon")
+    session.set_defaults(run=commands.ardour_convert)
+
+    install = sub.add_parser("install", help="put midibridge's scripts where a DAW finds them")
+    install.add_argument("daw", choices=("ardour", "reaper"))
+    install.add_argument("--scripts-dir", default=None, metavar="DIR", help="instead of the DAW's own scripts folder")
+    install.add_argument("--preset", default=None, metavar="NAME",
+                         help="REAPER: the preset the actions use (Ardour asks when you bind an action)")
+    install.set_defaults(run=commands.install)
+
+    host = sub.add_parser("host", help="plumbing for DAW adapters")
+    host_commands = host.add_subparsers(title="host commands", metavar="ACTION")
+    lines = host_commands.add_parser("transcribe", help="regions listed in a file in, notes out as lines "
+                                                          "(see plugin_host/host_lines.py)")
+    lines.add_argument("requests", metavar="REQUESTS")
+    lines.add_argument("--preset", default=None, metavar="NAME|PATH")
+    lines.add_argument("--in-process", action="store_true", help="transcribe without the daemon")
+    lines.set_defaults(run=commands.host_transcribe)
+
     ping = sub.add_parser("ping", help="is a daemon running? its endpoint, version and round trip")
     ping.set_defaults(run=commands.ping)
     status = sub.add_parser("status", help="the running daemon's queue, jobs and workers")
@@ -102,10 +128,10 @@ def _parser() -> argparse.ArgumentParser:
 
     model = sub.add_parser("model", help="install or inspect the model weights")
     model_commands = model.add_subparsers(title="model commands", metavar="ACTION")
-    install = model_commands.add_parser("install", help="fetch basic-pitch's nmp.onnx into the user data dir")
-    install.add_argument("--wheel", default=None, metavar="PATH", help="use this basic-pitch wheel, no download")
-    install.add_argument("--force", action="store_true", help="reinstall even when a good copy is there")
-    install.set_defaults(run=commands.model_install)
+    weights = model_commands.add_parser("install", help="fetch basic-pitch's nmp.onnx into the user data dir")
+    weights.add_argument("--wheel", default=None, metavar="PATH", help="use this basic-pitch wheel, no download")
+    weights.add_argument("--force", action="store_true", help="reinstall even when a good copy is there")
+    weights.set_defaults(run=commands.model_install)
     info = model_commands.add_parser("info", help="print the model's path, hash, inputs and outputs")
     info.add_argument("--model", default=None, metavar="PATH")
     info.set_defaults(run=commands.model_info)

@@ -166,25 +166,31 @@ class Client:
             raise result.error
         return result
 
-    def batch(self, regions: Iterable[Region], *, preset: str | dict | None = None, tempo: Tempo = Tempo(),
+    def batch(self, regions: Iterable[Region], *, preset: str | dict | None = None,
+              tempo: Tempo | list[Tempo] = Tempo(),
               on_progress: ProgressCallback | None = None) -> Iterator[JobResult]:
-        """One job per region; yields each result (or error) as it finishes, in finishing order."""
-        regions = list(regions)
-        options = {"tempo": tempo.to_dict(), **({} if preset is None else {"preset": preset})}
-        pending = dict(zip(self._submit(regions, options), range(len(regions))))  # job id -> index
-        yield from self._collect(pending, regions, options, on_progress)
+        """One job per region; yields each result (or error) as it finishes, in finishing order.
 
-    def _submit(self, regions: list[Region], options: dict) -> list[str]:
+        `tempo` is the host's tempo for all regions, or a list: one per region (each where its region sits).
+        """
+        regions = list(regions)
+        tempos = tempo if isinstance(tempo, list) else [tempo] * len(regions)
+        options = {} if preset is None else {"preset": preset}
+        jobs = list(zip(regions, tempos))
+        pending = dict(zip(self._submit(jobs, options), range(len(jobs))))  # job id -> index
+        yield from self._collect(pending, jobs, options, on_progress)
+
+    def _submit(self, jobs: list[tuple[Region, Tempo]], options: dict) -> list[str]:
         buffers: list = []
-        wire = [p.region_to_wire(region, buffers) for region in regions]
+        wire = [{**p.region_to_wire(region, buffers), "tempo": tempo.to_dict()} for region, tempo in jobs]
         return self.request(p.BATCH, {"regions": wire, **options}, buffers).header["job_ids"]
 
-    def _collect(self, pending: dict[str, int], regions, options, on_progress) -> Iterator[JobResult]:
+    def _collect(self, pending: dict[str, int], jobs, options, on_progress) -> Iterator[JobResult]:
         failures = 0
         while pending:
             message = self._receive(PING_AFTER_S)
             if message is None:
-                failures = 0 if self._check_on(pending, regions, options) else failures + 1
+                failures = 0 if self._check_on(pending, jobs, options) else failures + 1
                 if failures > self.retries:
                     raise DaemonUnavailable(f"the midibridge daemon at {self.endpoint} stopped answering while "
                                             f"{len(pending)} job(s) ran")
@@ -205,7 +211,7 @@ class Client:
                 yield JobResult(index, job_id, error=ClientError(message.header["code"], message.header["message"],
                                                                  job_id=job_id))
 
-    def _check_on(self, pending: dict[str, int], regions, options) -> bool:
+    def _check_on(self, pending: dict[str, int], jobs, options) -> bool:
         """Ask whether the daemon still has our jobs; reattach or resend them. False when it does not answer."""
         try:
             known = {job["job_id"]: job["state"] for job in self.status(list(pending))["jobs"]}
@@ -214,7 +220,7 @@ class Client:
         lost = [job_id for job_id, state in known.items() if state == "unknown"]
         if lost:  # the daemon restarted: send those regions again
             indices = [pending.pop(job_id) for job_id in lost]
-            pending.update(zip(self._submit([regions[i] for i in indices], options), indices))
+            pending.update(zip(self._submit([jobs[i] for i in indices], options), indices))
         for job_id in [j for j in pending if j not in lost]:
             self._send(p.FETCH, {"job_id": job_id})  # replies for it come to this socket from now on
         return True

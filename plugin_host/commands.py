@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bridge import protocol
@@ -38,31 +39,64 @@ def convert(args) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class BatchItem:
+    """One region of a batch: where it came from, the region, its tempo (None: the command's), its .mid name."""
+
+    source: str
+    region: Region
+    tempo: Tempo | None
+    stem: str
+    details: dict
+
+
 def batch(args) -> int:
-    inputs = audio_files(args.inputs)
+    items = batch_items(args.inputs)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    names = unique_names(inputs)
+    names = unique_names([item.stem for item in items])
     tempo = Tempo(bpm=args.bpm, beats_per_bar=args.beats_per_bar)
-    regions = [Region.from_file(path) for path in inputs]
     where = runner.choose(daemon=args.daemon)
-    bar = ProgressLine(len(regions))
-    index: list[dict] = [{} for _ in regions]
-    for result in runner.run(regions, where=where, preset=args.preset, tempo=tempo, on_progress=bar.update):
-        index[result.index] = record(inputs[result.index], out / names[result.index], result)
+    bar = ProgressLine(len(items))
+    index: list[dict] = [{} for _ in items]
+    results = runner.run([item.region for item in items], where=where, preset=args.preset,
+                         tempo=[item.tempo or tempo for item in items], on_progress=bar.update)
+    for result in results:
+        index[result.index] = record(items[result.index], out / names[result.index], result)
         bar.done(result)
     bar.close()
     (out / "index.json").write_text(json.dumps({"where": where, "regions": index}, indent=1))
     failed = [entry for entry in index if entry.get("error")]
-    print(f"converted {len(index) - len(failed)} of {len(index)} files into {out} ({where}); index: {out / 'index.json'}")
+    print(f"converted {len(index) - len(failed)} of {len(index)} regions into {out} ({where}); "
+          f"index: {out / 'index.json'}")
     for entry in failed:
         print(f"  failed: {entry['input']}: [{entry['error']['code']}] {entry['error']['message']}", file=sys.stderr)
     return 1 if failed else 0
 
 
-def record(source: Path, midi: Path, result: JobResult) -> dict:
-    """One line of a batch's index.json; writes the region's .mid when it has one."""
-    entry = {"input": str(source), "job_id": result.job_id}
+def batch_items(inputs: list[str]) -> list[BatchItem]:
+    """Files as regions at 0 s; directories' audio files (sorted); every audio region of an Ardour session file."""
+    items: list[BatchItem] = []
+    for item in map(Path, inputs):
+        if item.suffix == ".ardour":
+            from .ardour_adapter import session_regions
+
+            for found in session_regions(item):
+                region = found.region
+                items.append(BatchItem(region.path, region, found.tempo, f"{found.track}-{found.name}",
+                                       {"session": str(item), "track": found.track, "region": found.name,
+                                        "start_s": region.start_s, "source_duration_s": region.duration_s}))
+        elif item.is_dir():
+            items += [BatchItem(str(p), Region.from_file(p), None, p.stem, {}) for p in
+                      sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())]
+        else:  # a missing or odd file becomes that region's error, not the whole batch's
+            items.append(BatchItem(str(item), Region.from_file(item), None, item.stem, {}))
+    return items
+
+
+def record(item: BatchItem, midi: Path, result: JobResult) -> dict:
+    """One entry of a batch's index.json; writes the region's .mid when it has one."""
+    entry = {"input": item.source, **item.details, "job_id": result.job_id}
     if result.error is not None:
         return {**entry, "error": {"code": result.error.code, "message": str(result.error)}}
     write_file(midi, result.smf)
@@ -70,24 +104,14 @@ def record(source: Path, midi: Path, result: JobResult) -> dict:
             "notes": len(result.clip.notes), "cached": result.cached}
 
 
-def audio_files(inputs: list[str]) -> list[Path]:
-    """The files named, and the audio files in the directories named (sorted), each once."""
-    found: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-        else:
-            found.append(item)  # a missing or odd file becomes that region's error, not the whole batch's
-    return list(dict.fromkeys(found))
-
-
-def unique_names(paths: list[Path]) -> list[str]:
+def unique_names(stems: list[str]) -> list[str]:
     names, seen = [], set()
-    for path in paths:
-        name, n = f"{path.stem}.mid", 1
+    for stem in stems:
+        stem = "".join(c if c.isalnum() or c in "-_. " else "_" for c in stem)
+        name, n = f"{stem}.mid", 1
         while name in seen:
             n += 1
-            name = f"{path.stem}-{n}.mid"
+            name = f"{stem}-{n}.mid"
         seen.add(name)
         names.append(name)
     return names
@@ -119,6 +143,42 @@ class ProgressLine:
     def close(self) -> None:
         if self.live:
             sys.stderr.write("\n")
+
+
+def ardour_convert(args) -> int:
+    from .ardour_adapter import convert_session
+
+    lines = convert_session(Path(args.session_dir), tracks=args.tracks, preset=args.preset, in_process=args.in_process)
+    for line in lines:
+        outcome = f"{line.notes} notes" if line.error is None else f"FAILED {line.error}"
+        print(f"{line.track}\t{line.position_s:.6f} s\t{outcome}")
+    failed = sum(line.error is not None for line in lines)
+    print(f"converted {len(lines) - failed} of {len(lines)} regions; the session is saved")
+    return 1 if failed else 0
+
+
+def install(args) -> int:
+    scripts_dir = Path(args.scripts_dir) if args.scripts_dir else None
+    if args.daw == "ardour":
+        from .ardour_adapter import INSTALL_HELP, install_scripts
+
+        written, help_text = install_scripts(scripts_dir), INSTALL_HELP
+    else:
+        from .reaper_adapter import INSTALL_HELP, install_scripts
+
+        written, help_text = install_scripts(scripts_dir, preset=args.preset), INSTALL_HELP
+    for path in written:
+        print(f"installed {path}")
+    print(help_text)
+    return 0
+
+
+def host_transcribe(args) -> int:
+    from .host_lines import read_requests, transcribe
+
+    requests = read_requests(Path(args.requests))
+    transcribe(requests, preset=args.preset, where="in-process" if args.in_process else "daemon")
+    return 0
 
 
 def serve(args) -> int:

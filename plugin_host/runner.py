@@ -24,10 +24,10 @@ def choose(*, daemon: bool | None) -> str:
     return "daemon" if daemon else "in-process"
 
 
-def run(regions: list[Region], *, where: str, preset: str | None, tempo: Tempo,
+def run(regions: list[Region], *, where: str, preset: str | None, tempo: Tempo | list[Tempo],
         on_progress: ProgressCallback | None = None, model_path: str | None = None,
         threads: int = 0) -> Iterator[JobResult]:
-    """Transcribe `regions`; `model_path` and `threads` apply in-process (a daemon has its own)."""
+    """Transcribe `regions` (at one `tempo`, or one each); `model_path` and `threads` apply in-process only."""
     if where == "daemon":
         ensure_daemon()
         with Client() as client:
@@ -54,7 +54,8 @@ def _in_process(regions, *, preset, tempo, on_progress, model_path, threads) -> 
 
     chosen = load_preset(preset)  # a bad preset stops everything, as the daemon refuses the whole request
     transcriber = Transcriber(model_path=model_path, threads=threads)
-    for index, region in enumerate(regions):
+    tempos = tempo if isinstance(tempo, list) else [tempo] * len(regions)
+    for index, (region, tempo_here) in enumerate(zip(regions, tempos)):
         job_id = f"local-{index + 1}"
 
         def progress(stage: str, fraction: float) -> None:
@@ -62,7 +63,7 @@ def _in_process(regions, *, preset, tempo, on_progress, model_path, threads) -> 
                 on_progress(Progress(index, job_id, stage, fraction))
 
         try:
-            clip = transcriber.transcribe(region, preset=chosen, tempo=tempo, on_progress=progress)
+            clip = transcriber.transcribe(region, preset=chosen, tempo=tempo_here, on_progress=progress)
         except ModelError as error:
             yield JobResult(index, job_id, error=ClientError(error.code, str(error), job_id=job_id))
             continue

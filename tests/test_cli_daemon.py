@@ -55,7 +55,7 @@ def test_batch_converts_a_directory_and_reports_the_one_that_failed(daemon, pian
     done = run(daemon, "batch", inputs, "-o", out, "--preset", "piano")
 
     index = json.loads((out / "index.json").read_text())
-    assert done.returncode == 1 and "converted 2 of 3 files" in done.stdout
+    assert done.returncode == 1 and "converted 2 of 3 regions" in done.stdout
     assert "broken.wav: [audio_unreadable]" in done.stderr
     assert index["where"] == "daemon" and sorted(p.name for p in out.glob("*.mid")) == ["a.mid", "b.mid"]
     assert {Path(e["input"]).name: e.get("notes", 0) > 0 for e in index["regions"]} == \

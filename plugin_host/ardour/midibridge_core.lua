@@ -1,0 +1,199 @@
+-- midibridge core for Ardour 7: audio regions in, MIDI regions out, through the `midibridge` command.
+--
+-- Shared by the editor action scripts and `midibridge ardour convert` (headless). Action scripts
+-- cannot `require`, so `midibridge install ardour` and the headless runner put this file in front
+-- of each wrapper, behind a line setting MB_COMMAND: the shell command that runs `midibridge host transcribe`.
+--
+-- Per region: source file, trim (start), length, timeline position, the session rate and the
+-- tempo map at the region go to `midibridge host transcribe`, which answers one line per note
+-- in seconds from the region start. Notes go into a new MIDI region at the same position and
+-- length, on a MIDI track named "<source track> MIDI" (made, or reused), seconds turned into beats
+-- with the session's tempo map. All regions of a run are one undoable operation.
+
+MB = {}
+
+function MB.quote (s)
+	return "'" .. (tostring (s):gsub ("'", "'\\''")) .. "'"
+end
+
+-- The track whose playlist holds `region`.
+function MB.track_of (session, region)
+	local playlist_id = region:playlist ():to_stateful ():id ():to_s ()
+	for route in session:get_tracks ():iter () do
+		local track = route:to_track ()
+		if not track:isnil () and track:playlist ():to_stateful ():id ():to_s () == playlist_id then
+			return track
+		end
+	end
+	return nil
+end
+
+-- Every audio region of the tracks whose names are in `names` (all audio tracks when `names` is empty).
+function MB.audio_regions_of_tracks (session, names)
+	local wanted = {}
+	for _, n in ipairs (names or {}) do wanted[n] = true end
+	local found = {}
+	for route in session:get_tracks ():iter () do
+		local track = route:to_track ()
+		if not track:to_audio_track ():isnil () and (next (wanted) == nil or wanted[track:name ()]) then
+			for region in track:playlist ():region_list ():iter () do
+				if not region:to_audioregion ():isnil () then
+					table.insert (found, { region = region, track = track })
+				end
+			end
+		end
+	end
+	return found
+end
+
+-- What midibridge needs to know of each region, read before anything changes.
+function MB.describe (session, items)
+	local tm = Temporal.TempoMap.read ()
+	local rate = session:nominal_sample_rate ()
+	local jobs = {}
+	for i, item in ipairs (items) do
+		local r = item.region
+		local job = { id = i, region = r, track = item.track, track_name = item.track:name (), name = r:name (),
+			pos = r:position ():samples (), len = r:length ():samples (), start = r:start ():samples (), rate = rate }
+		local source = r:source (0):to_filesource ()
+		if source:isnil () then
+			job.error = "region has no file source"
+		else
+			job.path = source:path ()
+		end
+		-- One sample in: exactly at a tempo change, the map still answers with the tempo before it.
+		local at = Temporal.timepos_t (job.pos + 1)
+		local meter = tm:meter_at (at)
+		local bbt = tm:bbt_at (Temporal.timepos_t (job.pos))
+		job.bpm = tm:quarters_per_minute_at (at)
+		job.beats_per_bar = meter:divisions_per_bar () * 4 / meter:note_value ()
+		job.bar_offset = ((bbt.beats - 1) + bbt.ticks / Temporal.ticks_per_beat) * 4 / meter:note_value ()
+		table.insert (jobs, job)
+	end
+	return jobs
+end
+
+-- Ask midibridge for the notes of every job. `progress (fraction)` may return true to cancel.
+-- Fills job.notes ({start_s, end_s, pitch, velocity} tables) or job.error.
+-- Returns "done", "cancelled", or "failed" (midibridge stopped early; MB.failure says why).
+function MB.transcribe (jobs, preset, progress)
+	local request = os.tmpname ()
+	local file = assert (io.open (request, "w"))
+	for _, job in ipairs (jobs) do
+		if not job.error then
+			-- Samples become seconds here; midibridge rounds them back to exactly these samples.
+			file:write (string.format ("%d\t%s\t%.12f\t%.12f\t%.12f\t%.9f\t%.9f\t%.9f\n", job.id, job.path,
+				job.start / job.rate, job.len / job.rate, job.pos / job.rate, job.bpm, job.beats_per_bar, job.bar_offset))
+		end
+	end
+	file:close ()
+	local command = MB_COMMAND .. " " .. MB.quote (request)
+	if preset and preset ~= "" then command = command .. " --preset " .. MB.quote (preset) end
+	local by_id = {}
+	for _, job in ipairs (jobs) do by_id[job.id] = job end
+	local pipe = assert (io.popen (command .. " 2>&1", "r"))
+	local cancelled, finished = false, false
+	for line in pipe:lines () do
+		local kind, rest = line:match ("^(%u+) ?(.*)$")
+		if kind == "N" then
+			local id, s, e, pitch, velocity = rest:match ("^(%d+) (%S+) (%S+) (%d+) (%d+)$")
+			local job = by_id[tonumber (id)]
+			job.notes = job.notes or {}
+			table.insert (job.notes, { tonumber (s), tonumber (e), tonumber (pitch), tonumber (velocity) })
+		elseif kind == "NOTES" then
+			local job = by_id[tonumber (rest:match ("^(%d+)"))]
+			job.notes = job.notes or {}
+		elseif kind == "ERROR" then
+			local id, message = rest:match ("^(%d+) (.*)$")
+			by_id[tonumber (id)].error = message
+		elseif kind == "PROGRESS" then
+			if progress and progress (tonumber (rest)) then
+				cancelled = true
+				break
+			end
+		elseif kind == "DONE" then
+			finished = true
+		elseif line ~= "" then
+			MB.failure = (MB.failure or "") .. line .. "\n"  -- midibridge itself failed: keep what it said
+		end
+	end
+	pipe:close ()
+	os.remove (request)
+	for _, job in ipairs (jobs) do
+		if not job.notes and not job.error then
+			job.error = cancelled and "cancelled" or ("midibridge gave no answer: " .. (MB.failure or "?"))
+		end
+	end
+	return cancelled and "cancelled" or (finished and "done" or "failed")
+end
+
+-- The MIDI track for a source track: the one named "<name> MIDI", made when missing.
+function MB.midi_track (session, name)
+	local route = session:route_by_name (name)
+	if not route:isnil () and not route:to_track ():to_midi_track ():isnil () then
+		return route:to_track ()
+	end
+	local list = session:new_midi_track (ARDOUR.ChanCount (ARDOUR.DataType ("midi"), 1),
+		ARDOUR.ChanCount (ARDOUR.DataType ("audio"), 2), false, ARDOUR.PluginInfo (), nil, nil, 1, name,
+		ARDOUR.PresentationInfo.max_order, ARDOUR.TrackMode.Normal, true)
+	for track in list:iter () do return track end
+end
+
+-- New MIDI regions holding the notes, as one undoable operation. Returns the number of regions made.
+function MB.apply (session, jobs)
+	local tm = Temporal.TempoMap.read ()
+	local made = {}
+	for _, job in ipairs (jobs) do
+		if job.notes then
+			-- Tracks first: making a track is never undoable in Ardour.
+			job.midi_track = MB.midi_track (session, job.track_name .. " MIDI")
+			-- An empty bounce of a MIDI track is a new, empty MIDI region and source of that range.
+			job.midi_region = job.midi_track:bounce_range (job.pos, job.pos + job.len, ARDOUR.InterThreadInfo (),
+				ARDOUR.LuaAPI.nil_proc (), false, job.name .. " MIDI")
+			local model = job.midi_region:to_midiregion ():model ()
+			local diff = model:new_note_diff_command ("midibridge: add notes")
+			local origin = tm:quarters_at (Temporal.timepos_t (job.pos))
+			local function beats (seconds)
+				return tm:quarters_at (Temporal.timepos_t (job.pos + math.floor (seconds * job.rate + 0.5))) - origin
+			end
+			for _, n in ipairs (job.notes) do
+				local on = beats (n[1])
+				diff:add (ARDOUR.LuaAPI.new_noteptr (0, on, beats (n[2]) - on, n[3], n[4]))
+			end
+			-- apply_command opens an undo transaction of its own; run it inside a throwaway one (which
+			-- Ardour aborts, keeping the command) so the command can join the single transaction below.
+			session:begin_reversible_command ("midibridge (discarded)")
+			model:apply_command (session, diff)
+			job.diff = diff
+			table.insert (made, job)
+		end
+	end
+	if #made == 0 then return 0 end
+	session:begin_reversible_command ("midibridge: audio to MIDI")
+	for _, job in ipairs (made) do
+		local playlist = job.midi_track:playlist ()
+		playlist:to_stateful ():clear_changes ()
+		playlist:add_region (job.midi_region, Temporal.timepos_t (job.pos), 1, false, 0, 0, false)
+		session:add_stateful_diff_command (playlist:to_statefuldestructible ())
+		session:add_command (job.diff)
+	end
+	if not session:abort_empty_reversible_command () then
+		session:commit_reversible_command (nil)
+	end
+	return #made
+end
+
+-- One line per region for people: track, position, notes or the error.
+function MB.report (jobs)
+	local lines, failed = {}, 0
+	for _, job in ipairs (jobs) do
+		local where = string.format ("%s\t%.6f", job.track_name, job.pos / job.rate)
+		if job.error then
+			failed = failed + 1
+			table.insert (lines, string.format ("FAILED\t%s\t%s\t%s", where, job.name, job.error))
+		else
+			table.insert (lines, string.format ("REGION\t%s\t%d", where, #job.notes))
+		end
+	end
+	return lines, failed
+end

@@ -1,0 +1,221 @@
+"""Ardour: install the action scripts, convert a saved session headless, and read a session's audio regions.
+
+The Lua in plugin_host/ardour/ is put together here: the core (shared), the
+editor helpers (action scripts only) and a wrapper, behind a first line that
+says how to run midibridge. Action scripts cannot `require`, so every
+installed script holds all it needs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from pathlib import Path
+
+from model.clip import Tempo
+from model.region import Region
+
+from .client import ClientError
+
+LUA = Path(__file__).parent / "ardour"
+ACTIONS = {"midibridge_convert_selected.lua": "convert_selected.lua", "midibridge_convert_all.lua": "convert_all.lua"}
+ARDOUR_LUA = "ardour7-lua"
+TICKS_PER_BEAT = 1920
+
+
+class ArdourError(ClientError):
+    def __init__(self, message: str, *, code: str = "ardour"):
+        super().__init__(code, message)
+
+
+def midibridge_command(*, in_process: bool = False) -> str:
+    """The shell command Ardour's Lua runs to transcribe: this installation's `midibridge host transcribe`."""
+    console = Path(sys.executable).parent / "midibridge"
+    base = shlex.quote(str(console)) if console.exists() else f"{shlex.quote(sys.executable)} -m plugin_host.cli"
+    return f"{base} host transcribe" + (" --in-process" if in_process else "")
+
+
+def assemble(wrapper: str, *, command: str, editor: bool) -> str:
+    parts = ["midibridge_core.lua"] + (["midibridge_editor.lua"] if editor else []) + [wrapper]
+    header = (f"-- Made by `midibridge install ardour` from {', '.join(parts)} in {LUA}: edit those.\n"
+              f"MB_COMMAND = [==[{command}]==]\n\n")
+    return header + "\n".join((LUA / part).read_text() for part in parts)
+
+
+def default_scripts_dir() -> Path:
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Preferences" / "Ardour7" / "scripts"
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "ardour7" / "scripts"
+
+
+def install_scripts(scripts_dir: Path | None = None) -> list[Path]:
+    directory = scripts_dir or default_scripts_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for target, wrapper in ACTIONS.items():
+        path = directory / target
+        path.write_text(assemble(wrapper, command=midibridge_command(), editor=True))
+        written.append(path)
+    return written
+
+
+INSTALL_HELP = """In Ardour: Edit > Lua Scripts > Script Manager > Action Scripts, pick an empty slot, Add/Set,
+and choose "midibridge: convert selected regions to MIDI" (and, in another slot, "midibridge:
+convert all audio tracks to MIDI (batch)"); set the preset there. Each becomes a button in the
+editor toolbar's script area and an entry under Edit > Lua Scripts; to bind a key, open
+Window > Keyboard Shortcuts, search "Lua", and assign one to that script slot's action."""
+
+
+@dataclass(frozen=True)
+class SessionLine:
+    """One line of a headless run's report."""
+
+    track: str
+    position_s: float
+    notes: int | None
+    error: str | None = None
+
+
+def convert_session(session_dir: Path, *, tracks: list[str], preset: str | None, in_process: bool = False,
+                    echo=print) -> list[SessionLine]:
+    """Run the conversion over a saved session with ardour7-lua; the session file is backed up first."""
+    session_file = find_session_file(session_dir)
+    if shutil.which(ARDOUR_LUA) is None:
+        raise ArdourError(f"{ARDOUR_LUA} (Ardour 7's headless Lua interpreter) is not installed: "
+                          f"`sudo apt install ardour`, or run `make setup`")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    backup = session_file.with_name(f"{session_file.name}.before-midibridge-{stamp}")
+    shutil.copy2(session_file, backup)
+    echo(f"backed up {session_file.name} to {backup.name}")
+    script = assemble("headless.lua", command=midibridge_command(in_process=in_process), editor=False)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="midibridge-", delete=False) as file:
+        file.write(script)
+    try:
+        return _run_headless(Path(file.name), session_dir, session_file.stem, tracks, preset or "", echo)
+    finally:
+        os.unlink(file.name)
+
+
+def _run_headless(script: Path, session_dir: Path, name: str, tracks, preset: str, echo) -> list[SessionLine]:
+    command = [ARDOUR_LUA, str(script), str(session_dir.resolve()), name, preset, *tracks]
+    lines, fatal = [], None
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          stdin=subprocess.DEVNULL) as process:
+        for raw in process.stdout:
+            kind, _, rest = raw.rstrip("\n").partition(" ")
+            if kind != "MB":
+                continue  # Ardour's own chatter
+            fields = rest.split("\t")
+            if fields[0] == "REGION":
+                lines.append(SessionLine(fields[1], float(fields[2]), int(fields[3])))
+            elif fields[0] == "FAILED":
+                lines.append(SessionLine(fields[1], float(fields[2]), None, f"{fields[3]}: {fields[4]}"))
+            elif rest.startswith("FATAL"):
+                fatal = rest.removeprefix("FATAL ")
+    if fatal or process.returncode:
+        raise ArdourError(f"{ARDOUR_LUA} failed on {session_dir}: {fatal or f'exit status {process.returncode}'}")
+    return lines
+
+
+def find_session_file(session_dir: Path) -> Path:
+    found = sorted(p for p in Path(session_dir).glob("*.ardour"))
+    if len(found) != 1:
+        raise ArdourError(f"{session_dir} holds {len(found)} .ardour files; pass the directory of one Ardour session",
+                          code="ardour_session")
+    return found[0]
+
+
+# Reading a session file (read-only), for `midibridge batch SESSION.ardour` ----------------
+
+
+@dataclass(frozen=True)
+class SessionRegion:
+    track: str
+    name: str
+    region: Region
+    tempo: Tempo
+
+
+def session_regions(session_file: Path) -> list[SessionRegion]:
+    """Every audio region of every audio track of a saved Ardour 7 session: source, trim, position, tempo there."""
+    root = ElementTree.parse(session_file).getroot()
+    rate = float(root.get("sample-rate"))
+    tempo_map = _TempoMap(root.find("TempoMap"))
+    search = [session_file.parent / "interchange" / root.get("name", session_file.stem) / "audiofiles"]
+    for option in root.iter("Option"):
+        if option.get("name") == "audio-search-path" and option.get("value"):
+            search += [Path(p) for p in option.get("value").split(":")]
+    sources = {s.get("id"): s.get("name") for s in root.iter("Source") if s.get("type") == "audio"}
+    tracks = {r.get("audio-playlist"): r.get("name") for r in root.iter("Route") if r.get("audio-playlist")}
+    found = []
+    playlists = root.find("Playlists")
+    for playlist in playlists if playlists is not None else ():
+        track = tracks.get(playlist.get("id"))
+        if track is None or playlist.get("type") != "audio":
+            continue
+        for region in playlist.findall("Region"):
+            length, _, position = region.get("length").partition("@")
+            start_s = tempo_map.seconds(region.get("start"))
+            position_s = tempo_map.seconds(position)
+            duration_s = tempo_map.seconds(length)
+            source = _resolve(sources.get(region.get("source-0"), ""), search)
+            found.append(SessionRegion(track, region.get("name"),
+                                       Region.from_file(source, start_s=start_s, duration_s=duration_s,
+                                                        position_s=position_s),
+                                       tempo_map.tempo_at(position_s)))
+    return sorted(found, key=lambda r: (r.track, r.region.position_s))
+
+
+def _resolve(name: str, search: list[Path]) -> str:
+    if os.path.isabs(name):
+        return name
+    for directory in search:
+        if (directory / name).exists():
+            return str(directory / name)
+    return str(search[0] / name)  # missing: the region's job will say so
+
+
+class _TempoMap:
+    """Ardour 7's tempo map as saved: constant tempo and meter points, times as a<superclock> or b<ticks>."""
+
+    def __init__(self, node):
+        self.superclock = float(node.get("superclocks-per-second", 282240000)) if node is not None else 282240000.0
+        self.tempos = [(int(t.get("sclock")), float(t.get("npm")) * 4 / float(t.get("note-type")),
+                        _beats(t.get("quarters"))) for t in (node.iter("Tempo") if node is not None else ())]
+        self.tempos = sorted(self.tempos) or [(0, 120.0, 0.0)]
+        self.meters = sorted((int(m.get("sclock")), float(m.get("divisions-per-bar")) * 4 / float(m.get("note-value")),
+                              _beats(m.get("quarters"))) for m in (node.iter("Meter") if node is not None else ()))
+        self.meters = self.meters or [(0, 4.0, 0.0)]
+
+    def seconds(self, value: str) -> float:
+        if value.startswith("a"):
+            return int(value[1:]) / self.superclock
+        quarters = int(value[1:]) / TICKS_PER_BEAT
+        index = max(bisect.bisect_right([t[2] for t in self.tempos], quarters) - 1, 0)
+        sclock, qpm, at_quarters = self.tempos[index]
+        return sclock / self.superclock + (quarters - at_quarters) * 60.0 / qpm
+
+    def quarters(self, seconds: float) -> float:
+        index = max(bisect.bisect_right([t[0] / self.superclock for t in self.tempos], seconds) - 1, 0)
+        sclock, qpm, at_quarters = self.tempos[index]
+        return at_quarters + (seconds - sclock / self.superclock) * qpm / 60.0
+
+    def tempo_at(self, seconds: float) -> Tempo:
+        index = max(bisect.bisect_right([t[0] / self.superclock for t in self.tempos], seconds) - 1, 0)
+        meter = max((m for m in self.meters if m[0] / self.superclock <= seconds), default=self.meters[0])
+        bar_offset = (self.quarters(seconds) - meter[2]) % meter[1]
+        return Tempo(bpm=self.tempos[index][1], beats_per_bar=meter[1], bar_offset_beats=bar_offset)
+
+
+def _beats(text: str | None) -> float:
+    """Ardour's "B:T" beats (1920 ticks a beat) as a number of quarter notes."""
+    beats, _, ticks = (text or "0:0").partition(":")
+    return int(beats) + int(ticks or 0) / TICKS_PER_BEAT

@@ -1,0 +1,219 @@
+"""Ardour, for real (ardour7-lua, headless): a trimmed, placed audio region becomes a MIDI region at its position.
+
+Sessions are built headless with tests/ardour/make_session.lua, converted by
+`midibridge ardour convert` (the same Lua core the editor actions run, talking
+to a real daemon), saved, reloaded, and read back both from Ardour and from
+the .mid files Ardour wrote.
+"""
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import mido
+import pytest
+
+from model.clip import Tempo
+from model.region import Region
+
+from conftest import Note, matches, synthesize, write_audio
+from daemon_helpers import DaemonProcess
+
+HERE = Path(__file__).parent / "ardour"
+MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
+BPM = 96.0
+FRAME_S = 256 / 22050
+TRUTH = [Note(60 + (i % 7) * 2, 0.5 + 0.5 * i, 0.9 + 0.5 * i, 100) for i in range(16)]
+
+if shutil.which("ardour7-lua") is None:
+    pytest.fail("Ardour 7 is needed for these tests: run `make setup` (it installs the Debian package ardour)",
+                pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    running = DaemonProcess(tmp_path_factory.mktemp("ardour-daemon"), workers=2)
+    yield running
+    running.stop()
+
+
+@dataclass
+class Placed:
+    track: str
+    file: Path
+    position_s: float
+    trim_s: float
+    length_s: float
+
+
+def make_session(directory: Path, rate: int, placed: list[Placed]) -> Path:
+    args = []
+    for p in placed:
+        frames = int(9.0 * rate)
+        args += [p.track, str(p.file), str(frames), "1", str(p.position_s), str(p.trim_s), str(p.length_s)]
+    done = subprocess.run(["ardour7-lua", str(HERE / "make_session.lua"), str(directory), "session", str(rate),
+                           str(BPM), *args], capture_output=True, text=True, timeout=120)
+    assert "SESSION OK" in done.stdout, done.stdout + done.stderr
+    return directory
+
+
+def take(directory: Path, rate: int, name: str = "take.wav", shift_semitones: int = 0) -> Path:
+    notes = [Note(n.pitch + shift_semitones, n.start_s, n.end_s, n.velocity) for n in TRUTH]
+    return write_audio(directory / name, synthesize(notes, sample_rate_hz=rate, length_s=9.0), rate)
+
+
+def read_session(directory: Path) -> dict:
+    done = subprocess.run(["ardour7-lua", str(HERE / "read_session.lua"), str(directory), "session"],
+                          capture_output=True, text=True, timeout=120)
+    found = {"audio": [], "midi": [], "notes": []}
+    for line in done.stdout.splitlines():
+        kind, *fields = line.split("|")
+        if kind == "AREGION":
+            found["audio"].append({"track": fields[0], "position": int(fields[1]), "start": int(fields[2]),
+                                   "length": int(fields[3]), "path": fields[4]})
+        elif kind == "MREGION":
+            found["midi"].append({"track": fields[0], "position": int(fields[1]), "length": int(fields[2]),
+                                  "start_ticks": int(fields[3]), "smf": fields[4]})
+        elif kind == "NOTE":
+            found["notes"].append({"track": fields[0], "region": int(fields[1]), "ticks": int(fields[2]),
+                                   "length_ticks": int(fields[3]), "pitch": int(fields[4]),
+                                   "velocity": int(fields[5]), "sample": int(fields[7])})
+    return found
+
+
+def convert(daemon, session: Path, *args):
+    return subprocess.run([MIDIBRIDGE, "ardour", "convert", str(session), *args], capture_output=True, text=True,
+                          env=daemon.env, timeout=300)
+
+
+def smf_notes(path: str) -> list[tuple[int, int]]:
+    """(onset tick at 1920 a beat, pitch) of every note in one of Ardour's MIDI files (type 0, 19200 a beat)."""
+    midi = mido.MidiFile(path)
+    now, found = 0, []
+    for message in midi.tracks[0]:
+        now += message.time
+        if message.type == "note_on" and message.velocity > 0:
+            found.append((round(now * 1920 / midi.ticks_per_beat), message.note))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_a_trimmed_region_at_3_5_s_becomes_a_midi_region_at_3_5_s_with_the_trimmed_parts_notes(daemon, tmp_path,
+                                                                                                rate):
+    placed = Placed("Keys", take(tmp_path, rate), position_s=3.5, trim_s=1.25, length_s=4.0)
+    session = make_session(tmp_path / "session", rate, [placed])
+
+    done = convert(daemon, session, "--preset", "default")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Keys\t3.500000 s\t" in done.stdout and list(session.glob("session.ardour.before-midibridge-*"))
+    found = read_session(session)
+    [audio] = found["audio"]
+    [midi] = found["midi"]
+    assert (midi["track"], midi["position"], midi["length"]) == ("Keys MIDI", audio["position"], audio["length"])
+    assert audio["position"] == round(3.5 * rate) and audio["start"] == round(1.25 * rate)
+
+    # What midibridge itself hears in that region: Ardour holds the same notes, to the tick, at the same samples.
+    from model.pipeline import Transcriber
+    clip = Transcriber().transcribe(Region.from_file(placed.file, start_s=1.25, duration_s=4.0, position_s=3.5),
+                                    tempo=Tempo(bpm=BPM))
+    samples_per_tick = rate * 60 / BPM / 1920
+    heard = sorted((n.start_s, n.pitch) for n in clip.notes)
+    in_ardour = sorted((n["ticks"], n["sample"], n["pitch"]) for n in found["notes"])
+    in_file = smf_notes(midi["smf"])
+    assert len(in_ardour) == len(heard) == len(in_file)
+    for (start_s, pitch), (ticks, sample, in_ardour_pitch), (file_ticks, file_pitch) in zip(heard, in_ardour, in_file):
+        assert pitch == in_ardour_pitch == file_pitch
+        assert abs(round(start_s * BPM / 60 * 1920) - ticks) <= 1 and abs(ticks - file_ticks) <= 1
+        assert abs(audio["position"] + start_s * rate - sample) <= samples_per_tick + 1
+
+    # And the notes the audio really holds inside the trimmed region are there, at their pitch, on time.
+    inside = [Note(n.pitch, n.start_s - 1.25, n.end_s - 1.25, n.velocity) for n in TRUTH
+              if 1.25 + FRAME_S <= n.start_s and n.end_s <= 5.25]
+    found_notes = [Note(n["pitch"], (n["sample"] - audio["position"]) / rate, 0.0, n["velocity"])
+                   for n in found["notes"]]
+    pairs = matches(found_notes, inside)
+    assert len(pairs) == len(inside)
+    assert sorted(abs(f.start_s - t.start_s) for t, f in pairs)[len(pairs) // 2] < FRAME_S
+
+
+def test_the_batch_action_converts_every_audio_track_of_a_session(daemon, tmp_path):
+    rate = 44100
+    placed = [Placed("Bass", take(tmp_path, rate, "bass.wav", -24), 0.0, 0.0, 8.0),
+              Placed("Lead", take(tmp_path, rate, "lead.wav", 12), 2.0, 0.5, 6.0),
+              Placed("Pad", take(tmp_path, rate, "pad.wav"), 10.0, 3.0, 4.5)]
+    session = make_session(tmp_path / "session", rate, placed)
+
+    done = convert(daemon, session)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(" notes") == 3 and "converted 3 of 3 regions" in done.stdout
+    found = read_session(session)
+    audio = {a["track"]: a for a in found["audio"]}
+    midi = {m["track"]: m for m in found["midi"]}
+    assert set(midi) == {"Bass MIDI", "Lead MIDI", "Pad MIDI"}
+    for p in placed:
+        assert midi[f"{p.track} MIDI"]["position"] == audio[p.track]["position"] == round(p.position_s * rate)
+    lowest = {t: min(n["pitch"] for n in found["notes"] if n["track"] == t) for t in midi}
+    assert lowest["Bass MIDI"] < lowest["Pad MIDI"] < lowest["Lead MIDI"]
+
+
+def test_a_region_that_fails_is_reported_and_the_others_are_converted(daemon, tmp_path):
+    rate = 48000
+    placed = [Placed("Good", take(tmp_path, rate, "good.wav"), 1.0, 0.0, 4.0),
+              Placed("Gone", take(tmp_path, rate, "gone.wav"), 2.0, 0.0, 4.0)]
+    session = make_session(tmp_path / "session", rate, placed)
+    (tmp_path / "gone.wav").unlink()
+
+    done = convert(daemon, session, "--tracks", "Good", "Gone")
+
+    assert done.returncode == 1 and "converted 1 of 2 regions" in done.stdout
+    assert "Gone\t2.000000 s\tFAILED" in done.stdout and "audio_not_found" in done.stdout
+    assert [m["track"] for m in read_session(session)["midi"]] == ["Good MIDI"]
+
+
+def test_batch_reads_a_session_file_without_touching_it(daemon, tmp_path):
+    rate = 44100
+    placed = [Placed("Keys", take(tmp_path, rate), 3.5, 1.25, 4.0),
+              Placed("Lead", take(tmp_path, rate, "lead.wav", 12), 0.75, 0.0, 8.0)]
+    session = make_session(tmp_path / "session", rate, placed)
+    session_file = session / "session.ardour"
+    before = hashlib.sha256(session_file.read_bytes()).hexdigest()
+    out = tmp_path / "midi"
+
+    done = subprocess.run([MIDIBRIDGE, "batch", str(session_file), "-o", str(out)], capture_output=True, text=True,
+                          env=daemon.env, timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    index = {e["track"]: e for e in json.loads((out / "index.json").read_text())["regions"]}
+    assert (index["Keys"]["position_s"], index["Keys"]["start_s"], index["Keys"]["duration_s"]) == (3.5, 1.25, 4.0)
+    assert index["Lead"]["position_s"] == 0.75 and index["Keys"]["notes"] > 5
+    tempo = mido.MidiFile(file=io.BytesIO(Path(index["Keys"]["midi"]).read_bytes())).tracks[0]
+    assert any(m.type == "set_tempo" and round(mido.tempo2bpm(m.tempo)) == 96 for m in tempo)
+    assert hashlib.sha256(session_file.read_bytes()).hexdigest() == before
+
+
+def test_installed_action_scripts_load_in_ardours_lua(tmp_path):
+    done = subprocess.run([MIDIBRIDGE, "install", "ardour", "--scripts-dir", str(tmp_path)], capture_output=True,
+                          text=True, check=True)
+    assert "Script Manager" in done.stdout
+    probe = tmp_path / "probe.lua"
+    for script in sorted(tmp_path.glob("midibridge_*.lua")):
+        # What Ardour's script scanner does: define ardour(), run the file, read the descriptor.
+        probe.write_text(f"""
+            local info
+            function ardour (entry) info = entry end
+            dofile ({json.dumps(str(script))})
+            assert (info["type"] == "EditorAction", "not an action")
+            assert (type (factory ({{ preset = "piano" }})) == "function", "factory returns no action")
+            assert (action_params ()["preset"].default == "default")
+            assert (MB and MB.transcribe and MB.apply and MB.run_in_editor and MB_COMMAND:match ("host transcribe"))
+            print ("LOADED " .. info.name)
+        """)
+        loaded = subprocess.run(["ardour7-lua", str(probe)], capture_output=True, text=True, timeout=60)
+        assert "LOADED midibridge: convert" in loaded.stdout, loaded.stdout + loaded.stderr

@@ -1,0 +1,112 @@
+"""REAPER's actions, run against a fake of the RPR_ API (REAPER cannot run here: tests/fake_reaper.py says
+what is faked), with a real daemon doing the transcription."""
+
+import pytest
+
+from model.clip import Tempo
+from model.region import Region
+from plugin_host.reaper_adapter import assemble, install_scripts
+
+from conftest import Note, synthesize, write_audio
+from daemon_helpers import DaemonProcess
+from fake_reaper import PPQ, FakeReaper, FakeTake
+
+TRUTH = [Note(57 + (i % 5) * 2, 0.5 + 0.45 * i, 0.85 + 0.45 * i, 100) for i in range(18)]
+BPM = 100.0
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    running = DaemonProcess(tmp_path_factory.mktemp("reaper-daemon"), workers=2)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def take_file(tmp_path):
+    return write_audio(tmp_path / "take.wav", synthesize(TRUTH, sample_rate_hz=44100, length_s=9.0), 44100)
+
+
+def run_action(reaper: FakeReaper, scope: str, daemon, monkeypatch, preset=None):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", daemon.env["XDG_RUNTIME_DIR"])  # the script's midibridge finds the daemon
+    from plugin_host.ardour_adapter import midibridge_command
+
+    exec(compile(assemble(scope, command=midibridge_command(), preset=preset), "midibridge_reaper.py", "exec"),
+         reaper.functions())
+
+
+def expected_ppq(path, *, offset, length, rate):
+    from model.pipeline import Transcriber
+    clip = Transcriber().transcribe(Region.from_file(path, start_s=offset, duration_s=length * rate),
+                                    tempo=Tempo(bpm=BPM))
+    return [(round(n.start_s / rate * BPM / 60 * PPQ), n.pitch) for n in clip.notes]
+
+
+def test_a_selected_item_becomes_a_midi_item_at_its_position_below_its_track(daemon, take_file, monkeypatch):
+    reaper = FakeReaper(bpm=BPM)
+    keys = reaper.add_track("Keys")
+    reaper.add_track("Drums")
+    reaper.add_item(keys, position=5.0, length=4.0, take=FakeTake(str(take_file), offset=1.25), selected=True)
+
+    run_action(reaper, "selected", daemon, monkeypatch)
+
+    assert [t.name for t in reaper.tracks] == ["Keys", "Keys MIDI", "Drums"]
+    [midi_item] = reaper.tracks[1].items
+    assert (midi_item.position, midi_item.length) == (5.0, 4.0) and midi_item.take.midi
+    notes = [(round(start), pitch) for start, _, _, pitch, _ in midi_item.take.notes]
+    expected = expected_ppq(take_file, offset=1.25, length=4.0, rate=1.0)
+    assert len(notes) == len(expected) and all(abs(a[0] - b[0]) <= 1 and a[1] == b[1]
+                                               for a, b in zip(sorted(notes), sorted(expected)))
+    assert reaper.undo_blocks == ["midibridge: audio to MIDI"]
+    assert "Keys at 5.000 s:" in reaper.console[-1]
+
+
+def test_all_tracks_follow_play_rate_and_pitch_and_skip_midi_items(daemon, take_file, monkeypatch):
+    reaper = FakeReaper(bpm=BPM, time_signature=(6, 8))
+    lead, keys = reaper.add_track("Lead"), reaper.add_track("Keys")
+    reaper.add_item(lead, position=2.0, length=3.0, take=FakeTake(str(take_file), rate=2.0, keeps_pitch=False))
+    reaper.add_item(keys, position=0.5, length=6.0, take=FakeTake(str(take_file)))
+    reaper.add_item(keys, position=8.0, length=1.0, take=FakeTake("", midi=True))
+
+    run_action(reaper, "all", daemon, monkeypatch)
+
+    tracks = {t.name: t for t in reaper.tracks}
+    assert set(tracks) == {"Lead", "Lead MIDI", "Keys", "Keys MIDI"}
+    [fast] = tracks["Lead MIDI"].items
+    heard = expected_ppq(take_file, offset=0.0, length=3.0, rate=2.0)
+    written = sorted((round(start), pitch) for start, _, _, pitch, _ in fast.take.notes)
+    assert [p for _, p in written] == [p + 12 for _, p in sorted(heard)], "twice as fast, an octave up"
+    assert all(abs(a[0] - b[0]) <= 1 for a, b in zip(written, sorted(heard)))
+    assert len(tracks["Keys MIDI"].items) == 1, "the MIDI item was left alone"
+
+
+def test_a_missing_source_is_reported_and_the_other_items_converted(daemon, take_file, monkeypatch, tmp_path):
+    reaper = FakeReaper(bpm=BPM)
+    track = reaper.add_track("Vox")
+    reaper.add_item(track, position=0.0, length=2.0, take=FakeTake(str(tmp_path / "gone.wav")), selected=True)
+    reaper.add_item(track, position=3.0, length=2.0, take=FakeTake(str(take_file)), selected=True)
+
+    run_action(reaper, "selected", daemon, monkeypatch, preset="vocal")
+
+    report = reaper.console[-1]
+    assert "Vox at 0.000 s: FAILED [audio_not_found]" in report and "Vox at 3.000 s:" in report
+    assert [i.position for i in reaper.tracks[1].items] == [3.0]
+
+
+def test_nothing_selected_says_so(daemon, monkeypatch):
+    reaper = FakeReaper()
+    reaper.add_track("Empty")
+
+    run_action(reaper, "selected", daemon, monkeypatch)
+
+    assert reaper.messages == ["Select one or more audio items first."] and reaper.undo_blocks == []
+
+
+def test_install_writes_both_actions_with_this_installations_command(tmp_path):
+    written = install_scripts(tmp_path, preset="piano")
+
+    assert sorted(p.name for p in written) == ["midibridge_convert_all_tracks.py", "midibridge_convert_selected_items.py"]
+    for path in written:
+        text = path.read_text()
+        compile(text, str(path), "exec")
+        assert "host transcribe" in text.split("MB_COMMAND = ")[-1] and "preset='piano'" in text
