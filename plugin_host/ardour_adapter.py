@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import datetime
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from model.clip import Tempo
 from model.region import Region
 
 from .client import ClientError
+from .scripts import midibridge_command, write_scripts
 
 LUA = Path(__file__).parent / "ardour"
 ACTIONS = {"midibridge_convert_selected.lua": "convert_selected.lua", "midibridge_convert_all.lua": "convert_all.lua"}
@@ -34,13 +34,6 @@ TICKS_PER_BEAT = 1920
 class ArdourError(ClientError):
     def __init__(self, message: str, *, code: str = "ardour"):
         super().__init__(code, message)
-
-
-def midibridge_command(*, in_process: bool = False) -> str:
-    """The shell command Ardour's Lua runs to transcribe: this installation's `midibridge host transcribe`."""
-    console = Path(sys.executable).parent / "midibridge"
-    base = shlex.quote(str(console)) if console.exists() else f"{shlex.quote(sys.executable)} -m plugin_host.cli"
-    return f"{base} host transcribe" + (" --in-process" if in_process else "")
 
 
 def assemble(wrapper: str, *, command: str, editor: bool) -> str:
@@ -57,14 +50,9 @@ def default_scripts_dir() -> Path:
 
 
 def install_scripts(scripts_dir: Path | None = None) -> list[Path]:
-    directory = scripts_dir or default_scripts_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for target, wrapper in ACTIONS.items():
-        path = directory / target
-        path.write_text(assemble(wrapper, command=midibridge_command(), editor=True))
-        written.append(path)
-    return written
+    return write_scripts(scripts_dir or default_scripts_dir(),
+                         {name: assemble(wrapper, command=midibridge_command(), editor=True)
+                          for name, wrapper in ACTIONS.items()})
 
 
 INSTALL_HELP = """In Ardour: Edit > Lua Scripts > Script Manager > Action Scripts, pick an empty slot, Add/Set,

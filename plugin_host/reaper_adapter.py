@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from .ardour_adapter import midibridge_command
+from .scripts import midibridge_command, write_scripts
 
 SOURCE = Path(__file__).parent / "reaper" / "midibridge_reaper.py"
 ACTIONS = {"midibridge_convert_selected_items.py": "selected", "midibridge_convert_all_tracks.py": "all"}
@@ -35,11 +35,6 @@ def assemble(scope: str, *, command: str, preset: str | None = None) -> str:
 
 
 def install_scripts(scripts_dir: Path | None = None, *, preset: str | None = None) -> list[Path]:
-    directory = scripts_dir or default_scripts_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, scope in ACTIONS.items():
-        path = directory / name
-        path.write_text(assemble(scope, command=midibridge_command(), preset=preset))
-        written.append(path)
-    return written
+    return write_scripts(scripts_dir or default_scripts_dir(),
+                         {name: assemble(scope, command=midibridge_command(), preset=preset)
+                          for name, scope in ACTIONS.items()})

@@ -29,7 +29,7 @@ def take_file(tmp_path):
 
 def run_action(reaper: FakeReaper, scope: str, daemon, monkeypatch, preset=None):
     monkeypatch.setenv("XDG_RUNTIME_DIR", daemon.env["XDG_RUNTIME_DIR"])  # the script's midibridge finds the daemon
-    from plugin_host.ardour_adapter import midibridge_command
+    from plugin_host.scripts import midibridge_command
 
     exec(compile(assemble(scope, command=midibridge_command(), preset=preset), "midibridge_reaper.py", "exec"),
          reaper.functions())
