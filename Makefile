@@ -11,7 +11,7 @@ APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm ardour
 # its own requirements would pull in TensorFlow.
 BASIC_PITCH := basic-pitch==0.4.0
 
-.PHONY: run test setup system bench
+.PHONY: run test setup system bench reliability
 
 run: setup
 	@mkdir -p out
@@ -22,6 +22,14 @@ test: setup
 
 bench: setup
 	$(BIN)/python -m model.bench
+	$(BIN)/python -m model.bench_presets
+	$(BIN)/python -m bridge.bench
+
+# The hardening suites' long variants (10,000 fuzzed messages, 50 clients x 100 requests): RELIABILITY.md's table.
+reliability: setup
+	@mkdir -p bench-out
+	$(BIN)/python -m pytest tests/test_fuzz.py tests/test_bad_audio.py tests/test_faults.py tests/test_load.py \
+	  tests/test_security.py --long --reliability-report bench-out/reliability.md
 
 setup: system $(VENV)/.installed
 	$(BIN)/midibridge model install

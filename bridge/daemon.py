@@ -12,7 +12,6 @@ stops the loop but SIGINT, SIGTERM or a local `shutdown`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import os
@@ -30,9 +29,10 @@ from model.presets import Preset, available_presets, load_preset, read_preset
 from model.weights import find_model, sha256_of
 
 from . import protocol as p
+from .cache import ResultCache
 from .jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobTable
 from .protocol import Message, ProtocolError
-from .security import check_path_allowed, enable_curve_server, is_local_endpoint, is_local_peer
+from .security import check_path_allowed, clients_dir, enable_curve_server, is_local_endpoint, is_local_peer
 from .workers import WorkerPool
 
 log = logging.getLogger("midibridge.daemon")
@@ -52,7 +52,7 @@ class DaemonConfig:
     cache_entries: int = 256
     max_frame_bytes: int = p.MAX_FRAME_BYTES
     allowed_roots: list[str] = field(default_factory=list)
-    curve: bool = False  # forced on for any endpoint that is not loopback or ipc
+    curve: bool = False  # required for any endpoint that is not loopback or ipc
     job_retries: int = 0
     grace_s: float = 10.0
     model_path: str | None = None
@@ -61,22 +61,25 @@ class DaemonConfig:
 class Daemon:
     def __init__(self, config: DaemonConfig):
         self.config = config
-        self.curve = config.curve or not is_local_endpoint(config.endpoint)
+        if not config.curve and not is_local_endpoint(config.endpoint):
+            raise DaemonError(f"{config.endpoint} can be reached from other machines: serve it with --curve, so "
+                              f"that only clients whose public key is in {clients_dir()} get in (and read only "
+                              f"under --allow-root), or bind tcp://127.0.0.1:PORT or ipc://PATH instead")
+        self.curve = config.curve
         self.ipc = config.endpoint.startswith("ipc://")  # only this machine can reach it (its Peer-Address is no IP)
         try:
             self.model_path = str(find_model(config.model_path))
         except ModelError as error:
             raise DaemonError(str(error)) from error
         self.model_sha256 = sha256_of(find_model(self.model_path))
-        self.table = JobTable(max_queued=config.max_queued, result_ttl_s=config.result_ttl_s,
-                              cache_entries=config.cache_entries)
+        self.table = JobTable(max_queued=config.max_queued, result_ttl_s=config.result_ttl_s)
+        self.cache = ResultCache(entries=config.cache_entries, model_sha256=self.model_sha256)
         self.backend_endpoint = f"ipc://{p.runtime_dir()}/workers-{os.getpid()}.sock"
         self.pool = WorkerPool(count=config.workers, endpoint=self.backend_endpoint,
                                threads=config.threads_per_worker, model_path=self.model_path)
         self.public_key: bytes | None = None
         self.stopping = asyncio.Event()
         self.accepting = True
-        self._file_hashes: dict[tuple, str] = {}
 
     # Start and stop ---------------------------------------------------------
 
@@ -171,8 +174,8 @@ class Daemon:
                 await self._handle(frames)
             except Exception:  # one bad request must never take the daemon down
                 log.exception("unexpected failure handling a request")
-                if frames:
-                    await self._reply(frames[0].bytes, p.ERROR, "", p.error_header("internal", "see the daemon log"))
+                await self._reply(frames[0].bytes, p.ERROR, _request_id(frames),
+                                  p.error_header("internal", "the daemon failed on this request; its log says how"))
 
     async def _handle(self, frames) -> None:
         identity = frames[0].bytes
@@ -215,14 +218,14 @@ class Daemon:
         await self._reply(message.identity, p.STATUS, message.request_id, {
             "jobs": jobs, "counts": self.table.counts(), "queued": len(self.table.queue),
             "workers": self.pool.describe(), "workers_replaced": self.pool.replaced,
-            "cache_entries": len(self.table.cache), "accepting": self.accepting})
+            "cache_entries": len(self.cache), "accepting": self.accepting})
 
     async def _on_cancel(self, message: Message, local: bool) -> None:
         states = {}
         for job_id in message.header["job_ids"]:
-            job = self.table.jobs.get(str(job_id))
+            job = self.table.jobs.get(job_id)
             if job is None:
-                states[str(job_id)] = "unknown"
+                states[job_id] = "unknown"
                 continue
             if job.state == QUEUED:
                 await self._fail(job, "cancelled", "cancelled before it started", state=CANCELLED)
@@ -261,7 +264,10 @@ class Daemon:
     async def _accept(self, message: Message, regions: list[dict], local: bool) -> None:
         if not self.accepting:
             raise ProtocolError("shutting_down", "the daemon is stopping and takes no new jobs")
-        preset = _preset(message.header.get("preset"))
+        requested = message.header.get("preset")
+        if not local and isinstance(requested, str) and (requested.endswith(".toml") or "/" in requested):
+            raise ProtocolError("forbidden", "remote clients name a preset or send it inline, not a path")
+        preset = _preset(requested)
         tempo = Tempo.from_dict(message.header.get("tempo", {}))
         jobs = []
         for region in map(dict, regions):  # copies: a region's own tempo is taken out of it
@@ -273,45 +279,18 @@ class Daemon:
             own_tempo = Tempo.from_dict(region.pop("tempo")) if "tempo" in region else tempo
             job = Job(self.table.new_id(), message.identity, message.request_id, region, buffers,
                       preset.to_dict(), own_tempo.to_dict())
-            job.cache_key = await self._cache_key(job)
+            job.cache_key = await asyncio.to_thread(self.cache.key, job.region, job.buffers, job.tempo, job.preset)
             jobs.append(job)
         self.table.submit(jobs)
         await self._reply(message.identity, p.ACCEPTED, message.request_id, {"job_ids": [j.job_id for j in jobs]})
         for job in jobs:
-            hit = self.table.cached(job.cache_key) if job.cache_key else None
+            hit = self.cache.get(job.cache_key)
             if hit is not None:
                 header, smf = hit
                 header = {**header, "job_id": job.job_id, "cached": True}
                 self.table.finish(job, header, smf)
                 await self._reply(job.client, p.RESULT, job.request_id, header, [smf])
         await self._dispatch()
-
-    async def _cache_key(self, job: Job) -> str | None:
-        """What makes two jobs the same: audio content, region, tempo, preset and model. None if the audio is unreadable."""
-        try:
-            if job.buffers:
-                content = hashlib.sha256(job.buffers[0].bytes if hasattr(job.buffers[0], "bytes")
-                                         else job.buffers[0]).hexdigest()
-            else:
-                content = await asyncio.to_thread(self._file_hash, job.region["path"])
-        except OSError:
-            return None  # the worker will say what is wrong with it
-        place = {k: v for k, v in job.region.items() if k != "path"}
-        key = json.dumps([content, place, job.tempo, job.preset, self.model_sha256], sort_keys=True)
-        return hashlib.sha256(key.encode()).hexdigest()
-
-    def _file_hash(self, path: str) -> str:
-        stat = os.stat(path)
-        if not os.path.isfile(path):
-            raise IsADirectoryError(path)
-        seen = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
-        if seen not in self._file_hashes:
-            digest = hashlib.sha256()
-            with open(path, "rb") as file:
-                while block := file.read(1 << 20):
-                    digest.update(block)
-            self._file_hashes[seen] = digest.hexdigest()
-        return self._file_hashes[seen]
 
     async def _fail(self, job: Job, code: str, message: str, *, state: str = "failed") -> None:
         header = p.error_header(code, message, job.job_id)
@@ -365,6 +344,7 @@ class Daemon:
         if message.kind == p.W_RESULT:
             header = {**message.header, "job_id": job.job_id, "cached": False}
             self.table.finish(job, header, message.buffers[0].bytes)
+            self.cache.put(job.cache_key, job.result)
             await self._reply(job.client, p.RESULT, job.request_id, header, message.buffers[:1])
         else:
             cancelled = message.header.get("code") == "cancelled"

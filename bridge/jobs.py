@@ -1,4 +1,4 @@
-"""The daemon's jobs: a bounded queue, the table of every job by id, finished results kept for a while, and a cache.
+"""The daemon's jobs: a bounded queue, and the table of every job by id, finished ones kept for a while.
 
 Plain bookkeeping with no I/O: the daemon's event loop is its only user.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 
 from .protocol import ProtocolError
@@ -49,13 +49,11 @@ class Job:
 class JobTable:
     """Every job by id. At most `max_queued` wait; finished ones are kept `result_ttl_s` for fetching."""
 
-    def __init__(self, *, max_queued: int, result_ttl_s: float, cache_entries: int):
+    def __init__(self, *, max_queued: int, result_ttl_s: float):
         self.max_queued = max_queued
         self.result_ttl_s = result_ttl_s
         self.jobs: dict[str, Job] = {}
         self.queue: deque[str] = deque()
-        self.cache: OrderedDict[str, tuple[dict, bytes]] = OrderedDict()
-        self.cache_entries = cache_entries
         self._ids = itertools.count(1)
         self._prefix = f"{int(time.time()):x}"  # ids stay unique across daemon restarts
 
@@ -85,20 +83,9 @@ class JobTable:
 
     def finish(self, job: Job, header: dict, smf: bytes) -> None:
         job.state, job.result, job.finished_s, job.buffers = DONE, (header, smf), time.monotonic(), []
-        if job.cache_key:
-            self.cache[job.cache_key] = (header, smf)
-            self.cache.move_to_end(job.cache_key)
-            while len(self.cache) > self.cache_entries:
-                self.cache.popitem(last=False)
 
     def fail(self, job: Job, error: dict, *, state: str = FAILED) -> None:
         job.state, job.error, job.finished_s, job.buffers = state, error, time.monotonic(), []
-
-    def cached(self, key: str) -> tuple[dict, bytes] | None:
-        hit = self.cache.get(key)
-        if hit is not None:
-            self.cache.move_to_end(key)
-        return hit
 
     def expire(self) -> None:
         """Forget finished jobs older than result_ttl_s."""

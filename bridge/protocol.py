@@ -154,6 +154,9 @@ def check_request(message: Message) -> None:
         raise ProtocolError("unknown_type", f"unknown message type {message.kind!r}; requests are "
                                             f"{', '.join(MESSAGES)}")
     check_fields(message.header, MESSAGES[message.kind], message.kind)
+    job_ids = message.header.get("job_ids", [])
+    if not all(isinstance(job_id, str) for job_id in job_ids):
+        raise ProtocolError("invalid_header", f"{message.kind}: job_ids must be a list of job id strings")
     regions = [message.header["region"]] if message.kind == TRANSCRIBE else message.header.get("regions", [])
     if len(regions) > MAX_BATCH_REGIONS:
         raise ProtocolError("too_large", f"a batch holds at most {MAX_BATCH_REGIONS} regions, not {len(regions)}")

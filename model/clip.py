@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .options import TEMPO_SPECS, check_fields
+from .options import TEMPO_SPECS, check_fields, from_mapping
 
 DEFAULT_BPM = 120.0
 
@@ -74,7 +74,7 @@ class Tempo:
 
     @classmethod
     def from_dict(cls, data: dict) -> Tempo:
-        return cls(**data)
+        return from_mapping(cls, data, TEMPO_SPECS, where="host tempo")
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ def _step(entry, where: str) -> Step:
     if not isinstance(entry, dict) or "step" not in entry:
         raise OptionError(f"{where}: every [[chain]] table needs step = one of {', '.join(STEP_SPECS)}")
     kind = entry["step"]
-    if kind not in STEP_SPECS:
+    if not isinstance(kind, str) or kind not in STEP_SPECS:
         raise OptionError(f"{where}: unknown step {kind!r}; steps are {', '.join(STEP_SPECS)}")
     specs = STEP_SPECS[kind]
     params = {**STEP_DEFAULTS.get(kind, {}), **{k: v for k, v in entry.items() if k != "step"}}

@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
     serve.add_argument("--endpoint", default=default_endpoint(),
                        help=f"tcp://HOST:PORT or ipc://PATH (default ${ENDPOINT_ENV} or {default_endpoint()}); any "
-                            f"address but loopback turns CURVE on")
+                            f"address but loopback needs --curve")
     serve.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
     serve.add_argument("--threads", type=int, default=0, metavar="N", help="onnxruntime threads per worker")
     serve.add_argument("--queue", type=int, default=64, metavar="N", help="jobs that may wait; more get `busy`")
@@ -77,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--cache", type=int, default=256, metavar="N", help="results kept for repeated requests")
     serve.add_argument("--allow-root", action="append", default=[], metavar="DIR",
                        help="a directory remote clients may read files under (repeatable)")
-    serve.add_argument("--curve", action="store_true", help="require CURVE even on loopback")
+    serve.add_argument("--curve", action="store_true",
+                       help="CURVE encryption and client keys (required beyond loopback and ipc)")
     serve.add_argument("--job-retries", type=int, default=0, metavar="N",
                        help="times a job whose worker died is tried again (default 0: it fails)")
     serve.add_argument("--grace", type=float, default=10.0, metavar="S",

@@ -117,3 +117,69 @@ def audio_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def piano_line(audio_dir) -> Path:
     return render(PIANO_LINE, audio_dir / "piano_line.wav")
+
+
+@pytest.fixture(scope="session")
+def long_audio(audio_dir) -> Path:
+    """Five minutes of plucked notes: long enough to act on while it transcribes."""
+    notes = [Note(60 + (i % 12), 0.5 + 0.7 * i, 1.0 + 0.7 * i, 100) for i in range(420)]
+    return write_audio(audio_dir / "five_minutes.flac", synthesize(notes, sample_rate_hz=22050, length_s=300.0), 22050)
+
+
+# The hardening suites: counted, with their figures, for RELIABILITY.md --------------------------
+
+SUITES = {"test_fuzz": "Protocol fuzzing", "test_bad_audio": "Bad audio", "test_faults": "Faults",
+          "test_load": "Load", "test_security": "Security"}
+_RELIABILITY: dict[str, dict] = {}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true",
+                     help="the long variants of the hardening suites: 10,000 fuzzed messages, 50 clients x 20 requests")
+    parser.addoption("--reliability-report", metavar="PATH", default=None,
+                     help="write the hardening suites' table (Markdown) to PATH")
+
+
+@pytest.fixture(scope="session")
+def long_run(request) -> bool:
+    return request.config.getoption("--long")
+
+
+@pytest.fixture
+def figures(request) -> dict:
+    """The figures of the current hardening suite; tests add to them."""
+    suite = SUITES[request.module.__name__.rsplit(".", 1)[-1]]
+    return _RELIABILITY.setdefault(suite, {"tried": 0, "passed": 0, "skipped": 0, "figures": {}})["figures"]
+
+
+def pytest_runtest_logreport(report):
+    module = report.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+    if module not in SUITES or (report.when != "call" and not (report.when == "setup" and not report.passed)):
+        return
+    entry = _RELIABILITY.setdefault(SUITES[module], {"tried": 0, "passed": 0, "skipped": 0, "figures": {}})
+    entry["tried"] += 1
+    entry["passed"] += report.passed
+    entry["skipped"] += report.skipped
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not _RELIABILITY:
+        return
+    table = reliability_table()
+    terminalreporter.write_sep("-", "hardening suites")
+    terminalreporter.write_line(table)
+    path = config.getoption("--reliability-report")
+    if path:
+        Path(path).write_text(table + "\n")
+
+
+def reliability_table() -> str:
+    lines = ["| suite | cases tried | passed | figures |", "| --- | --- | --- | --- |"]
+    for suite in SUITES.values():
+        entry = _RELIABILITY.get(suite)
+        if entry is None:
+            continue
+        shown = "; ".join(f"{name}: {value}" for name, value in entry["figures"].items())
+        skipped = f" ({entry['skipped']} skipped)" if entry["skipped"] else ""
+        lines.append(f"| {suite} | {entry['tried']} | {entry['passed']}{skipped} | {shown} |")
+    return "\n".join(lines)

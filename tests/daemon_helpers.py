@@ -96,3 +96,21 @@ def exchange(sock: zmq.Socket, frames: list, timeout_s: float = 5.0) -> p.Messag
     if not sock.poll(timeout_s * 1000):
         return None
     return p.decode(sock.recv_multipart())
+
+
+def submit_raw(sock, region_path, request_id=b"r1"):
+    """Send a transcribe on a bare socket; returns the job id once accepted."""
+    sock.send_multipart(p.encode(p.TRANSCRIBE, request_id.decode(), {"region": {"path": str(region_path)}}))
+    accepted = p.decode(sock.recv_multipart())
+    assert accepted.kind == p.ACCEPTED, accepted.header
+    return accepted.header["job_ids"][0]
+
+
+def wait_for(sock, kinds, job_id, timeout_s=60.0):
+    """The first message of one of `kinds` for `job_id` on a bare socket."""
+    deadline = time.monotonic() + timeout_s
+    while sock.poll(max(deadline - time.monotonic(), 0) * 1000):
+        message = p.decode(sock.recv_multipart())
+        if message.kind in kinds and message.header.get("job_id") == job_id:
+            return message
+    raise AssertionError(f"no {kinds} for {job_id}")

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -10,7 +9,6 @@ import pytest
 from model.region import Region
 from plugin_host.client import Client, DaemonUnavailable
 
-from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess, free_port
 
 
@@ -42,32 +40,3 @@ def test_no_daemon_means_a_clear_error_after_the_retries():
 
     assert "after 3 tries of 0.3 s" in str(caught.value) and "midibridge serve" in str(caught.value)
     assert time.monotonic() - started < 3.0
-
-
-def test_a_client_waiting_on_a_daemon_that_restarts_gets_its_result_from_the_new_one(tmp_path):
-    notes = [Note(60 + i % 12, 0.5 + 0.5 * i, 0.9 + 0.5 * i, 100) for i in range(230)]
-    audio = write_audio(tmp_path / "two_minutes.wav", synthesize(notes, sample_rate_hz=22050, length_s=120.0), 22050)
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    first = DaemonProcess(tmp_path / "first", endpoint=endpoint, workers=1)
-    running, results, errors = threading.Event(), [], []
-
-    def wait_for_clip():
-        try:
-            with first.client(timeout_s=2.0, retries=30) as client:
-                results.append(client.transcribe(Region.from_file(audio), on_progress=lambda _: running.set()))
-        except Exception as error:  # reported below
-            errors.append(error)
-
-    waiting = threading.Thread(target=wait_for_clip)
-    waiting.start()
-    assert running.wait(60), "the job started on the first daemon"
-    first.process.kill()  # with the job half done: the new daemon has never heard of it
-    second = DaemonProcess(tmp_path / "second", endpoint=endpoint, workers=1)
-    try:
-        waiting.join(180)
-        with second.client() as client:
-            counts = client.status()["counts"]
-    finally:
-        second.stop()
-    assert not errors and results and len(results[0].clip.notes) > 200
-    assert counts["done"] == 1, "the client sent the region again to the new daemon"
