@@ -1,13 +1,14 @@
 """Decode the model's note and onset activations into note events: Basic Pitch's algorithm, in vectorised numpy.
 
-Given the same activations, `decode_notes` returns exactly the notes of
-`basic_pitch.note_creation.output_to_notes_polyphonic` (tests/test_decoder_equivalence.py):
-onsets are peaks of the predicted onsets (or of large rises in the note
-activations), each onset is tracked forward until the activation stays below
+Given the same activations, `decode_notes` returns the notes of
+`basic_pitch.note_creation.output_to_notes_polyphonic` (the same frames and
+pitches, amplitudes to 1e-7; tests/test_decoder_equivalence.py). Onsets are
+peaks of the predicted onsets (or of large rises in the note activations);
+each onset is tracked forward until the activation stays below
 `frame_threshold` for `ENERGY_TOLERANCE_FRAMES` frames, and the "melodia
 trick" then turns the strongest leftover activations into notes, tracked both
-ways. Where Basic Pitch steps one frame at a time in Python, this module
-finds runs of low frames with `bytes.find`, and replays its argmax loop by one sort.
+ways. Where Basic Pitch steps one frame at a time in Python, this module finds
+runs of low frames with `bytes.find`, and replays its argmax loop by one sort.
 
 Arrays are (n_frames, n_pitches): rows are frames, columns note bins
 (MIDI pitch − 21). Activation inputs may be anything sliced by rows
@@ -24,7 +25,10 @@ from .constants import LOWEST_PITCH, N_PITCHES
 from .options import DecodeOptions
 
 ENERGY_TOLERANCE_FRAMES = 11
-BLOCK_FRAMES = 256  # rows per block when scanning activations that may not be in memory
+# Rows per block when scanning activations (which may not be in memory). Small
+# enough that numpy's float64 temporaries reuse freed memory: blocks of 4096
+# rows, mapped afresh by malloc on each allocation, ran five times slower.
+BLOCK_FRAMES = 256
 
 
 @dataclass(frozen=True)

@@ -226,27 +226,31 @@ class Client:
         return True
 
 
-def ensure_daemon(*, endpoint: str | None = None, workers: int | None = None,
-                  timeout_s: float = START_TIMEOUT_S) -> dict:
-    """The running daemon's discovery record, starting `midibridge serve` in the background when none runs."""
-    record = p.read_discovery()
-    if record and (endpoint is None or record["endpoint"] == endpoint):
+def ensure_daemon(*, endpoint: str | None = None, timeout_s: float = START_TIMEOUT_S) -> dict:
+    """The running daemon's discovery record, starting `midibridge serve` in the background when none runs.
+
+    Two commands starting one at once both succeed: the daemon that wins the
+    endpoint serves them both.
+    """
+    def serving() -> dict | None:
+        record = p.read_discovery()
+        return record if record and (endpoint is None or record["endpoint"] == endpoint) else None
+
+    record = serving()
+    if record:
         return record
     p.runtime_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
-    command = [sys.executable, "-m", "plugin_host.cli", "serve"]
-    command += ["--endpoint", endpoint] if endpoint else []
-    command += ["--workers", str(workers)] if workers else []
-    log = open(p.runtime_dir() / "daemon.log", "ab")
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    command = [sys.executable, "-m", "plugin_host.cli", "serve"] + (["--endpoint", endpoint] if endpoint else [])
+    with open(p.runtime_dir() / "daemon.log", "ab") as log:  # the daemon keeps its own copy of the handle
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        record = p.read_discovery()
-        if record and record.get("pid") == process.pid:
-            with Client(record["endpoint"], timeout_s=2.0, retries=1) as client:
+        record = serving()
+        if record:
+            with Client(record["endpoint"], timeout_s=5.0, retries=2) as client:
                 client.hello()
             return record
-        if process.poll() is not None:
+        if process.poll() is not None and not serving():
             break
         time.sleep(0.05)
     raise DaemonUnavailable(f"could not start the midibridge daemon (see {p.runtime_dir() / 'daemon.log'})")
-
