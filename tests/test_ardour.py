@@ -161,6 +161,23 @@ def test_the_batch_action_converts_every_audio_track_of_a_session(daemon, tmp_pa
         assert midi[f"{p.track} MIDI"]["position"] == audio[p.track]["position"] == round(p.position_s * rate)
     lowest = {t: min(n["pitch"] for n in found["notes"] if n["track"] == t) for t in midi}
     assert lowest["Bass MIDI"] < lowest["Pad MIDI"] < lowest["Lead MIDI"]
+    assert undo_steps(session) == [("midibridge: audio to MIDI", 3)], "one undo step holds all three regions"
+
+    again = convert(daemon, session, "--tracks", "Pad")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    found = read_session(session)
+    assert sorted(m["track"] for m in found["midi"]) == ["Bass MIDI", "Lead MIDI", "Pad MIDI", "Pad MIDI"], \
+        "a second run reuses the track it made"
+    assert undo_steps(session) == [("midibridge: audio to MIDI", 1)], "the second run is one undo step too"
+
+
+def undo_steps(session: Path) -> list[tuple[str, int]]:
+    """(name, note diff commands) of each undo step Ardour saved in the session's history."""
+    import xml.etree.ElementTree as ElementTree
+
+    history = ElementTree.parse(session / "session.history").getroot()
+    return [(step.get("name"), len(step.findall(".//NoteDiffCommand"))) for step in history.iter("UndoTransaction")]
 
 
 def test_a_region_that_fails_is_reported_and_the_others_are_converted(daemon, tmp_path):
