@@ -40,10 +40,10 @@ def main(argv=None) -> int:
         return 0
     cases = json.loads(manifest.read_text())["cases"]
     files = [manifest.parent / case["audio"] for case in cases if case["duration_s"] >= REGION_S][:16]
-    report = {"latency": _latency(files[0], args.runs), "throughput": {}}
-    for workers, threads in ((1, 0), (2, 0), (2, 1), (2, 2)):
-        report["throughput"][f"{workers}x{threads or 'all'}"] = _throughput(files, workers, threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    report = {"latency": _latency(files[0], args.runs, args.out), "throughput": {}}
+    for workers, threads in ((1, 0), (2, 0), (2, 1), (2, 2)):
+        report["throughput"][f"{workers}x{threads or 'all'}"] = _throughput(files, workers, threads, args.out)
     (args.out / "daemon.json").write_text(json.dumps(report, indent=1))
     _print(report)
     return 0
@@ -52,13 +52,14 @@ def main(argv=None) -> int:
 class _Daemon:
     """`midibridge serve` on a private endpoint and runtime dir."""
 
-    def __init__(self, *, workers: int, threads: int):
+    def __init__(self, *, workers: int, threads: int, out: Path):
         self.home = tempfile.TemporaryDirectory(prefix="midibridge-bench-")
         env = dict(os.environ, XDG_RUNTIME_DIR=self.home.name)
         self.endpoint = f"ipc://{self.home.name}/frontend.sock"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "plugin_host.cli", "serve", "--endpoint", self.endpoint, "--workers", str(workers),
-             "--threads", str(threads)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(out / f"daemon-{workers}x{threads}.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "plugin_host.cli", "serve", "--endpoint", self.endpoint, "--workers",
+                 str(workers), "--threads", str(threads)], env=env, stdout=log, stderr=log)
         os.environ["XDG_RUNTIME_DIR"] = self.home.name  # so that read_discovery() finds this one
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -90,12 +91,12 @@ class _Daemon:
         self.home.cleanup()
 
 
-def _latency(audio: Path, runs: int) -> dict:
+def _latency(audio: Path, runs: int, out: Path) -> dict:
     from model.midi import clip_to_bytes
     from model.pipeline import Transcriber
 
     transcriber = Transcriber()
-    daemon = _Daemon(workers=os.cpu_count() or 1, threads=0)  # as `midibridge serve` starts by default
+    daemon = _Daemon(workers=os.cpu_count() or 1, threads=0, out=out)  # as `midibridge serve` starts by default
     try:
         idle_mb = daemon.memory_mb("VmRSS")
         timings = {"daemon": [], "in_process": []}
@@ -117,8 +118,8 @@ def _latency(audio: Path, runs: int) -> dict:
     return result
 
 
-def _throughput(files: list[Path], workers: int, threads: int) -> dict:
-    daemon = _Daemon(workers=workers, threads=threads)
+def _throughput(files: list[Path], workers: int, threads: int, out: Path) -> dict:
+    daemon = _Daemon(workers=workers, threads=threads, out=out)
     try:
         idle_mb = daemon.memory_mb("VmRSS")
         regions = [Region.from_file(f, duration_s=REGION_S, position_s=float(i)) for i, f in enumerate(files)]

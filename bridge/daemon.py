@@ -172,10 +172,11 @@ class Daemon:
             frames = await self.frontend.recv_multipart(copy=False)
             try:
                 await self._handle(frames)
-            except Exception:  # one bad request must never take the daemon down
+            except Exception as error:  # one bad request must never take the daemon down
                 log.exception("unexpected failure handling a request")
-                await self._reply(frames[0].bytes, p.ERROR, _request_id(frames),
-                                  p.error_header("internal", "the daemon failed on this request; its log says how"))
+                await self._reply(frames[0].bytes, p.ERROR, _request_id(frames), p.error_header(
+                    "internal", f"the daemon failed on this request ({type(error).__name__}: {error}); "
+                                f"its log has the details"))
 
     async def _handle(self, frames) -> None:
         identity = frames[0].bytes
@@ -323,22 +324,28 @@ class Daemon:
         while True:
             frames = await self.backend.recv_multipart(copy=False)
             try:
-                message = p.decode(frames, router=True, protocol_id=p.WORKER_PROTOCOL_ID)
-            except ProtocolError:
-                continue  # not one of ours
-            worker = self.pool.heard(message.identity)
-            if worker is None:
-                continue  # a worker already replaced; its word no longer counts
-            job = self.table.jobs.get(message.request_id) if message.request_id else None
-            if message.kind == p.W_PROGRESS and job is not None and job.state == RUNNING:
-                await self._reply(job.client, p.PROGRESS, job.request_id, {"job_id": job.job_id, **message.header})
-            elif message.kind in (p.W_RESULT, p.W_ERROR):
-                worker.job_id = None
-                if job is not None and job.state == RUNNING:
-                    await self._finished(job, message)
-                elif not message.request_id:
-                    log.error("worker %s cannot start: %s", message.identity.decode(), message.header.get("message"))
-            await self._dispatch()
+                await self._from_worker(frames)
+            except Exception:  # a loop that dies would leave every job waiting
+                log.exception("unexpected failure handling a worker's message")
+
+    async def _from_worker(self, frames) -> None:
+        try:
+            message = p.decode(frames, router=True, protocol_id=p.WORKER_PROTOCOL_ID)
+        except ProtocolError:
+            return  # not one of ours
+        worker = self.pool.heard(message.identity)
+        if worker is None:
+            return  # a worker already replaced; its word no longer counts
+        job = self.table.jobs.get(message.request_id) if message.request_id else None
+        if message.kind == p.W_PROGRESS and job is not None and job.state == RUNNING:
+            await self._reply(job.client, p.PROGRESS, job.request_id, {"job_id": job.job_id, **message.header})
+        elif message.kind in (p.W_RESULT, p.W_ERROR):
+            worker.job_id = None
+            if job is not None and job.state == RUNNING:
+                await self._finished(job, message)
+            elif not message.request_id:
+                log.error("worker %s cannot start: %s", message.identity.decode(), message.header.get("message"))
+        await self._dispatch()
 
     async def _finished(self, job: Job, message: Message) -> None:
         if message.kind == p.W_RESULT:
@@ -354,22 +361,28 @@ class Daemon:
     async def _supervise(self) -> None:
         while True:
             await asyncio.sleep(p.HEARTBEAT_INTERVAL_S)
-            for worker in [w for w in self.pool.workers.values() if w.ready]:
-                await self._to_worker(worker.identity, p.W_HEARTBEAT)
-            for handle, reason in self.pool.reap():
-                job = self.table.jobs.get(handle.job_id) if handle.job_id else None
-                log.warning("worker %s (pid %d) %s", handle.identity.decode(), handle.pid,
-                            "exited" if reason == "worker_died" else "stopped answering; killed it")
-                if job is None or job.state != RUNNING:
-                    continue
-                if job.attempts <= self.config.job_retries:
-                    self.table.requeue_first(job)
-                else:
-                    await self._fail(job, reason, f"the worker running this job {'exited' if reason == 'worker_died' else 'hung'}"
-                                                  f" (pid {handle.pid}); the daemon replaced it. Other jobs go on.")
-            self.table.expire()
-            await self._dispatch()
+            try:
+                await self._look_after_workers()
+            except Exception:  # a loop that dies would leave hung workers unnoticed
+                log.exception("unexpected failure looking after the workers")
 
+    async def _look_after_workers(self) -> None:
+        """Heartbeat the workers, replace the dead and the hung (answering their jobs), expire old results."""
+        for worker in [w for w in self.pool.workers.values() if w.ready]:
+            await self._to_worker(worker.identity, p.W_HEARTBEAT)
+        for handle, reason in self.pool.reap():
+            job = self.table.jobs.get(handle.job_id) if handle.job_id else None
+            what = "exited" if reason == "worker_died" else "hung"
+            log.warning("worker %s (pid %d) %s; replaced", handle.identity.decode(), handle.pid, what)
+            if job is None or job.state != RUNNING:
+                continue
+            if job.attempts <= self.config.job_retries:
+                self.table.requeue_first(job)
+            else:
+                await self._fail(job, reason, f"the worker running this job {what} (pid {handle.pid}); the daemon "
+                                              f"replaced it. Other jobs go on.")
+        self.table.expire()
+        await self._dispatch()
 
 def _preset(requested) -> Preset:
     if isinstance(requested, dict):
