@@ -22,7 +22,7 @@ from pathlib import Path
 from model.clip import Tempo
 from model.region import Region
 
-from .client import ClientError
+from .jobs import ClientError
 from .scripts import midibridge_command, write_scripts
 
 LUA = Path(__file__).parent / "ardour"

@@ -15,7 +15,7 @@ from model.clip import DEFAULT_BPM
 from model.errors import ModelError
 
 from . import commands
-from .client import ClientError
+from .jobs import ClientError
 
 
 def main(argv: list[str] | None = None) -> int:

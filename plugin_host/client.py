@@ -14,8 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 
 import zmq
 
@@ -23,45 +22,10 @@ from bridge import protocol as p
 from model.clip import Clip, Tempo
 from model.region import Region
 
+from .jobs import ClientError, DaemonUnavailable, JobResult, Progress, ProgressCallback
+
 PING_AFTER_S = 2.0  # silence while jobs run before asking the daemon whether it still has them
 START_TIMEOUT_S = 60.0
-
-
-class ClientError(Exception):
-    """The one error root of plugin_host: `code` is the daemon's (or the client's own) error code."""
-
-    def __init__(self, code: str, message: str, *, job_id: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.job_id = job_id
-
-
-class DaemonUnavailable(ClientError):
-    def __init__(self, message: str):
-        super().__init__("daemon_unavailable", message)
-
-
-@dataclass(frozen=True)
-class Progress:
-    index: int  # which region of the request
-    job_id: str
-    stage: str
-    fraction: float
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """How one region ended: a clip and its MIDI file, or the error that stopped it."""
-
-    index: int
-    job_id: str
-    clip: Clip | None = None
-    smf: bytes | None = None
-    cached: bool = False
-    error: ClientError | None = None
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 class Client:

@@ -15,7 +15,7 @@ from model.errors import ModelError
 from model.region import Region
 
 from . import runner
-from .client import Client, JobResult, Progress
+from .jobs import JobResult, Progress
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".mp3", ".ogg")
@@ -197,6 +197,8 @@ def serve(args) -> int:
 
 
 def ping(args) -> int:
+    from .client import Client
+
     record_ = protocol.read_discovery()
     if record_ is None:
         print("no midibridge daemon is running; start one with `midibridge serve`")
@@ -212,6 +214,8 @@ def ping(args) -> int:
 
 
 def status(args) -> int:
+    from .client import Client
+
     record_ = protocol.read_discovery()
     if record_ is None:
         print("no midibridge daemon is running")

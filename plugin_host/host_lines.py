@@ -27,7 +27,7 @@ from model.errors import OptionError
 from model.region import Region
 
 from . import runner
-from .client import JobResult, Progress
+from .jobs import JobResult, Progress
 
 FIELDS = ("id", "path", "start_s", "duration_s", "position_s", "bpm", "beats_per_bar", "bar_offset_beats")
 

@@ -14,7 +14,7 @@ from bridge import protocol
 from model.clip import Tempo
 from model.region import Region
 
-from .client import Client, ClientError, JobResult, Progress, ProgressCallback, ensure_daemon
+from .jobs import ClientError, JobResult, Progress, ProgressCallback
 
 
 def choose(*, daemon: bool | None) -> str:
@@ -29,6 +29,8 @@ def run(regions: list[Region], *, where: str, preset: str | None, tempo: Tempo |
         threads: int = 0) -> Iterator[JobResult]:
     """Transcribe `regions` (at one `tempo`, or one each); `model_path` and `threads` apply in-process only."""
     if where == "daemon":
+        from .client import Client, ensure_daemon  # ZeroMQ only when it is used
+
         ensure_daemon()
         with Client() as client:
             yield from client.batch(regions, preset=_for_the_wire(preset), tempo=tempo, on_progress=on_progress)

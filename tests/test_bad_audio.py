@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from model.region import Region
-from plugin_host.client import ClientError
+from plugin_host.jobs import ClientError
 
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess

@@ -12,6 +12,14 @@ from plugin_host.client import Client, DaemonUnavailable
 from daemon_helpers import DaemonProcess, free_port
 
 
+def test_converting_in_process_does_not_load_zeromq_and_the_client_does_not_load_numpy():
+    probe = ("import sys, plugin_host.cli, plugin_host.runner, plugin_host.host_lines; "
+             "print('zmq' in sys.modules)")
+
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+
+
 def test_the_client_and_the_protocol_import_without_numpy_or_onnxruntime():
     probe = ("import sys, plugin_host.client, plugin_host.cli, bridge.protocol; "
              "print(sorted(m for m in ('numpy', 'onnxruntime', 'pedalboard', 'mido') if m in sys.modules))")

@@ -13,7 +13,7 @@ import pytest
 
 from bridge import protocol as p
 from model.region import Region
-from plugin_host.client import ClientError
+from plugin_host.jobs import ClientError
 
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for

@@ -1,0 +1,48 @@
+"""What a transcription job gives back to the host side, wherever it ran: results, progress, and the error root.
+
+Standard library only: the in-process path uses these without loading ZeroMQ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from model.clip import Clip
+
+
+class ClientError(Exception):
+    """The one error root of plugin_host: `code` is the daemon's (or the client's own) error code."""
+
+    def __init__(self, code: str, message: str, *, job_id: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.job_id = job_id
+
+
+class DaemonUnavailable(ClientError):
+    def __init__(self, message: str):
+        super().__init__("daemon_unavailable", message)
+
+
+@dataclass(frozen=True)
+class Progress:
+    index: int  # which region of the request
+    job_id: str
+    stage: str
+    fraction: float
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How one region ended: a clip and its MIDI file, or the error that stopped it."""
+
+    index: int
+    job_id: str
+    clip: Clip | None = None
+    smf: bytes | None = None
+    cached: bool = False
+    error: ClientError | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
