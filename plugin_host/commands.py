@@ -197,39 +197,47 @@ def serve(args) -> int:
 
 
 def ping(args) -> int:
-    from .client import Client
-
-    record_ = protocol.read_discovery()
-    if record_ is None:
-        print("no midibridge daemon is running; start one with `midibridge serve`")
+    found = _running_daemon()
+    if found is None:
         return 1
-    with Client(record_["endpoint"], timeout_s=2.0, retries=0) as client:
+    with _client_of(found) as client:
         started = time.perf_counter()
         info = client.hello()
         round_trip_ms = (time.perf_counter() - started) * 1000
-    print(f"midibridge daemon at {record_['endpoint']}: pid {info['pid']}, {info['protocol']}, package "
+    print(f"midibridge daemon at {found['endpoint']}: pid {info['pid']}, {info['protocol']}, package "
           f"{info['package_version']}, {info['workers']} workers, model {info['model']['sha256'][:12]}…, "
           f"round trip {round_trip_ms:.1f} ms")
     return 0
 
 
 def status(args) -> int:
-    from .client import Client
-
-    record_ = protocol.read_discovery()
-    if record_ is None:
-        print("no midibridge daemon is running")
+    found = _running_daemon()
+    if found is None:
         return 1
-    with Client(record_["endpoint"], timeout_s=2.0, retries=0) as client:
+    with _client_of(found) as client:
         info = client.status()
     counts = ", ".join(f"{n} {state}" for state, n in info["counts"].items())
-    print(f"midibridge daemon at {record_['endpoint']} (pid {record_['pid']}): {info['queued']} queued; jobs: "
+    print(f"midibridge daemon at {found['endpoint']} (pid {found['pid']}): {info['queued']} queued; jobs: "
           f"{counts}; {len(info['workers'])} workers ({info['workers_replaced']} replaced), "
           f"{info['cache_entries']} cached results{'' if info['accepting'] else '; stopping'}")
     for worker in info["workers"]:
         doing = f"job {worker['job_id']}" if worker["job_id"] else ("idle" if worker["ready"] else "starting")
         print(f"  worker {worker['identity']} pid {worker['pid']}: {doing}")
     return 0
+
+
+def _running_daemon() -> dict | None:
+    """The running daemon's discovery record; None, said on stdout, when none runs."""
+    found = protocol.read_discovery()
+    if found is None:
+        print("no midibridge daemon is running; start one with `midibridge serve`")
+    return found
+
+
+def _client_of(found: dict):
+    from .client import Client  # ZeroMQ only for the commands that talk to the daemon
+
+    return Client(found["endpoint"], timeout_s=2.0, retries=0)
 
 
 def presets_list(args) -> int:
