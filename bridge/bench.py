@@ -59,7 +59,7 @@ class _Daemon:
         with open(out / f"daemon-{workers}x{threads}.log", "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "plugin_host.cli", "serve", "--endpoint", self.endpoint, "--workers",
-                 str(workers), "--threads", str(threads)], env=env, stdout=log, stderr=log)
+                 str(workers), "--threads", str(threads)], env=env, stdout=log, stderr=log, cwd=self.home.name)
         os.environ["XDG_RUNTIME_DIR"] = self.home.name  # so that read_discovery() finds this one
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

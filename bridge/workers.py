@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .protocol import HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS
+from .protocol import HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, runtime_dir
 
 STARTUP_GRACE_S = 60.0  # a worker importing onnxruntime on a loaded machine is silent for a while
 
@@ -58,7 +58,8 @@ class WorkerPool:
                    "--identity", identity.decode(), "--threads", str(self.threads)]
         if self.model_path:
             command += ["--model", self.model_path]
-        process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL)
+        # `python -m` puts its working directory first on sys.path: run where no folder can shadow our packages.
+        process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL, cwd=runtime_dir())
         handle = WorkerHandle(identity, process)
         self.workers[identity] = handle
         return handle

@@ -211,9 +211,9 @@ def _candidates(name: str):
 
 
 def _builtin_dir() -> Path:
-    import presets  # the data package beside this one
-
-    return Path(presets.__file__).parent
+    # The `presets` data package sits beside this one, installed or not; found by path, not by import, so that
+    # a folder called "presets" in the working directory cannot stand in for it.
+    return Path(__file__).resolve().parent.parent / "presets"
 
 
 def preset_to_toml(preset: Preset) -> str:

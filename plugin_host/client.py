@@ -205,8 +205,10 @@ def ensure_daemon(*, endpoint: str | None = None, timeout_s: float = START_TIMEO
         return record
     p.runtime_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
     command = [sys.executable, "-m", "plugin_host.cli", "serve"] + (["--endpoint", endpoint] if endpoint else [])
+    # `python -m` puts its working directory first on sys.path: start it where no folder can shadow our packages.
     with open(p.runtime_dir() / "daemon.log", "ab") as log:  # the daemon keeps its own copy of the handle
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                   cwd=p.runtime_dir())
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         record = serving()

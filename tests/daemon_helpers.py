@@ -37,16 +37,18 @@ def non_loopback_address() -> str | None:
 class DaemonProcess:
     """`midibridge serve` with its own runtime and config dirs; `client()` talks to it."""
 
-    def __init__(self, home: Path, *args: str, endpoint: str | None = None, workers: int = 1, client_keys=None):
+    def __init__(self, home: Path, *args: str, endpoint: str | None = None, workers: int = 1, client_keys=None,
+                 cwd: Path | None = None):
         self.home = home
         self.client_keys = client_keys  # with CURVE on, the keys this helper's own clients use
         self.env = dict(os.environ, XDG_RUNTIME_DIR=str(home / "run"), XDG_CONFIG_HOME=str(home / "config"))
         (home / "run").mkdir(parents=True, exist_ok=True)
         self.endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
         self.log = home / "daemon.log"
-        command = [sys.executable, "-m", "plugin_host.cli", "serve", "--endpoint", self.endpoint,
+        command = [str(Path(sys.executable).parent / "midibridge"), "serve", "--endpoint", self.endpoint,
                    "--workers", str(workers), *args]
-        self.process = subprocess.Popen(command, env=self.env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command, env=self.env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
+                                        cwd=cwd)
         self.record = self._wait_until_serving()
 
     @property

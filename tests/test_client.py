@@ -48,3 +48,25 @@ def test_no_daemon_means_a_clear_error_after_the_retries():
 
     assert "after 3 tries of 0.3 s" in str(caught.value) and "midibridge serve" in str(caught.value)
     assert time.monotonic() - started < 3.0
+
+
+def test_a_daemon_started_from_a_folder_holding_folders_named_like_our_packages_works(tmp_path, piano_line):
+    # `python -m` puts its working directory first on sys.path; a "presets" folder there once stood in for ours.
+    import json
+    import os
+    from pathlib import Path
+
+    for name in ("presets", "model", "bridge"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "presets" / "default.toml").write_text("not = [valid")
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path / "run"), MIDIBRIDGE_ENDPOINT=f"tcp://127.0.0.1:{free_port()}")
+    (tmp_path / "run").mkdir()
+    midibridge = str(Path(sys.executable).parent / "midibridge")
+
+    converted = subprocess.run([midibridge, "convert", str(piano_line), "--daemon", "--preset", "piano", "--json",
+                                "-o", "x.mid"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    stopped = subprocess.run([sys.executable, "-c", "from plugin_host.client import Client; Client().shutdown()"],
+                             env=env, capture_output=True, text=True)
+
+    assert converted.returncode == 0, converted.stderr + (tmp_path / "run" / "midibridge" / "daemon.log").read_text()
+    assert json.loads(converted.stdout)["notes"] and stopped.returncode == 0
