@@ -26,7 +26,7 @@ import zmq.asyncio
 from model.clip import Tempo
 from model.errors import ModelError
 from model.presets import Preset, available_presets, load_preset, read_preset
-from model.weights import find_model, sha256_of
+from model.weights import MODEL_SHA256, find_model
 
 from . import protocol as p
 from .cache import ResultCache
@@ -71,7 +71,7 @@ class Daemon:
             self.model_path = str(find_model(config.model_path))
         except ModelError as error:
             raise DaemonError(str(error)) from error
-        self.model_sha256 = sha256_of(find_model(self.model_path))
+        self.model_sha256 = MODEL_SHA256  # find_model() has just checked it
         self.table = JobTable(max_queued=config.max_queued, result_ttl_s=config.result_ttl_s)
         self.cache = ResultCache(entries=config.cache_entries, model_sha256=self.model_sha256)
         self.backend_endpoint = f"ipc://{p.runtime_dir()}/workers-{os.getpid()}.sock"

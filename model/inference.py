@@ -21,7 +21,7 @@ from .constants import (
 )
 from .errors import WeightsError
 from .spill import RowSpill
-from .weights import find_model, sha256_of
+from .weights import MODEL_SHA256, find_model
 
 DEFAULT_BATCH_WINDOWS = 4  # measured: 2 to 16 windows per run are within noise on 2 cores; 1 is ~15 % slower
 
@@ -92,7 +92,7 @@ class Model:
     def __init__(self, path: str | Path | None = None, *, threads: int = 0,
                  batch_windows: int = DEFAULT_BATCH_WINDOWS):
         self.path = find_model(path)
-        self.sha256 = sha256_of(self.path)
+        self.sha256 = MODEL_SHA256  # find_model() has just checked it
         self.batch_windows = batch_windows
         self._session = _session(self.path, threads)
         self._output_names = list(ONNX_OUTPUTS.values())
