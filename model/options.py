@@ -18,7 +18,8 @@ from .errors import OptionError
 
 @dataclass(frozen=True)
 class Spec:
-    """What one field allows: a number in [low, high] (`open_low`/`open_high` exclude the ends), a bool, or one of `choices`."""
+    """What one field allows: a number in [low, high] (`open_low`/`open_high` exclude the ends), a bool, any string or
+    table (kind str or dict), or one of `choices`."""
 
     kind: type
     low: float | None = None
@@ -33,6 +34,8 @@ class Spec:
             text = "one of " + ", ".join(repr(c) for c in self.choices)
         elif self.kind is bool:
             text = "true or false"
+        elif self.kind in (str, dict):
+            text = "a string" if self.kind is str else "a table"
         else:
             kind = "a whole number" if self.kind is int else "a number"
             left = "(" if self.open_low else "["
@@ -45,8 +48,8 @@ class Spec:
             return self.optional
         if self.choices:
             return not isinstance(value, bool) and value in self.choices
-        if self.kind is bool:
-            return isinstance(value, bool)
+        if self.kind in (bool, str, dict):
+            return isinstance(value, self.kind)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         if self.kind is int and not float(value).is_integer():

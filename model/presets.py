@@ -141,10 +141,7 @@ def _step(entry, where: str) -> Step:
     if missing:
         raise OptionError(f"{where} ({kind}): {missing[0]} is required ({specs[missing[0]].allowed()})")
     for key, spec in specs.items():
-        if spec.kind in (str, dict) and not spec.choices:
-            if not isinstance(params[key], spec.kind):
-                raise OptionError(f"{where} ({kind}): {key} must be a {spec.kind.__name__}, got {params[key]!r}")
-        elif not spec.accepts(params[key]):
+        if not spec.accepts(params[key]):
             raise OptionError(f"{where} ({kind}): {key} must be {spec.allowed()}, got {params[key]!r}")
     if kind == "vst3":
         _check_plugin_parameters(params, f"{where} (vst3)")

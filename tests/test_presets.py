@@ -100,6 +100,7 @@ BAD_PRESETS = {
     "decode wrong type": ('schema = 1\n[decode]\nmelodia_trick = "yes"', "melodia_trick must be true or false"),
     "post unknown key": ('schema = 1\n[post]\nquantise = "1/8"', "[post]: unknown key 'quantise'"),
     "post bad choice": ('schema = 1\n[post]\nscale = "hungarian"', "scale must be one of 'chromatic', 'major'"),
+    "plugin path not a string": ('schema = 1\n[[chain]]\nstep = "vst3"\npath = 3', "(vst3): path must be a string, got 3"),
     "missing plugin": ('schema = 1\n[[chain]]\nstep = "vst3"\npath = "/nowhere/Verb.vst3"',
                        "plugin /nowhere/Verb.vst3 does not exist"),
 }
