@@ -15,7 +15,7 @@ from model.errors import ModelError
 from model.region import Region
 
 from . import runner
-from .jobs import JobResult, Progress
+from .jobs import JobResult, OverallProgress, Progress
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".mp3", ".ogg")
@@ -121,23 +121,20 @@ class ProgressLine:
     """A one-line progress bar on stderr, when stderr is a terminal."""
 
     def __init__(self, total: int):
-        self.total, self.finished, self.fractions = total, 0, {}
+        self.overall = OverallProgress(total)
         self.live = sys.stderr.isatty()
 
     def update(self, progress: Progress) -> None:
-        self.fractions[progress.index] = progress.fraction if progress.stage == "infer" else 0.0
-        self._draw()
+        self._draw(self.overall.update(progress))
 
     def done(self, result: JobResult) -> None:
-        self.finished += 1
-        self.fractions.pop(result.index, None)
-        self._draw()
+        self._draw(self.overall.done(result.index))
 
-    def _draw(self) -> None:
+    def _draw(self, share: float) -> None:
         if self.live:
-            share = (self.finished + sum(self.fractions.values())) / max(self.total, 1)
             filled = round(30 * share)
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.finished}/{self.total} {share:4.0%}")
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.overall.finished}/{self.overall.total} "
+                             f"{share:4.0%}")
             sys.stderr.flush()
 
     def close(self) -> None:

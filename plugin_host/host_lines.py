@@ -27,7 +27,7 @@ from model.errors import OptionError
 from model.region import Region
 
 from . import runner
-from .jobs import JobResult, Progress
+from .jobs import JobResult, OverallProgress
 
 FIELDS = ("id", "path", "start_s", "duration_s", "position_s", "bpm", "beats_per_bar", "bar_offset_beats")
 
@@ -63,27 +63,22 @@ def read_requests(path: Path) -> list[HostRegion]:
 
 def transcribe(requests: list[HostRegion], *, preset: str | None, where: str, out=sys.stdout) -> int:
     """Answer `requests` in lines on `out`; returns how many failed."""
-    fractions: dict[int, float] = {}
-    finished = failed = 0
+    overall = OverallProgress(len(requests))
+    failed = 0
 
     def say(text: str) -> None:
         out.write(text + "\n")
         out.flush()
 
-    def progress(update: Progress) -> None:
-        fractions[update.index] = update.fraction if update.stage == "infer" else fractions.get(update.index, 0.0)
-        say(f"PROGRESS {(finished + sum(fractions.values())) / len(requests):.3f}")
-
     results = runner.run([r.region for r in requests], where=where, preset=preset,
-                         tempo=[r.tempo for r in requests], on_progress=progress)
+                         tempo=[r.tempo for r in requests],
+                         on_progress=lambda update: say(f"PROGRESS {overall.update(update):.3f}"))
     for result in results:
-        finished += 1
-        fractions.pop(result.index, None)
         failed += result.error is not None
         for line in answer_lines(requests[result.index].id, result):
             say(line)
-        say(f"PROGRESS {finished / len(requests):.3f}")
-    say(f"DONE {finished - failed} {failed}")
+        say(f"PROGRESS {overall.done(result.index):.3f}")
+    say(f"DONE {overall.finished - failed} {failed}")
     return failed
 
 

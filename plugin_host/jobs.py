@@ -46,3 +46,26 @@ class JobResult:
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+class OverallProgress:
+    """How far a request of `total` regions has come, 0..1: the finished ones, plus each running one's share of
+    its model runs (which are most of its time)."""
+
+    def __init__(self, total: int):
+        self.total, self.finished = total, 0
+        self._running: dict[int, float] = {}
+
+    @property
+    def fraction(self) -> float:
+        return (self.finished + sum(self._running.values())) / max(self.total, 1)
+
+    def update(self, progress: Progress) -> float:
+        if progress.stage == "infer":
+            self._running[progress.index] = progress.fraction
+        return self.fraction
+
+    def done(self, index: int) -> float:
+        self.finished += 1
+        self._running.pop(index, None)
+        return self.fraction

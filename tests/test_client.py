@@ -70,3 +70,13 @@ def test_a_daemon_started_from_a_folder_holding_folders_named_like_our_packages_
 
     assert converted.returncode == 0, converted.stderr + (tmp_path / "run" / "midibridge" / "daemon.log").read_text()
     assert json.loads(converted.stdout)["notes"] and stopped.returncode == 0
+
+
+def test_overall_progress_counts_finished_regions_and_the_model_runs_of_running_ones():
+    from plugin_host.jobs import OverallProgress, Progress
+
+    overall = OverallProgress(4)
+
+    assert overall.update(Progress(0, "a", "infer", 0.5)) == 0.125
+    assert overall.update(Progress(0, "a", "notes", 0.0)) == 0.125, "stages after the model keep its share"
+    assert overall.done(0) == 0.25 and overall.update(Progress(1, "b", "infer", 1.0)) == 0.5
