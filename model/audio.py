@@ -16,6 +16,7 @@ from pedalboard import Resample
 from pedalboard.io import AudioFile, StreamResampler
 
 from .constants import SAMPLE_RATE_HZ
+from .containers import Cut, find_cut, mp3_gapless
 from .errors import AudioError
 from .region import Region
 
@@ -35,12 +36,18 @@ RESAMPLE_QUALITY = Resample.Quality.WindowedSinc8
 
 @dataclass
 class RegionAudio:
-    """An opened region: its source rate, its length in source samples, and its audio as mono chunks."""
+    """An opened region: its source rate, its length in source samples, and its audio as mono chunks.
+
+    `truncated_at_sample` is where, counted from the region's start, the audio
+    of a file cut short stops (the chunks stop there too); None when the
+    region is whole.
+    """
 
     region: Region
     sample_rate_hz: float
     n_samples: int
     _chunks: Iterator[np.ndarray]
+    truncated_at_sample: int | None = None
 
     def chunks(self) -> Iterator[np.ndarray]:
         """Mono float32 chunks of the region, in order; raises AudioError on NaN or inf."""
@@ -51,17 +58,19 @@ class RegionAudio:
             yield chunk
 
 
-def open_region(region: Region, *, chunk_s: float = CHUNK_S) -> RegionAudio:
+def open_region(region: Region, *, chunk_s: float = CHUNK_S, allow_truncated: bool = False) -> RegionAudio:
     """Validate `region` against its source and return it ready to stream.
 
     Every problem found before audio is decoded (missing file, unreadable
-    file, region outside the source, empty region, bad sample rate) raises
-    AudioError with a code and a message naming the region.
+    file, region outside the source, empty region, bad sample rate, a region
+    reaching past where a file cut short stops) raises AudioError with a code
+    and a message naming the region. `allow_truncated` instead gives such a
+    region with the audio there is, and `truncated_at_sample` set.
     """
     if (region.path is None) == (region.samples is None):
         raise AudioError("a region needs exactly one of a file path and raw samples", code="invalid_region")
     if region.path is not None:
-        return _open_file(region, chunk_s)
+        return _open_file(region, chunk_s, allow_truncated)
     return _open_samples(region, chunk_s)
 
 
@@ -85,7 +94,7 @@ def resampled_length(n_samples: int, *, from_hz: float, to_hz: float = SAMPLE_RA
     return round(n_samples * to_hz / from_hz)
 
 
-def _open_file(region: Region, chunk_s: float) -> RegionAudio:
+def _open_file(region: Region, chunk_s: float, allow_truncated: bool) -> RegionAudio:
     path = region.path
     if os.path.isdir(path):
         raise AudioError(f"{path} is a directory, not an audio file", code="audio_unreadable")
@@ -104,53 +113,62 @@ def _open_file(region: Region, chunk_s: float) -> RegionAudio:
     rate = float(source.samplerate)
     # pedalboard decodes MP3's encoder delay and padding as audio; skipping
     # them keeps a region's times those of the music (as DAWs import it).
-    skip, padding = _mp3_gapless(path) if path.lower().endswith(".mp3") else (0, 0)
+    skip, padding = mp3_gapless(path) if path.lower().endswith(".mp3") else (0, 0)
     try:
         _check_rate(rate, path)
+        cut = find_cut(path, source.frames)
+        # Ogg states no length: past the end of a cut Ogg file is past where it was cut, not outside the source.
         start, count = _region_bounds(region, rate, source.frames - skip - padding,
-                                      exact=source.exact_duration_known)
+                                      exact=source.exact_duration_known and not (cut and cut.promised_frames is None))
+        truncated_at = _truncated_at(region, rate, start, count, cut, skip, padding, allow_truncated)
     except AudioError:
         source.close()
         raise
+    # pedalboard would read the missing part as silence: stop where the audio does.
+    readable = count if truncated_at is None else truncated_at
 
     def read() -> Iterator[np.ndarray]:
         step = max(1, int(chunk_s * rate))
         with source:
             source.seek(skip + start)
-            remaining = count
+            remaining = readable
             while remaining > 0:
                 try:
                     block = source.read(min(step, remaining))
                 except Exception as error:
                     raise AudioError(f"{path} is damaged: decoding stopped at sample "
-                                     f"{count - remaining + start} ({error})", code="audio_unreadable") from error
+                                     f"{readable - remaining + start} ({error})", code="audio_unreadable") from error
                 if block.shape[1] == 0:
                     break  # the file holds less than its header claimed; keep what was there
                 remaining -= block.shape[1]
                 yield _to_mono(block)
 
-    return RegionAudio(region, rate, count, read())
+    return RegionAudio(region, rate, count, read(), truncated_at)
 
 
-MP3_DECODER_DELAY_SAMPLES = 529  # what an mpg123-style decoder puts before the first encoded sample
+def _truncated_at(region: Region, rate: float, start: int, count: int, cut: Cut | None, skip: int, padding: int,
+                  allow: bool) -> int | None:
+    """Where the audio of a cut file stops, from the region's start, when the region reaches past it; else None.
 
-
-def _mp3_gapless(path: str) -> tuple[int, int]:
-    """(samples to skip at the start, samples to drop at the end) as the LAME tag records them; (0, 0) without one."""
-    with open(path, "rb") as file:
-        head = file.read(10)
-        first_frame = 0
-        if head[:3] == b"ID3":  # an ID3v2 tag before the audio: its size is four 7-bit bytes
-            first_frame = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
-        file.seek(first_frame)
-        frame = file.read(256)
-    info = max(frame.find(b"Xing", 0, 64), frame.find(b"Info", 0, 64))
-    lame = info + 120
-    if info < 0 or frame[lame:lame + 4] != b"LAME":
-        return 0, 0
-    packed = frame[lame + 21:lame + 24]
-    delay, padding = packed[0] << 4 | packed[1] >> 4, (packed[1] & 0x0F) << 8 | packed[2]
-    return delay + MP3_DECODER_DELAY_SAMPLES, max(padding - MP3_DECODER_DELAY_SAMPLES, 0)
+    A region wholly inside what the file holds is whole. One that reaches
+    past it (or runs "to the end", which is missing) raises audio_truncated
+    unless `allow`.
+    """
+    if cut is None:
+        return None
+    held = max(cut.held_frames - skip, 0)
+    if region.duration_s is not None and start + count <= held + END_TOLERANCE_S * rate:
+        return None
+    if allow:
+        return min(max(held - start, 0), count)
+    ends_s = held / rate
+    if cut.promised_frames is None:
+        promised = "without the end-of-stream page a whole Ogg file ends with (Ogg states no length up front)"
+    else:
+        promised = f"but its header promises {(cut.promised_frames - skip - padding) / rate:.3f} s"
+    raise AudioError(f"{region.path} is truncated: its audio ends at {ends_s:.3f} s {promised}, and region "
+                     f"{region.describe()} reaches past that. Re-export the file (or copy it again), or pass "
+                     f"--allow-truncated to transcribe the audio up to {ends_s:.3f} s.", code="audio_truncated")
 
 
 def _open_samples(region: Region, chunk_s: float) -> RegionAudio:

@@ -33,21 +33,23 @@ class Transcriber:
         self.model = Model(model_path, threads=threads, batch_windows=batch_windows)
 
     def transcribe(self, region: Region, *, preset: Preset = BASIC_PITCH, tempo: Tempo = Tempo(),
-                   on_progress: ProgressCallback | None = None) -> Clip:
+                   on_progress: ProgressCallback | None = None, allow_truncated: bool = False) -> Clip:
         """The clip of `region` through `preset`: notes relative to its start, placed at its timeline position.
 
         `tempo` is the host's where the clip goes. `on_progress(stage, fraction)`
         is called as work advances; raising from it (model.errors.Cancelled)
-        stops the job between model runs.
+        stops the job between model runs. A region reaching past where a
+        truncated file's audio ends raises audio_truncated; `allow_truncated`
+        transcribes the audio there is and sets the clip's `truncated_at_s`.
         """
-        audio = open_region(region)  # checks the region before any work
+        audio = open_region(region, allow_truncated=allow_truncated)  # checks the region before any work
         if on_progress:
             on_progress("decode", 0.0)
         unread = [audio]
 
         def open_chunks():
             # The region opened above serves the first read; a normalize step reads it once more.
-            return (unread.pop() if unread else open_region(region)).chunks()
+            return (unread.pop() if unread else open_region(region, allow_truncated=allow_truncated)).chunks()
 
         chunks = preprocess.process(preset.chain, open_chunks, sample_rate_hz=audio.sample_rate_hz)
         samples = resample(chunks, from_hz=audio.sample_rate_hz)
@@ -61,7 +63,9 @@ class Transcriber:
             events = note_events(activations, options=preset.decode)
         times_s = frame_times_s(activations.n_frames)
         clip = Clip(notes=tuple(to_note(e, times_s) for e in events), position_s=region.position_s,
-                    duration_s=audio.n_samples / audio.sample_rate_hz, bpm=float(tempo.bpm))
+                    duration_s=audio.n_samples / audio.sample_rate_hz, bpm=float(tempo.bpm),
+                    truncated_at_s=None if audio.truncated_at_sample is None
+                    else audio.truncated_at_sample / audio.sample_rate_hz)
         clip = postprocess(clip, preset.post, tempo=tempo, loudness=meter.result())
         if on_progress:
             on_progress("notes", 1.0)
