@@ -145,6 +145,8 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
                         help="host bar length in quarter notes, for quantising (default 4)")
     parser.add_argument("--preset", default=None, metavar="NAME|PATH",
                         help="processing preset (default: Basic Pitch's behaviour); see `midibridge presets list`")
+    parser.add_argument("--allow-truncated", action="store_true",
+                        help="a file cut short (error audio_truncated): transcribe the audio it still has, and say so")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--daemon", dest="daemon", action="store_const", const=True, default=None,
                        help="go through the daemon, starting it if needed (default: when one is running)")

@@ -28,10 +28,12 @@ def convert(args) -> int:
     local = args.model is not None or args.threads
     where = "in-process" if local else runner.choose(daemon=args.daemon)
     result = next(runner.run([region], where=where, preset=args.preset, tempo=tempo, model_path=args.model,
-                             threads=args.threads))
+                             threads=args.threads, allow_truncated=args.allow_truncated))
     if result.error is not None:
         raise result.error
     write_file(output, result.smf)
+    if result.clip.truncated_at_s is not None:
+        print(truncation_warning(args.input, result.clip.truncated_at_s, result.clip.duration_s), file=sys.stderr)
     if args.json:
         print(json.dumps(result.clip.to_dict()))
     else:
@@ -60,7 +62,8 @@ def batch(args) -> int:
     bar = ProgressLine(len(items))
     index: list[dict] = [{} for _ in items]
     results = runner.run([item.region for item in items], where=where, preset=args.preset,
-                         tempo=[item.tempo or tempo for item in items], on_progress=bar.update)
+                         tempo=[item.tempo or tempo for item in items], on_progress=bar.update,
+                         allow_truncated=args.allow_truncated)
     for result in results:
         index[result.index] = record(items[result.index], out / names[result.index], result)
         bar.done(result)
@@ -71,6 +74,9 @@ def batch(args) -> int:
           f"index: {out / 'index.json'}")
     for entry in failed:
         print(f"  failed: {entry['input']}: [{entry['error']['code']}] {entry['error']['message']}", file=sys.stderr)
+    for entry in index:  # after the progress bar, which owns stderr's last line while it runs
+        if entry.get("truncated_at_s") is not None:
+            print(truncation_warning(entry["input"], entry["truncated_at_s"], entry["duration_s"]), file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -100,8 +106,16 @@ def record(item: BatchItem, midi: Path, result: JobResult) -> dict:
     if result.error is not None:
         return {**entry, "error": {"code": result.error.code, "message": str(result.error)}}
     write_file(midi, result.smf)
-    return {**entry, "midi": str(midi), "position_s": result.clip.position_s, "duration_s": result.clip.duration_s,
-            "notes": len(result.clip.notes), "cached": result.cached}
+    clip = result.clip
+    truncated = {} if clip.truncated_at_s is None else {"truncated_at_s": clip.truncated_at_s}
+    return {**entry, "midi": str(midi), "position_s": clip.position_s, "duration_s": clip.duration_s,
+            **truncated, "notes": len(clip.notes), "cached": result.cached}
+
+
+def truncation_warning(source: str, truncated_at_s: float, duration_s: float) -> str:
+    """The stderr line for a clip transcribed with --allow-truncated from a file cut short."""
+    return (f"midibridge: warning [audio_truncated]: {source} is truncated: its audio stops {truncated_at_s:.3f} s "
+            f"into the {duration_s:.3f} s region, so the clip has no notes after that")
 
 
 def unique_names(stems: list[str]) -> list[str]:

@@ -26,17 +26,21 @@ def choose(*, daemon: bool | None) -> str:
 
 def run(regions: list[Region], *, where: str, preset: str | None, tempo: Tempo | list[Tempo],
         on_progress: ProgressCallback | None = None, model_path: str | None = None,
-        threads: int = 0) -> Iterator[JobResult]:
-    """Transcribe `regions` (at one `tempo`, or one each); `model_path` and `threads` apply in-process only."""
+        threads: int = 0, allow_truncated: bool = False) -> Iterator[JobResult]:
+    """Transcribe `regions` (at one `tempo`, or one each); `model_path` and `threads` apply in-process only.
+    `allow_truncated`: see Transcriber.transcribe."""
     if where == "daemon":
         from .client import Client, ensure_daemon  # ZeroMQ only when it is used
 
         ensure_daemon()
         with Client() as client:
-            yield from client.batch(regions, preset=_for_the_wire(preset), tempo=tempo, on_progress=on_progress)
+            # The option goes only when set: the client takes it once the daemon carries it on the wire.
+            truncated = {"allow_truncated": True} if allow_truncated else {}
+            yield from client.batch(regions, preset=_for_the_wire(preset), tempo=tempo, on_progress=on_progress,
+                                    **truncated)
     else:
         yield from _in_process(regions, preset=preset, tempo=tempo, on_progress=on_progress,
-                               model_path=model_path, threads=threads)
+                               model_path=model_path, threads=threads, allow_truncated=allow_truncated)
 
 
 def _for_the_wire(preset: str | None) -> str | dict | None:
@@ -48,7 +52,7 @@ def _for_the_wire(preset: str | None) -> str | dict | None:
     return load_preset(preset).to_dict()
 
 
-def _in_process(regions, *, preset, tempo, on_progress, model_path, threads) -> Iterator[JobResult]:
+def _in_process(regions, *, preset, tempo, on_progress, model_path, threads, allow_truncated) -> Iterator[JobResult]:
     from model.errors import ModelError
     from model.midi import clip_to_bytes
     from model.pipeline import Transcriber
@@ -65,7 +69,8 @@ def _in_process(regions, *, preset, tempo, on_progress, model_path, threads) -> 
                 on_progress(Progress(index, job_id, stage, fraction))
 
         try:
-            clip = transcriber.transcribe(region, preset=chosen, tempo=tempo_here, on_progress=progress)
+            clip = transcriber.transcribe(region, preset=chosen, tempo=tempo_here, on_progress=progress,
+                                          allow_truncated=allow_truncated)
         except ModelError as error:
             yield JobResult(index, job_id, error=ClientError(error.code, str(error), job_id=job_id))
             continue
