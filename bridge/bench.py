@@ -26,7 +26,7 @@ from model.bench import corpus_manifest, corpus_parser
 from model.region import Region
 from plugin_host.client import Client
 
-from .protocol import read_discovery
+from .discovery import read_discovery
 
 REGION_S = 30.0
 
@@ -63,7 +63,7 @@ class _Daemon:
         os.environ["XDG_RUNTIME_DIR"] = self.home.name  # so that read_discovery() finds this one
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if read_discovery() and all(w["ready"] for w in self.status()["workers"]):
+            if read_discovery(self.endpoint) and all(w["ready"] for w in self.status()["workers"]):
                 return
             time.sleep(0.1)
         raise RuntimeError("the daemon did not start")

@@ -1,6 +1,7 @@
-"""The daemon's jobs: a bounded queue, and the table of every job by id, finished ones kept for a while.
+"""The daemon's jobs: bounded queues by priority, and the table of every job by id, finished ones kept for a while.
 
-Plain bookkeeping with no I/O: the daemon's event loop is its only user.
+Plain bookkeeping with no I/O: the daemon's event loop is its only user, and
+every change of a job's state goes through JobTable.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from .protocol import ProtocolError
+from .protocol import BACKGROUND, INTERACTIVE, PRIORITIES, ProtocolError
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 
@@ -26,6 +27,8 @@ class Job:
     buffers: list
     preset: dict
     tempo: dict
+    priority: str = INTERACTIVE
+    allow_truncated: bool = False
     cache_key: str | None = None
     state: str = QUEUED
     worker: bytes | None = None
@@ -33,7 +36,7 @@ class Job:
     cancel_requested: bool = False
     submitted_s: float = field(default_factory=time.monotonic)
     finished_s: float | None = None
-    result: tuple[dict, bytes] | None = None  # (header, SMF bytes)
+    result: tuple[dict, list] | None = None  # (header, buffers: the SMF and the clip's JSON)
     error: dict | None = None
 
     @property
@@ -41,9 +44,13 @@ class Job:
         return self.state in (DONE, FAILED, CANCELLED)
 
     def summary(self) -> dict:
-        return {"job_id": self.job_id, "state": self.state, "attempts": self.attempts,
-                "age_s": round(time.monotonic() - self.submitted_s, 3),
-                "error": self.error}
+        return {"job_id": self.job_id, "state": self.state, "priority": self.priority, "attempts": self.attempts,
+                "age_s": round(time.monotonic() - self.submitted_s, 3), "error": self.error}
+
+
+def unknown_summary(job_id: str) -> dict:
+    """What `status` says of a job id it does not know: the same fields as a known job's."""
+    return {"job_id": job_id, "state": "unknown", "priority": None, "attempts": 0, "age_s": None, "error": None}
 
 
 class JobTable:
@@ -53,39 +60,60 @@ class JobTable:
         self.max_queued = max_queued
         self.result_ttl_s = result_ttl_s
         self.jobs: dict[str, Job] = {}
-        self.queue: deque[str] = deque()
+        self.queues: dict[str, deque[str]] = {priority: deque() for priority in PRIORITIES}
         self._ids = itertools.count(1)
         self._prefix = f"{int(time.time()):x}"  # ids stay unique across daemon restarts
 
     def new_id(self) -> str:
         return f"{self._prefix}-{next(self._ids)}"
 
+    @property
+    def waiting(self) -> int:
+        return sum(map(len, self.queues.values()))
+
     def submit(self, jobs: list[Job]) -> None:
         """Queue all of `jobs` or none: a full queue refuses the whole request with `busy`."""
-        waiting = len(self.queue)
-        if waiting + len(jobs) > self.max_queued:
-            raise ProtocolError("busy", f"the queue holds {waiting} of {self.max_queued} jobs; "
+        if self.waiting + len(jobs) > self.max_queued:
+            raise ProtocolError("busy", f"the queue holds {self.waiting} of {self.max_queued} jobs; "
                                         f"{len(jobs)} more do not fit. Try again when some have finished.")
         for job in jobs:
             self.jobs[job.job_id] = job
-            self.queue.append(job.job_id)
+            self.queues[job.priority].append(job.job_id)
+
+    def next_queued(self, *, interactive_only: bool = False) -> Job | None:
+        """The job to run next: interactive ones first, in order."""
+        for priority in (INTERACTIVE,) if interactive_only else PRIORITIES:
+            queue = self.queues[priority]
+            while queue:
+                job = self.jobs.get(queue.popleft())
+                if job is not None and job.state == QUEUED:
+                    return job
+        return None
+
+    def jobs_ahead(self, job: Job) -> int:
+        """How many waiting jobs run before `job`: every interactive one before it, and for a batch job every
+        interactive one too."""
+        before = self.queues[job.priority].index(job.job_id)
+        return before + (len(self.queues[INTERACTIVE]) if job.priority == BACKGROUND else 0)
+
+    def in_state(self, state: str) -> list[Job]:
+        return [job for job in self.jobs.values() if job.state == state]
+
+    def start(self, job: Job, worker: bytes) -> None:
+        job.state, job.worker, job.cancel_requested = RUNNING, worker, False
+        job.attempts += 1
 
     def requeue_first(self, job: Job) -> None:
         job.state, job.worker = QUEUED, None
-        self.queue.appendleft(job.job_id)
+        self.queues[job.priority].appendleft(job.job_id)
 
-    def next_queued(self) -> Job | None:
-        while self.queue:
-            job = self.jobs.get(self.queue.popleft())
-            if job is not None and job.state == QUEUED:
-                return job
-        return None
-
-    def finish(self, job: Job, header: dict, smf: bytes) -> None:
-        job.state, job.result, job.finished_s, job.buffers = DONE, (header, smf), time.monotonic(), []
+    def finish(self, job: Job, header: dict, buffers: list) -> None:
+        job.state, job.result, job.finished_s, job.buffers = DONE, (header, buffers), time.monotonic(), []
 
     def fail(self, job: Job, error: dict, *, state: str = FAILED) -> None:
         job.state, job.error, job.finished_s, job.buffers = state, error, time.monotonic(), []
+        if job.job_id in self.queues[job.priority]:
+            self.queues[job.priority].remove(job.job_id)
 
     def expire(self) -> None:
         """Forget finished jobs older than result_ttl_s."""

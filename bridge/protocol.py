@@ -7,8 +7,10 @@ message is a multipart ZeroMQ message:
 
 A client's DEALER talks to the daemon's ROUTER (which sees the peer's
 identity first); the daemon's workers talk to a second ROUTER with the same
-framing under their own protocol id. The header of every message type is
-checked against one spec table (MESSAGES). bridge/PROTOCOL.md documents it all.
+framing under their own protocol id. Each dialect has its own command table
+(MESSAGES for clients, WORKER_MESSAGES for workers) that checks every header;
+bulk data (samples, MIDI files, notes) travels in buffers, never in a header.
+bridge/PROTOCOL.md documents it all.
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 PROTOCOL_NAME = "midibridge"
-PROTOCOL_VERSION = (1, 0)  # major.minor; a peer of another major version is refused
+# major.minor; a peer of another major version is refused. 2.0: a result's notes travel in a buffer.
+PROTOCOL_VERSION = (2, 0)
 PROTOCOL_ID = f"{PROTOCOL_NAME}/{PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}".encode()
 WORKER_PROTOCOL_ID = f"{PROTOCOL_NAME}-worker/{PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}".encode()
 
@@ -32,6 +33,8 @@ MAX_HEADER_BYTES = 1 << 20
 MAX_FRAME_BYTES = 256 << 20  # ZMQ_MAXMSGSIZE: a larger frame disconnects its sender
 MAX_REGION_S = 4 * 3600.0
 MAX_BATCH_REGIONS = 256
+MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ = 1_000.0, 768_000.0  # model.audio checks files against the same range
+MAX_CHANNELS = 64
 
 HEARTBEAT_INTERVAL_S = 1.0  # daemon <-> workers
 HEARTBEAT_LIVENESS = 5  # intervals without a word before a worker counts as hung
@@ -41,25 +44,35 @@ HEARTBEAT_LIVENESS = 5  # intervals without a word before a worker counts as hun
 HELLO, TRANSCRIBE, BATCH, STATUS, CANCEL, PRESETS, FETCH, SHUTDOWN = (
     "hello", "transcribe", "batch", "status", "cancel", "presets", "fetch", "shutdown")
 ACCEPTED, PROGRESS, RESULT, ERROR = "accepted", "progress", "result", "error"
+# A job's priority: interactive jobs (a DAW's right-click, `convert`) run before any waiting batch job.
+INTERACTIVE, BACKGROUND = "interactive", "batch"
+PRIORITIES = (INTERACTIVE, BACKGROUND)
+DEFAULT_PRIORITY = {TRANSCRIBE: INTERACTIVE, BATCH: BACKGROUND}
+# The progress stage of a job still waiting for a worker; its header says how many jobs run before it.
+QUEUED_STAGE = "queued"
 # Between the daemon and a worker.
 W_READY, W_HEARTBEAT, W_JOB, W_CANCEL, W_PROGRESS, W_RESULT, W_ERROR = (
     "ready", "heartbeat", "job", "cancel", "progress", "result", "error")
 
 # Error codes the daemon sends (the model's own codes pass through unchanged:
-# audio_not_found, audio_unreadable, region_outside_source, region_empty,
-# audio_not_finite, invalid_sample_rate, invalid_samples, invalid_preset,
-# unknown_preset, plugin_unavailable, invalid_option, model_missing, …).
+# audio_not_found, audio_unreadable, audio_truncated, region_outside_source,
+# region_empty, audio_not_finite, invalid_preset, unknown_preset,
+# plugin_unavailable, invalid_option, model_missing, …).
 ERROR_CODES = {
     "malformed": "the message does not have the protocol's frames, or its header is not a JSON object",
     "version_mismatch": "the peer speaks another major version of the protocol",
     "unknown_type": "no such message type",
     "invalid_header": "a header field is missing, of the wrong type or out of range",
+    "invalid_samples": "an inline samples buffer is not whole frames of float32 channels",
+    "invalid_sample_rate": "an inline samples rate outside 1 kHz to 768 kHz",
+    "region_outside_source": "a region starts before 0 s (or, as a job's error, past its source's end)",
+    "region_empty": "a region's duration is not above 0 s (or, as a job's error, it holds no sample)",
     "too_large": "a header or buffer is over the daemon's limits",
     "busy": "the job queue is full; try again later",
     "unknown_job": "no job with that id (never existed, or its result expired)",
     "cancelled": "the job was cancelled",
     "worker_died": "the worker running the job exited",
-    "worker_hung": "the worker running the job stopped answering and was replaced",
+    "worker_hung": "the worker running the job stopped answering, or made no progress, and was replaced",
     "forbidden": "remote clients may not do this (shutdown, or a path outside the allowed roots)",
     "shutting_down": "the daemon is stopping and takes no new jobs",
     "internal": "the daemon failed unexpectedly; the message says how",
@@ -74,13 +87,14 @@ class ProtocolError(Exception):
         self.code = code
 
 
-# Header specs: field -> (types, required). One table checks every message.
+# Header specs: field -> (types, required). One table checks every message of a dialect.
 _NUM = (int, float)
 _REGION = {"path": ((str,), False), "samples": ((dict,), False), "start_s": (_NUM, False),
            "duration_s": (_NUM + (type(None),), False), "position_s": (_NUM, False), "tempo": ((dict,), False)}
 _SAMPLES = {"frame": ((int,), True), "sample_rate_hz": (_NUM, True), "channels": ((int,), True)}
 _TEMPO = {"bpm": (_NUM, False), "beats_per_bar": (_NUM, False), "bar_offset_beats": (_NUM + (type(None),), False)}
-_JOB_OPTIONS = {"tempo": ((dict,), False), "preset": ((str, dict), False)}
+_JOB_OPTIONS = {"tempo": ((dict,), False), "preset": ((str, dict), False), "priority": ((str,), False),
+                "allow_truncated": ((bool,), False)}
 MESSAGES: dict[str, dict[str, tuple[tuple, bool]]] = {
     HELLO: {"client": ((str,), False)},
     TRANSCRIBE: {"region": ((dict,), True), **_JOB_OPTIONS},
@@ -90,6 +104,17 @@ MESSAGES: dict[str, dict[str, tuple[tuple, bool]]] = {
     PRESETS: {},
     FETCH: {"job_id": ((str,), True)},
     SHUTDOWN: {},
+}
+# The worker dialect: kind -> (header spec, how many buffers). Frame 2 holds the job id.
+WORKER_MESSAGES: dict[str, tuple[dict[str, tuple[tuple, bool]], int]] = {
+    W_READY: ({"pid": ((int,), True), "model_sha256": ((str,), True)}, 0),
+    W_HEARTBEAT: ({}, 0),
+    W_JOB: ({"region": ((dict,), True), "preset": ((dict,), True), "tempo": ((dict,), True),
+             "threads": ((int,), False), "allow_truncated": ((bool,), False)}, -1),  # -1: its samples, if any
+    W_CANCEL: ({}, 0),
+    W_PROGRESS: ({"stage": ((str,), True), "fraction": (_NUM, True)}, 0),
+    W_RESULT: ({"note_count": ((int,), True)}, 2),  # the standard MIDI file, the clip as JSON
+    W_ERROR: ({"code": ((str,), True), "message": ((str,), True)}, 0),
 }
 
 
@@ -148,8 +173,8 @@ def check_protocol(frame: bytes, expected: bytes = PROTOCOL_ID) -> None:
                                                 f"{got_version or '?'}; upgrade the older side")
 
 
-def check_request(message: Message) -> None:
-    """Check a client request's header against MESSAGES (regions and tempo included)."""
+def check_request(message: Message, *, max_batch_regions: int = MAX_BATCH_REGIONS) -> None:
+    """Check a client request against MESSAGES: its header, regions, tempo and inline samples."""
     if message.kind not in MESSAGES:
         raise ProtocolError("unknown_type", f"unknown message type {message.kind!r}; requests are "
                                             f"{', '.join(MESSAGES)}")
@@ -157,30 +182,68 @@ def check_request(message: Message) -> None:
     job_ids = message.header.get("job_ids", [])
     if not all(isinstance(job_id, str) for job_id in job_ids):
         raise ProtocolError("invalid_header", f"{message.kind}: job_ids must be a list of job id strings")
+    if message.header.get("priority", INTERACTIVE) not in PRIORITIES:
+        raise ProtocolError("invalid_header", f"{message.kind}: priority must be one of {', '.join(PRIORITIES)}, "
+                                              f"not {message.header['priority']!r}")
     regions = [message.header["region"]] if message.kind == TRANSCRIBE else message.header.get("regions", [])
-    if len(regions) > MAX_BATCH_REGIONS:
-        raise ProtocolError("too_large", f"a batch holds at most {MAX_BATCH_REGIONS} regions, not {len(regions)}")
+    if message.kind == BATCH and not regions:
+        raise ProtocolError("invalid_header", "batch: regions is empty; send at least one region")
+    if len(regions) > max_batch_regions:
+        raise ProtocolError("too_large", f"a batch holds at most {max_batch_regions} regions (this daemon's queue "
+                                         f"size), not {len(regions)}; send it in parts")
     for index, region in enumerate(regions):
-        check_region(region, f"{message.kind} region {index}", len(message.buffers))
+        check_region(region, f"{message.kind} region {index}", message.buffers)
     if "tempo" in message.header:
         check_fields(message.header["tempo"], _TEMPO, f"{message.kind} tempo")
 
 
-def check_region(region, where: str, n_buffers: int) -> None:
+def check_region(region, where: str, buffers: list) -> None:
     if not isinstance(region, dict):
         raise ProtocolError("invalid_header", f"{where}: a region is an object")
     check_fields(region, _REGION, where)
     if ("path" in region) == ("samples" in region):
         raise ProtocolError("invalid_header", f"{where}: give exactly one of path and samples")
+    if "path" in region and not os.path.isabs(region["path"]):
+        raise ProtocolError("invalid_header", f"{where}: path {region['path']!r} is relative; send an absolute path "
+                                              f"(the daemon does not share your working directory)")
     if "samples" in region:
-        check_fields(region["samples"], _SAMPLES, f"{where} samples")
-        if not 0 <= region["samples"]["frame"] < n_buffers:
-            raise ProtocolError("invalid_header", f"{where}: samples.frame {region['samples']['frame']} names no "
-                                                  f"buffer (the message has {n_buffers})")
-    if (region.get("duration_s") or 0) > MAX_REGION_S:
+        check_samples(region["samples"], where, buffers)
+    # The model's own codes, so that a client gets the same answer in-process and through the daemon.
+    if region.get("start_s", 0) < 0 or region.get("position_s", 0) < 0:
+        raise ProtocolError("region_outside_source", f"{where}: start_s and position_s must be ≥ 0")
+    duration_s = region.get("duration_s")
+    if duration_s is not None and duration_s <= 0:
+        raise ProtocolError("region_empty", f"{where}: duration_s must be > 0, or null for \"to the end\"")
+    if (duration_s or 0) > MAX_REGION_S:
         raise ProtocolError("too_large", f"{where}: regions last at most {MAX_REGION_S:g} s")
     if "tempo" in region:
         check_fields(region["tempo"], _TEMPO, f"{where} tempo")
+
+
+def check_samples(samples, where: str, buffers: list) -> None:
+    """Inline samples: a buffer that is there and holds whole frames of float32 channels, at a usable rate."""
+    check_fields(samples, _SAMPLES, f"{where} samples")
+    frame, channels, rate = samples["frame"], samples["channels"], samples["sample_rate_hz"]
+    if not 0 <= frame < len(buffers):
+        raise ProtocolError("invalid_header", f"{where}: samples.frame {frame} names no buffer (the message has "
+                                              f"{len(buffers)}; frame 0 is the one after the header)")
+    if not MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ:
+        raise ProtocolError("invalid_sample_rate", f"{where}: sample rate {rate:g} Hz is outside "
+                                                   f"{MIN_SAMPLE_RATE_HZ:g}…{MAX_SAMPLE_RATE_HZ:g} Hz")
+    size = len(_bytes(buffers[frame]))
+    if not 1 <= channels <= MAX_CHANNELS or size == 0 or size % (4 * channels):
+        raise ProtocolError("invalid_samples", f"{where}: {size} bytes are not whole frames of {channels} float32 "
+                                               f"channel(s) (1 to {MAX_CHANNELS} channels, interleaved)")
+
+
+def check_worker_message(message: Message) -> None:
+    """Check a worker-dialect message against WORKER_MESSAGES: its kind, header fields and buffer count."""
+    if message.kind not in WORKER_MESSAGES:
+        raise ProtocolError("unknown_type", f"unknown worker message type {message.kind!r}")
+    spec, n_buffers = WORKER_MESSAGES[message.kind]
+    check_fields(message.header, spec, f"worker {message.kind}")
+    if n_buffers >= 0 and len(message.buffers) != n_buffers:
+        raise ProtocolError("malformed", f"worker {message.kind}: {len(message.buffers)} buffers, not {n_buffers}")
 
 
 def check_fields(header: dict, spec: dict, where: str) -> None:
@@ -190,11 +253,20 @@ def check_fields(header: dict, spec: dict, where: str) -> None:
                 raise ProtocolError("invalid_header", f"{where}: {name} is required")
             continue
         value = header[name]
-        if isinstance(value, bool) or not isinstance(value, types):
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             allowed = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise ProtocolError("invalid_header", f"{where}: {name} must be {allowed}, not {type(value).__name__}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ProtocolError("invalid_header", f"{where}: {name} must be finite")
+
+
+def clip_buffer(clip: dict) -> bytes:
+    """A clip's JSON form (model.clip.Clip.to_dict) as a result's second buffer."""
+    return json.dumps(clip, separators=(",", ":"), allow_nan=False).encode()
+
+
+def clip_from_buffer(frame) -> dict:
+    return json.loads(_bytes(frame))
 
 
 def region_to_wire(region, buffers: list) -> dict:
@@ -223,36 +295,6 @@ def error_header(code: str, message: str, job_id: str | None = None) -> dict:
     if job_id is not None:
         header["job_id"] = job_id
     return header
-
-
-# Discovery ------------------------------------------------------------------
-
-
-def default_endpoint() -> str:
-    """$MIDIBRIDGE_ENDPOINT, or DEFAULT_ENDPOINT: where `serve` binds and clients look when told nothing else."""
-    return os.environ.get(ENDPOINT_ENV) or DEFAULT_ENDPOINT
-
-
-def runtime_dir() -> Path:
-    """Where a running daemon leaves its discovery file: $XDG_RUNTIME_DIR/midibridge, or a private temp dir."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    if base and os.path.isdir(base):
-        return Path(base) / "midibridge"
-    return Path(tempfile.gettempdir()) / f"midibridge-{os.getuid()}"
-
-
-def discovery_path() -> Path:
-    return runtime_dir() / "daemon.json"
-
-
-def read_discovery() -> dict | None:
-    """The running daemon's discovery record ({endpoint, pid, protocol, public_key}), or None when there is no live one."""
-    try:
-        record = json.loads(discovery_path().read_text())
-        os.kill(int(record["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return record
 
 
 def _bytes(frame) -> bytes:

@@ -5,10 +5,11 @@
 A job may ask for one onnxruntime thread: the daemon does so when other
 jobs run beside it, as workers that all use every core slow each other down.
 
-It talks to the daemon's worker ROUTER over one DEALER socket, used from
-its main thread only. While idle it sends a heartbeat every interval; while
-transcribing, its progress messages are the heartbeats, and between model
-runs it looks for a cancel. When the daemon has been silent for
+The main thread talks to the daemon's worker ROUTER over one DEALER socket:
+jobs in; progress, results and errors out; between model runs it looks for
+a cancel. A second thread heartbeats on a socket of its own, so a long model
+run or a stuck read never looks like a dead process (the daemon judges a
+job by its progress). When the daemon has been silent for
 HEARTBEAT_LIVENESS intervals the worker exits: nobody is left to answer.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -30,7 +32,9 @@ from model.presets import Preset
 from model.region import Region
 
 from .protocol import (HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, W_CANCEL, W_ERROR, W_HEARTBEAT, W_JOB, W_PROGRESS,
-                       W_READY, W_RESULT, WORKER_PROTOCOL_ID, ProtocolError, decode, encode, error_header)
+                       W_READY, W_RESULT, WORKER_PROTOCOL_ID, Message, ProtocolError, check_worker_message,
+                       clip_buffer, decode, encode, error_header)
+from .workers import HEARTBEAT_SUFFIX
 
 PROGRESS_EVERY_S = 0.1
 
@@ -42,12 +46,9 @@ def region_from_wire(region: dict, buffers: list) -> Region:
     if "path" in region:
         return Region.from_file(region["path"], **place)
     samples = region["samples"]
+    # The daemon has checked that the buffer holds whole frames (protocol.check_samples).
     data = memoryview(buffers[samples["frame"]]).cast("B")
-    channels = samples["channels"]
-    if channels < 1 or len(data) % (4 * channels):
-        raise ModelError(f"inline samples: {len(data)} bytes are not whole frames of {channels} float32 "
-                         f"channels", code="invalid_samples")
-    audio = np.frombuffer(data, dtype="<f4").reshape(-1, channels).T
+    audio = np.frombuffer(data, dtype="<f4").reshape(-1, samples["channels"]).T
     return Region.from_samples(audio, sample_rate_hz=float(samples["sample_rate_hz"]), **place)
 
 
@@ -57,8 +58,6 @@ class Worker:
         self.transcriber = transcriber
         self.model_path = model_path
         self.single_threaded: Transcriber | None = None
-        self.heard_s = time.monotonic()
-        self.sent_s = 0.0
 
     def transcriber_for(self, threads: int) -> Transcriber:
         """The default transcriber, or (when the daemon has other jobs running) a one-thread one, made once."""
@@ -70,32 +69,31 @@ class Worker:
 
     def send(self, kind: str, job_id: str = "", header: dict | None = None, buffers=()) -> None:
         self.socket.send_multipart(encode(kind, job_id, header, buffers, protocol_id=WORKER_PROTOCOL_ID))
-        self.sent_s = time.monotonic()
 
     def serve(self) -> None:
+        """Run jobs until the process ends (the daemon terminates it, or the heartbeat finds the daemon gone)."""
         self.send(W_READY, header={"pid": os.getpid(), "model_sha256": self.transcriber.model.sha256})
-        while time.monotonic() - self.heard_s < HEARTBEAT_LIVENESS * HEARTBEAT_INTERVAL_S:
-            if self.socket.poll(HEARTBEAT_INTERVAL_S * 1000):
-                message = self.receive()
-                if message is not None and message.kind == W_JOB:
-                    self.run(message)
-            if time.monotonic() - self.sent_s >= HEARTBEAT_INTERVAL_S:
-                self.send(W_HEARTBEAT)
+        while True:
+            message = self.receive()
+            if message is not None and message.kind == W_JOB:
+                self.run(message)
 
-    def receive(self):
-        self.heard_s = time.monotonic()
+    def receive(self) -> Message | None:
         try:
-            return decode(self.socket.recv_multipart(), protocol_id=WORKER_PROTOCOL_ID)
-        except ProtocolError:
-            return None  # the daemon is the only peer; nothing it sends should be malformed
+            message = decode(self.socket.recv_multipart(), protocol_id=WORKER_PROTOCOL_ID)
+            check_worker_message(message)
+        except ProtocolError as error:  # the daemon is the only peer: say so in its log, and go on
+            print(f"midibridge worker: ignored a malformed message from the daemon: {error}", file=sys.stderr)
+            return None
+        return message
 
-    def run(self, job) -> None:
+    def run(self, job: Message) -> None:
         job_id = job.request_id
         last = {"stage": None, "at": 0.0}
 
         def on_progress(stage: str, fraction: float) -> None:
             now = time.monotonic()
-            if stage != last["stage"] or now - last["at"] >= PROGRESS_EVERY_S:
+            if stage != last["stage"] or fraction >= 1.0 or now - last["at"] >= PROGRESS_EVERY_S:
                 self.send(W_PROGRESS, job_id, {"stage": stage, "fraction": round(fraction, 4)})
                 last.update(stage=stage, at=now)
             while self.socket.poll(0):
@@ -108,12 +106,36 @@ class Worker:
             preset = Preset.from_dict(job.header["preset"], source="request")
             transcriber = self.transcriber_for(job.header.get("threads", 0))
             clip = transcriber.transcribe(region, preset=preset, tempo=Tempo.from_dict(job.header["tempo"]),
-                                          on_progress=on_progress)
-            self.send(W_RESULT, job_id, {"clip": clip.to_dict()}, [clip_to_bytes(clip)])
+                                          on_progress=on_progress,
+                                          allow_truncated=job.header.get("allow_truncated", False))
+            self.send(W_RESULT, job_id, {"note_count": len(clip.notes)},
+                      [clip_to_bytes(clip), clip_buffer(clip.to_dict())])
         except ModelError as error:
             self.send(W_ERROR, job_id, error_header(error.code, str(error)))
         except Exception as error:  # a job must end with an answer, whatever went wrong
             self.send(W_ERROR, job_id, error_header("internal", f"{type(error).__name__}: {error}"))
+
+
+def heartbeat(context: zmq.Context, endpoint: str, identity: bytes) -> None:
+    """Heartbeat the daemon every interval from a socket of this thread's own, and hear its heartbeats.
+
+    When the daemon has been silent for HEARTBEAT_LIVENESS intervals the
+    process exits at once: a job stuck in a read would never notice.
+    """
+    socket = context.socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.ROUTING_ID, identity + HEARTBEAT_SUFFIX)
+    socket.connect(endpoint)
+    heard_s = time.monotonic()
+    while time.monotonic() - heard_s < HEARTBEAT_LIVENESS * HEARTBEAT_INTERVAL_S:
+        socket.send_multipart(encode(W_HEARTBEAT, "", protocol_id=WORKER_PROTOCOL_ID))
+        deadline = time.monotonic() + HEARTBEAT_INTERVAL_S
+        while (left := deadline - time.monotonic()) > 0:
+            if socket.poll(left * 1000):
+                socket.recv_multipart()
+                heard_s = time.monotonic()
+    print("midibridge worker: the daemon is gone; exiting", file=sys.stderr)
+    os._exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,17 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.ROUTING_ID, args.identity.encode())
     socket.connect(args.endpoint)
+    threading.Thread(target=heartbeat, args=(context, args.endpoint, args.identity.encode()), name="heartbeat",
+                     daemon=True).start()
     try:
         transcriber = Transcriber(model_path=args.model, threads=args.threads)
     except ModelError as error:
         socket.send_multipart(encode(W_ERROR, "", error_header(error.code, str(error)),
                                      protocol_id=WORKER_PROTOCOL_ID))
         return 1
-    try:
-        Worker(socket, transcriber, model_path=args.model).serve()
-    finally:
-        socket.close()
-        context.term()
+    Worker(socket, transcriber, model_path=args.model).serve()
     return 0
 
 

@@ -1,7 +1,14 @@
-"""The daemon's worker processes: started, watched by heartbeat, and replaced when they die or hang.
+"""The daemon's worker processes: started, watched by heartbeat and by their jobs' progress, and replaced.
 
 Workers run in their own session, so a Ctrl-C meant for the daemon does not
 kill jobs under it: the daemon decides whether they finish or are cancelled.
+
+A worker heartbeats from a thread of its own, on a second socket whose
+identity is the worker's plus HEARTBEAT_SUFFIX, so its heartbeats say only
+that the process lives. Whether its job advances is told by the job's
+progress: a job silent for `progress_timeout_s` while heartbeats go on (a
+read stuck on a dead network mount, a plugin that never returns) counts as
+hung all the same.
 """
 
 from __future__ import annotations
@@ -13,45 +20,64 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .protocol import HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, runtime_dir
+from .discovery import runtime_dir
+from .protocol import HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS
 
 STARTUP_GRACE_S = 60.0  # a worker importing onnxruntime on a loaded machine is silent for a while
+HEARTBEAT_SUFFIX = b"/heartbeat"
 
 
 @dataclass
 class WorkerHandle:
     identity: bytes
     process: subprocess.Popen
+    interactive_only: bool = False  # kept free for interactive jobs, so they never wait behind a batch
     started_s: float = field(default_factory=time.monotonic)
-    heard_s: float | None = None  # None until its READY
+    heard_s: float = field(default_factory=time.monotonic)
+    ready: bool = False  # its model is loaded: it said READY
+    progress_s: float = 0.0  # when its job last advanced
     job_id: str | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.heard_s is not None
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def heartbeat_identity(self) -> bytes:
+        return self.identity + HEARTBEAT_SUFFIX
+
+
+@dataclass(frozen=True)
+class Lost:
+    """A worker the pool killed and replaced, and why: `code` is worker_died or worker_hung."""
+
+    worker: WorkerHandle
+    code: str
+    reason: str
+
 
 class WorkerPool:
-    """`count` worker processes connected to `endpoint`; `reap()` finds the dead and hung and starts replacements."""
+    """`count` workers for any job plus `interactive` kept for interactive ones, connected to `endpoint`."""
 
-    def __init__(self, *, count: int, endpoint: str, threads: int, model_path: str | None):
+    def __init__(self, *, count: int, interactive: int, endpoint: str, threads: int, model_path: str | None,
+                 progress_timeout_s: float):
         self.count = count
+        self.interactive = interactive
         self.endpoint = endpoint
         self.threads = threads
         self.model_path = model_path
+        self.progress_timeout_s = progress_timeout_s
         self.workers: dict[bytes, WorkerHandle] = {}
         self._serial = 0
         self.replaced = 0
 
     def start(self) -> None:
-        while len(self.workers) < self.count:
-            self._spawn()
+        for interactive_only, wanted in ((False, self.count), (True, self.interactive)):
+            running = sum(w.interactive_only == interactive_only for w in self.workers.values())
+            for _ in range(wanted - running):
+                self._spawn(interactive_only=interactive_only)
 
-    def _spawn(self) -> WorkerHandle:
+    def _spawn(self, *, interactive_only: bool) -> WorkerHandle:
         self._serial += 1
         identity = f"W{os.getpid()}-{self._serial}".encode()
         command = [sys.executable, "-m", "bridge.worker", "--endpoint", self.endpoint,
@@ -60,36 +86,55 @@ class WorkerPool:
             command += ["--model", self.model_path]
         # `python -m` puts its working directory first on sys.path: run where no folder can shadow our packages.
         process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL, cwd=runtime_dir())
-        handle = WorkerHandle(identity, process)
+        handle = WorkerHandle(identity, process, interactive_only)
         self.workers[identity] = handle
         return handle
 
     def heard(self, identity: bytes) -> WorkerHandle | None:
-        handle = self.workers.get(identity)
+        """The worker that sent a message from `identity` (its own or its heartbeat socket's), now heard from."""
+        handle = self.workers.get(identity.removesuffix(HEARTBEAT_SUFFIX))
         if handle is not None:
             handle.heard_s = time.monotonic()
         return handle
 
-    def idle(self) -> list[WorkerHandle]:
-        return [w for w in self.workers.values() if w.ready and w.job_id is None and w.process.poll() is None]
+    def assign(self, handle: WorkerHandle, job_id: str | None) -> None:
+        handle.job_id, handle.progress_s = job_id, time.monotonic()
 
-    def reap(self) -> list[tuple[WorkerHandle, str]]:
-        """Kill and replace every worker that exited or went silent; returns them with "worker_died"/"worker_hung"."""
+    def progressed(self, handle: WorkerHandle) -> None:
+        handle.progress_s = time.monotonic()
+
+    def idle(self) -> list[WorkerHandle]:
+        """Ready workers without a job, those for any job first."""
+        free = [w for w in self.workers.values() if w.ready and w.job_id is None and w.process.poll() is None]
+        return sorted(free, key=lambda w: w.interactive_only)
+
+    def busy(self) -> int:
+        return sum(w.job_id is not None for w in self.workers.values())
+
+    def reap(self) -> list[Lost]:
+        """Kill and replace every worker that exited, went silent, or whose job stopped advancing."""
         now = time.monotonic()
-        gone = []
+        lost = []
         for handle in list(self.workers.values()):
             if handle.process.poll() is not None:
-                gone.append((handle, "worker_died"))
+                lost.append(Lost(handle, "worker_died", f"exited with status {handle.process.returncode}"))
             elif handle.ready and now - handle.heard_s > HEARTBEAT_LIVENESS * HEARTBEAT_INTERVAL_S:
-                gone.append((handle, "worker_hung"))
+                lost.append(Lost(handle, "worker_hung", f"sent no heartbeat for {now - handle.heard_s:.0f} s"))
             elif not handle.ready and now - handle.started_s > STARTUP_GRACE_S:
-                gone.append((handle, "worker_hung"))
-        for handle, _ in gone:
-            self._kill(handle)
-            del self.workers[handle.identity]
-            self.replaced += 1
+                lost.append(Lost(handle, "worker_hung", f"did not start within {STARTUP_GRACE_S:g} s"))
+            elif handle.job_id and now - handle.progress_s > self.progress_timeout_s:
+                lost.append(Lost(handle, "worker_hung", f"made no progress on its job for "
+                                                        f"{now - handle.progress_s:.0f} s (serve --progress-timeout)"))
+        for gone in lost:
+            self.replace(gone.worker)
+        return lost
+
+    def replace(self, handle: WorkerHandle) -> None:
+        """Kill a worker (whatever it is doing) and start another in its place."""
+        self._kill(handle)
+        del self.workers[handle.identity]
+        self.replaced += 1
         self.start()
-        return gone
 
     def stop(self, *, timeout_s: float = 2.0) -> None:
         for handle in self.workers.values():
@@ -112,5 +157,5 @@ class WorkerPool:
         handle.process.wait()
 
     def describe(self) -> list[dict]:
-        return [{"identity": h.identity.decode(), "pid": h.pid, "ready": h.ready, "job_id": h.job_id}
-                for h in self.workers.values()]
+        return [{"identity": h.identity.decode(), "pid": h.pid, "ready": h.ready, "job_id": h.job_id,
+                 "interactive_only": h.interactive_only} for h in self.workers.values()]

@@ -10,7 +10,8 @@ import argparse
 import os
 import sys
 
-from bridge.protocol import ENDPOINT_ENV, default_endpoint
+from bridge.discovery import default_endpoint
+from bridge.protocol import ENDPOINT_ENV, MAX_BATCH_REGIONS
 from model.clip import DEFAULT_BPM
 from model.errors import ModelError
 
@@ -71,7 +72,12 @@ def _parser() -> argparse.ArgumentParser:
                             f"address but loopback needs --curve")
     serve.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
     serve.add_argument("--threads", type=int, default=0, metavar="N", help="onnxruntime threads per worker")
-    serve.add_argument("--queue", type=int, default=64, metavar="N", help="jobs that may wait; more get `busy`")
+    serve.add_argument("--interactive-workers", type=int, default=1, metavar="N",
+                       help="workers kept for interactive jobs (a DAW's right-click, convert), so they never wait "
+                            "behind a batch (default 1)")
+    serve.add_argument("--queue", type=int, default=MAX_BATCH_REGIONS, metavar="N",
+                       help=f"jobs that may wait; more get `busy`, and a batch may hold at most this many regions "
+                            f"(default {MAX_BATCH_REGIONS})")
     serve.add_argument("--result-ttl", type=float, default=600.0, metavar="S",
                        help="how long finished results can be fetched by job id")
     serve.add_argument("--cache", type=int, default=256, metavar="N", help="results kept for repeated requests")
@@ -83,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="times a job whose worker died is tried again (default 0: it fails)")
     serve.add_argument("--grace", type=float, default=10.0, metavar="S",
                        help="on SIGINT/SIGTERM, how long running jobs may finish")
+    serve.add_argument("--progress-timeout", type=float, default=60.0, metavar="S",
+                       help="a running job that makes no progress this long fails worker_hung, and its worker is "
+                            "replaced (default 60)")
     serve.add_argument("--model", default=None, metavar="PATH")
     serve.set_defaults(run=commands.serve)
 

@@ -4,7 +4,8 @@ Reliability follows the ZeroMQ guide's Lazy Pirate: a request that gets no
 answer in `timeout_s` closes its socket (linger 0), opens a new one and asks
 again, `retries` times. While jobs run, a silent daemon is pinged with a
 `status`; one that restarted has forgotten the jobs, which are sent again; a
-reconnected socket takes its jobs back with `fetch`.
+reconnected socket takes its jobs back with `fetch`. A batch whose results
+are no longer wanted (its iterator closed early) cancels its jobs.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 
 import zmq
 
+from bridge import discovery
 from bridge import protocol as p
 from model.clip import Clip, Tempo
 from model.region import Region
@@ -29,13 +32,13 @@ START_TIMEOUT_S = 60.0
 
 
 class Client:
-    """A connection to the daemon at `endpoint` (default: the running daemon's, else the default endpoint)."""
+    """A connection to the daemon at `endpoint` (default: $MIDIBRIDGE_ENDPOINT, else the default endpoint)."""
 
     def __init__(self, endpoint: str | None = None, *, timeout_s: float = 5.0, retries: int = 3,
                  server_public_key: bytes | None = None, client_keys: tuple[bytes, bytes] | None = None):
-        record = p.read_discovery() or {}
-        self.endpoint = endpoint or record.get("endpoint") or p.default_endpoint()
-        if server_public_key is None and record.get("endpoint") == self.endpoint and record.get("public_key"):
+        self.endpoint = endpoint or discovery.default_endpoint()
+        record = discovery.read_discovery(self.endpoint) or {}
+        if server_public_key is None and record.get("public_key"):
             server_public_key = record["public_key"].encode()
         self.server_public_key = server_public_key
         self.client_keys = client_keys or (zmq.curve_keypair() if server_public_key else None)
@@ -123,26 +126,36 @@ class Client:
         self.request(p.SHUTDOWN)
 
     def transcribe(self, region: Region, *, preset: str | dict | None = None, tempo: Tempo = Tempo(),
-                   on_progress: ProgressCallback | None = None) -> JobResult:
-        """The clip of one region; a failed job raises its ClientError."""
-        result = next(self.batch([region], preset=preset, tempo=tempo, on_progress=on_progress))
+                   on_progress: ProgressCallback | None = None, allow_truncated: bool = False) -> JobResult:
+        """The result of one region (its clip, and the MIDI file in `smf`); a failed job raises its ClientError."""
+        with closing(self.batch([region], preset=preset, tempo=tempo, on_progress=on_progress,
+                                allow_truncated=allow_truncated)) as results:
+            result = next(results)
         if result.error is not None:
             raise result.error
         return result
 
     def batch(self, regions: Iterable[Region], *, preset: str | dict | None = None,
-              tempo: Tempo | list[Tempo] = Tempo(),
+              tempo: Tempo | list[Tempo] = Tempo(), priority: str = p.INTERACTIVE, allow_truncated: bool = False,
               on_progress: ProgressCallback | None = None) -> Iterator[JobResult]:
         """One job per region; yields each result (or error) as it finishes, in finishing order.
 
-        `tempo` is the host's tempo for all regions, or a list: one per region (each where its region sits).
+        `tempo` is the host's tempo for all regions, or a list: one per region
+        (each where its region sits). `priority` is "interactive" (someone
+        waits for it: it runs before every batch job) or "batch". Closing the
+        iterator before the last result cancels the jobs still outstanding.
         """
         regions = list(regions)
         tempos = tempo if isinstance(tempo, list) else [tempo] * len(regions)
-        options = {} if preset is None else {"preset": preset}
+        options = {"priority": priority, **({} if preset is None else {"preset": preset}),
+                   **({"allow_truncated": True} if allow_truncated else {})}
         jobs = list(zip(regions, tempos))
         pending = dict(zip(self._submit(jobs, options), range(len(jobs))))  # job id -> index
-        yield from self._collect(pending, jobs, options, on_progress)
+        try:
+            yield from self._collect(pending, jobs, options, on_progress)
+        finally:
+            if pending:
+                self._abandon(list(pending))
 
     def _submit(self, jobs: list[tuple[Region, Tempo]], options: dict) -> list[str]:
         buffers: list = []
@@ -165,15 +178,26 @@ class Client:
             index = pending[job_id]
             if message.kind == p.PROGRESS:
                 if on_progress:
-                    on_progress(Progress(index, job_id, message.header["stage"], message.header["fraction"]))
+                    on_progress(Progress(index, job_id, message.header["stage"], message.header["fraction"],
+                                         jobs_ahead=message.header.get("jobs_ahead")))
             elif message.kind == p.RESULT:
                 del pending[job_id]
-                yield JobResult(index, job_id, Clip.from_dict(message.header["clip"]), message.buffers[0].bytes,
+                smf, clip = message.buffers
+                yield JobResult(index, job_id, Clip.from_dict(p.clip_from_buffer(clip)), smf.bytes,
                                 cached=message.header.get("cached", False))
             elif message.kind == p.ERROR:
                 del pending[job_id]
                 yield JobResult(index, job_id, error=ClientError(message.header["code"], message.header["message"],
                                                                  job_id=job_id))
+
+    def _abandon(self, job_ids: list[str]) -> None:
+        """Cancel jobs nobody waits for any more; a daemon that does not answer at once is left to finish them."""
+        try:
+            with Client(self.endpoint, timeout_s=1.0, retries=0, server_public_key=self.server_public_key,
+                        client_keys=self.client_keys) as canceller:
+                canceller.cancel(job_ids)
+        except ClientError:
+            pass
 
     def _check_on(self, pending: dict[str, int], jobs, options) -> bool:
         """Ask whether the daemon still has our jobs; reattach or resend them. False when it does not answer."""
@@ -191,32 +215,49 @@ class Client:
 
 
 def ensure_daemon(*, endpoint: str | None = None, timeout_s: float = START_TIMEOUT_S) -> dict:
-    """The running daemon's discovery record, starting `midibridge serve` in the background when none runs.
+    """The discovery record of the daemon serving `endpoint` (default: the default endpoint), starting
+    `midibridge serve` in the background when none does.
 
     Two commands starting one at once both succeed: the daemon that wins the
-    endpoint serves them both.
+    endpoint serves them both. A daemon that answers on the endpoint although
+    its discovery file is gone is used as it is.
     """
-    def serving() -> dict | None:
-        record = p.read_discovery()
-        return record if record and (endpoint is None or record["endpoint"] == endpoint) else None
-
-    record = serving()
+    endpoint = endpoint or discovery.default_endpoint()
+    record = discovery.read_discovery(endpoint) or _answering(endpoint)
     if record:
         return record
-    p.runtime_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
-    command = [sys.executable, "-m", "plugin_host.cli", "serve"] + (["--endpoint", endpoint] if endpoint else [])
+    runtime = discovery.runtime_dir()
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_path = runtime / "daemon.log"
+    command = [sys.executable, "-m", "plugin_host.cli", "serve", "--endpoint", endpoint]
     # `python -m` puts its working directory first on sys.path: start it where no folder can shadow our packages.
-    with open(p.runtime_dir() / "daemon.log", "ab") as log:  # the daemon keeps its own copy of the handle
+    with open(log_path, "ab") as log:  # the daemon keeps its own copy of the handle
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                                   cwd=p.runtime_dir())
+                                   cwd=runtime)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        record = serving()
+        record = discovery.read_discovery(endpoint)
         if record:
-            with Client(record["endpoint"], timeout_s=5.0, retries=2) as client:
+            with Client(endpoint, timeout_s=5.0, retries=2) as client:
                 client.hello()
             return record
-        if process.poll() is not None and not serving():
-            break
+        if process.poll() is not None:
+            record = discovery.read_discovery(endpoint) or _answering(endpoint)  # another command's daemon won
+            if record:
+                return record
+            said = log_path.read_text(errors="replace").strip().splitlines()
+            raise DaemonUnavailable(f"could not start the midibridge daemon on {endpoint}: "
+                                    f"{said[-1] if said else 'it exited'} (log: {log_path})")
         time.sleep(0.05)
-    raise DaemonUnavailable(f"could not start the midibridge daemon (see {p.runtime_dir() / 'daemon.log'})")
+    raise DaemonUnavailable(f"the midibridge daemon on {endpoint} did not start within {timeout_s:g} s "
+                            f"(log: {log_path})")
+
+
+def _answering(endpoint: str) -> dict | None:
+    """A record for a midibridge daemon that answers `hello` on `endpoint` without a discovery file; else None."""
+    try:
+        with Client(endpoint, timeout_s=0.5, retries=0) as client:
+            info = client.hello()
+    except ClientError:
+        return None
+    return {"endpoint": endpoint, "pid": info["pid"], "protocol": info["protocol"], "public_key": None}

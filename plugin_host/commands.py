@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge import protocol
+from bridge import discovery
+from bridge.protocol import BACKGROUND, ENDPOINT_ENV
 from model.clip import Clip, Tempo
 from model.errors import ModelError
 from model.region import Region
@@ -61,7 +62,7 @@ def batch(args) -> int:
     where = runner.choose(daemon=args.daemon)
     bar = ProgressLine(len(items))
     index: list[dict] = [{} for _ in items]
-    results = runner.run([item.region for item in items], where=where, preset=args.preset,
+    results = runner.run([item.region for item in items], where=where, preset=args.preset, priority=BACKGROUND,
                          tempo=[item.tempo or tempo for item in items], on_progress=bar.update,
                          allow_truncated=args.allow_truncated)
     for result in results:
@@ -199,7 +200,8 @@ def serve(args) -> int:
     config = DaemonConfig(endpoint=args.endpoint, workers=args.workers, threads_per_worker=args.threads,
                           max_queued=args.queue, result_ttl_s=args.result_ttl, cache_entries=args.cache,
                           allowed_roots=args.allow_root, curve=args.curve, job_retries=args.job_retries,
-                          grace_s=args.grace, model_path=args.model)
+                          grace_s=args.grace, progress_timeout_s=args.progress_timeout,
+                          interactive_workers=args.interactive_workers, model_path=args.model)
     try:
         return Daemon(config).run()
     except DaemonError as error:
@@ -233,15 +235,17 @@ def status(args) -> int:
           f"{info['cache_entries']} cached results{'' if info['accepting'] else '; stopping'}")
     for worker in info["workers"]:
         doing = f"job {worker['job_id']}" if worker["job_id"] else ("idle" if worker["ready"] else "starting")
-        print(f"  worker {worker['identity']} pid {worker['pid']}: {doing}")
+        kept = " (kept for interactive jobs)" if worker["interactive_only"] else ""
+        print(f"  worker {worker['identity']} pid {worker['pid']}{kept}: {doing}")
     return 0
 
 
 def _running_daemon() -> dict | None:
-    """The running daemon's discovery record; None, said on stdout, when none runs."""
-    found = protocol.read_discovery()
+    """The discovery record of the daemon on the default endpoint; None, said on stdout, when none runs there."""
+    found = discovery.read_discovery()
     if found is None:
-        print("no midibridge daemon is running; start one with `midibridge serve`")
+        print(f"no midibridge daemon is running on {discovery.default_endpoint()}; start one with `midibridge serve` "
+              f"(set {ENDPOINT_ENV} to reach a daemon on another endpoint)")
     return found
 
 

@@ -29,8 +29,9 @@ class DaemonUnavailable(ClientError):
 class Progress:
     index: int  # which region of the request
     job_id: str
-    stage: str
+    stage: str  # "queued" while it waits for a worker, then "decode", "infer", "notes"
     fraction: float
+    jobs_ahead: int | None = None  # while queued: how many jobs run before it
 
 
 @dataclass(frozen=True)

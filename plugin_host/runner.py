@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bridge import protocol
+from bridge import discovery
+from bridge.protocol import INTERACTIVE
 from model.clip import Tempo
 from model.region import Region
 
@@ -20,24 +21,22 @@ from .jobs import ClientError, JobResult, Progress, ProgressCallback
 def choose(*, daemon: bool | None) -> str:
     """"daemon" or "in-process": as asked, else the daemon when one is running."""
     if daemon is None:
-        return "daemon" if protocol.read_discovery() else "in-process"
+        return "daemon" if discovery.read_discovery() else "in-process"
     return "daemon" if daemon else "in-process"
 
 
 def run(regions: list[Region], *, where: str, preset: str | None, tempo: Tempo | list[Tempo],
-        on_progress: ProgressCallback | None = None, model_path: str | None = None,
+        on_progress: ProgressCallback | None = None, priority: str = INTERACTIVE, model_path: str | None = None,
         threads: int = 0, allow_truncated: bool = False) -> Iterator[JobResult]:
-    """Transcribe `regions` (at one `tempo`, or one each); `model_path` and `threads` apply in-process only.
-    `allow_truncated`: see Transcriber.transcribe."""
+    """Transcribe `regions` (at one `tempo`, or one each); `priority` applies through the daemon, `model_path` and
+    `threads` in-process only. `allow_truncated`: see Transcriber.transcribe."""
     if where == "daemon":
         from .client import Client, ensure_daemon  # ZeroMQ only when it is used
 
         ensure_daemon()
         with Client() as client:
-            # The option goes only when set: the client takes it once the daemon carries it on the wire.
-            truncated = {"allow_truncated": True} if allow_truncated else {}
-            yield from client.batch(regions, preset=_for_the_wire(preset), tempo=tempo, on_progress=on_progress,
-                                    **truncated)
+            yield from client.batch(regions, preset=_for_the_wire(preset), tempo=tempo, priority=priority,
+                                    allow_truncated=allow_truncated, on_progress=on_progress)
     else:
         yield from _in_process(regions, preset=preset, tempo=tempo, on_progress=on_progress,
                                model_path=model_path, threads=threads, allow_truncated=allow_truncated)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import zmq
 
+from bridge import discovery
 from bridge import protocol as p
 from plugin_host.client import Client
 
@@ -41,9 +42,11 @@ class DaemonProcess:
                  cwd: Path | None = None):
         self.home = home
         self.client_keys = client_keys  # with CURVE on, the keys this helper's own clients use
-        self.env = dict(os.environ, XDG_RUNTIME_DIR=str(home / "run"), XDG_CONFIG_HOME=str(home / "config"))
-        (home / "run").mkdir(parents=True, exist_ok=True)
         self.endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
+        # Commands run with this env find this daemon as a user's find theirs: by the endpoint they are told.
+        self.env = dict(os.environ, XDG_RUNTIME_DIR=str(home / "run"), XDG_CONFIG_HOME=str(home / "config"),
+                        MIDIBRIDGE_ENDPOINT=self.endpoint)
+        (home / "run").mkdir(parents=True, exist_ok=True)
         self.log = home / "daemon.log"
         command = [str(Path(sys.executable).parent / "midibridge"), "serve", "--endpoint", self.endpoint,
                    "--workers", str(workers), *args]
@@ -53,7 +56,7 @@ class DaemonProcess:
 
     @property
     def discovery_file(self) -> Path:
-        return self.home / "run" / "midibridge" / "daemon.json"
+        return self.home / "run" / "midibridge" / discovery.discovery_path(self.endpoint).name
 
     def _wait_until_serving(self, timeout_s: float = 60.0) -> dict:
         deadline = time.monotonic() + timeout_s
@@ -87,6 +90,11 @@ class DaemonProcess:
         with self.client() as client:
             return [w["pid"] for w in client.status()["workers"]]
 
+    def worker_pid_of(self, job_id: str) -> int:
+        with self.client() as client:
+            [pid] = [w["pid"] for w in client.status()["workers"] if w["job_id"] == job_id]
+        return pid
+
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -103,7 +111,10 @@ def exchange(sock: zmq.Socket, frames: list, timeout_s: float = 5.0) -> p.Messag
 def submit_raw(sock, region_path, request_id=b"r1"):
     """Send a transcribe on a bare socket; returns the job id once accepted."""
     sock.send_multipart(p.encode(p.TRANSCRIBE, request_id.decode(), {"region": {"path": str(region_path)}}))
-    accepted = p.decode(sock.recv_multipart())
+    while True:  # earlier jobs' progress may come first
+        accepted = p.decode(sock.recv_multipart())
+        if accepted.request_id == request_id.decode():
+            break
     assert accepted.kind == p.ACCEPTED, accepted.header
     return accepted.header["job_ids"][0]
 

@@ -40,8 +40,8 @@ def test_ping_and_status_describe_the_daemon(daemon):
     pinged, status = run(daemon, "ping"), run(daemon, "status")
 
     assert pinged.returncode == 0 and f"midibridge daemon at {daemon.endpoint}" in pinged.stdout
-    assert "round trip" in pinged.stdout and "midibridge/1.0" in pinged.stdout
-    assert status.returncode == 0 and status.stdout.count("  worker ") == 2
+    assert "round trip" in pinged.stdout and "midibridge/2.0" in pinged.stdout
+    assert status.returncode == 0 and status.stdout.count("  worker ") == 3, "two, and one for interactive jobs"
 
 
 def test_batch_converts_a_directory_and_reports_the_one_that_failed(daemon, piano_line, tmp_path):
@@ -70,7 +70,7 @@ def test_without_a_daemon_the_commands_say_so_and_convert_runs_in_process(piano_
                                text=True, env=env)
 
     assert ping.returncode == 1 and "no midibridge daemon is running" in ping.stdout
-    assert converted.returncode == 0 and not (tmp_path / "midibridge" / "daemon.json").exists()
+    assert converted.returncode == 0 and not list((tmp_path / "midibridge").glob("daemon-*.json"))
 
 
 def test_convert_daemon_starts_a_daemon_when_none_runs(piano_line, tmp_path):
@@ -81,7 +81,8 @@ def test_convert_daemon_starts_a_daemon_when_none_runs(piano_line, tmp_path):
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path), MIDIBRIDGE_ENDPOINT=f"tcp://127.0.0.1:{free_port()}")
     converted = subprocess.run([MIDIBRIDGE, "convert", piano_line, "-o", tmp_path / "x.mid", "--daemon"],
                                capture_output=True, text=True, env=env)
-    record = json.loads((tmp_path / "midibridge" / "daemon.json").read_text())
+    [discovered] = (tmp_path / "midibridge").glob("daemon-*.json")
+    record = json.loads(discovered.read_text())
     stopped = subprocess.run([sys.executable, "-c", "from plugin_host.client import Client; Client().shutdown()"],
                              env=env, capture_output=True, text=True)
 

@@ -32,7 +32,7 @@ def test_hello_names_the_versions_the_model_the_presets_the_limits_and_the_worke
     with daemon.client() as client:
         hello = client.hello()
 
-    assert hello["protocol"] == "midibridge/1.0" and hello["package_version"] == "0.1.0"
+    assert hello["protocol"] == "midibridge/2.0" and hello["package_version"] == "0.1.0"
     assert len(hello["model"]["sha256"]) == 64 and "vocal" in hello["presets"]
     assert hello["workers"] == 2 and hello["limits"]["max_batch_regions"] == 256
 
@@ -94,7 +94,9 @@ def test_presets_and_status_are_answered(daemon):
         status = client.status(["nope"])
 
     assert presets["vocal"]["source"] == "built-in" and presets["vocal"]["description"]
-    assert status["jobs"] == [{"job_id": "nope", "state": "unknown"}] and len(status["workers"]) == 2
+    assert status["jobs"] == [{"job_id": "nope", "state": "unknown", "priority": None, "attempts": 0, "age_s": None,
+                               "error": None}]
+    assert len(status["workers"]) == 3, "two workers and one kept for interactive jobs"
 
 
 def test_a_job_error_names_its_code_and_other_jobs_go_on(daemon, piano_line, tmp_path):
@@ -124,7 +126,7 @@ MALFORMED = {
     "not json": ([p.PROTOCOL_ID, b"hello", b"r1", b"{nope"], "malformed"),
     "not an object": ([p.PROTOCOL_ID, b"hello", b"r1", b"[1, 2]"], "malformed"),
     "wrong protocol": ([b"http/1.1", b"hello", b"r1", b"{}"], "malformed"),
-    "other major version": ([b"midibridge/2.0", b"hello", b"r1", b"{}"], "version_mismatch"),
+    "other major version": ([b"midibridge/3.0", b"hello", b"r1", b"{}"], "version_mismatch"),
     "unknown type": ([p.PROTOCOL_ID, b"transmogrify", b"r1", b"{}"], "unknown_type"),
     "missing region": ([p.PROTOCOL_ID, b"transcribe", b"r1", b"{}"], "invalid_header"),
     "region of wrong type": ([p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": "file.wav"}'], "invalid_header"),
@@ -181,12 +183,12 @@ def test_a_client_of_another_major_version_gets_a_clear_error(tmp_path):
     future.setsockopt(zmq.LINGER, 0)
     port = future.bind_to_random_port("tcp://127.0.0.1")
 
-    def answer_as_version_2():
+    def answer_as_version_3():
         if future.poll(5000):
             identity, _, kind, request_id, _ = future.recv_multipart()[:5]
-            future.send_multipart([identity, b"midibridge/2.0", kind, request_id, b"{}"])
+            future.send_multipart([identity, b"midibridge/3.0", kind, request_id, b"{}"])
 
-    thread = threading.Thread(target=answer_as_version_2)
+    thread = threading.Thread(target=answer_as_version_3)
     thread.start()
     try:
         with Client(f"tcp://127.0.0.1:{port}", timeout_s=5.0, retries=0) as client:
@@ -201,7 +203,7 @@ def test_a_client_of_another_major_version_gets_a_clear_error(tmp_path):
 @pytest.fixture
 def solo(tmp_path):
     """One worker, a queue of 3, results kept 2 s."""
-    running = DaemonProcess(tmp_path, "--queue", "3", "--result-ttl", "2", workers=1)
+    running = DaemonProcess(tmp_path, "--queue", "3", "--result-ttl", "2", "--interactive-workers", "0", workers=1)
     yield running
     running.stop()
 
@@ -213,9 +215,9 @@ def test_cancel_stops_a_running_job_and_drops_a_queued_one(solo, long_audio, pia
     waiting = submit_raw(sock, piano_line, b"r2")
     with solo.client() as client:
         states = client.cancel([running, waiting, "nope"])
-    assert states == {running: "running", waiting: "cancelled", "nope": "unknown"}
+    assert states == {running: "cancelling", waiting: "cancelled", "nope": "unknown"}
     for job_id in (waiting, running):
-        assert wait_for(sock, {p.ERROR, p.RESULT}, job_id).header["code"] == "cancelled"
+        assert wait_for(sock, {p.ERROR, p.RESULT}, job_id, timeout_s=5.0).header["code"] == "cancelled"
     sock.close()
     with solo.client() as client:
         assert client.transcribe(Region.from_file(piano_line, duration_s=2.0)).clip.notes, "the worker goes on"
@@ -225,13 +227,22 @@ def test_a_full_queue_answers_busy_and_queues_nothing(solo, long_audio, piano_li
     sock = solo.raw()
     running = submit_raw(sock, long_audio)
     wait_for(sock, {p.PROGRESS}, running)
+    waiting = [submit_raw(sock, piano_line, f"w{i}".encode()) for i in range(2)]
     with solo.client() as client:
         with pytest.raises(ClientError) as caught:
-            list(client.batch([Region.from_file(piano_line)] * 4))
+            list(client.batch([Region.from_file(piano_line)] * 2))
         counts = client.status()["counts"]
-        client.cancel([running])
+        client.cancel([running, *waiting])
     sock.close()
-    assert caught.value.code == "busy" and counts["queued"] == 0
+    assert caught.value.code == "busy" and counts["queued"] == 2
+
+
+def test_a_batch_larger_than_the_queue_is_refused_for_what_it_is(solo, piano_line):
+    with solo.client() as client:
+        assert client.hello()["limits"]["max_batch_regions"] == 3
+        with pytest.raises(ClientError) as caught:
+            list(client.batch([Region.from_file(piano_line)] * 4))
+    assert caught.value.code == "too_large" and "at most 3 regions" in str(caught.value)
 
 
 def test_results_expire_after_their_time(solo, piano_line):

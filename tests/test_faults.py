@@ -27,7 +27,8 @@ def injected(figures, n=1):
 
 @pytest.fixture
 def solo(tmp_path):
-    running = DaemonProcess(tmp_path, workers=1)
+    """One worker, none kept aside: the job under test is on the only worker there is."""
+    running = DaemonProcess(tmp_path, "--interactive-workers", "0", workers=1)
     yield running
     running.stop()
 
@@ -78,11 +79,11 @@ def test_with_retries_a_job_whose_worker_died_runs_again(tmp_path, long_audio, f
         sock = retrying.raw()
         job = submit_raw(sock, long_audio)
         wait_for(sock, {p.PROGRESS}, job)
-        os.kill(retrying.worker_pids()[0], signal.SIGKILL)
+        os.kill(retrying.worker_pid_of(job), signal.SIGKILL)
         injected(figures)
         finished = wait_for(sock, {p.ERROR, p.RESULT}, job, timeout_s=120.0)
         sock.close()
-        assert finished.kind == p.RESULT and finished.header["clip"]["notes"]
+        assert finished.kind == p.RESULT and p.clip_from_buffer(finished.buffers[1])["notes"]
     finally:
         retrying.stop()
 

@@ -76,8 +76,8 @@ def mutated(draw, audio: str):
         elif mutation == "bytes":
             frames[index] = draw(st.binary(max_size=40))
         elif mutation == "version":
-            frames[0] = draw(st.sampled_from([b"midibridge/2.0", b"midibridge/0.9", b"midibridge/", b"midibridge/x",
-                                              b"MIDIBRIDGE/1.0", b"midibridge-worker/1.0"]))
+            frames[0] = draw(st.sampled_from([b"midibridge/3.0", b"midibridge/0.9", b"midibridge/", b"midibridge/x",
+                                              b"MIDIBRIDGE/1.0", b"midibridge-worker/2.0"]))
         elif mutation == "type" and len(frames) > 1:
             # Not "shutdown": from a local peer that is a legitimate order the daemon obeys.
             frames[1] = draw(st.sampled_from([b"", b"result", b"ready", b"heartbeat", b"\xff"])

@@ -82,7 +82,7 @@ def client_run(daemon: DaemonProcess, audio: Path, client: int, requests: int, r
             record["latency_s"].append(time.perf_counter() - started)
             for message in answers.values():
                 assert message.kind == p.RESULT, message.header
-                clip = message.header["clip"]
+                clip = p.clip_from_buffer(message.buffers[1])
                 assert wanted[clip["position_s"]] in {note["pitch"] for note in clip["notes"]}, "the right clip"
             record["requests"] += 1
             record["jobs"] += len(jobs)
