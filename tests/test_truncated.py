@@ -221,3 +221,36 @@ def test_batch_reports_a_cut_file_and_with_allow_truncated_marks_it_in_the_index
     assert 0 < entries[0]["truncated_at_s"] < entries[0]["duration_s"]
     assert "truncated_at_s" not in entries[1]
     assert "warning [audio_truncated]" in allowed.stderr and str(cut) in allowed.stderr
+
+
+def _client_takes_allow_truncated() -> bool:
+    import inspect
+
+    from plugin_host.client import Client
+
+    return "allow_truncated" in inspect.signature(Client.batch).parameters
+
+
+@pytest.mark.skipif(not _client_takes_allow_truncated(),
+                    reason="the daemon path needs Client.batch(allow_truncated=...), which comes with the daemon's "
+                           "wire change")
+def test_through_the_daemon_a_cut_file_is_refused_and_allowed_as_in_process(files, tmp_path):
+    from daemon_helpers import DaemonProcess
+
+    _, cut = files[".flac"]
+    daemon = DaemonProcess(tmp_path / "daemon", workers=1)
+    try:
+        def convert(*extra):
+            return subprocess.run([MIDIBRIDGE, "convert", cut, "--daemon", "-o", tmp_path / "x.mid", *extra],
+                                  capture_output=True, text=True, env=daemon.env)
+
+        allowed = convert("--allow-truncated", "--json")
+        refused = convert()  # after an allowed run of the same file: no cached clip answers for it
+        local = run("convert", cut, "--in-process", "--allow-truncated", "--json", "-o", tmp_path / "y.mid")
+    finally:
+        daemon.stop()
+
+    assert refused.returncode == 1 and "[audio_truncated]" in refused.stderr
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(allowed.stdout) == json.loads(local.stdout)
+    assert "warning [audio_truncated]" in allowed.stderr
