@@ -223,17 +223,6 @@ def test_batch_reports_a_cut_file_and_with_allow_truncated_marks_it_in_the_index
     assert "warning [audio_truncated]" in allowed.stderr and str(cut) in allowed.stderr
 
 
-def _client_takes_allow_truncated() -> bool:
-    import inspect
-
-    from plugin_host.client import Client
-
-    return "allow_truncated" in inspect.signature(Client.batch).parameters
-
-
-@pytest.mark.skipif(not _client_takes_allow_truncated(),
-                    reason="the daemon path needs Client.batch(allow_truncated=...), which comes with the daemon's "
-                           "wire change")
 def test_through_the_daemon_a_cut_file_is_refused_and_allowed_as_in_process(files, tmp_path):
     from daemon_helpers import DaemonProcess
 
