@@ -1,9 +1,11 @@
 """Ardour: install the action scripts, convert a saved session headless, and read a session's audio regions.
 
-The Lua in plugin_host/ardour/ is put together here: the core (shared), the
-editor helpers (action scripts only) and a wrapper, behind a first line that
-says how to run midibridge. Action scripts cannot `require`, so every
-installed script holds all it needs.
+The Lua in plugin_host/ardour/ is put together here: a line that says how to
+run midibridge, the core (shared) and the editor helpers (action scripts only).
+Action scripts cannot `require`, and Ardour keeps only an action's `factory`
+function (dumped to bytecode, see LuaScripting::get_factory_bytecode): so all
+of that goes inside the factory, where the wrapper's marker line is. The
+headless script has the marker too, at its top.
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ class ArdourError(ClientError):
         super().__init__(code, message)
 
 
+MARKER = "-- @MIDIBRIDGE@"
+
+
 def assemble(wrapper: str, *, command: str, editor: bool) -> str:
-    parts = ["midibridge_core.lua"] + (["midibridge_editor.lua"] if editor else []) + [wrapper]
-    header = (f"-- Made by `midibridge install ardour` from {', '.join(parts)} in {LUA}: edit those.\n"
-              f"MB_COMMAND = [==[{command}]==]\n\n")
-    return header + "\n".join((LUA / part).read_text() for part in parts)
+    parts = ["midibridge_core.lua"] + (["midibridge_editor.lua"] if editor else [])
+    code = f"local MB_COMMAND = [==[{command}]==]\n\n" + "\n".join((LUA / part).read_text() for part in parts)
+    header = f"-- Made by `midibridge install ardour` from {', '.join(parts + [wrapper])} in {LUA}: edit those.\n"
+    before, _, after = (LUA / wrapper).read_text().partition(MARKER)
+    return header + before.rstrip(" \t") + code + "\n" + after.partition("\n")[2]  # the marker's line goes
 
 
 def default_scripts_dir() -> Path:

@@ -215,22 +215,36 @@ def test_batch_reads_a_session_file_without_touching_it(daemon, tmp_path):
     assert hashlib.sha256(session_file.read_bytes()).hexdigest() == before
 
 
-def test_installed_action_scripts_load_in_ardours_lua(tmp_path):
-    done = subprocess.run([MIDIBRIDGE, "install", "ardour", "--scripts-dir", str(tmp_path)], capture_output=True,
-                          text=True, check=True)
-    assert "Script Manager" in done.stdout
-    probe = tmp_path / "probe.lua"
-    for script in sorted(tmp_path.glob("midibridge_*.lua")):
-        # What Ardour's script scanner does: define ardour(), run the file, read the descriptor.
-        probe.write_text(f"""
-            local info
-            function ardour (entry) info = entry end
-            dofile ({json.dumps(str(script))})
-            assert (info["type"] == "EditorAction", "not an action")
-            assert (type (factory ({{ preset = "piano" }})) == "function", "factory returns no action")
-            assert (action_params ()["preset"].default == "default")
-            assert (MB and MB.transcribe and MB.apply and MB.run_in_editor and MB_COMMAND:match ("host transcribe"))
-            print ("LOADED " .. info.name)
-        """)
-        loaded = subprocess.run(["ardour7-lua", str(probe)], capture_output=True, text=True, timeout=60)
-        assert "LOADED midibridge: convert" in loaded.stdout, loaded.stdout + loaded.stderr
+def action_slots(*args, env=None) -> subprocess.CompletedProcess:
+    """tests/ardour/action_slots.lua: write Ardour's saved action slots, or run one as Ardour restores it."""
+    done = subprocess.run(["ardour7-lua", str(HERE / "action_slots.lua"), *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0 and " OK" in done.stdout, done.stdout + done.stderr
+    return done
+
+
+def test_an_installed_action_works_from_its_dumped_factory_alone_as_ardour_keeps_it(daemon, tmp_path):
+    rate = 48000
+    session = make_session(tmp_path / "session", rate, [Placed("Keys", take(tmp_path, rate), 3.5, 1.25, 4.0)])
+    installed = subprocess.run([MIDIBRIDGE, "install", "ardour", "--scripts-dir", str(tmp_path / "scripts")],
+                               capture_output=True, text=True, check=True)
+    assert "Script Manager" in installed.stdout
+    for script in (tmp_path / "scripts").glob("*.lua"):
+        description = script.read_text().split("description = [[")[1].split("]]")[0]
+        assert "\n" not in description, "Ardour's Add/Set dialog wraps descriptions itself"
+
+    # Set in a slot, as Ardour saves it: the script text and its factory dumped to bytecode. Ardour
+    # runs only that factory, in a fresh state: nothing else of the file is there.
+    state = tmp_path / "ui_scripts.lua"
+    action_slots("write", state, 1, tmp_path / "scripts" / "midibridge_convert_all.lua", "default")
+    ran = action_slots("run", state, 1, session, "session", env=daemon.env)
+
+    assert "DIALOG midibridge: report\nConverted 1 of 1 region(s)." in ran.stdout, ran.stdout
+    # 3.5 s at 96 bpm is 5.6 beats: bar 2, beat 2 and 0.6 of 1920 ticks.
+    assert 'Keys take  (track Keys)\n    at bar 2|2|1152 = 3.500 s:  ' in ran.stdout
+    assert ' notes → track "Keys MIDI"' in ran.stdout
+    assert "EDITOR redo 1" in ran.stdout, "Undo is made clickable in the editor"
+    [audio] = (found := read_session(session))["audio"]
+    [midi] = found["midi"]
+    assert (midi["track"], midi["position"], midi["length"]) == ("Keys MIDI", audio["position"], audio["length"])
+    assert len(found["notes"]) > 5 and undo_steps(session) == [("midibridge: audio to MIDI", 1)]

@@ -3,22 +3,24 @@ ardour {
 	name = "midibridge: convert selected regions to MIDI",
 	license = "Apache-2.0",
 	author = "midibridge",
-	description = [[Transcribe each selected audio region with midibridge. A MIDI region with its notes
-appears on the track "<source track> MIDI", at exactly the audio region's position and length,
-holding the notes of the part of the audio the region plays. One undo step undoes it all.]]
+	description = [[Transcribe each selected audio region with midibridge. A MIDI region with its notes appears on the track "<source track> MIDI", at exactly the audio region's position and length, holding the notes of the part of the audio the region plays. One Undo removes it all.]]
 }
 
 function action_params ()
 	return { ["preset"] = { title = "midibridge preset (default, piano, guitar, bass, vocal, strings-pad, noisy-recording)", default = "default" } }
 end
 
+-- Ardour keeps only this function: everything the action needs is inside it.
 function factory (params) return function ()
-	local items = {}
-	for region in Editor:get_selection ().regions:regionlist ():iter () do
-		if not region:to_audioregion ():isnil () then
-			local track = MB.track_of (Session, region)
-			if track then table.insert (items, { region = region, track = track }) end
+	-- @MIDIBRIDGE@ (`midibridge install ardour` puts MB_COMMAND and the core and editor code here)
+	MB.action (function ()
+		local items = {}
+		for region in Editor:get_selection ().regions:regionlist ():iter () do
+			if not region:to_audioregion ():isnil () then
+				local track = MB.track_of (Session, region)
+				if track then table.insert (items, { region = region, track = track }) end
+			end
 		end
-	end
-	MB.run_in_editor (items, (params or {})["preset"])
+		MB.run_in_editor (items, (params or {})["preset"])
+	end)
 end end

@@ -1,6 +1,8 @@
 -- `midibridge ardour convert`: the same conversion, run by ardour7-lua over a saved session.
 -- arguments: session dir, session name, preset ("" for the default), track names (none: all audio tracks)
 
+-- @MIDIBRIDGE@ (the runner puts MB_COMMAND and the core here)
+
 local dir, name, preset = arg[1], arg[2], arg[3]
 local tracks = {}
 for i = 4, #arg do table.insert (tracks, arg[i]) end

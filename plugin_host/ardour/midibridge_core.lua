@@ -1,8 +1,10 @@
 -- midibridge core for Ardour 7: audio regions in, MIDI regions out, through the `midibridge` command.
 --
 -- Shared by the editor action scripts and `midibridge ardour convert` (headless). Action scripts
--- cannot `require`, so `midibridge install ardour` and the headless runner put this file in front
--- of each wrapper, behind a line setting MB_COMMAND: the shell command that runs `midibridge host transcribe`.
+-- cannot `require`, and Ardour keeps only an action script's `factory` function (dumped to bytecode):
+-- so `midibridge install ardour` puts this file, behind a line setting MB_COMMAND (the shell command
+-- that runs `midibridge host transcribe`), inside each action's factory, and the headless runner in
+-- front of its script. Everything here is local to that chunk.
 --
 -- Per region: source file, trim (start), length, timeline position, the session rate and the
 -- tempo map at the region go to `midibridge host transcribe`, which answers one line per note
@@ -10,7 +12,7 @@
 -- length, on a MIDI track named "<source track> MIDI" (made, or reused), seconds turned into beats
 -- with the session's tempo map. All regions of a run are one undoable operation.
 
-MB = {}
+local MB = {}
 
 function MB.quote (s)
 	return "'" .. (tostring (s):gsub ("'", "'\\''")) .. "'"
@@ -68,13 +70,15 @@ function MB.describe (session, items)
 		job.bpm = tm:quarters_per_minute_at (at)
 		job.beats_per_bar = meter:divisions_per_bar () * 4 / meter:note_value ()
 		job.bar_offset = ((bbt.beats - 1) + bbt.ticks / Temporal.ticks_per_beat) * 4 / meter:note_value ()
+		job.bbt = string.format ("%d|%d|%d", bbt.bars, bbt.beats, bbt.ticks)
 		table.insert (jobs, job)
 	end
 	return jobs
 end
 
--- Ask midibridge for the notes of every job. `progress (fraction)` may return true to cancel.
--- Fills job.notes ({start_s, end_s, pitch, velocity} tables) or job.error.
+-- Ask midibridge for the notes of every job. `progress (fraction, status)` is called at least every
+-- few tenths of a second while midibridge runs (so an editor can repaint) and may return true to cancel.
+-- Fills job.notes ({start_s, end_s, pitch, velocity} tables), job.bends ({time_s, semitones}) or job.error.
 -- Returns "done", "cancelled", or "failed" (midibridge stopped early; MB.failure says why).
 function MB.transcribe (jobs, preset, progress)
 	local request = os.tmpname ()
@@ -93,21 +97,25 @@ function MB.transcribe (jobs, preset, progress)
 	for _, job in ipairs (jobs) do by_id[job.id] = job end
 	local pipe = assert (io.popen (command .. " 2>&1", "r"))
 	local cancelled, finished = false, false
+	local fraction, status = 0, "starting the transcriber…"
 	for line in pipe:lines () do
 		local kind, rest = line:match ("^(%u+) ?(.*)$")
 		if kind == "N" then
 			local id, s, e, pitch, velocity = rest:match ("^(%d+) (%S+) (%S+) (%d+) (%d+)$")
-			local job = by_id[tonumber (id)]
-			job.notes = job.notes or {}
-			table.insert (job.notes, { tonumber (s), tonumber (e), tonumber (pitch), tonumber (velocity) })
+			table.insert (by_id[tonumber (id)].notes, { tonumber (s), tonumber (e), tonumber (pitch), tonumber (velocity) })
+		elseif kind == "B" then
+			local id, t, semitones = rest:match ("^(%d+) (%S+) (%S+)$")
+			table.insert (by_id[tonumber (id)].bends, { tonumber (t), tonumber (semitones) })
 		elseif kind == "NOTES" then
 			local job = by_id[tonumber (rest:match ("^(%d+)"))]
-			job.notes = job.notes or {}
+			job.notes, job.bends = {}, {}
 		elseif kind == "ERROR" then
 			local id, message = rest:match ("^(%d+) (.*)$")
 			by_id[tonumber (id)].error = message
-		elseif kind == "PROGRESS" then
-			if progress and progress (tonumber (rest)) then
+		elseif kind == "PROGRESS" or kind == "STATUS" then
+			if kind == "PROGRESS" then fraction = tonumber (rest) else status = rest end
+			-- Closing the pipe is how midibridge learns of the cancel: it stops its jobs and exits.
+			if progress and progress (fraction, status) then
 				cancelled = true
 				break
 			end
