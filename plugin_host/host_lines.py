@@ -5,20 +5,32 @@ Request: a file, one region per line, tab-separated:
     id  path  start_s  duration_s  position_s  bpm  beats_per_bar  bar_offset_beats
 
 (the trim into the source, the region's length and timeline position, and the
-host's tempo there). Answer on stdout, flushed line by line as regions finish:
+host's tempo there). Answer on stdout, flushed line by line:
 
-    PROGRESS 0.420                  all regions together, 0..1
+    STATUS starting the transcriber…   what is going on, for people; "waiting: 2 jobs ahead" while the
+                                       daemon runs other jobs first, "transcribing: 1 of 3 done"
+    PROGRESS 0.420                  all regions together, 0..1: at least every TICK_S while it runs
     NOTES 3 57                      region 3 has 57 notes; they follow
     N 3 0.511000 1.020000 64 90     region 3: start_s end_s (from the region start) pitch velocity
     ERROR 4 [audio_not_found] …     region 4 failed; the others go on
     DONE 5 1                        regions converted, regions failed
+
+A DAW script reads these lines on its GUI thread, so they keep coming: between
+two lines the GUI cannot repaint. A script that stops reading and closes its
+end (its user pressed Cancel) ends the run: the regions' jobs are cancelled at
+the daemon and the command exits at once. Any other line kind may be added
+later: readers skip kinds they do not know.
 
 It goes through the daemon (started when none runs), or in-process with --in-process.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +39,9 @@ from model.errors import OptionError
 from model.region import Region
 
 from . import runner
-from .jobs import JobResult, OverallProgress
+from .jobs import JobResult, OverallProgress, Progress
 
+TICK_S = 0.15
 FIELDS = ("id", "path", "start_s", "duration_s", "position_s", "bpm", "beats_per_bar", "bar_offset_beats")
 
 
@@ -62,24 +75,120 @@ def read_requests(path: Path) -> list[HostRegion]:
 
 
 def transcribe(requests: list[HostRegion], *, preset: str | None, where: str, out=sys.stdout) -> int:
-    """Answer `requests` in lines on `out`; returns how many failed."""
-    overall = OverallProgress(len(requests))
-    failed = 0
+    """Answer `requests` in lines on `out`; returns how many failed. Returns early, the jobs cancelled, when `out`
+    is closed by its reader."""
+    lines = _Lines(out)
+    state = _State(len(requests))
+    previous = signal.signal(signal.SIGTERM, _stop)  # also how the ticker stops this thread
+    try:
+        lines.say(f"STATUS {state.now()[1]}")
+        with _Ticker(lines, state), closing(runner.run([r.region for r in requests], where=where, preset=preset,
+                                                       tempo=[r.tempo for r in requests],
+                                                       on_progress=state.update)) as results:
+            for result in results:
+                state.done(result)
+                lines.say(*answer_lines(requests[result.index].id, result))
+        lines.say(f"PROGRESS {state.now()[0]:.3f}", f"DONE {state.overall.finished - state.failed} {state.failed}")
+    except BrokenPipeError:
+        # The reader is gone (closing `results` cancelled the jobs): nothing more can be said, not even at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return state.failed
 
-    def say(text: str) -> None:
-        out.write(text + "\n")
-        out.flush()
 
-    results = runner.run([r.region for r in requests], where=where, preset=preset,
-                         tempo=[r.tempo for r in requests],
-                         on_progress=lambda update: say(f"PROGRESS {overall.update(update):.3f}"))
-    for result in results:
-        failed += result.error is not None
-        for line in answer_lines(requests[result.index].id, result):
-            say(line)
-        say(f"PROGRESS {overall.done(result.index):.3f}")
-    say(f"DONE {overall.finished - failed} {failed}")
-    return failed
+def _stop(signum, frame):
+    raise BrokenPipeError("the reader of midibridge's lines is gone")
+
+
+class _Lines:
+    """Whole lines to the reader, flushed, from the main thread and the ticker alike."""
+
+    def __init__(self, out):
+        self.out = out
+        self.lock = threading.Lock()
+        self.gone_in: int | None = None  # the thread that found the reader gone
+
+    def say(self, *lines: str) -> None:
+        with self.lock:
+            if self.gone_in is not None:
+                raise BrokenPipeError("the reader of midibridge's lines is gone")
+            try:
+                self.out.write("".join(line + "\n" for line in lines))
+                self.out.flush()
+            except OSError:
+                self.gone_in = threading.get_ident()
+                raise
+
+
+class _State:
+    """How far the run has come and what to tell people: updated by the main thread, read by the ticker."""
+
+    def __init__(self, total: int):
+        self.overall = OverallProgress(total)
+        self.failed = 0
+        self.status = "starting the transcriber…"
+        self.waiting: dict[int, int] = {}  # region index -> jobs ahead of it, while queued
+        self.lock = threading.Lock()
+
+    def now(self) -> tuple[float, str]:
+        with self.lock:
+            return self.overall.fraction, self.status
+
+    def update(self, progress: Progress) -> None:
+        with self.lock:
+            if progress.stage == "queued":
+                self.waiting[progress.index] = progress.jobs_ahead or 0
+            else:
+                self.waiting.pop(progress.index, None)
+            self.overall.update(progress)
+            self._tell()
+
+    def done(self, result: JobResult) -> None:
+        with self.lock:
+            self.waiting.pop(result.index, None)
+            self.failed += result.error is not None
+            self.overall.done(result.index)
+            self._tell()
+
+    def _tell(self) -> None:
+        running = self.overall.total - self.overall.finished - len(self.waiting)
+        if self.waiting and not running:
+            ahead = min(self.waiting.values())
+            self.status = f"waiting: {ahead} job{'s' if ahead != 1 else ''} ahead"
+        else:
+            self.status = f"transcribing: {self.overall.finished} of {self.overall.total} done"
+
+
+class _Ticker(threading.Thread):
+    """Says PROGRESS (and STATUS, when it changed) every TICK_S, whatever the daemon is doing. When the reader is
+    gone it stops the main thread, wherever that waits, with SIGTERM (see _stop)."""
+
+    def __init__(self, lines: _Lines, state: _State):
+        super().__init__(name="midibridge-ticker", daemon=True)
+        self.lines, self.state = lines, state
+        self.stopped = threading.Event()
+        self.main = threading.main_thread().ident
+
+    def run(self) -> None:
+        told = self.state.now()[1]
+        while not self.stopped.wait(TICK_S):
+            fraction, status = self.state.now()
+            try:
+                self.lines.say(*([f"STATUS {status}"] if status != told else []), f"PROGRESS {fraction:.3f}")
+            except OSError:
+                if self.lines.gone_in == self.ident:  # else the main thread knows already
+                    signal.pthread_kill(self.main, signal.SIGTERM)
+                return
+            told = status
+
+    def __enter__(self) -> _Ticker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.join()
 
 
 def answer_lines(region_id: int, result: JobResult) -> list[str]:
