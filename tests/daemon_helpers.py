@@ -35,17 +35,23 @@ def non_loopback_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
+FAULTS = Path(__file__).parent / "faults"
+
+
 class DaemonProcess:
     """`midibridge serve` with its own runtime and config dirs; `client()` talks to it."""
 
     def __init__(self, home: Path, *args: str, endpoint: str | None = None, workers: int = 1, client_keys=None,
-                 cwd: Path | None = None):
+                 cwd: Path | None = None, fault: str | None = None):
         self.home = home
         self.client_keys = client_keys  # with CURVE on, the keys this helper's own clients use
         self.endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
         # Commands run with this env find this daemon as a user's find theirs: by the endpoint they are told.
         self.env = dict(os.environ, XDG_RUNTIME_DIR=str(home / "run"), XDG_CONFIG_HOME=str(home / "config"),
                         MIDIBRIDGE_ENDPOINT=self.endpoint)
+        if fault:  # tests/faults/sitecustomize.py makes the daemon's workers misbehave so
+            self.env.update(MIDIBRIDGE_TEST_FAULT=fault, PYTHONPATH=os.pathsep.join(
+                filter(None, [str(FAULTS), os.environ.get("PYTHONPATH")])))
         (home / "run").mkdir(parents=True, exist_ok=True)
         self.log = home / "daemon.log"
         command = [str(Path(sys.executable).parent / "midibridge"), "serve", "--endpoint", self.endpoint,
