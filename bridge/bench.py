@@ -8,7 +8,9 @@ Prints (a script, not a test: compare the ratios, measured in one run):
 - batch throughput of 16 regions of 30 s with 1 and 2 workers: with every
   core's threads for a job alone and one thread beside others (the default,
   "adaptive"), one thread always, or every core's threads always;
-- the daemon's memory (daemon + workers): resident when idle, peak under load.
+- the daemon's memory (daemon + workers): resident when idle, peak under load;
+- how long a 10 s interactive region takes while a 60-minute batch holds both
+  workers, against the same on an idle daemon.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,8 +30,11 @@ from model.region import Region
 from plugin_host.client import Client
 
 from .discovery import read_discovery
+from .protocol import BACKGROUND
 
 REGION_S = 30.0
+INTERACTIVE_S = 10.0
+BATCH_S = 3600.0
 
 
 def main(argv=None) -> int:
@@ -44,6 +50,7 @@ def main(argv=None) -> int:
     report = {"latency": _latency(files[0], args.runs, args.out), "throughput": {}}
     for workers, threads in ((1, 0), (2, 0), (2, 1), (2, 2)):
         report["throughput"][f"{workers}x{threads or 'all'}"] = _throughput(files, workers, threads, args.out)
+    report["interactive"] = _interactive_behind_a_batch(files, args.runs, args.out)
     (args.out / "daemon.json").write_text(json.dumps(report, indent=1))
     _print(report)
     return 0
@@ -125,7 +132,7 @@ def _throughput(files: list[Path], workers: int, threads: int, out: Path) -> dic
         regions = [Region.from_file(f, duration_s=REGION_S, position_s=float(i)) for i, f in enumerate(files)]
         with daemon.client() as client:
             started = time.perf_counter()
-            results = list(client.batch(regions))
+            results = list(client.batch(regions, priority=BACKGROUND))
             elapsed = time.perf_counter() - started
         peak_mb = daemon.memory_mb("VmHWM")
     finally:
@@ -133,6 +140,36 @@ def _throughput(files: list[Path], workers: int, threads: int, out: Path) -> dic
     failed = [r.error for r in results if r.error]
     return {"regions": len(regions), "wall_s": elapsed, "rtf": len(regions) * REGION_S / elapsed,
             "failed": len(failed), "idle_rss_mb": idle_mb, "peak_rss_mb": peak_mb}
+
+
+def _interactive_behind_a_batch(files: list[Path], runs: int, out: Path) -> dict:
+    """Latency of a 10 s interactive region on an idle daemon, then while a 60-minute batch holds every worker."""
+    daemon = _Daemon(workers=2, threads=0, out=out)
+    batch = [Region.from_file(files[i % len(files)], duration_s=REGION_S, position_s=1000.0 + i)
+             for i in range(round(BATCH_S / REGION_S))]
+    try:
+        with daemon.client() as client:
+            idle = [_interactive_once(client, files[0], position_s=float(run)) for run in range(runs + 1)][1:]
+        with daemon.client() as batcher:
+            results = batcher.batch(batch, priority=BACKGROUND)
+            running = threading.Thread(target=lambda: next(results, None))  # submits it, waits for the first
+            running.start()
+            time.sleep(3.0)
+            with daemon.client() as client:
+                behind = [_interactive_once(client, files[0], position_s=100.0 + run) for run in range(runs)]
+                busy = sum(1 for w in client.status()["workers"] if w["job_id"])
+            running.join()
+            results.close()  # cancels the rest of the batch
+    finally:
+        daemon.stop()
+    return {"idle_median_s": statistics.median(idle), "behind_batch_median_s": statistics.median(behind),
+            "behind_batch_max_s": max(behind), "busy_workers_during": busy, "runs": runs}
+
+
+def _interactive_once(client: Client, audio: Path, *, position_s: float) -> float:
+    started = time.perf_counter()
+    client.transcribe(Region.from_file(audio, start_s=5.0, duration_s=INTERACTIVE_S, position_s=position_s))
+    return time.perf_counter() - started
 
 
 def _print(report: dict) -> None:
@@ -147,6 +184,11 @@ def _print(report: dict) -> None:
         threads = {"all": "adaptive threads"}.get(threads, f"{threads} thread(s) each")
         print(f"  {workers} worker(s), {threads}: {run['wall_s']:.2f} s, {run['rtf']:.0f}x real time, "
               f"RSS idle {run['idle_rss_mb']:.0f} MB, peak {run['peak_rss_mb']:.0f} MB, {run['failed']} failed")
+    interactive = report["interactive"]
+    print(f"\na {INTERACTIVE_S:g} s interactive region (median of {interactive['runs']}), 2 workers:")
+    print(f"  idle daemon: {interactive['idle_median_s']:.3f} s")
+    print(f"  behind a {BATCH_S / 60:g}-minute batch ({interactive['busy_workers_during']} workers busy): "
+          f"{interactive['behind_batch_median_s']:.3f} s (max {interactive['behind_batch_max_s']:.3f} s)")
 
 
 if __name__ == "__main__":
