@@ -1,9 +1,13 @@
-"""Stored model outputs decode to the stored Basic Pitch notes: a regression guard that needs neither the model nor basic_pitch."""
+"""Golden files: stored model outputs decode to Basic Pitch's stored notes (needing neither the model nor
+basic_pitch), and every built-in preset makes exactly the stored clip and MIDI file of the bundled example
+(tests/data/make_golden_outputs.py), so that restructuring changes nothing a user gets."""
 
+import base64
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from model.bends import add_pitch_bends
 from model.notes import decode_notes
@@ -22,3 +26,23 @@ def test_stored_activations_still_decode_to_basic_pitchs_stored_notes():
     assert [m[:3] + (m[4],) for m in mine] == [tuple(x[:3]) + (x[4],) for x in expected]
     np.testing.assert_allclose([m[3] for m in mine], [x[3] for x in expected], atol=1e-5)
     assert any(any(m[4]) for m in mine), "the golden case exercises pitch bends"
+
+
+GOLDEN_OUTPUTS = json.loads((Path(__file__).parent / "data" / "golden_outputs.json").read_text())
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_OUTPUTS["cases"]))
+def test_every_built_in_preset_still_makes_the_same_clip_and_midi_file_to_the_byte(case, transcriber):
+    from model.clip import Tempo
+    from model.midi import clip_to_bytes
+    from model.presets import Preset
+    from model.region import Region
+
+    stored = GOLDEN_OUTPUTS["cases"][case]
+    example = Path(__file__).parent.parent / "examples" / "ode_to_joy_piano.flac"
+    clip = transcriber.transcribe(Region.from_file(example, **GOLDEN_OUTPUTS["region"]),
+                                  preset=Preset.from_dict(stored["preset"]),
+                                  tempo=Tempo.from_dict(GOLDEN_OUTPUTS["tempo"]))
+
+    assert clip.to_dict() == stored["clip"]
+    assert clip_to_bytes(clip) == base64.b64decode(stored["smf_base64"])
