@@ -16,7 +16,8 @@ from pathlib import Path
 import platformdirs
 
 from .errors import OptionError
-from .options import DecodeOptions, PostOptions, Spec
+from .options import DecodeOptions, PostOptions
+from .steps import STEPS
 
 try:
     import tomllib
@@ -25,41 +26,9 @@ except ModuleNotFoundError:  # Python 3.10
 
 SCHEMA = 1
 DEFAULT_PRESET = "default"
-SLOPES_DB = (6, 12, 18, 24, 36, 48)  # first-order sections of 6 dB/octave each
-
-STEP_SPECS: dict[str, dict[str, Spec]] = {
-    "highpass": {"cutoff_hz": Spec(float, 1.0, 20_000.0), "slope_db_per_octave": Spec(int, choices=SLOPES_DB)},
-    "lowpass": {"cutoff_hz": Spec(float, 1.0, 20_000.0), "slope_db_per_octave": Spec(int, choices=SLOPES_DB)},
-    "notch": {"frequency_hz": Spec(float, 1.0, 20_000.0), "q": Spec(float, 0.1, 100.0),
-              "depth_db": Spec(float, 0.0, 60.0)},
-    "hum": {"mains_hz": Spec(float, 40.0, 70.0), "harmonics": Spec(int, 1, 16), "q": Spec(float, 0.1, 100.0),
-            "depth_db": Spec(float, 0.0, 60.0)},
-    "noise_gate": {"threshold_db": Spec(float, -100.0, 0.0), "ratio": Spec(float, 1.0, 100.0),
-                   "attack_ms": Spec(float, 0.0, 1000.0), "release_ms": Spec(float, 0.0, 5000.0)},
-    "compressor": {"threshold_db": Spec(float, -60.0, 0.0), "ratio": Spec(float, 1.0, 100.0),
-                   "attack_ms": Spec(float, 0.0, 1000.0), "release_ms": Spec(float, 0.0, 5000.0)},
-    "gain": {"gain_db": Spec(float, -60.0, 60.0)},
-    "limiter": {"threshold_db": Spec(float, -60.0, 0.0), "release_ms": Spec(float, 1.0, 5000.0)},
-    "normalize": {"target": Spec(str, choices=("peak", "rms")), "level_dbfs": Spec(float, -60.0, 0.0)},
-    "vst3": {"path": Spec(str), "parameters": Spec(dict)},
-}
-# Parameters a step may leave out, and their values.
-STEP_DEFAULTS: dict[str, dict] = {
-    "highpass": {"slope_db_per_octave": 12},
-    "lowpass": {"slope_db_per_octave": 12},
-    "notch": {"q": 30.0, "depth_db": 30.0},
-    "hum": {"harmonics": 4, "q": 30.0, "depth_db": 30.0},
-    "noise_gate": {"ratio": 10.0, "attack_ms": 1.0, "release_ms": 100.0},
-    "compressor": {"attack_ms": 5.0, "release_ms": 100.0},
-    "limiter": {"release_ms": 100.0},
-    "normalize": {"target": "peak", "level_dbfs": -1.0},
-    "vst3": {"parameters": {}},
-}
-
-
 @dataclass(frozen=True)
 class Step:
-    """One preprocessing step: its kind (a key of STEP_SPECS) and its parameters, defaults filled in."""
+    """One preprocessing step: its kind (a key of model.steps.STEPS) and its parameters, defaults filled in."""
 
     kind: str
     params: dict = field(default_factory=dict)
@@ -128,21 +97,21 @@ def _table(data: dict, key: str, where: str) -> dict:
 
 def _step(entry, where: str) -> Step:
     if not isinstance(entry, dict) or "step" not in entry:
-        raise OptionError(f"{where}: every [[chain]] table needs step = one of {', '.join(STEP_SPECS)}")
+        raise OptionError(f"{where}: every [[chain]] table needs step = one of {', '.join(STEPS)}")
     kind = entry["step"]
-    if not isinstance(kind, str) or kind not in STEP_SPECS:
-        raise OptionError(f"{where}: unknown step {kind!r}; steps are {', '.join(STEP_SPECS)}")
-    specs = STEP_SPECS[kind]
-    params = {**STEP_DEFAULTS.get(kind, {}), **{k: v for k, v in entry.items() if k != "step"}}
+    if not isinstance(kind, str) or kind not in STEPS:
+        raise OptionError(f"{where}: unknown step {kind!r}; steps are {', '.join(STEPS)}")
+    specs = STEPS[kind].params
+    params = {**STEPS[kind].defaults, **{k: v for k, v in entry.items() if k != "step"}}
     unknown = sorted(set(params) - set(specs))
     if unknown:
         raise OptionError(f"{where} ({kind}): unknown key {unknown[0]!r}; {kind} takes {', '.join(specs)}")
     missing = [k for k in specs if k not in params]
     if missing:
-        raise OptionError(f"{where} ({kind}): {missing[0]} is required ({specs[missing[0]].allowed()})")
-    for key, spec in specs.items():
-        if not spec.accepts(params[key]):
-            raise OptionError(f"{where} ({kind}): {key} must be {spec.allowed()}, got {params[key]!r}")
+        raise OptionError(f"{where} ({kind}): {missing[0]} is required ({specs[missing[0]].spec.allowed()})")
+    for key, param in specs.items():
+        if not param.spec.accepts(params[key]):
+            raise OptionError(f"{where} ({kind}): {key} must be {param.spec.allowed()}, got {params[key]!r}")
     if kind == "vst3":
         _check_plugin_parameters(params, f"{where} (vst3)")
     return Step(kind, params)

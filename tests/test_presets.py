@@ -174,8 +174,9 @@ def test_normalize_uses_the_whole_region_and_lands_on_its_target():
 
 
 def test_processing_in_chunks_equals_one_pass_for_every_step():
-    from model.presets import STEP_DEFAULTS, Step
     from model.preprocess import build, process
+    from model.presets import Step
+    from model.steps import STEPS
 
     params = {"highpass": {"cutoff_hz": 80.0}, "lowpass": {"cutoff_hz": 5000.0}, "notch": {"frequency_hz": 1000.0},
               "hum": {"mains_hz": 60.0}, "noise_gate": {"threshold_db": -30.0},
@@ -183,7 +184,7 @@ def test_processing_in_chunks_equals_one_pass_for_every_step():
               "limiter": {"threshold_db": -6.0}, "normalize": {}}
     rng = np.random.default_rng(7)
     audio = (rng.standard_normal(44100 * 4) * np.repeat([0.001, 0.3, 0.01, 0.5], 44100)).astype(np.float32)
-    steps = tuple(Step(kind, {**STEP_DEFAULTS.get(kind, {}), **p}) for kind, p in params.items())
+    steps = tuple(Step(kind, {**STEPS[kind].defaults, **p}) for kind, p in params.items())
 
     chunked = np.concatenate(list(process(steps, lambda: (audio[i:i + 3000] for i in range(0, audio.shape[0], 3000)),
                                           sample_rate_hz=44100)))
