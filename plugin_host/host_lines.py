@@ -8,7 +8,7 @@ Request: a file, one region per line, tab-separated:
 host's tempo there). Answer on stdout, flushed line by line:
 
     STATUS starting the transcriber…   what is going on, for people; "waiting: 2 jobs ahead" while the
-                                       daemon runs other jobs first, "transcribing: 1 of 3 done"
+                                       daemon runs others' jobs first, "transcribing: 1 of 3 done"
     PROGRESS 0.420                  all regions together, 0..1: at least every TICK_S while it runs
     NOTES 3 57                      region 3 has 57 notes; they follow
     N 3 0.511000 1.020000 64 90     region 3: start_s end_s (from the region start) pitch velocity
@@ -155,7 +155,8 @@ class _State:
         running = self.overall.total - self.overall.finished - len(self.waiting)
         if self.waiting and not running:
             ahead = min(self.waiting.values())
-            self.status = f"waiting: {ahead} job{'s' if ahead != 1 else ''} ahead"
+            self.status = (f"waiting: {ahead} job{'s' if ahead != 1 else ''} ahead" if ahead else
+                           "waiting for the daemon to finish a job")
         else:
             self.status = f"transcribing: {self.overall.finished} of {self.overall.total} done"
 
