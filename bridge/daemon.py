@@ -27,8 +27,8 @@ import zmq.asyncio
 
 from model.clip import Tempo
 from model.errors import ModelError
-from model.presets import Preset, available_presets, load_preset, read_preset
-from model.weights import MODEL_SHA256, find_model
+from model.presets import available_presets, is_preset_path, read_preset, resolve_preset
+from model.engines.basic_pitch.weights import MODEL_SHA256, find_model
 
 from . import discovery
 from . import protocol as p
@@ -261,6 +261,7 @@ class Daemon:
     async def _on_shutdown(self, message: Message, local: bool) -> None:
         if not local:
             raise ProtocolError("forbidden", "only a client on this machine may stop the daemon")
+        self.accepting = False  # from this answer on: a job sent after it must not be accepted
         await self._reply(message.identity, p.SHUTDOWN, message.request_id, {"stopping": True})
         self.stopping.set()
 
@@ -274,9 +275,9 @@ class Daemon:
         if not self.accepting:
             raise ProtocolError("shutting_down", "the daemon is stopping and takes no new jobs")
         requested = message.header.get("preset")
-        if not local and isinstance(requested, str) and (requested.endswith(".toml") or "/" in requested):
+        if not local and isinstance(requested, str) and is_preset_path(requested):
             raise ProtocolError("forbidden", "remote clients name a preset or send it inline, not a path")
-        preset = _preset(requested)
+        preset = resolve_preset(requested)
         tempo = Tempo.from_dict(message.header.get("tempo", {}))
         options = {"priority": message.header.get("priority", p.DEFAULT_PRIORITY[message.kind]),
                    "allow_truncated": message.header.get("allow_truncated", False)}
@@ -441,12 +442,6 @@ class Daemon:
         self.table.expire()
         await self._dispatch()
         await self._tell_waiting(self.table.in_state(QUEUED))
-
-
-def _preset(requested) -> Preset:
-    if isinstance(requested, dict):
-        return Preset.from_dict(requested, where="inline preset", source="request")
-    return load_preset(requested)
 
 
 def _request_id(frames) -> str:

@@ -1,7 +1,8 @@
 """midibridge's wire protocol: the one module the client, the daemon and its workers share.
 
-Standard library and pyzmq only, so that thin clients stay thin. Every
-message is a multipart ZeroMQ message:
+Standard library, pyzmq and the model's plain types only (numpy is
+imported by region_from_wire, on the worker's side), so that thin clients
+stay thin. Every message is a multipart ZeroMQ message:
 
     [protocol id, message type, request id, JSON header, binary buffer …]
 
@@ -20,6 +21,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from model.region import MAX_CHANNELS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
+
 PROTOCOL_NAME = "midibridge"
 # major.minor; a peer of another major version is refused. 2.0: a result's notes travel in a buffer.
 PROTOCOL_VERSION = (2, 0)
@@ -33,8 +36,6 @@ MAX_HEADER_BYTES = 1 << 20
 MAX_FRAME_BYTES = 256 << 20  # ZMQ_MAXMSGSIZE: a larger frame disconnects its sender
 MAX_REGION_S = 4 * 3600.0
 MAX_BATCH_REGIONS = 256
-MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ = 1_000.0, 768_000.0  # model.audio checks files against the same range
-MAX_CHANNELS = 64
 
 HEARTBEAT_INTERVAL_S = 1.0  # daemon <-> workers
 HEARTBEAT_LIVENESS = 5  # intervals without a word before a worker counts as hung
@@ -92,7 +93,6 @@ _NUM = (int, float)
 _REGION = {"path": ((str,), False), "samples": ((dict,), False), "start_s": (_NUM, False),
            "duration_s": (_NUM + (type(None),), False), "position_s": (_NUM, False), "tempo": ((dict,), False)}
 _SAMPLES = {"frame": ((int,), True), "sample_rate_hz": (_NUM, True), "channels": ((int,), True)}
-_TEMPO = {"bpm": (_NUM, False), "beats_per_bar": (_NUM, False), "bar_offset_beats": (_NUM + (type(None),), False)}
 _JOB_OPTIONS = {"tempo": ((dict,), False), "preset": ((str, dict), False), "priority": ((str,), False),
                 "allow_truncated": ((bool,), False)}
 MESSAGES: dict[str, dict[str, tuple[tuple, bool]]] = {
@@ -174,7 +174,8 @@ def check_protocol(frame: bytes, expected: bytes = PROTOCOL_ID) -> None:
 
 
 def check_request(message: Message, *, max_batch_regions: int = MAX_BATCH_REGIONS) -> None:
-    """Check a client request against MESSAGES: its header, regions, tempo and inline samples."""
+    """Check a client request against MESSAGES: its header, regions and inline samples. A tempo's values are the
+    model's to check (model.clip.Tempo.from_dict, one table for every path)."""
     if message.kind not in MESSAGES:
         raise ProtocolError("unknown_type", f"unknown message type {message.kind!r}; requests are "
                                             f"{', '.join(MESSAGES)}")
@@ -193,8 +194,6 @@ def check_request(message: Message, *, max_batch_regions: int = MAX_BATCH_REGION
                                          f"size), not {len(regions)}; send it in parts")
     for index, region in enumerate(regions):
         check_region(region, f"{message.kind} region {index}", message.buffers)
-    if "tempo" in message.header:
-        check_fields(message.header["tempo"], _TEMPO, f"{message.kind} tempo")
 
 
 def check_region(region, where: str, buffers: list) -> None:
@@ -216,8 +215,6 @@ def check_region(region, where: str, buffers: list) -> None:
         raise ProtocolError("region_empty", f"{where}: duration_s must be > 0, or null for \"to the end\"")
     if (duration_s or 0) > MAX_REGION_S:
         raise ProtocolError("too_large", f"{where}: regions last at most {MAX_REGION_S:g} s")
-    if "tempo" in region:
-        check_fields(region["tempo"], _TEMPO, f"{where} tempo")
 
 
 def check_samples(samples, where: str, buffers: list) -> None:
@@ -269,6 +266,9 @@ def clip_from_buffer(frame) -> dict:
     return json.loads(_bytes(frame))
 
 
+# The codec: regions and clips to and from their wire form, for the client's and the worker's side.
+
+
 def region_to_wire(region, buffers: list) -> dict:
     """A model.region.Region as a request's region; inline samples go to `buffers` as interleaved little-endian float32.
 
@@ -288,6 +288,23 @@ def region_to_wire(region, buffers: list) -> dict:
     buffers.append(data)
     return {"samples": {"frame": len(buffers) - 1, "sample_rate_hz": region.sample_rate_hz, "channels": channels},
             **wire}
+
+
+def region_from_wire(region: dict, buffers: list):
+    """A model.region.Region from its wire form (checked by check_region); inline samples become a (channels, n)
+    float32 array, so numpy is imported here, on the worker's side only."""
+    from model.region import Region
+
+    place = {"start_s": float(region.get("start_s", 0.0)), "position_s": float(region.get("position_s", 0.0)),
+             "duration_s": None if region.get("duration_s") is None else float(region["duration_s"])}
+    if "path" in region:
+        return Region.from_file(region["path"], **place)
+    import numpy as np
+
+    samples = region["samples"]
+    data = memoryview(buffers[samples["frame"]]).cast("B")
+    audio = np.frombuffer(data, dtype="<f4").reshape(-1, samples["channels"]).T
+    return Region.from_samples(audio, sample_rate_hz=float(samples["sample_rate_hz"]), **place)
 
 
 def error_header(code: str, message: str, job_id: str | None = None) -> dict:

@@ -21,35 +21,19 @@ import sys
 import threading
 import time
 
-import numpy as np
 import zmq
 
 from model.clip import Tempo
 from model.errors import Cancelled, ModelError
-from model.midi import clip_to_bytes
 from model.pipeline import Transcriber
-from model.presets import Preset
-from model.region import Region
+from model.presets import resolve_preset
 
 from .protocol import (HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, W_CANCEL, W_ERROR, W_HEARTBEAT, W_JOB, W_PROGRESS,
                        W_READY, W_RESULT, WORKER_PROTOCOL_ID, Message, ProtocolError, check_worker_message,
-                       clip_buffer, decode, encode, error_header)
+                       clip_buffer, decode, encode, error_header, region_from_wire)
 from .workers import HEARTBEAT_SUFFIX
 
 PROGRESS_EVERY_S = 0.1
-
-
-def region_from_wire(region: dict, buffers: list) -> Region:
-    """A model Region from its wire form; inline samples are interleaved little-endian float32."""
-    place = {"start_s": float(region.get("start_s", 0.0)), "position_s": float(region.get("position_s", 0.0)),
-             "duration_s": None if region.get("duration_s") is None else float(region["duration_s"])}
-    if "path" in region:
-        return Region.from_file(region["path"], **place)
-    samples = region["samples"]
-    # The daemon has checked that the buffer holds whole frames (protocol.check_samples).
-    data = memoryview(buffers[samples["frame"]]).cast("B")
-    audio = np.frombuffer(data, dtype="<f4").reshape(-1, samples["channels"]).T
-    return Region.from_samples(audio, sample_rate_hz=float(samples["sample_rate_hz"]), **place)
 
 
 class Worker:
@@ -72,7 +56,7 @@ class Worker:
 
     def serve(self) -> None:
         """Run jobs until the process ends (the daemon terminates it, or the heartbeat finds the daemon gone)."""
-        self.send(W_READY, header={"pid": os.getpid(), "model_sha256": self.transcriber.model.sha256})
+        self.send(W_READY, header={"pid": os.getpid(), "model_sha256": self.transcriber.engine.sha256})
         while True:
             message = self.receive()
             if message is not None and message.kind == W_JOB:
@@ -102,14 +86,13 @@ class Worker:
                     raise Cancelled("cancelled by the client")
 
         try:
-            region = region_from_wire(job.header["region"], job.buffers)
-            preset = Preset.from_dict(job.header["preset"], source="request")
             transcriber = self.transcriber_for(job.header.get("threads", 0))
-            clip = transcriber.transcribe(region, preset=preset, tempo=Tempo.from_dict(job.header["tempo"]),
-                                          on_progress=on_progress,
-                                          allow_truncated=job.header.get("allow_truncated", False))
-            self.send(W_RESULT, job_id, {"note_count": len(clip.notes)},
-                      [clip_to_bytes(clip), clip_buffer(clip.to_dict())])
+            done = transcriber.convert(region_from_wire(job.header["region"], job.buffers),
+                                       preset=resolve_preset(job.header["preset"]),
+                                       tempo=Tempo.from_dict(job.header["tempo"]), on_progress=on_progress,
+                                       allow_truncated=job.header.get("allow_truncated", False))
+            self.send(W_RESULT, job_id, {"note_count": len(done.clip.notes)},
+                      [done.smf, clip_buffer(done.clip.to_dict())])
         except ModelError as error:
             self.send(W_ERROR, job_id, error_header(error.code, str(error)))
         except Exception as error:  # a job must end with an answer, whatever went wrong

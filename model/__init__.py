@@ -7,7 +7,7 @@ pedalboard on first use.
 
 from .clip import Bend, Clip, Note, Tempo
 from .errors import AudioError, Cancelled, ModelError, OptionError, WeightsError
-from .options import DecodeOptions
+from .engines.basic_pitch.options import DecodeOptions
 from .region import Region
 
 __all__ = [

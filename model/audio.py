@@ -15,15 +15,11 @@ import numpy as np
 from pedalboard import Resample
 from pedalboard.io import AudioFile, StreamResampler
 
-from .constants import SAMPLE_RATE_HZ
 from .containers import Cut, find_cut, mp3_gapless
 from .errors import AudioError
-from .region import Region
+from .region import MAX_CHANNELS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, Region
 
 CHUNK_S = 2.0
-MIN_SAMPLE_RATE_HZ = 1_000.0
-MAX_SAMPLE_RATE_HZ = 768_000.0
-MAX_CHANNELS = 64
 # A host that rounds a region's end to its own sample grid may ask for a
 # hair more than the source holds; that much is read as "to the end".
 END_TOLERANCE_S = 0.001
@@ -74,7 +70,7 @@ def open_region(region: Region, *, chunk_s: float = CHUNK_S, allow_truncated: bo
     return _open_samples(region, chunk_s)
 
 
-def resample(chunks: Iterator[np.ndarray], *, from_hz: float, to_hz: float = SAMPLE_RATE_HZ) -> Iterator[np.ndarray]:
+def resample(chunks: Iterator[np.ndarray], *, from_hz: float, to_hz: float) -> Iterator[np.ndarray]:
     """Resample a stream of mono chunks; the output is sample-aligned with the input and as long as it."""
     if from_hz == to_hz:
         yield from chunks
@@ -89,7 +85,7 @@ def resample(chunks: Iterator[np.ndarray], *, from_hz: float, to_hz: float = SAM
         yield tail[0]
 
 
-def resampled_length(n_samples: int, *, from_hz: float, to_hz: float = SAMPLE_RATE_HZ) -> int:
+def resampled_length(n_samples: int, *, from_hz: float, to_hz: float) -> int:
     """How many samples `resample` yields for `n_samples` of input (to within one)."""
     return round(n_samples * to_hz / from_hz)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from .constants import NOMINAL_FRAME_RATE_HZ
 from .errors import OptionError
 
 
@@ -94,55 +93,6 @@ TEMPO_SPECS = {
     "beats_per_bar": Spec(float, 0.25, 64.0),
     "bar_offset_beats": Spec(float, 0.0, 64.0, open_high=True, optional=True),
 }
-
-DECODE_SPECS = {
-    "onset_threshold": Spec(float, 0.0, 1.0, open_low=True, open_high=True),
-    "frame_threshold": Spec(float, 0.0, 1.0, open_low=True, open_high=True),
-    "min_note_ms": Spec(float, 0.0, 10_000.0),
-    "min_frequency_hz": Spec(float, 0.0, 30_000.0, open_low=True, optional=True),
-    "max_frequency_hz": Spec(float, 0.0, 30_000.0, open_low=True, optional=True),
-    "melodia_trick": Spec(bool),
-    "infer_onsets": Spec(bool),
-    "pitch_bends": Spec(str, choices=("off", "on", "multiple")),
-}
-
-
-@dataclass(frozen=True, kw_only=True)
-class DecodeOptions:
-    """How activations become notes. Defaults are Basic Pitch's.
-
-    pitch_bends: "off"; "on" (Basic Pitch's default: notes that overlap
-    another note lose their bends); "multiple" (every note keeps its bends).
-    """
-
-    onset_threshold: float = 0.5
-    frame_threshold: float = 0.3
-    min_note_ms: float = 127.7
-    min_frequency_hz: float | None = None
-    max_frequency_hz: float | None = None
-    melodia_trick: bool = True
-    infer_onsets: bool = True
-    pitch_bends: str = "on"
-
-    def __post_init__(self):
-        check_fields(self, DECODE_SPECS, where="decode options")
-        if (self.min_frequency_hz is not None and self.max_frequency_hz is not None
-                and self.min_frequency_hz >= self.max_frequency_hz):
-            raise OptionError(f"decode options: min_frequency_hz ({self.min_frequency_hz:g}) must be below "
-                              f"max_frequency_hz ({self.max_frequency_hz:g})")
-
-    @property
-    def min_note_frames(self) -> int:
-        """Notes must be longer than this many frames (Basic Pitch rounds with the nominal frame rate)."""
-        return int(round(self.min_note_ms / 1000.0 * NOMINAL_FRAME_RATE_HZ))
-
-    @classmethod
-    def from_dict(cls, data: dict, *, where: str = "decode options") -> DecodeOptions:
-        return from_mapping(cls, data, DECODE_SPECS, where=where)
-
-    def to_dict(self) -> dict:
-        return to_mapping(self)
-
 
 KEYS = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7,
         "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}

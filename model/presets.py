@@ -16,7 +16,8 @@ from pathlib import Path
 import platformdirs
 
 from .errors import OptionError
-from .options import DecodeOptions, PostOptions
+from .engines.basic_pitch.options import DecodeOptions
+from .options import PostOptions
 from .steps import STEPS
 
 try:
@@ -133,11 +134,25 @@ def user_presets_dir() -> Path:
     return platformdirs.user_config_path("midibridge") / "presets"
 
 
+def is_preset_path(name_or_path: str) -> bool:
+    """True when a preset is given as a file (a .toml name, or a path with a folder in it), not by its name."""
+    return name_or_path.endswith(".toml") or "/" in name_or_path or os.sep in name_or_path
+
+
+def resolve_preset(preset: Preset | dict | str | os.PathLike | None) -> Preset:
+    """A Preset as it is, a preset's table (as a request sends it inline), a name, a path, or None (`default`)."""
+    if isinstance(preset, Preset):
+        return preset
+    if isinstance(preset, dict):
+        return Preset.from_dict(preset, where="inline preset", source="request")
+    return load_preset(preset)
+
+
 def load_preset(name_or_path: str | os.PathLike | None = None) -> Preset:
     """The preset called `name_or_path` (user presets shadow built-ins), or read from that .toml path."""
     name_or_path = str(name_or_path or DEFAULT_PRESET)
     path = Path(name_or_path).expanduser()
-    if name_or_path.endswith(".toml") or os.sep in name_or_path:
+    if is_preset_path(name_or_path):
         if not path.is_file():
             raise OptionError(f"preset file {path} does not exist", code="unknown_preset")
         return read_preset(path, source=str(path))

@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# What a source may be: the rates and channel counts midibridge reads (files and inline samples alike).
+MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ = 1_000.0, 768_000.0
+MAX_CHANNELS = 64
+
 
 @dataclass(frozen=True, kw_only=True)
 class Region:

@@ -281,14 +281,14 @@ def presets_validate(args) -> int:
 
 
 def model_install(args) -> int:
-    from model.weights import install_model
+    from model.engines.basic_pitch.weights import install_model
 
     print(f"model installed and verified: {install_model(wheel=args.wheel, force=args.force)}")
     return 0
 
 
 def model_info(args) -> int:
-    from model.inference import Model
+    from model.engines.basic_pitch.inference import Model
 
     info = Model(args.model).describe()
     print(f"path:   {info['path']}\nsha256: {info['sha256']}")

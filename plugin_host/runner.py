@@ -44,20 +44,19 @@ def run(regions: list[Region], *, where: str, preset: str | None, tempo: Tempo |
 
 def _for_the_wire(preset: str | None) -> str | dict | None:
     """A preset file travels inline (the daemon may not see this machine's files); a name goes as a name."""
-    if preset is None or not (preset.endswith(".toml") or "/" in preset):
-        return preset
-    from model.presets import load_preset
+    from model.presets import is_preset_path, load_preset
 
+    if preset is None or not is_preset_path(preset):
+        return preset
     return load_preset(preset).to_dict()
 
 
 def _in_process(regions, *, preset, tempo, on_progress, model_path, threads, allow_truncated) -> Iterator[JobResult]:
     from model.errors import ModelError
-    from model.midi import clip_to_bytes
     from model.pipeline import Transcriber
-    from model.presets import load_preset
+    from model.presets import resolve_preset
 
-    chosen = load_preset(preset)  # a bad preset stops everything, as the daemon refuses the whole request
+    chosen = resolve_preset(preset)  # a bad preset stops everything, as the daemon refuses the whole request
     transcriber = Transcriber(model_path=model_path, threads=threads)
     tempos = tempo if isinstance(tempo, list) else [tempo] * len(regions)
     for index, (region, tempo_here) in enumerate(zip(regions, tempos)):
@@ -68,9 +67,9 @@ def _in_process(regions, *, preset, tempo, on_progress, model_path, threads, all
                 on_progress(Progress(index, job_id, stage, fraction))
 
         try:
-            clip = transcriber.transcribe(region, preset=chosen, tempo=tempo_here, on_progress=progress,
-                                          allow_truncated=allow_truncated)
+            done = transcriber.convert(region, preset=chosen, tempo=tempo_here, on_progress=progress,
+                                       allow_truncated=allow_truncated)
         except ModelError as error:
             yield JobResult(index, job_id, error=ClientError(error.code, str(error), job_id=job_id))
             continue
-        yield JobResult(index, job_id, clip, clip_to_bytes(clip))
+        yield JobResult(index, job_id, done.clip, done.smf)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from model.bends import add_pitch_bends, drop_overlapping_bends
-from model.notes import decode_notes
-from model.options import DecodeOptions
+from model.engines.basic_pitch.bends import add_pitch_bends, drop_overlapping_bends
+from model.engines.basic_pitch.notes import decode_notes
+from model.engines.basic_pitch.options import DecodeOptions
 from model.region import Region
 
 from conftest import PIANO_LINE, Note, synthesize
@@ -51,6 +51,7 @@ def assert_same_notes(mine, theirs):
 @pytest.fixture(scope="module")
 def activations(transcriber, piano_line, tmp_path_factory):
     from model.audio import open_region, resample, resampled_length
+    from model.engines.basic_pitch.constants import SAMPLE_RATE_HZ
 
     from conftest import write_audio
 
@@ -60,9 +61,9 @@ def activations(transcriber, piano_line, tmp_path_factory):
     outputs = {}
     for name, path in (("piano", piano_line), ("glide", sliding)):
         audio = open_region(Region.from_file(path))
-        samples = resample(audio.chunks(), from_hz=audio.sample_rate_hz)
-        expected = resampled_length(audio.n_samples, from_hz=audio.sample_rate_hz)
-        with transcriber.model.activations(samples, expected_samples=expected) as found:
+        samples = resample(audio.chunks(), from_hz=audio.sample_rate_hz, to_hz=SAMPLE_RATE_HZ)
+        expected = resampled_length(audio.n_samples, from_hz=audio.sample_rate_hz, to_hz=SAMPLE_RATE_HZ)
+        with transcriber.engine.model.activations(samples, expected_samples=expected) as found:
             outputs[name] = (found.note.copy(), found.onset[:].copy(), found.contour[:].copy())
     return outputs
 

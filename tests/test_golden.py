@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.bends import add_pitch_bends
-from model.notes import decode_notes
+from model.engines.basic_pitch.bends import add_pitch_bends
+from model.engines.basic_pitch.notes import decode_notes
 
 GOLDEN = Path(__file__).parent / "data" / "golden_activations.npz"
 

@@ -3,7 +3,7 @@
 import pytest
 
 from model.errors import OptionError
-from model.options import DecodeOptions
+from model.engines.basic_pitch.options import DecodeOptions
 
 
 @pytest.mark.parametrize("values, message", [

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from model.errors import OptionError
-from model.options import DecodeOptions, PostOptions
+from model.engines.basic_pitch.options import DecodeOptions
+from model.options import PostOptions
 from model.presets import available_presets, load_preset, preset_to_toml, read_preset
 from model.region import Region
 

@@ -8,24 +8,23 @@ batch of windows, not the recording.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime
 
+from ...errors import WeightsError
+from .. import ProgressCallback
 from .constants import (
-    EDGE_FRAMES, FFT_HOP_SAMPLES, HOP_SAMPLES, KEPT_FRAMES_PER_WINDOW, LEAD_IN_SAMPLES, N_CONTOUR_BINS,
-    N_PITCHES, ONNX_INPUT, ONNX_OUTPUTS, SAMPLE_RATE_HZ, WINDOW_SAMPLES,
+    EDGE_FRAMES, FFT_HOP_SAMPLES, HOP_SAMPLES, KEPT_FRAMES_PER_WINDOW, LEAD_IN_SAMPLES,
+    N_CONTOUR_BINS, N_PITCHES, ONNX_INPUT, ONNX_OUTPUTS, SAMPLE_RATE_HZ, WINDOW_SAMPLES,
 )
-from .errors import WeightsError
 from .spill import RowSpill
 from .weights import MODEL_SHA256, find_model
 
 DEFAULT_BATCH_WINDOWS = 4  # measured: 2 to 16 windows per run are within noise on 2 cores; 1 is ~15 % slower
-
-ProgressCallback = Callable[[str, float], None]
 
 
 def frame_count(n_samples: int) -> int:
@@ -105,7 +104,8 @@ class Model:
                 "inputs": tensors(self._session.get_inputs()), "outputs": tensors(self._session.get_outputs())}
 
     def run(self, windows: np.ndarray) -> dict[str, np.ndarray]:
-        """(n, WINDOW_SAMPLES) float32 → {"note", "onset": (n, 172, 88), "contour": (n, 172, 264)}."""
+        """(n, WINDOW_SAMPLES) float32 → {"note", "onset": (n, FRAMES_PER_WINDOW, N_PITCHES),
+        "contour": (n, FRAMES_PER_WINDOW, N_CONTOUR_BINS)}."""
         results = self._session.run(self._output_names, {ONNX_INPUT: windows[:, :, np.newaxis]})
         return dict(zip(ONNX_OUTPUTS, results))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import platformdirs
 
-from .errors import WeightsError
+from ...errors import WeightsError
 
 BASIC_PITCH_VERSION = "0.4.0"
 MODEL_SHA256 = "2c3c1d144bfa61ad236e92e169c13535c880469a12a047d4e73451f2c059a0ec"

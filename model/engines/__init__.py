@@ -1,0 +1,37 @@
+"""Transcription engines: mono audio at the engine's own rate in, notes out.
+
+An engine is one folder here: its signal constants, its model and weights,
+its decoding options (a stdlib-only option group, so presets can check it
+without loading anything heavy) and a class with this shape:
+
+    class Engine(Protocol):
+        name: str              # as a preset names it
+        sample_rate_hz: float  # the rate its `notes` wants; the pipeline resamples to it
+        hop_samples: int       # its analysis hop: loudness is measured in blocks of it
+        sha256: str            # of its weights: part of what makes two results the same
+
+        def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options,
+                  on_progress: ProgressCallback | None) -> tuple[Note, ...]: ...
+
+The pipeline (model.pipeline) does everything around it: reading the region,
+the preset's chain, resampling, loudness, post-processing and the clip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from ..clip import Note
+
+ProgressCallback = Callable[[str, float], None]  # (stage, fraction 0..1); raising from it cancels
+
+
+class Engine(Protocol):
+    name: str
+    sample_rate_hz: float
+    hop_samples: int
+    sha256: str
+
+    def notes(self, samples: Iterable, *, n_samples: int, options,
+              on_progress: ProgressCallback | None) -> tuple[Note, ...]: ...

@@ -1,0 +1,66 @@
+"""Basic Pitch as a midibridge engine: mono audio at 22,050 Hz in, notes with their pitch bends out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from ...clip import Bend, Note
+from .. import ProgressCallback
+from .bends import add_pitch_bends, drop_overlapping_bends
+from .constants import CONTOUR_BINS_PER_SEMITONE, FFT_HOP_SAMPLES, SAMPLE_RATE_HZ
+from .inference import DEFAULT_BATCH_WINDOWS, Activations, Model, frame_times_s
+from .notes import NoteEvent, decode_notes
+from .options import DecodeOptions
+
+
+class BasicPitch:
+    """Basic Pitch's model, loaded once. `threads`: onnxruntime's intra-op threads (0: one per core);
+    `batch_windows`: how many 2 s windows go through the model per run."""
+
+    name = "basic-pitch"
+    sample_rate_hz = SAMPLE_RATE_HZ
+    hop_samples = FFT_HOP_SAMPLES
+
+    def __init__(self, *, model_path: str | Path | None = None, threads: int = 0,
+                 batch_windows: int = DEFAULT_BATCH_WINDOWS):
+        self.model = Model(model_path, threads=threads, batch_windows=batch_windows)
+        self.sha256 = self.model.sha256
+
+    def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: DecodeOptions,
+              on_progress: ProgressCallback | None = None) -> tuple[Note, ...]:
+        """The notes of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them), in seconds from the
+        first sample."""
+        with self.model.activations(samples, expected_samples=n_samples, on_progress=on_progress) as activations:
+            if on_progress:
+                on_progress("notes", 0.0)
+            events = note_events(activations, options=options)
+        times_s = frame_times_s(activations.n_frames)
+        return tuple(to_note(event, times_s) for event in events)
+
+
+def note_events(activations: Activations, *, options: DecodeOptions) -> list[NoteEvent]:
+    """Decoded notes with their pitch bends, as `options.pitch_bends` asks."""
+    events = decode_notes(activations.note, activations.onset, options=options)
+    if options.pitch_bends == "off":
+        return events
+    events = add_pitch_bends(activations.contour, events)
+    return events if options.pitch_bends == "multiple" else drop_overlapping_bends(events)
+
+
+def to_note(event: NoteEvent, times_s: np.ndarray) -> Note:
+    """A frame-domain event as a Note in seconds; bends become points where the bend changes.
+
+    times_s: (n_frames,) float64, every frame's true time.
+    """
+    bends = []
+    previous = 0  # the channel is unbent before the note starts
+    for frame, value in enumerate(event.bends or (), start=event.start_frame):
+        if value != previous:
+            bends.append(Bend(float(times_s[frame]), value / CONTOUR_BINS_PER_SEMITONE))
+            previous = value
+    velocity = min(max(int(np.round(127 * event.amplitude)), 1), 127)
+    return Note(event.pitch, float(times_s[event.start_frame]), float(times_s[event.end_frame]), velocity,
+                tuple(bends))
