@@ -1,0 +1,632 @@
+"""A client written from bridge/PROTOCOL.md alone: every request, every reply, every default, every error a client can provoke.
+
+This module knows the daemon only as the doc describes it: it starts
+`midibridge serve`, waits for the discovery file, and speaks raw frames with
+json and pyzmq (nothing from `bridge`, `plugin_host` or `model`). One daemon
+(one worker, a queue of 2, a 1 s grace) serves the whole module; its last
+test stops it. A second daemon, bound to a non-loopback address with CURVE,
+plays the remote peer for `forbidden`.
+
+Not here, as no client can provoke them: `worker_died`, `worker_hung` and
+`internal` (tests/test_faults.py, tests/test_daemon_liveness.py and the
+worker-side fuzzing in tests/test_fuzz_workers.py), `plugin_unavailable`
+(tests/test_faults.py), `model_missing` and `model_corrupt` (tests/test_weights.py).
+"""
+
+import json
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+import zmq.auth
+from pedalboard.io import AudioFile
+
+PROTOCOL = b"midibridge/2.0"
+RATE_HZ = 22050
+JOB_TERMINAL = ("result", "error")
+
+
+# The daemon, as a user starts it ----------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Served:
+    """`midibridge serve` with a private runtime and config dir, found through its discovery file."""
+
+    def __init__(self, home: Path, endpoint: str, *args: str):
+        self.home, self.endpoint = home, endpoint
+        env = dict(os.environ, XDG_RUNTIME_DIR=str(home / "run"), XDG_CONFIG_HOME=str(home / "config"))
+        (home / "run").mkdir(parents=True, exist_ok=True)
+        # "every run of characters other than letters, digits, . and - made _"
+        self.discovery_file = home / "run" / "midibridge" / f"daemon-{re.sub(r'[^A-Za-z0-9.-]+', '_', endpoint)}.json"
+        self.log = home / "daemon.log"
+        self.process = subprocess.Popen([str(Path(sys.executable).parent / "midibridge"), "serve", "--endpoint",
+                                         endpoint, *args], env=env, stdout=open(self.log, "wb"),
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90
+        while not self.discovery_file.is_file():
+            assert self.process.poll() is None and time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.1)
+        self.record = json.loads(self.discovery_file.read_text())
+
+    def socket(self, curve_keys=None) -> "Peer":
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        if curve_keys:
+            sock.curve_publickey, sock.curve_secretkey = curve_keys
+            sock.curve_serverkey = self.record["public_key"].encode()
+        sock.connect(self.endpoint)
+        return Peer(sock)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(30)
+
+
+# Frames, by hand ----------------------------------------------------------------------------------
+
+def frames(kind: str, request_id: str, header: dict | None = None, *buffers: bytes) -> list[bytes]:
+    return [PROTOCOL, kind.encode(), request_id.encode(), json.dumps(header or {}).encode(), *buffers]
+
+
+class Reply:
+    def __init__(self, parts: list[bytes]):
+        assert len(parts) >= 4 and parts[0] == PROTOCOL, parts[:4]
+        self.kind, self.request_id = parts[1].decode(), parts[2].decode()
+        self.header = json.loads(parts[3])
+        self.buffers = parts[4:]
+
+    def __repr__(self):
+        return f"Reply({self.kind}, {self.request_id!r}, {self.header})"
+
+
+class Peer:
+    """A DEALER, and the replies that came while it waited for another (a job's end may overtake an answer)."""
+
+    def __init__(self, sock: zmq.Socket):
+        self.sock, self.backlog = sock, []
+
+    def send(self, raw: list[bytes]) -> None:
+        self.sock.send_multipart(raw)
+
+    def read(self, timeout_s: float) -> Reply:
+        assert self.sock.poll(timeout_s * 1000), "the daemon did not answer"
+        return Reply(self.sock.recv_multipart())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def receive(peer: Peer, timeout_s: float = 30.0) -> Reply:
+    return peer.backlog.pop(0) if peer.backlog else peer.read(timeout_s)
+
+
+def ask(peer: Peer, raw: list[bytes], timeout_s: float = 30.0) -> Reply:
+    """Send one message; its answer (not a job's progress). Replies to others wait in the backlog."""
+    peer.send(raw)
+    request_id = raw[2].decode("utf-8", "replace") if len(raw) > 2 else ""
+    while True:
+        reply = peer.read(timeout_s)
+        if reply.request_id == request_id and reply.kind != "progress":
+            return reply
+        peer.backlog.append(reply)
+
+
+def refused(sock, raw: list[bytes]) -> dict:
+    """The error header of a request refused at once (instead of `accepted`)."""
+    reply = ask(sock, raw)
+    assert reply.kind == "error" and "job_id" not in reply.header, reply
+    assert reply.header["message"], "every error says what is wrong"
+    return reply.header
+
+
+def job_replies(sock, job_ids: list[str], timeout_s: float = 60.0) -> dict[str, list[Reply]]:
+    """Every reply for each job, up to and including its one result or error."""
+    replies = {job_id: [] for job_id in job_ids}
+    open_jobs = set(job_ids)
+    while open_jobs:
+        reply = receive(sock, timeout_s)
+        job_id = reply.header.get("job_id")
+        if job_id in replies:
+            assert job_id in open_jobs, f"a reply after the job's end: {reply}"
+            replies[job_id].append(reply)
+            if reply.kind in JOB_TERMINAL:
+                open_jobs.discard(job_id)
+    return replies
+
+
+def submit(sock, request_id: str, header: dict, *buffers: bytes, kind: str = "transcribe") -> list[str]:
+    accepted = ask(sock, frames(kind, request_id, header, *buffers))
+    assert accepted.kind == "accepted", accepted
+    return accepted.header["job_ids"]
+
+
+def run(sock, request_id: str, header: dict, *buffers: bytes) -> Reply:
+    """A transcribe, to its end: its result or error."""
+    [job_id] = submit(sock, request_id, header, *buffers)
+    end = job_replies(sock, [job_id])[job_id][-1]
+    assert end.request_id == request_id and end.header["job_id"] == job_id
+    return end
+
+
+def job_error(sock, request_id: str, header: dict, *buffers: bytes) -> dict:
+    end = run(sock, request_id, header, *buffers)
+    assert end.kind == "error" and end.header["message"], end
+    return end.header
+
+
+# Audio ---------------------------------------------------------------------------------------------
+
+def tones(notes: list[tuple[int, float, float]], length_s: float) -> np.ndarray:
+    """Plucked harmonic tones (pitch, start s, end s), mono float32."""
+    audio = np.zeros(int(length_s * RATE_HZ), np.float32)
+    for pitch, start_s, end_s in notes:
+        t = np.arange(int((end_s - start_s) * RATE_HZ)) / RATE_HZ
+        voice = sum(np.sin(2 * np.pi * k * 440 * 2 ** ((pitch - 69) / 12) * t) / k for k in range(1, 5))
+        first = int(start_s * RATE_HZ)
+        audio[first:first + t.size] += 0.3 * np.exp(-t / 0.8) * np.minimum(t / 0.005, 1) * voice
+    return audio
+
+
+def write(path: Path, audio: np.ndarray, rate_hz: float = RATE_HZ) -> Path:
+    with AudioFile(str(path), "w", samplerate=rate_hz, num_channels=1, bit_depth=16) as sink:
+        sink.write(audio[np.newaxis, :])
+    return path
+
+
+def raw_wav(path: Path, rate_hz: int, n_frames: int) -> Path:
+    """A 16-bit mono WAV written by the standard library: any rate, any length (zero too)."""
+    with wave.open(str(path), "wb") as sink:
+        sink.setnchannels(1)
+        sink.setsampwidth(2)
+        sink.setframerate(rate_hz)
+        sink.writeframes(b"\0\0" * n_frames)
+    return path
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("conformance-audio")
+    melody = [(64, 2.0, 2.5), (67, 3.0, 3.5), (60, 4.0, 4.6)]
+    files = {"melody": write(folder / "melody.wav", tones(melody, 6.0)),
+             # Five minutes: a job that keeps the one worker busy until it is cancelled.
+             "long": write(folder / "long.flac", tones([(48 + i % 24, 0.5 * i, 0.5 * i + 0.4) for i in range(600)],
+                                                     300.0)),
+             "too_fast": raw_wav(folder / "too_fast.wav", 800_000, 8000),
+             "silent_nothing": raw_wav(folder / "no_audio.wav", RATE_HZ, 0),
+             "garbage": folder / "garbage.wav", "cut": folder / "cut.flac"}
+    files["garbage"].write_text("this is not audio, whatever its name says\n" * 50)
+    whole = write(folder / "whole.flac", tones(melody * 4, 24.0)).read_bytes()
+    files["cut"].write_bytes(whole[:len(whole) // 2])  # an interrupted copy
+    return files
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    served = Served(tmp_path_factory.mktemp("conformance"), f"tcp://127.0.0.1:{free_port()}", "--workers", "1",
+                    "--interactive-workers", "0", "--queue", "2", "--grace", "1")
+    with_worker = served.socket()
+    deadline = time.monotonic() + 90
+    while not all(w["ready"] for w in ask(with_worker, frames("status", "ready?")).header["workers"]):
+        assert time.monotonic() < deadline, "the worker never became ready"
+        time.sleep(0.2)
+    with_worker.close()
+    yield served
+    served.stop()
+
+
+@pytest.fixture
+def sock(daemon):
+    sock = daemon.socket()
+    yield sock
+    sock.close()
+
+
+# Requests and their replies -------------------------------------------------------------------------
+
+def test_the_discovery_file_names_the_endpoint_the_pid_and_the_protocol(daemon):
+    assert daemon.record["endpoint"] == daemon.endpoint and daemon.record["pid"] == daemon.process.pid
+    assert daemon.record["protocol"] == "midibridge/2.0" and daemon.record.get("public_key") is None
+
+
+def test_hello_describes_the_daemon_and_its_limits_with_their_defaults(daemon, sock):
+    reply = ask(sock, frames("hello", "h1", {"client": "conformance"}))
+
+    assert reply.kind == "hello" and reply.request_id == "h1"
+    assert reply.header["protocol"] == "midibridge/2.0" and reply.header["package_version"]
+    assert set(reply.header["model"]) == {"name", "sha256"} and len(reply.header["model"]["sha256"]) == 64
+    assert {"default", "piano", "vocal"} <= set(reply.header["presets"])
+    assert reply.header["workers"] == 1 and reply.header["interactive_workers"] == 0
+    assert reply.header["pid"] == daemon.process.pid
+    assert reply.header["limits"] == {
+        "max_frame_bytes": 256 << 20, "max_header_bytes": 1 << 20, "max_region_s": 4 * 3600,
+        "max_batch_regions": 2, "max_queued": 2,  # a batch must fit the queue (--queue 2) whole
+        "result_ttl_s": 600, "progress_timeout_s": 60, "cancel_timeout_s": 1}
+    assert ask(sock, frames("hello", "h2")).kind == "hello", "client is optional"
+
+
+def test_presets_lists_each_with_its_source_and_description(sock):
+    reply = ask(sock, frames("presets", "p1"))
+
+    assert reply.kind == "presets" and reply.request_id == "p1"
+    listed = {p["name"]: p for p in reply.header["presets"]}
+    assert {"default", "vocal"} <= set(listed)
+    assert all(set(p) == {"name", "source", "description"} and p["source"] in ("built-in", "user")
+               for p in listed.values())
+    assert listed["vocal"]["source"] == "built-in"
+
+
+def test_the_example_exchange(sock, audio):
+    sock.send(frames("transcribe", "r7", {
+        "region": {"path": str(audio["melody"]), "start_s": 1.5, "duration_s": 4.0, "position_s": 12.5},
+        "tempo": {"bpm": 96}, "preset": "vocal"}))
+    accepted = receive(sock)
+    assert accepted.kind == "accepted" and accepted.request_id == "r7"
+    [job_id] = accepted.header["job_ids"]
+    replies = job_replies(sock, [job_id])[job_id]
+    *progress, result = replies
+
+    assert all(r.kind == "progress" and r.request_id == "r7" and r.header["job_id"] == job_id for r in progress)
+    stages = [r.header["stage"] for r in progress]
+    order = ["queued", "decode", "infer", "notes"]
+    assert stages == sorted(stages, key=order.index), "stages come in order"
+    assert all(0 <= r.header["fraction"] <= 1 for r in progress)
+    assert (stages[-1], progress[-1].header["fraction"]) == ("notes", 1.0), "the last progress, just before the result"
+    assert result.kind == "result" and result.request_id == "r7"
+    assert result.header == {"job_id": job_id, "note_count": result.header["note_count"], "cached": False}
+    midi, clip_json = result.buffers
+    assert midi.startswith(b"MThd")
+    clip = json.loads(clip_json.decode("utf-8"))
+    assert set(clip) == {"position_s", "duration_s", "bpm", "mpe", "notes"}
+    assert (clip["position_s"], clip["duration_s"], clip["bpm"]) == (12.5, 4.0, 96.0)
+    assert clip["notes"] and result.header["note_count"] == len(clip["notes"])
+    for note in clip["notes"]:
+        assert set(note) == {"pitch", "start_s", "end_s", "velocity", "bends"}
+        assert all(set(bend) == {"time_s", "semitones"} for bend in note["bends"])
+    # The melody's first note, at 2.0 s of the file, is 0.5 s into the clip: times are from the clip's start.
+    assert clip["notes"][0]["pitch"] == 64 and abs(clip["notes"][0]["start_s"] - 0.5) < 0.06
+
+    mismatch = refused(sock, [b"midibridge/3.0", b"hello", b"r8", b"{}"])
+    assert mismatch == {"code": "version_mismatch", "message": "this peer speaks midibridge protocol 2.0, the other "
+                                                               "3.0; upgrade the older side"}
+
+
+def test_a_region_and_its_options_default_as_the_doc_says(sock, audio):
+    bare = run(sock, "d1", {"region": {"path": str(audio["melody"])}})
+    clip = json.loads(bare.buffers[1])
+    assert bare.kind == "result"
+    assert (clip["position_s"], clip["duration_s"], clip["bpm"]) == (0, 6.0, 120.0), "start 0, to the end, 120 BPM"
+    assert clip["notes"][0]["pitch"] == 64 and abs(clip["notes"][0]["start_s"] - 2.0) < 0.06
+
+    # Spelt out, the defaults give the very same clip, to the byte.
+    spelt = run(sock, "d2", {"region": {"path": str(audio["melody"]), "start_s": 0, "duration_s": None,
+                                        "position_s": 0},
+                             "tempo": {"bpm": 120, "beats_per_bar": 4, "bar_offset_beats": None},
+                             "preset": "default", "priority": "interactive", "allow_truncated": False})
+    assert spelt.kind == "result" and spelt.buffers == bare.buffers
+
+    each_alone = json.loads(run(sock, "d3", {"region": {"path": str(audio["melody"]), "duration_s": 3.0},
+                                             "tempo": {"beats_per_bar": 3}}).buffers[1])
+    assert each_alone["bpm"] == 120.0, "each tempo field defaults alone"
+    own = json.loads(run(sock, "d4", {"region": {"path": str(audio["melody"]), "duration_s": 3.0,
+                                                 "tempo": {"bpm": 90}}, "tempo": {"bpm": 100}}).buffers[1])
+    assert own["bpm"] == 90.0, "a region's tempo before the request's"
+
+
+def test_a_batch_answers_each_region_in_order_and_its_jobs_end_on_their_own(sock, audio):
+    [good, missing] = submit(sock, "b1", {"regions": [{"path": str(audio["melody"]), "duration_s": 2.5},
+                                                      {"path": "/nowhere/at/all.wav"}]}, kind="batch")
+    ends = {job_id: replies[-1] for job_id, replies in job_replies(sock, [good, missing]).items()}
+
+    assert ends[good].kind == "result" and ends[good].request_id == "b1"
+    assert ends[missing].kind == "error" and ends[missing].header["code"] == "audio_not_found"
+    assert ends[missing].header["job_id"] == missing and ends[missing].request_id == "b1"
+    summaries = {s["job_id"]: s for s in ask(sock, frames("status", "s1", {"job_ids": [good, missing]})).header["jobs"]}
+    assert summaries[good]["priority"] == "batch", "the default priority of a batch"
+    assert summaries[missing]["state"] == "failed" and summaries[missing]["error"] == ends[missing].header
+
+
+def test_status_summarises_jobs_known_and_unknown_with_the_same_fields(sock, audio):
+    [job_id] = submit(sock, "s2", {"region": {"path": str(audio["melody"]), "duration_s": 2.0}, "preset": "piano"})
+    job_replies(sock, [job_id])
+    reply = ask(sock, frames("status", "s3", {"job_ids": [job_id, "never-was"]}))
+
+    assert reply.kind == "status" and reply.request_id == "s3"
+    assert set(reply.header) == {"jobs", "counts", "queued", "workers", "workers_replaced", "cache_entries",
+                                 "accepting"}
+    known, unknown = reply.header["jobs"]
+    fields = {"job_id", "state", "priority", "attempts", "age_s", "error"}
+    assert set(known) == set(unknown) == fields
+    assert known["state"] == "done" and known["priority"] == "interactive" and known["error"] is None
+    assert known["attempts"] == 1 and known["age_s"] >= 0
+    assert unknown == {"job_id": "never-was", "state": "unknown", "priority": None, "attempts": 0, "age_s": None,
+                       "error": None}
+    [worker] = reply.header["workers"]
+    assert set(worker) == {"identity", "pid", "ready", "job_id", "interactive_only"}
+    assert reply.header["accepting"] is True and reply.header["queued"] == 0
+    assert ask(sock, frames("status", "s4")).header["jobs"] == [], "without job_ids: every job not yet ended (none)"
+
+
+# A busy worker: queueing, busy, cancel, fetch -------------------------------------------------------
+
+@pytest.fixture
+def long_job(daemon, sock, audio):
+    """The one worker busy with a five-minute region, on its own socket; cancelled afterwards."""
+    owner = daemon.socket()
+    [job_id] = submit(owner, "long", {"region": {"path": str(audio["long"])}})
+    while True:  # until it runs
+        reply = receive(owner)
+        if reply.kind == "progress" and reply.header["stage"] != "queued":
+            break
+    yield owner, job_id
+    ask(sock, frames("cancel", "tidy", {"job_ids": [job_id]}))
+    owner.close()
+
+
+def test_waiting_jobs_hear_queued_progress_with_the_jobs_ahead_and_status_lists_them(sock, audio, long_job):
+    _, running = long_job
+    batch = submit(sock, "q1", {"regions": [{"path": str(audio["melody"]), "duration_s": 1.0}] * 2}, kind="batch")
+    first = {}
+    while len(first) < 2:
+        reply = receive(sock)
+        first.setdefault(reply.header["job_id"], reply)
+    unfinished = ask(sock, frames("status", "q2")).header
+
+    assert [first[j].header for j in batch] == [
+        {"job_id": batch[0], "stage": "queued", "fraction": 0, "jobs_ahead": 0},
+        {"job_id": batch[1], "stage": "queued", "fraction": 0, "jobs_ahead": 1}]
+    assert {j["job_id"]: j["state"] for j in unfinished["jobs"]} == {running: "running", batch[0]: "queued",
+                                                                     batch[1]: "queued"}
+    assert unfinished["queued"] == 2 and unfinished["counts"]["queued"] == 2
+    assert unfinished["workers"][0]["job_id"] == running
+
+    # The queue (--queue 2) is full: a request that does not fit is refused whole, nothing queued.
+    assert refused(sock, frames("transcribe", "q3", {"region": {"path": str(audio["melody"])}}))["code"] == "busy"
+    assert refused(sock, frames("batch", "q4", {"regions": [{"path": str(audio["melody"])}] * 3}))["code"] == \
+        "too_large", "over max_batch_regions"
+
+    cancel = ask(sock, frames("cancel", "q5", {"job_ids": [*batch, "never-was"]}))
+    assert cancel.kind == "cancel" and cancel.header == {"jobs": {batch[0]: "cancelled", batch[1]: "cancelled",
+                                                                  "never-was": "unknown"}}
+    ends = job_replies(sock, batch)
+    assert all(r[-1].header["code"] == "cancelled" and r[-1].request_id == "q1" for r in ends.values())
+    again = ask(sock, frames("cancel", "q6", {"job_ids": [batch[0]]}))
+    assert again.header == {"jobs": {batch[0]: "cancelled"}}, "already ended: its state"
+
+
+def test_cancelling_a_running_job_answers_cancelling_then_cancelled_within_the_bound(sock, long_job):
+    owner, job_id = long_job
+    asked = time.monotonic()
+    cancel = ask(sock, frames("cancel", "c1", {"job_ids": [job_id]}))
+    end = job_replies(owner, [job_id])[job_id][-1]
+    waited = time.monotonic() - asked
+
+    assert cancel.header == {"jobs": {job_id: "cancelling"}}
+    assert end.kind == "error" and end.header["code"] == "cancelled" and end.request_id == "long"
+    assert waited < 1 + 4, "cancel_timeout_s (1 s), plus delivery (generously)"
+    assert ask(sock, frames("cancel", "c2", {"job_ids": [job_id]})).header == {"jobs": {job_id: "cancelled"}}
+
+
+def test_a_reconnected_client_takes_its_jobs_back_with_fetch(daemon, sock, audio, long_job):
+    owner, running = long_job
+    owner.close()  # the client that sent it is gone
+    newcomer = daemon.socket()
+    fetched = ask(newcomer, frames("fetch", "f1", {"job_id": running}))
+    assert fetched.kind == "accepted" and fetched.header == {"job_ids": [running]}
+    ask(sock, frames("cancel", "f2", {"job_ids": [running]}))
+    end = job_replies(newcomer, [running])[running][-1]
+    assert end.kind == "error" and end.header["code"] == "cancelled" and end.request_id == "f1", \
+        "its later replies go to the fetching socket, under the fetch's request id"
+
+    [done] = submit(sock, "f3", {"region": {"path": str(audio["melody"]), "duration_s": 2.0}})
+    result = job_replies(sock, [done])[done][-1]
+    again = ask(newcomer, frames("fetch", "f4", {"job_id": done}))
+    assert again.kind == "result" and again.header == result.header and again.buffers == result.buffers
+    assert ask(newcomer, frames("fetch", "f5", {"job_id": running})).header["code"] == "cancelled"
+    assert refused(newcomer, frames("fetch", "f6", {"job_id": "never-was"}))["code"] == "unknown_job"
+    newcomer.close()
+
+
+# Errors at once ---------------------------------------------------------------------------------
+
+SAMPLES = {"frame": 0, "sample_rate_hz": RATE_HZ, "channels": 1}
+SECOND_OF_SILENCE = np.zeros(RATE_HZ, "<f4").tobytes()
+
+
+def test_malformed_messages(sock):
+    assert refused(sock, [PROTOCOL, b"hello", b"m1"])["code"] == "malformed", "fewer than 4 frames"
+    assert refused(sock, [PROTOCOL, b"\xff", b"m2", b"{}"])["code"] == "malformed", "a type that is not UTF-8"
+    assert refused(sock, [PROTOCOL, b"hello", b"m3", b"not json"])["code"] == "malformed"
+    assert refused(sock, [PROTOCOL, b"hello", b"m4", b"[1, 2]"])["code"] == "malformed", "JSON, not an object"
+    assert refused(sock, [b"foo/2.0", b"hello", b"m5", b"{}"])["code"] == "malformed", "not a midibridge id"
+    sock.send([PROTOCOL, b"hello", b"\xff", b"{}"])
+    assert receive(sock).header["code"] == "malformed", "an id that is not UTF-8"
+
+
+def test_another_major_version_is_refused_and_another_minor_is_not(sock):
+    assert refused(sock, [b"midibridge/1.0", b"hello", b"v1", b"{}"])["code"] == "version_mismatch"
+    assert ask(sock, [b"midibridge/2.7", b"hello", b"v2", b"{}"]).kind == "hello"
+
+
+def test_unknown_request_types(sock):
+    assert refused(sock, frames("transcribe_everything", "u1"))["code"] == "unknown_type"
+    assert refused(sock, frames("result", "u2"))["code"] == "unknown_type", "a reply is no request"
+
+
+@pytest.mark.parametrize("header, buffers, why", [
+    ({}, [], "region missing"),
+    ({"region": {"path": "/a.wav", "start_s": "one"}}, [], "a field of the wrong type"),
+    ({"region": {"path": "/a.wav", "start_s": True}}, [], "a boolean is no number"),
+    ({"region": {"path": "/a.wav"}, "priority": "urgent"}, [], "an unknown priority"),
+    ({"region": {"path": "relative/take.wav"}}, [], "a relative path"),
+    ({"region": {"path": "/a.wav", "samples": SAMPLES}}, [SECOND_OF_SILENCE], "both path and samples"),
+    ({"region": {"samples": {**SAMPLES, "frame": 1}}}, [SECOND_OF_SILENCE], "a samples frame that is not there"),
+    ({"region": {"samples": {"frame": 0, "channels": 1}}}, [SECOND_OF_SILENCE], "sample_rate_hz missing"),
+    ({"region": {"path": "/a.wav"}, "allow_truncated": "yes"}, [], "allow_truncated not a boolean"),
+])
+def test_invalid_headers(sock, header, buffers, why):
+    assert refused(sock, frames("transcribe", "i1", header, *buffers))["code"] == "invalid_header", why
+
+
+def test_invalid_headers_of_the_other_requests(sock):
+    assert refused(sock, frames("batch", "i2", {"regions": []}))["code"] == "invalid_header", "an empty batch"
+    assert refused(sock, frames("status", "i3", {"job_ids": [7]}))["code"] == "invalid_header"
+    assert refused(sock, frames("cancel", "i4"))["code"] == "invalid_header", "job_ids is required"
+    assert refused(sock, frames("fetch", "i5", {"job_id": 7}))["code"] == "invalid_header"
+
+
+@pytest.mark.parametrize("not_finite", [b"NaN", b"Infinity", b"1e999"])
+def test_numbers_that_are_not_finite_are_invalid_headers(sock, not_finite):
+    header = b'{"region": {"path": "/a.wav", "start_s": %s}}' % not_finite
+    assert refused(sock, [PROTOCOL, b"transcribe", b"n1", header])["code"] == "invalid_header"
+
+
+@pytest.mark.parametrize("samples, buffer", [
+    (SAMPLES, b""),
+    (SAMPLES, b"\0" * 6),
+    ({**SAMPLES, "channels": 2}, b"\0" * 12),
+    ({**SAMPLES, "channels": 0}, SECOND_OF_SILENCE),
+    ({**SAMPLES, "channels": 65}, b"\0" * 4 * 65),
+])
+def test_invalid_samples(sock, samples, buffer):
+    assert refused(sock, frames("transcribe", "x1", {"region": {"samples": samples}}, buffer))["code"] == \
+        "invalid_samples"
+
+
+def test_buffer_0_is_frame_4_and_samples_frame_counts_buffers(sock):
+    melody = tones([(64, 0.2, 0.8)], 1.0).astype("<f4").tobytes()
+    end = run(sock, "x2", {"region": {"samples": {**SAMPLES, "frame": 1}}}, b"not the samples", melody)
+    assert end.kind == "result" and [n["pitch"] for n in json.loads(end.buffers[1])["notes"]][:1] == [64]
+
+
+@pytest.mark.parametrize("rate_hz", [999, 768_001])
+def test_inline_samples_at_an_impossible_rate(sock, rate_hz):
+    header = {"region": {"samples": {**SAMPLES, "sample_rate_hz": rate_hz}}}
+    assert refused(sock, frames("transcribe", "x3", header, SECOND_OF_SILENCE))["code"] == "invalid_sample_rate"
+
+
+@pytest.mark.parametrize("region, code", [
+    ({"start_s": -1.0}, "region_outside_source"),
+    ({"position_s": -0.5}, "region_outside_source"),
+    ({"duration_s": 0}, "region_empty"),
+    ({"duration_s": -2.0}, "region_empty"),
+    ({"duration_s": 4 * 3600 + 1}, "too_large"),
+])
+def test_regions_refused_at_once(sock, region, code):
+    assert refused(sock, frames("transcribe", "g1", {"region": {"path": "/a.wav", **region}}))["code"] == code
+
+
+def test_a_header_over_1_mib_is_too_large(sock):
+    header = {"region": {"path": "/a.wav"}, "padding": "x" * (1 << 20)}
+    assert refused(sock, frames("transcribe", "t1", header))["code"] == "too_large"
+
+
+@pytest.mark.parametrize("options, code, names", [
+    ({"preset": "no-such-preset"}, "unknown_preset", "no-such-preset"),
+    ({"preset": {"schema": 1, "chain": [{"step": "teleport"}]}}, "invalid_preset", "teleport"),
+    ({"tempo": {"bpm": 0}}, "invalid_option", "bpm"),
+    ({"tempo": {"bpm": 1001}}, "invalid_option", "bpm"),
+    ({"tempo": {"swing": 0.5}}, "invalid_option", "swing"),
+])
+def test_presets_and_tempos_that_cannot_be_used(sock, options, code, names):
+    error = refused(sock, frames("transcribe", "o1", {"region": {"path": "/a.wav"}, **options}))
+    assert error["code"] == code and names in error["message"]
+
+
+# Errors as a job's end ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("region, code", [
+    ({"start_s": 7.0}, "region_outside_source"),
+    ({"start_s": 5.0, "duration_s": 2.0}, "region_outside_source"),
+    ({"duration_s": 1e-6}, "region_empty"),
+])
+def test_regions_that_only_the_audio_shows_wrong_end_their_job(sock, audio, region, code):
+    assert job_error(sock, "j1", {"region": {"path": str(audio["melody"]), **region}})["code"] == code
+
+
+def test_audio_problems_end_their_job(sock, audio):
+    def code_for(region, **options):
+        return job_error(sock, "a1", {"region": region, **options})["code"]
+
+    assert code_for({"path": "/nowhere/take.wav"}) == "audio_not_found"
+    assert code_for({"path": str(audio["garbage"])}) == "audio_unreadable"
+    assert code_for({"path": str(audio["too_fast"])}) == "invalid_sample_rate", "a file at 800 kHz"
+    assert code_for({"path": str(audio["silent_nothing"])}) == "region_empty", "a source without audio"
+    assert code_for({"path": str(audio["cut"])}) == "audio_truncated"
+    nan = np.full(RATE_HZ, np.nan, "<f4").tobytes()
+    assert job_error(sock, "a2", {"region": {"samples": SAMPLES}}, nan)["code"] == "audio_not_finite"
+
+
+def test_allow_truncated_transcribes_what_a_cut_file_holds_and_says_where_it_stops(sock, audio):
+    end = run(sock, "a3", {"region": {"path": str(audio["cut"])}, "allow_truncated": True})
+    clip = json.loads(end.buffers[1])
+    assert end.kind == "result" and 0 < clip["truncated_at_s"] < 24.0 and clip["notes"]
+
+
+# forbidden: a peer on another address -------------------------------------------------------------
+
+def non_loopback_address() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # picks the route; sends nothing
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_a_remote_peer_may_not_stop_the_daemon_read_outside_the_allowed_roots_or_name_a_preset_file(
+        tmp_path, audio):
+    address = non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback: no remote peer to play")
+    public_file, secret_file = zmq.auth.create_certificates(str(tmp_path), "studio")
+    clients = tmp_path / "config" / "midibridge" / "curve" / "clients"
+    clients.mkdir(parents=True)
+    (clients / "studio.key").write_bytes(Path(public_file).read_bytes())
+    allowed = tmp_path / "shared"
+    allowed.mkdir()
+    served = Served(tmp_path, f"tcp://{address}:{free_port()}", "--curve", "--allow-root", str(allowed),
+                    "--workers", "1", "--interactive-workers", "0")
+    try:
+        remote = served.socket(curve_keys=zmq.auth.load_certificate(secret_file))
+        stop = refused(remote, frames("shutdown", "r1"))
+        outside = refused(remote, frames("transcribe", "r2", {"region": {"path": str(audio["melody"])}}))
+        preset = refused(remote, frames("transcribe", "r3", {"region": {"path": str(allowed / "a.wav")},
+                                                               "preset": "/etc/my-preset.toml"}))
+        still = ask(remote, frames("hello", "r4"))
+        remote.close()
+    finally:
+        served.stop()
+    assert stop["code"] == outside["code"] == preset["code"] == "forbidden"
+    assert still.kind == "hello" and served.process.returncode == 0
+
+
+# Last: shutdown --------------------------------------------------------------------------------------
+
+def test_shutdown_ends_queued_jobs_refuses_new_ones_and_ends_running_ones_after_the_grace(daemon, sock, audio):
+    [running] = submit(sock, "z1", {"region": {"path": str(audio["long"])}})
+    [queued] = submit(sock, "z2", {"region": {"path": str(audio["melody"]), "duration_s": 5.5}})  # not cached
+
+    stopping = ask(sock, frames("shutdown", "z3"))
+    late = refused(sock, frames("transcribe", "z4", {"region": {"path": str(audio["melody"])}}))
+    ends = job_replies(sock, [running, queued])
+
+    assert stopping.kind == "shutdown" and stopping.header == {"stopping": True}
+    assert late["code"] == "shutting_down"
+    assert ends[queued][-1].header["code"] == ends[running][-1].header["code"] == "shutting_down"
+    assert daemon.process.wait(30) == 0 and not daemon.discovery_file.exists(), "it removes its discovery file"
