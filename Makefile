@@ -22,9 +22,9 @@ test: setup
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/python -m model.bench
-	$(BIN)/python -m model.bench_presets
-	$(BIN)/python -m bridge.bench
+	$(BIN)/python -m benchmarks.transcription
+	$(BIN)/python -m benchmarks.presets
+	$(BIN)/python -m benchmarks.daemon
 
 # The hardening suites' long variants (10,000 fuzzed messages, 50 clients x 100 requests): RELIABILITY.md's table.
 reliability: setup

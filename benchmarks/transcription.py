@@ -1,6 +1,6 @@
 """Benchmark the transcription core against the model alone and against Basic Pitch, on ../shared's corpus.
 
-    python -m model.bench [--corpus DIR] [--out DIR] [--cli-minutes 3] [--long-minutes 60]
+    python -m benchmarks.transcription [--corpus DIR] [--out DIR] [--cli-minutes 3] [--long-minutes 60]
 
 Prints figures; asserts nothing (these machines are shared and noisy, so
 compare the ratios, which are measured in one run):
@@ -35,15 +35,13 @@ from pathlib import Path
 import numpy as np
 from pedalboard.io import AudioFile
 
-from .audio import open_region, resample
-from .constants import SAMPLE_RATE_HZ, WINDOW_SAMPLES
-from .inference import fill_batches, cut_windows
-from .midi import clip_to_bytes
-from .pipeline import Transcriber
-from .region import Region
+from model.audio import open_region, resample
+from model.engines.basic_pitch.constants import SAMPLE_RATE_HZ, WINDOW_SAMPLES
+from model.engines.basic_pitch.inference import cut_windows, fill_batches
+from model.pipeline import Transcriber
+from model.region import Region
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-
+from .corpus import SHARED, corpus_manifest, corpus_parser
 
 def main(argv=None) -> int:
     parser = corpus_parser(__doc__, out=Path("bench-out"))
@@ -68,24 +66,6 @@ def main(argv=None) -> int:
     return 0
 
 
-def corpus_parser(doc: str, *, out: Path) -> argparse.ArgumentParser:
-    """The options every corpus benchmark takes: --corpus and --out."""
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=None, help="dir with manifest.json (default: ../shared's)")
-    parser.add_argument("--out", type=Path, default=out, help="where MIDI files and reports go")
-    return parser
-
-
-def corpus_manifest(args) -> Path | None:
-    """The corpus's manifest.json, or None (said on stdout) when there is none: benchmarks then skip."""
-    candidates = ([args.corpus / "manifest.json"] if args.corpus else
-                  [SHARED / "corpus" / "public" / "manifest.json", SHARED / "corpus" / "manifest.json"])
-    found = next((c for c in candidates if c.is_file()), None)
-    if found is None:
-        print(f"skipped: no corpus manifest at {', '.join(map(str, candidates))}; pass --corpus DIR")
-    return found
-
-
 def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
     """Model alone, pipeline and Basic Pitch on each case in turn, `repeats` rounds; each case's fastest run counts.
 
@@ -97,7 +77,8 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
     for directory in (ours_dir, bp_dir):
         directory.mkdir(exist_ok=True)
     regions = [Region.from_file(corpus / case["audio"]) for case in cases]
-    transcriber.transcribe(regions[0])  # warm-up: onnxruntime's first runs allocate
+    transcriber.convert(regions[0])  # warm-up: onnxruntime's first runs allocate
+    model = transcriber.engine.model
     best = {name: [float("inf")] * len(cases) for name in ("model", "pipeline", "basic_pitch")}
 
     def timed(name: str, index: int, work):
@@ -109,14 +90,14 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
     audio_s = 0.0
     for round_ in range(repeats):
         for index, (case, region) in enumerate(zip(cases, regions)):
-            windows = _model_windows(region, transcriber.model.batch_windows)
-            timed("model", index, lambda: [transcriber.model.run(batch) for batch in windows])
-            clip = timed("pipeline", index, lambda: transcriber.transcribe(region))
+            windows = _model_windows(region, model.batch_windows)
+            timed("model", index, lambda: [model.run(batch) for batch in windows])
+            done = timed("pipeline", index, lambda: transcriber.convert(region))
             if bp_predict:
                 _, midi, _ = timed("basic_pitch", index, lambda: _quiet(bp_predict, region.path, bp_model))
             if round_ == 0:
-                audio_s += clip.duration_s
-                (ours_dir / f"{case['id']}.mid").write_bytes(clip_to_bytes(clip))
+                audio_s += done.clip.duration_s
+                (ours_dir / f"{case['id']}.mid").write_bytes(done.smf)
                 if bp_predict:
                     midi.write(str(bp_dir / f"{case['id']}.mid"))
     model_s, pipeline_s = sum(best["model"]), sum(best["pipeline"])
@@ -132,7 +113,7 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
 def _model_windows(region: Region, batch_windows: int) -> list[np.ndarray]:
     audio = open_region(region)
     batch = np.zeros((batch_windows, WINDOW_SAMPLES), dtype=np.float32)
-    samples = resample(audio.chunks(), from_hz=audio.sample_rate_hz)
+    samples = resample(audio.chunks(), from_hz=audio.sample_rate_hz, to_hz=SAMPLE_RATE_HZ)
     return [batch[:filled].copy() for filled in fill_batches(cut_windows(samples), batch)]
 
 

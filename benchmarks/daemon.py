@@ -1,6 +1,6 @@
 """Benchmark the daemon against transcribing in-process, on ../shared's corpus.
 
-    python -m bridge.bench [--corpus DIR] [--runs 7]
+    python -m benchmarks.daemon [--corpus DIR] [--runs 7]
 
 Prints (a script, not a test: compare the ratios, measured in one run):
 - warm end-to-end latency of one 30 s region through the daemon and in-process
@@ -25,12 +25,12 @@ import threading
 import time
 from pathlib import Path
 
-from model.bench import corpus_manifest, corpus_parser
+from bridge.discovery import read_discovery
+from bridge.protocol import BACKGROUND
 from model.region import Region
 from plugin_host.client import Client
 
-from .discovery import read_discovery
-from .protocol import BACKGROUND
+from .corpus import corpus_manifest, corpus_parser
 
 REGION_S = 30.0
 INTERACTIVE_S = 10.0
@@ -99,7 +99,6 @@ class _Daemon:
 
 
 def _latency(audio: Path, runs: int, out: Path) -> dict:
-    from model.midi import clip_to_bytes
     from model.pipeline import Transcriber
 
     transcriber = Transcriber()
@@ -114,7 +113,7 @@ def _latency(audio: Path, runs: int, out: Path) -> dict:
                 client.transcribe(region)
                 timings["daemon"].append(time.perf_counter() - started)
                 started = time.perf_counter()
-                clip_to_bytes(transcriber.transcribe(region))  # the same work product: notes and a MIDI file
+                transcriber.convert(region)  # the same work product: notes and a MIDI file
                 timings["in_process"].append(time.perf_counter() - started)
     finally:
         daemon.stop()

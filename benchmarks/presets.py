@@ -1,6 +1,6 @@
 """Score every built-in preset on ../shared's corpus: the figures the presets were chosen by.
 
-    python -m model.bench_presets [--corpus DIR] [--out DIR]
+    python -m benchmarks.presets [--corpus DIR] [--out DIR]
 
 Each preset transcribes every case; ../shared/bench/evaluate.py scores them
 (onset F1, 50 ms). Printed: the F1 of every preset on every case, then the
@@ -16,11 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .bench import SHARED, corpus_manifest, corpus_parser
-from .midi import clip_to_bytes
-from .pipeline import Transcriber
-from .presets import available_presets, load_preset
-from .region import Region
+from model.pipeline import Transcriber
+from model.presets import available_presets, load_preset
+from model.region import Region
+
+from .corpus import SHARED, corpus_manifest, corpus_parser
 
 # The instruments (manifest names) each preset is for; a degraded case's matching preset is its instrument's.
 PRESET_INSTRUMENTS = {
@@ -47,8 +47,8 @@ def main(argv=None) -> int:
         directory = args.out / name
         directory.mkdir(parents=True, exist_ok=True)
         for case in cases:
-            clip = transcriber.transcribe(Region.from_file(manifest.parent / case["audio"]), preset=preset)
-            (directory / f"{case['id']}.mid").write_bytes(clip_to_bytes(clip))
+            done = transcriber.convert(Region.from_file(manifest.parent / case["audio"]), preset=preset)
+            (directory / f"{case['id']}.mid").write_bytes(done.smf)
         scores[name] = _onset_f1(manifest, directory)
     report = {"scores": scores, "targets": _targets(cases, scores)}
     (args.out / "presets.json").write_text(json.dumps(report, indent=1))
