@@ -10,10 +10,14 @@ host's tempo there). Answer on stdout, flushed line by line:
     STATUS starting the transcriber…   what is going on, for people; "waiting: 2 jobs ahead" while the
                                        daemon runs others' jobs first, "transcribing: 1 of 3 done"
     PROGRESS 0.420                  all regions together, 0..1: at least every TICK_S while it runs
-    NOTES 3 57                      region 3 has 57 notes; they follow
-    N 3 0.511000 1.020000 64 90     region 3: start_s end_s (from the region start) pitch velocity
+    NOTES 3 57                      region 3 has 57 notes and their bends; they follow
+    N 3 0.511000 1.020000 64 90 0   region 3: start_s end_s (from the region start) pitch velocity channel
+    B 3 0 0.600000 -0.500000        region 3, channel 0: from 0.6 s on, bent by -0.5 semitones (0: unbent)
     ERROR 4 [audio_not_found] …     region 4 failed; the others go on
     DONE 5 1                        regions converted, regions failed
+
+Channels are as in midibridge's MIDI files: a bent note gets a channel of its
+own while it sounds, so its bends move no other note (model.midi).
 
 A DAW script reads these lines on its GUI thread, so they keep coming: between
 two lines the GUI cannot repaint. A script that stops reading and closes its
@@ -36,6 +40,7 @@ from pathlib import Path
 
 from model.clip import Tempo
 from model.errors import OptionError
+from model.midi import assign_channels, assign_mpe_channels
 from model.region import Region
 
 from . import runner
@@ -197,5 +202,15 @@ def answer_lines(region_id: int, result: JobResult) -> list[str]:
         message = " ".join(str(result.error).split())  # one line, whatever the message held
         return [f"ERROR {region_id} [{result.error.code}] {message}"]
     notes = result.clip.notes
-    return [f"NOTES {region_id} {len(notes)}"] + [
-        f"N {region_id} {n.start_s:.6f} {n.end_s:.6f} {n.pitch} {n.velocity}" for n in notes]
+    if result.clip.mpe:
+        placement = [(channel, True) for channel in assign_mpe_channels(notes)]
+    else:
+        placement = assign_channels(notes)
+    lines = [f"NOTES {region_id} {len(notes)}"]
+    for note, (channel, bent) in zip(notes, placement):
+        lines.append(f"N {region_id} {note.start_s:.6f} {note.end_s:.6f} {note.pitch} {note.velocity} {channel}")
+        if bent and note.bends:
+            lines += [f"B {region_id} {channel} {max(b.time_s, note.start_s):.6f} {b.semitones:.6f}"
+                      for b in note.bends if b.time_s < note.end_s]
+            lines.append(f"B {region_id} {channel} {note.end_s:.6f} 0")
+    return lines

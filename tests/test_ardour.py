@@ -91,6 +91,18 @@ def convert(daemon, session: Path, *args):
                           env=daemon.env, timeout=300)
 
 
+def smf_bends(midi: mido.MidiFile) -> list[tuple[int, int, int]]:
+    """(tick at 1920 a beat, channel, pitch-wheel value) of every pitch-wheel event in a MIDI file."""
+    found = []
+    for track in midi.tracks:
+        now = 0
+        for message in track:
+            now += message.time
+            if message.type == "pitchwheel":
+                found.append((round(now * 1920 / midi.ticks_per_beat), message.channel, message.pitch))
+    return sorted(found)
+
+
 def smf_notes(path: str) -> list[tuple[int, int]]:
     """(onset tick at 1920 a beat, pitch) of every note in one of Ardour's MIDI files (type 0, 19200 a beat)."""
     midi = mido.MidiFile(path)
@@ -131,6 +143,14 @@ def test_a_trimmed_region_at_3_5_s_becomes_a_midi_region_at_3_5_s_with_the_trimm
         assert pitch == in_ardour_pitch == file_pitch
         assert abs(round(start_s * BPM / 60 * 1920) - ticks) <= 1 and abs(ticks - file_ticks) <= 1
         assert abs(audio["position"] + start_s * rate - sample) <= samples_per_tick + 1
+
+    # Its bends too: the pitch-wheel events midibridge's own MIDI file of that clip has, at the same beats.
+    from model.midi import clip_to_midi
+    assert any(n.bends for n in clip.notes), "the takes's notes are bent a little"
+    in_ardour, ours = smf_bends(mido.MidiFile(midi["smf"])), smf_bends(clip_to_midi(clip))
+    assert len(in_ardour) == len(ours)
+    for (ticks, channel, wheel), (our_ticks, our_channel, our_wheel) in zip(in_ardour, ours):
+        assert channel == our_channel and abs(ticks - our_ticks) <= 1 and abs(wheel - our_wheel) <= 1
 
     # And the notes the audio really holds inside the trimmed region are there, at their pitch, on time.
     inside = [Note(n.pitch, n.start_s - 1.25, n.end_s - 1.25, n.velocity) for n in TRUTH

@@ -78,7 +78,8 @@ end
 
 -- Ask midibridge for the notes of every job. `progress (fraction, status)` is called at least every
 -- few tenths of a second while midibridge runs (so an editor can repaint) and may return true to cancel.
--- Fills job.notes ({start_s, end_s, pitch, velocity} tables), job.bends ({time_s, semitones}) or job.error.
+-- Fills job.notes ({start_s, end_s, pitch, velocity, channel}) and job.bends ({channel, time_s, semitones}),
+-- or job.error.
 -- Returns "done", "cancelled", or "failed" (midibridge stopped early; MB.failure says why).
 function MB.transcribe (jobs, preset, progress)
 	local request = os.tmpname ()
@@ -101,11 +102,12 @@ function MB.transcribe (jobs, preset, progress)
 	for line in pipe:lines () do
 		local kind, rest = line:match ("^(%u+) ?(.*)$")
 		if kind == "N" then
-			local id, s, e, pitch, velocity = rest:match ("^(%d+) (%S+) (%S+) (%d+) (%d+)$")
-			table.insert (by_id[tonumber (id)].notes, { tonumber (s), tonumber (e), tonumber (pitch), tonumber (velocity) })
+			local id, s, e, pitch, velocity, channel = rest:match ("^(%d+) (%S+) (%S+) (%d+) (%d+) (%d+)$")
+			table.insert (by_id[tonumber (id)].notes,
+				{ tonumber (s), tonumber (e), tonumber (pitch), tonumber (velocity), tonumber (channel) })
 		elseif kind == "B" then
-			local id, t, semitones = rest:match ("^(%d+) (%S+) (%S+)$")
-			table.insert (by_id[tonumber (id)].bends, { tonumber (t), tonumber (semitones) })
+			local id, channel, t, semitones = rest:match ("^(%d+) (%d+) (%S+) (%S+)$")
+			table.insert (by_id[tonumber (id)].bends, { tonumber (channel), tonumber (t), tonumber (semitones) })
 		elseif kind == "NOTES" then
 			local job = by_id[tonumber (rest:match ("^(%d+)"))]
 			job.notes, job.bends = {}, {}
@@ -166,8 +168,9 @@ function MB.apply (session, jobs)
 			end
 			for _, n in ipairs (job.notes) do
 				local on = beats (n[1])
-				diff:add (ARDOUR.LuaAPI.new_noteptr (0, on, beats (n[2]) - on, n[3], n[4]))
+				diff:add (ARDOUR.LuaAPI.new_noteptr (n[5], on, beats (n[2]) - on, n[3], n[4]))
 			end
+			MB.add_bends (job.midi_region:to_midiregion (), job.bends, beats)
 			-- apply_command opens an undo transaction of its own; run it inside a throwaway one (which
 			-- Ardour aborts, keeping the command) so the command can join the single transaction below.
 			session:begin_reversible_command ("midibridge (discarded)")
@@ -189,6 +192,18 @@ function MB.apply (session, jobs)
 		session:commit_reversible_command (nil)
 	end
 	return #made
+end
+
+-- Pitch-wheel events in a new region's pitch-bender controls, one per channel, at the General MIDI bend
+-- range (±2 semitones: what a synth assumes without being told). `beats (seconds)` places them.
+function MB.add_bends (region, bends, beats)
+	for _, b in ipairs (bends) do
+		local parameter = Evoral.Parameter (ARDOUR.AutomationType.MidiPitchBenderAutomation, b[1], 0)
+		local wheel = math.max (-8192, math.min (8191, math.floor (b[3] * 8192 / 2 + 0.5)))
+		local at_beats, at_ticks = beats (b[2]):str ():match ("^(-?%d+):(-?%d+)$")
+		local at = Temporal.timepos_t.from_ticks (tonumber (at_beats) * Temporal.ticks_per_beat + tonumber (at_ticks))
+		region:control (parameter, true):list ():add (at, 8192 + wheel, false, false)
+	end
 end
 
 -- One line per region for people: track, position, notes or the error.

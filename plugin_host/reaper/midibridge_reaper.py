@@ -81,8 +81,8 @@ def transcribe(jobs, preset):
         if kind == "NOTES":
             by_number[int(rest.split()[0])].notes = []
         elif kind == "N":
-            number, start, end, pitch, velocity = rest.split()
-            by_number[int(number)].notes.append((float(start), float(end), int(pitch), int(velocity)))
+            number, start, end, pitch, velocity, channel = rest.split()
+            by_number[int(number)].notes.append((float(start), float(end), int(pitch), int(velocity), int(channel)))
         elif kind == "ERROR":
             number, _, message = rest.partition(" ")
             by_number[int(number)].error = message
@@ -109,12 +109,12 @@ def insert(job):
     item = RPR_CreateNewMIDIItemInProj(track, job.position, job.position + job.length, False)[0]
     take = RPR_GetActiveTake(item)
     shift = int(round(job.semitones))
-    for start, end, pitch, velocity in job.notes:
+    for start, end, pitch, velocity, channel in job.notes:
         # Source seconds from the offset become item seconds at the take's play rate.
         on = RPR_MIDI_GetPPQPosFromProjTime(take, job.position + start / job.rate)
         off = RPR_MIDI_GetPPQPosFromProjTime(take, job.position + end / job.rate)
         if 0 <= pitch + shift <= 127:
-            RPR_MIDI_InsertNote(take, False, False, on, off, 0, pitch + shift, velocity, True)
+            RPR_MIDI_InsertNote(take, False, False, on, off, channel, pitch + shift, velocity, True)
     RPR_MIDI_Sort(take)
 
 
