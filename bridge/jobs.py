@@ -103,6 +103,10 @@ class JobTable:
         job.state, job.worker, job.cancel_requested = RUNNING, worker, False
         job.attempts += 1
 
+    def reattach(self, job: Job, client: bytes, request_id: str) -> None:
+        """The job's later replies go to `client`, under `request_id` (a fetch from a new socket)."""
+        job.client, job.request_id = client, request_id
+
     def requeue_first(self, job: Job) -> None:
         job.state, job.worker = QUEUED, None
         self.queues[job.priority].appendleft(job.job_id)

@@ -80,12 +80,16 @@ ERROR_CODES = {
 }
 
 
-class ProtocolError(Exception):
-    """A message that cannot be accepted; `code` is one of ERROR_CODES."""
+class BridgeError(Exception):
+    """The one error root of bridge: `code` says what went wrong, the message what to do."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code = code
+
+
+class ProtocolError(BridgeError):
+    """A message that cannot be accepted; `code` is one of ERROR_CODES."""
 
 
 # Header specs: field -> (types, required). One table checks every message of a dialect.

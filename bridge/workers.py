@@ -97,6 +97,9 @@ class WorkerPool:
             handle.heard_s = time.monotonic()
         return handle
 
+    def mark_ready(self, handle: WorkerHandle) -> None:
+        handle.ready = True
+
     def assign(self, handle: WorkerHandle, job_id: str | None) -> None:
         handle.job_id, handle.progress_s = job_id, time.monotonic()
 

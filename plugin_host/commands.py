@@ -205,7 +205,7 @@ def serve(args) -> int:
     try:
         return Daemon(config).run()
     except DaemonError as error:
-        print(f"midibridge: error [daemon]: {error}", file=sys.stderr)
+        print(f"midibridge: error [{error.code}]: {error}", file=sys.stderr)
         return 1
 
 

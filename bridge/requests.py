@@ -1,0 +1,190 @@
+"""The daemon's client side: every request checked, then answered at once or turned into jobs.
+
+hello, status, presets, cancel, fetch and shutdown are answered here and now;
+transcribe and batch become jobs: queued whole or refused whole, answered from
+the cache when the same audio, region, preset and model were done before, or
+handed on to the supervisor's workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from importlib import metadata
+
+import zmq
+
+from model.clip import Tempo
+from model.errors import ModelError
+from model.presets import available_presets, is_preset_path, read_preset, resolve_preset
+
+from . import protocol as p
+from .cache import ResultCache
+from .jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobTable, unknown_summary
+from .outbox import Outbox
+from .protocol import Message, ProtocolError
+from .security import check_path_allowed, is_local_peer
+from .supervisor import Supervisor
+from .workers import WorkerPool
+
+
+class Requests:
+    """Handles client requests for a daemon: `lifecycle` says whether it accepts jobs and stops it."""
+
+    def __init__(self, *, config, lifecycle, model_sha256: str, table: JobTable, cache: ResultCache,
+                 pool: WorkerPool, outbox: Outbox, supervisor: Supervisor):
+        self.config = config
+        self.lifecycle = lifecycle
+        self.model_sha256 = model_sha256
+        self.table = table
+        self.cache = cache
+        self.pool = pool
+        self.outbox = outbox
+        self.supervisor = supervisor
+        self.ipc = config.endpoint.startswith("ipc://")  # only this machine can reach it (its Peer-Address is no IP)
+
+    async def handle(self, frames) -> None:
+        """Answer one client message: an error reply for anything wrong with it, never an exception."""
+        identity = frames[0].bytes
+        try:
+            message = p.decode(frames, router=True)
+            p.check_request(message, max_batch_regions=self.config.max_batch_regions)
+        except ProtocolError as error:
+            await self.outbox.reply(identity, p.ERROR, request_id(frames), p.error_header(error.code, str(error)))
+            return
+        local = self.ipc or is_local_peer(_peer_address(frames[1]))
+        handler = getattr(self, f"_on_{message.kind}")
+        try:
+            await handler(message, local)
+        except (ProtocolError, ModelError) as error:
+            await self.outbox.reply(identity, p.ERROR, message.request_id, p.error_header(error.code, str(error)))
+
+    async def _answer(self, message: Message, header: dict) -> None:
+        await self.outbox.reply(message.identity, message.kind, message.request_id, header)
+
+    async def _on_hello(self, message: Message, local: bool) -> None:
+        config = self.config
+        await self._answer(message, {
+            "protocol": p.PROTOCOL_ID.decode(), "package_version": _package_version(),
+            "model": {"name": "basic-pitch nmp.onnx", "sha256": self.model_sha256},
+            "presets": sorted(available_presets()), "workers": config.workers,
+            "interactive_workers": config.interactive_workers, "pid": os.getpid(),
+            "limits": {"max_frame_bytes": config.max_frame_bytes, "max_header_bytes": p.MAX_HEADER_BYTES,
+                       "max_region_s": p.MAX_REGION_S, "max_batch_regions": config.max_batch_regions,
+                       "max_queued": config.max_queued, "result_ttl_s": config.result_ttl_s,
+                       "progress_timeout_s": config.progress_timeout_s, "cancel_timeout_s": config.cancel_timeout_s},
+        })
+
+    async def _on_presets(self, message: Message, local: bool) -> None:
+        listed = [{"name": name, "source": source, "description": read_preset(path, source=source).description}
+                  for name, (source, path) in sorted(available_presets().items())]
+        await self._answer(message, {"presets": listed})
+
+    async def _on_status(self, message: Message, local: bool) -> None:
+        wanted = message.header.get("job_ids")
+        if wanted is None:  # every job not yet ended
+            jobs = [job.summary() for job in self.table.jobs.values() if not job.finished]
+        else:
+            jobs = [self.table.jobs[i].summary() if i in self.table.jobs else unknown_summary(i) for i in wanted]
+        await self._answer(message, {
+            "jobs": jobs, "counts": self.table.counts(), "queued": self.table.waiting,
+            "workers": self.pool.describe(), "workers_replaced": self.pool.replaced,
+            "cache_entries": len(self.cache), "accepting": self.lifecycle.accepting})
+
+    async def _on_cancel(self, message: Message, local: bool) -> None:
+        states = {}
+        for job_id in message.header["job_ids"]:
+            job = self.table.jobs.get(job_id)
+            if job is None:
+                states[job_id] = "unknown"
+                continue
+            if job.state == QUEUED:
+                await self.outbox.fail(job, "cancelled", "cancelled before it started", state=CANCELLED)
+            elif job.state == RUNNING:
+                await self.supervisor.cancel(job)
+            states[job_id] = "cancelling" if job.state == RUNNING else job.state
+        await self._answer(message, {"jobs": states})
+
+    async def _on_fetch(self, message: Message, local: bool) -> None:
+        job = self.table.jobs.get(message.header["job_id"])
+        if job is None:
+            raise ProtocolError("unknown_job", f"no job {message.header['job_id']!r} here: it never existed, or its "
+                                               f"result was dropped after {self.config.result_ttl_s:g} s; submit it again")
+        self.table.reattach(job, message.identity, message.request_id)  # later replies go to the new socket
+        if job.state == DONE:
+            header, buffers = job.result
+            await self.outbox.to_job(job, p.RESULT, header, buffers)
+        elif job.finished:
+            await self.outbox.to_job(job, p.ERROR, job.error)
+        else:
+            await self.outbox.to_job(job, p.ACCEPTED, {"job_ids": [job.job_id]})
+
+    async def _on_shutdown(self, message: Message, local: bool) -> None:
+        if not local:
+            raise ProtocolError("forbidden", "only a client on this machine may stop the daemon")
+        self.lifecycle.accepting = False  # from this answer on: a job sent after it must not be accepted
+        await self._answer(message, {"stopping": True})
+        self.lifecycle.stopping.set()
+
+    async def _on_transcribe(self, message: Message, local: bool) -> None:
+        await self._accept(message, [message.header["region"]], local)
+
+    async def _on_batch(self, message: Message, local: bool) -> None:
+        await self._accept(message, message.header["regions"], local)
+
+    async def _accept(self, message: Message, regions: list[dict], local: bool) -> None:
+        if not self.lifecycle.accepting:
+            raise ProtocolError("shutting_down", "the daemon is stopping and takes no new jobs")
+        requested = message.header.get("preset")
+        if not local and isinstance(requested, str) and is_preset_path(requested):
+            raise ProtocolError("forbidden", "remote clients name a preset or send it inline, not a path")
+        preset = resolve_preset(requested).to_dict()
+        jobs = [await self._job(message, region, preset, local) for region in regions]
+        self.table.submit(jobs)
+        await self.outbox.reply(message.identity, p.ACCEPTED, message.request_id,
+                                {"job_ids": [job.job_id for job in jobs]})
+        for job in jobs:
+            hit = self.cache.get(job.cache_key)
+            if hit is not None:
+                header, buffers = hit
+                await self.outbox.finish(job, {**header, "job_id": job.job_id, "cached": True}, buffers)
+        await self.supervisor.dispatch()
+        await self.outbox.tell_waiting(jobs)
+
+    async def _job(self, message: Message, region: dict, preset: dict, local: bool) -> Job:
+        """One region of a request as a job, checked (tempo, allowed paths) and keyed for the cache."""
+        if "path" in region and not local:
+            check_path_allowed(region["path"], self.config.allowed_roots)
+        region = dict(region)  # a copy: its own tempo is taken out of it
+        buffers = [message.buffers[region["samples"]["frame"]]] if "samples" in region else []
+        if buffers:
+            region["samples"] = {**region["samples"], "frame": 0}
+        tempo = Tempo.from_dict(region.pop("tempo") if "tempo" in region else message.header.get("tempo", {}))
+        job = Job(self.table.new_id(), message.identity, message.request_id, region, buffers, preset, tempo.to_dict(),
+                  priority=message.header.get("priority", p.DEFAULT_PRIORITY[message.kind]),
+                  allow_truncated=message.header.get("allow_truncated", False))
+        job.cache_key = await asyncio.to_thread(self.cache.key, job.region, job.buffers, job.tempo,
+                                                {**job.preset, "allow_truncated": job.allow_truncated})
+        return job
+
+
+def request_id(frames) -> str:
+    """The request id of raw frames from a ROUTER (identity first), or "" when there is none to be read."""
+    try:
+        return frames[3].bytes.decode() if len(frames) > 3 else ""
+    except UnicodeDecodeError:
+        return ""
+
+
+def _peer_address(frame) -> str | None:
+    try:
+        return frame.get("Peer-Address")
+    except (zmq.ZMQError, AttributeError):
+        return None
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("midibridge")
+    except metadata.PackageNotFoundError:
+        return "unknown"
