@@ -27,6 +27,9 @@ MPE_MASTER_CHANNEL = 0
 MPE_MEMBER_CHANNELS = tuple(range(1, 16))
 MPE_BEND_RANGE_SEMITONES = 48  # MPE's default for member channels
 BEND_RANGE_RPN, MCM_RPN = 0, 6  # pitch bend sensitivity; MPE configuration message
+# The controllers that select a registered parameter and set its value; 127/127 selects none.
+RPN_MSB_CC, RPN_LSB_CC, DATA_ENTRY_MSB_CC, DATA_ENTRY_LSB_CC = 101, 100, 6, 38
+NULL_RPN = 127
 TRACK_NAME = "midibridge"
 DEFAULT_TEMPO_US = 500_000  # per beat, MIDI's default: 120 BPM
 
@@ -168,19 +171,20 @@ def bend_to_pitchwheel(semitones: float, bend_range: float = BEND_RANGE_SEMITONE
 def _rpn(channel: int, number: int, value: int) -> list[mido.Message]:
     """Set registered parameter `number` to `value` (coarse), then select the null RPN so later data entry changes nothing."""
     return [mido.Message("control_change", channel=channel, control=control, value=data)
-            for control, data in ((101, 0), (100, number), (6, value), (38, 0), (101, 127), (100, 127))]
+            for control, data in ((RPN_MSB_CC, 0), (RPN_LSB_CC, number), (DATA_ENTRY_MSB_CC, value),
+                                  (DATA_ENTRY_LSB_CC, 0), (RPN_MSB_CC, NULL_RPN), (RPN_LSB_CC, NULL_RPN))]
 
 
 def _follow_rpn(message: mido.Message, rpn: dict, bend_range: dict) -> int | None:
     """Track RPN selection and data entry; returns the member count when this message completes an MPE configuration."""
-    selected = rpn.setdefault(message.channel, [127, 127])
-    if message.control == 101:
+    selected = rpn.setdefault(message.channel, [NULL_RPN, NULL_RPN])
+    if message.control == RPN_MSB_CC:
         selected[0] = message.value
-    elif message.control == 100:
+    elif message.control == RPN_LSB_CC:
         selected[1] = message.value
-    elif message.control == 6 and selected == [0, BEND_RANGE_RPN]:
+    elif message.control == DATA_ENTRY_MSB_CC and selected == [0, BEND_RANGE_RPN]:
         bend_range[message.channel] = message.value
-    elif message.control == 6 and selected == [0, MCM_RPN] and message.channel == MPE_MASTER_CHANNEL:
+    elif message.control == DATA_ENTRY_MSB_CC and selected == [0, MCM_RPN] and message.channel == MPE_MASTER_CHANNEL:
         return message.value
     return None
 

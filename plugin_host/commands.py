@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -12,17 +13,16 @@ from pathlib import Path
 from bridge import discovery
 from bridge.protocol import BACKGROUND, ENDPOINT_ENV
 from model.clip import Clip, Tempo
-from model.errors import ModelError
 from model.region import Region
 
 from . import runner
-from .jobs import JobResult, OverallProgress, Progress
+from .jobs import ClientError, JobResult, OverallProgress, Progress
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".mp3", ".ogg")
 
 
-def convert(args) -> int:
+def convert(args: argparse.Namespace) -> int:
     tempo = Tempo(bpm=args.bpm, beats_per_bar=args.beats_per_bar)
     region = Region.from_file(args.input, start_s=args.start, duration_s=args.duration, position_s=args.position)
     output = Path(args.output) if args.output else Path(Path(args.input).stem + ".mid")
@@ -53,7 +53,7 @@ class BatchItem:
     details: dict
 
 
-def batch(args) -> int:
+def batch(args: argparse.Namespace) -> int:
     items = batch_items(args.inputs)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -157,7 +157,7 @@ class ProgressLine:
             sys.stderr.write("\n")
 
 
-def ardour_convert(args) -> int:
+def ardour_convert(args: argparse.Namespace) -> int:
     from .ardour_adapter import convert_session
 
     lines = convert_session(Path(args.session_dir), tracks=args.tracks, preset=args.preset, in_process=args.in_process)
@@ -169,7 +169,7 @@ def ardour_convert(args) -> int:
     return 1 if failed else 0
 
 
-def install(args) -> int:
+def install(args: argparse.Namespace) -> int:
     scripts_dir = Path(args.scripts_dir) if args.scripts_dir else None
     if args.daw == "ardour":
         from .ardour_adapter import INSTALL_HELP, install_scripts
@@ -185,7 +185,7 @@ def install(args) -> int:
     return 0
 
 
-def host_transcribe(args) -> int:
+def host_transcribe(args: argparse.Namespace) -> int:
     from .host_lines import read_requests, transcribe
 
     requests = read_requests(Path(args.requests))
@@ -193,7 +193,7 @@ def host_transcribe(args) -> int:
     return 0
 
 
-def serve(args) -> int:
+def serve(args: argparse.Namespace) -> int:
     from bridge.daemon import Daemon, DaemonConfig, DaemonError
 
     logging.basicConfig(level=logging.INFO, format="midibridge serve: %(message)s")
@@ -209,7 +209,7 @@ def serve(args) -> int:
         return 1
 
 
-def ping(args) -> int:
+def ping(args: argparse.Namespace) -> int:
     found = _running_daemon()
     if found is None:
         return 1
@@ -223,7 +223,7 @@ def ping(args) -> int:
     return 0
 
 
-def status(args) -> int:
+def status(args: argparse.Namespace) -> int:
     found = _running_daemon()
     if found is None:
         return 1
@@ -255,7 +255,7 @@ def _client_of(found: dict):
     return Client(found["endpoint"], timeout_s=2.0, retries=0)
 
 
-def presets_list(args) -> int:
+def presets_list(args: argparse.Namespace) -> int:
     from model.presets import available_presets, read_preset
 
     for name, (source, path) in sorted(available_presets().items()):
@@ -263,7 +263,7 @@ def presets_list(args) -> int:
     return 0
 
 
-def presets_show(args) -> int:
+def presets_show(args: argparse.Namespace) -> int:
     from model.presets import load_preset, preset_to_toml
 
     preset = load_preset(args.preset)
@@ -272,7 +272,7 @@ def presets_show(args) -> int:
     return 0
 
 
-def presets_validate(args) -> int:
+def presets_validate(args: argparse.Namespace) -> int:
     from model.presets import read_preset
 
     preset = read_preset(Path(args.path), source=args.path)
@@ -280,14 +280,14 @@ def presets_validate(args) -> int:
     return 0
 
 
-def model_install(args) -> int:
+def model_install(args: argparse.Namespace) -> int:
     from model.engines.basic_pitch.weights import install_model
 
     print(f"model installed and verified: {install_model(wheel=args.wheel, force=args.force)}")
     return 0
 
 
-def model_info(args) -> int:
+def model_info(args: argparse.Namespace) -> int:
     from model.engines.basic_pitch.inference import Model
 
     info = Model(args.model).describe()
@@ -302,8 +302,8 @@ def write_file(path: Path, data: bytes) -> None:
     try:
         path.write_bytes(data)
     except OSError as error:
-        raise ModelError(f"cannot write {path}: {error.strerror}. Choose another path.",
-                         code="output_unwritable") from error
+        raise ClientError("output_unwritable", f"cannot write {path}: {error.strerror}. Choose another path.") \
+            from error
 
 
 def print_clip(clip: Clip, output: Path) -> None:

@@ -1,6 +1,6 @@
 """Where transcription runs for the command line: through the daemon, or in this process. Same results either way.
 
-Both give JobResults (plugin_host.client) in the order jobs finish, errors
+Both give JobResults (plugin_host.jobs) in the order jobs finish, errors
 included, so a batch isolates its failures the same way on both paths. The
 in-process path is the only place plugin_host imports the model's heavy
 parts, and only when it runs.
