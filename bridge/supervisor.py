@@ -71,7 +71,8 @@ class Supervisor:
             self.pool.mark_ready(worker)
         elif message.kind == p.W_PROGRESS and job is not None and job.state == RUNNING:
             self.pool.progressed(worker)
-            await self.outbox.to_job(job, p.PROGRESS, {"job_id": job.job_id, **message.header})
+            # The daemon's fields last: a worker's header cannot rename the job (nor, below, claim a cached answer).
+            await self.outbox.to_job(job, p.PROGRESS, {**message.header, "job_id": job.job_id})
         elif message.kind in (p.W_RESULT, p.W_ERROR):
             if job is not None and job.state == RUNNING:
                 await self._finished(job, message)
@@ -117,7 +118,7 @@ class Supervisor:
 
     async def _finished(self, job: Job, message: Message) -> None:
         if message.kind == p.W_RESULT:
-            header = {"job_id": job.job_id, "cached": False, **message.header}
+            header = {**message.header, "job_id": job.job_id, "cached": False}
             buffers = [frame.bytes for frame in message.buffers]
             self.cache.put(job.cache_key, (header, buffers))
             await self.outbox.finish(job, header, buffers)
