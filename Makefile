@@ -26,11 +26,13 @@ bench: setup
 	$(BIN)/python -m benchmarks.presets
 	$(BIN)/python -m benchmarks.daemon
 
-# The hardening suites' long variants (10,000 fuzzed messages, 50 clients x 100 requests): RELIABILITY.md's table.
+# The hardening suites, long variants where they have one (10,000 fuzzed messages, 300 jobs of a fuzzed worker,
+# 50 clients x 100 requests): RELIABILITY.md's table.
 reliability: setup
 	@mkdir -p bench-out
-	$(BIN)/python -m pytest tests/test_fuzz.py tests/test_bad_audio.py tests/test_faults.py tests/test_load.py \
-	  tests/test_security.py --long --reliability-report bench-out/reliability.md
+	$(BIN)/python -m pytest tests/test_fuzz.py tests/test_fuzz_workers.py tests/test_bad_audio.py \
+	  tests/test_truncated.py tests/test_faults.py tests/test_daemon_liveness.py tests/test_load.py \
+	  tests/test_security.py tests/test_conformance.py --long --reliability-report bench-out/reliability.md
 
 setup: system $(VENV)/.installed
 	$(BIN)/midibridge model install

@@ -128,8 +128,9 @@ def long_audio(audio_dir) -> Path:
 
 # The hardening suites: counted, with their figures, for RELIABILITY.md --------------------------
 
-SUITES = {"test_fuzz": "Protocol fuzzing", "test_bad_audio": "Bad audio", "test_faults": "Faults",
-          "test_load": "Load", "test_security": "Security"}
+SUITES = {"test_fuzz": "Protocol fuzzing", "test_fuzz_workers": "Worker-side fuzzing", "test_bad_audio": "Bad audio",
+          "test_truncated": "Truncated audio", "test_faults": "Faults", "test_daemon_liveness": "Liveness",
+          "test_load": "Load", "test_security": "Security", "test_conformance": "Conformance"}
 _RELIABILITY: dict[str, dict] = {}
 
 
@@ -148,15 +149,21 @@ def long_run(request) -> bool:
 @pytest.fixture
 def figures(request) -> dict:
     """The figures of the current hardening suite; tests add to them."""
-    suite = SUITES[request.module.__name__.rsplit(".", 1)[-1]]
-    return _RELIABILITY.setdefault(suite, {"tried": 0, "passed": 0, "skipped": 0, "figures": {}})["figures"]
+    return _suite_entry(SUITES[request.module.__name__.rsplit(".", 1)[-1]])["figures"]
+
+
+def _suite_entry(suite: str) -> dict:
+    return _RELIABILITY.setdefault(suite, {"tried": 0, "passed": 0, "skipped": 0, "seconds": 0.0, "figures": {}})
 
 
 def pytest_runtest_logreport(report):
     module = report.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
-    if module not in SUITES or (report.when != "call" and not (report.when == "setup" and not report.passed)):
+    if module not in SUITES:
         return
-    entry = _RELIABILITY.setdefault(SUITES[module], {"tried": 0, "passed": 0, "skipped": 0, "figures": {}})
+    entry = _suite_entry(SUITES[module])
+    entry["seconds"] += report.duration  # setup, call and teardown: the suite's whole time
+    if report.when != "call" and not (report.when == "setup" and not report.passed):
+        return
     entry["tried"] += 1
     entry["passed"] += report.passed
     entry["skipped"] += report.skipped
@@ -174,12 +181,14 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 def reliability_table() -> str:
-    lines = ["| suite | cases tried | passed | figures |", "| --- | --- | --- | --- |"]
+    lines = ["| suite | cases tried | passed | time | figures |", "| --- | --- | --- | --- | --- |"]
     for suite in SUITES.values():
         entry = _RELIABILITY.get(suite)
         if entry is None:
             continue
         shown = "; ".join(f"{name}: {value}" for name, value in entry["figures"].items())
         skipped = f" ({entry['skipped']} skipped)" if entry["skipped"] else ""
-        lines.append(f"| {suite} | {entry['tried']} | {entry['passed']}{skipped} | {shown} |")
+        minutes, seconds = divmod(round(entry["seconds"]), 60)
+        took = f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+        lines.append(f"| {suite} | {entry['tried']} | {entry['passed']}{skipped} | {took} | {shown} |")
     return "\n".join(lines)

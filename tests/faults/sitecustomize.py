@@ -5,19 +5,59 @@ worker processes (`python -m bridge.worker`) get the fault and nothing else
 does. Faults:
 
 - garbled_result: the worker's `result` goes out with a header that is not JSON.
+- scripted:PATH: when the worker answers a job (`result` or `error`) and PATH
+  exists, it takes the file (JSON: {"before": [message…], "after": [message…]},
+  a message a list of frames as latin-1 text, "{job}" standing for the job's
+  id) and sends those messages on its own socket just before and after its
+  real answer. Each file is used once, so the jobs between scripts run clean.
 """
 
+import json
 import os
 import sys
 
-if os.environ.get("MIDIBRIDGE_TEST_FAULT") == "garbled_result" and "bridge.worker" in sys.orig_argv:
+FAULT = os.environ.get("MIDIBRIDGE_TEST_FAULT", "")
+
+if FAULT and "bridge.worker" in sys.orig_argv:
     import zmq
 
     send_multipart = zmq.Socket.send_multipart
 
-    def garbling(self, frames, *args, **kwargs):
-        if len(frames) > 3 and frames[1] == b"result":
-            frames = [*frames[:3], b"{not json", *frames[4:]]
-        return send_multipart(self, frames, *args, **kwargs)
+    def answers(frames) -> bool:
+        return len(frames) > 3 and frames[1] in (b"result", b"error")
 
-    zmq.Socket.send_multipart = garbling
+    if FAULT == "garbled_result":
+        def garbling(self, frames, *args, **kwargs):
+            if answers(frames) and frames[1] == b"result":
+                frames = [*frames[:3], b"{not json", *frames[4:]]
+            return send_multipart(self, frames, *args, **kwargs)
+
+        zmq.Socket.send_multipart = garbling
+
+    elif FAULT.startswith("scripted:"):
+        script = FAULT.removeprefix("scripted:")
+
+        def send_scripted(sock, messages, job_id: bytes) -> None:
+            for message in messages:
+                send_multipart(sock, [job_id if f == "{job}" else f.encode("latin-1") for f in message])
+
+        def take_plan():
+            taken = f"{script}.{os.getpid()}"
+            try:
+                os.replace(script, taken)  # claimed whole, once
+            except FileNotFoundError:
+                return None
+            with open(taken) as file:
+                plan = json.load(file)
+            os.unlink(taken)
+            return plan
+
+        def scripted(self, frames, *args, **kwargs):
+            plan = take_plan() if answers(frames) else None
+            if plan is None:
+                return send_multipart(self, frames, *args, **kwargs)
+            send_scripted(self, plan["before"], bytes(frames[2]))
+            send_multipart(self, frames, *args, **kwargs)
+            send_scripted(self, plan["after"], bytes(frames[2]))
+
+        zmq.Socket.send_multipart = scripted
