@@ -33,6 +33,7 @@ from pedalboard.io import AudioFile
 PROTOCOL = b"midibridge/2.0"
 RATE_HZ = 22050
 JOB_TERMINAL = ("result", "error")
+PROVOKED: set[str] = set()  # the error codes the daemon answered with, for RELIABILITY.md's table
 
 
 # The daemon, as a user starts it ----------------------------------------------------------------
@@ -130,6 +131,7 @@ def refused(sock, raw: list[bytes]) -> dict:
     """The error header of a request refused at once (instead of `accepted`)."""
     reply = ask(sock, raw)
     assert reply.kind == "error" and "job_id" not in reply.header, reply
+    PROVOKED.add(reply.header["code"])
     assert reply.header["message"], "every error says what is wrong"
     return reply.header
 
@@ -146,6 +148,7 @@ def job_replies(sock, job_ids: list[str], timeout_s: float = 60.0) -> dict[str, 
             replies[job_id].append(reply)
             if reply.kind in JOB_TERMINAL:
                 open_jobs.discard(job_id)
+                PROVOKED.add(reply.header.get("code"))
     return replies
 
 
@@ -618,7 +621,8 @@ def test_a_remote_peer_may_not_stop_the_daemon_read_outside_the_allowed_roots_or
 
 # Last: shutdown --------------------------------------------------------------------------------------
 
-def test_shutdown_ends_queued_jobs_refuses_new_ones_and_ends_running_ones_after_the_grace(daemon, sock, audio):
+def test_shutdown_ends_queued_jobs_refuses_new_ones_and_ends_running_ones_after_the_grace(daemon, sock, audio,
+                                                                                          figures):
     [running] = submit(sock, "z1", {"region": {"path": str(audio["long"])}})
     [queued] = submit(sock, "z2", {"region": {"path": str(audio["melody"]), "duration_s": 5.5}})  # not cached
 
@@ -630,3 +634,4 @@ def test_shutdown_ends_queued_jobs_refuses_new_ones_and_ends_running_ones_after_
     assert late["code"] == "shutting_down"
     assert ends[queued][-1].header["code"] == ends[running][-1].header["code"] == "shutting_down"
     assert daemon.process.wait(30) == 0 and not daemon.discovery_file.exists(), "it removes its discovery file"
+    figures["error codes provoked"] = len(PROVOKED - {None})
