@@ -268,3 +268,19 @@ def test_an_installed_action_works_from_its_dumped_factory_alone_as_ardour_keeps
     [midi] = found["midi"]
     assert (midi["track"], midi["position"], midi["length"]) == ("Keys MIDI", audio["position"], audio["length"])
     assert len(found["notes"]) > 5 and undo_steps(session) == [("midibridge: audio to MIDI", 1)]
+
+
+def test_an_action_that_fails_says_why_and_stays_in_its_slot(daemon, tmp_path):
+    session = make_session(tmp_path / "session", 48000, [Placed("Keys", take(tmp_path, 48000), 0.0, 0.0, 4.0)])
+    subprocess.run([MIDIBRIDGE, "install", "ardour", "--scripts-dir", str(tmp_path / "scripts")], check=True,
+                   capture_output=True)
+    state = tmp_path / "ui_scripts.lua"
+    action_slots("write", state, 1, tmp_path / "scripts" / "midibridge_convert_selected.lua", "default")
+
+    # Headless, the editor has no selection to give: the action fails inside.
+    ran = action_slots("run", state, 1, session, "session", env=daemon.env)
+
+    # Ardour drops an action that raises from its slot; this one shows the error and returns.
+    assert "DIALOG midibridge: failed\nmidibridge stopped with an error:\n" in ran.stdout
+    assert "get_selection" in ran.stdout and "RAN OK" in ran.stdout
+    assert read_session(session)["midi"] == []
