@@ -3,8 +3,9 @@
 Ardour gets its own config dir (the Dummy audio engine starts by itself, no
 first-run wizard), the action slots a user would set in the Script Manager
 (written as Ardour saves them in `ui_scripts`), and a session with its OSC
-surface on: a test presses menu actions over OSC (`/access_action`), finds
-windows by title with xdotool, presses keys in them, and takes screenshots.
+surface on, on a UDP port of its own: a test presses menu actions over OSC
+(`/access_action`), finds windows by title with xdotool, presses keys in them,
+and takes screenshots. Several can run at once.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent / "ardour"
-OSC_PORT = 3819  # Ardour's OSC surface listens here (UDP)
 TOOLS = {"Xvfb": "xvfb", "xdotool": "xdotool", "import": "imagemagick", "ardour": "ardour"}
 
-# The Dummy backend, started at launch without the Audio/MIDI Setup dialog.
+# The Dummy backend, started at launch without the Audio/MIDI Setup dialog; OSC on a port of the test's own.
 CONFIG = """<?xml version="1.0" encoding="UTF-8"?>
 <Ardour>
   <Config>
     <Option name="hide-dummy-backend" value="0"/>
     <Option name="try-autostart-engine" value="1"/>
+    <Option name="osc-port" value="{osc_port}"/>
   </Config>
   <Extra>
     <AudioMIDISetup>
@@ -71,7 +72,8 @@ class ArdourEditor:
     def __init__(self, session: Path, *, config: Path, env: dict, log: Path, rate: int):
         self.session, self.log = session, log
         (config / "ardour7").mkdir(parents=True, exist_ok=True)
-        (config / "ardour7" / "config").write_text(CONFIG.format(rate=rate))
+        self.osc_port = _free_udp_port()
+        (config / "ardour7" / "config").write_text(CONFIG.format(rate=rate, osc_port=self.osc_port))
         (config / "ardour7" / ".a7").touch()  # not a first run: no setup wizard
         session_file = session / f"{session.name}.ardour"
         session_file.write_text(session_file.read_text().replace(
@@ -82,9 +84,14 @@ class ArdourEditor:
         os.close(write)
         with os.fdopen(read) as display:
             self.env = dict(env, DISPLAY=":" + display.readline().strip(), XDG_CONFIG_HOME=str(config))
-        self.ardour = subprocess.Popen(["ardour", "-n", "-a", str(session)], env=self.env, stdin=subprocess.DEVNULL,
-                                       stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-        self.window(f"{session.name} - Ardour", timeout_s=120)
+        with open(log, "wb") as output:  # Ardour keeps its own copy of the handle
+            self.ardour = subprocess.Popen(["ardour", "-n", "-a", str(session)], env=self.env,
+                                           stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            self.window(f"{session.name} - Ardour", timeout_s=120)
+        except BaseException:
+            self.__exit__()
+            raise
         time.sleep(2)  # the OSC surface comes up with the session, just after the window
 
     def __enter__(self) -> ArdourEditor:
@@ -103,7 +110,7 @@ class ArdourEditor:
         """Activate one of Ardour's actions ("Editor/undo", "LuaAction/script-1", ...), as its menu or key would."""
         message = _osc_string("/access_action") + _osc_string(",s") + _osc_string(action)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.sendto(message, ("127.0.0.1", OSC_PORT))
+            udp.sendto(message, ("127.0.0.1", self.osc_port))
         time.sleep(1)  # the editor acts on it in its own time: let it, before the next one
 
     def window(self, title: str, *, timeout_s: float = 180) -> str:
@@ -141,6 +148,12 @@ class ArdourEditor:
 
     def _xdotool(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True, timeout=60)
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _osc_string(text: str) -> bytes:

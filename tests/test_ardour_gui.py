@@ -9,6 +9,7 @@ the windows a user sees are kept in bench-out/ardour-gui/.
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -124,8 +125,6 @@ def _transcribe_at_length(daemon, audio: Path) -> None:
 
 
 def _wait_for(condition, what: str, timeout_s: float = 120) -> None:
-    import time
-
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, f"waited {timeout_s:g} s for {what}"
