@@ -200,13 +200,14 @@ function MB.add_bends (region, bends, beats)
 	for _, b in ipairs (bends) do
 		local parameter = Evoral.Parameter (ARDOUR.AutomationType.MidiPitchBenderAutomation, b[1], 0)
 		local wheel = math.max (-8192, math.min (8191, math.floor (b[3] * 8192 / 2 + 0.5)))
+		-- Ardour 7's Lua shows a Beats' ticks only in its "beats:ticks" text.
 		local at_beats, at_ticks = beats (b[2]):str ():match ("^(-?%d+):(-?%d+)$")
 		local at = Temporal.timepos_t.from_ticks (tonumber (at_beats) * Temporal.ticks_per_beat + tonumber (at_ticks))
 		region:control (parameter, true):list ():add (at, 8192 + wheel, false, false)
 	end
 end
 
--- One line per region for people: track, position, notes or the error.
+-- One line per region for `midibridge ardour convert` to read: track, position, notes or the error.
 function MB.report (jobs)
 	local lines, failed = {}, 0
 	for _, job in ipairs (jobs) do
