@@ -65,7 +65,9 @@ INSTALL_HELP = """In Ardour: Edit > Lua Scripts > Script Manager > Action Script
 and choose "midibridge: convert selected regions to MIDI" (and, in another slot, "midibridge:
 convert all audio tracks to MIDI (batch)"); set the preset there. Each becomes a button in the
 editor toolbar's script area and an entry under Edit > Lua Scripts; to bind a key, open
-Window > Keyboard Shortcuts, search "Lua", and assign one to that script slot's action."""
+Window > Keyboard Shortcuts, search "Lua", and assign one to that script slot's action.
+A slot keeps its own copy of the script from when it was set: after installing a new midibridge,
+Add/Set its slots again."""
 
 
 @dataclass(frozen=True)
