@@ -84,7 +84,8 @@ def transcribe(requests: list[HostRegion], *, preset: str | None, where: str, ou
     is closed by its reader."""
     lines = _Lines(out)
     state = _State(len(requests))
-    previous = signal.signal(signal.SIGTERM, _stop)  # also how the ticker stops this thread
+    # SIGTERM ends the run as a gone reader does: sent from outside, or by the ticker when it finds the reader gone.
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         lines.say(f"STATUS {state.now()[1]}")
         with _Ticker(lines, state), closing(runner.run([r.region for r in requests], where=where, preset=preset,
