@@ -480,6 +480,7 @@ def test_unknown_request_types(sock):
     ({"region": {"samples": {**SAMPLES, "frame": 1}}}, [SECOND_OF_SILENCE], "a samples frame that is not there"),
     ({"region": {"samples": {"frame": 0, "channels": 1}}}, [SECOND_OF_SILENCE], "sample_rate_hz missing"),
     ({"region": {"path": "/a.wav"}, "allow_truncated": "yes"}, [], "allow_truncated not a boolean"),
+    ({"region": {"path": "/a.wav"}, "tempo": 96}, [], "a tempo that is not an object"),
 ])
 def test_invalid_headers(sock, header, buffers, why):
     assert refused(sock, frames("transcribe", "i1", header, *buffers))["code"] == "invalid_header", why
@@ -544,6 +545,8 @@ def test_a_header_over_1_mib_is_too_large(sock):
     ({"tempo": {"bpm": 0}}, "invalid_option", "bpm"),
     ({"tempo": {"bpm": 1001}}, "invalid_option", "bpm"),
     ({"tempo": {"swing": 0.5}}, "invalid_option", "swing"),
+    ({"tempo": {"bpm": "fast"}}, "invalid_option", "bpm"),
+    ({"region": {"path": "/a.wav", "tempo": {"beats_per_bar": None}}}, "invalid_option", "beats_per_bar"),
 ])
 def test_presets_and_tempos_that_cannot_be_used(sock, options, code, names):
     error = refused(sock, frames("transcribe", "o1", {"region": {"path": "/a.wav"}, **options}))
