@@ -78,7 +78,7 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
         directory.mkdir(exist_ok=True)
     regions = [Region.from_file(corpus / case["audio"]) for case in cases]
     transcriber.convert(regions[0])  # warm-up: onnxruntime's first runs allocate
-    model = transcriber.engine.model
+    model = transcriber.engine_for().model
     best = {name: [float("inf")] * len(cases) for name in ("model", "pipeline", "basic_pitch")}
 
     def timed(name: str, index: int, work):

@@ -56,7 +56,7 @@ class Worker:
 
     def serve(self) -> None:
         """Run jobs until the process ends (the daemon terminates it, or the heartbeat finds the daemon gone)."""
-        self.send(W_READY, header={"pid": os.getpid(), "model_sha256": self.transcriber.engine.sha256})
+        self.send(W_READY, header={"pid": os.getpid(), "model_sha256": self.transcriber.engine_for().sha256})
         while True:
             message = self.receive()
             if message is not None and message.kind == W_JOB:

@@ -15,9 +15,7 @@ from pathlib import Path
 from . import preprocess
 from .audio import open_region, resample, resampled_length
 from .clip import Clip, Tempo
-from .engines import ProgressCallback
-from .engines.basic_pitch.engine import BasicPitch
-from .engines.basic_pitch.inference import DEFAULT_BATCH_WINDOWS
+from .engines import DEFAULT_ENGINE, ENGINES, Engine, ProgressCallback
 from .midi import clip_to_bytes
 from .postprocess import LoudnessMeter, postprocess
 from .presets import Preset, resolve_preset
@@ -35,15 +33,22 @@ class Transcription:
 
 
 class Transcriber:
-    """The engine, loaded once, turning regions into clips.
+    """The engines, each loaded once (the default at once, others when a preset first asks), turning regions
+    into clips.
 
     `threads` is onnxruntime's intra-op thread count (0: one per core);
-    `batch_windows` how many 2 s windows go through the model per run.
+    `model_path` the default engine's weights (None: the installed ones).
     """
 
-    def __init__(self, *, model_path: str | Path | None = None, threads: int = 0,
-                 batch_windows: int = DEFAULT_BATCH_WINDOWS):
-        self.engine = BasicPitch(model_path=model_path, threads=threads, batch_windows=batch_windows)
+    def __init__(self, *, model_path: str | Path | None = None, threads: int = 0):
+        self.threads = threads
+        self._engines: dict[str, Engine] = {DEFAULT_ENGINE: ENGINES[DEFAULT_ENGINE].load(model_path=model_path,
+                                                                                        threads=threads)}
+
+    def engine_for(self, name: str = DEFAULT_ENGINE) -> Engine:
+        if name not in self._engines:
+            self._engines[name] = ENGINES[name].load(threads=self.threads)
+        return self._engines[name]
 
     def convert(self, region: Region, *, preset: Preset = BASIC_PITCH, tempo: Tempo = Tempo(),
                 on_progress: ProgressCallback | None = None, allow_truncated: bool = False) -> Transcription:
@@ -71,7 +76,7 @@ class Transcriber:
             # The region opened above serves the first read; a normalize step reads it once more.
             return (unread.pop() if unread else open_region(region, allow_truncated=allow_truncated)).chunks()
 
-        engine = self.engine
+        engine = self.engine_for(preset.engine)
         chunks = preprocess.process(preset.chain, open_chunks, sample_rate_hz=audio.sample_rate_hz)
         samples = resample(chunks, from_hz=audio.sample_rate_hz, to_hz=engine.sample_rate_hz)
         meter = LoudnessMeter(block_samples=engine.hop_samples, sample_rate_hz=engine.sample_rate_hz)

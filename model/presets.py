@@ -15,9 +15,9 @@ from pathlib import Path
 
 import platformdirs
 
+from .engines import DEFAULT_ENGINE, ENGINES
 from .errors import OptionError
-from .engines.basic_pitch.options import DecodeOptions
-from .options import PostOptions
+from .options import PostOptions, Spec, check_values
 from .steps import STEPS
 
 try:
@@ -25,7 +25,9 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-SCHEMA = 1
+SCHEMA = 2  # 2 added [engine]; a schema 1 file is a Basic Pitch preset
+SCHEMAS = (1, 2)
+ENGINE_SPECS = {"name": Spec(str, choices=tuple(ENGINES))}
 DEFAULT_PRESET = "default"
 @dataclass(frozen=True)
 class Step:
@@ -40,18 +42,32 @@ class Step:
 
 @dataclass(frozen=True, kw_only=True)
 class Preset:
-    """A whole processing chain: preprocessing steps, decoding options, post-processing."""
+    """A whole processing chain: preprocessing steps, the engine and its decoding options, post-processing.
+
+    `decode` is the engine's own options table (model.engines.ENGINES); left
+    out, the engine's defaults.
+    """
 
     name: str
     description: str = ""
+    engine: str = DEFAULT_ENGINE
     chain: tuple[Step, ...] = ()
-    decode: DecodeOptions = DecodeOptions()
+    decode: object = None
     post: PostOptions = PostOptions()
     source: str = field(default="inline", compare=False)  # where it was read from: not part of what it does
 
+    def __post_init__(self):
+        check_values({"name": self.engine}, ENGINE_SPECS, where="[engine]")
+        options = ENGINES[self.engine].options
+        if self.decode is None:
+            object.__setattr__(self, "decode", options())
+        elif not isinstance(self.decode, options):
+            raise OptionError(f"[decode] of engine {self.engine!r} must be {options.__name__}, "
+                              f"not {type(self.decode).__name__}")
+
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "name": self.name, "description": self.description,
-                "chain": [step.to_dict() for step in self.chain],
+                "engine": {"name": self.engine}, "chain": [step.to_dict() for step in self.chain],
                 "decode": self.decode.to_dict(), "post": self.post.to_dict()}
 
     @classmethod
@@ -59,14 +75,17 @@ class Preset:
         """Check every key of `data` and build the preset; OptionError names `where`, the key and the value."""
         if not isinstance(data, dict):
             raise OptionError(f"{where}: a preset is a table of keys, not {type(data).__name__}", code="invalid_preset")
-        known = ("schema", "name", "description", "chain", "decode", "post")
+        known = ("schema", "name", "description", "engine", "chain", "decode", "post")
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise OptionError(f"{where}: unknown key {unknown[0]!r}; a preset has {', '.join(known)}",
                               code="invalid_preset")
-        if data.get("schema") != SCHEMA:
+        if data.get("schema") not in SCHEMAS:
             raise OptionError(f"{where}: schema must be {SCHEMA}, got {data.get('schema')!r} "
                               f"(add `schema = {SCHEMA}` at the top)", code="invalid_preset")
+        if "engine" in data and data["schema"] < 2:
+            raise OptionError(f"{where}: [engine] needs `schema = 2` (schema 1 presets are Basic Pitch's)",
+                              code="invalid_preset")
         for key in ("name", "description"):
             if key in data and not isinstance(data[key], str):
                 raise OptionError(f"{where}: {key} must be a string, got {data[key]!r}", code="invalid_preset")
@@ -74,16 +93,23 @@ class Preset:
         if not isinstance(chain, list):
             raise OptionError(f"{where}: chain must be a list of [[chain]] tables", code="invalid_preset")
         try:
+            engine = _table(data, "engine", where)
+            unknown = sorted(set(engine) - set(ENGINE_SPECS))
+            if unknown:
+                raise OptionError(f"[engine]: unknown key {unknown[0]!r}; [engine] has name")
+            check_values(engine, ENGINE_SPECS, where="[engine]")
+            engine = engine.get("name", DEFAULT_ENGINE)
             return cls(
                 name=data.get("name", "unnamed"),
                 description=data.get("description", ""),
+                engine=engine,
                 chain=tuple(_step(entry, f"{where}: chain step {i + 1}") for i, entry in enumerate(chain)),
-                decode=DecodeOptions.from_dict(_table(data, "decode", where), where=f"{where}: [decode]"),
+                decode=ENGINES[engine].options.from_dict(_table(data, "decode", where), where=f"{where}: [decode]"),
                 post=PostOptions.from_dict(_table(data, "post", where), where=f"{where}: [post]"),
                 source=source,
             )
         except OptionError as error:
-            # DecodeOptions and PostOptions check themselves without knowing the file.
+            # The option groups check themselves without knowing the file.
             message = str(error) if str(error).startswith(where) else f"{where}: {error}"
             code = "invalid_preset" if error.code == OptionError.code else error.code
             raise OptionError(message, code=code) from error
@@ -200,7 +226,8 @@ def _builtin_dir() -> Path:
 def preset_to_toml(preset: Preset) -> str:
     """The preset as a TOML file that read_preset() reads back to the same preset."""
     data = preset.to_dict()
-    lines = [f"schema = {SCHEMA}", f"name = {_toml(data['name'])}", f"description = {_toml(data['description'])}"]
+    lines = [f"schema = {SCHEMA}", f"name = {_toml(data['name'])}", f"description = {_toml(data['description'])}",
+             "", "[engine]", f"name = {_toml(data['engine']['name'])}"]
     for step in data["chain"]:
         lines += ["", "[[chain]]"] + [f"{k} = {_toml(v)}" for k, v in step.items()]
     for table in ("decode", "post"):

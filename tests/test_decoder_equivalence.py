@@ -63,7 +63,7 @@ def activations(transcriber, piano_line, tmp_path_factory):
         audio = open_region(Region.from_file(path))
         samples = resample(audio.chunks(), from_hz=audio.sample_rate_hz, to_hz=SAMPLE_RATE_HZ)
         expected = resampled_length(audio.n_samples, from_hz=audio.sample_rate_hz, to_hz=SAMPLE_RATE_HZ)
-        with transcriber.engine.model.activations(samples, expected_samples=expected) as found:
+        with transcriber.engine_for().model.activations(samples, expected_samples=expected) as found:
             outputs[name] = (found.note.copy(), found.onset[:].copy(), found.contour[:].copy())
     return outputs
 

@@ -37,10 +37,10 @@ def test_chunk_sizes_and_batch_sizes_do_not_change_the_model_outputs(transcriber
     from model.engines.basic_pitch.inference import Model
 
     audio = synthesize([Note(60 + i, 0.2 + 0.6 * i, 0.7 + 0.6 * i, 100) for i in range(8)], sample_rate_hz=22050)
-    reference = _activations(transcriber.engine.model, audio)
+    reference = _activations(transcriber.engine_for().model, audio)
     one_at_a_time = Model(batch_windows=1)
 
-    for chunk, model in ((1000, transcriber.engine.model), (36164, transcriber.engine.model), (None, one_at_a_time)):
+    for chunk, model in ((1000, transcriber.engine_for().model), (36164, transcriber.engine_for().model), (None, one_at_a_time)):
         for mine, theirs in zip(_activations(model, audio, chunk=chunk), reference):
             np.testing.assert_allclose(mine, theirs, atol=1e-5)
 
@@ -50,8 +50,8 @@ def test_windows_are_basic_pitchs_windows(transcriber, tmp_path):
     audio = synthesize([Note(55 + 2 * i, 0.3 + 0.5 * i, 0.8 + 0.5 * i, 100) for i in range(10)], sample_rate_hz=22050)
     path = write_audio(tmp_path / "at_22050.wav", audio, SAMPLE_RATE_HZ, bit_depth=32)
 
-    theirs = inference.run_inference(path, inference.Model(str(transcriber.engine.model.path)))
-    mine = dict(zip(("note", "onset", "contour"), _activations(transcriber.engine.model, audio)))
+    theirs = inference.run_inference(path, inference.Model(str(transcriber.engine_for().model.path)))
+    mine = dict(zip(("note", "onset", "contour"), _activations(transcriber.engine_for().model, audio)))
 
     for name in ("note", "onset", "contour"):
         kept = theirs[name].shape[0]

@@ -86,7 +86,10 @@ def test_a_path_works_wherever_a_name_does(tmp_path):
 
 BAD_PRESETS = {
     "not toml": ("schema = = 1", "not valid TOML"),
-    "no schema": ("[decode]\nonset_threshold = 0.4", "schema must be 1, got None"),
+    "no schema": ("[decode]\nonset_threshold = 0.4", "schema must be 2, got None"),
+    "unknown engine": ('schema = 2\n[engine]\nname = "crepe"', "[engine]: name must be one of 'basic-pitch'"),
+    "engine in a schema 1 file": ('schema = 1\n[engine]\nname = "basic-pitch"', "[engine] needs `schema = 2`"),
+    "engine table key": ('schema = 2\n[engine]\nmodel = "x"', "[engine]: unknown key 'model'"),
     "unknown top key": ('schema = 1\ncolour = "red"', "unknown key 'colour'"),
     "unknown step": ('schema = 1\n[[chain]]\nstep = "reverb"', "chain step 1: unknown step 'reverb'; steps are highpass"),
     "unknown step key": ('schema = 1\n[[chain]]\nstep = "highpass"\ncutoff_hz = 80.0\ncutoff = 3',
@@ -197,3 +200,16 @@ def test_processing_in_chunks_equals_one_pass_for_every_step():
         board = build((step,), {0: 1.5})
         pieces = [board(audio[np.newaxis, i:i + 1234], 44100, reset=False)[0] for i in range(0, audio.shape[0], 1234)]
         np.testing.assert_array_equal(np.concatenate(pieces), one_pass, err_msg=step.kind)
+
+
+def test_a_schema_1_preset_still_loads_as_a_basic_pitch_preset_and_is_written_back_as_schema_2(tmp_path):
+    from model.presets import preset_to_toml, read_preset
+
+    old = tmp_path / "old.toml"
+    old.write_text('schema = 1\n[decode]\nonset_threshold = 0.7\n')
+    preset = read_preset(old, source="test")
+    again = tmp_path / "again.toml"
+    again.write_text(preset_to_toml(preset))
+
+    assert preset.engine == "basic-pitch" and preset.decode.onset_threshold == 0.7
+    assert read_preset(again, source="test") == preset and 'schema = 2' in again.read_text()

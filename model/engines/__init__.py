@@ -1,8 +1,9 @@
 """Transcription engines: mono audio at the engine's own rate in, notes out.
 
-An engine is one folder here: its signal constants, its model and weights,
-its decoding options (a stdlib-only option group, so presets can check it
-without loading anything heavy) and a class with this shape:
+An engine is one folder here and one line in ENGINES: its signal constants,
+its model and weights, its decoding options (a stdlib-only option group, so
+presets can check it without loading anything heavy) and a class with this
+shape, imported when first used:
 
     class Engine(Protocol):
         name: str              # as a preset names it
@@ -19,10 +20,13 @@ the preset's chain, resampling, loudness, post-processing and the clip.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..clip import Note
+from .basic_pitch.options import DecodeOptions
 
 ProgressCallback = Callable[[str, float], None]  # (stage, fraction 0..1); raising from it cancels
 
@@ -35,3 +39,23 @@ class Engine(Protocol):
 
     def notes(self, samples: Iterable, *, n_samples: int, options,
               on_progress: ProgressCallback | None) -> tuple[Note, ...]: ...
+
+
+@dataclass(frozen=True)
+class EngineKind:
+    """What a preset's `[engine] name` chooses: the engine's options table, and where its class is."""
+
+    description: str
+    options: type  # its [decode] table: from_dict, to_dict, defaults when built with no arguments
+    implementation: str  # "module:Class", relative to this package
+
+    def load(self, **settings) -> Engine:
+        module, _, name = self.implementation.partition(":")
+        return getattr(importlib.import_module(module, __name__), name)(**settings)
+
+
+DEFAULT_ENGINE = "basic-pitch"
+ENGINES: dict[str, EngineKind] = {
+    "basic-pitch": EngineKind("Spotify's Basic Pitch: polyphonic, any pitched instrument", DecodeOptions,
+                              ".basic_pitch.engine:BasicPitch"),
+}
