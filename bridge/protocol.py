@@ -159,12 +159,23 @@ def decode(frames: list, *, router: bool = False, protocol_id: bytes = PROTOCOL_
     if len(raw) > MAX_HEADER_BYTES:
         raise ProtocolError("too_large", f"the header is {len(raw)} bytes; at most {MAX_HEADER_BYTES}")
     try:
-        header = json.loads(raw) if raw else {}
+        header = json.loads(raw, parse_constant=_not_finite, parse_float=_finite) if raw else {}
     except (ValueError, UnicodeDecodeError) as error:
         raise ProtocolError("malformed", f"the header is not JSON: {error}") from error
     if not isinstance(header, dict):
         raise ProtocolError("malformed", "the header must be a JSON object")
     return Message(kind, request_id, header, list(frames[4:]), identity)
+
+
+def _not_finite(text: str):
+    """JSON has no NaN or Infinity, though Python's json reads them: a header holding one, in any field, is refused
+    (the daemon could not pass it on to a worker or a client)."""
+    raise ProtocolError("invalid_header", f"the header holds {text}: numbers must be finite")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    return value if math.isfinite(value) else _not_finite(text)
 
 
 def check_protocol(frame: bytes, expected: bytes = PROTOCOL_ID) -> None:

@@ -493,9 +493,10 @@ def test_invalid_headers_of_the_other_requests(sock):
     assert refused(sock, frames("fetch", "i5", {"job_id": 7}))["code"] == "invalid_header"
 
 
-@pytest.mark.parametrize("not_finite", [b"NaN", b"Infinity", b"1e999"])
-def test_numbers_that_are_not_finite_are_invalid_headers(sock, not_finite):
-    header = b'{"region": {"path": "/a.wav", "start_s": %s}}' % not_finite
+@pytest.mark.parametrize("not_finite", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+@pytest.mark.parametrize("field", [b"start_s", b"my_own_note"])
+def test_numbers_that_are_not_finite_are_invalid_headers_in_any_field(sock, field, not_finite):
+    header = b'{"region": {"path": "/a.wav", "%s": %s}}' % (field, not_finite)
     assert refused(sock, [PROTOCOL, b"transcribe", b"n1", header])["code"] == "invalid_header"
 
 
