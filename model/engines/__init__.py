@@ -27,6 +27,7 @@ from typing import Protocol
 
 from ..clip import Note
 from .basic_pitch.options import DecodeOptions
+from .swift_f0.options import SwiftF0Options
 
 ProgressCallback = Callable[[str, float], None]  # (stage, fraction 0..1); raising from it cancels
 
@@ -58,4 +59,6 @@ DEFAULT_ENGINE = "basic-pitch"
 ENGINES: dict[str, EngineKind] = {
     "basic-pitch": EngineKind("Spotify's Basic Pitch: polyphonic, any pitched instrument", DecodeOptions,
                               ".basic_pitch.engine:BasicPitch"),
+    "swift-f0": EngineKind("SwiftF0: one melodic line (voice, wind, brass, bowed strings, bass), continuous bends",
+                           SwiftF0Options, ".swift_f0.engine:SwiftF0"),
 }

@@ -1,0 +1,62 @@
+"""Every signal constant of the SwiftF0 engine, derived from the few that define it.
+
+Lengths are in samples at `SAMPLE_RATE_HZ` unless the name says frames (one
+frame = `HOP_SAMPLES` samples, 16 ms; frame i is centred on sample i × HOP_SAMPLES).
+"""
+
+SAMPLE_RATE_HZ = 16_000
+HOP_SAMPLES = 256
+FRAME_S = HOP_SAMPLES / SAMPLE_RATE_HZ
+
+# The model: inputs "audio" float32 [1, N], "fmin"/"fmax" float32 scalars; outputs "pitch" (Hz) and
+# "confidence", [1, max(1, N // HOP_SAMPLES)]. Its range is fixed by its 95 pitch bins.
+MODEL_MIN_HZ = 46.875
+MODEL_MAX_HZ = 2093.75
+# Its receptive field is ±2815 samples: windows get whole frames of context on each side, as the package does.
+CONTEXT_BEFORE_FRAMES = 11
+CONTEXT_AFTER_FRAMES = 10
+WINDOW_FRAMES = 1875  # 30 s per model run: memory holds one window whatever the region's length
+WINDOW_S = WINDOW_FRAMES * FRAME_S
+# The model answers digital silence with random voicing; the package zeroes frames whose audio peaks below this.
+SILENCE_PEAK = 1e-3
+
+# Spectral features: a 1024-sample (64 ms) STFT per frame.
+FFT_SAMPLES = 1024
+FFT_BLOCK_FRAMES = 512  # frames transformed per numpy call: bounds the STFT's scratch memory
+DB_FLOOR = -100.0
+# Onset strength: half-octave band levels 50 Hz … 9 kHz, each band's rise over ONSET_LAG_FRAMES (≈ the STFT
+# window), counted over the bands within ONSET_ACTIVE_RANGE_DB of the frame's loudest.
+BAND_LOWEST_HZ = 50.0
+N_BANDS = 14
+ONSET_LAG_FRAMES = 3
+ONSET_ACTIVE_RANGE_DB = 50.0
+# Semitone spectrum (peak power within a quarter tone of each semitone), E1 … B8: times note boundaries.
+SEMITONE_LOWEST, SEMITONE_HIGHEST = 28, 119
+N_SEMITONES = SEMITONE_HIGHEST - SEMITONE_LOWEST + 1
+
+# Low bass: SwiftF0 starts at 46.875 Hz, so E1 (41.2 Hz) or B0 (30.9 Hz) come out at their 2nd or 3rd
+# harmonic. A 4096-sample DFT (zero-padded to 8192) probes frames tracked below LOW_PROBE_MAX_HZ.
+LOW_NOTE_MAX_HZ = 48.0
+SUB_HARMONICS = (2, 3)
+LOW_PROBE_MAX_HZ = LOW_NOTE_MAX_HZ * max(SUB_HARMONICS)
+LOW_PROBE_MIN_DBFS = -70.0
+LOW_FFT_SAMPLES = 4096
+LOW_FFT_PADDED = 8192
+LOW_BLOCK_FRAMES = 128
+SUB_HARMONIC_MIN_DB = -6.0  # the lower note's own partials within this of the tracked ones …
+LOW_HARMONICITY_MIN_DB = 10.0  # … and periodic: its partials this far above the gaps between them
+
+# Segmentation, in ms (converted to frames where used).
+PITCH_WINDOW_MS = 144.0  # running median that follows a note's centre: about one vibrato period
+VOICING_HYSTERESIS = 0.2  # a voiced stretch goes on down to the voicing threshold minus this
+ONSET_SNAP_MS = 48.0  # voicing starts and pitch boundaries this near an onset move onto it
+VALLEY_MIN_DB = 4.0  # a loudness dip this deep before a pitch boundary moves the boundary back to it
+PARTIAL_RISE_FRACTION = 0.6  # a new note starts where its own partials rose this far (in dB) from their floor …
+PARTIAL_MIN_RISE_DB = 12.0  # … if they rose at least this much,
+PARTIAL_BACKTRACK_MS = 300.0  # … looking back at most this far
+GLIDE_PIECE_MAX_MS = 160.0  # passing pitches of a glide last at most this
+STRAY_SEMITONES = 1.5  # frames this far off their note (not a glide) hold the last good bend
+BEND_RESOLUTION_CENTS = 1.0  # a new bend each time the pitch moves this much
+VELOCITY_WINDOW_MS = 112.0  # velocity from the loudest 32 ms within this of a note's start
+VELOCITY_RANGE_DB = 40.0  # dynamics mapped onto velocities 1 … 127; a full-scale sine (−3 dBFS RMS) is 127
+HARMONIC_SEMITONES = (0, 12, 19, 24, 28, 31)  # harmonics 1 … 6 above their fundamental

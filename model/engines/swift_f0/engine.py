@@ -1,0 +1,37 @@
+"""SwiftF0 as a midibridge engine: mono audio at 16 kHz in, the notes of one melodic line with continuous bends out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ...clip import Note
+from .. import ProgressCallback
+from .constants import HOP_SAMPLES, SAMPLE_RATE_HZ
+from .features import FrameExtractor
+from .notes import decode_notes
+from .options import SwiftF0Options
+from .weights import MODEL_SHA256, find_model
+
+
+class SwiftF0:
+    """SwiftF0's model, loaded once. `threads`: 1 runs everything on one core; otherwise (0: one per core) the model
+    runs beside the spectral features on a second core."""
+
+    name = "swift-f0"
+    sample_rate_hz = SAMPLE_RATE_HZ
+    hop_samples = HOP_SAMPLES
+    sha256 = MODEL_SHA256
+
+    def __init__(self, *, threads: int = 0):
+        self._extractor = FrameExtractor(find_model(), overlap=threads != 1)
+
+    def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: SwiftF0Options,
+              on_progress: ProgressCallback | None = None) -> tuple[Note, ...]:
+        """The notes of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them), in seconds from the
+        first sample."""
+        frames = self._extractor.frames(samples, n_samples=n_samples, on_progress=on_progress)
+        if on_progress:
+            on_progress("notes", 0.0)
+        return decode_notes(frames, options)

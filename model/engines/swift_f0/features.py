@@ -1,0 +1,236 @@
+"""16 kHz audio in, per-frame features out, streamed: SwiftF0's pitch and confidence, loudness, onset strength, a
+semitone spectrum and low-bass evidence.
+
+Chunks are gathered until a window of WINDOW_FRAMES frames and its context is
+there; the model and the spectral features then run on that window alone, so
+memory holds one window's audio whatever the region's length; only the
+per-frame features grow with it (≈ 200 bytes per 16 ms frame, 46 MB an hour,
+most of it the float16 semitone spectrum).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+
+from .. import ProgressCallback
+from .constants import (
+    BAND_LOWEST_HZ, CONTEXT_AFTER_FRAMES, CONTEXT_BEFORE_FRAMES, DB_FLOOR, FFT_BLOCK_FRAMES, FFT_SAMPLES,
+    HOP_SAMPLES, LOW_BLOCK_FRAMES, LOW_FFT_PADDED, LOW_FFT_SAMPLES, LOW_HARMONICITY_MIN_DB, LOW_NOTE_MAX_HZ,
+    LOW_PROBE_MAX_HZ, LOW_PROBE_MIN_DBFS, MODEL_MAX_HZ, MODEL_MIN_HZ, N_BANDS, N_SEMITONES, ONSET_ACTIVE_RANGE_DB,
+    ONSET_LAG_FRAMES, SAMPLE_RATE_HZ, SEMITONE_HIGHEST, SEMITONE_LOWEST, SILENCE_PEAK, SUB_HARMONIC_MIN_DB,
+    SUB_HARMONICS, WINDOW_FRAMES,
+)
+
+
+@dataclass
+class Frames:
+    """Per-frame features; every array has one row per 16 ms frame (n_frames)."""
+
+    pitch_hz: np.ndarray  # (n,) float32: SwiftF0's pitch
+    confidence: np.ndarray  # (n,) float32: its confidence, 0 where the audio peaks below SILENCE_PEAK
+    loudness_db: np.ndarray  # (n,) float32: RMS of the 32 ms around the frame, dBFS
+    onset_db: np.ndarray  # (n,) float32: mean rise of the half-octave band levels, dB
+    low_shift_semitones: np.ndarray  # (n,) float32: 12 or 19 where the pitch is the 2nd or 3rd harmonic of a lower note
+    semitone_db: np.ndarray  # (n, N_SEMITONES) float16: peak power within a quarter tone of each semitone, dB
+
+    def __len__(self) -> int:
+        return len(self.pitch_hz)
+
+
+class FrameExtractor:
+    """SwiftF0's onnxruntime session, loaded once. `overlap`: run the model in a helper thread beside the numpy
+    features (uses a second core)."""
+
+    def __init__(self, model_path: Path, *, overlap: bool):
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1  # a small convolutional model: more threads only add overhead
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="swift-f0") if overlap else None
+
+    def frames(self, chunks: Iterable[np.ndarray], *, n_samples: int,
+               on_progress: ProgressCallback | None) -> Frames:
+        """Features of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them); on_progress("infer",
+        fraction) after each window, where a raise cancels."""
+        expected_frames = max(1, n_samples // HOP_SAMPLES)
+        parts: list[tuple[np.ndarray, ...]] = []
+        pending: list[np.ndarray] = []
+        pending_samples = 0
+        first_frame = done_frames = 0  # global frame of the buffer's first sample; frames emitted
+        for chunk in chunks:
+            pending.append(np.asarray(chunk, dtype=np.float32))
+            pending_samples += len(chunk)
+            while pending_samples >= (done_frames + WINDOW_FRAMES + CONTEXT_AFTER_FRAMES - first_frame) * HOP_SAMPLES:
+                audio = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                end_frame = done_frames + WINDOW_FRAMES
+                parts.append(self._window(audio[:(end_frame + CONTEXT_AFTER_FRAMES - first_frame) * HOP_SAMPLES],
+                                          first_frame, done_frames, end_frame))
+                done_frames = end_frame
+                keep_from = done_frames - CONTEXT_BEFORE_FRAMES
+                pending = [audio[(keep_from - first_frame) * HOP_SAMPLES:]]
+                pending_samples = len(pending[0])
+                first_frame = keep_from
+                if on_progress:
+                    on_progress("infer", min(done_frames / expected_frames, 1.0))
+        if done_frames == 0 and pending_samples == 0:
+            return _empty()
+        total_frames = max(first_frame + pending_samples // HOP_SAMPLES, 1)
+        if total_frames > done_frames:
+            audio = np.concatenate(pending) if pending_samples else np.zeros(HOP_SAMPLES, np.float32)
+            parts.append(self._window(audio, first_frame, done_frames, total_frames))
+        if on_progress:
+            on_progress("infer", 1.0)
+        return Frames(*(np.concatenate([part[i] for part in parts]) for i in range(6)))
+
+    def _window(self, audio: np.ndarray, first_frame: int, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+        """Features of global frames [lo, hi) from `audio`, whose sample 0 is global frame `first_frame`'s centre."""
+        feed = {"audio": audio[None, :], "fmin": np.asarray(MODEL_MIN_HZ, np.float32),
+                "fmax": np.asarray(MODEL_MAX_HZ, np.float32)}
+
+        def run():
+            return self.session.run(["pitch", "confidence"], feed)
+
+        job = self._pool.submit(run) if self._pool is not None else None
+        n_frames = max(1, len(audio) // HOP_SAMPLES)  # the model's own frame count
+        keep = slice(lo - first_frame, hi - first_frame)
+        hops = np.zeros(n_frames * HOP_SAMPLES, np.float32)
+        hops[:min(len(audio), len(hops))] = audio[:len(hops)]
+        hops = hops.reshape(n_frames, HOP_SAMPLES)
+        loudness = _loudness_db(hops)
+        centres = np.arange(n_frames) * HOP_SAMPLES
+        bands, semitones = _spectra_db(audio, centres)
+        onset = _onset_strength(bands)
+        if first_frame > 0:
+            onset[:ONSET_LAG_FRAMES] = 0.0  # no history in this window; these frames are context, never kept
+        pitch, confidence = job.result() if job is not None else run()
+        pitch = pitch[0].astype(np.float32)
+        confidence = confidence[0].astype(np.float32)
+        confidence[np.abs(hops).max(axis=1) < SILENCE_PEAK] = 0.0
+        shift = _low_shift(audio, centres, pitch, loudness, keep)
+        return (pitch[keep], confidence[keep], loudness[keep], onset[keep], shift[keep],
+                semitones[keep].astype(np.float16))
+
+
+def _empty() -> Frames:
+    none = np.zeros(0, np.float32)
+    return Frames(none, none, none, none, none, np.zeros((0, N_SEMITONES), np.float16))
+
+
+def _loudness_db(hops: np.ndarray) -> np.ndarray:
+    """(n,) float32 dBFS: RMS of the hop before each frame's centre and the hop after it. hops: (n, HOP_SAMPLES)."""
+    power = (hops.astype(np.float64) ** 2).sum(axis=1)
+    before = np.concatenate(([0.0], power[:-1]))
+    return (10 * np.log10(np.maximum((before + power) / (2 * HOP_SAMPLES), 1e-14))).astype(np.float32)
+
+
+def _rows(audio: np.ndarray, centres: np.ndarray, n: int) -> np.ndarray:
+    """(len(centres), n): audio[c − n/2 : c + n/2] for each centre c, zeros outside the audio."""
+    padded = np.concatenate([np.zeros(n, np.float32), audio, np.zeros(n, np.float32)])
+    return padded[centres[:, None] + (n // 2) + np.arange(n)[None, :]]
+
+
+def _band_matrix() -> np.ndarray:
+    """(N_BANDS, FFT_SAMPLES // 2 + 1) float32: which FFT bins sum into each half-octave band."""
+    freqs = np.fft.rfftfreq(FFT_SAMPLES, 1.0 / SAMPLE_RATE_HZ)
+    edges = BAND_LOWEST_HZ * 2.0 ** (np.arange(N_BANDS + 1) / 2.0)
+    return ((freqs[None, :] >= edges[:-1, None]) & (freqs[None, :] < edges[1:, None])).astype(np.float32)
+
+
+def _semitone_bins() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The quarter-tone-wide FFT bin ranges around each semitone tile the axis: (edges, starts of the non-empty
+    ranges, which are non-empty, the nearest bin of each empty one)."""
+    freqs = np.fft.rfftfreq(FFT_SAMPLES, 1.0 / SAMPLE_RATE_HZ)
+    keys = np.arange(SEMITONE_LOWEST, SEMITONE_HIGHEST + 2)
+    edges = np.searchsorted(freqs, 440.0 * 2 ** ((keys - 69 - 0.5) / 12))
+    nonempty = edges[1:] > edges[:-1]
+    nearest = np.rint(440.0 * 2 ** ((keys[:-1] - 69) / 12) / (SAMPLE_RATE_HZ / FFT_SAMPLES)).astype(int)
+    return edges, edges[:-1][nonempty], nonempty, nearest[~nonempty]
+
+
+_BANDS = _band_matrix()
+_HANN = np.hanning(FFT_SAMPLES).astype(np.float32)
+_EDGES, _STARTS, _NONEMPTY, _NEAREST = _semitone_bins()
+_LOW_HANN = np.hanning(LOW_FFT_SAMPLES).astype(np.float32)
+
+
+def _spectra_db(audio: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Half-octave band levels (n, N_BANDS) and the semitone spectrum (n, N_SEMITONES), float32 dB, of the
+    FFT_SAMPLES-long frames centred on `centres` (n,)."""
+    bands = np.empty((len(centres), N_BANDS), dtype=np.float32)
+    semitones = np.empty((len(centres), N_SEMITONES), dtype=np.float32)
+    scale = np.float32(4.0 / (FFT_SAMPLES * FFT_SAMPLES))
+    for a in range(0, len(centres), FFT_BLOCK_FRAMES):
+        spectrum = np.fft.rfft(_rows(audio, centres[a:a + FFT_BLOCK_FRAMES], FFT_SAMPLES) * _HANN, axis=1)
+        power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32) * scale
+        bands[a:a + FFT_BLOCK_FRAMES] = 10.0 * np.log10(power @ _BANDS.T + 1e-10)
+        peak = np.empty((len(power), N_SEMITONES), dtype=np.float32)
+        peak[:, _NONEMPTY] = np.maximum.reduceat(power[:, :_EDGES[-1]], _STARTS, axis=1)
+        peak[:, ~_NONEMPTY] = power[:, _NEAREST]
+        semitones[a:a + FFT_BLOCK_FRAMES] = 10.0 * np.log10(peak + 1e-10)
+    return np.maximum(bands, DB_FLOOR), np.maximum(semitones, DB_FLOOR)
+
+
+def _onset_strength(levels: np.ndarray) -> np.ndarray:
+    """(n,) float32 dB from band levels (n, N_BANDS): each band's rise over the loudest of itself and its neighbours
+    ONSET_LAG_FRAMES earlier (so vibrato moving a partial across a band edge does not count), averaged over the
+    bands within ONSET_ACTIVE_RANGE_DB of the frame's loudest."""
+    before = np.full_like(levels, DB_FLOOR)
+    before[ONSET_LAG_FRAMES:] = levels[:-ONSET_LAG_FRAMES]
+    spread = before.copy()
+    spread[:, 1:] = np.maximum(spread[:, 1:], before[:, :-1])
+    spread[:, :-1] = np.maximum(spread[:, :-1], before[:, 1:])
+    rise = np.maximum(levels - spread, 0.0)
+    active = levels >= levels.max(axis=1, keepdims=True) - ONSET_ACTIVE_RANGE_DB
+    return ((rise * active).sum(axis=1) / np.maximum(active.sum(axis=1), 1)).astype(np.float32)
+
+
+def _low_shift(audio, centres, pitch, loudness, keep: slice) -> np.ndarray:
+    """(n,) float32: 12 or 19 semitones where a kept frame's pitch is the 2nd or 3rd harmonic of a note below
+    LOW_NOTE_MAX_HZ, else 0. Every other probed frame is measured; the rest take their nearest measured one."""
+    shift = np.zeros(len(pitch), np.float32)
+    probed = np.nonzero((pitch[keep] < LOW_PROBE_MAX_HZ) & (loudness[keep] > LOW_PROBE_MIN_DBFS))[0] + keep.start
+    if len(probed) == 0:
+        return shift
+    measured = probed[::2]
+    values = np.concatenate([_sub_harmonic_shift(audio, centres[block], pitch[block])
+                             for block in np.array_split(measured, -(-len(measured) // LOW_BLOCK_FRAMES))])
+    nearest = np.clip(np.searchsorted(measured, probed), 0, len(measured) - 1)
+    shift[probed] = values[nearest]
+    return shift
+
+
+def _sub_harmonic_shift(audio, centres, f0) -> np.ndarray:
+    """(n,) float32 semitones down to the lowest note g = f0 / d (d in SUB_HARMONICS) that is really there: energy at
+    g's own partials (multiples not shared with f0) within SUB_HARMONIC_MIN_DB of the energy at f0 and 2 f0, and g
+    periodic (its partials LOW_HARMONICITY_MIN_DB above the gaps between them, which noise, hum and rumble fail)."""
+    power = np.abs(np.fft.rfft(_rows(audio, centres, LOW_FFT_SAMPLES) * _LOW_HANN, n=LOW_FFT_PADDED, axis=1)) ** 2
+    power += 1e-12
+    rows = np.arange(len(f0))[:, None]
+    f0 = f0.astype(np.float64)
+
+    def bins(multiples):
+        return np.rint(f0[:, None] * np.asarray(multiples)[None, :] * LOW_FFT_PADDED / SAMPLE_RATE_HZ).astype(int)
+
+    def energy(multiples):
+        at = bins(multiples)
+        return np.maximum(power[rows, at], np.maximum(power[rows, at - 1], power[rows, at + 1]))
+
+    shift = np.zeros(len(f0), np.float32)
+    best = np.full(len(f0), -np.inf)
+    parent = energy([1.0, 2.0]).mean(axis=1)
+    for d in SUB_HARMONICS:
+        k = np.arange(1, 7)
+        own_db = 10 * np.log10(energy(k[k % d != 0] / d).mean(axis=1) / parent)
+        harmonicity_db = 10 * np.log10(energy(k / d).mean(axis=1) / power[rows, bins((k + 0.5) / d)].mean(axis=1))
+        found = ((own_db >= SUB_HARMONIC_MIN_DB) & (harmonicity_db >= LOW_HARMONICITY_MIN_DB) & (own_db > best)
+                 & (f0 < d * LOW_NOTE_MAX_HZ))  # the note it implies lies below the model's floor
+        shift[found] = 12.0 * np.log2(d)
+        best[found] = own_db[found]
+    return shift

@@ -1,0 +1,334 @@
+"""Frames in, notes out: SwiftF0's pitch and confidence, with loudness, onsets and spectra, turned into notes the way a
+musician hears them (numpy only). The steps of `decode_notes`, in order:
+
+1. voicing: confidence ≥ voicing_threshold (with hysteresis), audio above the silence threshold; where the pitch is
+   the 2nd or 3rd harmonic of a note below SwiftF0's floor, the pitch moves down to it (low_bass);
+2. octave jumps shorter than half the pitch window fold back; gaps under min_gap_ms are bridged;
+3. pitch segments with hysteresis: a running median over PITCH_WINDOW_MS follows the note's centre; a new note
+   starts only when the centre moves split_semitones away, so vibrato and slides stay one note;
+4. boundary timing: a pitch boundary moves back to a loudness valley before it, or to where the new note's own
+   partials rose (a slow swell under the old note's release);
+5. onsets (band-level rises ≥ onset_threshold_db) split a note (repeated notes of one pitch); voicing starts and
+   pitch boundaries near an onset move onto it;
+6. the passing pitches of a glide go; pieces under min_note_ms join a neighbour; touching pieces of one pitch with
+   no onset between join; glides "bend" joins the two notes of a slow slide into one bent note;
+7. each note: the nearest MIDI note to its median pitch, velocity from its attack's loudness, bends = the smoothed
+   pitch minus the note's, a point each time it moves a cent; notes never overlap.
+
+A segment is [first frame, end frame (exclusive), MIDI pitch].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...clip import Bend, Note
+from .constants import (
+    BEND_RESOLUTION_CENTS, FRAME_S, GLIDE_PIECE_MAX_MS, HARMONIC_SEMITONES, LOW_PROBE_MAX_HZ, ONSET_SNAP_MS,
+    PARTIAL_BACKTRACK_MS, PARTIAL_MIN_RISE_DB, PARTIAL_RISE_FRACTION, PITCH_WINDOW_MS, SEMITONE_HIGHEST,
+    SEMITONE_LOWEST, STRAY_SEMITONES, VALLEY_MIN_DB, VELOCITY_RANGE_DB, VELOCITY_WINDOW_MS, VOICING_HYSTERESIS,
+)
+from .features import Frames
+from .options import SwiftF0Options
+
+Segment = list
+
+
+def decode_notes(frames: Frames, options: SwiftF0Options) -> tuple[Note, ...]:
+    """The notes of a monophonic line, in seconds from frame 0."""
+    if len(frames) == 0:
+        return ()
+    loudness = frames.loudness_db.astype(np.float64)
+    window = max(1, _frames(PITCH_WINDOW_MS)) | 1
+    min_length = max(1, _frames(options.min_note_ms))
+    pitch, voiced = _pitch_and_voicing(frames, options)
+    sounding = _fold_and_bridge(pitch, voiced, window, _frames(options.min_gap_ms))
+    segments = _pitch_segments(pitch, voiced, window, options.split_semitones)
+    _to_valleys(segments, loudness, window)
+    _to_partial_rise(segments, frames.semitone_db, min_length)
+    onsets = _onsets(frames.onset_db.astype(np.float64), loudness, options)
+    segments, starts = _apply_onsets(segments, onsets, voiced, min_length, window)
+    _drop_glide_pieces(segments, pitch, starts)
+    segments = _absorb_short(segments, starts, min_length)
+    glided = _merge_glides(segments, pitch, starts, options) if options.glides == "bend" else set()
+    segments = [s for s in segments if s[1] - s[0] >= min_length]
+    for s0, s1 in zip(segments, segments[1:]):  # one note at a time
+        s0[1] = min(s0[1], s1[0])
+    smooth = _running_median(pitch, 3)
+    return tuple(_note(a, b, p, pitch, smooth, sounding, loudness, a in glided, options)
+                 for a, b, p in segments if b > a)
+
+
+def _frames(ms: float) -> int:
+    return int(round(ms / 1000 / FRAME_S))
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True in mask (n,)."""
+    d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return list(zip(np.nonzero(d == 1)[0].tolist(), np.nonzero(d == -1)[0].tolist()))
+
+
+def _running_median(x: np.ndarray, width: int) -> np.ndarray:
+    """(n,) centred running median of x (n,); near the ends the window stays whole inside x, so a vibrato's first
+    swing does not read as the note's centre."""
+    n, h = len(x), width // 2
+    if n == 0 or h == 0:
+        return x.copy()
+    if n <= 2 * h + 1:
+        return np.full(n, np.median(x))
+    inner = np.median(np.lib.stride_tricks.sliding_window_view(x, 2 * h + 1), axis=1)
+    return np.concatenate([np.full(h, inner[0]), inner, np.full(h, inner[-1])])
+
+
+def _hold(values: np.ndarray, good: np.ndarray, *, side: str = "nearest") -> np.ndarray:
+    """(n,): values where `good` (n,), elsewhere the next good one ("nearest") or the last ("last")."""
+    idx = np.nonzero(good)[0]
+    if len(idx) == 0 or len(idx) == len(values):
+        return values
+    pos = np.arange(len(values))
+    if side == "last":
+        return values[idx[np.clip(np.searchsorted(idx, pos, side="right") - 1, 0, None)]]
+    return values[idx[np.clip(np.searchsorted(idx, pos), 0, len(idx) - 1)]]
+
+
+def _last_min(x: np.ndarray, lo: int, hi: int) -> int:
+    """Index of the last minimum of x[lo:hi] (after silence, the frame just before the sound)."""
+    part = x[lo:hi]
+    return lo + len(part) - 1 - int(np.argmin(part[::-1]))
+
+
+def _pitch_and_voicing(frames: Frames, options: SwiftF0Options) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) MIDI pitch (float) and (n,) voiced flags."""
+    f0 = np.maximum(frames.pitch_hz.astype(np.float64), 1e-3)
+    pitch = 69.0 + 12.0 * np.log2(f0 / 440.0)
+    confidence = frames.confidence.astype(np.float64)
+    voiced = confidence >= options.voicing_threshold
+    low = np.zeros(len(f0), bool)
+    if options.low_bass:
+        shift = frames.low_shift_semitones.astype(np.float64)
+        low = (f0 < LOW_PROBE_MAX_HZ) & (_running_median((shift > 0).astype(float), 5) > 0.5)
+        pitch -= np.where(low, _running_median(shift, 5), 0.0)
+        voiced |= low  # SwiftF0 is unsure below its range; the harmonic evidence decides there
+    for a, b in _runs(low | (confidence >= options.voicing_threshold - VOICING_HYSTERESIS)):
+        if voiced[a:b].any():
+            voiced[a:b] = True
+    voiced &= frames.loudness_db >= options.silence_threshold_dbfs
+    return pitch, voiced
+
+
+def _fold_and_bridge(pitch: np.ndarray, voiced: np.ndarray, window: int, gap: int) -> np.ndarray:
+    """In place: fold short octave jumps, bridge gaps of at most `gap` frames (pitch interpolated). Returns the
+    voiced flags from before bridging."""
+    runs = _runs(voiced)
+    for a, b in runs:
+        off = pitch[a:b] - _running_median(pitch[a:b], window)
+        octaves = np.rint(off / 12.0)
+        pitch[a:b] -= 12.0 * octaves * ((octaves != 0) & (np.abs(off - 12.0 * octaves) < 1.0))
+    sounding = voiced.copy()
+    for (_, b0), (a1, _) in zip(runs, runs[1:]):
+        if a1 - b0 <= gap:
+            voiced[b0:a1] = True
+            pitch[b0:a1] = np.interp(np.arange(b0, a1), [b0 - 1, a1], [pitch[b0 - 1], pitch[a1]])
+    return sounding
+
+
+def _pitch_segments(pitch: np.ndarray, voiced: np.ndarray, window: int, split_semitones: float) -> list[Segment]:
+    segments: list[Segment] = []
+    for a, b in _runs(voiced):
+        centre = _running_median(pitch[a:b], window)
+        note = int(np.rint(np.median(centre[:window])))
+        start = a
+        for i in range(a, b):
+            if abs(centre[i - a] - note) > split_semitones:
+                j = i
+                while j > max(start, i - window) and abs(pitch[j - 1] - note) > 0.5:
+                    j -= 1  # back to where the raw pitch left the old note
+                if j > start:
+                    segments.append([start, j, note])
+                    start = j
+                note = int(np.rint(centre[i - a]))
+        segments.append([start, b, note])
+    return segments
+
+
+def _to_valleys(segments: list[Segment], loudness: np.ndarray, window: int) -> None:
+    """Move a pitch boundary back to a loudness dip before it: the old note's release meeting the new attack."""
+    for s0, s1 in zip(segments, segments[1:]):
+        if s0[1] != s1[0]:
+            continue
+        j = s1[0]
+        lo = max(s0[0] + 1, j - window)
+        if j - lo >= 2:
+            k = _last_min(loudness, lo, j + 1)
+            if k < j and loudness[lo:j + 1].max() - loudness[k] >= VALLEY_MIN_DB:
+                s0[1] = s1[0] = k
+
+
+def _to_partial_rise(segments: list[Segment], semitone_db: np.ndarray, min_length: int) -> None:
+    """Move a pitch boundary back to where the new note's own partials (those the old one lacks) rose
+    PARTIAL_RISE_FRACTION of the way (in dB) from their floor: slow swells under a release (voice, strings)."""
+    n, back = len(semitone_db), _frames(PARTIAL_BACKTRACK_MS)
+    for s0, s1 in zip(segments, segments[1:]):
+        p, q = s0[2], s1[2]
+        if s0[1] != s1[0] or p == q:
+            continue
+        own = [q + h - SEMITONE_LOWEST for h in HARMONIC_SEMITONES
+               if all(abs(q + h - p - g) >= 1 for g in HARMONIC_SEMITONES) and SEMITONE_LOWEST <= q + h <= SEMITONE_HIGHEST]
+        j = s1[0]
+        lo = max(s0[0] + min_length, j - back)
+        if not own or lo >= j:
+            continue
+        level_db = semitone_db[lo:min(n, j + 5)][:, own].astype(np.float32).mean(axis=1)
+        top, floor = level_db[j - lo:].max(), level_db[:j - lo + 1].min()
+        if top - floor < PARTIAL_MIN_RISE_DB:
+            continue
+        threshold = floor + PARTIAL_RISE_FRACTION * (top - floor)
+        t = j - lo
+        while t > 0 and level_db[t - 1] >= threshold:
+            t -= 1
+        s0[1] = s1[0] = lo + t
+
+
+def _onsets(onset_db: np.ndarray, loudness: np.ndarray, options: SwiftF0Options) -> np.ndarray:
+    """Onset frames: peaks (the largest within ±2 frames) of the onset strength ≥ onset_threshold_db, each moved to the
+    loudness valley within the 4 frames before (the flux peaks while the attack fills its 64 ms window); after
+    silence, the first frame with sound."""
+    padded = np.pad(onset_db, 2, constant_values=-np.inf)
+    around = np.max(np.stack([padded[0:-4], padded[1:-3], padded[3:-1], padded[4:]]), axis=0)
+    peaks = np.nonzero((onset_db >= options.onset_threshold_db) & (onset_db >= around))[0]
+    valleys = np.array([_last_min(loudness, max(0, k - 4), k + 1) for k in peaks], dtype=int)
+    valleys += (loudness[valleys] < options.silence_threshold_dbfs) & (valleys < peaks)
+    return np.unique(valleys)
+
+
+def _apply_onsets(segments: list[Segment], onsets: np.ndarray, voiced: np.ndarray, min_length: int,
+                  settle: int) -> tuple[list[Segment], set[int]]:
+    """Segments split at re-articulations, starts moved onto near onsets; and the frames where an onset starts a note."""
+    starts: set[int] = set()
+    if len(onsets) == 0:
+        return segments, starts
+    snap = _frames(ONSET_SNAP_MS)
+    changes = {s[1] for s, t in zip(segments, segments[1:]) if s[1] == t[0] and s[2] != t[2]}
+    out: list[Segment] = []
+    for a, b, p in segments:
+        if a == 0 or not voiced[a - 1]:  # voicing starts late or early: the onset decides
+            near = onsets[(np.abs(onsets - a) <= snap) & (onsets >= (out[-1][1] if out else 0)) & (onsets < b - 1)]
+            if len(near):
+                a = int(near[np.argmin(np.abs(near - a))])
+                starts.add(a)
+        cut = a
+        for k in onsets[(onsets > a) & (onsets < b)]:
+            # A pitch change's own spectral change makes onsets just after or before it: not a second note.
+            after = min_length if cut in starts else max(min_length, settle)
+            before = max(min_length, settle) if b in changes else min_length
+            if k - cut >= after and b - k >= before:
+                out.append([cut, int(k), p])
+                cut = int(k)
+                starts.add(cut)
+        out.append([cut, b, p])
+    for s0, s1 in zip(out, out[1:]):  # pitch boundaries snap onto a near onset
+        if s0[1] == s1[0] and s1[0] not in starts:
+            near = onsets[np.abs(onsets - s1[0]) <= snap]
+            if len(near):
+                k = int(near[np.argmin(np.abs(near - s1[0]))])
+                if s0[0] < k < s1[1]:
+                    s0[1] = s1[0] = k
+                    starts.add(k)
+    return out, starts
+
+
+def _drop_glide_pieces(segments: list[Segment], pitch: np.ndarray, starts: set[int]) -> None:
+    """A short piece between touching neighbours, pitched between them, whose pitch drifts half a semitone or more
+    towards the next, is a glide passing by: it goes, and the neighbours meet where the pitch crosses their midpoint."""
+    longest = _frames(GLIDE_PIECE_MAX_MS)
+    i = 1
+    while i < len(segments) - 1:
+        s0, s, s1 = segments[i - 1], segments[i], segments[i + 1]
+        up = np.sign(s1[2] - s0[2])
+        if (s0[1] == s[0] and s[1] == s1[0] and s[0] not in starts and s[1] - s[0] <= longest
+                and min(s0[2], s1[2]) < s[2] < max(s0[2], s1[2])):
+            span = pitch[s[0]:s[1]]
+            q = max(1, len(span) // 4)
+            if (np.median(span[-q:]) - np.median(span[:q])) * up >= 0.5:
+                cross = np.nonzero((span - 0.5 * (s0[2] + s1[2])) * up >= 0)[0]
+                k = s[0] + (int(cross[0]) if len(cross) else len(span) // 2)
+                s0[1] = s1[0] = min(max(k, s0[0] + 1), s1[1] - 1)
+                del segments[i]
+                i = 1
+                continue
+        i += 1
+
+
+def _absorb_short(segments: list[Segment], starts: set[int], min_length: int) -> list[Segment]:
+    merged: list[Segment] = []
+    for s in segments:
+        touching = merged and merged[-1][1] == s[0]
+        if touching and s[1] - s[0] < min_length and s[0] not in starts:
+            merged[-1][1] = s[1]  # a short piece joins the note before
+        elif touching and merged[-1][1] - merged[-1][0] < min_length and merged[-1][0] not in starts:
+            merged[-1] = [merged[-1][0], s[1], s[2]]  # … or the note after
+        else:
+            merged.append(list(s))
+    out: list[Segment] = []
+    for s in merged:  # touching pieces of one pitch, no onset between: one note
+        if out and out[-1][1] == s[0] and out[-1][2] == s[2] and s[0] not in starts:
+            out[-1][1] = s[1]
+        else:
+            out.append(s)
+    return out
+
+
+def _merge_glides(segments: list[Segment], pitch: np.ndarray, starts: set[int], options: SwiftF0Options) -> set[int]:
+    """In place: two touching notes joined by a slide of at least glide_min_ms within the bend range, no onset
+    between, become one note; returns the start frames of those notes."""
+    glided: set[int] = set()
+    slow = options.glide_min_ms / 1000 / FRAME_S
+    out: list[Segment] = []
+    for s in segments:
+        if out and out[-1][1] == s[0] and s[0] not in starts:
+            previous = out[-1]
+            lo, hi = sorted((previous[2], s[2]))
+            i = j = s[0]  # the slide: where the pitch is a quarter tone inside both notes
+            while i > previous[0] and lo + 0.25 < pitch[i - 1] < hi - 0.25:
+                i -= 1
+            while j < s[1] and lo + 0.25 < pitch[j] < hi - 0.25:
+                j += 1
+            if hi - lo <= options.bend_range_semitones and j - i >= slow:
+                previous[1] = s[1]
+                glided.add(previous[0])
+                continue
+        out.append(s)
+    segments[:] = out
+    return glided
+
+
+def _note(a: int, b: int, pitch: int, frame_pitch: np.ndarray, smooth: np.ndarray, sounding: np.ndarray,
+          loudness: np.ndarray, glided: bool, options: SwiftF0Options) -> Note:
+    start_s, end_s = a * FRAME_S, b * FRAME_S
+    heard = sounding[a:b]
+    if not glided:  # a glide is the note it starts on, bent
+        pitch = int(np.rint(np.median(frame_pitch[a:b][heard] if heard.any() else frame_pitch[a:b])))
+    pitch = int(np.clip(pitch, 0, 127))
+    attack_db = float(np.max(loudness[a:min(b, a + _frames(VELOCITY_WINDOW_MS))]))
+    velocity = int(np.clip(round(127 * 10 ** ((attack_db + 3.0) / VELOCITY_RANGE_DB)), 1, 127))
+    return Note(pitch, start_s, end_s, velocity, _bends(a, pitch, smooth[a:b], heard, glided, options))
+
+
+def _bends(a: int, pitch: int, smooth: np.ndarray, heard: np.ndarray, glided: bool,
+           options: SwiftF0Options) -> tuple[Bend, ...]:
+    """A Bend each time the note's smoothed pitch (n,) moves BEND_RESOLUTION_CENTS; none for a note that never
+    strays that far. The MIDI writer returns the wheel to 0 at the note's end."""
+    if options.pitch_bends == "off":
+        return ()
+    off = _hold(smooth - pitch, heard)  # silent frames hold the nearest heard value
+    if not glided:
+        off = _hold(off, np.abs(off) <= STRAY_SEMITONES, side="last")  # stray frames hold the last good one
+    off = np.clip(off, -options.bend_range_semitones, options.bend_range_semitones)
+    step = BEND_RESOLUTION_CENTS / 100.0
+    bends, last = [], 0.0
+    for k, value in enumerate(off.tolist()):
+        if abs(value - last) >= step:
+            bends.append(Bend(round((a + k) * FRAME_S, 6), round(value, 4)))
+            last = value
+    return tuple(bends)

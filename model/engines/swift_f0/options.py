@@ -1,0 +1,67 @@
+"""The SwiftF0 engine's decoding options: how pitch and confidence become notes. Standard library only, like every
+option group (model.options), so that presets are read and checked without numpy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...options import Spec, check_fields, from_mapping, to_mapping
+
+DECODE_SPECS = {
+    "voicing_threshold": Spec(float, 0.0, 1.0, open_low=True, open_high=True),
+    "silence_threshold_dbfs": Spec(float, -120.0, 0.0),
+    "min_note_ms": Spec(float, 16.0, 10_000.0),
+    "min_gap_ms": Spec(float, 0.0, 2_000.0),
+    "split_semitones": Spec(float, 0.5, 12.0),
+    "onset_threshold_db": Spec(float, 0.5, 60.0),
+    "glides": Spec(str, choices=("split", "bend")),
+    "glide_min_ms": Spec(float, 0.0, 2_000.0),
+    "bend_range_semitones": Spec(float, 0.0, 48.0, open_low=True),
+    "pitch_bends": Spec(str, choices=("off", "on")),
+    "low_bass": Spec(bool),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SwiftF0Options:
+    """How SwiftF0's frames become notes. Defaults were chosen on rendered flute, trumpet and bass (README).
+
+    voicing_threshold: SwiftF0's confidence for a sounding frame (0.5 is its
+    calibration); a sounding stretch goes on down to 0.2 below it.
+    silence_threshold_dbfs: quieter frames (32 ms RMS) are silence.
+    min_note_ms: shorter pieces join a neighbour or go. min_gap_ms: shorter
+    silences inside a line are bridged.
+    split_semitones: a new note starts only when the pitch's running centre
+    (a median over about one vibrato period) moves this far from the note, so
+    vibrato and slides stay one note carried by bends.
+    onset_threshold_db: a band-level rise this large is a (re-)articulation: it
+    starts a note, also on the same pitch.
+    glides: "split" (a slide between notes gives two notes) or "bend" (one note
+    bent to the next pitch, when the slide takes at least glide_min_ms, has no
+    onset and stays within bend_range_semitones).
+    bend_range_semitones: bends are clipped to ±this (the MIDI files carry ±2).
+    pitch_bends: "on" (continuous, cent-accurate, back to 0 at each note's end) or "off".
+    low_bass: find notes below SwiftF0's 46.9 Hz floor (E1, B0) from their harmonics.
+    """
+
+    voicing_threshold: float = 0.5
+    silence_threshold_dbfs: float = -60.0
+    min_note_ms: float = 60.0
+    min_gap_ms: float = 40.0
+    split_semitones: float = 0.75
+    onset_threshold_db: float = 4.0
+    glides: str = "split"
+    glide_min_ms: float = 64.0
+    bend_range_semitones: float = 2.0
+    pitch_bends: str = "on"
+    low_bass: bool = True
+
+    def __post_init__(self):
+        check_fields(self, DECODE_SPECS, where="swift-f0 decode options")
+
+    @classmethod
+    def from_dict(cls, data: dict, *, where: str = "swift-f0 decode options") -> SwiftF0Options:
+        return from_mapping(cls, data, DECODE_SPECS, where=where)
+
+    def to_dict(self) -> dict:
+        return to_mapping(self)
