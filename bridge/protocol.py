@@ -256,6 +256,19 @@ def check_worker_message(message: Message) -> None:
     check_fields(message.header, spec, f"worker {message.kind}")
     if n_buffers >= 0 and len(message.buffers) != n_buffers:
         raise ProtocolError("malformed", f"worker {message.kind}: {len(message.buffers)} buffers, not {n_buffers}")
+    if message.kind == W_RESULT:
+        check_result_buffers(message.header["note_count"], message.buffers)
+
+
+def check_result_buffers(note_count: int, buffers: list) -> None:
+    """A result's buffers as its client will read them: a standard MIDI file, and the clip's JSON with its notes."""
+    try:
+        notes = json.loads(_bytes(buffers[1])).get("notes")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        notes = None
+    if not _bytes(buffers[0]).startswith(b"MThd") or not isinstance(notes, list) or len(notes) != note_count:
+        raise ProtocolError("malformed", f"worker result: its buffers are not a MIDI file and the JSON of a clip "
+                                         f"of {note_count} notes")
 
 
 def check_fields(header: dict, spec: dict, where: str) -> None:
