@@ -10,7 +10,8 @@ plays the remote peer for `forbidden`.
 Not here, as no client can provoke them: `worker_died`, `worker_hung` and
 `internal` (tests/test_faults.py, tests/test_daemon_liveness.py and the
 worker-side fuzzing in tests/test_fuzz_workers.py), `plugin_unavailable`
-(tests/test_faults.py), `model_missing` and `model_corrupt` (tests/test_weights.py).
+(tests/test_faults.py), `model_missing` and `model_corrupt` (tests/test_weights.py). A frame over
+`max_frame_bytes` (256 MiB to send) costing its sender the connection is tests/test_fuzz.py's.
 """
 
 import json
