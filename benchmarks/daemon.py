@@ -25,10 +25,10 @@ import threading
 import time
 from pathlib import Path
 
-from bridge.discovery import read_discovery
-from bridge.protocol import BACKGROUND
-from model.region import Region
-from plugin_host.client import Client
+from midibridge.bridge.discovery import read_discovery
+from midibridge.bridge.protocol import BACKGROUND
+from midibridge.model.region import Region
+from midibridge.plugin_host.client import Client
 
 from .corpus import corpus_manifest, corpus_parser
 
@@ -65,7 +65,7 @@ class _Daemon:
         self.endpoint = f"ipc://{self.home.name}/frontend.sock"
         with open(out / f"daemon-{workers}x{threads}.log", "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "plugin_host.cli", "serve", "--endpoint", self.endpoint, "--workers",
+                [sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--endpoint", self.endpoint, "--workers",
                  str(workers), "--threads", str(threads)], env=env, stdout=log, stderr=log, cwd=self.home.name)
         os.environ["XDG_RUNTIME_DIR"] = self.home.name  # so that read_discovery() finds this one
         deadline = time.monotonic() + 60
@@ -99,7 +99,7 @@ class _Daemon:
 
 
 def _latency(audio: Path, runs: int, out: Path) -> dict:
-    from model.pipeline import Transcriber
+    from midibridge.model.pipeline import Transcriber
 
     transcriber = Transcriber()
     daemon = _Daemon(workers=os.cpu_count() or 1, threads=0, out=out)  # as `midibridge serve` starts by default

@@ -16,9 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from model.pipeline import Transcriber
-from model.presets import available_presets, load_preset
-from model.region import Region
+from midibridge.model.pipeline import Transcriber
+from midibridge.model.presets import available_presets, load_preset
+from midibridge.model.region import Region
 
 from .corpus import SHARED, corpus_manifest, corpus_parser
 

@@ -35,11 +35,11 @@ from pathlib import Path
 import numpy as np
 from pedalboard.io import AudioFile
 
-from model.audio import open_region, resample
-from model.engines.basic_pitch.constants import SAMPLE_RATE_HZ, WINDOW_SAMPLES
-from model.engines.basic_pitch.inference import cut_windows, fill_batches
-from model.pipeline import Transcriber
-from model.region import Region
+from midibridge.model.audio import open_region, resample
+from midibridge.model.engines.basic_pitch.constants import SAMPLE_RATE_HZ, WINDOW_SAMPLES
+from midibridge.model.engines.basic_pitch.inference import cut_windows, fill_batches
+from midibridge.model.pipeline import Transcriber
+from midibridge.model.region import Region
 
 from .corpus import SHARED, corpus_manifest, corpus_parser
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import zmq
 import zmq.asyncio
 
-from model.engines.basic_pitch.weights import MODEL_SHA256, find_model
-from model.errors import ModelError
+from midibridge.model.engines.basic_pitch.weights import MODEL_SHA256, find_model
+from midibridge.model.errors import ModelError
 
 from . import discovery
 from . import protocol as p

@@ -21,7 +21,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from model.region import MAX_CHANNELS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
+from midibridge.model.region import MAX_CHANNELS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 
 PROTOCOL_NAME = "midibridge"
 # major.minor; a peer of another major version is refused. 2.0: a result's notes travel in a buffer.
@@ -321,7 +321,7 @@ def region_to_wire(region, buffers: list) -> dict:
 def region_from_wire(region: dict, buffers: list):
     """A model.region.Region from its wire form (checked by check_region); inline samples become a (channels, n)
     float32 array, so numpy is imported here, on the worker's side only."""
-    from model.region import Region
+    from midibridge.model.region import Region
 
     place = {"start_s": float(region.get("start_s", 0.0)), "position_s": float(region.get("position_s", 0.0)),
              "duration_s": None if region.get("duration_s") is None else float(region["duration_s"])}

@@ -14,9 +14,9 @@ from importlib import metadata
 
 import zmq
 
-from model.clip import Tempo
-from model.errors import ModelError
-from model.presets import available_presets, is_preset_path, read_preset, resolve_preset
+from midibridge.model.clip import Tempo
+from midibridge.model.errors import ModelError
+from midibridge.model.presets import available_presets, is_preset_path, read_preset, resolve_preset
 
 from . import protocol as p
 from .cache import ResultCache

@@ -1,6 +1,6 @@
 """A worker process: loads the model once, then transcribes the jobs the daemon sends it, one at a time.
 
-    python -m bridge.worker --endpoint ipc://… --identity W1 [--threads N] [--model PATH]
+    python -m midibridge.bridge.worker --endpoint ipc://… --identity W1 [--threads N] [--model PATH]
 
 A job may ask for one onnxruntime thread: the daemon does so when other
 jobs run beside it, as workers that all use every core slow each other down.
@@ -23,10 +23,10 @@ import time
 
 import zmq
 
-from model.clip import Tempo
-from model.errors import Cancelled, ModelError
-from model.pipeline import Transcriber
-from model.presets import resolve_preset
+from midibridge.model.clip import Tempo
+from midibridge.model.errors import Cancelled, ModelError
+from midibridge.model.pipeline import Transcriber
+from midibridge.model.presets import resolve_preset
 
 from .protocol import (HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, W_CANCEL, W_ERROR, W_HEARTBEAT, W_JOB, W_PROGRESS,
                        W_READY, W_RESULT, WORKER_PROTOCOL_ID, Message, ProtocolError, check_worker_message,
@@ -122,7 +122,7 @@ def heartbeat(context: zmq.Context, endpoint: str, identity: bytes) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bridge.worker")
+    parser = argparse.ArgumentParser(prog="python -m midibridge.bridge.worker")
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--identity", required=True)
     parser.add_argument("--threads", type=int, default=0)

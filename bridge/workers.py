@@ -20,7 +20,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .discovery import runtime_dir
 from .protocol import HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS
 
 STARTUP_GRACE_S = 60.0  # a worker importing onnxruntime on a loaded machine is silent for a while
@@ -80,12 +79,11 @@ class WorkerPool:
     def _spawn(self, *, interactive_only: bool) -> WorkerHandle:
         self._serial += 1
         identity = f"W{os.getpid()}-{self._serial}".encode()
-        command = [sys.executable, "-m", "bridge.worker", "--endpoint", self.endpoint,
+        command = [sys.executable, "-m", "midibridge.bridge.worker", "--endpoint", self.endpoint,
                    "--identity", identity.decode(), "--threads", str(self.threads)]
         if self.model_path:
             command += ["--model", self.model_path]
-        # `python -m` puts its working directory first on sys.path: run where no folder can shadow our packages.
-        process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL, cwd=runtime_dir())
+        process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL)
         handle = WorkerHandle(identity, process, interactive_only)
         self.workers[identity] = handle
         return handle

@@ -9,6 +9,7 @@ bad value and what is allowed.
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,9 +219,7 @@ def _candidates(name: str):
 
 
 def _builtin_dir() -> Path:
-    # The `presets` data package sits beside this one, installed or not; found by path, not by import, so that
-    # a folder called "presets" in the working directory cannot stand in for it.
-    return Path(__file__).resolve().parent.parent / "presets"
+    return Path(str(importlib.resources.files("midibridge.presets")))
 
 
 def preset_to_toml(preset: Preset) -> str:

@@ -21,8 +21,8 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.clip import Tempo
-from model.region import Region
+from midibridge.model.clip import Tempo
+from midibridge.model.region import Region
 
 from .jobs import ClientError
 from .scripts import midibridge_command, write_scripts

@@ -10,10 +10,10 @@ import argparse
 import os
 import sys
 
-from bridge.discovery import default_endpoint
-from bridge.protocol import ENDPOINT_ENV, MAX_BATCH_REGIONS
-from model.clip import DEFAULT_BPM
-from model.errors import ModelError
+from midibridge.bridge.discovery import default_endpoint
+from midibridge.bridge.protocol import ENDPOINT_ENV, MAX_BATCH_REGIONS
+from midibridge.model.clip import DEFAULT_BPM
+from midibridge.model.errors import ModelError
 
 from . import commands
 from .jobs import ClientError

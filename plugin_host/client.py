@@ -20,10 +20,10 @@ from contextlib import closing
 
 import zmq
 
-from bridge import discovery
-from bridge import protocol as p
-from model.clip import Clip, Tempo
-from model.region import Region
+from midibridge.bridge import discovery
+from midibridge.bridge import protocol as p
+from midibridge.model.clip import Clip, Tempo
+from midibridge.model.region import Region
 
 from .jobs import ClientError, DaemonUnavailable, JobResult, Progress, ProgressCallback
 
@@ -229,9 +229,9 @@ def ensure_daemon(*, endpoint: str | None = None, timeout_s: float = START_TIMEO
     runtime = discovery.runtime_dir()
     runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = runtime / "daemon.log"
-    command = [sys.executable, "-m", "plugin_host.cli", "serve", "--endpoint", endpoint]
-    # `python -m` puts its working directory first on sys.path: start it where no folder can shadow our packages.
-    with open(log_path, "ab") as log:  # the daemon keeps its own copy of the handle
+    command = [sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--endpoint", endpoint]
+    # A daemon outlives this command: it keeps its own copy of the log's handle, and holds no one's working folder.
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                                    cwd=runtime)
     deadline = time.monotonic() + timeout_s

@@ -10,10 +10,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge import discovery
-from bridge.protocol import BACKGROUND, ENDPOINT_ENV
-from model.clip import Clip, Tempo
-from model.region import Region
+from midibridge.bridge import discovery
+from midibridge.bridge.protocol import BACKGROUND, ENDPOINT_ENV
+from midibridge.model.clip import Clip, Tempo
+from midibridge.model.region import Region
 
 from . import runner
 from .jobs import ClientError, JobResult, OverallProgress, Progress
@@ -194,7 +194,7 @@ def host_transcribe(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from bridge.daemon import Daemon, DaemonConfig, DaemonError
+    from midibridge.bridge.daemon import Daemon, DaemonConfig, DaemonError
 
     logging.basicConfig(level=logging.INFO, format="midibridge serve: %(message)s")
     config = DaemonConfig(endpoint=args.endpoint, workers=args.workers, threads_per_worker=args.threads,
@@ -256,7 +256,7 @@ def _client_of(found: dict):
 
 
 def presets_list(args: argparse.Namespace) -> int:
-    from model.presets import available_presets, read_preset
+    from midibridge.model.presets import available_presets, read_preset
 
     for name, (source, path) in sorted(available_presets().items()):
         print(f"{name:18} {source:9} {read_preset(path, source=source).description}")
@@ -264,7 +264,7 @@ def presets_list(args: argparse.Namespace) -> int:
 
 
 def presets_show(args: argparse.Namespace) -> int:
-    from model.presets import load_preset, preset_to_toml
+    from midibridge.model.presets import load_preset, preset_to_toml
 
     preset = load_preset(args.preset)
     print(f"# {preset.name}: from {preset.source}")
@@ -273,7 +273,7 @@ def presets_show(args: argparse.Namespace) -> int:
 
 
 def presets_validate(args: argparse.Namespace) -> int:
-    from model.presets import read_preset
+    from midibridge.model.presets import read_preset
 
     preset = read_preset(Path(args.path), source=args.path)
     print(f"{args.path}: valid preset {preset.name!r} ({len(preset.chain)} processing steps)")
@@ -281,14 +281,14 @@ def presets_validate(args: argparse.Namespace) -> int:
 
 
 def model_install(args: argparse.Namespace) -> int:
-    from model.engines.basic_pitch.weights import install_model
+    from midibridge.model.engines.basic_pitch.weights import install_model
 
     print(f"model installed and verified: {install_model(wheel=args.wheel, force=args.force)}")
     return 0
 
 
 def model_info(args: argparse.Namespace) -> int:
-    from model.engines.basic_pitch.inference import Model
+    from midibridge.model.engines.basic_pitch.inference import Model
 
     info = Model(args.model).describe()
     print(f"path:   {info['path']}\nsha256: {info['sha256']}")

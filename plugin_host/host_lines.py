@@ -38,10 +38,10 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.clip import Tempo
-from model.errors import OptionError
-from model.midi import assign_channels, assign_mpe_channels
-from model.region import Region
+from midibridge.model.clip import Tempo
+from midibridge.model.errors import OptionError
+from midibridge.model.midi import assign_channels, assign_mpe_channels
+from midibridge.model.region import Region
 
 from . import runner
 from .jobs import JobResult, OverallProgress, Progress

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from model.clip import Clip
+from midibridge.model.clip import Clip
 
 
 class ClientError(Exception):

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bridge import discovery
-from bridge.protocol import INTERACTIVE
-from model.clip import Tempo
-from model.region import Region
+from midibridge.bridge import discovery
+from midibridge.bridge.protocol import INTERACTIVE
+from midibridge.model.clip import Tempo
+from midibridge.model.region import Region
 
 from .jobs import ClientError, JobResult, Progress, ProgressCallback
 
@@ -44,7 +44,7 @@ def run(regions: list[Region], *, where: str, preset: str | None, tempo: Tempo |
 
 def _for_the_wire(preset: str | None) -> str | dict | None:
     """A preset file travels inline (the daemon may not see this machine's files); a name goes as a name."""
-    from model.presets import is_preset_path, load_preset
+    from midibridge.model.presets import is_preset_path, load_preset
 
     if preset is None or not is_preset_path(preset):
         return preset
@@ -52,9 +52,9 @@ def _for_the_wire(preset: str | None) -> str | dict | None:
 
 
 def _in_process(regions, *, preset, tempo, on_progress, model_path, threads, allow_truncated) -> Iterator[JobResult]:
-    from model.errors import ModelError
-    from model.pipeline import Transcriber
-    from model.presets import resolve_preset
+    from midibridge.model.errors import ModelError
+    from midibridge.model.pipeline import Transcriber
+    from midibridge.model.presets import resolve_preset
 
     chosen = resolve_preset(preset)  # a bad preset stops everything, as the daemon refuses the whole request
     transcriber = Transcriber(model_path=model_path, threads=threads)

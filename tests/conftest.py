@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from model.clip import Note
+from midibridge.model.clip import Note
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 REPO = Path(__file__).resolve().parent.parent
@@ -105,7 +105,7 @@ PIANO_LINE = melody([60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60,
 
 @pytest.fixture(scope="session")
 def transcriber():
-    from model.pipeline import Transcriber
+    from midibridge.model.pipeline import Transcriber
     return Transcriber()
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import zmq
 
-from bridge import discovery
-from bridge import protocol as p
-from plugin_host.client import Client
+from midibridge.bridge import discovery
+from midibridge.bridge import protocol as p
+from midibridge.plugin_host.client import Client
 
 
 def free_port() -> int:

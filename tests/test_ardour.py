@@ -18,8 +18,8 @@ from pathlib import Path
 import mido
 import pytest
 
-from model.clip import Tempo
-from model.region import Region
+from midibridge.model.clip import Tempo
+from midibridge.model.region import Region
 
 from conftest import Note, matches, synthesize, write_audio
 from daemon_helpers import DaemonProcess
@@ -131,7 +131,7 @@ def test_a_trimmed_region_at_3_5_s_becomes_a_midi_region_at_3_5_s_with_the_trimm
     assert audio["position"] == round(3.5 * rate) and audio["start"] == round(1.25 * rate)
 
     # What midibridge itself hears in that region: Ardour holds the same notes, to the tick, at the same samples.
-    from model.pipeline import Transcriber
+    from midibridge.model.pipeline import Transcriber
     clip = Transcriber().transcribe(Region.from_file(placed.file, start_s=1.25, duration_s=4.0, position_s=3.5),
                                     tempo=Tempo(bpm=BPM))
     samples_per_tick = rate * 60 / BPM / 1920
@@ -145,7 +145,7 @@ def test_a_trimmed_region_at_3_5_s_becomes_a_midi_region_at_3_5_s_with_the_trimm
         assert abs(audio["position"] + start_s * rate - sample) <= samples_per_tick + 1
 
     # Its bends too: the pitch-wheel events midibridge's own MIDI file of that clip has, at the same beats.
-    from model.midi import clip_to_midi
+    from midibridge.model.midi import clip_to_midi
     assert any(n.bends for n in clip.notes), "the takes's notes are bent a little"
     in_ardour, ours = smf_bends(mido.MidiFile(midi["smf"])), smf_bends(clip_to_midi(clip))
     assert len(in_ardour) == len(ours)

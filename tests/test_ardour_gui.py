@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from model.region import Region
+from midibridge.model.region import Region
 
 from ardour_gui import ArdourEditor, missing_tools, saved_action_slots, write_action_slots
 from conftest import Note, matches

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.region import Region
-from plugin_host.jobs import ClientError
+from midibridge.model.region import Region
+from midibridge.plugin_host.jobs import ClientError
 
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess

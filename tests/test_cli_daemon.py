@@ -1,13 +1,14 @@
 """The command line with a daemon running: the same clips as in-process, found without being told, batches isolated."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from daemon_helpers import DaemonProcess
+from daemon_helpers import DaemonProcess, free_port
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 
@@ -63,8 +64,7 @@ def test_batch_converts_a_directory_and_reports_the_one_that_failed(daemon, pian
 
 
 def test_without_a_daemon_the_commands_say_so_and_convert_runs_in_process(piano_line, tmp_path):
-    import os
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path))
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path), MIDIBRIDGE_ENDPOINT=f"tcp://127.0.0.1:{free_port()}")
     ping = subprocess.run([MIDIBRIDGE, "ping"], capture_output=True, text=True, env=env)
     converted = subprocess.run([MIDIBRIDGE, "convert", piano_line, "-o", tmp_path / "x.mid"], capture_output=True,
                                text=True, env=env)
@@ -74,16 +74,12 @@ def test_without_a_daemon_the_commands_say_so_and_convert_runs_in_process(piano_
 
 
 def test_convert_daemon_starts_a_daemon_when_none_runs(piano_line, tmp_path):
-    import os
-
-    from daemon_helpers import free_port
-
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path), MIDIBRIDGE_ENDPOINT=f"tcp://127.0.0.1:{free_port()}")
     converted = subprocess.run([MIDIBRIDGE, "convert", piano_line, "-o", tmp_path / "x.mid", "--daemon"],
                                capture_output=True, text=True, env=env)
     [discovered] = (tmp_path / "midibridge").glob("daemon-*.json")
     record = json.loads(discovered.read_text())
-    stopped = subprocess.run([sys.executable, "-c", "from plugin_host.client import Client; Client().shutdown()"],
+    stopped = subprocess.run([sys.executable, "-c", "from midibridge.plugin_host.client import Client; Client().shutdown()"],
                              env=env, capture_output=True, text=True)
 
     assert converted.returncode == 0, converted.stderr

@@ -6,14 +6,14 @@ import time
 
 import pytest
 
-from model.region import Region
-from plugin_host.client import Client, DaemonUnavailable
+from midibridge.model.region import Region
+from midibridge.plugin_host.client import Client, DaemonUnavailable
 
 from daemon_helpers import DaemonProcess, free_port
 
 
 def test_converting_in_process_does_not_load_zeromq_and_the_client_does_not_load_numpy():
-    probe = ("import sys, plugin_host.cli, plugin_host.runner, plugin_host.host_lines; "
+    probe = ("import sys, midibridge.plugin_host.cli, midibridge.plugin_host.runner, midibridge.plugin_host.host_lines; "
              "print('zmq' in sys.modules)")
 
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
@@ -21,7 +21,7 @@ def test_converting_in_process_does_not_load_zeromq_and_the_client_does_not_load
 
 
 def test_the_client_and_the_protocol_import_without_numpy_or_onnxruntime():
-    probe = ("import sys, plugin_host.client, plugin_host.cli, bridge.protocol; "
+    probe = ("import sys, midibridge.plugin_host.client, midibridge.plugin_host.cli, midibridge.bridge.protocol; "
              "print(sorted(m for m in ('numpy', 'onnxruntime', 'pedalboard', 'mido') if m in sys.modules))")
 
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
@@ -65,7 +65,7 @@ def test_a_daemon_started_from_a_folder_holding_folders_named_like_our_packages_
 
     converted = subprocess.run([midibridge, "convert", str(piano_line), "--daemon", "--preset", "piano", "--json",
                                 "-o", "x.mid"], cwd=tmp_path, env=env, capture_output=True, text=True)
-    stopped = subprocess.run([sys.executable, "-c", "from plugin_host.client import Client; Client().shutdown()"],
+    stopped = subprocess.run([sys.executable, "-c", "from midibridge.plugin_host.client import Client; Client().shutdown()"],
                              env=env, capture_output=True, text=True)
 
     assert converted.returncode == 0, converted.stderr + (tmp_path / "run" / "midibridge" / "daemon.log").read_text()
@@ -73,7 +73,7 @@ def test_a_daemon_started_from_a_folder_holding_folders_named_like_our_packages_
 
 
 def test_overall_progress_counts_finished_regions_and_the_model_runs_of_running_ones():
-    from plugin_host.jobs import OverallProgress, Progress
+    from midibridge.plugin_host.jobs import OverallProgress, Progress
 
     overall = OverallProgress(4)
 

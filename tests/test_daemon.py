@@ -13,10 +13,10 @@ import pytest
 import zmq
 import zmq.auth
 
-from bridge import protocol as p
-from model.clip import Tempo
-from model.region import Region
-from plugin_host.client import Client, ClientError, DaemonUnavailable
+from midibridge.bridge import protocol as p
+from midibridge.model.clip import Tempo
+from midibridge.model.region import Region
+from midibridge.plugin_host.client import Client, ClientError, DaemonUnavailable
 
 from daemon_helpers import DaemonProcess, exchange, submit_raw, wait_for
 
@@ -276,7 +276,7 @@ def test_a_second_daemon_on_the_same_endpoint_refuses_to_start(daemon):
     import subprocess
     import sys
 
-    second = subprocess.run([sys.executable, "-m", "plugin_host.cli", "serve", "--endpoint", daemon.endpoint],
+    second = subprocess.run([sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--endpoint", daemon.endpoint],
                             env=daemon.env, capture_output=True, text=True, timeout=60)
 
     assert second.returncode == 1 and "already serves" in second.stderr

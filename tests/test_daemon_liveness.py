@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bridge import discovery
-from bridge import protocol as p
-from model.clip import Tempo
-from model.midi import clip_to_bytes
-from model.region import Region
-from plugin_host.client import Client, ensure_daemon
-from plugin_host.jobs import ClientError
+from midibridge.bridge import discovery
+from midibridge.bridge import protocol as p
+from midibridge.model.clip import Tempo
+from midibridge.model.midi import clip_to_bytes
+from midibridge.model.region import Region
+from midibridge.plugin_host.client import Client, ensure_daemon
+from midibridge.plugin_host.jobs import ClientError
 
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
@@ -212,9 +212,9 @@ def test_a_daemon_on_a_private_endpoint_serves_only_those_who_ask_for_it(tmp_pat
     try:
         env = dict(running.env)
         del env["MIDIBRIDGE_ENDPOINT"]
-        default = subprocess.run([sys.executable, "-m", "plugin_host.cli", "ping"], env=env, capture_output=True,
+        default = subprocess.run([sys.executable, "-m", "midibridge.plugin_host.cli", "ping"], env=env, capture_output=True,
                                  text=True)
-        told = subprocess.run([sys.executable, "-m", "plugin_host.cli", "ping"], env=running.env,
+        told = subprocess.run([sys.executable, "-m", "midibridge.plugin_host.cli", "ping"], env=running.env,
                               capture_output=True, text=True)
     finally:
         running.stop()

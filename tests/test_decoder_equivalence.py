@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from model.engines.basic_pitch.bends import add_pitch_bends, drop_overlapping_bends
-from model.engines.basic_pitch.notes import decode_notes
-from model.engines.basic_pitch.options import DecodeOptions
-from model.region import Region
+from midibridge.model.engines.basic_pitch.bends import add_pitch_bends, drop_overlapping_bends
+from midibridge.model.engines.basic_pitch.notes import decode_notes
+from midibridge.model.engines.basic_pitch.options import DecodeOptions
+from midibridge.model.region import Region
 
 from conftest import PIANO_LINE, Note, synthesize
 
@@ -50,8 +50,8 @@ def assert_same_notes(mine, theirs):
 
 @pytest.fixture(scope="module")
 def activations(transcriber, piano_line, tmp_path_factory):
-    from model.audio import open_region, resample, resampled_length
-    from model.engines.basic_pitch.constants import SAMPLE_RATE_HZ
+    from midibridge.model.audio import open_region, resample, resampled_length
+    from midibridge.model.engines.basic_pitch.constants import SAMPLE_RATE_HZ
 
     from conftest import write_audio
 

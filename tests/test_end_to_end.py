@@ -1,6 +1,6 @@
 """A musician's audio in, the notes they played out: rendered with fluidsynth from known notes, transcribed, compared."""
 
-from model.region import Region
+from midibridge.model.region import Region
 
 from conftest import NYLON_GUITAR, PIANO_LINE, matches, melody, render
 

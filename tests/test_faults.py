@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge import protocol as p
-from model.region import Region
-from plugin_host.jobs import ClientError
+from midibridge.bridge import protocol as p
+from midibridge.model.region import Region
+from midibridge.plugin_host.jobs import ClientError
 
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for

@@ -15,8 +15,8 @@ import pytest
 import zmq
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
-from bridge import protocol as p
-from model.region import Region
+from midibridge.bridge import protocol as p
+from midibridge.model.region import Region
 
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess
@@ -172,9 +172,9 @@ def test_an_oversized_frame_costs_only_its_sender_the_connection(daemon, figures
                                                      optional={"cutoff_hz": JSON, "gain_db": JSON, "path": JSON})),
     "decode": JSON, "post": JSON, "name": JSON}), tempo=JSON)
 def test_any_json_as_a_preset_or_a_tempo_is_taken_or_refused_with_a_code(preset, tempo):
-    from model.clip import Tempo
-    from model.errors import OptionError
-    from model.presets import Preset
+    from midibridge.model.clip import Tempo
+    from midibridge.model.errors import OptionError
+    from midibridge.model.presets import Preset
 
     for build in (lambda: Preset.from_dict(preset), lambda: Tempo.from_dict(tempo) if isinstance(tempo, dict) else None):
         try:

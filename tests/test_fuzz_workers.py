@@ -23,7 +23,7 @@ import pytest
 import zmq
 from hypothesis import HealthCheck, Phase, example, given, settings, strategies as st
 
-from bridge import protocol as p
+from midibridge.bridge import protocol as p
 
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.engines.basic_pitch.bends import add_pitch_bends
-from model.engines.basic_pitch.notes import decode_notes
+from midibridge.model.engines.basic_pitch.bends import add_pitch_bends
+from midibridge.model.engines.basic_pitch.notes import decode_notes
 
 GOLDEN = Path(__file__).parent / "data" / "golden_activations.npz"
 
@@ -33,10 +33,10 @@ GOLDEN_OUTPUTS = json.loads((Path(__file__).parent / "data" / "golden_outputs.js
 
 @pytest.mark.parametrize("case", sorted(GOLDEN_OUTPUTS["cases"]))
 def test_every_built_in_preset_still_makes_the_same_clip_and_midi_file_to_the_byte(case, transcriber):
-    from model.clip import Tempo
-    from model.midi import clip_to_bytes
-    from model.presets import Preset
-    from model.region import Region
+    from midibridge.model.clip import Tempo
+    from midibridge.model.midi import clip_to_bytes
+    from midibridge.model.presets import Preset
+    from midibridge.model.region import Region
 
     stored = GOLDEN_OUTPUTS["cases"][case]
     example = Path(__file__).parent.parent / "examples" / "ode_to_joy_piano.flac"

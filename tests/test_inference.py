@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from model.engines.basic_pitch.constants import FFT_HOP_SAMPLES, HOP_SAMPLES, KEPT_FRAMES_PER_WINDOW, SAMPLE_RATE_HZ
-from model.engines.basic_pitch.inference import frame_count, frame_times_s
-from model.region import Region
+from midibridge.model.engines.basic_pitch.constants import FFT_HOP_SAMPLES, HOP_SAMPLES, KEPT_FRAMES_PER_WINDOW, SAMPLE_RATE_HZ
+from midibridge.model.engines.basic_pitch.inference import frame_count, frame_times_s
+from midibridge.model.region import Region
 
 from conftest import Note, matches, synthesize, write_audio
 
@@ -34,7 +34,7 @@ def _activations(model, audio, *, chunk=None):
 
 
 def test_chunk_sizes_and_batch_sizes_do_not_change_the_model_outputs(transcriber):
-    from model.engines.basic_pitch.inference import Model
+    from midibridge.model.engines.basic_pitch.inference import Model
 
     audio = synthesize([Note(60 + i, 0.2 + 0.6 * i, 0.7 + 0.6 * i, 100) for i in range(8)], sample_rate_hz=22050)
     reference = _activations(transcriber.engine_for().model, audio)

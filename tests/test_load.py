@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bridge import protocol as p
+from midibridge.bridge import protocol as p
 
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess

@@ -3,8 +3,8 @@
 import mido
 import pytest
 
-from model.clip import Bend, Clip, Note
-from model.midi import (BEND_RANGE_SEMITONES, DRUM_CHANNEL, TICKS_PER_BEAT, assign_channels, clip_from_bytes,
+from midibridge.model.clip import Bend, Clip, Note
+from midibridge.model.midi import (BEND_RANGE_SEMITONES, DRUM_CHANNEL, TICKS_PER_BEAT, assign_channels, clip_from_bytes,
                         clip_to_bytes, clip_to_midi)
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from model.errors import OptionError
-from model.engines.basic_pitch.options import DecodeOptions
+from midibridge.model.errors import OptionError
+from midibridge.model.engines.basic_pitch.options import DecodeOptions
 
 
 @pytest.mark.parametrize("values, message", [

@@ -6,10 +6,10 @@ import mido
 import numpy as np
 import pytest
 
-from model.clip import Bend, Clip, Note, Tempo
-from model.midi import MPE_BEND_RANGE_SEMITONES, clip_from_bytes, clip_to_bytes
-from model.options import PostOptions
-from model.postprocess import Loudness, postprocess
+from midibridge.model.clip import Bend, Clip, Note, Tempo
+from midibridge.model.midi import MPE_BEND_RANGE_SEMITONES, clip_from_bytes, clip_to_bytes
+from midibridge.model.options import PostOptions
+from midibridge.model.postprocess import Loudness, postprocess
 
 
 def post(notes, position_s=0.0, tempo=Tempo(), loudness=None, **options):
@@ -126,8 +126,8 @@ def test_bends_can_be_dropped_or_sent_as_mpe():
 
 
 def test_loud_and_soft_playing_come_back_loud_and_soft_with_loudness_velocity(transcriber, audio_dir):
-    from model.presets import Preset
-    from model.region import Region
+    from midibridge.model.presets import Preset
+    from midibridge.model.region import Region
 
     from conftest import render
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.errors import OptionError
-from model.engines.basic_pitch.options import DecodeOptions
-from model.options import PostOptions
-from model.presets import available_presets, load_preset, preset_to_toml, read_preset
-from model.region import Region
+from midibridge.model.errors import OptionError
+from midibridge.model.engines.basic_pitch.options import DecodeOptions
+from midibridge.model.options import PostOptions
+from midibridge.model.presets import available_presets, load_preset, preset_to_toml, read_preset
+from midibridge.model.region import Region
 
 from conftest import PIANO_LINE, matches
 
@@ -164,8 +164,8 @@ def test_the_cli_validates_shows_and_converts_with_presets(piano_line, tmp_path)
 
 
 def test_normalize_uses_the_whole_region_and_lands_on_its_target():
-    from model.presets import Step
-    from model.preprocess import process
+    from midibridge.model.presets import Step
+    from midibridge.model.preprocess import process
 
     audio = (np.sin(np.arange(44100 * 3) / 10) * np.linspace(0.01, 0.2, 44100 * 3)).astype(np.float32)
     chunks = lambda: (audio[i:i + 5000] for i in range(0, audio.shape[0], 5000))  # noqa: E731
@@ -178,9 +178,9 @@ def test_normalize_uses_the_whole_region_and_lands_on_its_target():
 
 
 def test_processing_in_chunks_equals_one_pass_for_every_step():
-    from model.preprocess import build, process
-    from model.presets import Step
-    from model.steps import STEPS
+    from midibridge.model.preprocess import build, process
+    from midibridge.model.presets import Step
+    from midibridge.model.steps import STEPS
 
     params = {"highpass": {"cutoff_hz": 80.0}, "lowpass": {"cutoff_hz": 5000.0}, "notch": {"frequency_hz": 1000.0},
               "hum": {"mains_hz": 60.0}, "noise_gate": {"threshold_db": -30.0},
@@ -203,7 +203,7 @@ def test_processing_in_chunks_equals_one_pass_for_every_step():
 
 
 def test_a_schema_1_preset_still_loads_as_a_basic_pitch_preset_and_is_written_back_as_schema_2(tmp_path):
-    from model.presets import preset_to_toml, read_preset
+    from midibridge.model.presets import preset_to_toml, read_preset
 
     old = tmp_path / "old.toml"
     old.write_text('schema = 1\n[decode]\nonset_threshold = 0.7\n')

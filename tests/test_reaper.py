@@ -3,9 +3,9 @@ what is faked), with a real daemon doing the transcription."""
 
 import pytest
 
-from model.clip import Tempo
-from model.region import Region
-from plugin_host.reaper_adapter import assemble, install_scripts
+from midibridge.model.clip import Tempo
+from midibridge.model.region import Region
+from midibridge.plugin_host.reaper_adapter import assemble, install_scripts
 
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess
@@ -28,15 +28,16 @@ def take_file(tmp_path):
 
 
 def run_action(reaper: FakeReaper, scope: str, daemon, monkeypatch, preset=None):
-    monkeypatch.setenv("XDG_RUNTIME_DIR", daemon.env["XDG_RUNTIME_DIR"])  # the script's midibridge finds the daemon
-    from plugin_host.scripts import midibridge_command
+    for name in ("XDG_RUNTIME_DIR", "MIDIBRIDGE_ENDPOINT"):  # the script's midibridge finds the test's daemon
+        monkeypatch.setenv(name, daemon.env[name])
+    from midibridge.plugin_host.scripts import midibridge_command
 
     exec(compile(assemble(scope, command=midibridge_command(), preset=preset), "midibridge_reaper.py", "exec"),
          reaper.functions())
 
 
 def expected_ppq(path, *, offset, length, rate):
-    from model.pipeline import Transcriber
+    from midibridge.model.pipeline import Transcriber
     clip = Transcriber().transcribe(Region.from_file(path, start_s=offset, duration_s=length * rate),
                                     tempo=Tempo(bpm=BPM))
     return [(round(n.start_s / rate * BPM / 60 * PPQ), n.pitch) for n in clip.notes]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from model.errors import AudioError
-from model.region import Region
+from midibridge.model.errors import AudioError
+from midibridge.model.region import Region
 
 from conftest import PIANO_LINE, matches, write_audio
 
@@ -25,7 +25,7 @@ def test_a_trimmed_region_at_12_5_s_becomes_a_clip_at_12_5_s_holding_the_trimmed
 
 
 def test_a_region_counted_in_samples_reads_exactly_those_samples(tmp_path):
-    from model.audio import open_region
+    from midibridge.model.audio import open_region
 
     ramp = np.arange(48000 * 3, dtype=np.float32) / 2**20  # every sample says where it is
     path = write_audio(tmp_path / "ramp.wav", ramp, 48000, bit_depth=32)

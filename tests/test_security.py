@@ -8,14 +8,14 @@ import pytest
 import zmq
 import zmq.auth
 
-from model.region import Region
-from plugin_host.client import Client, ClientError, DaemonUnavailable
+from midibridge.model.region import Region
+from midibridge.plugin_host.client import Client, ClientError, DaemonUnavailable
 
 from daemon_helpers import DaemonProcess, free_port, non_loopback_address
 
 
 def test_a_non_loopback_bind_without_curve_refuses_to_start(tmp_path, figures):
-    done = subprocess.run([sys.executable, "-m", "plugin_host.cli", "serve", "--endpoint",
+    done = subprocess.run([sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--endpoint",
                            f"tcp://0.0.0.0:{free_port()}"], capture_output=True, text=True, timeout=60,
                           env={"XDG_RUNTIME_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
 

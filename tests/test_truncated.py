@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from model.audio import open_region
-from model.clip import Clip
-from model.containers import find_cut, mp3_gapless
-from model.errors import AudioError
-from model.midi import clip_to_bytes
-from model.region import Region
+from midibridge.model.audio import open_region
+from midibridge.model.clip import Clip
+from midibridge.model.containers import find_cut, mp3_gapless
+from midibridge.model.errors import AudioError
+from midibridge.model.midi import clip_to_bytes
+from midibridge.model.region import Region
 
 from conftest import PIANO_LINE, matches, write_audio
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from model.engines.basic_pitch import weights
-from model.errors import WeightsError
-from model.engines.basic_pitch.weights import MODEL_PATH_IN_PACKAGE, MODEL_SHA256, find_model, install_model, user_model_path
+from midibridge.model.engines.basic_pitch import weights
+from midibridge.model.errors import WeightsError
+from midibridge.model.engines.basic_pitch.weights import MODEL_PATH_IN_PACKAGE, MODEL_SHA256, find_model, install_model, user_model_path
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 

@@ -16,11 +16,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]
 
-from model.clip import Tempo  # noqa: E402
-from model.midi import clip_to_bytes  # noqa: E402
-from model.pipeline import Transcriber  # noqa: E402
-from model.presets import Preset, available_presets, load_preset  # noqa: E402
-from model.region import Region  # noqa: E402
+from midibridge.model.clip import Tempo  # noqa: E402
+from midibridge.model.midi import clip_to_bytes  # noqa: E402
+from midibridge.model.pipeline import Transcriber  # noqa: E402
+from midibridge.model.presets import Preset, available_presets, load_preset  # noqa: E402
+from midibridge.model.region import Region  # noqa: E402
 
 EXAMPLE = HERE.parent.parent / "examples" / "ode_to_joy_piano.flac"
 REGION = {"start_s": 1.25, "duration_s": 9.5, "position_s": 13.0}

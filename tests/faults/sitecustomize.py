@@ -1,7 +1,7 @@
 """Fault injection for the daemon's tests: put this folder on PYTHONPATH and name a fault in MIDIBRIDGE_TEST_FAULT.
 
 Python imports sitecustomize in every process it starts, so the daemon's real
-worker processes (`python -m bridge.worker`) get the fault and nothing else
+worker processes (`python -m midibridge.bridge.worker`) get the fault and nothing else
 does. Faults:
 
 - garbled_result: the worker's `result` goes out with a header that is not JSON.
@@ -18,7 +18,7 @@ import sys
 
 FAULT = os.environ.get("MIDIBRIDGE_TEST_FAULT", "")
 
-if FAULT and "bridge.worker" in sys.orig_argv:
+if FAULT and "midibridge.bridge.worker" in sys.orig_argv:
     import zmq
 
     send_multipart = zmq.Socket.send_multipart
