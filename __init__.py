@@ -17,7 +17,7 @@ from .model.clip import Bend, Clip, Note, Tempo
 from .model.errors import ModelError
 from .model.presets import Preset, load_preset
 from .model.region import Region
-from .plugin_host.jobs import ClientError
+from .plugin_host.results import ClientError
 
 __all__ = ["Bend", "Client", "ClientError", "Clip", "ModelError", "Note", "Preset", "Region", "Tempo",
            "Transcriber", "load_preset", "transcribe"]

@@ -24,7 +24,7 @@ from pathlib import Path
 from midibridge.model.clip import Tempo
 from midibridge.model.region import Region
 
-from .jobs import ClientError
+from .results import ClientError
 from .scripts import midibridge_command, write_scripts
 
 LUA = Path(__file__).parent / "ardour"

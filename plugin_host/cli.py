@@ -16,7 +16,7 @@ from midibridge.model.clip import DEFAULT_BPM
 from midibridge.model.errors import ModelError
 
 from . import commands
-from .jobs import ClientError
+from .results import ClientError
 
 
 def main(argv: list[str] | None = None) -> int:

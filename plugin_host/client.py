@@ -25,7 +25,7 @@ from midibridge.bridge import protocol as p
 from midibridge.model.clip import Clip, Tempo
 from midibridge.model.region import Region
 
-from .jobs import ClientError, DaemonUnavailable, JobResult, Progress, ProgressCallback
+from .results import ClientError, DaemonUnavailable, JobResult, Progress, ProgressCallback
 
 PING_AFTER_S = 2.0  # silence while jobs run before asking the daemon whether it still has them
 START_TIMEOUT_S = 60.0

@@ -16,7 +16,7 @@ from midibridge.model.clip import Clip, Tempo
 from midibridge.model.region import Region
 
 from . import runner
-from .jobs import ClientError, JobResult, OverallProgress, Progress
+from .results import ClientError, JobResult, OverallProgress, Progress
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".mp3", ".ogg")

@@ -44,7 +44,7 @@ from midibridge.model.midi import assign_channels, assign_mpe_channels
 from midibridge.model.region import Region
 
 from . import runner
-from .jobs import JobResult, OverallProgress, Progress
+from .results import JobResult, OverallProgress, Progress
 
 TICK_S = 0.15
 FIELDS = ("id", "path", "start_s", "duration_s", "position_s", "bpm", "beats_per_bar", "bar_offset_beats")

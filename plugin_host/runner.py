@@ -1,6 +1,6 @@
 """Where transcription runs for the command line: through the daemon, or in this process. Same results either way.
 
-Both give JobResults (plugin_host.jobs) in the order jobs finish, errors
+Both give JobResults (plugin_host.results) in the order jobs finish, errors
 included, so a batch isolates its failures the same way on both paths. The
 in-process path is the only place plugin_host imports the model's heavy
 parts, and only when it runs.
@@ -15,7 +15,7 @@ from midibridge.bridge.protocol import INTERACTIVE
 from midibridge.model.clip import Tempo
 from midibridge.model.region import Region
 
-from .jobs import ClientError, JobResult, Progress, ProgressCallback
+from .results import ClientError, JobResult, Progress, ProgressCallback
 
 
 def choose(*, daemon: bool | None) -> str:

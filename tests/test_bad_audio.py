@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from midibridge.model.region import Region
-from midibridge.plugin_host.jobs import ClientError
+from midibridge.plugin_host.results import ClientError
 
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess

@@ -73,7 +73,7 @@ def test_a_daemon_started_from_a_folder_holding_folders_named_like_our_packages_
 
 
 def test_overall_progress_counts_finished_regions_and_the_model_runs_of_running_ones():
-    from midibridge.plugin_host.jobs import OverallProgress, Progress
+    from midibridge.plugin_host.results import OverallProgress, Progress
 
     overall = OverallProgress(4)
 

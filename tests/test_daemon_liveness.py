@@ -23,7 +23,7 @@ from midibridge.model.clip import Tempo
 from midibridge.model.midi import clip_to_bytes
 from midibridge.model.region import Region
 from midibridge.plugin_host.client import Client, ensure_daemon
-from midibridge.plugin_host.jobs import ClientError
+from midibridge.plugin_host.results import ClientError
 
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for

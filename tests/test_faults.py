@@ -13,7 +13,7 @@ import pytest
 
 from midibridge.bridge import protocol as p
 from midibridge.model.region import Region
-from midibridge.plugin_host.jobs import ClientError
+from midibridge.plugin_host.results import ClientError
 
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
