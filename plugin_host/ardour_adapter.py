@@ -31,6 +31,7 @@ LUA = Path(__file__).parent / "ardour"
 ACTIONS = {"midibridge_convert_selected.lua": "convert_selected.lua", "midibridge_convert_all.lua": "convert_all.lua"}
 ARDOUR_LUA = "ardour7-lua"
 TICKS_PER_BEAT = 1920
+SUPERCLOCKS_PER_SECOND = 282_240_000.0  # Ardour 7's default timebase, when a session file does not say
 
 
 class ArdourError(ClientError):
@@ -143,7 +144,6 @@ class SessionRegion:
 def session_regions(session_file: Path) -> list[SessionRegion]:
     """Every audio region of every audio track of a saved Ardour 7 session: source, trim, position, tempo there."""
     root = ElementTree.parse(session_file).getroot()
-    rate = float(root.get("sample-rate"))
     tempo_map = _TempoMap(root.find("TempoMap"))
     search = [session_file.parent / "interchange" / root.get("name", session_file.stem) / "audiofiles"]
     for option in root.iter("Option"):
@@ -183,7 +183,8 @@ class _TempoMap:
     """Ardour 7's tempo map as saved: constant tempo and meter points, times as a<superclock> or b<ticks>."""
 
     def __init__(self, node):
-        self.superclock = float(node.get("superclocks-per-second", 282240000)) if node is not None else 282240000.0
+        rate = node.get("superclocks-per-second") if node is not None else None
+        self.superclock = float(rate) if rate else SUPERCLOCKS_PER_SECOND
         self.tempos = [(int(t.get("sclock")), float(t.get("npm")) * 4 / float(t.get("note-type")),
                         _beats(t.get("quarters"))) for t in (node.iter("Tempo") if node is not None else ())]
         self.tempos = sorted(self.tempos) or [(0, 120.0, 0.0)]
