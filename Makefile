@@ -32,7 +32,7 @@ reliability: setup
 	@mkdir -p bench-out
 	$(BIN)/python -m pytest tests/test_fuzz.py tests/test_fuzz_workers.py tests/test_bad_audio.py \
 	  tests/test_truncated.py tests/test_faults.py tests/test_daemon_liveness.py tests/test_load.py \
-	  tests/test_security.py tests/test_conformance.py --long --reliability-report bench-out/reliability.md
+	  tests/test_security.py tests/test_conformance_errors.py tests/test_conformance_requests.py --long --reliability-report bench-out/reliability.md
 
 setup: system $(VENV)/.installed
 	$(BIN)/midibridge model install

@@ -1,4 +1,4 @@
-"""A midibridge client written from bridge/PROTOCOL.md alone, for tests/test_conformance.py: the daemon started as a
+"""A midibridge client written from bridge/PROTOCOL.md alone, for tests/test_conformance_*.py: the daemon started as a
 user starts it, frames by hand with json and pyzmq (nothing from midibridge), and audio to send it."""
 
 import json
@@ -12,6 +12,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
 import zmq
 import zmq.auth
 from pedalboard.io import AudioFile
@@ -185,3 +186,43 @@ def raw_wav(path: Path, rate_hz: int, n_frames: int) -> Path:
         sink.setframerate(rate_hz)
         sink.writeframes(b"\0\0" * n_frames)
     return path
+
+
+# The daemon both conformance modules talk to: one per module, as a user starts it ---------------------
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("conformance-audio")
+    melody = [(64, 2.0, 2.5), (67, 3.0, 3.5), (60, 4.0, 4.6)]
+    files = {"melody": write(folder / "melody.wav", tones(melody, 6.0)),
+             # Five minutes: a job that keeps the one worker busy until it is cancelled.
+             "long": write(folder / "long.flac", tones([(48 + i % 24, 0.5 * i, 0.5 * i + 0.4) for i in range(600)],
+                                                     300.0)),
+             "too_fast": raw_wav(folder / "too_fast.wav", 800_000, 8000),
+             "silent_nothing": raw_wav(folder / "no_audio.wav", RATE_HZ, 0),
+             "garbage": folder / "garbage.wav", "cut": folder / "cut.flac"}
+    files["garbage"].write_text("this is not audio, whatever its name says\n" * 50)
+    whole = write(folder / "whole.flac", tones(melody * 4, 24.0)).read_bytes()
+    files["cut"].write_bytes(whole[:len(whole) // 2])  # an interrupted copy
+    return files
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    served = Served(tmp_path_factory.mktemp("conformance"), f"tcp://127.0.0.1:{free_port()}", "--workers", "1",
+                    "--interactive-workers", "0", "--queue", "2", "--grace", "1")
+    with_worker = served.socket()
+    deadline = time.monotonic() + 90
+    while not all(w["ready"] for w in ask(with_worker, frames("status", "ready?")).header["workers"]):
+        assert time.monotonic() < deadline, "the worker never became ready"
+        time.sleep(0.2)
+    with_worker.close()
+    yield served
+    served.stop()
+
+
+@pytest.fixture
+def sock(daemon):
+    sock = daemon.socket()
+    yield sock
+    sock.close()

@@ -130,7 +130,8 @@ def long_audio(audio_dir) -> Path:
 
 SUITES = {"test_fuzz": "Protocol fuzzing", "test_fuzz_workers": "Worker-side fuzzing", "test_bad_audio": "Bad audio",
           "test_truncated": "Truncated audio", "test_faults": "Faults", "test_daemon_liveness": "Liveness",
-          "test_load": "Load", "test_security": "Security", "test_conformance": "Conformance"}
+          "test_load": "Load", "test_security": "Security",
+          "test_conformance_errors": "Conformance", "test_conformance_requests": "Conformance"}
 _RELIABILITY: dict[str, dict] = {}
 
 
@@ -182,7 +183,7 @@ def pytest_terminal_summary(terminalreporter, config):
 
 def reliability_table() -> str:
     lines = ["| suite | cases tried | passed | time | figures |", "| --- | --- | --- | --- | --- |"]
-    for suite in SUITES.values():
+    for suite in dict.fromkeys(SUITES.values()):
         entry = _RELIABILITY.get(suite)
         if entry is None:
             continue
