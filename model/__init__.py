@@ -1,18 +1,19 @@
-"""midibridge's transcription core: audio regions in, MIDI clips out, with Basic Pitch on onnxruntime.
+"""midibridge's transcription core: audio regions in, MIDI clips out. No sockets, no DAWs.
 
-The plain types (Region, Clip, Note, Bend, DecodeOptions) and errors import
-with the standard library alone; `Transcriber` pulls in numpy, onnxruntime and
-pedalboard on first use.
+A region is read and checked, run through its preset's chain, handed to an
+engine (model.engines: Basic Pitch, and the others presets may choose), and
+its notes post-processed into a clip and a MIDI file (pipeline.Transcriber).
+The plain types and errors import with the standard library alone;
+`Transcriber` pulls in numpy, onnxruntime and pedalboard on first use.
 """
 
 from .clip import Bend, Clip, Note, Tempo
 from .errors import AudioError, Cancelled, ModelError, OptionError, WeightsError
-from .engines.basic_pitch.options import DecodeOptions
 from .region import Region
 
 __all__ = [
-    "AudioError", "Bend", "Cancelled", "Clip", "DecodeOptions", "ModelError", "Note", "OptionError", "Region",
-    "Tempo", "Transcriber", "WeightsError",
+    "AudioError", "Bend", "Cancelled", "Clip", "ModelError", "Note", "OptionError", "Region", "Tempo",
+    "Transcriber", "WeightsError",
 ]
 
 
@@ -20,4 +21,4 @@ def __getattr__(name):
     if name == "Transcriber":
         from .pipeline import Transcriber
         return Transcriber
-    raise AttributeError(f"module 'model' has no attribute {name!r}")
+    raise AttributeError(f"module 'midibridge.model' has no attribute {name!r}")
