@@ -17,7 +17,7 @@ from midibridge.model.region import Region
 from conftest import PIANO_LINE, matches
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
-BUILT_IN = ["bass", "default", "guitar", "noisy-recording", "piano", "strings-pad", "vocal"]
+BUILT_IN = ["bass", "default", "guitar", "lead", "noisy-recording", "piano", "strings-pad", "vocal"]
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def test_the_cli_validates_shows_and_converts_with_presets(piano_line, tmp_path)
     refused = run("presets", "validate", bad)
     assert refused.returncode == 1 and "[invalid_preset]" in refused.stderr and "velocity must be one of" in refused.stderr
     shown = run("presets", "show", "vocal").stdout
-    assert 'monophonic = "strongest"' in shown and 'step = "noise_gate"' in shown
+    assert '[engine]\nname = "swift-f0"' in shown and 'glides = "split"' in shown, "every default filled in"
     converted = run("convert", piano_line, "--preset", good, "-o", tmp_path / "x.mid", "--json")
     assert {n["velocity"] for n in json.loads(converted.stdout)["notes"]} == {64}
     unknown = run("convert", piano_line, "--preset", "nope", "-o", tmp_path / "y.mid")

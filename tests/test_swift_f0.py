@@ -1,0 +1,200 @@
+"""The swift-f0 engine on synthesised single lines with known notes, written to real files, converted, and read
+back as clips and as MIDI files with mido."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from conftest import write_audio
+from daemon_helpers import DaemonProcess
+from midibridge.model.errors import OptionError, WeightsError
+from midibridge.model.midi import clip_from_bytes
+from midibridge.model.presets import Preset, load_preset
+from midibridge.model.region import Region
+
+RATE_HZ = 44100
+MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
+
+
+def tone(midi_pitch, seconds: float, *, vibrato_cents: float = 0.0, amplitude: float = 0.4,
+         attack_s: float = 0.02, decay_to: float = 1.0, harmonics: int = 8) -> np.ndarray:
+    """(n,) float32: a harmonic tone whose pitch follows `midi_pitch` (a number, or one value per sample), with a
+    5.5 Hz vibrato of ±vibrato_cents, an attack, a decay to `decay_to` of its level and a 20 ms release."""
+    n = int(seconds * RATE_HZ)
+    t = np.arange(n) / RATE_HZ
+    semitones = np.broadcast_to(np.asarray(midi_pitch, float), (n,)) + vibrato_cents / 100 * np.sin(2 * np.pi * 5.5 * t)
+    phase = 2 * np.pi * np.cumsum(440.0 * 2 ** ((semitones - 69) / 12)) / RATE_HZ
+    voice = sum(np.sin(k * phase) / k for k in range(1, harmonics + 1))
+    envelope = np.minimum(t / attack_s, 1) * np.minimum((seconds - t) / 0.02, 1) * decay_to ** (t / seconds)
+    return (amplitude * envelope * voice / np.abs(voice).max()).astype(np.float32)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * RATE_HZ), np.float32)
+
+
+def convert(transcriber, audio: np.ndarray, path: Path, preset: Preset | str):
+    """The clip of the whole file, the clip its MIDI file reads back as, and that file read by mido."""
+    write_audio(path, audio, RATE_HZ)
+    preset = load_preset(preset) if isinstance(preset, str) else preset
+    done = transcriber.convert(Region.from_file(path), preset=preset)
+    return done.clip, clip_from_bytes(done.smf), mido.MidiFile(file=io.BytesIO(done.smf))
+
+
+def with_decode(name: str, **decode) -> Preset:
+    table = load_preset(name).to_dict()
+    table["decode"].update(decode)
+    return Preset.from_dict(table)
+
+
+def test_a_vibrato_of_50_cents_stays_one_note_carried_by_bends(transcriber, tmp_path):
+    clip, read_back, midi = convert(transcriber, np.concatenate([silence(0.3), tone(69, 2.0, vibrato_cents=50),
+                                                                 silence(0.3)]), tmp_path / "vibrato.flac", "vocal")
+
+    assert [n.pitch for n in clip.notes] == [69]
+    note = clip.notes[0]
+    assert abs(note.start_s - 0.3) < 0.05 and abs(note.end_s - 2.3) < 0.06
+    bends = np.array([b.semitones for b in note.bends])
+    assert len(bends) > 30, "continuous, not a few steps"
+    assert abs(bends.max() - 0.5) < 0.12 and abs(bends.min() + 0.5) < 0.12, "cent-accurate at the swings"
+    assert [n.pitch for n in read_back.notes] == [69]
+    assert np.allclose([b.semitones for b in read_back.notes[0].bends], bends, atol=2 / 8192 * 2)
+    wheel = [m for track in midi.tracks for m in track if m.type == "pitchwheel"]
+    assert len(wheel) == len(bends) + 1 and wheel[-1].pitch == 0, "the wheel returns to 0 after the note"
+
+
+@pytest.mark.parametrize("glides, pitches", [("split", [69, 71]), ("bend", [69])])
+def test_a_glide_is_two_notes_or_one_bent_note_as_the_preset_says(transcriber, tmp_path, glides, pitches):
+    curve = np.concatenate([np.full(int(0.6 * RATE_HZ), 69.0), np.linspace(69, 71, int(0.15 * RATE_HZ)),
+                            np.full(int(0.6 * RATE_HZ), 71.0)])
+    audio = np.concatenate([silence(0.3), tone(curve, len(curve) / RATE_HZ), silence(0.3)])
+
+    clip, read_back, _ = convert(transcriber, audio, tmp_path / "glide.flac", with_decode("lead", glides=glides))
+
+    assert [n.pitch for n in clip.notes] == [n.pitch for n in read_back.notes] == pitches
+    if glides == "bend":
+        assert abs(max(b.semitones for b in read_back.notes[0].bends) - 2.0) < 0.1
+    else:
+        assert 0.85 < clip.notes[1].start_s < 1.1 and clip.notes[0].end_s <= clip.notes[1].start_s
+
+
+def test_repeated_notes_of_one_pitch_are_separate(transcriber, tmp_path):
+    audio = np.concatenate([silence(0.3)] + [tone(64, 0.3, attack_s=0.005, decay_to=0.3) for _ in range(4)]
+                           + [silence(0.3)])
+
+    clip, read_back, _ = convert(transcriber, audio, tmp_path / "repeated.flac", "lead")
+
+    assert [n.pitch for n in read_back.notes] == [64] * 4
+    assert np.allclose([n.start_s for n in clip.notes], 0.3 + 0.3 * np.arange(4), atol=0.04)
+
+
+def test_a_41_hz_bass_note_below_swift_f0s_range_is_found(transcriber, tmp_path):
+    audio = np.concatenate([silence(0.3), tone(28, 1.5, harmonics=12), silence(0.3)])  # E1, 41.2 Hz
+
+    clip, read_back, _ = convert(transcriber, audio, tmp_path / "e1.flac", "bass")
+
+    assert [n.pitch for n in clip.notes] == [n.pitch for n in read_back.notes] == [28]
+    assert abs(clip.notes[0].start_s - 0.3) < 0.05
+
+
+def test_silence_is_an_empty_clip(transcriber, tmp_path):
+    quiet = np.random.default_rng(0).standard_normal(2 * RATE_HZ).astype(np.float32) * 1e-5
+    clip, read_back, _ = convert(transcriber, np.concatenate([silence(2.0), quiet]), tmp_path / "silence.flac", "vocal")
+
+    assert clip.notes == () and read_back.notes == ()
+
+
+def test_an_engine_that_does_not_exist_is_refused_before_any_audio_is_read(tmp_path):
+    preset = tmp_path / "mine.toml"
+    preset.write_text('schema = 2\n[engine]\nname = "crepe"\n')
+
+    with pytest.raises(OptionError, match=r"\[engine\]: name must be one of 'basic-pitch', 'swift-f0'.*'crepe'"):
+        load_preset(str(preset))
+    done = subprocess.run([MIDIBRIDGE, "convert", tmp_path / "no-such-file.wav", "--preset", preset,
+                           "--in-process"], capture_output=True, text=True)
+    assert done.returncode == 1 and "[invalid_preset]" in done.stderr and "crepe" in done.stderr
+
+
+def test_decode_options_name_the_key_and_what_is_allowed():
+    with pytest.raises(OptionError, match=r"\[decode\]: glides must be one of 'split', 'bend', got 'slide'"):
+        Preset.from_dict({"schema": 2, "engine": {"name": "swift-f0"}, "decode": {"glides": "slide"}})
+    with pytest.raises(OptionError, match=r"unknown key 'onset_threshold'"):
+        Preset.from_dict({"schema": 2, "engine": {"name": "swift-f0"}, "decode": {"onset_threshold": 0.5}})
+
+
+def test_convert_vocal_through_the_daemon_writes_exactly_the_in_process_midi(tmp_path):
+    line = np.concatenate([silence(0.3), tone(62, 0.5, vibrato_cents=30), tone(65, 0.5), tone(64, 0.8,
+                                                                                               vibrato_cents=40),
+                           silence(0.3)])
+    audio = write_audio(tmp_path / "sung.flac", line, RATE_HZ)
+    daemon = DaemonProcess(tmp_path / "home")
+    try:
+        runs = [subprocess.run([MIDIBRIDGE, "convert", audio, "--preset", "vocal", "-o", tmp_path / f"{how}.mid",
+                                f"--{how}"], capture_output=True, text=True, env=daemon.env)
+                for how in ("daemon", "in-process")]
+        with daemon.client() as client:
+            assert client.status()["counts"]["done"] == 1, "the first went through the daemon"
+    finally:
+        daemon.stop()
+
+    assert all(run.returncode == 0 for run in runs), [run.stderr for run in runs]
+    assert (tmp_path / "daemon.mid").read_bytes() == (tmp_path / "in-process.mid").read_bytes()
+    assert [n.pitch for n in clip_from_bytes((tmp_path / "daemon.mid").read_bytes()).notes] == [62, 65, 64]
+
+
+def test_a_long_streamed_region_keeps_memory_bounded(transcriber):
+    """Memory is one 30 s model window plus a few floats per 16 ms frame: four times the audio adds far less
+    memory than the audio itself, which arrives one chunk at a time and is never held."""
+    engine = transcriber.engine_for("swift-f0")
+    chunk = tone(57, 2.0, vibrato_cents=30)[:int(2.0 * engine.sample_rate_hz)]  # any signal will do
+
+    def peak_bytes(minutes: int) -> int:
+        n_chunks = minutes * 30
+        tracemalloc.start()
+        try:
+            engine.notes((chunk for _ in range(n_chunks)), n_samples=n_chunks * len(chunk),
+                         options=load_preset("lead").decode, on_progress=None)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    short, long = peak_bytes(1), peak_bytes(4)
+    more_audio_bytes = 3 * 60 * engine.sample_rate_hz * 4
+    assert long - short < 0.5 * more_audio_bytes, f"{short / 1e6:.1f} MB for 1 minute, {long / 1e6:.1f} MB for 4"
+
+
+def test_progress_reports_inference_and_a_raise_cancels(transcriber):
+    engine = transcriber.engine_for("swift-f0")
+    seen = []
+
+    def stop_after_first(stage, fraction):
+        seen.append((stage, fraction))
+        raise KeyboardInterrupt("cancel")
+
+    samples = np.zeros(int(70 * engine.sample_rate_hz), np.float32)
+    with pytest.raises(KeyboardInterrupt):
+        engine.notes(iter([samples]), n_samples=len(samples), options=load_preset("lead").decode,
+                     on_progress=stop_after_first)
+    assert seen == [("infer", pytest.approx(30 / 70, abs=0.01))], "stopped after the first 30 s model run"
+
+
+def test_weights_that_are_not_swift_f0_0_3_0_are_refused_with_the_fix(tmp_path, monkeypatch):
+    from midibridge.model.engines.swift_f0 import weights
+
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(WeightsError, match="pip install --force-reinstall --no-deps swift-f0==0.3.0") as refused:
+        weights.verify_model(bad)
+    assert refused.value.code == "model_corrupt"
+    monkeypatch.setattr(weights.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(WeightsError, match="swift-f0 package is missing") as missing:
+        weights.find_model()
+    assert missing.value.code == "model_missing"
