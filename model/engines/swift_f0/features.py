@@ -2,15 +2,16 @@
 semitone spectrum and low-bass evidence.
 
 Chunks are gathered until a window of WINDOW_FRAMES frames and its context is
-there; the model and the spectral features then run on that window alone, so
-memory holds one window's audio whatever the region's length; only the
+there; the model then runs on that window in a helper thread while the
+spectral features are computed and the next window's audio is read, so
+memory holds two windows of audio whatever the region's length; only the
 per-frame features grow with it (≈ 200 bytes per 16 ms frame, 46 MB an hour,
 most of it the float16 semitone spectrum).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,36 +62,45 @@ class FrameExtractor:
         fraction) after each window, where a raise cancels."""
         expected_frames = max(1, n_samples // HOP_SAMPLES)
         parts: list[tuple[np.ndarray, ...]] = []
+        unfinished: list[Callable[[], tuple[np.ndarray, ...]]] = []  # the window whose model still runs
+
+        def finish(up_to_frame: int) -> None:
+            if unfinished:
+                parts.append(unfinished.pop()())
+                if on_progress:
+                    on_progress("infer", min(up_to_frame / expected_frames, 1.0))
+
         pending: list[np.ndarray] = []
         pending_samples = 0
-        first_frame = done_frames = 0  # global frame of the buffer's first sample; frames emitted
+        first_frame = done_frames = 0  # global frame of the buffer's first sample; frames started
         for chunk in chunks:
             pending.append(np.asarray(chunk, dtype=np.float32))
             pending_samples += len(chunk)
             while pending_samples >= (done_frames + WINDOW_FRAMES + CONTEXT_AFTER_FRAMES - first_frame) * HOP_SAMPLES:
                 audio = np.concatenate(pending) if len(pending) > 1 else pending[0]
                 end_frame = done_frames + WINDOW_FRAMES
-                parts.append(self._window(audio[:(end_frame + CONTEXT_AFTER_FRAMES - first_frame) * HOP_SAMPLES],
-                                          first_frame, done_frames, end_frame))
+                finish(done_frames)
+                unfinished.append(self._start(audio[:(end_frame + CONTEXT_AFTER_FRAMES - first_frame) * HOP_SAMPLES],
+                                              first_frame, done_frames, end_frame))
                 done_frames = end_frame
                 keep_from = done_frames - CONTEXT_BEFORE_FRAMES
                 pending = [audio[(keep_from - first_frame) * HOP_SAMPLES:]]
                 pending_samples = len(pending[0])
                 first_frame = keep_from
-                if on_progress:
-                    on_progress("infer", min(done_frames / expected_frames, 1.0))
         if done_frames == 0 and pending_samples == 0:
             return _empty()
         total_frames = max(first_frame + pending_samples // HOP_SAMPLES, 1)
+        finish(done_frames)
         if total_frames > done_frames:
             audio = np.concatenate(pending) if pending_samples else np.zeros(HOP_SAMPLES, np.float32)
-            parts.append(self._window(audio, first_frame, done_frames, total_frames))
-        if on_progress:
-            on_progress("infer", 1.0)
+            unfinished.append(self._start(audio, first_frame, done_frames, total_frames))
+            finish(total_frames)
         return Frames(*(np.concatenate([part[i] for part in parts]) for i in range(6)))
 
-    def _window(self, audio: np.ndarray, first_frame: int, lo: int, hi: int) -> tuple[np.ndarray, ...]:
-        """Features of global frames [lo, hi) from `audio`, whose sample 0 is global frame `first_frame`'s centre."""
+    def _start(self, audio: np.ndarray, first_frame: int, lo: int, hi: int) -> Callable[[], tuple[np.ndarray, ...]]:
+        """Start on global frames [lo, hi) of `audio`, whose sample 0 is global frame `first_frame`'s centre: the model
+        in the helper thread, the spectral features here. The returned call waits for the model and gives the frames'
+        features; meanwhile the caller reads the next window's audio."""
         feed = {"audio": audio[None, :], "fmin": np.asarray(MODEL_MIN_HZ, np.float32),
                 "fmax": np.asarray(MODEL_MAX_HZ, np.float32)}
 
@@ -109,13 +119,18 @@ class FrameExtractor:
         onset = _onset_strength(bands)
         if first_frame > 0:
             onset[:ONSET_LAG_FRAMES] = 0.0  # no history in this window; these frames are context, never kept
-        pitch, confidence = job.result() if job is not None else run()
-        pitch = pitch[0].astype(np.float32)
-        confidence = confidence[0].astype(np.float32)
-        confidence[np.abs(hops).max(axis=1) < SILENCE_PEAK] = 0.0
-        shift = _low_shift(audio, centres, pitch, loudness, keep)
-        return (pitch[keep], confidence[keep], loudness[keep], onset[keep], shift[keep],
-                semitones[keep].astype(np.float16))
+        silent = np.abs(hops).max(axis=1) < SILENCE_PEAK
+
+        def features() -> tuple[np.ndarray, ...]:
+            pitch, confidence = job.result() if job is not None else run()
+            pitch = pitch[0].astype(np.float32)
+            confidence = confidence[0].astype(np.float32)
+            confidence[silent] = 0.0
+            shift = _low_shift(audio, centres, pitch, loudness, keep)
+            return (pitch[keep], confidence[keep], loudness[keep], onset[keep], shift[keep],
+                    semitones[keep].astype(np.float16))
+
+        return features
 
 
 def _empty() -> Frames:
