@@ -150,6 +150,23 @@ def test_convert_vocal_through_the_daemon_writes_exactly_the_in_process_midi(tmp
     assert [n.pitch for n in clip_from_bytes((tmp_path / "daemon.mid").read_bytes()).notes] == [62, 65, 64]
 
 
+def test_the_daw_line_protocol_carries_a_vocal_notes_and_bends(tmp_path):
+    audio = write_audio(tmp_path / "sung.flac", np.concatenate([silence(0.3), tone(69, 1.5, vibrato_cents=50),
+                                                                silence(0.3)]), RATE_HZ)
+    requests = tmp_path / "regions.tsv"
+    requests.write_text(f"1\t{audio}\t0.0\t2.1\t4.0\t120.0\t4.0\t0.0\n")
+
+    done = subprocess.run([MIDIBRIDGE, "host", "transcribe", requests, "--preset", "vocal", "--in-process"],
+                          capture_output=True, text=True)
+
+    lines = [line.split() for line in done.stdout.splitlines()]
+    notes = [line for line in lines if line[0] == "N"]
+    bends = [float(line[4]) for line in lines if line[0] == "B"]
+    assert done.returncode == 0 and ["NOTES", "1", "1"] in lines and ["DONE", "1", "0"] in lines, done.stderr
+    assert [int(line[4]) for line in notes] == [69]
+    assert len(bends) > 30 and max(bends) > 0.38 and min(bends) < -0.38 and bends[-1] == 0.0
+
+
 def test_a_long_streamed_region_keeps_memory_bounded(transcriber):
     """Memory is one 30 s model window plus a few floats per 16 ms frame: four times the audio adds far less
     memory than the audio itself, which arrives one chunk at a time and is never held."""
