@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     manifest = corpus_manifest(args)
     if manifest is None:
         return 0
-    cases = _cases(manifest, "render") + _cases(args.real / "manifest.json", "real")
+    cases = corpus_cases(manifest, "render") + corpus_cases(args.real / "manifest.json", "real")
     args.out.mkdir(parents=True, exist_ok=True)
     combined = args.out / "manifest.json"
     combined.write_text(json.dumps({"cases": cases}, indent=1))
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     before_scores = {name: _score(transcriber, preset, cases, combined, args.out / "before" / name)
                      for name, preset in before.items()}
     reference = SHARED / "reference" / "basic-pitch-0.4.0"
-    basic_pitch = _evaluate(combined, reference) if reference.is_dir() else scores["default"]
+    basic_pitch = onset_scores(combined, reference) if reference.is_dir() else scores["default"]
     report = {"split": {c["id"]: c["set"] for c in cases}, "scores": scores, "before": before_scores,
               "basic_pitch": basic_pitch,
               "speed": _speed(transcriber, cases, presets, args.speed_rounds) if args.speed_rounds else None}
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def _cases(manifest: Path, kind: str) -> list[dict]:
+def corpus_cases(manifest: Path, kind: str) -> list[dict]:
     """The manifest's cases with absolute paths and their set: tuned renders, held-out renders, real."""
     if not manifest.is_file():
         print(f"note: no {kind} corpus at {manifest}; its rows are left out")
@@ -119,10 +119,10 @@ def _score(transcriber: Transcriber, preset: Preset, cases, manifest: Path, dire
     for case in cases:
         done = transcriber.convert(Region.from_file(case["audio"]), preset=preset)
         (directory / f"{case['id']}.mid").write_bytes(done.smf)
-    return _evaluate(manifest, directory)
+    return onset_scores(manifest, directory)
 
 
-def _evaluate(manifest: Path, predictions: Path) -> dict[str, dict[str, float]]:
+def onset_scores(manifest: Path, predictions: Path) -> dict[str, dict[str, float]]:
     """{case id: {"on": onset F1, "bend": bend-aware onset F1}}; a case missing from `predictions` is absent."""
     report = predictions / "eval.json"
     subprocess.run([sys.executable, str(SHARED / "bench" / "evaluate.py"), str(manifest), str(predictions),
