@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from midibridge.model.clip import Tempo
+from midibridge.model.presets import available_presets
 from midibridge.model.region import Region
 
 from .results import ClientError
@@ -40,13 +41,16 @@ class ArdourError(ClientError):
 
 
 MARKER = "-- @MIDIBRIDGE@"
+PRESETS_PLACEHOLDER = "@PRESETS@"
 
 
 def assemble(wrapper: str, *, command: str, editor: bool) -> str:
     parts = ["midibridge_core.lua"] + (["midibridge_editor.lua"] if editor else [])
     code = f"local MB_COMMAND = [==[{command}]==]\n\n" + "\n".join((LUA / part).read_text() for part in parts)
     header = f"-- Made by `midibridge install ardour` from {', '.join(parts + [wrapper])} in {LUA}: edit those.\n"
-    before, _, after = (LUA / wrapper).read_text().partition(MARKER)
+    # The preset prompt lists the presets there are when the script is installed: a list typed in would go stale.
+    text = (LUA / wrapper).read_text().replace(PRESETS_PLACEHOLDER, ", ".join(sorted(available_presets())))
+    before, _, after = text.partition(MARKER)
     return header + before.rstrip(" \t") + code + "\n" + after.partition("\n")[2]  # the marker's line goes
 
 

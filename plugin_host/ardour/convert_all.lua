@@ -7,7 +7,7 @@ ardour {
 }
 
 function action_params ()
-	return { ["preset"] = { title = "midibridge preset (default, piano, guitar, bass, vocal, strings-pad, noisy-recording)", default = "default" } }
+	return { ["preset"] = { title = "midibridge preset (@PRESETS@)", default = "default" } }
 end
 
 -- Ardour keeps only this function: everything the action needs is inside it.
