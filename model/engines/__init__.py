@@ -27,6 +27,7 @@ from typing import Protocol
 
 from ..clip import Note
 from .basic_pitch.options import DecodeOptions
+from .drums.options import DrumOptions
 from .swift_f0.options import SwiftF0Options
 
 ProgressCallback = Callable[[str, float], None]  # (stage, fraction 0..1); raising from it cancels
@@ -49,6 +50,7 @@ class EngineKind:
     description: str
     options: type  # its [decode] table: from_dict, to_dict, defaults when built with no arguments
     implementation: str  # "module:Class", relative to this package
+    drums: bool = False  # its notes are General MIDI drum sounds: a drum clip (model.clip.Clip.drums)
 
     def load(self, **settings) -> Engine:
         module, _, name = self.implementation.partition(":")
@@ -61,4 +63,6 @@ ENGINES: dict[str, EngineKind] = {
                               ".basic_pitch.engine:BasicPitch"),
     "swift-f0": EngineKind("SwiftF0: one melodic line (voice, wind, brass, bowed strings, bass), continuous bends",
                            SwiftF0Options, ".swift_f0.engine:SwiftF0"),
+    "drums": EngineKind("Drums: kick, snare, hi-hats (toms, cymbals rarely), one GM drum note per hit",
+                        DrumOptions, ".drums.engine:Drums", drums=True),
 }

@@ -1,0 +1,55 @@
+"""The drum model as a midibridge engine: mono audio at 22.05 kHz in, one short GM drum note per hit out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ...clip import Note
+from .. import ProgressCallback
+from .constants import BLOCK_FRAMES, FRAME_RATE_HZ, HOP_SIZE, MODEL_SHA256, NOTE_LENGTH_S, SAMPLE_RATE_HZ
+from .detect import detect
+from .features import context_stack, frame_blocks, log_mel_stream
+from .network import activations, load_model
+from .options import DrumOptions
+
+
+class Drums:
+    """The drum model, loaded (and checked) once. Runs in numpy on the calling thread; `threads` is accepted for the
+    engine shape and unused."""
+
+    name = "drums"
+    sample_rate_hz = SAMPLE_RATE_HZ
+    hop_samples = HOP_SIZE
+    sha256 = MODEL_SHA256
+
+    def __init__(self, *, threads: int = 0):
+        self._model = load_model()
+
+    def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: DrumOptions,
+              on_progress: ProgressCallback | None = None) -> tuple[Note, ...]:
+        """One note per hit (the GM drum note as pitch, velocity from its level), from mono float32 chunks at
+        SAMPLE_RATE_HZ (about `n_samples` of them); seconds from the first sample. Blocks of ~48 s are analysed
+        one at a time, so memory stays bounded for inputs of any length."""
+        total_frames = max(1, n_samples // HOP_SIZE)
+        notes = []
+        for core, first, logmel in frame_blocks(log_mel_stream(samples)):
+            if on_progress:
+                on_progress("model", min(1.0, core / total_frames))
+            if logmel.max(initial=-np.inf) < options.silence_floor_dbfs / 10.0:
+                continue  # silence: nothing to find, and PFNMF would only amplify noise
+            act = activations(context_stack(logmel), self._model)
+            for frame, gm_note, level_db in detect(act, logmel, self._model.kick_templates, options):
+                if core <= frame + first < core + BLOCK_FRAMES:  # margins belong to the neighbouring blocks
+                    start_s = (frame + first) / FRAME_RATE_HZ
+                    notes.append(Note(gm_note, start_s, start_s + NOTE_LENGTH_S, _velocity(level_db, options)))
+        if on_progress:
+            on_progress("notes", 0.0)
+        return tuple(sorted(notes, key=lambda note: (note.start_s, note.pitch)))
+
+
+def _velocity(level_db: float, options: DrumOptions) -> int:
+    """The hit's band level mapped linearly: velocity_floor_dbfs → 1, velocity_range_db above it → 127."""
+    fraction = (level_db - options.velocity_floor_dbfs) / options.velocity_range_db
+    return 1 + round(126 * min(1.0, max(0.0, fraction)))
