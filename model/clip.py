@@ -86,17 +86,20 @@ class Clip:
     duration_s: float = 0.0
     bpm: float = DEFAULT_BPM
     mpe: bool = False  # bends are per note on MPE member channels
+    drums: bool = False  # notes are General MIDI drum sounds, written on the drum channel (10)
     # Clip time where the audio of a truncated file stops (transcribed with allow_truncated); None: whole.
     truncated_at_s: float | None = None
 
     def to_dict(self) -> dict:
         truncated = {} if self.truncated_at_s is None else {"truncated_at_s": self.truncated_at_s}
+        drums = {"drums": True} if self.drums else {}
         return {
             "position_s": self.position_s,
             "duration_s": self.duration_s,
             "bpm": self.bpm,
             "mpe": self.mpe,
-            **truncated,  # only when set, so a whole clip's JSON is as it always was
+            **drums,
+            **truncated,  # only when set (drums too), so other clips' JSON is as it always was
             "notes": [note.to_dict() for note in self.notes],
         }
 
@@ -108,5 +111,6 @@ class Clip:
             duration_s=float(data.get("duration_s", 0.0)),
             bpm=float(data.get("bpm", DEFAULT_BPM)),
             mpe=bool(data.get("mpe", False)),
+            drums=bool(data.get("drums", False)),
             truncated_at_s=None if data.get("truncated_at_s") is None else float(data["truncated_at_s"]),
         )

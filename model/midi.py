@@ -6,7 +6,8 @@ imported at the region's position lands on the host's grid. Bends declare a
 after each note. A bent note needs a channel of its own while it sounds, so
 overlapping bent notes go to separate channels (never the drum channel). An
 MPE clip puts every note on a member channel of the lower zone (channels
-2-16) with MPE's ±48 semitone range, announced by the MPE configuration message.
+2-16) with MPE's ±48 semitone range, announced by the MPE configuration message. A
+drum clip puts every note on the General MIDI drum channel (10), unbent.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def clip_to_midi(clip: Clip) -> mido.MidiFile:
     def tick(time_s: float) -> int:
         return round(time_s * clip.bpm / 60.0 * TICKS_PER_BEAT)
 
-    if clip.mpe:
+    if clip.drums:
+        placement = [(DRUM_CHANNEL, False)] * len(clip.notes)
+        bend_range = BEND_RANGE_SEMITONES
+    elif clip.mpe:
         placement = [(channel, True) for channel in assign_mpe_channels(clip.notes)]
         bend_range = MPE_BEND_RANGE_SEMITONES
     else:
@@ -94,7 +98,8 @@ def clip_to_bytes(clip: Clip) -> bytes:
 
 
 def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
-    """Read notes, bends and the first tempo back from a MIDI file (any tempo map), as a clip at `position_s`."""
+    """Read notes, bends and the first tempo back from a MIDI file (any tempo map), as a clip at `position_s`; notes
+    all on the drum channel make a drum clip."""
     tempo_us = None
     bend_range = defaultdict(lambda: BEND_RANGE_SEMITONES)
     rpn = {}
@@ -119,8 +124,9 @@ def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
             members = _follow_rpn(message, rpn, bend_range)
             mpe = mpe if members is None else members > 0
     notes = sorted((_with_bends(note, wheel[channel]) for channel, note in found), key=lambda n: (n.start_s, n.pitch))
+    drums = bool(found) and all(channel == DRUM_CHANNEL for channel, _ in found)
     return Clip(notes=tuple(notes), position_s=position_s, duration_s=now_s,
-                bpm=mido.tempo2bpm(tempo_us or DEFAULT_TEMPO_US), mpe=mpe)
+                bpm=mido.tempo2bpm(tempo_us or DEFAULT_TEMPO_US), mpe=mpe, drums=drums)
 
 
 def clip_from_bytes(data: bytes, *, position_s: float = 0.0) -> Clip:

@@ -85,7 +85,7 @@ class Transcriber:
         n_samples = resampled_length(audio.n_samples, from_hz=audio.sample_rate_hz, to_hz=engine.sample_rate_hz)
         notes = engine.notes(samples, n_samples=n_samples, options=preset.decode, on_progress=on_progress)
         clip = Clip(notes=notes, position_s=region.position_s, duration_s=audio.n_samples / audio.sample_rate_hz,
-                    bpm=float(tempo.bpm), truncated_at_s=None if audio.truncated_at_sample is None
+                    bpm=float(tempo.bpm), drums=ENGINES[preset.engine].drums, truncated_at_s=None if audio.truncated_at_sample is None
                     else audio.truncated_at_sample / audio.sample_rate_hz)
         clip = postprocess(clip, preset.post, tempo=tempo, loudness=meter.result())
         if on_progress:

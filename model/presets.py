@@ -65,6 +65,8 @@ class Preset:
         elif not isinstance(self.decode, options):
             raise OptionError(f"[decode] of engine {self.engine!r} must be {options.__name__}, "
                               f"not {type(self.decode).__name__}")
+        if ENGINES[self.engine].drums:
+            _check_drum_post(self.post, engine=self.engine)
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "name": self.name, "description": self.description,
@@ -114,6 +116,20 @@ class Preset:
             message = str(error) if str(error).startswith(where) else f"{where}: {error}"
             code = "invalid_preset" if error.code == OptionError.code else error.code
             raise OptionError(message, code=code) from error
+
+
+# [post] settings that change pitch or voicing: meaningless for drum notes, whose pitch names the drum.
+DRUM_REFUSED_POST = {"transpose_semitones": 0, "scale": "chromatic", "monophonic": "off"}
+
+
+def _check_drum_post(post: PostOptions, *, engine: str) -> None:
+    for key, neutral in DRUM_REFUSED_POST.items():
+        if getattr(post, key) != neutral:
+            raise OptionError(f"[post] {key} = {getattr(post, key)!r} does not apply to drums (engine {engine!r}: "
+                              f"a note's pitch names the drum); remove it", code="invalid_preset")
+    if post.pitch_bends == "mpe":
+        raise OptionError(f"[post] pitch_bends = 'mpe' does not apply to drums (engine {engine!r}: drum notes are "
+                          f"on channel 10, unbent); remove it", code="invalid_preset")
 
 
 def _table(data: dict, key: str, where: str) -> dict:
