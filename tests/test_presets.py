@@ -17,7 +17,7 @@ from midibridge.model.region import Region
 from conftest import PIANO_LINE, matches
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
-BUILT_IN = ["bass", "default", "guitar", "lead", "noisy-recording", "piano", "strings-pad", "vocal"]
+BUILT_IN = ["bass", "default", "drums", "guitar", "lead", "noisy-recording", "piano", "strings-pad", "vocal"]
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_an_unknown_preset_name_lists_the_presets_there_are():
     with pytest.raises(OptionError) as caught:
         load_preset("harpsichord")
 
-    assert caught.value.code == "unknown_preset" and "bass, default, guitar" in str(caught.value)
+    assert caught.value.code == "unknown_preset" and "bass, default, drums, guitar" in str(caught.value)
 
 
 def test_a_plugin_that_cannot_load_is_a_clear_error_before_any_transcription(transcriber, piano_line, tmp_path):
