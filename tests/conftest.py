@@ -12,6 +12,7 @@ import pytest
 from pedalboard.io import AudioFile
 
 from midibridge.model.clip import Note
+from midibridge.model.midi import DRUM_CHANNEL
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 REPO = Path(__file__).resolve().parent.parent
@@ -19,12 +20,13 @@ PIANO, NYLON_GUITAR, FLUTE = 0, 24, 73
 
 
 def render(notes: list[Note], path: Path, *, program: int = PIANO, sample_rate_hz: int = 44100,
-           tail_s: float = 1.0, channels: int = 1, bit_depth: int = 16) -> Path:
-    """Render `notes` (seconds) with fluidsynth and the FluidR3 GM soundfont to an audio file at `path`."""
+           tail_s: float = 1.0, channels: int = 1, bit_depth: int = 16, drums: bool = False) -> Path:
+    """Render `notes` (seconds) with fluidsynth and the FluidR3 GM soundfont to an audio file at `path`; `drums`
+    plays them on the GM drum channel (10), pitches naming drums of the standard kit."""
     if shutil.which("fluidsynth") is None or not SOUNDFONT.is_file():
         pytest.fail("fluidsynth and the FluidR3 GM soundfont are needed: run `make setup`")
     midi_path = path.with_suffix(".render.mid")
-    _score(notes, program, tail_s).save(midi_path)
+    _score(notes, program, tail_s, channel=DRUM_CHANNEL if drums else 0).save(midi_path)
     wav = path.with_suffix(".render.wav")
     subprocess.run(["fluidsynth", "-ni", "-g", "0.7", "-r", str(sample_rate_hz), "-o", "synth.reverb.active=0",
                     "-o", "synth.chorus.active=0", "-F", str(wav), str(SOUNDFONT), str(midi_path)],
@@ -47,15 +49,15 @@ def write_audio(path: Path, audio: np.ndarray, sample_rate_hz: float, *, bit_dep
     return path
 
 
-def _score(notes: list[Note], program: int, tail_s: float) -> mido.MidiFile:
+def _score(notes: list[Note], program: int, tail_s: float, *, channel: int) -> mido.MidiFile:
     ticks_per_s = 960  # 480 ticks a beat at 120 BPM
     events = []
     for note in notes:
-        events.append((round(note.start_s * ticks_per_s), 1, mido.Message("note_on", note=note.pitch,
+        events.append((round(note.start_s * ticks_per_s), 1, mido.Message("note_on", channel=channel, note=note.pitch,
                                                                           velocity=note.velocity)))
-        events.append((round(note.end_s * ticks_per_s), 0, mido.Message("note_off", note=note.pitch)))
+        events.append((round(note.end_s * ticks_per_s), 0, mido.Message("note_off", channel=channel, note=note.pitch)))
     events.sort(key=lambda e: (e[0], e[1]))
-    track = mido.MidiTrack([mido.Message("program_change", program=program)])
+    track = mido.MidiTrack([mido.Message("program_change", channel=channel, program=program)])
     now = 0
     for tick, _, message in events:
         track.append(message.copy(time=tick - now))

@@ -1,0 +1,180 @@
+"""The drum engine on kits rendered by fluidsynth from known hits (FluidR3 GM standard kit, channel 10), read back
+as clips and with mido."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+from pedalboard.io import AudioFile
+
+from conftest import render, write_audio
+from daemon_helpers import DaemonProcess
+from midibridge.model.clip import Note, Tempo
+from midibridge.model.engines.drums.constants import GROUP_OF_NOTE
+from midibridge.model.errors import OptionError, WeightsError
+from midibridge.model.midi import DRUM_CHANNEL, clip_from_bytes
+from midibridge.model.presets import Preset, load_preset
+from midibridge.model.region import Region
+
+MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
+TOLERANCE_S = 0.020
+KICK, SNARE, CLOSED_HAT = 36, 38, 42
+
+
+def hit(time_s: float, drum: int, velocity: int = 110) -> Note:
+    return Note(drum, time_s, time_s + 0.1, velocity)
+
+
+def rock_beat(start_s: float = 0.5, bars: int = 2) -> list[Note]:
+    """100 BPM: kick on 1 and 3, snare on 2 and 4, closed hi-hat eighths."""
+    beat_s = 0.6
+    hits = []
+    for b in range(bars * 4):
+        t = start_s + b * beat_s
+        hits += [hit(t, KICK if b % 2 == 0 else SNARE), hit(t, CLOSED_HAT, 90), hit(t + beat_s / 2, CLOSED_HAT, 80)]
+    return hits
+
+
+def convert(transcriber, hits: list[Note], path: Path, preset: Preset | str = "drums", **render_options):
+    """The clip, the clip its MIDI file reads back as, and that file read by mido."""
+    render(hits, path, drums=True, tail_s=1.5, **render_options)
+    preset = load_preset(preset) if isinstance(preset, str) else preset
+    done = transcriber.convert(Region.from_file(path), preset=preset)
+    return done.clip, clip_from_bytes(done.smf), mido.MidiFile(file=io.BytesIO(done.smf))
+
+
+def unmatched(expected: list[Note], found: tuple[Note, ...]) -> tuple[list[Note], list[Note]]:
+    """(expected hits with no found hit of their class within TOLERANCE_S, found hits left over)."""
+    left = list(found)
+    missing = []
+    for want in expected:
+        near = [n for n in left if GROUP_OF_NOTE.get(n.pitch) == GROUP_OF_NOTE[want.pitch]
+                and abs(n.start_s - want.start_s) <= TOLERANCE_S]
+        if near:
+            left.remove(min(near, key=lambda n: abs(n.start_s - want.start_s)))
+        else:
+            missing.append(want)
+    return missing, left
+
+
+def test_a_rock_beat_comes_back_with_its_classes_and_times_on_channel_10(transcriber, tmp_path):
+    hits = rock_beat()
+    clip, read_back, midi = convert(transcriber, hits, tmp_path / "beat.flac")
+
+    assert clip.drums and read_back.drums
+    missing, extra = unmatched(hits, clip.notes)
+    assert extra == [] and len(missing) <= 1, (missing, extra)
+    # Known weakness (README, Drums): a hi-hat struck with the snare needs a higher activation (real snares fired
+    # false hi-hats), and one of these four sits just under it.
+    assert all(n.pitch == CLOSED_HAT and any(h.pitch == SNARE and h.start_s == n.start_s for h in hits)
+               for n in missing), missing
+    assert unmatched(hits, read_back.notes) == (missing, [])
+    messages = [m for m in midi.tracks[1] if m.type in ("note_on", "note_off", "pitchwheel", "control_change")]
+    assert {m.type for m in messages} == {"note_on", "note_off"}, "no bends, no bend range set up"
+    assert {m.channel for m in messages} == {DRUM_CHANNEL}
+    assert all(n.end_s - n.start_s < 0.1 for n in clip.notes), "one short note per hit"
+
+
+@pytest.mark.parametrize("rate_hz", [48000, 22050])
+def test_isolated_kicks_and_snares_at_other_rates(transcriber, tmp_path, rate_hz):
+    hits = [hit(0.5 + 0.75 * i, KICK if i % 2 == 0 else SNARE) for i in range(6)]
+    clip, _, _ = convert(transcriber, hits, tmp_path / "hits.wav", sample_rate_hz=rate_hz)
+    assert unmatched(hits, clip.notes) == ([], [])
+
+
+def test_louder_hits_get_higher_velocities(transcriber, tmp_path):
+    velocities = (30, 60, 90, 127)
+    hits = [hit(0.5 + 0.8 * i, SNARE, velocity) for i, velocity in enumerate(velocities)]
+    clip, _, _ = convert(transcriber, hits, tmp_path / "dynamics.flac")
+
+    assert [n.pitch for n in clip.notes] == [SNARE] * 4
+    found = [n.velocity for n in clip.notes]
+    assert found == sorted(found) and len(set(found)) == 4, found
+
+
+def test_silence_gives_no_notes(transcriber, tmp_path):
+    path = write_audio(tmp_path / "silence.flac", np.zeros(3 * 44100, np.float32), 44100)
+    clip = transcriber.transcribe(Region.from_file(path), preset=load_preset("drums"))
+    assert clip.notes == () and clip.drums
+
+
+def test_quantising_to_the_host_bars_snaps_hits_to_the_grid(transcriber, tmp_path):
+    table = load_preset("drums").to_dict()
+    table["post"].update(quantize_grid="1/16")
+    hits = [hit(0.5 + 0.3 * i + (0.012 if i % 2 else -0.012), KICK if i % 4 == 0 else CLOSED_HAT) for i in range(8)]
+    render(hits, tmp_path / "loose.flac", drums=True)
+    clip = transcriber.transcribe(Region.from_file(tmp_path / "loose.flac", position_s=0.25),
+                                  preset=Preset.from_dict(table), tempo=Tempo(bpm=100.0))
+    sixteenth_s = 60 / 100 / 4
+    assert len(clip.notes) >= 8
+    for note in clip.notes:  # the grid counts from the timeline's bar lines, not the region's start
+        lines = (0.25 + note.start_s) / sixteenth_s
+        assert lines == pytest.approx(round(lines), abs=1e-6)
+
+
+@pytest.mark.parametrize("post", [{"transpose_semitones": 2}, {"scale": "major"}, {"monophonic": "highest"},
+                                  {"pitch_bends": "mpe"}])
+def test_pitch_edits_are_refused_for_drums(post):
+    table = {"schema": 2, "name": "my-drums", "engine": {"name": "drums"}, "post": post}
+    with pytest.raises(OptionError, match=f"{next(iter(post))} .* does not apply to drums") as refused:
+        Preset.from_dict(table, where="my-drums.toml")
+    assert refused.value.code == "invalid_preset" and "my-drums.toml" in str(refused.value)
+
+
+def test_the_json_of_a_drum_clip_says_so_and_others_do_not(transcriber, tmp_path):
+    path = render(rock_beat(bars=1), tmp_path / "beat.flac", drums=True)
+    drums = transcriber.transcribe(Region.from_file(path), preset=load_preset("drums"))
+    assert drums.to_dict()["drums"] is True
+    assert "drums" not in transcriber.transcribe(Region.from_file(path)).to_dict()
+
+
+def test_convert_drums_through_the_daemon_writes_exactly_the_in_process_midi(tmp_path):
+    audio = render(rock_beat(), tmp_path / "beat.flac", drums=True)
+    daemon = DaemonProcess(tmp_path / "home")
+    try:
+        runs = [subprocess.run([MIDIBRIDGE, "convert", audio, "--preset", "drums", "-o", tmp_path / f"{how}.mid",
+                                f"--{how}"], capture_output=True, text=True, env=daemon.env)
+                for how in ("daemon", "in-process")]
+        with daemon.client() as client:
+            assert client.status()["counts"]["done"] == 1, "the first went through the daemon"
+    finally:
+        daemon.stop()
+
+    assert all(run.returncode == 0 for run in runs), [run.stderr for run in runs]
+    assert (tmp_path / "daemon.mid").read_bytes() == (tmp_path / "in-process.mid").read_bytes()
+    clip = clip_from_bytes((tmp_path / "daemon.mid").read_bytes())
+    assert clip.drums and len(clip.notes) >= len(rock_beat()) - 1
+
+
+def test_results_do_not_depend_on_how_the_audio_is_chunked(transcriber, tmp_path):
+    """Blocks of ~48 s with margins: a hit near a block boundary is found once, wherever the chunks end."""
+    engine = transcriber.engine_for("drums")
+    path = render([hit(0.5 + 0.25 * i, (KICK, CLOSED_HAT, SNARE)[i % 3]) for i in range(20)], tmp_path / "h.wav",
+                  drums=True, sample_rate_hz=22050)
+    with AudioFile(str(path)) as source:
+        audio = source.read(source.frames)[0]
+    audio = np.tile(audio, 12)  # ~80 s: two blocks
+    options = load_preset("drums").decode
+    whole = engine.notes(iter([audio]), n_samples=len(audio), options=options, on_progress=None)
+    chunked = engine.notes((audio[i:i + 7777] for i in range(0, len(audio), 7777)), n_samples=len(audio),
+                           options=options, on_progress=None)
+    assert whole == chunked and len(whole) >= 12 * 20
+
+
+def test_a_drum_model_that_is_not_the_shipped_one_is_refused_with_the_fix(tmp_path):
+    from midibridge.model.engines.drums import network
+
+    bad = tmp_path / "model.npz"
+    bad.write_bytes(network.MODEL_PATH.read_bytes()[:-1] + b"x")
+    with pytest.raises(WeightsError, match="reinstall midibridge") as refused:
+        network.load_model(bad)
+    assert refused.value.code == "model_corrupt"
+    with pytest.raises(WeightsError) as missing:
+        network.load_model(tmp_path / "absent.npz")
+    assert missing.value.code == "model_missing"
