@@ -43,15 +43,8 @@ def clip_to_midi(clip: Clip) -> mido.MidiFile:
     def tick(time_s: float) -> int:
         return round(time_s * clip.bpm / 60.0 * TICKS_PER_BEAT)
 
-    if clip.drums:
-        placement = [(DRUM_CHANNEL, False)] * len(clip.notes)
-        bend_range = BEND_RANGE_SEMITONES
-    elif clip.mpe:
-        placement = [(channel, True) for channel in assign_mpe_channels(clip.notes)]
-        bend_range = MPE_BEND_RANGE_SEMITONES
-    else:
-        placement = assign_channels(clip.notes)
-        bend_range = BEND_RANGE_SEMITONES
+    placement = note_channels(clip)
+    bend_range = MPE_BEND_RANGE_SEMITONES if clip.mpe else BEND_RANGE_SEMITONES
     events = []  # (tick, rank, message)
     bent_channels = set()
     for note, (channel, bent) in zip(clip.notes, placement):
@@ -131,6 +124,16 @@ def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
 
 def clip_from_bytes(data: bytes, *, position_s: float = 0.0) -> Clip:
     return clip_from_midi(mido.MidiFile(file=io.BytesIO(data)), position_s=position_s)
+
+
+def note_channels(clip: Clip) -> list[tuple[int, bool]]:
+    """(channel, whether its bends are written) for each of the clip's notes: the drum channel for a drum clip, a
+    member channel for an MPE clip, else `assign_channels`."""
+    if clip.drums:
+        return [(DRUM_CHANNEL, False)] * len(clip.notes)
+    if clip.mpe:
+        return [(channel, True) for channel in assign_mpe_channels(clip.notes)]
+    return assign_channels(clip.notes)
 
 
 def assign_channels(notes: tuple[Note, ...]) -> list[tuple[int, bool]]:
