@@ -11,13 +11,16 @@ host's tempo there). Answer on stdout, flushed line by line:
                                        daemon runs others' jobs first, "transcribing: 1 of 3 done"
     PROGRESS 0.420                  all regions together, 0..1: at least every TICK_S while it runs
     NOTES 3 57                      region 3 has 57 notes and their bends; they follow
+    NOTES 6 120 drums               region 6 is drums: 120 notes, GM drum sounds on channel 9 (10 counted from 1)
     N 3 0.511000 1.020000 64 90 0   region 3: start_s end_s (from the region start) pitch velocity channel
     B 3 0 0.600000 -0.500000        region 3, channel 0: from 0.6 s on, bent by -0.5 semitones (0: unbent)
     ERROR 4 [audio_not_found] …     region 4 failed; the others go on
     DONE 5 1                        regions converted, regions failed
 
 Channels are as in midibridge's MIDI files: a bent note gets a channel of its
-own while it sounds, so its bends move no other note (model.midi).
+own while it sounds, so its bends move no other note; a drum region's notes
+are all on the drum channel, unbent (model.midi). A reader that knows no
+words after a NOTES line's count ignores them.
 
 A DAW script reads these lines on its GUI thread, so they keep coming: between
 two lines the GUI cannot repaint. A script that stops reading and closes its
@@ -40,7 +43,7 @@ from pathlib import Path
 
 from midibridge.model.clip import Tempo
 from midibridge.model.errors import OptionError
-from midibridge.model.midi import assign_channels, assign_mpe_channels
+from midibridge.model.midi import note_channels
 from midibridge.model.region import Region
 
 from . import runner
@@ -203,12 +206,8 @@ def answer_lines(region_id: int, result: JobResult) -> list[str]:
         message = " ".join(str(result.error).split())  # one line, whatever the message held
         return [f"ERROR {region_id} [{result.error.code}] {message}"]
     notes = result.clip.notes
-    if result.clip.mpe:
-        placement = [(channel, True) for channel in assign_mpe_channels(notes)]
-    else:
-        placement = assign_channels(notes)
-    lines = [f"NOTES {region_id} {len(notes)}"]
-    for note, (channel, bent) in zip(notes, placement):
+    lines = [f"NOTES {region_id} {len(notes)}" + (" drums" if result.clip.drums else "")]
+    for note, (channel, bent) in zip(notes, note_channels(result.clip)):
         lines.append(f"N {region_id} {note.start_s:.6f} {note.end_s:.6f} {note.pitch} {note.velocity} {channel}")
         if bent and note.bends:
             lines += [f"B {region_id} {channel} {max(b.time_s, note.start_s):.6f} {b.semitones:.6f}"

@@ -178,3 +178,19 @@ def test_a_drum_model_that_is_not_the_shipped_one_is_refused_with_the_fix(tmp_pa
     with pytest.raises(WeightsError) as missing:
         network.load_model(tmp_path / "absent.npz")
     assert missing.value.code == "model_missing"
+
+
+def test_the_daw_line_protocol_marks_a_drum_region_and_its_notes_are_on_channel_10(tmp_path):
+    audio = render(rock_beat(bars=1), tmp_path / "beat.flac", drums=True)
+    requests = tmp_path / "regions.tsv"
+    requests.write_text(f"1\t{audio}\t0.0\t3.0\t8.0\t100.0\t4.0\t0.0\n2\t{audio}\t0.0\t3.0\t8.0\t100.0\t4.0\t0.0\n")
+
+    done = subprocess.run([MIDIBRIDGE, "host", "transcribe", requests, "--preset", "drums", "--in-process"],
+                          capture_output=True, text=True)
+
+    lines = [line.split() for line in done.stdout.splitlines()]
+    notes = [line for line in lines if line[0] == "N"]
+    assert done.returncode == 0 and ["DONE", "2", "0"] in lines, done.stderr
+    assert [line[3:] for line in lines if line[0] == "NOTES"] == [["drums"], ["drums"]]
+    assert len(notes) >= 2 * 11 and {line[6] for line in notes} == {str(DRUM_CHANNEL)}
+    assert not any(line[0] == "B" for line in lines)

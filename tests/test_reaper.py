@@ -4,10 +4,11 @@ what is faked), with a real daemon doing the transcription."""
 import pytest
 
 from midibridge.model.clip import Tempo
+from midibridge.model.midi import DRUM_CHANNEL
 from midibridge.model.region import Region
 from midibridge.plugin_host.reaper_adapter import assemble, install_scripts
 
-from conftest import Note, synthesize, write_audio
+from conftest import Note, render, synthesize, write_audio
 from daemon_helpers import DaemonProcess
 from fake_reaper import PPQ, FakeReaper, FakeTake
 
@@ -111,3 +112,19 @@ def test_install_writes_both_actions_with_this_installations_command(tmp_path):
         text = path.read_text()
         compile(text, str(path), "exec")
         assert "host transcribe" in text.split("MB_COMMAND = ")[-1] and "preset='piano'" in text
+
+
+def test_a_drum_item_lands_on_a_drums_track_on_channel_10(daemon, monkeypatch, tmp_path):
+    beat = [Note(36 if i % 2 == 0 else 38, 0.5 + 0.5 * i, 0.6 + 0.5 * i, 110) for i in range(8)]
+    take = render(beat, tmp_path / "beat.wav", drums=True)
+    reaper = FakeReaper(bpm=BPM)
+    kit = reaper.add_track("Kit")
+    reaper.add_item(kit, position=4.0, length=5.0, take=FakeTake(str(take), pitch=2.0), selected=True)
+
+    run_action(reaper, "selected", daemon, monkeypatch, preset="drums")
+
+    assert [t.name for t in reaper.tracks] == ["Kit", "Kit Drums"]
+    [item] = reaper.tracks[1].items
+    assert item.position == 4.0
+    assert {channel for _, _, channel, _, _ in item.take.notes} == {DRUM_CHANNEL}
+    assert [pitch for _, _, _, pitch, _ in sorted(item.take.notes)] == [n.pitch for n in beat], "never transposed"

@@ -10,7 +10,8 @@
 -- tempo map at the region go to `midibridge host transcribe`, which answers one line per note
 -- in seconds from the region start. Notes go into a new MIDI region at the same position and
 -- length, on a MIDI track named "<source track> MIDI" (made, or reused), seconds turned into beats
--- with the session's tempo map. All regions of a run are one undoable operation.
+-- with the session's tempo map; a drum region's notes (GM drum sounds on channel 10) go to a track
+-- "<source track> Drums". All regions of a run are one undoable operation.
 
 local MB = {}
 
@@ -78,8 +79,8 @@ end
 
 -- Ask midibridge for the notes of every job. `progress (fraction, status)` is called at least every
 -- few tenths of a second while midibridge runs (so an editor can repaint) and may return true to cancel.
--- Fills job.notes ({start_s, end_s, pitch, velocity, channel}) and job.bends ({channel, time_s, semitones}),
--- or job.error.
+-- Fills job.notes ({start_s, end_s, pitch, velocity, channel}), job.bends ({channel, time_s, semitones})
+-- and job.drums (midibridge's drum engine made the notes), or job.error.
 -- Returns "done", "cancelled", or "failed" (midibridge stopped early; MB.failure says why).
 function MB.transcribe (jobs, preset, progress)
 	local request = os.tmpname ()
@@ -109,8 +110,9 @@ function MB.transcribe (jobs, preset, progress)
 			local id, channel, t, semitones = rest:match ("^(%d+) (%d+) (%S+) (%S+)$")
 			table.insert (by_id[tonumber (id)].bends, { tonumber (channel), tonumber (t), tonumber (semitones) })
 		elseif kind == "NOTES" then
-			local job = by_id[tonumber (rest:match ("^(%d+)"))]
-			job.notes, job.bends = {}, {}
+			local id, words = rest:match ("^(%d+) %d+ ?(.*)$")
+			local job = by_id[tonumber (id)]
+			job.notes, job.bends, job.drums = {}, {}, words == "drums"
 		elseif kind == "ERROR" then
 			local id, message = rest:match ("^(%d+) (.*)$")
 			by_id[tonumber (id)].error = message
@@ -137,7 +139,7 @@ function MB.transcribe (jobs, preset, progress)
 	return cancelled and "cancelled" or (finished and "done" or "failed")
 end
 
--- The MIDI track for a source track: the one named "<name> MIDI", made when missing.
+-- The MIDI track called `name` ("<source track> MIDI" or "<source track> Drums"), made when missing.
 function MB.midi_track (session, name)
 	local route = session:route_by_name (name)
 	if not route:isnil () and not route:to_track ():to_midi_track ():isnil () then
@@ -156,10 +158,11 @@ function MB.apply (session, jobs)
 	for _, job in ipairs (jobs) do
 		if job.notes then
 			-- Tracks first: making a track is never undoable in Ardour.
-			job.midi_track = MB.midi_track (session, job.track_name .. " MIDI")
+			local kind = job.drums and " Drums" or " MIDI"
+			job.midi_track = MB.midi_track (session, job.track_name .. kind)
 			-- An empty bounce of a MIDI track is a new, empty MIDI region and source of that range.
 			job.midi_region = job.midi_track:bounce_range (job.pos, job.pos + job.len, ARDOUR.InterThreadInfo (),
-				ARDOUR.LuaAPI.nil_proc (), false, job.name .. " MIDI")
+				ARDOUR.LuaAPI.nil_proc (), false, job.name .. kind)
 			local model = job.midi_region:to_midiregion ():model ()
 			local diff = model:new_note_diff_command ("midibridge: add notes")
 			local origin = tm:quarters_at (Temporal.timepos_t (job.pos))

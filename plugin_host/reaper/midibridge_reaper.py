@@ -10,7 +10,8 @@
 #
 # Per item: the active take's source file, the take's start offset, the item's position and length,
 # and the take's play rate (a faster take plays the source faster, and higher unless pitch is kept).
-# The notes go into a new MIDI item at the item's position on a track named "<track> MIDI".
+# The notes go into a new MIDI item at the item's position on a track named "<track> MIDI", or, for a
+# drum item (midibridge's drum engine: GM drum sounds on channel 10), "<track> Drums".
 
 import math
 import os
@@ -42,7 +43,7 @@ class Job:
         self.bpm = RPR_TimeMap_GetDividedBpmAtTime(self.position) * 4.0 / unit
         self.beats_per_bar = bar_beats * 4.0 / unit
         self.bar_offset = beats_in_bar * 4.0 / unit
-        self.notes, self.error = None, None
+        self.notes, self.error, self.drums = None, None, False
 
     def request_line(self):
         # The take plays `length * rate` seconds of its source, from `offset` on.
@@ -79,7 +80,9 @@ def transcribe(jobs, preset):
     for line in done.stdout.splitlines():
         kind, _, rest = line.partition(" ")
         if kind == "NOTES":
-            by_number[int(rest.split()[0])].notes = []
+            number, _, *words = rest.split()
+            by_number[int(number)].notes = []
+            by_number[int(number)].drums = words == ["drums"]
         elif kind == "N":
             number, start, end, pitch, velocity, channel = rest.split()
             by_number[int(number)].notes.append((float(start), float(end), int(pitch), int(velocity), int(channel)))
@@ -105,10 +108,10 @@ def midi_track(name, after):
 
 
 def insert(job):
-    track = midi_track(job.track_name + " MIDI", job.track)
+    track = midi_track(job.track_name + (" Drums" if job.drums else " MIDI"), job.track)
     item = RPR_CreateNewMIDIItemInProj(track, job.position, job.position + job.length, False)[0]
     take = RPR_GetActiveTake(item)
-    shift = int(round(job.semitones))
+    shift = 0 if job.drums else int(round(job.semitones))  # a drum note's pitch names the drum, whatever the rate
     for start, end, pitch, velocity, channel in job.notes:
         # Source seconds from the offset become item seconds at the take's play rate.
         on = RPR_MIDI_GetPPQPosFromProjTime(take, job.position + start / job.rate)
