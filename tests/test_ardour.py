@@ -21,7 +21,7 @@ import pytest
 from midibridge.model.clip import Tempo
 from midibridge.model.region import Region
 
-from conftest import Note, matches, synthesize, write_audio
+from conftest import Note, matches, render, synthesize, write_audio
 from daemon_helpers import DaemonProcess
 
 HERE = Path(__file__).parent / "ardour"
@@ -82,7 +82,7 @@ def read_session(directory: Path) -> dict:
         elif kind == "NOTE":
             found["notes"].append({"track": fields[0], "region": int(fields[1]), "ticks": int(fields[2]),
                                    "length_ticks": int(fields[3]), "pitch": int(fields[4]),
-                                   "velocity": int(fields[5]), "sample": int(fields[7])})
+                                   "velocity": int(fields[5]), "channel": int(fields[6]), "sample": int(fields[7])})
     return found
 
 
@@ -190,6 +190,24 @@ def test_the_batch_action_converts_every_audio_track_of_a_session(daemon, tmp_pa
     assert sorted(m["track"] for m in found["midi"]) == ["Bass MIDI", "Lead MIDI", "Pad MIDI", "Pad MIDI"], \
         "a second run reuses the track it made"
     assert undo_steps(session) == [("midibridge: audio to MIDI", 1)], "the second run is one undo step too"
+
+
+def test_a_drum_region_lands_on_a_drums_track_with_its_notes_on_channel_10(daemon, tmp_path):
+    rate = 44100
+    beat = [Note((36, 42, 38, 42)[i % 4], 0.5 + 0.3125 * i, 0.6 + 0.3125 * i, 110) for i in range(24)]
+    kit = render(beat, tmp_path / "kit.wav", sample_rate_hz=rate, drums=True, tail_s=2.0)
+    session = make_session(tmp_path / "session", rate, [Placed("Kit", kit, 2.0, 0.0, 8.0)])
+
+    done = convert(daemon, session, "--preset", "drums")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = read_session(session)
+    [midi] = found["midi"]
+    assert (midi["track"], midi["position"]) == ("Kit Drums", round(2.0 * rate))
+    assert len(found["notes"]) >= len(beat) - 1 and {n["channel"] for n in found["notes"]} == {9}
+    assert {n["pitch"] for n in found["notes"]} <= {36, 38, 42, 46}
+    in_file = mido.MidiFile(midi["smf"])
+    assert {m.channel for m in in_file.tracks[0] if m.type == "note_on"} == {9}
 
 
 def undo_steps(session: Path) -> list[tuple[str, int]]:
