@@ -70,12 +70,15 @@ def open_region(region: Region, *, chunk_s: float = CHUNK_S, allow_truncated: bo
     return _open_samples(region, chunk_s)
 
 
-def resample(chunks: Iterator[np.ndarray], *, from_hz: float, to_hz: float) -> Iterator[np.ndarray]:
-    """Resample a stream of mono chunks; the output is sample-aligned with the input and as long as it."""
+def resample(chunks: Iterator[np.ndarray], *, from_hz: float, to_hz: float,
+             quality: str | None = None) -> Iterator[np.ndarray]:
+    """Resample a stream of mono chunks; the output is sample-aligned with the input and as long as it. `quality`
+    names a pedalboard Resample.Quality (None: RESAMPLE_QUALITY)."""
     if from_hz == to_hz:
         yield from chunks
         return
-    resampler = StreamResampler(from_hz, to_hz, 1, RESAMPLE_QUALITY)
+    resampler = StreamResampler(from_hz, to_hz, 1,
+                                RESAMPLE_QUALITY if quality is None else getattr(Resample.Quality, quality))
     for chunk in chunks:
         out = resampler.process(chunk[np.newaxis, :])
         if out.shape[1]:

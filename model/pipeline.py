@@ -78,7 +78,8 @@ class Transcriber:
 
         engine = self.engine_for(preset.engine)
         chunks = preprocess.process(preset.chain, open_chunks, sample_rate_hz=audio.sample_rate_hz)
-        samples = resample(chunks, from_hz=audio.sample_rate_hz, to_hz=engine.sample_rate_hz)
+        samples = resample(chunks, from_hz=audio.sample_rate_hz, to_hz=engine.sample_rate_hz,
+                           quality=ENGINES[preset.engine].resample_quality)
         meter = LoudnessMeter(block_samples=engine.hop_samples, sample_rate_hz=engine.sample_rate_hz)
         if preset.post.velocity == "loudness":
             samples = meter.tap(samples)
