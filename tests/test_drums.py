@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import mido
@@ -98,6 +99,17 @@ def test_louder_hits_get_higher_velocities(transcriber, tmp_path):
     assert found == sorted(found) and len(set(found)) == 4, found
 
 
+def test_the_preprocessing_chain_runs_before_the_drum_engine(transcriber, tmp_path):
+    path = render([hit(0.5 + 0.6 * i, SNARE) for i in range(4)], tmp_path / "snares.flac", drums=True)
+    table = load_preset("drums").to_dict()
+    table["chain"] = [{"step": "gain", "gain_db": -12.0}]
+    plain = transcriber.transcribe(Region.from_file(path), preset=load_preset("drums"))
+    quieter = transcriber.transcribe(Region.from_file(path), preset=Preset.from_dict(table))
+
+    assert [n.pitch for n in quieter.notes] == [n.pitch for n in plain.notes] == [SNARE] * 4
+    assert all(q.velocity < p.velocity for q, p in zip(quieter.notes, plain.notes))
+
+
 def test_silence_gives_no_notes(transcriber, tmp_path):
     path = write_audio(tmp_path / "silence.flac", np.zeros(3 * 44100, np.float32), 44100)
     clip = transcriber.transcribe(Region.from_file(path), preset=load_preset("drums"))
@@ -136,6 +148,9 @@ def test_the_json_of_a_drum_clip_says_so_and_others_do_not(transcriber, tmp_path
 
 def test_convert_drums_through_the_daemon_writes_exactly_the_in_process_midi(tmp_path):
     audio = render(rock_beat(), tmp_path / "beat.flac", drums=True)
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    (takes / "again.flac").write_bytes(audio.read_bytes())
     daemon = DaemonProcess(tmp_path / "home")
     try:
         runs = [subprocess.run([MIDIBRIDGE, "convert", audio, "--preset", "drums", "-o", tmp_path / f"{how}.mid",
@@ -143,6 +158,8 @@ def test_convert_drums_through_the_daemon_writes_exactly_the_in_process_midi(tmp
                 for how in ("daemon", "in-process")]
         with daemon.client() as client:
             assert client.status()["counts"]["done"] == 1, "the first went through the daemon"
+        batch = subprocess.run([MIDIBRIDGE, "batch", takes, "-o", tmp_path / "batch", "--preset", "drums"],
+                               capture_output=True, text=True, env=daemon.env)
     finally:
         daemon.stop()
 
@@ -150,6 +167,8 @@ def test_convert_drums_through_the_daemon_writes_exactly_the_in_process_midi(tmp
     assert (tmp_path / "daemon.mid").read_bytes() == (tmp_path / "in-process.mid").read_bytes()
     clip = clip_from_bytes((tmp_path / "daemon.mid").read_bytes())
     assert clip.drums and len(clip.notes) >= len(rock_beat()) - 1
+    assert batch.returncode == 0, batch.stderr
+    assert (tmp_path / "batch" / "again.mid").read_bytes() == (tmp_path / "daemon.mid").read_bytes()
 
 
 def test_results_do_not_depend_on_how_the_audio_is_chunked(transcriber, tmp_path):
@@ -165,6 +184,29 @@ def test_results_do_not_depend_on_how_the_audio_is_chunked(transcriber, tmp_path
     chunked = engine.notes((audio[i:i + 7777] for i in range(0, len(audio), 7777)), n_samples=len(audio),
                            options=options, on_progress=None)
     assert whole == chunked and len(whole) >= 12 * 20
+
+
+def test_a_long_streamed_region_keeps_memory_bounded(transcriber):
+    """Blocks of ~48 s: four times the audio adds far less memory than the audio itself, which arrives one chunk
+    at a time and is never held."""
+    engine = transcriber.engine_for("drums")
+    rng = np.random.default_rng(0)
+    chunk = (rng.standard_normal(int(2.0 * engine.sample_rate_hz)) * 0.05).astype(np.float32)
+    chunk[::5000] = 0.9  # clicks: something to find
+
+    def peak_bytes(minutes: int) -> int:
+        n_chunks = minutes * 30
+        tracemalloc.start()
+        try:
+            engine.notes((chunk for _ in range(n_chunks)), n_samples=n_chunks * len(chunk),
+                         options=load_preset("drums").decode, on_progress=None)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    short, long = peak_bytes(1), peak_bytes(4)
+    more_audio_bytes = 3 * 60 * engine.sample_rate_hz * 4
+    assert long - short < 0.5 * more_audio_bytes, f"{short / 1e6:.1f} MB for 1 minute, {long / 1e6:.1f} MB for 4"
 
 
 def test_a_drum_model_that_is_not_the_shipped_one_is_refused_with_the_fix(tmp_path):
