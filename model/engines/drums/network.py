@@ -50,14 +50,15 @@ def load_model(path: Path = MODEL_PATH) -> DrumModel:
 
 def activations(stacked: np.ndarray, model: DrumModel) -> np.ndarray:
     """stacked: (F, D) context stacks. Returns (F, len(OUTPUT_NOTES)) onset probabilities (ensemble mean), float32."""
-    total = np.zeros(0, np.float32)
-    for net in model.networks:
-        h = (stacked - net["mean"]) / net["std"]
-        n_layers = sum(1 for key in net if key.startswith("W"))
-        for i in range(n_layers):
-            h = h @ net[f"W{i}"] + net[f"b{i}"]
-            if i < n_layers - 1:
-                np.maximum(h, 0.0, out=h)
-        p = 1.0 / (1.0 + np.exp(-np.clip(h, -30, 30)))
-        total = p if total.size == 0 else total + p
-    return (total / len(model.networks)).astype(np.float32)
+    return (sum(_forward(stacked, net) for net in model.networks) / len(model.networks)).astype(np.float32)
+
+
+def _forward(stacked: np.ndarray, net: dict[str, np.ndarray]) -> np.ndarray:
+    """stacked: (F, D). Returns (F, len(OUTPUT_NOTES)) one network's sigmoid outputs; ReLU between layers."""
+    h = (stacked - net["mean"]) / net["std"]
+    n_layers = sum(1 for key in net if key.startswith("W"))
+    for i in range(n_layers):
+        h = h @ net[f"W{i}"] + net[f"b{i}"]
+        if i < n_layers - 1:
+            np.maximum(h, 0.0, out=h)
+    return 1.0 / (1.0 + np.exp(-np.clip(h, -30, 30)))
