@@ -1,4 +1,5 @@
-"""Log-mel spectrogram and network-input framing, in numpy.
+"""Log-mel spectrogram and network-input framing, in numpy: whole arrays (`log_mel`, as training renders them) or
+streamed from chunks in blocks with margins (`log_mel_stream`, `frame_blocks`, as the engine reads them).
 
 Shapes use: S samples, F frames, B = N_MEL_BANDS, K = FFT_SIZE // 2 + 1 bins,
 C = CONTEXT_FRAMES.
