@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from midibridge.model.pipeline import Transcriber
-from midibridge.model.presets import load_preset
+from midibridge.model.presets import Preset, load_preset
 from midibridge.model.region import Region
 
 from .corpus import SHARED, corpus_manifest, corpus_parser
@@ -40,20 +40,10 @@ def main(argv=None) -> int:
     if manifest is None:
         return 0
     cases = json.loads(manifest.read_text())["cases"]
-    args.out.mkdir(parents=True, exist_ok=True)
     transcriber, preset = Transcriber(), load_preset("drums")
     transcriber.convert(Region.from_file(manifest.parent / cases[0]["audio"]), preset=preset)  # loads the model
-    audio_s = busy_s = 0.0
-    for case in cases:
-        started = time.perf_counter()
-        done = transcriber.convert(Region.from_file(manifest.parent / case["audio"]), preset=preset)
-        (args.out / f"{case['id']}.mid").write_bytes(done.smf)
-        busy_s += time.perf_counter() - started
-        audio_s += done.clip.duration_s
-    scores_path = args.out / "scores.json"
-    subprocess.run([sys.executable, str(EVALUATE), str(manifest), str(args.out), "--json", str(scores_path)],
-                   check=True, stdout=subprocess.DEVNULL)
-    clips = json.loads(scores_path.read_text())["clips"]
+    audio_s, busy_s = predict(transcriber, preset, manifest, cases, args.out)
+    clips = evaluate(manifest, args.out)
     sets = {"tuned stems": [c for c in clips if c["id"] in TUNED],
             "held-out stems": [c for c in clips if c["kind"] == "drums" and c["id"] not in TUNED],
             "all stems": [c for c in clips if c["kind"] == "drums"],
@@ -66,6 +56,30 @@ def main(argv=None) -> int:
     print(f"\nspeed (whole pipeline, in-process, load average {os.getloadavg()[0]:.1f}): {audio_s:.1f} s of audio "
           f"in {busy_s:.2f} s = {audio_s / busy_s:.0f}x real time")
     return 0
+
+
+def predict(transcriber: Transcriber, preset: Preset, manifest: Path, cases: list[dict], out: Path) -> tuple[float, float]:
+    """Write out/<case id>.mid for each case; returns (seconds of audio, seconds it took, decode to MIDI file)."""
+    out.mkdir(parents=True, exist_ok=True)
+    audio_s = busy_s = 0.0
+    for case in cases:
+        started = time.perf_counter()
+        done = transcriber.convert(Region.from_file(manifest.parent / case["audio"]), preset=preset)
+        (out / f"{case['id']}.mid").write_bytes(done.smf)
+        busy_s += time.perf_counter() - started
+        audio_s += done.clip.duration_s
+    return audio_s, busy_s
+
+
+def evaluate(manifest: Path, out: Path) -> list[dict]:
+    """evaluate_drums.py's rows for the cases predicted in `out` (it leaves out, and exits 1 for, the others)."""
+    scores = out / "scores.json"
+    scores.unlink(missing_ok=True)
+    subprocess.run([sys.executable, str(EVALUATE), str(manifest), str(out), "--json", str(scores)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not scores.is_file():
+        raise SystemExit(f"{EVALUATE} wrote no scores for {out}: run it by hand to see why")
+    return json.loads(scores.read_text())["clips"]
 
 
 def _mean(values: list[float]) -> float | None:

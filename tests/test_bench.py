@@ -10,7 +10,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("module", ["benchmarks.transcription", "benchmarks.presets", "benchmarks.tune_presets",
-                                    "benchmarks.daemon", "benchmarks.drums"])
+                                    "benchmarks.daemon", "benchmarks.drums",
+                                    "benchmarks.tune_drums"])
 def test_a_benchmark_without_the_corpus_says_so_and_succeeds(module, tmp_path):
     done = subprocess.run([sys.executable, "-m", module, "--corpus", str(tmp_path), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, cwd=REPO)
