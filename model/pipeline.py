@@ -76,17 +76,17 @@ class Transcriber:
             # The region opened above serves the first read; a normalize step reads it once more.
             return (unread.pop() if unread else open_region(region, allow_truncated=allow_truncated)).chunks()
 
-        engine = self.engine_for(preset.engine)
+        engine, kind = self.engine_for(preset.engine), ENGINES[preset.engine]
         chunks = preprocess.process(preset.chain, open_chunks, sample_rate_hz=audio.sample_rate_hz)
         samples = resample(chunks, from_hz=audio.sample_rate_hz, to_hz=engine.sample_rate_hz,
-                           quality=ENGINES[preset.engine].resample_quality)
+                           quality=kind.resample_quality)
         meter = LoudnessMeter(block_samples=engine.hop_samples, sample_rate_hz=engine.sample_rate_hz)
         if preset.post.velocity == "loudness":
             samples = meter.tap(samples)
         n_samples = resampled_length(audio.n_samples, from_hz=audio.sample_rate_hz, to_hz=engine.sample_rate_hz)
         notes = engine.notes(samples, n_samples=n_samples, options=preset.decode, on_progress=on_progress)
         clip = Clip(notes=notes, position_s=region.position_s, duration_s=audio.n_samples / audio.sample_rate_hz,
-                    bpm=float(tempo.bpm), drums=ENGINES[preset.engine].drums, truncated_at_s=None if audio.truncated_at_sample is None
+                    bpm=float(tempo.bpm), drums=kind.drums, truncated_at_s=None if audio.truncated_at_sample is None
                     else audio.truncated_at_sample / audio.sample_rate_hz)
         clip = postprocess(clip, preset.post, tempo=tempo, loudness=meter.result())
         if on_progress:
