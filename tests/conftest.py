@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tracemalloc
 from pathlib import Path
 
 import mido
@@ -98,6 +99,18 @@ def matches(found: list[Note], truth: list[Note], *, onset_tolerance_s: float = 
             used.add(index)
             pairs.append((expected, found[index]))
     return pairs
+
+
+def streamed_peak_bytes(engine, chunk: np.ndarray, options, *, minutes: int) -> int:
+    """Peak Python memory while `engine` takes `minutes` of audio as 2 s copies of `chunk`, never held whole."""
+    n_chunks = minutes * 30
+    tracemalloc.start()
+    try:
+        engine.notes((chunk for _ in range(n_chunks)), n_samples=n_chunks * len(chunk), options=options,
+                     on_progress=None)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 # An ascending then descending piano line, one note every 0.4 s from 0.5 s.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-import tracemalloc
 from pathlib import Path
 
 import mido
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from conftest import render, write_audio
+from conftest import render, streamed_peak_bytes, write_audio
 from daemon_helpers import DaemonProcess
 from midibridge.model.clip import Note, Tempo
 from midibridge.model.engines.drums.constants import GROUP_OF_NOTE
@@ -194,17 +193,8 @@ def test_a_long_streamed_region_keeps_memory_bounded(transcriber):
     chunk = (rng.standard_normal(int(2.0 * engine.sample_rate_hz)) * 0.05).astype(np.float32)
     chunk[::5000] = 0.9  # clicks: something to find
 
-    def peak_bytes(minutes: int) -> int:
-        n_chunks = minutes * 30
-        tracemalloc.start()
-        try:
-            engine.notes((chunk for _ in range(n_chunks)), n_samples=n_chunks * len(chunk),
-                         options=load_preset("drums").decode, on_progress=None)
-            return tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-
-    short, long = peak_bytes(1), peak_bytes(4)
+    options = load_preset("drums").decode
+    short, long = (streamed_peak_bytes(engine, chunk, options, minutes=m) for m in (1, 4))
     more_audio_bytes = 3 * 60 * engine.sample_rate_hz * 4
     assert long - short < 0.5 * more_audio_bytes, f"{short / 1e6:.1f} MB for 1 minute, {long / 1e6:.1f} MB for 4"
 

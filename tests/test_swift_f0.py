@@ -6,14 +6,13 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-import tracemalloc
 from pathlib import Path
 
 import mido
 import numpy as np
 import pytest
 
-from conftest import write_audio
+from conftest import streamed_peak_bytes, write_audio
 from daemon_helpers import DaemonProcess
 from midibridge.model.errors import OptionError, WeightsError
 from midibridge.model.midi import clip_from_bytes
@@ -173,17 +172,8 @@ def test_a_long_streamed_region_keeps_memory_bounded(transcriber):
     engine = transcriber.engine_for("swift-f0")
     chunk = tone(57, 2.0, vibrato_cents=30)[:int(2.0 * engine.sample_rate_hz)]  # any signal will do
 
-    def peak_bytes(minutes: int) -> int:
-        n_chunks = minutes * 30
-        tracemalloc.start()
-        try:
-            engine.notes((chunk for _ in range(n_chunks)), n_samples=n_chunks * len(chunk),
-                         options=load_preset("lead").decode, on_progress=None)
-            return tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-
-    short, long = peak_bytes(1), peak_bytes(4)
+    options = load_preset("lead").decode
+    short, long = (streamed_peak_bytes(engine, chunk, options, minutes=m) for m in (1, 4))
     more_audio_bytes = 3 * 60 * engine.sample_rate_hz * 4
     assert long - short < 0.5 * more_audio_bytes, f"{short / 1e6:.1f} MB for 1 minute, {long / 1e6:.1f} MB for 4"
 
