@@ -19,13 +19,10 @@ Skips cleanly when the corpus is absent.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
 import logging
-import os
-import shutil
 import subprocess
 import sys
 import tempfile

@@ -1,7 +1,6 @@
 """The daemon on real sockets: every message, batches, cancel, busy, a killed worker, bad messages, CURVE, shutdown."""
 
 import io
-import json
 import os
 import signal
 import threading
@@ -16,7 +15,7 @@ import zmq.auth
 from midibridge.bridge import protocol as p
 from midibridge.model.clip import Tempo
 from midibridge.model.region import Region
-from midibridge.plugin_host.client import Client, ClientError, DaemonUnavailable
+from midibridge.plugin_host.client import Client, ClientError
 
 from daemon_helpers import DaemonProcess, exchange, submit_raw, wait_for
 

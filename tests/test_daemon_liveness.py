@@ -17,15 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from midibridge.bridge import discovery
 from midibridge.bridge import protocol as p
 from midibridge.model.clip import Tempo
 from midibridge.model.midi import clip_to_bytes
 from midibridge.model.region import Region
-from midibridge.plugin_host.client import Client, ensure_daemon
+from midibridge.plugin_host.client import ensure_daemon
 from midibridge.plugin_host.results import ClientError
 
-from conftest import Note, synthesize, write_audio
+from conftest import Note, synthesize
 from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
 
 RATE_HZ = 22050

@@ -15,7 +15,7 @@ from midibridge.model.engines.basic_pitch.notes import decode_notes
 from midibridge.model.engines.basic_pitch.options import DecodeOptions
 from midibridge.model.region import Region
 
-from conftest import PIANO_LINE, Note, synthesize
+from conftest import Note, synthesize
 
 note_creation = pytest.importorskip("basic_pitch.note_creation", reason="the dev extra installs basic-pitch")
 

@@ -12,7 +12,6 @@ import json
 import time
 
 import pytest
-import zmq
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 from midibridge.bridge import protocol as p
