@@ -54,25 +54,33 @@ class BatchItem:
 
 
 def batch(args: argparse.Namespace) -> int:
+    from midibridge.model.presets import load_preset
+
+    from .report import write_report
+
     items = batch_items(args.inputs)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = unique_names([item.stem for item in items])
     tempo = Tempo(bpm=args.bpm, beats_per_bar=args.beats_per_bar)
+    preset_name = load_preset(args.preset).name  # for the report; a bad preset stops the batch here
     where = runner.choose(daemon=args.daemon)
     bar = ProgressLine(len(items))
     index: list[dict] = [{} for _ in items]
+    clips: list[Clip | None] = [None for _ in items]
     results = runner.run([item.region for item in items], where=where, preset=args.preset, priority=BACKGROUND,
                          tempo=[item.tempo or tempo for item in items], on_progress=bar.update,
                          allow_truncated=args.allow_truncated)
     for result in results:
-        index[result.index] = record(items[result.index], out / names[result.index], result)
+        index[result.index] = record(items[result.index], out / names[result.index], result, preset=preset_name)
+        clips[result.index] = result.clip
         bar.done(result)
     bar.close()
     (out / "index.json").write_text(json.dumps({"where": where, "regions": index}, indent=1))
+    write_report(out / "index.html", entries=index, clips=clips, where=where)
     failed = [entry for entry in index if entry.get("error")]
     print(f"converted {len(index) - len(failed)} of {len(index)} regions into {out} ({where}); "
-          f"index: {out / 'index.json'}")
+          f"index: {out / 'index.json'}, report: {out / 'index.html'}")
     for entry in failed:
         print(f"  failed: {entry['input']}: [{entry['error']['code']}] {entry['error']['message']}", file=sys.stderr)
     for entry in index:  # after the progress bar, which owns stderr's last line while it runs
@@ -101,7 +109,7 @@ def batch_items(inputs: list[str]) -> list[BatchItem]:
     return items
 
 
-def record(item: BatchItem, midi: Path, result: JobResult) -> dict:
+def record(item: BatchItem, midi: Path, result: JobResult, *, preset: str) -> dict:
     """One entry of a batch's index.json; writes the region's .mid when it has one."""
     entry = {"input": item.source, **item.details, "job_id": result.job_id}
     if result.error is not None:
@@ -110,7 +118,7 @@ def record(item: BatchItem, midi: Path, result: JobResult) -> dict:
     clip = result.clip
     truncated = {} if clip.truncated_at_s is None else {"truncated_at_s": clip.truncated_at_s}
     return {**entry, "midi": str(midi), "position_s": clip.position_s, "duration_s": clip.duration_s,
-            **truncated, "notes": len(clip.notes), "cached": result.cached}
+            **truncated, "notes": len(clip.notes), "cached": result.cached, "preset": {"name": preset}}
 
 
 def truncation_warning(source: str, truncated_at_s: float, duration_s: float) -> str:
