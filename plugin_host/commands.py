@@ -54,8 +54,10 @@ class BatchItem:
 
 
 def batch(args: argparse.Namespace) -> int:
+    from midibridge.model.midi import clip_from_bytes
     from midibridge.model.presets import load_preset
 
+    from . import resume
     from .report import write_report
 
     items = batch_items(args.inputs)
@@ -63,23 +65,35 @@ def batch(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     names = unique_names([item.stem for item in items])
     tempo = Tempo(bpm=args.bpm, beats_per_bar=args.beats_per_bar)
-    preset_name = load_preset(args.preset).name  # for the report; a bad preset stops the batch here
-    where = runner.choose(daemon=args.daemon)
-    bar = ProgressLine(len(items))
+    preset = load_preset(args.preset)  # a bad preset stops the batch before anything runs
+    prints = [resume.fingerprint(item.region, tempo=item.tempo or tempo, preset=preset) for item in items]
+    previous = resume.previous_entries(out / "index.json")
     index: list[dict] = [{} for _ in items]
     clips: list[Clip | None] = [None for _ in items]
-    results = runner.run([item.region for item in items], where=where, preset=args.preset, priority=BACKGROUND,
-                         tempo=[item.tempo or tempo for item in items], on_progress=bar.update,
-                         allow_truncated=args.allow_truncated)
+    todo = []
+    for i, item in enumerate(items):
+        if resume.still_good(previous.get(names[i]), source=item.source, fingerprint=prints[i], midi=out / names[i],
+                             allow_truncated=args.allow_truncated):
+            index[i] = previous[names[i]]  # as it was, byte for byte
+            clips[i] = clip_from_bytes((out / names[i]).read_bytes(), position_s=index[i]["position_s"])
+        else:
+            todo.append(i)
+    where = runner.choose(daemon=args.daemon)
+    bar = ProgressLine(len(todo))
+    results = runner.run([items[i].region for i in todo], where=where, preset=args.preset, priority=BACKGROUND,
+                         tempo=[items[i].tempo or tempo for i in todo], on_progress=bar.update,
+                         allow_truncated=args.allow_truncated) if todo else ()
     for result in results:
-        index[result.index] = record(items[result.index], out / names[result.index], result, preset=preset_name)
-        clips[result.index] = result.clip
+        i = todo[result.index]
+        index[i] = record(items[i], out / names[i], result, fingerprint=prints[i])
+        clips[i] = result.clip
         bar.done(result)
     bar.close()
     (out / "index.json").write_text(json.dumps({"where": where, "regions": index}, indent=1))
     write_report(out / "index.html", entries=index, clips=clips, where=where)
     failed = [entry for entry in index if entry.get("error")]
-    print(f"converted {len(index) - len(failed)} of {len(index)} regions into {out} ({where}); "
+    skipped = f"; {len(items) - len(todo)} unchanged since the last run, skipped" if len(todo) < len(items) else ""
+    print(f"converted {len(index) - len(failed)} of {len(index)} regions into {out} ({where}{skipped}); "
           f"index: {out / 'index.json'}, report: {out / 'index.html'}")
     for entry in failed:
         print(f"  failed: {entry['input']}: [{entry['error']['code']}] {entry['error']['message']}", file=sys.stderr)
@@ -109,8 +123,9 @@ def batch_items(inputs: list[str]) -> list[BatchItem]:
     return items
 
 
-def record(item: BatchItem, midi: Path, result: JobResult, *, preset: str) -> dict:
-    """One entry of a batch's index.json; writes the region's .mid when it has one."""
+def record(item: BatchItem, midi: Path, result: JobResult, *, fingerprint: dict) -> dict:
+    """One entry of a batch's index.json; writes the region's .mid when it has one. A converted region's entry
+    keeps its `fingerprint` (plugin_host.resume), so a rerun can tell whether the .mid still stands."""
     entry = {"input": item.source, **item.details, "job_id": result.job_id}
     if result.error is not None:
         return {**entry, "error": {"code": result.error.code, "message": str(result.error)}}
@@ -118,7 +133,7 @@ def record(item: BatchItem, midi: Path, result: JobResult, *, preset: str) -> di
     clip = result.clip
     truncated = {} if clip.truncated_at_s is None else {"truncated_at_s": clip.truncated_at_s}
     return {**entry, "midi": str(midi), "position_s": clip.position_s, "duration_s": clip.duration_s,
-            **truncated, "notes": len(clip.notes), "cached": result.cached, "preset": {"name": preset}}
+            **truncated, "notes": len(clip.notes), "cached": result.cached, **fingerprint}
 
 
 def truncation_warning(source: str, truncated_at_s: float, duration_s: float) -> str:
