@@ -11,18 +11,14 @@ again. Standard library only: no model is loaded to decide.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from pathlib import Path
 
 from midibridge.model.clip import Tempo
+from midibridge.model.engines import ENGINES
 from midibridge.model.presets import Preset
 from midibridge.model.region import Region
 
-# Where each engine's weights hash lives, in a module that loads without numpy or onnxruntime.
-WEIGHTS_MODULES = {"basic-pitch": "midibridge.model.engines.basic_pitch.weights",
-                   "swift-f0": "midibridge.model.engines.swift_f0.weights",
-                   "drums": "midibridge.model.engines.drums.constants"}
 FINGERPRINT_KEYS = ("content_sha256", "preset", "model")
 CHUNK_BYTES = 1 << 20
 
@@ -34,7 +30,7 @@ def fingerprint(region: Region, *, tempo: Tempo, preset: Preset) -> dict:
     content = None if audio is None else _sha256_json(
         {"audio_sha256": audio, "start_s": region.start_s, "duration_s": region.duration_s,
          "position_s": region.position_s, "tempo": tempo.to_dict()})
-    weights = importlib.import_module(WEIGHTS_MODULES[preset.engine]).MODEL_SHA256
+    weights = ENGINES[preset.engine].weights_sha256
     return {"content_sha256": content, "preset": {"name": preset.name, "sha256": _sha256_json(preset.to_dict())},
             "model": {"engine": preset.engine, "sha256": weights}}
 

@@ -7,8 +7,6 @@ from pathlib import Path
 
 from conftest import FLUTE, melody, render
 
-from midibridge.model.engines import ENGINES
-from midibridge.plugin_host.resume import WEIGHTS_MODULES
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 
@@ -92,7 +90,3 @@ def test_a_failed_region_is_tried_again(piano_line, tmp_path):
     again = batch(takes, "-o", out)
 
     assert again.returncode == 0 and "converted 1 of 1 regions" in again.stdout and "skipped" not in again.stdout
-
-
-def test_every_engine_has_its_weights_hash_where_resuming_looks():
-    assert set(WEIGHTS_MODULES) == set(ENGINES)

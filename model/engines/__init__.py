@@ -27,8 +27,11 @@ from typing import Protocol
 
 from ..clip import Note
 from .basic_pitch.options import DecodeOptions
+from .basic_pitch.weights import MODEL_SHA256 as BASIC_PITCH_SHA256
+from .drums.constants import MODEL_SHA256 as DRUMS_SHA256
 from .drums.options import DrumOptions
 from .swift_f0.options import SwiftF0Options
+from .swift_f0.weights import MODEL_SHA256 as SWIFT_F0_SHA256
 
 ProgressCallback = Callable[[str, float], None]  # (stage, fraction 0..1); raising from it cancels
 
@@ -45,11 +48,12 @@ class Engine(Protocol):
 
 @dataclass(frozen=True)
 class EngineKind:
-    """What a preset's `[engine] name` chooses: the engine's options table, and where its class is."""
+    """What a preset's `[engine] name` chooses: the engine's options table, its weights, and where its class is."""
 
     description: str
     options: type  # its [decode] table: from_dict, to_dict, defaults when built with no arguments
     implementation: str  # "module:Class", relative to this package
+    weights_sha256: str  # of the weights it checks on load: part of what makes two results the same
     drums: bool = False  # its notes are General MIDI drum sounds: a drum clip (model.clip.Clip.drums)
     # The pedalboard Resample.Quality its model was trained with, when not model.audio's default (the drum model
     # fed the default's softer top octave lost 0.014 onset F1 on MDB stems, 0.061 on mixes, mostly hi-hats).
@@ -63,9 +67,10 @@ class EngineKind:
 DEFAULT_ENGINE = "basic-pitch"
 ENGINES: dict[str, EngineKind] = {
     "basic-pitch": EngineKind("Spotify's Basic Pitch: polyphonic, any pitched instrument", DecodeOptions,
-                              ".basic_pitch.engine:BasicPitch"),
+                              ".basic_pitch.engine:BasicPitch", BASIC_PITCH_SHA256),
     "swift-f0": EngineKind("SwiftF0: one melodic line (voice, wind, brass, bowed strings, bass), continuous bends",
-                           SwiftF0Options, ".swift_f0.engine:SwiftF0"),
+                           SwiftF0Options, ".swift_f0.engine:SwiftF0", SWIFT_F0_SHA256),
     "drums": EngineKind("Drums: kick, snare, hi-hats (toms, cymbals rarely), one GM drum note per hit",
-                        DrumOptions, ".drums.engine:Drums", drums=True, resample_quality="WindowedSinc32"),
+                        DrumOptions, ".drums.engine:Drums", DRUMS_SHA256, drums=True,
+                        resample_quality="WindowedSinc32"),
 }
