@@ -12,6 +12,12 @@ from dataclasses import dataclass
 from .options import TEMPO_SPECS, check_fields, from_mapping
 
 DEFAULT_BPM = 120.0
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def note_name(pitch: int) -> str:
+    """MIDI pitch as a name, middle C (60) = C4."""
+    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 @dataclass(frozen=True)

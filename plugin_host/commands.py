@@ -12,13 +12,12 @@ from pathlib import Path
 
 from midibridge.bridge import discovery
 from midibridge.bridge.protocol import BACKGROUND, ENDPOINT_ENV
-from midibridge.model.clip import Clip, Tempo
+from midibridge.model.clip import Clip, Tempo, note_name
 from midibridge.model.region import Region
 
 from . import runner
 from .results import ClientError, JobResult, OverallProgress, Progress
 
-NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".mp3", ".ogg")
 
 
@@ -339,8 +338,3 @@ def print_clip(clip: Clip, output: Path) -> None:
     for note in clip.notes:
         print(f"{note.start_s:9.3f} {note.end_s:9.3f} {note.pitch:5d} {note_name(note.pitch):>4} "
               f"{note.velocity:8d} {len(note.bends):5d}")
-
-
-def note_name(pitch: int) -> str:
-    """MIDI pitch as a name, middle C (60) = C4."""
-    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"

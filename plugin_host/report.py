@@ -10,9 +10,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from midibridge.model.clip import Clip, Note
-
-from .commands import note_name
+from midibridge.model.clip import Clip, Note, note_name
 
 ROLL_WIDTH_PX, ROLL_HEIGHT_PX = 320, 72
 LABELS_PX = 36  # a left margin for the pitch or drum names, so no note hides them
