@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 from .errors import OptionError
 
@@ -84,6 +85,24 @@ def to_mapping(instance) -> dict:
     return {f.name: getattr(instance, f.name) for f in fields(instance)}
 
 
+class OptionGroup:
+    """A frozen dataclass of options checked, read and written through one spec table: a subclass sets SPECS (field
+    -> Spec) and WHERE (its name in messages)."""
+
+    SPECS: ClassVar[dict[str, Spec]]
+    WHERE: ClassVar[str]
+
+    def __post_init__(self):
+        check_fields(self, self.SPECS, where=self.WHERE)
+
+    @classmethod
+    def from_dict(cls, data: dict, *, where: str | None = None):
+        return from_mapping(cls, data, cls.SPECS, where=where or cls.WHERE)
+
+    def to_dict(self) -> dict:
+        return to_mapping(self)
+
+
 def _num(value) -> str:
     return "∞" if value is None else f"{value:g}"
 
@@ -135,7 +154,7 @@ POST_SPECS = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class PostOptions:
+class PostOptions(OptionGroup):
     """What happens to notes after decoding. Defaults change nothing.
 
     velocity: "confidence" (the model's, as Basic Pitch), "fixed"
@@ -165,12 +184,5 @@ class PostOptions:
     quantize_ends: bool = False
     pitch_bends: str = "per_note"
 
-    def __post_init__(self):
-        check_fields(self, POST_SPECS, where="post options")
-
-    @classmethod
-    def from_dict(cls, data: dict, *, where: str = "post options") -> PostOptions:
-        return from_mapping(cls, data, POST_SPECS, where=where)
-
-    def to_dict(self) -> dict:
-        return to_mapping(self)
+    SPECS: ClassVar = POST_SPECS
+    WHERE: ClassVar = "post options"

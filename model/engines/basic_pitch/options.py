@@ -4,9 +4,10 @@ group (model.options), so that presets are read and checked without numpy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ...errors import OptionError
-from ...options import Spec, check_fields, from_mapping, to_mapping
+from ...options import OptionGroup, Spec
 from .constants import NOMINAL_FRAME_RATE_HZ
 
 DECODE_SPECS = {
@@ -22,7 +23,7 @@ DECODE_SPECS = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class DecodeOptions:
+class DecodeOptions(OptionGroup):
     """How activations become notes. Defaults are Basic Pitch's.
 
     pitch_bends: "off"; "on" (Basic Pitch's default: notes that overlap
@@ -38,8 +39,11 @@ class DecodeOptions:
     infer_onsets: bool = True
     pitch_bends: str = "on"
 
+    SPECS: ClassVar = DECODE_SPECS
+    WHERE: ClassVar = "decode options"
+
     def __post_init__(self):
-        check_fields(self, DECODE_SPECS, where="decode options")
+        super().__post_init__()
         if (self.min_frequency_hz is not None and self.max_frequency_hz is not None
                 and self.min_frequency_hz >= self.max_frequency_hz):
             raise OptionError(f"decode options: min_frequency_hz ({self.min_frequency_hz:g}) must be below "
@@ -49,10 +53,3 @@ class DecodeOptions:
     def min_note_frames(self) -> int:
         """Notes must be longer than this many frames (Basic Pitch rounds with the nominal frame rate)."""
         return int(round(self.min_note_ms / 1000.0 * NOMINAL_FRAME_RATE_HZ))
-
-    @classmethod
-    def from_dict(cls, data: dict, *, where: str = "decode options") -> DecodeOptions:
-        return from_mapping(cls, data, DECODE_SPECS, where=where)
-
-    def to_dict(self) -> dict:
-        return to_mapping(self)

@@ -4,8 +4,9 @@ group (model.options), so that presets are read and checked without numpy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from ...options import Spec, check_fields, from_mapping, to_mapping
+from ...options import OptionGroup, Spec
 
 PROBABILITY = Spec(float, 0.0, 1.0, open_low=True)
 DECODE_SPECS = {
@@ -27,7 +28,7 @@ DECODE_SPECS = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class DrumOptions:
+class DrumOptions(OptionGroup):
     """How the drum model's activations become hits. Defaults were tuned on three MDB Drums stems (README, Drums).
 
     *_threshold: network onset probabilities summed over a class's notes.
@@ -59,12 +60,5 @@ class DrumOptions:
     velocity_floor_dbfs: float = -65.0
     velocity_range_db: float = 50.0
 
-    def __post_init__(self):
-        check_fields(self, DECODE_SPECS, where="drums decode options")
-
-    @classmethod
-    def from_dict(cls, data: dict, *, where: str = "drums decode options") -> DrumOptions:
-        return from_mapping(cls, data, DECODE_SPECS, where=where)
-
-    def to_dict(self) -> dict:
-        return to_mapping(self)
+    SPECS: ClassVar = DECODE_SPECS
+    WHERE: ClassVar = "drums decode options"

@@ -4,8 +4,9 @@ option group (model.options), so that presets are read and checked without numpy
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from ...options import Spec, check_fields, from_mapping, to_mapping
+from ...options import OptionGroup, Spec
 
 DECODE_SPECS = {
     "voicing_threshold": Spec(float, 0.0, 1.0, open_low=True, open_high=True),
@@ -23,7 +24,7 @@ DECODE_SPECS = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class SwiftF0Options:
+class SwiftF0Options(OptionGroup):
     """How SwiftF0's frames become notes. Defaults were chosen on rendered flute, trumpet and bass (README).
 
     voicing_threshold: SwiftF0's confidence for a sounding frame (0.5 is its
@@ -56,12 +57,5 @@ class SwiftF0Options:
     pitch_bends: str = "on"
     low_bass: bool = True
 
-    def __post_init__(self):
-        check_fields(self, DECODE_SPECS, where="swift-f0 decode options")
-
-    @classmethod
-    def from_dict(cls, data: dict, *, where: str = "swift-f0 decode options") -> SwiftF0Options:
-        return from_mapping(cls, data, DECODE_SPECS, where=where)
-
-    def to_dict(self) -> dict:
-        return to_mapping(self)
+    SPECS: ClassVar = DECODE_SPECS
+    WHERE: ClassVar = "swift-f0 decode options"
