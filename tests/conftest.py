@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -99,6 +100,15 @@ def matches(found: list[Note], truth: list[Note], *, onset_tolerance_s: float = 
             used.add(index)
             pairs.append((expected, found[index]))
     return pairs
+
+
+def host_transcribe(requests: Path, *, preset: str) -> list[list[str]]:
+    """What a DAW adapter reads from `midibridge host transcribe` (in-process), line by line, split in fields;
+    the command must succeed."""
+    done = subprocess.run([str(Path(sys.executable).parent / "midibridge"), "host", "transcribe", str(requests),
+                           "--preset", preset, "--in-process"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return [line.split() for line in done.stdout.splitlines()]
 
 
 def streamed_peak_bytes(engine, chunk: np.ndarray, options, *, minutes: int) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from conftest import render, streamed_peak_bytes, write_audio
+from conftest import host_transcribe, render, streamed_peak_bytes, write_audio
 from daemon_helpers import DaemonProcess
 from midibridge.model.clip import Note, Tempo
 from midibridge.model.engines.drums.constants import GROUP_OF_NOTE
@@ -217,12 +217,10 @@ def test_the_daw_line_protocol_marks_a_drum_region_and_its_notes_are_on_channel_
     requests = tmp_path / "regions.tsv"
     requests.write_text(f"1\t{audio}\t0.0\t3.0\t8.0\t100.0\t4.0\t0.0\n2\t{audio}\t0.0\t3.0\t8.0\t100.0\t4.0\t0.0\n")
 
-    done = subprocess.run([MIDIBRIDGE, "host", "transcribe", requests, "--preset", "drums", "--in-process"],
-                          capture_output=True, text=True)
+    lines = host_transcribe(requests, preset="drums")
 
-    lines = [line.split() for line in done.stdout.splitlines()]
     notes = [line for line in lines if line[0] == "N"]
-    assert done.returncode == 0 and ["DONE", "2", "0"] in lines, done.stderr
+    assert ["DONE", "2", "0"] in lines
     assert [line[3:] for line in lines if line[0] == "NOTES"] == [["drums"], ["drums"]]
     assert len(notes) >= 2 * 11 and {line[6] for line in notes} == {str(DRUM_CHANNEL)}
     assert not any(line[0] == "B" for line in lines)

@@ -12,7 +12,7 @@ import mido
 import numpy as np
 import pytest
 
-from conftest import streamed_peak_bytes, write_audio
+from conftest import host_transcribe, streamed_peak_bytes, write_audio
 from daemon_helpers import DaemonProcess
 from midibridge.model.errors import OptionError, WeightsError
 from midibridge.model.midi import clip_from_bytes
@@ -155,13 +155,11 @@ def test_the_daw_line_protocol_carries_a_vocal_notes_and_bends(tmp_path):
     requests = tmp_path / "regions.tsv"
     requests.write_text(f"1\t{audio}\t0.0\t2.1\t4.0\t120.0\t4.0\t0.0\n")
 
-    done = subprocess.run([MIDIBRIDGE, "host", "transcribe", requests, "--preset", "vocal", "--in-process"],
-                          capture_output=True, text=True)
+    lines = host_transcribe(requests, preset="vocal")
 
-    lines = [line.split() for line in done.stdout.splitlines()]
     notes = [line for line in lines if line[0] == "N"]
     bends = [float(line[4]) for line in lines if line[0] == "B"]
-    assert done.returncode == 0 and ["NOTES", "1", "1"] in lines and ["DONE", "1", "0"] in lines, done.stderr
+    assert ["NOTES", "1", "1"] in lines and ["DONE", "1", "0"] in lines
     assert [int(line[4]) for line in notes] == [69]
     assert len(bends) > 30 and max(bends) > 0.38 and min(bends) < -0.38 and bends[-1] == 0.0
 
