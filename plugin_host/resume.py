@@ -10,6 +10,7 @@ again. Standard library only: no model is loaded to decide.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -26,7 +27,7 @@ CHUNK_BYTES = 1 << 20
 def fingerprint(region: Region, *, tempo: Tempo, preset: Preset) -> dict:
     """The keys a region's index.json entry records about what made its .mid; content_sha256 is None when the file
     cannot be read (that region fails, and is never skipped)."""
-    audio = _file_sha256(Path(region.path))
+    audio = _file_sha256(Path(region.path).resolve())
     content = None if audio is None else _sha256_json(
         {"audio_sha256": audio, "start_s": region.start_s, "duration_s": region.duration_s,
          "position_s": region.position_s, "tempo": tempo.to_dict()})
@@ -53,6 +54,15 @@ def still_good(previous: dict | None, *, source: str, fingerprint: dict, midi: P
 
 
 def _file_sha256(path: Path) -> str | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _hash_file(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)  # a session's regions often share one take: each version is read once
+def _hash_file(path: Path, size: int, mtime_ns: int) -> str | None:
     digest = hashlib.sha256()
     try:
         with path.open("rb") as source:
