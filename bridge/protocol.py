@@ -20,6 +20,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from importlib import metadata
 
 from midibridge.model.region import MAX_CHANNELS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 
@@ -78,6 +79,14 @@ ERROR_CODES = {
     "shutting_down": "the daemon is stopping and takes no new jobs",
     "internal": "the daemon failed unexpectedly; the message says how",
 }
+
+
+def package_version() -> str:
+    """midibridge's own version, which `hello` reports beside the protocol's (they move separately)."""
+    try:
+        return metadata.version("midibridge")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class BridgeError(Exception):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from importlib import metadata
 
 import zmq
 
@@ -65,7 +64,7 @@ class Requests:
     async def _on_hello(self, message: Message, local: bool) -> None:
         config = self.config
         await self._answer(message, {
-            "protocol": p.PROTOCOL_ID.decode(), "package_version": _package_version(),
+            "protocol": p.PROTOCOL_ID.decode(), "package_version": p.package_version(),
             "model": {"name": "basic-pitch nmp.onnx", "sha256": self.model_sha256},
             "presets": sorted(available_presets()), "workers": config.workers,
             "interactive_workers": config.interactive_workers, "pid": os.getpid(),
@@ -181,10 +180,3 @@ def _peer_address(frame) -> str | None:
         return frame.get("Peer-Address")
     except (zmq.ZMQError, AttributeError):
         return None
-
-
-def _package_version() -> str:
-    try:
-        return metadata.version("midibridge")
-    except metadata.PackageNotFoundError:
-        return "unknown"

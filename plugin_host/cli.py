@@ -22,6 +22,8 @@ from .results import ClientError
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if getattr(args, "ship_audio", False) and not args.cluster:
+        parser.error("--ship-audio sends the audio to a Ray cluster's nodes: give --cluster ADDRESS as well")
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
@@ -63,7 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, directories or SESSION.ardour files")
     batch.add_argument("-o", "--output-dir", default="midi", metavar="DIR",
                        help="where the .mid files and index.json go (default ./midi)")
-    _job_options(batch)
+    where = _job_options(batch)
+    where.add_argument("--cluster", default=None, metavar="ADDRESS",
+                       help="run on the Ray cluster whose head is at ADDRESS (HOST:PORT; auto: $RAY_ADDRESS), one "
+                            "actor per CPU slot; every node reads the inputs at their paths here, unless "
+                            "--ship-audio. Needs the extra: pip install 'midibridge[cluster]'")
+    batch.add_argument("--ship-audio", action="store_true",
+                       help="with --cluster: send each file's bytes to the nodes instead of having them read it")
     batch.set_defaults(run=commands.batch)
 
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
@@ -148,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _job_options(parser: argparse.ArgumentParser) -> None:
+def _job_options(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusiveGroup:
+    """The options every transcribing command has; returns the group that says where the work runs."""
     parser.add_argument("--bpm", type=float, default=DEFAULT_BPM, help="host tempo (default 120)")
     parser.add_argument("--beats-per-bar", type=float, default=4.0, metavar="N",
                         help="host bar length in quarter notes, for quantising (default 4)")
@@ -161,6 +170,7 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
                        help="go through the daemon, starting it if needed (default: when one is running)")
     where.add_argument("--in-process", dest="daemon", action="store_const", const=False,
                        help="transcribe in this process even when a daemon runs")
+    return where
 
 
 if __name__ == "__main__":

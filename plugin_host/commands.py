@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +59,6 @@ def batch(args: argparse.Namespace) -> int:
     from midibridge.model.presets import load_preset
 
     from . import resume
-    from .report import write_report
 
     items = batch_items(args.inputs)
     out = Path(args.output_dir)
@@ -77,22 +78,36 @@ def batch(args: argparse.Namespace) -> int:
             clips[i] = clip_from_bytes((out / names[i]).read_bytes(), position_s=index[i]["position_s"])
         else:
             todo.append(i)
-    where = runner.choose(daemon=args.daemon)
+    where = "cluster" if args.cluster else runner.choose(daemon=args.daemon)
+    shown_where = f"on the Ray cluster at {args.cluster}" if args.cluster else where
     bar = ProgressLine(len(todo))
     results = runner.run([items[i].region for i in todo], where=where, preset=args.preset, priority=BACKGROUND,
                          tempo=[items[i].tempo or tempo for i in todo], on_progress=bar.update,
-                         allow_truncated=args.allow_truncated) if todo else ()
-    for result in results:
-        i = todo[result.index]
-        index[i] = record(items[i], out / names[i], result, fingerprint=prints[i])
-        clips[i] = result.clip
-        bar.done(result)
+                         allow_truncated=args.allow_truncated, cluster=args.cluster,
+                         ship_audio=args.ship_audio) if todo else (result for result in ())
+    try:
+        with closing(results):  # leaving early (Ctrl-C) stops what still runs, wherever it runs
+            for result in results:
+                i = todo[result.index]
+                index[i] = record(items[i], out / names[i], result, fingerprint=prints[i])
+                clips[i] = result.clip
+                bar.done(result)
+    except KeyboardInterrupt:
+        bar.close()
+        for i in todo:
+            index[i] = index[i] or {"input": items[i].source, **items[i].details, "error": {
+                "code": "cancelled", "message": "the batch was interrupted before this region finished; rerun the "
+                                                "batch into the same directory to convert it"}}
+        write_index(out, index, clips, where=shown_where)
+        done = sum("midi" in entry for entry in index)
+        print(f"midibridge: interrupted: {done} of {len(index)} regions converted into {out} and kept; rerun the "
+              f"same batch to convert the rest", file=sys.stderr)
+        raise
     bar.close()
-    (out / "index.json").write_text(json.dumps({"where": where, "regions": index}, indent=1))
-    write_report(out / "index.html", entries=index, clips=clips, where=where)
+    write_index(out, index, clips, where=shown_where)
     failed = [entry for entry in index if entry.get("error")]
     skipped = f"; {len(items) - len(todo)} unchanged since the last run, skipped" if len(todo) < len(items) else ""
-    print(f"converted {len(index) - len(failed)} of {len(index)} regions into {out} ({where}{skipped}); "
+    print(f"converted {len(index) - len(failed)} of {len(index)} regions into {out} ({shown_where}{skipped}); "
           f"index: {out / 'index.json'}, report: {out / 'index.html'}")
     for entry in failed:
         print(f"  failed: {entry['input']}: [{entry['error']['code']}] {entry['error']['message']}", file=sys.stderr)
@@ -100,6 +115,14 @@ def batch(args: argparse.Namespace) -> int:
         if entry.get("truncated_at_s") is not None:
             print(truncation_warning(entry["input"], entry["truncated_at_s"], entry["duration_s"]), file=sys.stderr)
     return 1 if failed else 0
+
+
+def write_index(out: Path, index: list[dict], clips: list[Clip | None], *, where: str) -> None:
+    """index.json (what each region became and what made it: the same wherever the batch ran) and index.html."""
+    from .report import write_report
+
+    write_file(out / "index.json", json.dumps({"regions": index}, indent=1).encode())
+    write_report(out / "index.html", entries=index, clips=clips, where=where)
 
 
 def batch_items(inputs: list[str]) -> list[BatchItem]:
@@ -125,14 +148,14 @@ def batch_items(inputs: list[str]) -> list[BatchItem]:
 def record(item: BatchItem, midi: Path, result: JobResult, *, fingerprint: dict) -> dict:
     """One entry of a batch's index.json; writes the region's .mid when it has one. A converted region's entry
     keeps its `fingerprint` (plugin_host.resume), so a rerun can tell whether the .mid still stands."""
-    entry = {"input": item.source, **item.details, "job_id": result.job_id}
+    entry = {"input": item.source, **item.details}
     if result.error is not None:
         return {**entry, "error": {"code": result.error.code, "message": str(result.error)}}
     write_file(midi, result.smf)
     clip = result.clip
     truncated = {} if clip.truncated_at_s is None else {"truncated_at_s": clip.truncated_at_s}
     return {**entry, "midi": str(midi), "position_s": clip.position_s, "duration_s": clip.duration_s,
-            **truncated, "notes": len(clip.notes), "cached": result.cached, **fingerprint}
+            **truncated, "notes": len(clip.notes), **fingerprint}
 
 
 def truncation_warning(source: str, truncated_at_s: float, duration_s: float) -> str:
@@ -155,28 +178,32 @@ def unique_names(stems: list[str]) -> list[str]:
 
 
 class ProgressLine:
-    """A one-line progress bar on stderr, when stderr is a terminal."""
+    """A one-line progress bar on stderr, when stderr is a terminal: regions and seconds of audio done."""
 
     def __init__(self, total: int):
         self.overall = OverallProgress(total)
+        self.audio_s = 0.0
         self.live = sys.stderr.isatty()
 
     def update(self, progress: Progress) -> None:
         self._draw(self.overall.update(progress))
 
     def done(self, result: JobResult) -> None:
+        if result.clip is not None:
+            self.audio_s += result.clip.duration_s
         self._draw(self.overall.done(result.index))
 
     def _draw(self, share: float) -> None:
         if self.live:
             filled = round(30 * share)
             sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.overall.finished}/{self.overall.total} "
-                             f"{share:4.0%}")
+                             f"regions, {self.audio_s:.1f} s of audio {share:4.0%}")
             sys.stderr.flush()
 
     def close(self) -> None:
         if self.live:
             sys.stderr.write("\n")
+            self.live = False
 
 
 def ardour_convert(args: argparse.Namespace) -> int:
@@ -321,9 +348,13 @@ def model_info(args: argparse.Namespace) -> int:
 
 
 def write_file(path: Path, data: bytes) -> None:
+    """Write `data` whole or not at all: an interrupted batch never leaves half a file behind."""
+    partial = path.with_name(f".{path.name}.partial")
     try:
-        path.write_bytes(data)
+        partial.write_bytes(data)
+        os.replace(partial, path)
     except OSError as error:
+        partial.unlink(missing_ok=True)
         raise ClientError("output_unwritable", f"cannot write {path}: {error.strerror}. Choose another path.") \
             from error
 

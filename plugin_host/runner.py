@@ -1,9 +1,11 @@
-"""Where transcription runs for the command line: through the daemon, or in this process. Same results either way.
+"""Where transcription runs for the command line: through the daemon, in this process, or on a Ray cluster (a
+batch's `--cluster`). Same results every way.
 
-Both give JobResults (plugin_host.results) in the order jobs finish, errors
-included, so a batch isolates its failures the same way on both paths. The
+Each gives JobResults (plugin_host.results) in the order jobs finish, errors
+included, so a batch isolates its failures the same way on every path. The
 in-process path is the only place plugin_host imports the model's heavy
-parts, and only when it runs.
+parts, and the cluster path the only place Ray is imported, each only when
+it runs.
 """
 
 from __future__ import annotations
@@ -27,10 +29,16 @@ def choose(*, daemon: bool | None) -> str:
 
 def run(regions: list[Region], *, where: str, preset: str | None, tempo: Tempo | list[Tempo],
         on_progress: ProgressCallback | None = None, priority: str = INTERACTIVE, model_path: str | None = None,
-        threads: int = 0, allow_truncated: bool = False) -> Iterator[JobResult]:
-    """Transcribe `regions` (at one `tempo`, or one each); `priority` applies through the daemon, `model_path` and
-    `threads` in-process only. `allow_truncated`: see Transcriber.transcribe."""
-    if where == "daemon":
+        threads: int = 0, allow_truncated: bool = False, cluster: str | None = None,
+        ship_audio: bool = False) -> Iterator[JobResult]:
+    """Transcribe `regions` (at one `tempo`, or one each) `where`: "daemon", "in-process" or "cluster" (the Ray
+    cluster at the address `cluster`, `ship_audio` sending the files' bytes). `priority` applies through the
+    daemon, `model_path` and `threads` in-process only. `allow_truncated`: see Transcriber.transcribe."""
+    tempos = tempo if isinstance(tempo, list) else [tempo] * len(regions)
+    if where == "cluster":
+        yield from _on_cluster(regions, preset=preset, tempos=tempos, address=cluster,
+                               allow_truncated=allow_truncated, ship_audio=ship_audio)
+    elif where == "daemon":
         from .client import Client, ensure_daemon  # ZeroMQ only when it is used
 
         ensure_daemon()
@@ -38,7 +46,7 @@ def run(regions: list[Region], *, where: str, preset: str | None, tempo: Tempo |
             yield from client.batch(regions, preset=_for_the_wire(preset), tempo=tempo, priority=priority,
                                     allow_truncated=allow_truncated, on_progress=on_progress)
     else:
-        yield from _in_process(regions, preset=preset, tempo=tempo, on_progress=on_progress,
+        yield from _in_process(regions, preset=preset, tempos=tempos, on_progress=on_progress,
                                model_path=model_path, threads=threads, allow_truncated=allow_truncated)
 
 
@@ -51,14 +59,28 @@ def _for_the_wire(preset: str | None) -> str | dict | None:
     return load_preset(preset).to_dict()
 
 
-def _in_process(regions, *, preset, tempo, on_progress, model_path, threads, allow_truncated) -> Iterator[JobResult]:
+def _on_cluster(regions, *, preset, tempos, address, allow_truncated, ship_audio) -> Iterator[JobResult]:
+    from midibridge.bridge import cluster
+    from midibridge.model.presets import resolve_preset
+
+    chosen = resolve_preset(preset)  # as a whole table: the nodes may not have this machine's preset files
+    jobs = [cluster.ClusterJob(region, tempo) for region, tempo in zip(regions, tempos)]
+    try:
+        for done in cluster.run(jobs, address=address, preset=chosen.to_dict(), engine=chosen.engine,
+                                allow_truncated=allow_truncated, ship_audio=ship_audio):
+            error = None if done.error is None else ClientError(done.error.code, str(done.error), job_id=done.job_id)
+            yield JobResult(done.index, done.job_id, done.clip, done.smf, error=error)
+    except cluster.ClusterError as error:
+        raise ClientError(error.code, str(error)) from error
+
+
+def _in_process(regions, *, preset, tempos, on_progress, model_path, threads, allow_truncated) -> Iterator[JobResult]:
     from midibridge.model.errors import ModelError
     from midibridge.model.pipeline import Transcriber
     from midibridge.model.presets import resolve_preset
 
     chosen = resolve_preset(preset)  # a bad preset stops everything, as the daemon refuses the whole request
     transcriber = Transcriber(model_path=model_path, threads=threads)
-    tempos = tempo if isinstance(tempo, list) else [tempo] * len(regions)
     for index, (region, tempo_here) in enumerate(zip(regions, tempos)):
         job_id = f"local-{index + 1}"
 

@@ -56,11 +56,16 @@ def test_batch_converts_a_directory_and_reports_the_one_that_failed(daemon, pian
     done = run(daemon, "batch", inputs, "-o", out, "--preset", "piano")
 
     index = json.loads((out / "index.json").read_text())
-    assert done.returncode == 1 and "converted 2 of 3 regions" in done.stdout
+    assert done.returncode == 1 and "converted 2 of 3 regions" in done.stdout and "(daemon)" in done.stdout
     assert "broken.wav: [audio_unreadable]" in done.stderr
-    assert index["where"] == "daemon" and sorted(p.name for p in out.glob("*.mid")) == ["a.mid", "b.mid"]
+    assert sorted(p.name for p in out.glob("*.mid")) == ["a.mid", "b.mid"]
     assert {Path(e["input"]).name: e.get("notes", 0) > 0 for e in index["regions"]} == \
         {"a.wav": True, "b.wav": True, "broken.wav": False}
+    through_daemon = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".html"}
+    out.rename(tmp_path / "through-daemon")  # the same -o again, from scratch: index.json names its .mid files
+    assert run(daemon, "batch", inputs, "-o", out, "--preset", "piano", "--in-process").returncode == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".html"} == through_daemon, \
+        "index.json and the .mid files are the same bytes however the batch ran"
 
 
 def test_without_a_daemon_the_commands_say_so_and_convert_runs_in_process(piano_line, tmp_path):
