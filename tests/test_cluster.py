@@ -1,0 +1,217 @@
+"""A studio's batch on a Ray cluster: a real two-node cluster on loopback (`ray start`, one CPU slot each), the
+`midibridge` command a user types, and the files it writes compared byte for byte with a local batch."""
+
+import json
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PIANO, NYLON_GUITAR, melody, render, synthesize, write_audio
+from midibridge.model.clip import Note
+from ray_cluster import ENV, LoopbackCluster
+
+MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
+N_TAKES = 8
+
+
+def batch(*args, cwd: Path, **popen) -> subprocess.CompletedProcess:
+    """`midibridge batch ARGS -o midi` in `cwd`: index.json names its .mid files as midi/NAME, the same from any run."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.run([MIDIBRIDGE, "batch", *map(str, args), "-o", "midi"], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, **popen)
+
+
+def outputs(cwd: Path) -> dict[str, bytes]:
+    """What a batch leaves a user with, but for the report (which says where it ran): index.json and the .mid files."""
+    return {p.name: p.read_bytes() for p in sorted((cwd / "midi").iterdir()) if p.suffix != ".html"}
+
+
+@pytest.fixture(scope="module")
+def takes(tmp_path_factory) -> Path:
+    """A folder of a session's takes: 30 s synthesised lines, two rendered instruments and a file that is no audio."""
+    folder = tmp_path_factory.mktemp("takes")
+    for n in range(N_TAKES - 2):
+        notes = [Note(48 + (7 * i + n) % 24, 0.3 + 0.45 * i, 0.7 + 0.45 * i, 70 + (i * 13) % 50) for i in range(64)]
+        write_audio(folder / f"take{n}.flac", synthesize(notes, sample_rate_hz=44100, length_s=30.0), 44100)
+    render(melody([60, 64, 67, 72, 67, 64], start_s=0.4, step_s=0.5, length_s=0.45), folder / "keys.wav", program=PIANO)
+    render(melody([40, 43, 45, 47], start_s=0.2, step_s=0.6, length_s=0.5), folder / "guitar.aiff",
+           program=NYLON_GUITAR, sample_rate_hz=48000)
+    (folder / "notes.wav").write_text("a text file someone named .wav")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def preset_file(tmp_path_factory) -> Path:
+    """A user's own preset, which only this machine has: it must travel to the nodes as a table."""
+    shown = subprocess.run([MIDIBRIDGE, "presets", "show", "piano"], capture_output=True, text=True, check=True)
+    path = tmp_path_factory.mktemp("presets") / "my-keys.toml"
+    path.write_text(shown.stdout.replace('name = "piano"', 'name = "my-keys"'))
+    return path
+
+
+@pytest.fixture(scope="module")
+def local(takes, preset_file, tmp_path_factory) -> dict[str, bytes]:
+    """The same batch in this process: what every cluster run must write, to the byte."""
+    cwd = tmp_path_factory.mktemp("local")
+    done = batch(takes, "--preset", preset_file, "--in-process", cwd=cwd)
+    assert done.returncode == 1 and f"converted {N_TAKES} of {N_TAKES + 1} regions" in done.stdout, done.stderr
+    return outputs(cwd)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    running = LoopbackCluster(nodes=2)
+    yield running
+    running.stop()
+
+
+def first_mid_of(cwd: Path, process: subprocess.Popen, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not list((cwd / "midi").glob("*.mid")):
+        assert process.poll() is None, "the batch ended before any region finished"
+        assert time.monotonic() < deadline, "no region finished"
+        time.sleep(0.05)
+
+
+def test_a_batch_on_the_cluster_writes_the_same_bytes_as_a_local_batch(cluster, takes, preset_file, local, tmp_path):
+    done = batch(takes, "--preset", preset_file, "--cluster", cluster.address, cwd=tmp_path)
+
+    assert done.returncode == 1, done.stderr
+    assert f"converted {N_TAKES} of {N_TAKES + 1} regions" in done.stdout
+    assert f"on the Ray cluster at {cluster.address}" in done.stdout
+    assert "notes.wav: [audio_unreadable]" in done.stderr, "the broken take fails alone, saying why"
+    assert outputs(tmp_path) == local
+    assert "on the Ray cluster" in (tmp_path / "midi" / "index.html").read_text()
+
+
+def test_losing_a_node_mid_batch_runs_its_region_elsewhere_and_loses_none(cluster, takes, preset_file, local,
+                                                                           tmp_path):
+    second = cluster.nodes[1]
+    running = subprocess.Popen([MIDIBRIDGE, "batch", takes, "--preset", preset_file, "--cluster", cluster.address,
+                                "-o", "midi"], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        first_mid_of(tmp_path, running)
+        cluster.kill(second)  # both actors are busy while regions remain: the second node dies mid-region
+        stdout, stderr = running.communicate(timeout=300)
+    finally:
+        running.kill()
+        cluster.nodes.remove(second)
+        cluster.add_node()
+
+    assert running.returncode == 1 and f"converted {N_TAKES} of {N_TAKES + 1} regions" in stdout, stderr
+    assert "it runs again on another" in stderr
+    regions = json.loads((tmp_path / "midi" / "index.json").read_text())["regions"]
+    assert sorted(Path(entry["input"]).name for entry in regions) == sorted(p.name for p in takes.iterdir()), \
+        "every region once"
+    assert outputs(tmp_path) == local
+
+
+def test_ctrl_c_stops_the_cluster_work_keeps_finished_files_and_a_rerun_does_only_the_rest(cluster, takes,
+                                                                                           preset_file, local,
+                                                                                           tmp_path):
+    terminal, stderr_end = pty.openpty()  # stderr a terminal, as a user's is: the progress bar draws
+    running = subprocess.Popen([MIDIBRIDGE, "batch", takes, "--preset", preset_file, "--cluster", cluster.address,
+                                "-o", "midi"], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=stderr_end)
+    os.close(stderr_end)
+    try:
+        first_mid_of(tmp_path, running)
+        running.send_signal(signal.SIGINT)
+        running.wait(timeout=60)
+    finally:
+        running.kill()
+    screen = read_all(terminal)
+
+    assert running.returncode == 130
+    kept = sorted(p.name for p in (tmp_path / "midi").glob("*.mid"))
+    assert 1 <= len(kept) < N_TAKES, "finished regions are kept, the rest were stopped"
+    assert "regions, " in screen and " s of audio" in screen, screen
+    assert f"interrupted: {len(kept)} of {N_TAKES + 1} regions converted" in screen
+    index = json.loads((tmp_path / "midi" / "index.json").read_text())["regions"]
+    assert sorted(Path(e["midi"]).name for e in index if "midi" in e) == kept
+    assert {e["error"]["code"] for e in index if "midi" not in e} <= {"cancelled", "audio_unreadable"}
+    assert cluster.wait_for(free_cpus=2.0, timeout_s=30)["free_cpus"] == 2.0, "no actor left holding a CPU slot"
+
+    again = batch(takes, "--preset", preset_file, "--cluster", cluster.address, cwd=tmp_path)
+
+    assert f"{len(kept)} unchanged since the last run, skipped" in again.stdout, again.stdout + again.stderr
+    assert outputs(tmp_path) == local
+
+
+def read_all(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the other end closed: all of it has been read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def private_mount_works() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not private_mount_works(), reason="needs `unshare --mount` (root, util-linux) to hide files "
+                                                      "from the nodes")
+def test_files_only_this_machine_sees_fail_with_the_fix_and_travel_with_ship_audio(cluster, takes, preset_file,
+                                                                                   local, tmp_path):
+    # The takes sit on a tmpfs mounted in a mount namespace of this command's own: the nodes cannot see them.
+    private = tmp_path / "private"
+    private.mkdir()
+    command = f"{MIDIBRIDGE} batch {private}/takes --preset {preset_file} --cluster {cluster.address} -o midi"
+    script = (f"mount -t tmpfs none {private} && cp -r {takes} {private}/takes && mkdir unseen shipped && "
+              f"(cd unseen && {command}; cd ../shipped && {command} --ship-audio)")
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], cwd=tmp_path,
+                          env=ENV, capture_output=True, text=True)
+
+    assert "converted 0 of" in done.stdout and f"converted {N_TAKES} of {N_TAKES + 1}" in done.stdout, done.stdout + done.stderr
+    unseen = json.loads((tmp_path / "unseen" / "midi" / "index.json").read_text())["regions"]
+    assert {e["error"]["code"] for e in unseen} == {"audio_not_found"}
+    assert all("use --ship-audio" in e["error"]["message"] for e in unseen)
+    shipped = outputs(tmp_path / "shipped")
+    index = json.loads(shipped.pop("index.json"))["regions"]
+    assert shipped == {name: data for name, data in local.items() if name != "index.json"}
+    expected = json.loads(local["index.json"])["regions"]
+    for entry in expected + index:
+        entry["input"] = Path(entry["input"]).name  # the one difference: where this machine had the files
+        entry.get("error", {}).pop("message", None)
+    assert index == expected
+
+
+def test_without_cluster_nothing_of_ray_is_imported(takes, tmp_path):
+    script = ("import sys; from midibridge.plugin_host.cli import main; "
+              f"code = main(['batch', {str(takes / 'keys.wav')!r}, '-o', {str(tmp_path)!r}, '--in-process']); "
+              "print(code, 'ray' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.split()[-2:] == ["0", "False"], done.stderr
+
+
+def test_cluster_mistakes_are_named_with_their_fix(takes, tmp_path):
+    no_ray = subprocess.run([sys.executable, "-c", "import sys; sys.modules['ray'] = None; "
+                             "from midibridge.plugin_host.cli import main; "
+                             f"sys.exit(main(['batch', {str(takes)!r}, '--cluster', '127.0.0.2:1']))"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    nobody = batch(takes, "--cluster", "127.0.0.2:1", cwd=tmp_path)
+    unset = subprocess.run([MIDIBRIDGE, "batch", takes, "--cluster", "auto"], capture_output=True, text=True,
+                           cwd=tmp_path, env={k: v for k, v in ENV.items() if k != "RAY_ADDRESS"})
+    lonely = subprocess.run([MIDIBRIDGE, "batch", takes, "--ship-audio"], capture_output=True, text=True)
+
+    assert no_ray.returncode == 1 and "[cluster_not_installed]" in no_ray.stderr
+    assert "pip install 'midibridge[cluster]'" in no_ray.stderr
+    assert nobody.returncode == 1 and "[cluster_unavailable]: no Ray cluster answers at 127.0.0.2:1" in nobody.stderr
+    assert unset.returncode == 1 and "RAY_ADDRESS, which is not set" in unset.stderr
+    assert lonely.returncode == 2 and "give --cluster ADDRESS as well" in lonely.stderr
+    assert not (tmp_path / "midi").exists() or not list((tmp_path / "midi").glob("*.mid")), "nothing ran"
