@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     return 0
 
 
-class _Daemon:
+class Daemon:
     """`midibridge serve` on a private endpoint and runtime dir."""
 
     def __init__(self, *, workers: int, threads: int, out: Path):
@@ -102,7 +102,7 @@ def _latency(audio: Path, runs: int, out: Path) -> dict:
     from midibridge.model.pipeline import Transcriber
 
     transcriber = Transcriber()
-    daemon = _Daemon(workers=os.cpu_count() or 1, threads=0, out=out)  # as `midibridge serve` starts by default
+    daemon = Daemon(workers=os.cpu_count() or 1, threads=0, out=out)  # as `midibridge serve` starts by default
     try:
         idle_mb = daemon.memory_mb("VmRSS")
         timings = {"daemon": [], "in_process": []}
@@ -125,7 +125,7 @@ def _latency(audio: Path, runs: int, out: Path) -> dict:
 
 
 def _throughput(files: list[Path], workers: int, threads: int, out: Path) -> dict:
-    daemon = _Daemon(workers=workers, threads=threads, out=out)
+    daemon = Daemon(workers=workers, threads=threads, out=out)
     try:
         idle_mb = daemon.memory_mb("VmRSS")
         regions = [Region.from_file(f, duration_s=REGION_S, position_s=float(i)) for i, f in enumerate(files)]
@@ -143,7 +143,7 @@ def _throughput(files: list[Path], workers: int, threads: int, out: Path) -> dic
 
 def _interactive_behind_a_batch(files: list[Path], runs: int, out: Path) -> dict:
     """Latency of a 10 s interactive region on an idle daemon, then while a 60-minute batch holds every worker."""
-    daemon = _Daemon(workers=2, threads=0, out=out)
+    daemon = Daemon(workers=2, threads=0, out=out)
     batch = [Region.from_file(files[i % len(files)], duration_s=REGION_S, position_s=1000.0 + i)
              for i in range(round(BATCH_S / REGION_S))]
     try:
