@@ -121,7 +121,7 @@ def write_index(out: Path, index: list[dict], clips: list[Clip | None], *, where
     """index.json (what each region became and what made it: the same wherever the batch ran) and index.html."""
     from .report import write_report
 
-    write_file(out / "index.json", json.dumps({"regions": index}, indent=1).encode())
+    write_file(out / "index.json", json.dumps({"regions": index}, indent=1).encode(), whole=True)
     write_report(out / "index.html", entries=index, clips=clips, where=where)
 
 
@@ -151,7 +151,7 @@ def record(item: BatchItem, midi: Path, result: JobResult, *, fingerprint: dict)
     entry = {"input": item.source, **item.details}
     if result.error is not None:
         return {**entry, "error": {"code": result.error.code, "message": str(result.error)}}
-    write_file(midi, result.smf)
+    write_file(midi, result.smf, whole=True)
     clip = result.clip
     truncated = {} if clip.truncated_at_s is None else {"truncated_at_s": clip.truncated_at_s}
     return {**entry, "midi": str(midi), "position_s": clip.position_s, "duration_s": clip.duration_s,
@@ -347,14 +347,17 @@ def model_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_file(path: Path, data: bytes) -> None:
-    """Write `data` whole or not at all: an interrupted batch never leaves half a file behind."""
-    partial = path.with_name(f".{path.name}.partial")
+def write_file(path: Path, data: bytes, *, whole: bool = False) -> None:
+    """Write `data` to `path`. `whole`: to a temporary name beside it, then renamed over it, so an interrupted batch
+    never leaves half a file; only for regular files (convert's -o may be /dev/stdout or a pipe)."""
+    target = path.with_name(f".{path.name}.partial") if whole else path
     try:
-        partial.write_bytes(data)
-        os.replace(partial, path)
+        target.write_bytes(data)
+        if whole:
+            os.replace(target, path)
     except OSError as error:
-        partial.unlink(missing_ok=True)
+        if whole:
+            target.unlink(missing_ok=True)
         raise ClientError("output_unwritable", f"cannot write {path}: {error.strerror}. Choose another path.") \
             from error
 
