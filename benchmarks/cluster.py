@@ -14,6 +14,9 @@ Prints (a script, not a test: compare the ratios, measured in one run):
 - the cluster's cost per region: 48 regions of 0.5 s through the actors
   (steady state, first result to last) against the same work in this
   process on one thread, and the driver's own CPU time per region;
+- the 16 files through `midibridge serve --cluster` (a daemon whose two
+  workers are actors on the same cluster, warm between batches) against the
+  local daemon, alternating;
 - from those, on paper, regions of 30 s per second for 10 and 100 nodes of
   two slots: each slot spends a region's work plus the overhead, and one
   driver serves every slot, so its CPU time per region caps the whole.
@@ -37,7 +40,7 @@ from .corpus import corpus_manifest, corpus_parser
 from .daemon import Daemon
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from ray_cluster import ENV, LoopbackCluster  # noqa: E402  (the tests' loopback cluster: one way to start it)
+from ray_cluster import LoopbackCluster  # noqa: E402  (the tests' loopback cluster: one way to start it)
 
 N_FILES = 16
 SMALL_S, N_SMALL = 0.5, 48
@@ -57,17 +60,23 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     daemon, cluster = Daemon(workers=2, threads=0, out=args.out), LoopbackCluster(nodes=2)
     try:
-        env = {**ENV, "XDG_RUNTIME_DIR": os.environ["XDG_RUNTIME_DIR"], "MIDIBRIDGE_ENDPOINT": daemon.endpoint}
-        ways = {"daemon": ["--daemon"], "cluster": ["--cluster", cluster.address]}
+        ways = {"daemon": (daemon.env, ["--daemon"]), "cluster": (daemon.env, ["--cluster", cluster.address])}
         sizes = {"batch": files, "one_file": files[:1], "four_times": _links(files, 4, args.out / "links")}
         report = {"audio_s": _audio_s(files), **{size: {way: [] for way in ways} for size in sizes}}
-        for run in range(args.runs):
-            for n, (size, inputs) in enumerate(sizes.items()):
-                for way, flag in ways.items():  # a tempo of each run's own: the daemon's cache never answers
-                    tempo = ["--bpm", str(100 + 10 * run + n)]
-                    report[size][way].append(_timed_batch(inputs, [*flag, *tempo], env, args.out / f"{way}-{size}"))
+        _alternate(report, ways, sizes, args.runs, args.out)
         _same_outputs(args.out / "daemon-batch", args.out / "cluster-batch")
         report["per_region"] = _per_region(files, cluster.address)
+        # serve --cluster holds both slots for as long as it runs: measured after, against the local daemon again.
+        on_cluster = Daemon(workers=2, threads=1, out=args.out,
+                            options=("--cluster", cluster.address, "--interactive-workers", "0"))
+        try:
+            ways = {"daemon": ways["daemon"], "cluster_daemon": (on_cluster.env, ["--daemon"])}
+            sizes = {"batch": files, "one_file": files[:1]}
+            report["serve_cluster"] = {size: {way: [] for way in ways} for size in sizes}
+            _alternate(report["serve_cluster"], ways, sizes, args.runs, args.out, first_tempo=150)
+            _same_outputs(args.out / "daemon-batch", args.out / "cluster_daemon-batch")
+        finally:
+            on_cluster.stop()
     finally:
         daemon.stop()
         cluster.stop()
@@ -75,6 +84,15 @@ def main(argv=None) -> int:
     (args.out / "cluster.json").write_text(json.dumps(report, indent=1))
     _print(report)
     return 0
+
+
+def _alternate(report: dict, ways: dict, sizes: dict, runs: int, out: Path, *, first_tempo: int = 100) -> None:
+    """Each batch size each way, in turn, `runs` times; a tempo of each run's own, so no daemon's cache answers."""
+    for run in range(runs):
+        for n, (size, inputs) in enumerate(sizes.items()):
+            for way, (env, flag) in ways.items():
+                tempo = ["--bpm", str(first_tempo + 10 * run + n)]
+                report[size][way].append(_timed_batch(inputs, [*flag, *tempo], env, out / f"{way}-{size}"))
 
 
 def _audio_s(files: list[Path]) -> float:
@@ -129,7 +147,6 @@ def _per_region(files: list[Path], address: str) -> dict:
     for region in regions:
         transcriber.convert(region)
     local_s = (time.perf_counter() - started) / N_SMALL
-    os.environ.update(ENV)
     finished, cpu_before = [], time.process_time()
     jobs = [cluster.ClusterJob(region, Tempo()) for region in regions]
     for _ in cluster.run(jobs, address=address, preset=BASIC_PITCH.to_dict(), engine=BASIC_PITCH.engine):
@@ -155,6 +172,8 @@ def _projection(report: dict) -> dict:
 def _print(report: dict) -> None:
     batch, one, four = ({way: statistics.median(times) for way, times in report[key].items()}
                         for key in ("batch", "one_file", "four_times"))
+    served = {size: {way: statistics.median(times) for way, times in runs.items()}
+              for size, runs in report["serve_cluster"].items()}
     print(f"\n{N_FILES} files ({report['audio_s']:.0f} s of audio) as one batch, median of "
           f"{len(report['batch']['daemon'])} runs, alternating (the same .mid bytes both ways):")
     for way, seconds in batch.items():
@@ -162,6 +181,11 @@ def _print(report: dict) -> None:
               f"{one[way]:.2f} s; {4 * N_FILES} regions {four[way]:.2f} s")
     print(f"  throughput, cluster / daemon: {batch['daemon'] / batch['cluster']:.3f} ({N_FILES} regions), "
           f"{four['daemon'] / four['cluster']:.3f} ({4 * N_FILES} regions)")
+    print(f"\nthe same {N_FILES} files through `serve --cluster` (its two workers actors on the cluster), against the "
+          f"local daemon in the same runs:")
+    for way, seconds in served["batch"].items():
+        print(f"  {way:14} {seconds:6.2f} s; a one-file batch {served['one_file'][way]:.2f} s")
+    print(f"  throughput, cluster daemon / daemon: {served['batch']['daemon'] / served['batch']['cluster_daemon']:.3f}")
     cost = report["per_region"]
     print(f"\nper region ({N_SMALL} regions of {SMALL_S:g} s, steady state):")
     print(f"  one thread here {cost['local_one_thread_s'] * 1000:.1f} ms; a cluster slot {cost['cluster_slot_s'] * 1000:.1f} "

@@ -59,14 +59,16 @@ def main(argv=None) -> int:
 class Daemon:
     """`midibridge serve` on a private endpoint and runtime dir."""
 
-    def __init__(self, *, workers: int, threads: int, out: Path):
+    def __init__(self, *, workers: int, threads: int, out: Path, options: tuple[str, ...] = ()):
         self.home = tempfile.TemporaryDirectory(prefix="midibridge-bench-")
-        env = dict(os.environ, XDG_RUNTIME_DIR=self.home.name)
         self.endpoint = f"ipc://{self.home.name}/frontend.sock"
+        # What a command run with it needs to find this daemon.
+        self.env = dict(os.environ, XDG_RUNTIME_DIR=self.home.name, MIDIBRIDGE_ENDPOINT=self.endpoint)
         with open(out / f"daemon-{workers}x{threads}.log", "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--endpoint", self.endpoint, "--workers",
-                 str(workers), "--threads", str(threads)], env=env, stdout=log, stderr=log, cwd=self.home.name)
+                 str(workers), "--threads", str(threads), *options], env=self.env, stdout=log, stderr=log,
+                cwd=self.home.name)
         os.environ["XDG_RUNTIME_DIR"] = self.home.name  # so that read_discovery() finds this one
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -37,7 +37,7 @@ try:
     import ray
     from ray.exceptions import RayActorError, RayError
 except ImportError:  # the `cluster` extra is not installed: connect() says how to install it
-    ray = None
+    ray = RayActorError = RayError = None
 
 MAX_ATTEMPTS = 3  # times a region may lose its actor before it fails worker_died
 START_TIMEOUT_S = 120.0  # how long a batch waits for an actor when none is working for it
@@ -75,7 +75,7 @@ class ClusterResult:
     node: str | None = None
 
 
-def _connect(address: str) -> None:
+def connect(address: str) -> None:
     """Join the Ray cluster at `address` ("auto": $RAY_ADDRESS) as its driver."""
     if ray is None:
         raise ClusterError("cluster_not_installed", "--cluster needs Ray, which is not installed here. Install the "
@@ -116,7 +116,7 @@ def run(jobs: list[ClusterJob], *, address: str, preset: dict, engine: str, allo
     """Transcribe `jobs` on the Ray cluster at `address` through `preset` (a preset's whole table, so a user's
     preset need not exist on the nodes) with its `engine`; yields each result as it finishes. Closing the
     iterator stops the actors, and with them every region still running."""
-    _connect(address)
+    connect(address)
     dispatch = _Dispatch(jobs, preset=preset, allow_truncated=allow_truncated, shipper=_Shipper(jobs, ship_audio))
     try:
         dispatch.start(engine)

@@ -46,7 +46,7 @@ class DaemonError(BridgeError):
 @dataclass(kw_only=True)
 class DaemonConfig:
     endpoint: str = field(default_factory=discovery.default_endpoint)
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # 0 with `cluster`: one per free CPU slot
     interactive_workers: int = 1  # kept idle for interactive jobs, so a right-click never waits behind a batch
     threads_per_worker: int = 0
     max_queued: int = p.MAX_BATCH_REGIONS
@@ -60,6 +60,7 @@ class DaemonConfig:
     progress_timeout_s: float = 60.0  # a running job silent this long is failed worker_hung
     cancel_timeout_s: float = 1.0  # a running job not ended this long after its cancel is ended by force
     model_path: str | None = None
+    cluster: str | None = None  # a Ray address: the workers are actors there (bridge.cluster_workers)
 
     @property
     def max_batch_regions(self) -> int:
@@ -80,10 +81,15 @@ class Daemon:
             raise DaemonError(str(error)) from error
         self.table = JobTable(max_queued=config.max_queued, result_ttl_s=config.result_ttl_s)
         self.cache = ResultCache(entries=config.cache_entries, model_sha256=MODEL_SHA256)  # find_model() checked it
-        self.backend_endpoint = f"ipc://{discovery.runtime_dir()}/workers-{os.getpid()}.sock"
-        self.pool = WorkerPool(count=config.workers, interactive=config.interactive_workers,
+        self.cluster = self._join_cluster() if config.cluster else None
+        self.backend_endpoint = (self.cluster.endpoint if self.cluster else
+                                 f"ipc://{discovery.runtime_dir()}/workers-{os.getpid()}.sock")
+        count = (max(self.cluster.slots() - config.interactive_workers, 1) if self.cluster and not config.workers
+                 else config.workers)
+        self.pool = WorkerPool(count=count, interactive=config.interactive_workers,
                                endpoint=self.backend_endpoint, threads=config.threads_per_worker,
-                               model_path=model_path, progress_timeout_s=config.progress_timeout_s)
+                               model_path=model_path, progress_timeout_s=config.progress_timeout_s,
+                               launch=self._launch_on_cluster if self.cluster else None)
         self.context = zmq.asyncio.Context()
         self.authenticator = None
         self.public_key: bytes | None = None
@@ -107,7 +113,10 @@ class Daemon:
     async def _main(self) -> int:
         discovery.runtime_dir().mkdir(parents=True, exist_ok=True, mode=0o700)
         self._bind_frontend()
+        if self.cluster:
+            self.authenticator = self.cluster.keys.secure_daemon(self.backend, self.context, self.authenticator)
         self.backend.bind(self.backend_endpoint)
+        self.pool.endpoint = self.backend.last_endpoint.decode()  # a cluster's tcp://HOST:* got its port
         self.pool.start()
         discovery.write_discovery({"endpoint": self.config.endpoint, "pid": os.getpid(),
                                    "protocol": p.PROTOCOL_ID.decode(),
@@ -115,8 +124,10 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.stopping.set)
-        log.info("serving %s with %d workers and %d for interactive jobs (protocol %s)", self.config.endpoint,
-                 self.config.workers, self.config.interactive_workers, p.PROTOCOL_ID.decode())
+        log.info("serving %s with %d workers and %d for interactive jobs%s (protocol %s)", self.config.endpoint,
+                 self.pool.count, self.config.interactive_workers,
+                 f", as actors on the Ray cluster at {self.config.cluster}" if self.cluster else "",
+                 p.PROTOCOL_ID.decode())
         tasks = [asyncio.create_task(t) for t in (self._serve_clients(), self._serve_workers(), self._supervise())]
         try:
             await self.stopping.wait()
@@ -125,12 +136,26 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             self.pool.stop()
+            if self.cluster:
+                self.cluster.close()
             discovery.remove_discovery(self.config.endpoint, os.getpid())
-            Path(self.backend_endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
+            if self.backend_endpoint.startswith("ipc://"):
+                Path(self.backend_endpoint.removeprefix("ipc://")).unlink(missing_ok=True)
             if self.authenticator:
                 self.authenticator.stop()
             self.context.destroy(linger=0)
         return 0
+
+    def _join_cluster(self):
+        from .cluster_workers import ClusterWorkers  # Ray only for serve --cluster
+
+        try:
+            return ClusterWorkers(self.config.cluster)
+        except BridgeError as error:
+            raise DaemonError(f"[{error.code}] {error}") from error
+
+    def _launch_on_cluster(self, identity: bytes):
+        return self.cluster.launch(identity, self.pool.endpoint)
 
     def _bind_frontend(self) -> None:
         """Bind the clients' ROUTER; a second daemon for the endpoint, or a port held by another program, is

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -17,6 +18,8 @@ import zmq
 import zmq.auth
 
 from .protocol import ProtocolError
+
+WORKER_ZAP_DOMAIN = "midibridge-workers"
 
 
 def curve_dir() -> Path:
@@ -76,6 +79,46 @@ def enable_curve_server(socket: zmq.Socket, context: zmq.Context):
     socket.curve_publickey = public
     socket.curve_server = True
     return authenticator, public
+
+
+@dataclass(frozen=True)
+class WorkerKeys:
+    """CURVE keys for a worker socket that other machines reach (workers on a Ray cluster): the daemon's, and
+    the one key pair its workers share. Made fresh by each daemon; its workers get them through Ray."""
+
+    server_public: bytes
+    server_secret: bytes
+    worker_public: bytes
+    worker_secret: bytes
+
+    @classmethod
+    def fresh(cls) -> WorkerKeys:
+        return cls(*zmq.curve_keypair(), *zmq.curve_keypair())
+
+    def for_workers(self) -> WorkerKeys:
+        """What a worker needs: the daemon's secret key stays with the daemon."""
+        return WorkerKeys(self.server_public, b"", self.worker_public, self.worker_secret)
+
+    def secure_worker(self, socket: zmq.Socket) -> None:
+        socket.curve_serverkey = self.server_public
+        socket.curve_publickey, socket.curve_secretkey = self.worker_public, self.worker_secret
+
+    def secure_daemon(self, socket: zmq.Socket, context: zmq.Context, authenticator):
+        """Make `socket` a CURVE server that lets in only the workers' key (its own ZAP domain); returns the
+        context's authenticator, started here when the daemon had none."""
+        if authenticator is None:
+            from zmq.auth.asyncio import AsyncioAuthenticator
+
+            authenticator = AsyncioAuthenticator(context)
+            authenticator.start()
+        authenticator.configure_curve_callback(domain=WORKER_ZAP_DOMAIN, credentials_provider=self)
+        socket.zap_domain = WORKER_ZAP_DOMAIN.encode()
+        socket.curve_secretkey, socket.curve_publickey = self.server_secret, self.server_public
+        socket.curve_server = True
+        return authenticator
+
+    def callback(self, domain: str, key: bytes) -> bool:  # zmq.auth's credentials provider
+        return domain == WORKER_ZAP_DOMAIN and key == self.worker_public  # both Z85
 
 
 def check_path_allowed(path: str, roots: list[str]) -> None:

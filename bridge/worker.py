@@ -31,6 +31,7 @@ from midibridge.model.presets import resolve_preset
 from .protocol import (HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, W_CANCEL, W_ERROR, W_HEARTBEAT, W_JOB, W_PROGRESS,
                        W_READY, W_RESULT, WORKER_PROTOCOL_ID, Message, ProtocolError, check_worker_message,
                        clip_buffer, decode, encode, error_header, region_from_wire)
+from .security import WorkerKeys
 from .workers import HEARTBEAT_SUFFIX
 
 PROGRESS_EVERY_S = 0.1
@@ -99,16 +100,13 @@ class Worker:
             self.send(W_ERROR, job_id, error_header("internal", f"{type(error).__name__}: {error}"))
 
 
-def heartbeat(context: zmq.Context, endpoint: str, identity: bytes) -> None:
+def heartbeat(context: zmq.Context, endpoint: str, identity: bytes, keys: WorkerKeys | None = None) -> None:
     """Heartbeat the daemon every interval from a socket of this thread's own, and hear its heartbeats.
 
     When the daemon has been silent for HEARTBEAT_LIVENESS intervals the
     process exits at once: a job stuck in a read would never notice.
     """
-    socket = context.socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.setsockopt(zmq.ROUTING_ID, identity + HEARTBEAT_SUFFIX)
-    socket.connect(endpoint)
+    socket = _connect(context, endpoint, identity + HEARTBEAT_SUFFIX, keys)
     heard_s = time.monotonic()
     while time.monotonic() - heard_s < HEARTBEAT_LIVENESS * HEARTBEAT_INTERVAL_S:
         socket.send_multipart(encode(W_HEARTBEAT, "", protocol_id=WORKER_PROTOCOL_ID))
@@ -121,6 +119,34 @@ def heartbeat(context: zmq.Context, endpoint: str, identity: bytes) -> None:
     os._exit(1)
 
 
+def run(endpoint: str, identity: str, *, threads: int = 0, model_path: str | None = None,
+        keys: WorkerKeys | None = None) -> int:
+    """Be a worker of the daemon at `endpoint` until the process ends; `keys` when its worker socket is CURVE (a
+    daemon whose workers are Ray actors on other machines)."""
+    context = zmq.Context()
+    socket = _connect(context, endpoint, identity.encode(), keys)
+    threading.Thread(target=heartbeat, args=(context, endpoint, identity.encode(), keys), name="heartbeat",
+                     daemon=True).start()
+    try:
+        transcriber = Transcriber(model_path=model_path, threads=threads)
+    except ModelError as error:
+        socket.send_multipart(encode(W_ERROR, "", error_header(error.code, str(error)),
+                                     protocol_id=WORKER_PROTOCOL_ID))
+        return 1
+    Worker(socket, transcriber, model_path=model_path).serve()
+    return 0
+
+
+def _connect(context: zmq.Context, endpoint: str, identity: bytes, keys: WorkerKeys | None) -> zmq.Socket:
+    socket = context.socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.ROUTING_ID, identity)
+    if keys is not None:
+        keys.secure_worker(socket)
+    socket.connect(endpoint)
+    return socket
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m midibridge.bridge.worker")
     parser.add_argument("--endpoint", required=True)
@@ -128,21 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--model", default=None)
     args = parser.parse_args(argv)
-    context = zmq.Context()
-    socket = context.socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.setsockopt(zmq.ROUTING_ID, args.identity.encode())
-    socket.connect(args.endpoint)
-    threading.Thread(target=heartbeat, args=(context, args.endpoint, args.identity.encode()), name="heartbeat",
-                     daemon=True).start()
-    try:
-        transcriber = Transcriber(model_path=args.model, threads=args.threads)
-    except ModelError as error:
-        socket.send_multipart(encode(W_ERROR, "", error_header(error.code, str(error)),
-                                     protocol_id=WORKER_PROTOCOL_ID))
-        return 1
-    Worker(socket, transcriber, model_path=args.model).serve()
-    return 0
+    return run(args.endpoint, args.identity, threads=args.threads, model_path=args.model)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,12 @@ hung all the same.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .protocol import HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS
 
@@ -29,7 +30,7 @@ HEARTBEAT_SUFFIX = b"/heartbeat"
 @dataclass
 class WorkerHandle:
     identity: bytes
-    process: subprocess.Popen
+    process: Any  # a subprocess.Popen, or what stands for one (bridge.cluster_workers.ActorProcess)
     interactive_only: bool = False  # kept free for interactive jobs, so they never wait behind a batch
     started_s: float = field(default_factory=time.monotonic)
     heard_s: float = field(default_factory=time.monotonic)
@@ -56,16 +57,21 @@ class Lost:
 
 
 class WorkerPool:
-    """`count` workers for any job plus `interactive` kept for interactive ones, connected to `endpoint`."""
+    """`count` workers for any job plus `interactive` kept for interactive ones, connected to `endpoint`.
+
+    `launch(identity)` starts one and returns its process (poll, kill, terminate, wait and pid, as Popen has);
+    by default a `python -m midibridge.bridge.worker` process here.
+    """
 
     def __init__(self, *, count: int, interactive: int, endpoint: str, threads: int, model_path: str | None,
-                 progress_timeout_s: float):
+                 progress_timeout_s: float, launch: Callable[[bytes], Any] | None = None):
         self.count = count
         self.interactive = interactive
         self.endpoint = endpoint
         self.threads = threads
         self.model_path = model_path
         self.progress_timeout_s = progress_timeout_s
+        self.launch = launch or self._local_process
         self.workers: dict[bytes, WorkerHandle] = {}
         self._serial = 0
         self.replaced = 0
@@ -79,14 +85,16 @@ class WorkerPool:
     def _spawn(self, *, interactive_only: bool) -> WorkerHandle:
         self._serial += 1
         identity = f"W{os.getpid()}-{self._serial}".encode()
+        handle = WorkerHandle(identity, self.launch(identity), interactive_only)
+        self.workers[identity] = handle
+        return handle
+
+    def _local_process(self, identity: bytes) -> subprocess.Popen:
         command = [sys.executable, "-m", "midibridge.bridge.worker", "--endpoint", self.endpoint,
                    "--identity", identity.decode(), "--threads", str(self.threads)]
         if self.model_path:
             command += ["--model", self.model_path]
-        process = subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL)
-        handle = WorkerHandle(identity, process, interactive_only)
-        self.workers[identity] = handle
-        return handle
+        return subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL)
 
     def heard(self, identity: bytes) -> WorkerHandle | None:
         """The worker that sent a message from `identity` (its own or its heartbeat socket's), now heard from."""
@@ -152,7 +160,7 @@ class WorkerPool:
     @staticmethod
     def _kill(handle: WorkerHandle) -> None:
         try:
-            os.kill(handle.pid, signal.SIGKILL)  # works on a stopped process too
+            handle.process.kill()  # SIGKILL: works on a stopped process too
         except ProcessLookupError:
             pass
         handle.process.wait()

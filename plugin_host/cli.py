@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--endpoint", default=default_endpoint(),
                        help=f"tcp://HOST:PORT or ipc://PATH (default ${ENDPOINT_ENV} or {default_endpoint()}); any "
                             f"address but loopback needs --curve")
-    serve.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="worker processes (default: cores; with --cluster, the cluster's CPU slots)")
     serve.add_argument("--threads", type=int, default=0, metavar="N", help="onnxruntime threads per worker")
     serve.add_argument("--interactive-workers", type=int, default=1, metavar="N",
                        help="workers kept for interactive jobs (a DAW's right-click, convert), so they never wait "
@@ -93,14 +94,18 @@ def _parser() -> argparse.ArgumentParser:
                        help="a directory remote clients may read files under (repeatable)")
     serve.add_argument("--curve", action="store_true",
                        help="CURVE encryption and client keys (required beyond loopback and ipc)")
-    serve.add_argument("--job-retries", type=int, default=0, metavar="N",
-                       help="times a job whose worker died is tried again (default 0: it fails)")
+    serve.add_argument("--job-retries", type=int, default=None, metavar="N",
+                       help="times a job whose worker died is tried again (default 0: it fails; with --cluster 2)")
     serve.add_argument("--grace", type=float, default=10.0, metavar="S",
                        help="on SIGINT/SIGTERM, how long running jobs may finish")
     serve.add_argument("--progress-timeout", type=float, default=60.0, metavar="S",
                        help="a running job that makes no progress this long fails worker_hung, and its worker is "
                             "replaced (default 60)")
     serve.add_argument("--model", default=None, metavar="PATH")
+    serve.add_argument("--cluster", default=None, metavar="ADDRESS",
+                       help="run the workers as actors on the Ray cluster whose head is at ADDRESS (HOST:PORT; "
+                            "auto: $RAY_ADDRESS), one per CPU slot, so every client of this daemon shares it; "
+                            "the nodes read files at the paths clients name. Needs pip install 'midibridge[cluster]'")
     serve.set_defaults(run=commands.serve)
 
     ardour = sub.add_parser("ardour", help="convert a saved Ardour session headless")

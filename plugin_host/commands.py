@@ -246,11 +246,15 @@ def serve(args: argparse.Namespace) -> int:
     from midibridge.bridge.daemon import Daemon, DaemonConfig, DaemonError
 
     logging.basicConfig(level=logging.INFO, format="midibridge serve: %(message)s")
-    config = DaemonConfig(endpoint=args.endpoint, workers=args.workers, threads_per_worker=args.threads,
+    workers, threads, retries = args.workers or os.cpu_count() or 1, args.threads, args.job_retries or 0
+    if args.cluster:  # one worker a CPU slot (0: as many as the cluster has), one thread each; a job on a lost
+        # node runs again elsewhere
+        workers, threads, retries = args.workers or 0, 1, 2 if args.job_retries is None else args.job_retries
+    config = DaemonConfig(endpoint=args.endpoint, workers=workers, threads_per_worker=threads,
                           max_queued=args.queue, result_ttl_s=args.result_ttl, cache_entries=args.cache,
-                          allowed_roots=args.allow_root, curve=args.curve, job_retries=args.job_retries,
+                          allowed_roots=args.allow_root, curve=args.curve, job_retries=retries,
                           grace_s=args.grace, progress_timeout_s=args.progress_timeout,
-                          interactive_workers=args.interactive_workers, model_path=args.model)
+                          interactive_workers=args.interactive_workers, model_path=args.model, cluster=args.cluster)
     try:
         return Daemon(config).run()
     except DaemonError as error:

@@ -23,7 +23,8 @@ from pathlib import Path
 from daemon_helpers import free_port
 
 RAY = str(Path(sys.executable).parent / "ray")
-ENV = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # for every process the tests start: nodes, drivers, daemons
+ENV = dict(os.environ)
 
 
 def descendants(pid: int) -> list[int]:

@@ -1,5 +1,6 @@
 """A studio's batch on a Ray cluster: a real two-node cluster on loopback (`ray start`, one CPU slot each), the
-`midibridge` command a user types, and the files it writes compared byte for byte with a local batch."""
+`midibridge` command a user types, and the files it writes compared byte for byte with a local batch; then the
+same through one daemon whose workers are actors on the cluster (`serve --cluster`)."""
 
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PIANO, NYLON_GUITAR, melody, render, synthesize, write_audio
+from daemon_helpers import DaemonProcess
 from midibridge.model.clip import Note
 from ray_cluster import ENV, LoopbackCluster
 
@@ -21,11 +23,11 @@ MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 N_TAKES = 8
 
 
-def batch(*args, cwd: Path, **popen) -> subprocess.CompletedProcess:
+def batch(*args, cwd: Path, env: dict = ENV) -> subprocess.CompletedProcess:
     """`midibridge batch ARGS -o midi` in `cwd`: index.json names its .mid files as midi/NAME, the same from any run."""
     cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.run([MIDIBRIDGE, "batch", *map(str, args), "-o", "midi"], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, **popen)
+    return subprocess.run([MIDIBRIDGE, "batch", *map(str, args), "-o", "midi"], cwd=cwd, env=env,
+                          capture_output=True, text=True)
 
 
 def outputs(cwd: Path) -> dict[str, bytes]:
@@ -215,3 +217,45 @@ def test_cluster_mistakes_are_named_with_their_fix(takes, tmp_path):
     assert unset.returncode == 1 and "RAY_ADDRESS, which is not set" in unset.stderr
     assert lonely.returncode == 2 and "give --cluster ADDRESS as well" in lonely.stderr
     assert not (tmp_path / "midi").exists() or not list((tmp_path / "midi").glob("*.mid")), "nothing ran"
+
+
+@pytest.fixture
+def cluster_daemon(cluster, tmp_path):
+    """`midibridge serve --cluster`: both CPU slots are its workers (none kept for interactive jobs)."""
+    daemon = DaemonProcess(tmp_path / "daemon", "--cluster", cluster.address, "--interactive-workers", "0",
+                           workers=2)
+    yield daemon
+    daemon.stop()
+
+
+def test_a_daemon_whose_workers_are_cluster_actors_converts_as_a_local_batch(cluster, cluster_daemon, takes,
+                                                                               preset_file, local, tmp_path):
+    status = subprocess.run([MIDIBRIDGE, "status"], env=cluster_daemon.env, capture_output=True, text=True)
+    done = batch(takes, "--preset", preset_file, "--daemon", cwd=tmp_path, env=cluster_daemon.env)
+
+    assert status.stdout.count("  worker ") == 2 and status.stdout.count(": idle") == 2, status.stdout
+    assert done.returncode == 1 and "(daemon)" in done.stdout, done.stderr
+    assert outputs(tmp_path) == local
+    assert cluster.state()["free_cpus"] == 0.0, "the daemon's two workers hold the cluster's two slots"
+    cluster_daemon.stop()
+    assert cluster.wait_for(free_cpus=2.0, timeout_s=30)["free_cpus"] == 2.0, "a stopped daemon frees them"
+
+
+def test_a_cluster_daemon_that_loses_a_node_runs_its_job_again_on_the_other(cluster, cluster_daemon, takes,
+                                                                            preset_file, local, tmp_path):
+    second = cluster.nodes[1]
+    running = subprocess.Popen([MIDIBRIDGE, "batch", takes, "--preset", preset_file, "--daemon", "-o", "midi"],
+                               cwd=tmp_path, env=cluster_daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        first_mid_of(tmp_path, running)
+        cluster.kill(second)
+        stdout, stderr = running.communicate(timeout=300)
+    finally:
+        running.kill()
+        cluster.nodes.remove(second)
+        cluster.add_node()
+
+    assert running.returncode == 1 and f"converted {N_TAKES} of {N_TAKES + 1} regions" in stdout, stderr
+    assert outputs(tmp_path) == local
+    assert "replaced" in cluster_daemon.log.read_text(), "the daemon replaced the worker it lost"
