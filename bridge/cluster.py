@@ -1,6 +1,7 @@
 """A batch on a Ray cluster: one actor per CPU slot, each holding one Transcriber with one onnxruntime thread.
 
-Imported only by `midibridge batch --cluster`: nothing else loads Ray. This
+Imported only by `midibridge batch --cluster` (and, for `connect`, by
+`serve --cluster`'s bridge.cluster_workers): nothing else loads Ray. This
 process (Ray's driver) hands each idle actor one region at a time and takes
 back its clip and MIDI file, so results come in finishing order and every
 file is written here, once. An actor that is lost with its node gives its
@@ -43,16 +44,13 @@ MAX_ATTEMPTS = 3  # times a region may lose its actor before it fails worker_die
 START_TIMEOUT_S = 120.0  # how long a batch waits for an actor when none is working for it
 CONNECT_TIMEOUT_S = 5.0
 WAIT_S = 0.25  # ray.wait in slices, so Ctrl-C is heard at once
-CLUSTER_ERROR_CODES = {
-    "cluster_not_installed": "Ray is not installed here: the `cluster` extra",
-    "cluster_unavailable": "no Ray cluster answers at the address, or it has no CPU slot for midibridge",
-    "cluster_mismatch": "a node runs another version of midibridge, or cannot load the model",
-}
 log = logging.getLogger("midibridge.cluster")
 
 
 class ClusterError(BridgeError):
-    """A cluster that cannot run the batch at all; `code` is one of CLUSTER_ERROR_CODES."""
+    """A cluster that cannot run the batch at all. `code`: cluster_not_installed (no Ray here: the `cluster`
+    extra), cluster_unavailable (no Ray cluster at the address, or no CPU slot in it), cluster_mismatch (a node
+    runs another midibridge version, or cannot load the model)."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PIANO, NYLON_GUITAR, melody, render, synthesize, write_audio
-from daemon_helpers import DaemonProcess
+from daemon_helpers import DaemonProcess, free_port
 from midibridge.model.clip import Note
 from ray_cluster import ENV, LoopbackCluster
 
@@ -93,23 +93,29 @@ def test_a_batch_on_the_cluster_writes_the_same_bytes_as_a_local_batch(cluster, 
     assert "on the Ray cluster" in (tmp_path / "midi" / "index.html").read_text()
 
 
-def test_losing_a_node_mid_batch_runs_its_region_elsewhere_and_loses_none(cluster, takes, preset_file, local,
-                                                                           tmp_path):
+def batch_losing_a_node(cluster: LoopbackCluster, *args, cwd: Path, env: dict = ENV) -> subprocess.CompletedProcess:
+    """`batch ARGS -o midi`, killing the cluster's second node once the first region is written (both slots are
+    busy while regions remain: it dies mid-region); a new second node joins after."""
     second = cluster.nodes[1]
-    running = subprocess.Popen([MIDIBRIDGE, "batch", takes, "--preset", preset_file, "--cluster", cluster.address,
-                                "-o", "midi"], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    running = subprocess.Popen([MIDIBRIDGE, "batch", *map(str, args), "-o", "midi"], cwd=cwd, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        first_mid_of(tmp_path, running)
-        cluster.kill(second)  # both actors are busy while regions remain: the second node dies mid-region
+        first_mid_of(cwd, running)
+        cluster.kill(second)
         stdout, stderr = running.communicate(timeout=300)
     finally:
         running.kill()
         cluster.nodes.remove(second)
         cluster.add_node()
+    return subprocess.CompletedProcess(running.args, running.returncode, stdout, stderr)
 
-    assert running.returncode == 1 and f"converted {N_TAKES} of {N_TAKES + 1} regions" in stdout, stderr
-    assert "it runs again on another" in stderr
+
+def test_losing_a_node_mid_batch_runs_its_region_elsewhere_and_loses_none(cluster, takes, preset_file, local,
+                                                                           tmp_path):
+    done = batch_losing_a_node(cluster, takes, "--preset", preset_file, "--cluster", cluster.address, cwd=tmp_path)
+
+    assert done.returncode == 1 and f"converted {N_TAKES} of {N_TAKES + 1} regions" in done.stdout, done.stderr
+    assert "it runs again on another" in done.stderr
     regions = json.loads((tmp_path / "midi" / "index.json").read_text())["regions"]
     assert sorted(Path(entry["input"]).name for entry in regions) == sorted(p.name for p in takes.iterdir()), \
         "every region once"
@@ -194,7 +200,7 @@ def test_files_only_this_machine_sees_fail_with_the_fix_and_travel_with_ship_aud
 
 
 def test_without_cluster_nothing_of_ray_is_imported(takes, tmp_path):
-    script = ("import sys; from midibridge.plugin_host.cli import main; "
+    script = ("import sys; from midibridge.plugin_host.cli import main; import midibridge.bridge.daemon; "
               f"code = main(['batch', {str(takes / 'keys.wav')!r}, '-o', {str(tmp_path)!r}, '--in-process']); "
               "print(code, 'ray' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -210,12 +216,16 @@ def test_cluster_mistakes_are_named_with_their_fix(takes, tmp_path):
     unset = subprocess.run([MIDIBRIDGE, "batch", takes, "--cluster", "auto"], capture_output=True, text=True,
                            cwd=tmp_path, env={k: v for k, v in ENV.items() if k != "RAY_ADDRESS"})
     lonely = subprocess.run([MIDIBRIDGE, "batch", takes, "--ship-audio"], capture_output=True, text=True)
+    no_head = subprocess.run([MIDIBRIDGE, "serve", "--cluster", "127.0.0.2:1", "--endpoint",
+                              f"tcp://127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=60,
+                             env={**ENV, "XDG_RUNTIME_DIR": str(tmp_path)})
 
     assert no_ray.returncode == 1 and "[cluster_not_installed]" in no_ray.stderr
     assert "pip install 'midibridge[cluster]'" in no_ray.stderr
     assert nobody.returncode == 1 and "[cluster_unavailable]: no Ray cluster answers at 127.0.0.2:1" in nobody.stderr
     assert unset.returncode == 1 and "RAY_ADDRESS, which is not set" in unset.stderr
     assert lonely.returncode == 2 and "give --cluster ADDRESS as well" in lonely.stderr
+    assert no_head.returncode == 1 and "[cluster_unavailable] no Ray cluster answers at 127.0.0.2:1" in no_head.stderr
     assert not (tmp_path / "midi").exists() or not list((tmp_path / "midi").glob("*.mid")), "nothing ran"
 
 
@@ -243,19 +253,9 @@ def test_a_daemon_whose_workers_are_cluster_actors_converts_as_a_local_batch(clu
 
 def test_a_cluster_daemon_that_loses_a_node_runs_its_job_again_on_the_other(cluster, cluster_daemon, takes,
                                                                             preset_file, local, tmp_path):
-    second = cluster.nodes[1]
-    running = subprocess.Popen([MIDIBRIDGE, "batch", takes, "--preset", preset_file, "--daemon", "-o", "midi"],
-                               cwd=tmp_path, env=cluster_daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    try:
-        first_mid_of(tmp_path, running)
-        cluster.kill(second)
-        stdout, stderr = running.communicate(timeout=300)
-    finally:
-        running.kill()
-        cluster.nodes.remove(second)
-        cluster.add_node()
+    done = batch_losing_a_node(cluster, takes, "--preset", preset_file, "--daemon", cwd=tmp_path,
+                               env=cluster_daemon.env)
 
-    assert running.returncode == 1 and f"converted {N_TAKES} of {N_TAKES + 1} regions" in stdout, stderr
+    assert done.returncode == 1 and f"converted {N_TAKES} of {N_TAKES + 1} regions" in done.stdout, done.stderr
     assert outputs(tmp_path) == local
     assert "replaced" in cluster_daemon.log.read_text(), "the daemon replaced the worker it lost"
