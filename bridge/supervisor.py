@@ -100,7 +100,7 @@ class Supervisor:
         for lost in self.pool.reap():
             worker = lost.worker
             job = self.table.jobs.get(worker.job_id) if worker.job_id else None
-            log.warning("worker %s (pid %d) %s; replaced", worker.identity.decode(), worker.pid, lost.reason)
+            log.warning("worker %s (pid %s) %s; replaced", worker.identity.decode(), worker.pid, lost.reason)
             if job is None or job.state != RUNNING:
                 continue
             if job.attempts <= self.config.job_retries:

@@ -39,7 +39,7 @@ class WorkerHandle:
     job_id: str | None = None
 
     @property
-    def pid(self) -> int:
+    def pid(self) -> int | None:  # None: an actor on a cluster that has not started yet
         return self.process.pid
 
     @property
