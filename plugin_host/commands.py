@@ -246,9 +246,10 @@ def serve(args: argparse.Namespace) -> int:
     from midibridge.bridge.daemon import Daemon, DaemonConfig, DaemonError
 
     logging.basicConfig(level=logging.INFO, format="midibridge serve: %(message)s")
-    workers, threads, retries = args.workers or os.cpu_count() or 1, args.threads, args.job_retries or 0
-    if args.cluster:  # one worker a CPU slot (0: as many as the cluster has), one thread each; a job on a lost
-        # node runs again elsewhere
+    workers = args.workers if args.workers is not None else os.cpu_count() or 1
+    threads, retries = args.threads, args.job_retries or 0
+    if args.cluster:  # a worker a CPU slot (0: as many as the cluster has), one thread each; a job on a lost node
+        # runs again elsewhere
         workers, threads, retries = args.workers or 0, 1, 2 if args.job_retries is None else args.job_retries
     config = DaemonConfig(endpoint=args.endpoint, workers=workers, threads_per_worker=threads,
                           max_queued=args.queue, result_ttl_s=args.result_ttl, cache_entries=args.cache,
