@@ -126,7 +126,8 @@ class Daemon:
             loop.add_signal_handler(signum, self.stopping.set)
         log.info("serving %s with %d workers and %d for interactive jobs%s (protocol %s)", self.config.endpoint,
                  self.pool.count, self.config.interactive_workers,
-                 f", as actors on the Ray cluster at {self.config.cluster}" if self.cluster else "",
+                 f", as actors on the Ray cluster at {self.config.cluster} (they connect to {self.pool.endpoint})"
+                 if self.cluster else "",
                  p.PROTOCOL_ID.decode())
         tasks = [asyncio.create_task(t) for t in (self._serve_clients(), self._serve_workers(), self._supervise())]
         try:

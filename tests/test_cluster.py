@@ -5,6 +5,7 @@ same through one daemon whose workers are actors on the cluster (`serve --cluste
 import json
 import os
 import pty
+import re
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from conftest import PIANO, NYLON_GUITAR, melody, render, synthesize, write_audio
 from daemon_helpers import DaemonProcess, free_port
@@ -21,6 +24,8 @@ from ray_cluster import ENV, LoopbackCluster
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 N_TAKES = 8
+FAILED_HANDSHAKES = {zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                     zmq.EVENT_HANDSHAKE_FAILED_AUTH}
 
 
 def batch(*args, cwd: Path, env: dict = ENV) -> subprocess.CompletedProcess:
@@ -259,3 +264,33 @@ def test_a_cluster_daemon_that_loses_a_node_runs_its_job_again_on_the_other(clus
     assert done.returncode == 1 and f"converted {N_TAKES} of {N_TAKES + 1} regions" in done.stdout, done.stderr
     assert outputs(tmp_path) == local
     assert "replaced" in cluster_daemon.log.read_text(), "the daemon replaced the worker it lost"
+
+
+def test_only_the_daemons_own_actors_get_in_as_cluster_workers(cluster_daemon, takes, tmp_path):
+    """Its worker socket listens where the cluster reaches it: a stranger posing as a worker, with no CURVE or with
+    a key of its own, fails the handshake and hears nothing, and the daemon goes on serving."""
+    endpoint = re.search(r"they connect to (tcp://\S+)\)", cluster_daemon.log.read_text()).group(1)
+    context = zmq.Context.instance()
+    handshakes = []
+    for keys in (None, zmq.curve_keypair()):
+        stranger = context.socket(zmq.DEALER)
+        stranger.setsockopt(zmq.LINGER, 0)
+        if keys:
+            stranger.curve_serverkey = zmq.curve_keypair()[0]
+            stranger.curve_publickey, stranger.curve_secretkey = keys
+        events = stranger.get_monitor_socket()
+        stranger.connect(endpoint)
+        seen, deadline = set(), time.monotonic() + 10
+        while not seen & FAILED_HANDSHAKES and time.monotonic() < deadline:
+            if events.poll(500):
+                seen.add(recv_monitor_message(events)["event"])
+        handshakes.append(seen)
+        assert not stranger.poll(200), "nothing reached the stranger"
+        stranger.disable_monitor()
+        stranger.close()
+
+    done = batch(takes / "keys.wav", "--daemon", cwd=tmp_path, env=cluster_daemon.env)
+
+    assert all(seen & FAILED_HANDSHAKES and zmq.EVENT_HANDSHAKE_SUCCEEDED not in seen for seen in handshakes), \
+        handshakes
+    assert done.returncode == 0, done.stderr
