@@ -63,14 +63,13 @@ class ClusterJob:
 
 @dataclass(frozen=True)
 class ClusterResult:
-    """How one region ended: its clip and MIDI file, or the error that stopped it. `node` is where it ran."""
+    """How one region ended: its clip and MIDI file, or the error that stopped it."""
 
     index: int
     job_id: str
     clip: Clip | None = None
     smf: bytes | None = None
     error: BridgeError | None = None
-    node: str | None = None
 
 
 def connect(address: str) -> None:
@@ -115,9 +114,10 @@ def run(jobs: list[ClusterJob], *, address: str, preset: dict, engine: str, allo
     preset need not exist on the nodes) with its `engine`; yields each result as it finishes. Closing the
     iterator stops the actors, and with them every region still running."""
     connect(address)
-    dispatch = _Dispatch(jobs, preset=preset, allow_truncated=allow_truncated, shipper=_Shipper(jobs, ship_audio))
+    dispatch = _Dispatch(jobs, preset=preset, engine=engine, allow_truncated=allow_truncated,
+                         shipper=_Shipper(jobs, ship_audio))
     try:
-        dispatch.start(engine)
+        dispatch.start()
         yield from dispatch.results()
     finally:
         dispatch.stop()
@@ -151,19 +151,19 @@ class _Shipper:
 class _Dispatch:
     """The driver's side: actors starting, idle and busy, and the regions still to give out."""
 
-    def __init__(self, jobs: list[ClusterJob], *, preset: dict, allow_truncated: bool, shipper: _Shipper):
-        self.jobs, self.preset, self.allow_truncated, self.shipper = jobs, preset, allow_truncated, shipper
+    def __init__(self, jobs: list[ClusterJob], *, preset: dict, engine: str, allow_truncated: bool,
+                 shipper: _Shipper):
+        self.jobs, self.preset, self.engine = jobs, preset, engine
+        self.allow_truncated, self.shipper = allow_truncated, shipper
         # Longest first: the last regions to finish are short ones, so no slot idles long at the end of a batch.
         self.todo = deque(sorted(range(len(jobs)), key=lambda i: -_work_estimate(jobs[i].region)))
         self.losses: Counter[int] = Counter()
         self.starting: dict[object, object] = {}  # ready() ref -> actor
         self.running: dict[object, tuple[object, int]] = {}  # convert() ref -> (actor, job index)
         self.idle: list[object] = []
-        self.engine = ""
         self.runs = self.start_failures = 0
 
-    def start(self, engine: str) -> None:
-        self.engine = engine
+    def start(self) -> None:
         slots = int(ray.cluster_resources().get("CPU", 0))
         if slots < 1:
             raise ClusterError("cluster_unavailable", "the Ray cluster has no CPU slots: start its nodes with "
@@ -248,12 +248,12 @@ class _Dispatch:
             self.idle.append(actor)
         self.shipper.done_with(job.region)
         if outcome.error_code is None:
-            return ClusterResult(index, outcome.job_id, outcome.clip, outcome.smf, node=outcome.node)
+            return ClusterResult(index, outcome.job_id, outcome.clip, outcome.smf)
         message = outcome.error_message
         if outcome.file_missing and os.path.exists(_read_path(job.region)):
             message += (f" (read on node {outcome.node}, which does not see the file this machine sees: every node "
                         f"must see it at the same path, or use --ship-audio to send it from here)")
-        return ClusterResult(index, outcome.job_id, error=BridgeError(outcome.error_code, message), node=outcome.node)
+        return ClusterResult(index, outcome.job_id, error=BridgeError(outcome.error_code, message))
 
     def _fail_the_rest(self) -> Iterator[ClusterResult]:
         reason = (f"no midibridge actor could start on the cluster within {START_TIMEOUT_S:g} s (every node that "

@@ -62,6 +62,10 @@ class DaemonConfig:
     model_path: str | None = None
     cluster: str | None = None  # a Ray address: the workers are actors there (bridge.cluster_workers)
 
+    def __post_init__(self) -> None:
+        if self.cluster:  # an actor holds one CPU slot: one thread, and no per-job thread hints from the supervisor
+            self.threads_per_worker = 1
+
     @property
     def max_batch_regions(self) -> int:
         """A batch must fit the queue whole, or it would be refused `busy` for ever."""

@@ -247,11 +247,10 @@ def serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="midibridge serve: %(message)s")
     workers = args.workers if args.workers is not None else os.cpu_count() or 1
-    threads, retries = args.threads, args.job_retries or 0
-    if args.cluster:  # a worker a CPU slot (0: as many as the cluster has), one thread each; a job on a lost node
-        # runs again elsewhere
-        workers, threads, retries = args.workers or 0, 1, 2 if args.job_retries is None else args.job_retries
-    config = DaemonConfig(endpoint=args.endpoint, workers=workers, threads_per_worker=threads,
+    retries = args.job_retries or 0
+    if args.cluster:  # a worker a CPU slot (0: as many as the cluster has); a job on a lost node runs again
+        workers, retries = args.workers or 0, 2 if args.job_retries is None else args.job_retries
+    config = DaemonConfig(endpoint=args.endpoint, workers=workers, threads_per_worker=args.threads,
                           max_queued=args.queue, result_ttl_s=args.result_ttl, cache_entries=args.cache,
                           allowed_roots=args.allow_root, curve=args.curve, job_retries=retries,
                           grace_s=args.grace, progress_timeout_s=args.progress_timeout,
