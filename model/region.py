@@ -5,8 +5,11 @@ Standard library only: the daemon's wire protocol and thin clients share this ty
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
+
+from .errors import AudioError
 
 # What a source may be: the rates and channel counts midibridge reads (files and inline samples alike).
 MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ = 1_000.0, 768_000.0
@@ -33,6 +36,20 @@ class Region:
     duration_s: float | None = None
     position_s: float = 0.0
 
+    def __post_init__(self):
+        # Checked here, not where the audio is read, so that a region is refused the same way before any work
+        # whether it runs in this process, through the daemon or on a cluster.
+        source = self.path if self.path is not None else "of raw samples"
+        if not _at_least(self.start_s, 0.0):
+            raise AudioError(f"region {source}: start_s (the offset into the source) must be a finite number "
+                             f"≥ 0 s, not {self.start_s!r}", code="region_outside_source")
+        if not _at_least(self.position_s, 0.0):
+            raise AudioError(f"region {source}: position_s (where it sits on the timeline) must be a finite "
+                             f"number ≥ 0 s, not {self.position_s!r}", code="region_outside_source")
+        if self.duration_s is not None and not (_at_least(self.duration_s, 0.0) and self.duration_s > 0):
+            raise AudioError(f"region {source} is empty: duration_s must be a finite number > 0 s (or unset: to "
+                             f"the end of the source), not {self.duration_s!r}", code="region_empty")
+
     @classmethod
     def from_file(cls, path, *, start_s: float = 0.0, duration_s: float | None = None,
                   position_s: float = 0.0) -> Region:
@@ -56,3 +73,7 @@ class Region:
         source = self.path if self.path is not None else f"raw samples at {self.sample_rate_hz} Hz"
         end = "end" if self.duration_s is None else f"{self.start_s + self.duration_s:g} s"
         return f"{source} [{self.start_s:g} s .. {end}]"
+
+
+def _at_least(value: Any, low: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= low

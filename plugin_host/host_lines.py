@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from midibridge.model.clip import Tempo
-from midibridge.model.errors import OptionError
+from midibridge.model.errors import ModelError, OptionError
 from midibridge.model.midi import note_channels
 from midibridge.model.region import Region
 
@@ -77,7 +77,7 @@ def read_requests(path: Path) -> list[HostRegion]:
                                                                   position_s=float(position)),
                                        Tempo(bpm=float(bpm), beats_per_bar=float(beats_per_bar),
                                              bar_offset_beats=float(bar_offset))))
-        except ValueError as error:
+        except (ValueError, ModelError) as error:  # a number that is not one, or a region or tempo that cannot be
             raise OptionError(f"{path}:{number}: {error}", code="invalid_request") from error
     return requests
 

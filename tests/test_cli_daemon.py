@@ -89,3 +89,17 @@ def test_convert_daemon_starts_a_daemon_when_none_runs(piano_line, tmp_path):
 
     assert converted.returncode == 0, converted.stderr
     assert record["endpoint"] == env["MIDIBRIDGE_ENDPOINT"] and stopped.returncode == 0
+
+
+@pytest.mark.parametrize("bad", [["--position", "-1"], ["--start", "nan"], ["--duration", "inf"],
+                                 ["--position", "inf"], ["--duration", "0"], ["--bpm", "nan"],
+                                 ["--beats-per-bar", "inf"]])
+def test_a_bad_number_is_refused_the_same_way_with_or_without_a_daemon(daemon, piano_line, tmp_path, bad):
+    """Whether a daemon runs changes nothing a user sees: the same refusal, before any work, naming the number."""
+    through_daemon = run(daemon, "convert", piano_line, *bad, "-o", tmp_path / "d.mid")
+    in_process = run(daemon, "convert", piano_line, *bad, "-o", tmp_path / "p.mid", "--in-process")
+
+    assert through_daemon.returncode == in_process.returncode == 1
+    assert through_daemon.stderr == in_process.stderr and through_daemon.stderr.startswith("midibridge: error [")
+    assert "batch region" not in through_daemon.stderr and "Traceback" not in through_daemon.stderr
+    assert not (tmp_path / "d.mid").exists() and not (tmp_path / "p.mid").exists()
