@@ -27,6 +27,7 @@ def convert(args: argparse.Namespace) -> int:
     tempo = Tempo(bpm=args.bpm, beats_per_bar=args.beats_per_bar)
     region = Region.from_file(args.input, start_s=args.start, duration_s=args.duration, position_s=args.position)
     output = Path(args.output) if args.output else Path(Path(args.input).stem + ".mid")
+    refuse_overwriting(output, source=Path(args.input))
     local = args.model is not None or args.threads
     where = "in-process" if local else runner.choose(daemon=args.daemon)
     result = next(runner.run([region], where=where, preset=args.preset, tempo=tempo, model_path=args.model,
@@ -41,6 +42,26 @@ def convert(args: argparse.Namespace) -> int:
     else:
         print_clip(result.clip, output)
     return 0
+
+
+def refuse_overwriting(output: Path, *, source: Path) -> None:
+    """Before any work: never write a clip over its own audio, nor over a file that is not a MIDI file (a MIDI
+    file there is replaced: converting again is what a user does). Devices and pipes (/dev/stdout) are written."""
+    if not output.is_file():
+        return
+    if source.exists() and output.samefile(source):
+        raise ClientError("output_is_input", f"-o {output} is the audio file being converted: writing the MIDI "
+                                             f"file there would destroy it. Give another output, e.g. -o "
+                                             f"{source.with_suffix('.mid').name}")
+    try:
+        with output.open("rb") as existing:
+            head = existing.read(4)
+    except OSError:
+        return  # unreadable: writing it fails too, and says so (output_unwritable)
+    if head not in (b"MThd", b""):  # an empty file holds nothing to lose
+        raise ClientError("output_not_midi", f"{output} exists and is not a MIDI file; midibridge does not write "
+                                             f"over it. Give another output path with -o, or move that file away "
+                                             f"first")
 
 
 @dataclass(frozen=True)
