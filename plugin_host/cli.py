@@ -7,11 +7,12 @@ the commands that transcribe in this process, and only when they run.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
 from midibridge.bridge.discovery import default_endpoint
-from midibridge.bridge.protocol import ENDPOINT_ENV, MAX_BATCH_REGIONS
+from midibridge.bridge.protocol import ENDPOINT_ENV, MAX_BATCH_REGIONS, PROTOCOL_ID, package_version
 from midibridge.model.clip import DEFAULT_BPM
 from midibridge.model.errors import ModelError
 
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="midibridge", description="Turn audio into MIDI clips for your DAW.")
+    parser.add_argument("--version", action="version",
+                        version=f"midibridge {package_version()} (protocol {PROTOCOL_ID.decode()})")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     convert = sub.add_parser("convert", help="transcribe an audio file (or a region of it) to a MIDI file")
@@ -53,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     _job_options(convert)
     convert.add_argument("--model", default=None, metavar="PATH",
                          help="Basic Pitch's nmp.onnx (runs in this process)")
-    convert.add_argument("--threads", type=int, default=0, metavar="N",
+    convert.add_argument("--threads", type=_count(0), default=0, metavar="N",
                          help="onnxruntime threads in this process (default 0: one per core)")
     convert.add_argument("-o", "--output", default=None, metavar="OUT.mid",
                          help="MIDI file to write (default: INPUT's name with .mid, in the current directory)")
@@ -78,27 +81,27 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--endpoint", default=default_endpoint(),
                        help=f"tcp://HOST:PORT or ipc://PATH (default ${ENDPOINT_ENV} or {default_endpoint()}); any "
                             f"address but loopback needs --curve")
-    serve.add_argument("--workers", type=int, default=None,
+    serve.add_argument("--workers", type=_count(0), default=None,
                        help="worker processes (default: cores; with --cluster, the cluster's CPU slots)")
-    serve.add_argument("--threads", type=int, default=0, metavar="N", help="onnxruntime threads per worker")
-    serve.add_argument("--interactive-workers", type=int, default=1, metavar="N",
+    serve.add_argument("--threads", type=_count(0), default=0, metavar="N", help="onnxruntime threads per worker")
+    serve.add_argument("--interactive-workers", type=_count(0), default=1, metavar="N",
                        help="workers kept for interactive jobs (a DAW's right-click, convert), so they never wait "
                             "behind a batch (default 1)")
-    serve.add_argument("--queue", type=int, default=MAX_BATCH_REGIONS, metavar="N",
+    serve.add_argument("--queue", type=_count(1), default=MAX_BATCH_REGIONS, metavar="N",
                        help=f"jobs that may wait; more get `busy`, and a batch may hold at most this many regions "
                             f"(default {MAX_BATCH_REGIONS})")
-    serve.add_argument("--result-ttl", type=float, default=600.0, metavar="S",
+    serve.add_argument("--result-ttl", type=_seconds(above=0), default=600.0, metavar="S",
                        help="how long finished results can be fetched by job id")
-    serve.add_argument("--cache", type=int, default=256, metavar="N", help="results kept for repeated requests")
+    serve.add_argument("--cache", type=_count(0), default=256, metavar="N", help="results kept for repeated requests")
     serve.add_argument("--allow-root", action="append", default=[], metavar="DIR",
                        help="a directory remote clients may read files under (repeatable)")
     serve.add_argument("--curve", action="store_true",
                        help="CURVE encryption and client keys (required beyond loopback and ipc)")
-    serve.add_argument("--job-retries", type=int, default=None, metavar="N",
+    serve.add_argument("--job-retries", type=_count(0), default=None, metavar="N",
                        help="times a job whose worker died is tried again (default 0: it fails; with --cluster 2)")
-    serve.add_argument("--grace", type=float, default=10.0, metavar="S",
+    serve.add_argument("--grace", type=_seconds(above=None), default=10.0, metavar="S",
                        help="on SIGINT/SIGTERM, how long running jobs may finish")
-    serve.add_argument("--progress-timeout", type=float, default=60.0, metavar="S",
+    serve.add_argument("--progress-timeout", type=_seconds(above=0), default=60.0, metavar="S",
                        help="a running job that makes no progress this long fails worker_hung, and its worker is "
                             "replaced (default 60)")
     serve.add_argument("--model", default=None, metavar="PATH")
@@ -176,6 +179,36 @@ def _job_options(parser: argparse.ArgumentParser) -> argparse._MutuallyExclusive
     where.add_argument("--in-process", dest="daemon", action="store_const", const=False,
                        help="transcribe in this process even when a daemon runs")
     return where
+
+
+# Numbers a daemon's settings take, checked by argparse ("argument --queue: …", exit 2) before anything starts.
+# The region's and the tempo's numbers are checked where they are made (Region, Tempo), for every caller alike.
+
+
+def _count(minimum: int):
+    def count(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number ≥ {minimum}, not {text!r}")
+        return value
+    return count
+
+
+def _seconds(*, above: float | None):
+    """Seconds, finite; > `above`, or ≥ 0 when `above` is None."""
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or (value <= above if above is not None else value < 0):
+            bound = f"> {above:g}" if above is not None else "≥ 0"
+            raise argparse.ArgumentTypeError(f"must be a finite number of seconds {bound}, not {text!r}")
+        return value
+    return seconds
 
 
 if __name__ == "__main__":

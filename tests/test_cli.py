@@ -77,3 +77,51 @@ def test_missing_weights_tell_the_user_the_command_that_fixes_it(piano_line, tmp
     done = run("convert", piano_line, "-o", tmp_path / "x.mid", env=env)
 
     assert done.returncode == 1 and "midibridge model install" in done.stderr
+
+
+def test_convert_never_writes_over_the_audio_it_converts(piano_line, tmp_path):
+    """`convert take.wav -o take.wav`, however the path is spelled, is refused before any work; the audio stays."""
+    take = tmp_path / "take.wav"
+    take.write_bytes(piano_line.read_bytes())
+    (tmp_path / "link.wav").symlink_to(take)
+
+    for output in (take, "./take.wav", tmp_path / "link.wav"):
+        done = run("convert", "take.wav", "-o", output, cwd=tmp_path)
+
+        assert done.returncode == 1 and "midibridge: error [output_is_input]:" in done.stderr, done.stderr
+        assert "-o take.mid" in done.stderr, "the message offers an output that works"
+    assert take.read_bytes() == piano_line.read_bytes()
+
+
+def test_convert_replaces_an_earlier_midi_file_but_no_other_file(piano_line, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes on this take")
+    midi = tmp_path / "take.mid"
+
+    refused = run("convert", piano_line, "-o", notes)
+    first, again = run("convert", piano_line, "-o", midi), run("convert", piano_line, "--bpm", 90, "-o", midi)
+
+    assert refused.returncode == 1 and f"error [output_not_midi]: {notes} exists and is not a MIDI file" in refused.stderr
+    assert notes.read_text() == "my notes on this take"
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    tempos = [m.tempo for m in mido.MidiFile(midi).tracks[0] if m.type == "set_tempo"]
+    assert tempos == [mido.bpm2tempo(90)], "converting again replaces the .mid"
+
+
+def test_version_names_the_package_and_the_protocol():
+    done = run("--version")
+
+    assert done.returncode == 0 and done.stdout.startswith("midibridge ") and "protocol midibridge/2." in done.stdout
+
+
+@pytest.mark.parametrize("args, complaint", [
+    (["serve", "--queue", "0"], "argument --queue: must be a whole number ≥ 1, not '0'"),
+    (["serve", "--workers", "-2"], "argument --workers: must be a whole number ≥ 0, not '-2'"),
+    (["serve", "--progress-timeout", "nan"], "argument --progress-timeout: must be a finite number of seconds > 0"),
+    (["serve", "--grace", "inf"], "argument --grace: must be a finite number of seconds ≥ 0, not 'inf'"),
+    (["convert", "x.wav", "--threads", "-1"], "argument --threads: must be a whole number ≥ 0, not '-1'"),
+])
+def test_a_setting_out_of_range_is_refused_before_anything_starts(args, complaint):
+    done = run(*args)
+
+    assert done.returncode == 2 and complaint in done.stderr and "Traceback" not in done.stderr
