@@ -168,9 +168,10 @@ def decode(frames: list, *, router: bool = False, protocol_id: bytes = PROTOCOL_
     if len(raw) > MAX_HEADER_BYTES:
         raise ProtocolError("too_large", f"the header is {len(raw)} bytes; at most {MAX_HEADER_BYTES}")
     try:
-        header = json.loads(raw, parse_constant=_not_finite, parse_float=_finite) if raw else {}
+        header = json.loads(raw, parse_constant=_not_finite, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as error:
-        raise ProtocolError("malformed", f"the header is not JSON: {error}") from error
+        said = "empty: an empty header is {}" if not raw else f"not JSON: {error}"
+        raise ProtocolError("malformed", f"the header is {said}") from error
     if not isinstance(header, dict):
         raise ProtocolError("malformed", "the header must be a JSON object")
     return Message(kind, request_id, header, list(frames[4:]), identity)

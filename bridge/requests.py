@@ -15,7 +15,7 @@ import zmq
 
 from midibridge.model.clip import Tempo
 from midibridge.model.errors import ModelError
-from midibridge.model.presets import available_presets, is_preset_path, read_preset, resolve_preset
+from midibridge.model.presets import available_presets, is_preset_path, list_presets, resolve_preset
 
 from . import protocol as p
 from .cache import ResultCache
@@ -75,9 +75,7 @@ class Requests:
         })
 
     async def _on_presets(self, message: Message, local: bool) -> None:
-        listed = [{"name": name, "source": source, "description": read_preset(path, source=source).description}
-                  for name, (source, path) in sorted(available_presets().items())]
-        await self._answer(message, {"presets": listed})
+        await self._answer(message, {"presets": [preset.to_dict() for preset in list_presets()]})
 
     async def _on_status(self, message: Message, local: bool) -> None:
         wanted = message.header.get("job_ids")

@@ -17,7 +17,7 @@ from pathlib import Path
 import platformdirs
 
 from .engines import DEFAULT_ENGINE, ENGINES
-from .errors import OptionError
+from .errors import ModelError, OptionError
 from .options import PostOptions, Spec, check_values
 from .steps import STEPS
 
@@ -227,6 +227,32 @@ def available_presets() -> dict[str, tuple[str, Path]]:
             for path in sorted(directory.glob("*.toml")):
                 found[path.stem] = (source, path)
     return found
+
+
+@dataclass(frozen=True)
+class PresetListing:
+    """One preset a name reaches, as `presets list` shows it: its description, or why its file cannot be used."""
+
+    name: str
+    source: str  # "built-in" or "user"
+    path: Path
+    description: str = ""
+    error: ModelError | None = None
+
+    def to_dict(self) -> dict:
+        error = {} if self.error is None else {"error": {"code": self.error.code, "message": str(self.error)}}
+        return {"name": self.name, "source": self.source, "description": self.description, **error}
+
+
+def list_presets() -> list[PresetListing]:
+    """Every preset a name reaches, by name; a broken file is listed with its error, never hides the others."""
+    listed = []
+    for name, (source, path) in sorted(available_presets().items()):
+        try:
+            listed.append(PresetListing(name, source, path, read_preset(path, source=source).description))
+        except ModelError as error:
+            listed.append(PresetListing(name, source, path, error=error))
+    return listed
 
 
 def _candidates(name: str):

@@ -330,11 +330,19 @@ def _client_of(found: dict):
 
 
 def presets_list(args: argparse.Namespace) -> int:
-    from midibridge.model.presets import available_presets, read_preset
+    """Every preset, a broken file among them marked with its error; exit 1 when one is broken."""
+    from midibridge.model.presets import list_presets
 
-    for name, (source, path) in sorted(available_presets().items()):
-        print(f"{name:18} {source:9} {read_preset(path, source=source).description}")
-    return 0
+    listed = list_presets()
+    for preset in listed:
+        shown = preset.description if preset.error is None else f"BROKEN [{preset.error.code}]: {preset.error}"
+        print(f"{preset.name:18} {preset.source:9} {shown}")
+    broken = [preset for preset in listed if preset.error is not None]
+    for preset in broken:
+        print(f"midibridge: error [{preset.error.code}]: preset {preset.name!r} ({preset.path}) cannot be used: fix "
+              f"the file (`midibridge presets validate {preset.path}` says what is wrong) or remove it",
+              file=sys.stderr)
+    return 1 if broken else 0
 
 
 def presets_show(args: argparse.Namespace) -> int:

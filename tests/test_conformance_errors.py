@@ -21,6 +21,7 @@ def test_malformed_messages(sock):
     assert refused(sock, [PROTOCOL, b"\xff", b"m2", b"{}"])["code"] == "malformed", "a type that is not UTF-8"
     assert refused(sock, [PROTOCOL, b"hello", b"m3", b"not json"])["code"] == "malformed"
     assert refused(sock, [PROTOCOL, b"hello", b"m4", b"[1, 2]"])["code"] == "malformed", "JSON, not an object"
+    assert refused(sock, [PROTOCOL, b"hello", b"m6", b""])["code"] == "malformed", "an empty frame is no object"
     assert refused(sock, [b"foo/2.0", b"hello", b"m5", b"{}"])["code"] == "malformed", "not a midibridge id"
     sock.send([PROTOCOL, b"hello", b"\xff", b"{}"])
     assert receive(sock).header["code"] == "malformed", "an id that is not UTF-8"

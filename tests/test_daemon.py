@@ -124,6 +124,7 @@ MALFORMED = {
     "too few frames": ([p.PROTOCOL_ID, b"hello"], "malformed"),
     "not json": ([p.PROTOCOL_ID, b"hello", b"r1", b"{nope"], "malformed"),
     "not an object": ([p.PROTOCOL_ID, b"hello", b"r1", b"[1, 2]"], "malformed"),
+    "empty header frame": ([p.PROTOCOL_ID, b"hello", b"r1", b""], "malformed"),
     "wrong protocol": ([b"http/1.1", b"hello", b"r1", b"{}"], "malformed"),
     "other major version": ([b"midibridge/3.0", b"hello", b"r1", b"{}"], "version_mismatch"),
     "unknown type": ([p.PROTOCOL_ID, b"transmogrify", b"r1", b"{}"], "unknown_type"),
@@ -151,6 +152,22 @@ MALFORMED = {
                            b'{"region": {"samples": {"frame": 0, "sample_rate_hz": 44100, "channels": 2}}}', b"\0" * 7],
                           "invalid_samples"),
 }
+
+
+def test_a_broken_user_preset_is_listed_with_its_error_and_the_rest_still_serve(daemon, piano_line):
+    broken = daemon.home / "config" / "midibridge" / "presets" / "my-voice.toml"
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_text("schema = = 2")
+    try:
+        with daemon.client() as client:
+            presets = {entry["name"]: entry for entry in client.presets()}
+            result = client.transcribe(Region.from_file(piano_line, duration_s=2.0), preset="piano")
+    finally:
+        broken.unlink()
+
+    assert presets["my-voice"]["error"]["code"] == "invalid_preset" and "not valid TOML" in \
+        presets["my-voice"]["error"]["message"]
+    assert "error" not in presets["vocal"] and result.clip.notes
 
 
 def test_malformed_messages_get_an_error_each_and_the_daemon_keeps_serving(daemon):

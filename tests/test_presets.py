@@ -71,6 +71,20 @@ def test_a_user_preset_shadows_the_built_in_of_that_name(user_config):
     assert any(line.split()[:2] == ["piano", "user"] for line in listed.splitlines())
 
 
+def test_one_broken_user_preset_is_listed_with_its_error_beside_all_the_others(user_config):
+    """`presets list` with a typo in one of your files: every preset still shows, the broken one says why."""
+    (user_config / "my-bass.toml").write_text('schema = 2\ndescription = "my bass"\n[post]\ntranspose_semitones = -12\n')
+    (user_config / "my-voice.toml").write_text('schema = 2\n[post]\nquantise = "1/8"\n')
+
+    done = subprocess.run([MIDIBRIDGE, "presets", "list"], capture_output=True, text=True, env=_env(user_config))
+
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()}
+    assert sorted(rows) == sorted(BUILT_IN + ["my-bass", "my-voice"])
+    assert rows["my-bass"].split()[1:] == ["user", "my", "bass"]
+    assert "BROKEN [invalid_preset]" in rows["my-voice"] and "unknown key 'quantise'" in rows["my-voice"]
+    assert done.returncode == 1 and "presets validate" in done.stderr and "my-voice.toml" in done.stderr
+
+
 def _env(user_config):
     import os
     return dict(os.environ, XDG_CONFIG_HOME=str(user_config.parent.parent))
