@@ -50,6 +50,19 @@ def test_a_wheel_with_other_weights_is_refused_and_nothing_is_installed(empty_ho
     assert not user_model_path().exists()
 
 
+def test_a_wheel_that_is_not_one_is_refused_even_with_good_weights_installed(empty_home, real_model_bytes):
+    """`model install --wheel notes.txt` once said "installed and verified" when a good copy was already there."""
+    install_model(wheel=a_wheel(empty_home / "bp.whl", real_model_bytes))
+    notes = empty_home / "notes.txt"
+    notes.write_text("not a wheel")
+
+    done = subprocess.run([MIDIBRIDGE, "model", "install", "--wheel", str(notes)], capture_output=True, text=True)
+
+    assert done.returncode == 1 and "installed" not in done.stdout
+    assert f"error [model_install_failed]: cannot read basic_pitch/{MODEL_PATH_IN_PACKAGE} from {notes}" in done.stderr
+    assert hashlib.sha256(user_model_path().read_bytes()).hexdigest() == MODEL_SHA256, "the good copy stays"
+
+
 def test_lookup_order_is_option_then_environment_then_data_dir_then_installed_package(
         empty_home, real_model_bytes, monkeypatch):
     assert find_model().parts[-4:] == ("basic_pitch", "saved_models", "icassp_2022", "nmp.onnx")

@@ -78,10 +78,11 @@ def verify_model(path: Path) -> Path:
 def install_model(*, wheel: str | os.PathLike | None = None, force: bool = False) -> Path:
     """Install verified weights into the user data dir and return their path.
 
-    Without `wheel`, downloads `basic-pitch==0.4.0` with `pip download --no-deps`.
+    Without `wheel`, downloads `basic-pitch==0.4.0` with `pip download --no-deps` (unless a good copy is there
+    already). A `wheel` given is always read and checked, so a wrong file is refused even then.
     """
     target = user_model_path()
-    if target.is_file() and not force and sha256_of(target) == MODEL_SHA256:
+    if target.is_file() and not force and not wheel and sha256_of(target) == MODEL_SHA256:
         return target
     with tempfile.TemporaryDirectory(prefix="midibridge-model-") as tmp:
         wheel_path = Path(wheel) if wheel else _download_wheel(Path(tmp))
