@@ -45,26 +45,31 @@ def descendants(pid: int) -> list[int]:
 
 
 class LoopbackCluster:
-    def __init__(self, *, nodes: int = 2):
+    """`nodes` Ray nodes on 127.0.0.2, .3, …, one CPU slot each; `env` is the nodes' environment (a fault to inject)."""
+
+    def __init__(self, *, nodes: int = 2, env: dict = ENV):
+        self.env = env
+        self.ips: dict[subprocess.Popen, str] = {}
         # Short: Ray's Unix sockets live under it, and a socket path may not pass 107 bytes.
         self.temp_dir = tempfile.mkdtemp(prefix="mbray-")
         port = free_port()
         self.address = f"127.0.0.2:{port}"
         self.nodes: list[subprocess.Popen] = []
-        self._start("--head", "--node-ip-address=127.0.0.2", f"--port={port}", "--include-dashboard=false",
-                    f"--temp-dir={self.temp_dir}")
+        self._start("127.0.0.2", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={self.temp_dir}")
         for _ in range(nodes - 1):
             self.add_node()
 
-    def _start(self, *args: str) -> subprocess.Popen:
-        node = subprocess.Popen([RAY, "start", "--num-cpus=1", "--disable-usage-stats", "--block", *args], env=ENV,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    def _start(self, ip: str, *args: str) -> subprocess.Popen:
+        node = subprocess.Popen([RAY, "start", "--num-cpus=1", "--disable-usage-stats", "--block",
+                                 f"--node-ip-address={ip}", *args], env=self.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
         self.nodes.append(node)
+        self.ips[node] = ip
         self.wait_for(alive=len(self.nodes))
         return node
 
     def add_node(self) -> subprocess.Popen:
-        return self._start(f"--address={self.address}", f"--node-ip-address=127.0.0.{len(self.nodes) + 2}")
+        return self._start(f"127.0.0.{len(self.nodes) + 2}", f"--address={self.address}")
 
     def kill(self, node: subprocess.Popen) -> None:
         """The node dies at once, as a machine that loses power: SIGKILL to it and everything it started."""

@@ -18,7 +18,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from conftest import PIANO, NYLON_GUITAR, melody, render, synthesize, write_audio
-from daemon_helpers import DaemonProcess, free_port
+from daemon_helpers import FAULTS, DaemonProcess, free_port
 from midibridge.model.clip import Note
 from ray_cluster import ENV, LoopbackCluster
 
@@ -73,8 +73,16 @@ def local(takes, preset_file, tmp_path_factory) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    running = LoopbackCluster(nodes=2)
+def hold_control(tmp_path_factory) -> Path:
+    """Where a test tells the nodes to hold a region (tests/faults/sitecustomize.py, hold_on_node)."""
+    return tmp_path_factory.mktemp("hold")
+
+
+@pytest.fixture(scope="module")
+def cluster(hold_control):
+    running = LoopbackCluster(nodes=2, env={**ENV, "MIDIBRIDGE_TEST_FAULT": f"hold_on_node:{hold_control}",
+                                            "PYTHONPATH": os.pathsep.join(filter(None, [str(FAULTS),
+                                                                                        ENV.get("PYTHONPATH")]))})
     yield running
     running.stop()
 
@@ -98,26 +106,35 @@ def test_a_batch_on_the_cluster_writes_the_same_bytes_as_a_local_batch(cluster, 
     assert "on the Ray cluster" in (tmp_path / "midi" / "index.html").read_text()
 
 
-def batch_losing_a_node(cluster: LoopbackCluster, *args, cwd: Path, env: dict = ENV) -> subprocess.CompletedProcess:
-    """`batch ARGS -o midi`, killing the cluster's second node once the first region is written (both slots are
-    busy while regions remain: it dies mid-region); a new second node joins after."""
+def batch_losing_a_node(cluster: LoopbackCluster, control: Path, *args, cwd: Path,
+                        env: dict = ENV) -> subprocess.CompletedProcess:
+    """`batch ARGS -o midi`, killing the cluster's second node while it runs a region: the node holds the first
+    region it gets (and the other node waits for that) until it is killed; a new second node joins after."""
     second = cluster.nodes[1]
+    (control / "hold").write_text(cluster.ips[second])
     running = subprocess.Popen([MIDIBRIDGE, "batch", *map(str, args), "-o", "midi"], cwd=cwd, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        first_mid_of(cwd, running)
+        deadline = time.monotonic() + 120
+        while not (control / "held").exists():
+            assert running.poll() is None and time.monotonic() < deadline, "the second node never took a region"
+            time.sleep(0.05)
         cluster.kill(second)
+        (control / "hold").unlink()
         stdout, stderr = running.communicate(timeout=300)
     finally:
         running.kill()
+        for left in ("hold", "held"):
+            (control / left).unlink(missing_ok=True)
         cluster.nodes.remove(second)
         cluster.add_node()
     return subprocess.CompletedProcess(running.args, running.returncode, stdout, stderr)
 
 
-def test_losing_a_node_mid_batch_runs_its_region_elsewhere_and_loses_none(cluster, takes, preset_file, local,
-                                                                           tmp_path):
-    done = batch_losing_a_node(cluster, takes, "--preset", preset_file, "--cluster", cluster.address, cwd=tmp_path)
+def test_losing_a_node_mid_batch_runs_its_region_elsewhere_and_loses_none(cluster, hold_control, takes, preset_file,
+                                                                           local, tmp_path):
+    done = batch_losing_a_node(cluster, hold_control, takes, "--preset", preset_file, "--cluster", cluster.address,
+                               cwd=tmp_path)
 
     assert done.returncode == 1 and f"converted {N_TAKES} of {N_TAKES + 1} regions" in done.stdout, done.stderr
     assert "it runs again on another" in done.stderr
@@ -256,9 +273,9 @@ def test_a_daemon_whose_workers_are_cluster_actors_converts_as_a_local_batch(clu
     assert cluster.wait_for(free_cpus=2.0, timeout_s=30)["free_cpus"] == 2.0, "a stopped daemon frees them"
 
 
-def test_a_cluster_daemon_that_loses_a_node_runs_its_job_again_on_the_other(cluster, cluster_daemon, takes,
-                                                                            preset_file, local, tmp_path):
-    done = batch_losing_a_node(cluster, takes, "--preset", preset_file, "--daemon", cwd=tmp_path,
+def test_a_cluster_daemon_that_loses_a_node_runs_its_job_again_on_the_other(cluster, hold_control, cluster_daemon,
+                                                                            takes, preset_file, local, tmp_path):
+    done = batch_losing_a_node(cluster, hold_control, takes, "--preset", preset_file, "--daemon", cwd=tmp_path,
                                env=cluster_daemon.env)
 
     assert done.returncode == 1 and f"converted {N_TAKES} of {N_TAKES + 1} regions" in done.stdout, done.stderr

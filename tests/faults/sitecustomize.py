@@ -10,11 +10,17 @@ does. Faults:
   a message a list of frames as latin-1 text, "{job}" standing for the job's
   id) and sends those messages on its own socket just before and after its
   real answer. Each file is used once, so the jobs between scripts run clean.
+- hold_on_node:DIR, for a Ray cluster's nodes (their worker processes): while
+  DIR/hold exists, naming a node's IP address, the first region that starts on
+  that node writes its path to DIR/held and then hangs (until its node is
+  killed), and regions on other nodes wait for DIR/held before they run: that
+  node is known to hold a region when it is killed, whatever the timing.
 """
 
 import json
 import os
 import sys
+import time
 
 FAULT = os.environ.get("MIDIBRIDGE_TEST_FAULT", "")
 
@@ -61,3 +67,48 @@ if FAULT and "midibridge.bridge.worker" in sys.orig_argv:
             send_scripted(self, plan["after"], bytes(frames[2]))
 
         zmq.Socket.send_multipart = scripted
+
+if FAULT.startswith("hold_on_node:") and any(arg.endswith("default_worker.py") for arg in sys.orig_argv):
+    import importlib.abc
+    import importlib.util
+    from pathlib import Path
+
+    control = Path(FAULT.removeprefix("hold_on_node:"))
+
+    def held_convert(convert):
+        def convert_or_hold(self, region, *args, **kwargs):
+            import ray
+
+            try:
+                target = (control / "hold").read_text().strip()
+            except FileNotFoundError:
+                return convert(self, region, *args, **kwargs)
+            if ray.util.get_node_ip_address() == target:
+                (control / "held.partial").write_text(str(region.path))
+                os.replace(control / "held.partial", control / "held")
+                time.sleep(300)  # until the test kills this node
+            deadline = time.monotonic() + 60
+            while (control / "hold").exists() and not (control / "held").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return convert(self, region, *args, **kwargs)
+        return convert_or_hold
+
+    class PatchPipeline(importlib.abc.MetaPathFinder):
+        """Wraps Transcriber.convert once midibridge.model.pipeline has loaded (importing it here would load
+        onnxruntime into every process Ray starts)."""
+
+        def find_spec(self, name, path, target=None):
+            if name != "midibridge.model.pipeline":
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)
+            load = spec.loader.exec_module
+
+            def exec_module(module):
+                load(module)
+                module.Transcriber.convert = held_convert(module.Transcriber.convert)
+
+            spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, PatchPipeline())
