@@ -38,10 +38,15 @@ DEFAULT_TEMPO_US = 500_000  # per beat, MIDI's default: 120 BPM
 _NOTE_OFF, _BEND_RESET, _BEND, _NOTE_ON = range(4)
 
 
+def to_ticks(time_s: float, *, bpm: float) -> int:
+    """The tick of the file at `bpm` where `time_s` falls: notes that start on one tick are struck together."""
+    return round(time_s * bpm / 60.0 * TICKS_PER_BEAT)
+
+
 def clip_to_midi(clip: Clip) -> mido.MidiFile:
     """A type 1 file: a conductor track (tempo, 4/4) and one track of notes, ending at the clip's end."""
     def tick(time_s: float) -> int:
-        return round(time_s * clip.bpm / 60.0 * TICKS_PER_BEAT)
+        return to_ticks(time_s, bpm=clip.bpm)
 
     placement = note_channels(clip)
     bend_range = MPE_BEND_RANGE_SEMITONES if clip.mpe else BEND_RANGE_SEMITONES

@@ -94,3 +94,20 @@ def test_the_json_form_round_trips():
     clip = Clip(notes=(Note(60, 0.5, 1.0, 100, (Bend(0.6, 0.25),)),), position_s=3.0, duration_s=2.0, bpm=140.0)
 
     assert Clip.from_dict(clip.to_dict()) == clip
+
+
+def test_a_key_struck_again_as_it_is_released_is_released_first():
+    # Back to back on one key, the first bent (its bend reset as it ends): off, then on, at tick 960.
+    clip = Clip(notes=(Note(60, 0.0, 0.5, 90, (Bend(0.2, 0.5),)), Note(60, 0.5, 1.0, 80), Note(60, 1.0, 1.5, 70)),
+                duration_s=1.5)
+
+    ticks, events = 0, []
+    for message in read(clip).tracks[1]:
+        ticks += message.time
+        if message.type in ("note_on", "note_off", "pitchwheel"):
+            events.append((ticks, message.type))
+
+    assert events == [(0, "note_on"), (384, "pitchwheel"), (960, "note_off"), (960, "pitchwheel"), (960, "note_on"),
+                      (1920, "note_off"), (1920, "note_on"), (2880, "note_off")]
+    assert [(n.start_s, n.end_s) for n in clip_from_bytes(clip_to_bytes(clip)).notes] == [
+        (0.0, 0.5), (0.5, 1.0), (1.0, 1.5)]
