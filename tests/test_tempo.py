@@ -58,3 +58,13 @@ def test_a_client_sending_a_tempo_no_midi_file_holds_hears_which_field_and_the_r
 
     assert refused.value.code == "invalid_option"
     assert str(refused.value).endswith(TOO_SLOW.removeprefix("midibridge: error [invalid_option]: "))
+
+
+@pytest.mark.parametrize("where", ["--in-process", "--daemon"])
+def test_a_song_in_three_four_gets_a_midi_file_in_three_four(daemon, tmp_path, where):
+    """`--beats-per-bar 3`: the imported file's bar lines fall where the song's do, whichever path converts it."""
+    done = convert("--beats-per-bar", 3, "-o", tmp_path / "waltz.mid", where, env=daemon.env)
+
+    assert done.returncode == 0, done.stderr
+    [meter] = [m for m in mido.MidiFile(tmp_path / "waltz.mid").tracks[0] if m.type == "time_signature"]
+    assert (meter.numerator, meter.denominator) == (3, 4)
