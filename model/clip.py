@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .options import TEMPO_SPECS, check_fields, from_mapping
 
 DEFAULT_BPM = 120.0
+DEFAULT_BEATS_PER_BAR = 4.0
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -64,7 +65,7 @@ class Tempo:
     """
 
     bpm: float = DEFAULT_BPM
-    beats_per_bar: float = 4.0
+    beats_per_bar: float = DEFAULT_BEATS_PER_BAR
     bar_offset_beats: float | None = None
 
     def __post_init__(self):
@@ -85,7 +86,8 @@ class Tempo:
 
 @dataclass(frozen=True)
 class Clip:
-    """Notes of one region, the region's timeline position and length, and the host tempo they were written for."""
+    """Notes of one region, the region's timeline position and length, and the host tempo and bar (in quarter notes)
+    they were written for."""
 
     notes: tuple[Note, ...] = ()
     position_s: float = 0.0
@@ -95,14 +97,17 @@ class Clip:
     drums: bool = False  # notes are General MIDI drum sounds, written on the drum channel (10)
     # Clip time where the audio of a truncated file stops (transcribed with allow_truncated); None: whole.
     truncated_at_s: float | None = None
+    beats_per_bar: float = DEFAULT_BEATS_PER_BAR  # the MIDI file's time signature says it
 
     def to_dict(self) -> dict:
         truncated = {} if self.truncated_at_s is None else {"truncated_at_s": self.truncated_at_s}
         drums = {"drums": True} if self.drums else {}
+        bar = {} if self.beats_per_bar == DEFAULT_BEATS_PER_BAR else {"beats_per_bar": self.beats_per_bar}
         return {
             "position_s": self.position_s,
             "duration_s": self.duration_s,
             "bpm": self.bpm,
+            **bar,  # only when not 4 quarter notes, like drums and truncated_at_s
             "mpe": self.mpe,
             **drums,
             **truncated,  # only when set (drums too), so other clips' JSON is as it always was
@@ -119,4 +124,5 @@ class Clip:
             mpe=bool(data.get("mpe", False)),
             drums=bool(data.get("drums", False)),
             truncated_at_s=None if data.get("truncated_at_s") is None else float(data["truncated_at_s"]),
+            beats_per_bar=float(data.get("beats_per_bar", DEFAULT_BEATS_PER_BAR)),
         )

@@ -8,6 +8,12 @@ overlapping bent notes go to separate channels (never the drum channel). An
 MPE clip puts every note on a member channel of the lower zone (channels
 2-16) with MPE's ±48 semitone range, announced by the MPE configuration message. A
 drum clip puts every note on the General MIDI drum channel (10), unbent.
+
+The time signature is the host's bar (`Clip.beats_per_bar`, quarter notes):
+3 → 3/4, 3.5 → 7/8, 0.75 → 3/16. A bar length says nothing of how it is
+divided, so 6/8 is written as the 3/4 it lasts. A bar no time signature of up
+to 64th notes holds exactly (3.3 quarter notes) is written as the nearest
+(53/64); the notes and ticks do not depend on it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from collections import defaultdict
 
 import mido
 
-from .clip import Bend, Clip, Note
+from .clip import DEFAULT_BEATS_PER_BAR, Bend, Clip, Note
 
 TICKS_PER_BEAT = 960
 BEND_RANGE_SEMITONES = 2
@@ -33,15 +39,22 @@ RPN_MSB_CC, RPN_LSB_CC, DATA_ENTRY_MSB_CC, DATA_ENTRY_LSB_CC = 101, 100, 6, 38
 NULL_RPN = 127
 TRACK_NAME = "midibridge"
 DEFAULT_TEMPO_US = 500_000  # per beat, MIDI's default: 120 BPM
+DENOMINATORS = (4, 8, 16, 32, 64)  # time signature units, quarter notes first: 3/4 rather than 6/8 or 12/16
+MAX_NUMERATOR = 255
 
 # Order of events that share a tick: release, reset the bend, bend the next note, then strike it.
 _NOTE_OFF, _BEND_RESET, _BEND, _NOTE_ON = range(4)
 
 
+def to_ticks(time_s: float, *, bpm: float) -> int:
+    """The tick of the file at `bpm` where `time_s` falls: notes that start on one tick are struck together."""
+    return round(time_s * bpm / 60.0 * TICKS_PER_BEAT)
+
+
 def clip_to_midi(clip: Clip) -> mido.MidiFile:
-    """A type 1 file: a conductor track (tempo, 4/4) and one track of notes, ending at the clip's end."""
+    """A type 1 file: a conductor track (tempo, time signature) and one track of notes, ending at the clip's end."""
     def tick(time_s: float) -> int:
-        return round(time_s * clip.bpm / 60.0 * TICKS_PER_BEAT)
+        return to_ticks(time_s, bpm=clip.bpm)
 
     placement = note_channels(clip)
     bend_range = MPE_BEND_RANGE_SEMITONES if clip.mpe else BEND_RANGE_SEMITONES
@@ -71,7 +84,8 @@ def clip_to_midi(clip: Clip) -> mido.MidiFile:
     conductor = mido.MidiTrack([
         mido.MetaMessage("track_name", name=TRACK_NAME, time=0),
         mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(clip.bpm), time=0),
-        mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0),
+        mido.MetaMessage("time_signature", **dict(zip(("numerator", "denominator"),
+                                                      time_signature(clip.beats_per_bar))), time=0),
     ])
     notes = mido.MidiTrack([mido.MetaMessage("track_name", name=TRACK_NAME, time=0)])
     now = 0
@@ -91,9 +105,9 @@ def clip_to_bytes(clip: Clip) -> bytes:
 
 
 def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
-    """Read notes, bends and the first tempo back from a MIDI file (any tempo map), as a clip at `position_s`; notes
-    all on the drum channel make a drum clip."""
-    tempo_us = None
+    """Read notes, bends and the first tempo and time signature back from a MIDI file (any tempo map), as a clip at
+    `position_s`; notes all on the drum channel make a drum clip."""
+    tempo_us = beats_per_bar = None
     bend_range = defaultdict(lambda: BEND_RANGE_SEMITONES)
     rpn = {}
     open_notes = defaultdict(list)  # (channel, pitch) -> [(start_s, velocity)]
@@ -106,6 +120,8 @@ def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
         if message.type == "set_tempo":
             current_tempo = message.tempo
             tempo_us = tempo_us or message.tempo
+        elif message.type == "time_signature" and beats_per_bar is None:
+            beats_per_bar = message.numerator * 4 / message.denominator
         elif message.type == "note_on" and message.velocity > 0:
             open_notes[(message.channel, message.note)].append((now_s, message.velocity))
         elif message.type in ("note_on", "note_off") and open_notes[(message.channel, message.note)]:
@@ -119,11 +135,20 @@ def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
     notes = sorted((_with_bends(note, wheel[channel]) for channel, note in found), key=lambda n: (n.start_s, n.pitch))
     drums = bool(found) and all(channel == DRUM_CHANNEL for channel, _ in found)
     return Clip(notes=tuple(notes), position_s=position_s, duration_s=now_s,
-                bpm=mido.tempo2bpm(tempo_us or DEFAULT_TEMPO_US), mpe=mpe, drums=drums)
+                bpm=mido.tempo2bpm(tempo_us or DEFAULT_TEMPO_US), mpe=mpe, drums=drums,
+                beats_per_bar=beats_per_bar or DEFAULT_BEATS_PER_BAR)
 
 
 def clip_from_bytes(data: bytes, *, position_s: float = 0.0) -> Clip:
     return clip_from_midi(mido.MidiFile(file=io.BytesIO(data)), position_s=position_s)
+
+
+def time_signature(beats_per_bar: float) -> tuple[int, int]:
+    """(numerator, denominator) of the bar nearest `beats_per_bar` quarter notes, in the first unit of DENOMINATORS
+    that comes nearest (exact for a bar of whole 64th notes); a numerator is one byte in the file."""
+    candidates = [(max(1, round(beats_per_bar * d / 4)), d) for d in DENOMINATORS]
+    return min((c for c in candidates if c[0] <= MAX_NUMERATOR),
+               key=lambda c: round(abs(c[0] * 4 / c[1] - beats_per_bar), 9))  # to 1e-9: float noise is no nearer
 
 
 def note_channels(clip: Clip) -> list[tuple[int, bool]]:

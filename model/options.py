@@ -107,8 +107,12 @@ def _num(value) -> str:
     return "∞" if value is None else f"{value:g}"
 
 
+# A MIDI file holds its tempo as microseconds per beat in 24 bits: no slower tempo can be written.
+MIDI_MAX_TEMPO_US = 2**24 - 1
+MIN_BPM = 60_000_000 / MIDI_MAX_TEMPO_US
+
 TEMPO_SPECS = {
-    "bpm": Spec(float, 1.0, 1000.0),
+    "bpm": Spec(float, MIN_BPM, 1000.0),
     "beats_per_bar": Spec(float, 0.25, 64.0),
     "bar_offset_beats": Spec(float, 0.0, 64.0, open_high=True, optional=True),
 }

@@ -87,7 +87,7 @@ class Transcriber:
         notes = engine.notes(samples, n_samples=n_samples, options=preset.decode, on_progress=on_progress)
         clip = Clip(notes=notes, position_s=region.position_s, duration_s=audio.n_samples / audio.sample_rate_hz,
                     bpm=float(tempo.bpm), drums=kind.drums, truncated_at_s=None if audio.truncated_at_sample is None
-                    else audio.truncated_at_sample / audio.sample_rate_hz)
+                    else audio.truncated_at_sample / audio.sample_rate_hz, beats_per_bar=float(tempo.beats_per_bar))
         clip = postprocess(clip, preset.post, tempo=tempo, loudness=meter.result())
         if on_progress:
             on_progress("notes", 1.0)

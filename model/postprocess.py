@@ -2,7 +2,18 @@
 
 The steps run in that order: velocity is read from the audio at the notes'
 own times, pitch edits come before merging (which joins notes of one pitch),
-and quantising comes last so that nothing moves a note off the grid again.
+one voice decides between notes as they were played, and quantising comes
+last so that nothing moves a note off the grid again.
+
+Whatever the steps did, the clip then holds no two notes of one pitch
+sounding at once, and a monophonic clip one note at a time (`untangled`):
+pitch edits and the grid can pull notes together. In time order, a note still
+sounding when the next one of its pitch (of any pitch, monophonic) starts
+ends there, as a re-struck key does, its bends past that point dropped. Two
+that start together (on one tick of the MIDI file) become one: of one pitch,
+the longer, as loud as the louder; in one voice, the one `monophonic` keeps
+(the stronger or the higher), as one voice does for notes played together.
+Nothing else is dropped: a trimmed note keeps its start, however short.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .clip import Bend, Clip, Note, Tempo
+from .midi import to_ticks
 from .options import GRIDS, KEYS, SCALES, PostOptions
 
 # How hard a note was played shows in its attack; averaging over a long
@@ -82,6 +94,7 @@ def postprocess(clip: Clip, options: PostOptions, *, tempo: Tempo, loudness: Lou
     if options.quantize_grid != "off":
         notes = [quantized(n, grid_beats=GRIDS[options.quantize_grid], strength=options.quantize_strength_pct / 100,
                            ends=options.quantize_ends, tempo=tempo, position_s=clip.position_s) for n in notes]
+    notes = untangled(notes, keep=options.monophonic, bpm=clip.bpm)
     if options.pitch_bends == "off":
         notes = [dataclasses.replace(n, bends=()) for n in notes]
     notes.sort(key=lambda n: (n.start_s, n.pitch))
@@ -142,25 +155,53 @@ def one_voice(notes: list[Note], *, keep: str) -> list[Note]:
     ends inside a held note and loses to it is an overtone or a ghost, and goes.
     Otherwise the line moves on: the held note ends where the new one starts.
     """
-    def wins(a: Note, b: Note) -> bool:
-        if keep == "strongest":
-            return (a.velocity, a.pitch) > (b.velocity, b.pitch)
-        return (a.pitch, a.velocity) > (b.pitch, b.velocity)
-
     out: list[Note] = []
     for note in sorted(notes, key=lambda n: (n.start_s, -n.pitch)):
         current = out[-1] if out and out[-1].end_s > note.start_s else None
         if current is None:
             out.append(note)
         elif note.start_s - current.start_s < RIVAL_ONSET_S:
-            if wins(note, current):
+            if _wins(note, current, keep=keep):
                 out[-1] = note
-        elif note.end_s <= current.end_s and wins(current, note):
+        elif note.end_s <= current.end_s and _wins(current, note, keep=keep):
             continue
         else:
             out[-1] = _trimmed(current, end_s=note.start_s)
             out.append(note)
     return out
+
+
+def _wins(a: Note, b: Note, *, keep: str) -> bool:
+    """Whether one voice keeps `a` over `b`, of two notes it cannot both play."""
+    if keep == "strongest":
+        return (a.velocity, a.pitch) > (b.velocity, b.pitch)
+    return (a.pitch, a.velocity) > (b.pitch, b.velocity)
+
+
+def untangled(notes: list[Note], *, keep: str, bpm: float) -> list[Note]:
+    """`notes` with no two of one pitch sounding at once, and one at a time unless `keep` is "off" (the module's
+    rule); `bpm` is the MIDI file's, whose ticks tell which notes start together."""
+    last: dict[int, int] = {}  # lane (a pitch, or 0 for one voice) -> index in `out` of its latest note
+    out: list[Note] = []
+    for note in sorted(notes, key=lambda n: (n.start_s, n.pitch)):
+        lane = note.pitch if keep == "off" else 0
+        held = out[last[lane]] if lane in last else None
+        if held is not None and to_ticks(held.start_s, bpm=bpm) == to_ticks(note.start_s, bpm=bpm):
+            out[last[lane]] = _together(held, note, keep=keep)
+            continue
+        if held is not None and held.end_s > note.start_s:
+            out[last[lane]] = _trimmed(held, end_s=note.start_s)
+        last[lane] = len(out)
+        out.append(note)
+    return out
+
+
+def _together(a: Note, b: Note, *, keep: str) -> Note:
+    """The one note left of `a` and `b`, which start together (`a` not later)."""
+    if a.pitch != b.pitch:
+        return a if _wins(a, b, keep=keep) else b
+    longer = max(a, b, key=lambda n: n.end_s)
+    return Note(a.pitch, a.start_s, longer.end_s, max(a.velocity, b.velocity), longer.bends)
 
 
 def _shifted(note: Note, shift_s: float) -> Note:
@@ -188,12 +229,12 @@ def quantized(note: Note, *, grid_beats: float, strength: float, ends: bool, tem
         line = bar_start + round((beats - bar_start) / grid_beats) * grid_beats
         return time_s + strength * (line - beats) / beats_per_s
 
-    start = snap(note.start_s)
+    start = max(snap(note.start_s), 0.0)  # a grid line before the clip's start: the note starts with the clip
     end = note.end_s + (start - note.start_s)
     if ends:
         end = snap(note.end_s)
         if end <= start:
             end = start + grid_beats / beats_per_s
     shift = start - note.start_s
-    bends = tuple(Bend(b.time_s + shift, b.semitones) for b in note.bends)
+    bends = tuple(Bend(b.time_s + shift, b.semitones) for b in note.bends if b.time_s + shift < end)
     return Note(note.pitch, start, end, note.velocity, bends)

@@ -170,6 +170,40 @@ def test_convert_drums_through_the_daemon_writes_exactly_the_in_process_midi(tmp
     assert (tmp_path / "batch" / "again.mid").read_bytes() == (tmp_path / "daemon.mid").read_bytes()
 
 
+def test_a_long_drum_region_shows_its_progress_as_the_model_works_through_it(transcriber, tmp_path):
+    """Two minutes of drums, analysed in ~48 s blocks: the progress a user's bar counts ("infer", as
+    PROTOCOL.md documents) rises block by block to 1 before the notes, in-process and through a daemon."""
+    from midibridge.plugin_host.results import OverallProgress, Progress
+
+    path = render(rock_beat(bars=2), tmp_path / "beat.wav", drums=True, sample_rate_hz=22050)
+    with AudioFile(str(path)) as source:
+        audio = source.read(source.frames)[0]
+    long_take = write_audio(tmp_path / "long.wav", np.tile(audio, int(120 / (len(audio) / 22050)) + 1), 22050)
+    region = Region.from_file(long_take)
+
+    seen = []
+    clip = transcriber.transcribe(region, preset=load_preset("drums"), on_progress=lambda *p: seen.append(p))
+    daemon = DaemonProcess(tmp_path / "home")
+    try:
+        with daemon.client(timeout_s=60.0) as client:
+            wire = []
+            done = client.transcribe(region, preset="drums", on_progress=wire.append)
+    finally:
+        daemon.stop()
+
+    assert {stage for stage, _ in seen} == {"decode", "infer", "notes"}, "the documented stages only"
+    infer = [fraction for stage, fraction in seen if stage == "infer"]
+    assert infer == sorted(infer) and len(set(infer)) >= 3 and infer[-1] == 1.0, infer
+    assert seen.index(("infer", 1.0)) < seen.index(("notes", 0.0)), "the model's work is done before the notes"
+    bar = OverallProgress(1)
+    assert max(bar.update(Progress(0, "job", stage, fraction)) for stage, fraction in seen) == 1.0
+    assert len(clip.notes) > 100
+
+    over_the_wire = [p.fraction for p in wire if p.stage == "infer"]
+    assert over_the_wire == sorted(over_the_wire) and over_the_wire[-1] == 1.0, wire
+    assert done.clip.notes == clip.notes
+
+
 def test_results_do_not_depend_on_how_the_audio_is_chunked(transcriber, tmp_path):
     """Blocks of ~48 s with margins: a hit near a block boundary is found once, wherever the chunks end."""
     engine = transcriber.engine_for("drums")

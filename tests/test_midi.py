@@ -94,3 +94,36 @@ def test_the_json_form_round_trips():
     clip = Clip(notes=(Note(60, 0.5, 1.0, 100, (Bend(0.6, 0.25),)),), position_s=3.0, duration_s=2.0, bpm=140.0)
 
     assert Clip.from_dict(clip.to_dict()) == clip
+
+
+def test_a_key_struck_again_as_it_is_released_is_released_first():
+    # Back to back on one key, the first bent (its bend reset as it ends): off, then on, at tick 960.
+    clip = Clip(notes=(Note(60, 0.0, 0.5, 90, (Bend(0.2, 0.5),)), Note(60, 0.5, 1.0, 80), Note(60, 1.0, 1.5, 70)),
+                duration_s=1.5)
+
+    ticks, events = 0, []
+    for message in read(clip).tracks[1]:
+        ticks += message.time
+        if message.type in ("note_on", "note_off", "pitchwheel"):
+            events.append((ticks, message.type))
+
+    assert events == [(0, "note_on"), (384, "pitchwheel"), (960, "note_off"), (960, "pitchwheel"), (960, "note_on"),
+                      (1920, "note_off"), (1920, "note_on"), (2880, "note_off")]
+    assert [(n.start_s, n.end_s) for n in clip_from_bytes(clip_to_bytes(clip)).notes] == [
+        (0.0, 0.5), (0.5, 1.0), (1.0, 1.5)]
+
+
+@pytest.mark.parametrize("beats_per_bar, signature", [
+    (4.0, (4, 4)), (3.0, (3, 4)), (3.5, (7, 8)), (2.5, (5, 8)), (6.0, (6, 4)), (0.75, (3, 16)), (64.0, (64, 4)),
+    (3.3, (53, 64)),  # no time signature lasts 3.3 quarter notes: the nearest in 64th notes
+])
+def test_the_time_signature_is_the_hosts_bar(beats_per_bar, signature):
+    clip = Clip(notes=(Note(60, 0.0, 0.5, 90),), duration_s=1.0, beats_per_bar=beats_per_bar)
+
+    [meter] = [m for m in read(clip).tracks[0] if m.type == "time_signature"]
+
+    assert (meter.numerator, meter.denominator) == signature
+    back = clip_from_bytes(clip_to_bytes(clip))
+    assert back.beats_per_bar == signature[0] * 4 / signature[1]
+    assert Clip.from_dict(clip.to_dict()) == clip
+    assert ("beats_per_bar" in clip.to_dict()) == (beats_per_bar != 4.0), "4/4 clips' JSON is as it always was"

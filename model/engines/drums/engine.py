@@ -37,6 +37,7 @@ class Drums:
         with threadpool_limits(limits=1, user_api="blas"):
             notes = self._hits(samples, n_samples=n_samples, options=options, on_progress=on_progress)
         if on_progress:
+            on_progress("infer", 1.0)  # every block analysed, whatever `n_samples` estimated
             on_progress("notes", 0.0)
         return tuple(sorted(notes, key=lambda note: (note.start_s, note.pitch)))
 
@@ -45,8 +46,8 @@ class Drums:
         total_frames = max(1, n_samples // HOP_SIZE)
         notes = []
         for core, first, logmel in frame_blocks(log_mel_stream(samples)):
-            if on_progress:
-                on_progress("model", min(1.0, core / total_frames))
+            if on_progress:  # the documented stage the progress bars count: the model's share of the work
+                on_progress("infer", min(1.0, core / total_frames))
             if logmel.max(initial=-np.inf) < options.silence_floor_dbfs / 10.0:
                 continue  # silence: nothing to find, and PFNMF would only amplify noise
             act = activations(context_stack(logmel), self._model)
