@@ -7,6 +7,8 @@ C = CONTEXT_FRAMES.
 
 from __future__ import annotations
 
+import itertools
+
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
@@ -134,12 +136,13 @@ def frame_blocks(logmel_pieces: Iterable[np.ndarray]) -> Iterator[tuple[int, int
     frames core_start..core_start + BLOCK_FRAMES (fewer at the end) and up to BLOCK_MARGIN_FRAMES either side."""
     pending = np.zeros((0, N_MEL_BANDS), np.float32)
     first, core = 0, 0                   # pending[0] is frame `first`; the next core block starts at `core`
-    for rows in logmel_pieces:
-        pending = np.concatenate([pending, rows])
-        while first + len(pending) >= core + BLOCK_FRAMES + BLOCK_MARGIN_FRAMES:
+    for rows in itertools.chain(logmel_pieces, [None]):  # None: the end, where every frame left is a core frame
+        if rows is not None:
+            pending = np.concatenate([pending, rows])
+        needed = core + 1 if rows is None else core + BLOCK_FRAMES + BLOCK_MARGIN_FRAMES
+        while first + len(pending) >= needed:
             yield core, first, pending[:core + BLOCK_FRAMES + BLOCK_MARGIN_FRAMES - first]
             core += BLOCK_FRAMES
             keep_from = max(first, core - BLOCK_MARGIN_FRAMES)
             pending, first = pending[keep_from - first:], keep_from
-    if first + len(pending) > core:
-        yield core, first, pending
+            needed += BLOCK_FRAMES
