@@ -1,0 +1,94 @@
+"""The daemon's bookkeeping on its own, without sockets or processes: the job table and the result cache."""
+
+import time
+
+import pytest
+
+from midibridge.bridge.cache import ResultCache
+from midibridge.bridge.jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobTable
+from midibridge.bridge.protocol import BACKGROUND, INTERACTIVE, ProtocolError
+
+
+def jobs(table: JobTable, n: int, *, priority: str = BACKGROUND) -> list[Job]:
+    return [Job(table.new_id(), b"client", "r1", {"path": "/a.wav"}, [], {}, {}, priority=priority) for _ in range(n)]
+
+
+def test_a_right_click_runs_before_the_batch_that_was_queued_first():
+    table = JobTable(max_queued=10, result_ttl_s=60)
+    batch, right_click = jobs(table, 3), jobs(table, 1, priority=INTERACTIVE)
+    table.submit(batch)
+    table.submit(right_click)
+
+    assert table.jobs_ahead(right_click[0]) == 0 and table.jobs_ahead(batch[0]) == 1
+    assert [table.next_queued() for _ in range(4)] == right_click + batch
+    assert table.next_queued() is None
+
+
+def test_the_worker_kept_for_interactive_jobs_never_takes_a_batch_job():
+    table = JobTable(max_queued=10, result_ttl_s=60)
+    table.submit(jobs(table, 2))
+
+    assert table.next_queued(interactive_only=True) is None and table.waiting == 2
+
+
+def test_a_request_that_does_not_fit_the_queue_is_refused_whole():
+    table = JobTable(max_queued=4, result_ttl_s=60)
+    table.submit(jobs(table, 3))
+
+    with pytest.raises(ProtocolError) as refused:
+        table.submit(jobs(table, 2))
+
+    assert refused.value.code == "busy" and "holds 3 of 4 jobs" in str(refused.value)
+    assert table.waiting == 3 and len(table.jobs) == 3, "nothing of the refused request was queued"
+
+
+def test_a_job_whose_worker_died_runs_next_and_counts_its_attempts():
+    table = JobTable(max_queued=4, result_ttl_s=60)
+    first, second = jobs(table, 2)
+    table.submit([first, second])
+    table.start(table.next_queued(), b"worker-1")
+    table.requeue_first(first)
+
+    again = table.next_queued()
+    table.start(again, b"worker-2")
+
+    assert again is first and (first.state, first.worker, first.attempts) == (RUNNING, b"worker-2", 2)
+
+
+def test_a_cancelled_queued_job_leaves_the_queue_and_finished_jobs_expire():
+    table = JobTable(max_queued=4, result_ttl_s=0.05)
+    done, dropped = jobs(table, 2)
+    table.submit([done, dropped])
+    table.start(table.next_queued(), b"worker")
+    table.finish(done, {"note_count": 0}, [b"MThd", b"{}"])
+    table.fail(dropped, {"code": "cancelled", "message": "cancelled"}, state=CANCELLED)
+
+    assert table.waiting == 0 and table.counts() == {QUEUED: 0, RUNNING: 0, DONE: 1, "failed": 0, CANCELLED: 1}
+    time.sleep(0.1)
+    table.expire()
+    assert table.jobs == {}
+
+
+def test_the_cache_knows_a_repeat_by_its_audio_not_its_name(tmp_path):
+    cache = ResultCache(entries=2, model_sha256="m")
+    take, copy = tmp_path / "take.wav", tmp_path / "copy.wav"
+    take.write_bytes(b"RIFF same audio")
+    copy.write_bytes(b"RIFF same audio")
+    place = {"start_s": 0.0, "duration_s": None, "position_s": 1.0}
+    key = cache.key({"path": str(take), **place}, [], {"bpm": 120}, {"name": "default"})
+
+    assert key == cache.key({"path": str(copy), **place}, [], {"bpm": 120}, {"name": "default"})
+    assert key != cache.key({"path": str(take), **place, "position_s": 2.0}, [], {"bpm": 120}, {"name": "default"})
+    assert key != cache.key({"path": str(take), **place}, [], {"bpm": 96}, {"name": "default"})
+    assert cache.key({"path": str(tmp_path / "gone.wav"), **place}, [], {}, {}) is None, "the worker says why"
+
+
+def test_the_cache_keeps_the_most_recently_used_results():
+    cache = ResultCache(entries=2, model_sha256="m")
+    for key in ("a", "b"):
+        cache.put(key, ({"key": key}, b""))
+    cache.get("a")
+    cache.put("c", ({"key": "c"}, b""))
+
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (({"key": "a"}, b""), None, ({"key": "c"}, b""))
+    assert len(cache) == 2
