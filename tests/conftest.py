@@ -151,6 +151,26 @@ def long_audio(audio_dir) -> Path:
     return write_audio(audio_dir / "five_minutes.flac", synthesize(notes, sample_rate_hz=22050, length_s=300.0), 22050)
 
 
+# Markers by module (registered in pyproject.toml), so that e.g. `pytest -m "not gui and not cluster"` runs the
+# rest; `make test` runs everything. daemon: starts a real daemon; ardour: runs the real Ardour (gui: its editor on
+# Xvfb); cluster: a real Ray cluster on loopback; slow: a minute or more on its own.
+MODULE_MARKERS = {
+    "test_ardour": ("ardour", "daemon"), "test_ardour_gui": ("ardour", "gui", "daemon", "slow"),
+    "test_cluster": ("cluster", "daemon", "slow"), "test_daemon_liveness": ("daemon", "slow"),
+    "test_fuzz_workers": ("daemon", "slow"), "test_load": ("daemon", "slow"),
+    **{name: ("daemon",) for name in ("test_bad_audio", "test_cli_daemon", "test_client", "test_conformance_errors",
+                                      "test_conformance_requests", "test_daemon", "test_drums", "test_faults",
+                                      "test_fuzz", "test_reaper", "test_security", "test_swift_f0", "test_tempo",
+                                      "test_truncated")},
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for marker in MODULE_MARKERS.get(item.module.__name__.rsplit(".", 1)[-1], ()):
+            item.add_marker(marker)
+
+
 # The hardening suites: counted, with their figures, for RELIABILITY.md --------------------------
 
 SUITES = {"test_fuzz": "Protocol fuzzing", "test_fuzz_workers": "Worker-side fuzzing", "test_bad_audio": "Bad audio",
