@@ -8,8 +8,9 @@ the notes of a daemon reply); model.midi writes and reads the SMF form.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from .options import TEMPO_SPECS, check_fields, from_mapping
+from .options import TEMPO_SPECS, OptionGroup
 
 DEFAULT_BPM = 120.0
 DEFAULT_BEATS_PER_BAR = 4.0
@@ -56,32 +57,26 @@ class Note:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Tempo:
+class Tempo(OptionGroup):
     """The host's tempo and bars where the clip goes, taken as constant over the clip.
 
     `bar_offset_beats`: how far (in beats) the clip's start lies past the bar
     line before it; None means bars of `beats_per_bar` from timeline 0 at this
-    tempo. Quantising snaps to the host's bars through it.
+    tempo. Quantising snaps to the host's bars through it. Its dict form is a
+    request's `tempo`, checked field by field like an option group.
     """
 
     bpm: float = DEFAULT_BPM
     beats_per_bar: float = DEFAULT_BEATS_PER_BAR
     bar_offset_beats: float | None = None
 
-    def __post_init__(self):
-        check_fields(self, TEMPO_SPECS, where="host tempo")
+    SPECS: ClassVar = TEMPO_SPECS
+    WHERE: ClassVar = "host tempo"
 
     def bar_offset_at(self, position_s: float) -> float:
         if self.bar_offset_beats is not None:
             return self.bar_offset_beats
         return (position_s * self.bpm / 60.0) % self.beats_per_bar
-
-    def to_dict(self) -> dict:
-        return {"bpm": self.bpm, "beats_per_bar": self.beats_per_bar, "bar_offset_beats": self.bar_offset_beats}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Tempo:
-        return from_mapping(cls, data, TEMPO_SPECS, where="host tempo")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Options as data: one spec table per option group drives defaults, checks and the dict form.
 
 Standard library only, like the clip types: presets are read and checked
-without numpy.
+without numpy, and the wire protocol (bridge.protocol) describes every header
+with the same Spec tables and checks it with the same check_table.
 
 A check names the group, the field, the bad value and what is allowed, so a
 preset file or a wire request that sets a field wrong says exactly which.
@@ -10,32 +11,47 @@ preset file or a wire request that sets a field wrong says exactly which.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, ClassVar
 
 from .errors import OptionError
+
+_KIND_NAMES = {bool: "true or false", str: "a string", dict: "a table", list: "a list", int: "a whole number",
+               float: "a number"}
 
 
 @dataclass(frozen=True)
 class Spec:
-    """What one field allows: a number in [low, high] (`open_low`/`open_high` exclude the ends), a bool, any string or
-    table (kind str or dict), or one of `choices`."""
+    """What one field allows: a number in [low, high] (`open_low`/`open_high` exclude the ends), a bool, a string, a
+    table or a list, one of several such kinds (a tuple), or one of `choices`.
 
-    kind: type
+    `optional`: null (None, unset) is allowed too; `required`: the field must be there. `strict`: a whole number
+    must be written as one (a wire count or index), where an option takes 3.0 for 3. A table's own fields (`fields`)
+    and a list's items or a table's values (`items`) are checked with it.
+    """
+
+    kind: type | tuple[type, ...]
     low: float | None = None
     high: float | None = None
     open_low: bool = False
     open_high: bool = False
     choices: tuple = ()
     optional: bool = False
+    required: bool = False
+    strict: bool = False
+    fields: Mapping[str, Spec] | None = None
+    items: Spec | None = None
+
+    @property
+    def kinds(self) -> tuple[type, ...]:
+        return self.kind if isinstance(self.kind, tuple) else (self.kind,)
 
     def allowed(self) -> str:
         if self.choices:
             text = "one of " + ", ".join(repr(c) for c in self.choices)
-        elif self.kind is bool:
-            text = "true or false"
-        elif self.kind in (str, dict):
-            text = "a string" if self.kind is str else "a table"
+        elif self.low is None and self.high is None:
+            text = " or ".join(_KIND_NAMES[kind] for kind in self.kinds)
         else:
             kind = "a whole number" if self.kind is int else "a number"
             left = "(" if self.open_low else "["
@@ -48,41 +64,53 @@ class Spec:
             return self.optional
         if self.choices:
             return not isinstance(value, bool) and value in self.choices
-        if self.kind in (bool, str, dict):
-            return isinstance(value, self.kind)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not {int, float} & set(self.kinds):
+            return isinstance(value, bool) == (bool in self.kinds) and isinstance(value, self.kinds)
+        if float not in self.kinds and not (isinstance(value, int) or not self.strict and value.is_integer()):
             return False
-        if self.kind is int and not float(value).is_integer():
-            return False
-        if not math.isfinite(value):
+        if not isinstance(value, int) and not math.isfinite(value):
             return False
         low_ok = self.low is None or (value > self.low if self.open_low else value >= self.low)
         high_ok = self.high is None or (value < self.high if self.open_high else value <= self.high)
         return low_ok and high_ok
 
 
-def check_fields(instance, specs: dict[str, Spec], *, where: str) -> None:
-    """Raise OptionError for the first field of `instance` that its spec refuses."""
-    check_values({name: getattr(instance, name) for name in specs}, specs, where=where)
+def required(spec: Spec) -> Spec:
+    return replace(spec, required=True)
 
 
-def check_values(values: dict, specs: dict[str, Spec], *, where: str) -> None:
-    for name, value in values.items():
-        if not specs[name].accepts(value):
-            raise OptionError(f"{where}: {name} must be {specs[name].allowed()}, got {value!r}")
+def check_table(data: Mapping[str, Any], specs: Mapping[str, Spec], *, where: str, closed: bool = True,
+                fail: Callable[[str], Exception] = OptionError) -> None:
+    """Raise fail(message) for the first key of `data` that `specs` does not know (when `closed`), the first required
+    one missing, or the first value its spec refuses; tables and lists inside are checked with their own specs.
 
-
-def from_mapping(cls, data: dict, specs: dict[str, Spec], *, where: str):
-    """Build `cls` from a dict, refusing unknown keys and bad values with `where` in the message."""
-    unknown = sorted(set(data) - set(specs))
+    The one check of every table midibridge reads: option groups, tempos, presets, and every wire header (open:
+    a newer minor version may add fields).
+    """
+    unknown = sorted(set(data) - set(specs)) if closed else ()
     if unknown:
-        raise OptionError(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(specs)}")
-    check_values(data, specs, where=where)
-    return cls(**data)
+        raise fail(f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(specs)}")
+    for name, spec in specs.items():
+        if name in data:
+            _check_value(data[name], spec, where=where, name=name, closed=closed, fail=fail)
+        elif spec.required:
+            raise fail(f"{where}: {name} is required ({spec.allowed()})")
 
 
-def to_mapping(instance) -> dict:
-    return {f.name: getattr(instance, f.name) for f in fields(instance)}
+def _check_value(value, spec: Spec, *, where: str, name: str, closed: bool, fail: Callable[[str], Exception]) -> None:
+    if not spec.accepts(value):
+        raise fail(f"{where}: {name} must be {spec.allowed()}, got {_shown(value)}")
+    if spec.fields is not None and isinstance(value, dict):
+        check_table(value, spec.fields, where=f"{where} {name}", closed=closed, fail=fail)
+    if spec.items is not None and isinstance(value, (list, dict)):
+        for key, item in enumerate(value) if isinstance(value, list) else value.items():
+            _check_value(item, spec.items, where=where, name=f"{name}[{key!r}]", closed=closed, fail=fail)
+
+
+def _shown(value) -> str:
+    """A bad value as a message quotes it: whole, unless it is long (a message must stay a message)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "…"
 
 
 class OptionGroup:
@@ -93,14 +121,16 @@ class OptionGroup:
     WHERE: ClassVar[str]
 
     def __post_init__(self):
-        check_fields(self, self.SPECS, where=self.WHERE)
+        check_table({name: getattr(self, name) for name in self.SPECS}, self.SPECS, where=self.WHERE)
 
     @classmethod
-    def from_dict(cls, data: dict, *, where: str | None = None):
-        return from_mapping(cls, data, cls.SPECS, where=where or cls.WHERE)
+    def from_dict(cls, data: Mapping[str, Any], *, where: str | None = None):
+        """Build the group from a table, refusing unknown keys and bad values with `where` in the message."""
+        check_table(data, cls.SPECS, where=where or cls.WHERE)
+        return cls(**data)
 
-    def to_dict(self) -> dict:
-        return to_mapping(self)
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def _num(value) -> str:

@@ -18,7 +18,7 @@ import platformdirs
 
 from .engines import DEFAULT_ENGINE, ENGINES
 from .errors import ModelError, OptionError
-from .options import PostOptions, Spec, check_values
+from .options import PostOptions, Spec, check_table
 from .steps import STEPS
 
 try:
@@ -29,7 +29,12 @@ except ModuleNotFoundError:  # Python 3.10
 SCHEMA = 2  # 2 added [engine]; a schema 1 file is a Basic Pitch preset
 SCHEMAS = (1, 2)
 ENGINE_SPECS = {"name": Spec(str, choices=tuple(ENGINES))}
+# A preset's top-level keys; [engine], [[chain]], [decode] and [post] are checked by their own tables.
+PRESET_SPECS = {"schema": Spec(int, choices=SCHEMAS), "name": Spec(str), "description": Spec(str),
+                "engine": Spec(dict), "chain": Spec(list), "decode": Spec(dict), "post": Spec(dict)}
 DEFAULT_PRESET = "default"
+
+
 @dataclass(frozen=True)
 class Step:
     """One preprocessing step: its kind (a key of model.steps.STEPS) and its parameters, defaults filled in."""
@@ -58,7 +63,7 @@ class Preset:
     source: str = field(default="inline", compare=False)  # where it was read from: not part of what it does
 
     def __post_init__(self):
-        check_values({"name": self.engine}, ENGINE_SPECS, where="[engine]")
+        check_table({"name": self.engine}, ENGINE_SPECS, where="[engine]")
         options = ENGINES[self.engine].options
         if self.decode is None:
             object.__setattr__(self, "decode", options())
@@ -78,37 +83,21 @@ class Preset:
         """Check every key of `data` and build the preset; OptionError names `where`, the key and the value."""
         if not isinstance(data, dict):
             raise OptionError(f"{where}: a preset is a table of keys, not {type(data).__name__}", code="invalid_preset")
-        known = ("schema", "name", "description", "engine", "chain", "decode", "post")
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise OptionError(f"{where}: unknown key {unknown[0]!r}; a preset has {', '.join(known)}",
-                              code="invalid_preset")
-        if data.get("schema") not in SCHEMAS:
-            raise OptionError(f"{where}: schema must be {SCHEMA}, got {data.get('schema')!r} "
-                              f"(add `schema = {SCHEMA}` at the top)", code="invalid_preset")
-        if "engine" in data and data["schema"] < 2:
-            raise OptionError(f"{where}: [engine] needs `schema = 2` (schema 1 presets are Basic Pitch's)",
-                              code="invalid_preset")
-        for key in ("name", "description"):
-            if key in data and not isinstance(data[key], str):
-                raise OptionError(f"{where}: {key} must be a string, got {data[key]!r}", code="invalid_preset")
-        chain = data.get("chain", [])
-        if not isinstance(chain, list):
-            raise OptionError(f"{where}: chain must be a list of [[chain]] tables", code="invalid_preset")
         try:
-            engine = _table(data, "engine", where)
-            unknown = sorted(set(engine) - set(ENGINE_SPECS))
-            if unknown:
-                raise OptionError(f"[engine]: unknown key {unknown[0]!r}; [engine] has name")
-            check_values(engine, ENGINE_SPECS, where="[engine]")
-            engine = engine.get("name", DEFAULT_ENGINE)
+            check_table(data, PRESET_SPECS, where=where)
+            if "schema" not in data:
+                raise OptionError(f"{where}: schema must be {SCHEMA}, got None (add `schema = {SCHEMA}` at the top)")
+            if "engine" in data and data["schema"] < 2:
+                raise OptionError(f"{where}: [engine] needs `schema = 2` (schema 1 presets are Basic Pitch's)")
+            check_table(data.get("engine", {}), ENGINE_SPECS, where="[engine]")
+            engine, chain = data.get("engine", {}).get("name", DEFAULT_ENGINE), data.get("chain", [])
             return cls(
                 name=data.get("name", "unnamed"),
                 description=data.get("description", ""),
                 engine=engine,
                 chain=tuple(_step(entry, f"{where}: chain step {i + 1}") for i, entry in enumerate(chain)),
-                decode=ENGINES[engine].options.from_dict(_table(data, "decode", where), where=f"{where}: [decode]"),
-                post=PostOptions.from_dict(_table(data, "post", where), where=f"{where}: [post]"),
+                decode=ENGINES[engine].options.from_dict(data.get("decode", {}), where=f"{where}: [decode]"),
+                post=PostOptions.from_dict(data.get("post", {}), where=f"{where}: [post]"),
                 source=source,
             )
         except OptionError as error:
@@ -132,30 +121,14 @@ def _check_drum_post(post: PostOptions, *, engine: str) -> None:
                           f"on channel 10, unbent); remove it", code="invalid_preset")
 
 
-def _table(data: dict, key: str, where: str) -> dict:
-    table = data.get(key, {})
-    if not isinstance(table, dict):
-        raise OptionError(f"{where}: [{key}] must be a table", code="invalid_preset")
-    return table
-
-
 def _step(entry, where: str) -> Step:
     if not isinstance(entry, dict) or "step" not in entry:
         raise OptionError(f"{where}: every [[chain]] table needs step = one of {', '.join(STEPS)}")
     kind = entry["step"]
     if not isinstance(kind, str) or kind not in STEPS:
         raise OptionError(f"{where}: unknown step {kind!r}; steps are {', '.join(STEPS)}")
-    specs = STEPS[kind].params
+    check_table({k: v for k, v in entry.items() if k != "step"}, STEPS[kind].specs, where=f"{where} ({kind})")
     params = {**STEPS[kind].defaults, **{k: v for k, v in entry.items() if k != "step"}}
-    unknown = sorted(set(params) - set(specs))
-    if unknown:
-        raise OptionError(f"{where} ({kind}): unknown key {unknown[0]!r}; {kind} takes {', '.join(specs)}")
-    missing = [k for k in specs if k not in params]
-    if missing:
-        raise OptionError(f"{where} ({kind}): {missing[0]} is required ({specs[missing[0]].spec.allowed()})")
-    for key, param in specs.items():
-        if not param.spec.accepts(params[key]):
-            raise OptionError(f"{where} ({kind}): {key} must be {param.spec.allowed()}, got {params[key]!r}")
     if kind == "vst3":
         _check_plugin_parameters(params, f"{where} (vst3)")
     return Step(kind, params)

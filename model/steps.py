@@ -9,7 +9,7 @@ that runs the chain (model.preprocess).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .options import Spec
 
@@ -33,6 +33,11 @@ class StepKind:
     @property
     def defaults(self) -> dict:
         return {name: param.default for name, param in self.params.items() if param.default is not REQUIRED}
+
+    @property
+    def specs(self) -> dict[str, Spec]:
+        """The step's table as a [[chain]] entry is checked against: a parameter without a default is required."""
+        return {name: replace(param.spec, required=param.default is REQUIRED) for name, param in self.params.items()}
 
 
 def _filters(stage: str):
