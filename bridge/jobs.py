@@ -10,7 +10,9 @@ import itertools
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
+from .headers import ErrorHeader, JobSummary, WireRegion
 from .protocol import BACKGROUND, INTERACTIVE, PRIORITIES, ProtocolError
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -23,10 +25,10 @@ class Job:
     job_id: str
     client: bytes  # the DEALER identity replies go to; a fetch after reconnecting moves it
     request_id: str
-    region: dict  # wire form, samples frame renumbered to 0
+    region: WireRegion  # samples frame renumbered to 0, its tempo taken out
     buffers: list
-    preset: dict
-    tempo: dict
+    preset: dict[str, Any]  # model.presets.Preset's dict form
+    tempo: dict[str, Any]  # model.clip.Tempo's
     priority: str = INTERACTIVE
     allow_truncated: bool = False
     cache_key: str | None = None
@@ -37,18 +39,18 @@ class Job:
     submitted_s: float = field(default_factory=time.monotonic)
     finished_s: float | None = None
     result: tuple[dict, list] | None = None  # (header, buffers: the SMF and the clip's JSON)
-    error: dict | None = None
+    error: ErrorHeader | None = None
 
     @property
     def finished(self) -> bool:
         return self.state in (DONE, FAILED, CANCELLED)
 
-    def summary(self) -> dict:
+    def summary(self) -> JobSummary:
         return {"job_id": self.job_id, "state": self.state, "priority": self.priority, "attempts": self.attempts,
                 "age_s": round(time.monotonic() - self.submitted_s, 3), "error": self.error}
 
 
-def unknown_summary(job_id: str) -> dict:
+def unknown_summary(job_id: str) -> JobSummary:
     """What `status` says of a job id it does not know: the same fields as a known job's."""
     return {"job_id": job_id, "state": "unknown", "priority": None, "attempts": 0, "age_s": None, "error": None}
 
@@ -114,7 +116,7 @@ class JobTable:
     def finish(self, job: Job, header: dict, buffers: list) -> None:
         job.state, job.result, job.finished_s, job.buffers = DONE, (header, buffers), time.monotonic(), []
 
-    def fail(self, job: Job, error: dict, *, state: str = FAILED) -> None:
+    def fail(self, job: Job, error: ErrorHeader, *, state: str = FAILED) -> None:
         job.state, job.error, job.finished_s, job.buffers = state, error, time.monotonic(), []
         if job.job_id in self.queues[job.priority]:
             self.queues[job.priority].remove(job.job_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import zmq
 
@@ -19,6 +20,7 @@ from midibridge.model.presets import available_presets, is_preset_path, list_pre
 
 from . import protocol as p
 from .cache import ResultCache
+from .headers import WireRegion, check_request
 from .jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobTable, unknown_summary
 from .outbox import Outbox
 from .protocol import Message, ProtocolError
@@ -47,7 +49,7 @@ class Requests:
         identity = frames[0].bytes
         try:
             message = p.decode(frames, router=True)
-            p.check_request(message, max_batch_regions=self.config.max_batch_regions)
+            check_request(message, max_batch_regions=self.config.max_batch_regions)
         except ProtocolError as error:
             await self.outbox.reply(identity, p.ERROR, request_id(frames), p.error_header(error.code, str(error)))
             return
@@ -129,7 +131,7 @@ class Requests:
     async def _on_batch(self, message: Message, local: bool) -> None:
         await self._accept(message, message.header["regions"], local)
 
-    async def _accept(self, message: Message, regions: list[dict], local: bool) -> None:
+    async def _accept(self, message: Message, regions: list[WireRegion], local: bool) -> None:
         if not self.lifecycle.accepting:
             raise ProtocolError("shutting_down", "the daemon is stopping and takes no new jobs")
         requested = message.header.get("preset")
@@ -148,11 +150,11 @@ class Requests:
         await self.supervisor.dispatch()
         await self.outbox.tell_waiting(jobs)
 
-    async def _job(self, message: Message, region: dict, preset: dict, local: bool) -> Job:
+    async def _job(self, message: Message, region: WireRegion, preset: dict[str, Any], local: bool) -> Job:
         """One region of a request as a job, checked (tempo, allowed paths) and keyed for the cache."""
         if "path" in region and not local:
             check_path_allowed(region["path"], self.config.allowed_roots)
-        region = dict(region)  # a copy: its own tempo is taken out of it
+        region = region.copy()  # its own tempo is taken out of it
         buffers = [message.buffers[region["samples"]["frame"]]] if "samples" in region else []
         if buffers:
             region["samples"] = {**region["samples"], "frame": 0}

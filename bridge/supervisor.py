@@ -16,6 +16,7 @@ import zmq.asyncio
 
 from . import protocol as p
 from .cache import ResultCache
+from .headers import check_worker_message
 from .jobs import CANCELLED, FAILED, QUEUED, RUNNING, Job, JobTable
 from .outbox import Outbox
 from .protocol import Message, ProtocolError
@@ -59,7 +60,7 @@ class Supervisor:
             return  # a worker already replaced; its word no longer counts
         try:
             message = p.decode(frames, router=True, protocol_id=p.WORKER_PROTOCOL_ID)
-            p.check_worker_message(message)
+            check_worker_message(message)
         except ProtocolError as error:
             await self._lose(worker, "internal", f"its worker sent a message the daemon cannot read ({error}); "
                                                  f"the worker was replaced")

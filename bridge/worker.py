@@ -28,9 +28,10 @@ from midibridge.model.errors import Cancelled, ModelError
 from midibridge.model.pipeline import Transcriber
 from midibridge.model.presets import resolve_preset
 
+from .headers import check_worker_message
 from .protocol import (HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, W_CANCEL, W_ERROR, W_HEARTBEAT, W_JOB, W_PROGRESS,
-                       W_READY, W_RESULT, WORKER_PROTOCOL_ID, Message, ProtocolError, check_worker_message,
-                       clip_buffer, decode, encode, error_header, region_from_wire)
+                       W_READY, W_RESULT, WORKER_PROTOCOL_ID, Message, ProtocolError, clip_buffer, decode, encode,
+                       error_header, region_from_wire)
 from .security import WorkerKeys
 from .workers import HEARTBEAT_SUFFIX
 

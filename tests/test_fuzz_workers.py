@@ -7,7 +7,7 @@ order (a result for a job it was never given, progress after its result,
 two results, a `job` of its own), and broken ones (not the worker protocol,
 another version, headers of the wrong types, not JSON or over 1 MiB, the
 wrong number of buffers, too few frames, text that is not UTF-8). What the
-daemon must make of them is what bridge.protocol's worker table says it can
+daemon must make of them is what bridge.headers' worker table says it can
 read: the first message it cannot read fails the job `internal` (if it is
 still open) and the worker is replaced; a readable answer for the job ends
 it; anything else is a late word, ignored. Whatever was sent, the job gets
@@ -23,7 +23,7 @@ import pytest
 import zmq
 from hypothesis import HealthCheck, Phase, example, given, settings, strategies as st
 
-from midibridge.bridge import protocol as p
+from midibridge.bridge import headers, protocol as p
 
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess
@@ -81,7 +81,7 @@ def readable(frames: list[bytes], job_id: str) -> p.Message | None:
     """The message as the daemon reads it, or None if it cannot."""
     try:
         message = p.decode([job_id.encode() if f == b"{job}" else f for f in frames], protocol_id=WORKER)
-        p.check_worker_message(message)
+        headers.check_worker_message(message)
     except p.ProtocolError:
         return None
     return message
