@@ -160,8 +160,8 @@ MODULE_MARKERS = {
     "test_fuzz_workers": ("daemon", "slow"), "test_load": ("daemon", "slow"),
     **{name: ("daemon",) for name in ("test_bad_audio", "test_cli_daemon", "test_client", "test_conformance_errors",
                                       "test_conformance_requests", "test_daemon", "test_drums", "test_faults",
-                                      "test_fuzz", "test_reaper", "test_security", "test_swift_f0", "test_tempo",
-                                      "test_truncated")},
+                                      "test_fuzz", "test_reaper", "test_replies", "test_security", "test_swift_f0",
+                                      "test_tempo", "test_truncated")},
 }
 
 
