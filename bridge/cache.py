@@ -11,6 +11,8 @@ import json
 import os
 from collections import OrderedDict
 
+from .headers import WireRegion
+
 
 class ResultCache:
     def __init__(self, *, entries: int, model_sha256: str):
@@ -22,7 +24,7 @@ class ResultCache:
     def __len__(self) -> int:
         return len(self._results)
 
-    def key(self, region: dict, buffers: list, tempo: dict, preset: dict) -> str | None:
+    def key(self, region: WireRegion, buffers: list, tempo: dict, preset: dict) -> str | None:
         """What makes two jobs the same, or None when the audio cannot be read (the worker will say why). Blocking I/O."""
         try:
             if buffers:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .headers import ErrorHeader, JobSummary, WireRegion
-from .protocol import BACKGROUND, INTERACTIVE, PRIORITIES, ProtocolError
+from .protocol import BACKGROUND, INTERACTIVE, PRIORITIES, Header, ProtocolError
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 
@@ -38,7 +38,7 @@ class Job:
     cancel_requested: bool = False
     submitted_s: float = field(default_factory=time.monotonic)
     finished_s: float | None = None
-    result: tuple[dict, list] | None = None  # (header, buffers: the SMF and the clip's JSON)
+    result: tuple[Header, list] | None = None  # (header, buffers: the SMF and the clip's JSON)
     error: ErrorHeader | None = None
 
     @property
@@ -113,7 +113,7 @@ class JobTable:
         job.state, job.worker = QUEUED, None
         self.queues[job.priority].appendleft(job.job_id)
 
-    def finish(self, job: Job, header: dict, buffers: list) -> None:
+    def finish(self, job: Job, header: Header, buffers: list) -> None:
         job.state, job.result, job.finished_s, job.buffers = DONE, (header, buffers), time.monotonic(), []
 
     def fail(self, job: Job, error: ErrorHeader, *, state: str = FAILED) -> None:

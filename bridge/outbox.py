@@ -18,13 +18,13 @@ class Outbox:
         self.socket = socket
         self.table = table
 
-    async def reply(self, identity: bytes, kind: str, request_id: str, header: dict, buffers=()) -> None:
+    async def reply(self, identity: bytes, kind: str, request_id: str, header: p.Header, buffers=()) -> None:
         await self.socket.send_multipart([identity, *p.encode(kind, request_id, header, buffers)], copy=False)
 
-    async def to_job(self, job: Job, kind: str, header: dict, buffers=()) -> None:
+    async def to_job(self, job: Job, kind: str, header: p.Header, buffers=()) -> None:
         await self.reply(job.client, kind, job.request_id, header, buffers)
 
-    async def finish(self, job: Job, header: dict, buffers: list) -> None:
+    async def finish(self, job: Job, header: p.Header, buffers: list) -> None:
         self.table.finish(job, header, buffers)
         await self.to_job(job, p.RESULT, header, buffers)
 

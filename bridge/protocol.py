@@ -22,6 +22,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from importlib import metadata
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # bridge.headers builds on this module
@@ -104,6 +105,10 @@ class ProtocolError(BridgeError):
     """A message that cannot be accepted; `code` is one of ERROR_CODES."""
 
 
+# A header as sent or received: a JSON object. What each message type's holds is bridge.headers' tables.
+Header = Mapping[str, Any]
+
+
 @dataclass
 class Message:
     """One decoded message: its type, request id, header and binary buffers (and the sender's identity, on a ROUTER)."""
@@ -115,7 +120,7 @@ class Message:
     identity: bytes | None = None
 
 
-def encode(kind: str, request_id: str, header: dict | None = None, buffers=(), *,
+def encode(kind: str, request_id: str, header: Header | None = None, buffers=(), *,
            protocol_id: bytes = PROTOCOL_ID) -> list:
     """The frames of a message, header first as compact JSON, buffers after as they are."""
     body = json.dumps(header or {}, separators=(",", ":"), allow_nan=False).encode()
@@ -209,8 +214,9 @@ def region_from_wire(region: WireRegion, buffers: list):
     float32 array, so numpy is imported here, on the worker's side only."""
     from midibridge.model.region import Region
 
+    duration_s = region.get("duration_s")
     place = {"start_s": float(region.get("start_s", 0.0)), "position_s": float(region.get("position_s", 0.0)),
-             "duration_s": None if region.get("duration_s") is None else float(region["duration_s"])}
+             "duration_s": None if duration_s is None else float(duration_s)}
     if "path" in region:
         return Region.from_file(region["path"], **place)
     import numpy as np

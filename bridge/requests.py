@@ -60,7 +60,7 @@ class Requests:
         except (ProtocolError, ModelError) as error:
             await self.outbox.reply(identity, p.ERROR, message.request_id, p.error_header(error.code, str(error)))
 
-    async def _answer(self, message: Message, header: dict) -> None:
+    async def _answer(self, message: Message, header: p.Header) -> None:
         await self.outbox.reply(message.identity, message.kind, message.request_id, header)
 
     async def _on_hello(self, message: Message, local: bool) -> None:

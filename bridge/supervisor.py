@@ -113,7 +113,8 @@ class Supervisor:
         await self.dispatch()
         await self.outbox.tell_waiting(self.table.in_state(QUEUED))
 
-    async def _send(self, identity: bytes, kind: str, job_id: str = "", header=None, buffers=()) -> None:
+    async def _send(self, identity: bytes, kind: str, job_id: str = "", header: p.Header | None = None,
+                    buffers=()) -> None:
         frames = p.encode(kind, job_id, header, buffers, protocol_id=p.WORKER_PROTOCOL_ID)
         await self.socket.send_multipart([identity, *frames], copy=False)
 

@@ -30,8 +30,8 @@ from midibridge.model.presets import resolve_preset
 
 from .headers import check_worker_message
 from .protocol import (HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, W_CANCEL, W_ERROR, W_HEARTBEAT, W_JOB, W_PROGRESS,
-                       W_READY, W_RESULT, WORKER_PROTOCOL_ID, Message, ProtocolError, clip_buffer, decode, encode,
-                       error_header, region_from_wire)
+                       W_READY, W_RESULT, WORKER_PROTOCOL_ID, Header, Message, ProtocolError, clip_buffer, decode,
+                       encode, error_header, region_from_wire)
 from .security import WorkerKeys
 from .workers import HEARTBEAT_SUFFIX
 
@@ -53,7 +53,7 @@ class Worker:
             self.single_threaded = Transcriber(model_path=self.model_path, threads=1)
         return self.single_threaded
 
-    def send(self, kind: str, job_id: str = "", header: dict | None = None, buffers=()) -> None:
+    def send(self, kind: str, job_id: str = "", header: Header | None = None, buffers=()) -> None:
         self.socket.send_multipart(encode(kind, job_id, header, buffers, protocol_id=WORKER_PROTOCOL_ID))
 
     def serve(self) -> None:

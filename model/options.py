@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import Field, dataclass, fields, replace
 from typing import Any, ClassVar
 
 from .errors import OptionError
@@ -119,6 +119,7 @@ class OptionGroup:
 
     SPECS: ClassVar[dict[str, Spec]]
     WHERE: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]  # every subclass is a dataclass
 
     def __post_init__(self):
         check_table({name: getattr(self, name) for name in self.SPECS}, self.SPECS, where=self.WHERE)
