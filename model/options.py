@@ -1,8 +1,8 @@
 """Options as data: one spec table per option group drives defaults, checks and the dict form.
 
 Standard library only, like the clip types: presets are read and checked
-without numpy, and the wire protocol (bridge.protocol) describes every header
-with the same Spec tables and checks it with the same check_table.
+without numpy, and the wire protocol (bridge.headers) describes every header
+with Spec tables checked by the same check_table.
 
 A check names the group, the field, the bad value and what is allowed, so a
 preset file or a wire request that sets a field wrong says exactly which.
@@ -64,12 +64,13 @@ class Spec:
             return self.optional
         if self.choices:
             return not isinstance(value, bool) and value in self.choices
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not {int, float} & set(self.kinds):
-            return isinstance(value, bool) == (bool in self.kinds) and isinstance(value, self.kinds)
-        if float not in self.kinds and not (isinstance(value, int) or not self.strict and value.is_integer()):
-            return False
-        if not isinstance(value, int) and not math.isfinite(value):
-            return False
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not is_number or not {int, float} & set(self.kinds):
+            # A bool is an int to Python, never to a spec: true is no number, and 1 is no bool.
+            return isinstance(value, self.kinds) and isinstance(value, bool) == (bool in self.kinds)
+        if isinstance(value, float):
+            if not math.isfinite(value) or float not in self.kinds and (self.strict or not value.is_integer()):
+                return False
         low_ok = self.low is None or (value > self.low if self.open_low else value >= self.low)
         high_ok = self.high is None or (value < self.high if self.open_high else value <= self.high)
         return low_ok and high_ok
