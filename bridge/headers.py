@@ -33,6 +33,7 @@ def _table(fields: dict[str, Spec], **options) -> Spec:
 
 
 def _list_of(fields: dict[str, Spec]) -> Spec:
+    """A required list of tables, each with `fields`."""
     return Spec(list, required=True, items=_table(fields))
 
 
