@@ -206,8 +206,10 @@ class Client:
             if run.unsent and time.monotonic() >= run.resend_at_s and self._send_part(run):
                 heard_s = time.monotonic()
                 continue
-            refused_s = run.resend_at_s - time.monotonic()  # > 0: a part was refused; send it again soon
-            message = self._receive(min(refused_s, PING_AFTER_S) if run.unsent and refused_s > 0 else PING_AFTER_S)
+            wait_s = PING_AFTER_S
+            if run.unsent and run.resend_at_s > time.monotonic():  # a part was refused: send it again soon
+                wait_s = min(run.resend_at_s - time.monotonic(), PING_AFTER_S)
+            message = self._receive(wait_s)
             if message is None:
                 if run.pending and time.monotonic() - heard_s >= PING_AFTER_S:
                     failures = 0 if self._check_on(run) else failures + 1
