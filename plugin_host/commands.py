@@ -207,14 +207,24 @@ class ProgressLine:
 
 
 def ardour_convert(args: argparse.Namespace) -> int:
+    from midibridge.model.presets import load_preset
+
     from .ardour_adapter import convert_session
 
-    lines = convert_session(Path(args.session_dir), tracks=args.tracks, preset=args.preset, in_process=args.in_process)
+    load_preset(args.preset)  # an unknown preset stops here: before Ardour starts, the backup and the save
+    lines = convert_session(Path(args.session), tracks=args.tracks, preset=args.preset,
+                            keep_previous=args.keep_previous, in_process=args.in_process)
     for line in lines:
         outcome = f"{line.notes} notes" if line.error is None else f"FAILED {line.error}"
+        if line.earlier:
+            regions = ("the MIDI region an earlier run" if line.earlier == 1 else
+                       f"the {line.earlier} MIDI regions earlier runs") + " made from it"
+            outcome += f"; kept {regions} beside the new one" if args.keep_previous else f"; replaced {regions}"
         print(f"{line.track}\t{line.position_s:.6f} s\t{outcome}")
     failed = sum(line.error is not None for line in lines)
-    print(f"converted {len(lines) - failed} of {len(lines)} regions; the session is saved")
+    replaced = "" if args.keep_previous or not any(line.earlier for line in lines) else \
+        " (one Edit > Undo in Ardour brings back what it replaced)"
+    print(f"converted {len(lines) - failed} of {len(lines)} regions; the session is saved{replaced}")
     return 1 if failed else 0
 
 

@@ -187,9 +187,95 @@ def test_the_batch_action_converts_every_audio_track_of_a_session(daemon, tmp_pa
 
     assert again.returncode == 0, again.stdout + again.stderr
     found = read_session(session)
-    assert sorted(m["track"] for m in found["midi"]) == ["Bass MIDI", "Lead MIDI", "Pad MIDI", "Pad MIDI"], \
-        "a second run reuses the track it made"
+    assert sorted(m["track"] for m in found["midi"]) == ["Bass MIDI", "Lead MIDI", "Pad MIDI"], \
+        "a second run reuses the track it made, its region replacing the first run's"
     assert undo_steps(session) == [("midibridge: audio to MIDI", 1)], "the second run is one undo step too"
+
+
+def notes_said(done: subprocess.CompletedProcess) -> int:
+    """The notes `ardour convert` says its one region got."""
+    [count] = [int(line.split("\t")[2].split()[0]) for line in done.stdout.splitlines() if " notes" in line]
+    return count
+
+
+def midi_regions_xml(session: Path) -> list[dict]:
+    """The MIDI regions of the session file's playlists, as saved: playlist, region id and name."""
+    import xml.etree.ElementTree as ElementTree
+
+    root = ElementTree.parse(session / "session.ardour").getroot()
+    return [{"playlist": playlist.get("name"), "id": region.get("id"), "name": region.get("name")}
+            for playlist in root.iter("Playlist") if playlist.get("type") == "midi"
+            for region in playlist.findall("Region")]
+
+
+def undo_region_changes(session: Path) -> list[tuple[list[str], list[str]]]:
+    """(regions added, regions removed) by each playlist change of the session's last undo step."""
+    import xml.etree.ElementTree as ElementTree
+
+    *_, step = ElementTree.parse(session / "session.history").getroot().iter("UndoTransaction")
+    return [([a.get("id") for a in regions.iter("Add")], [r.get("id") for r in regions.iter("Remove")])
+            for regions in step.iter("Regions")]
+
+
+def single_run(path: Path, *, start_s: float, duration_s: float, position_s: float):
+    """What one conversion of that region gives with the default preset: its notes and its MIDI file's bends."""
+    from midibridge.model.midi import clip_to_midi
+    from midibridge.model.pipeline import Transcriber
+
+    clip = Transcriber().transcribe(Region.from_file(path, start_s=start_s, duration_s=duration_s,
+                                                     position_s=position_s), tempo=Tempo(bpm=BPM))
+    return clip.notes, smf_bends(clip_to_midi(clip))
+
+
+def test_converting_a_region_again_replaces_its_midi_region_in_one_undo_step(daemon, tmp_path):
+    """Issue 18.1: the second run's region held both runs' notes (and the first's pitch-wheel events), stacked on
+    the first region."""
+    rate = 44100
+    placed = Placed("Bass", take(tmp_path, rate, "bass.wav", -12), 1.0, 0.5, 6.0)
+    session = make_session(tmp_path / "session", rate, [placed])
+    first = convert(daemon, session, "--tracks", "Bass", "--preset", "bass")
+    assert first.returncode == 0, first.stdout + first.stderr
+    [earlier] = midi_regions_xml(session)
+
+    again = convert(daemon, session, "--tracks", "Bass")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Bass\t1.000000 s\t" in again.stdout and "; replaced the MIDI region an earlier run made from it" in \
+        again.stdout and "one Edit > Undo in Ardour brings back what it replaced" in again.stdout
+    found = read_session(session)
+    [audio] = found["audio"]
+    [midi] = found["midi"]
+    assert (midi["track"], midi["position"], midi["length"]) == ("Bass MIDI", audio["position"], audio["length"])
+    notes, bends = single_run(placed.file, start_s=0.5, duration_s=6.0, position_s=1.0)
+    assert notes_said(again) == len(notes) == len(found["notes"]), "the region holds this run's notes only"
+    assert sorted(pitch for _, pitch in smf_notes(midi["smf"])) == sorted(n.pitch for n in notes)
+    assert bends and len(smf_bends(mido.MidiFile(midi["smf"]))) == len(bends), "and its own bends only"
+    [now] = midi_regions_xml(session)
+    assert undo_steps(session) == [("midibridge: audio to MIDI", 1)]
+    assert undo_region_changes(session) == [([now["id"]], [earlier["id"]])], \
+        "one undo step removes the new region and brings the first run's back"
+
+
+def test_keep_previous_keeps_the_earlier_region_beside_the_new_one_each_with_its_own_notes(daemon, tmp_path):
+    rate = 44100
+    placed = Placed("Bass", take(tmp_path, rate, "bass.wav", -12), 1.0, 0.5, 6.0)
+    session = make_session(tmp_path / "session", rate, [placed])
+    first = convert(daemon, session, "--preset", "bass")
+    [earlier] = read_session(session)["midi"]
+    earlier_notes = smf_notes(earlier["smf"])
+
+    again = convert(daemon, session, "--keep-previous")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "; kept the MIDI region an earlier run made from it beside the new one" in again.stdout
+    regions = read_session(session)["midi"]
+    assert [(m["track"], m["position"]) for m in regions] == [("Bass MIDI", earlier["position"])] * 2
+    [kept] = [m for m in regions if m["smf"] == earlier["smf"]]
+    [new] = [m for m in regions if m["smf"] != earlier["smf"]]
+    assert smf_notes(kept["smf"]) == earlier_notes and len(earlier_notes) == notes_said(first)
+    notes, bends = single_run(placed.file, start_s=0.5, duration_s=6.0, position_s=1.0)
+    assert len(smf_notes(new["smf"])) == notes_said(again) == len(notes), "the new region holds its own notes only"
+    assert len(smf_bends(mido.MidiFile(new["smf"]))) == len(bends)
 
 
 def test_a_drum_region_lands_on_a_drums_track_with_its_notes_on_channel_10(daemon, tmp_path):
