@@ -126,16 +126,18 @@ def write_index(out: Path, index: list[dict], clips: list[Clip | None], *, where
 
 
 def batch_items(inputs: list[str]) -> list[BatchItem]:
-    """Files as regions at 0 s; directories' audio files (sorted); every audio region of an Ardour session file."""
+    """Files as regions at 0 s; directories' audio files (sorted); every audio region of an Ardour session, named by
+    its .ardour file or by its folder (a folder with one .ardour file at its top)."""
+    from .ardour_adapter import session_file_of, session_regions
+
     items: list[BatchItem] = []
     for item in map(Path, inputs):
-        if item.suffix == ".ardour":
-            from .ardour_adapter import session_regions
-
-            for found in session_regions(item):
+        session = session_file_of(item) if item.suffix == ".ardour" or item.is_dir() else None
+        if session is not None:
+            for found in session_regions(session):
                 region = found.region
                 items.append(BatchItem(region.path, region, found.tempo, f"{found.track}-{found.name}",
-                                       {"session": str(item), "track": found.track, "region": found.name,
+                                       {"session": str(session), "track": found.track, "region": found.name,
                                         "start_s": region.start_s, "source_duration_s": region.duration_s}))
         elif item.is_dir():
             items += [BatchItem(str(p), Region.from_file(p), None, p.stem, {}) for p in

@@ -339,6 +339,64 @@ def test_batch_reads_a_session_file_without_touching_it(daemon, tmp_path):
     assert hashlib.sha256(session_file.read_bytes()).hexdigest() == before
 
 
+def test_ardour_convert_checks_tracks_and_preset_before_it_touches_the_session(daemon, tmp_path):
+    """Issue 18.8: `--tracks Vocals` converted nothing and exited 0; `--preset voacl` started Ardour, backed up and
+    saved the session, then failed each region."""
+    rate = 44100
+    session = make_session(tmp_path / "session", rate, [Placed("Bass", take(tmp_path, rate), 0.0, 0.0, 4.0),
+                                                        Placed("Keys", take(tmp_path, rate, "keys.wav"), 0.0, 0.0, 4.0)])
+    before = hashlib.sha256((session / "session.ardour").read_bytes()).hexdigest()
+
+    no_track = convert(daemon, session, "--tracks", "Bass", "Vocals")
+    no_preset = convert(daemon, session, "--preset", "voacl")
+
+    assert no_track.returncode == 1 and no_track.stderr == (
+        "midibridge: error [unknown_track]: session.ardour has no audio track named 'Vocals'; its audio tracks: "
+        "Bass, Keys. Pass names as Ardour shows them, or leave out --tracks for all of them\n")
+    assert no_preset.returncode == 1 and no_preset.stderr.startswith(
+        "midibridge: error [unknown_preset]: unknown preset 'voacl'; presets are: bass, default, drums")
+    assert no_track.stdout == no_preset.stdout == "", "nothing was backed up or converted"
+    assert not list(session.glob("*.before-midibridge-*")), "no backup: the session was never opened"
+    assert hashlib.sha256((session / "session.ardour").read_bytes()).hexdigest() == before
+
+
+def test_ardour_convert_takes_the_session_file_as_well_as_its_folder(daemon, tmp_path):
+    """Issue 18.8: `ardour convert song/song.ardour` said "holds 0 .ardour files"."""
+    rate = 44100
+    session = make_session(tmp_path / "session", rate, [Placed("Keys", take(tmp_path, rate), 1.0, 0.0, 4.0)])
+
+    done = convert(daemon, session / "session.ardour")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "converted 1 of 1 regions" in done.stdout
+    assert [m["track"] for m in read_session(session)["midi"]] == ["Keys MIDI"]
+
+    # A folder with a snapshot beside the session holds two: which one is meant has to be said.
+    shutil.copy(session / "session.ardour", session / "before-keys.ardour")
+    for command in (["ardour", "convert", str(session)], ["batch", str(session), "-o", str(tmp_path / "midi")]):
+        refused = subprocess.run([MIDIBRIDGE, *command], capture_output=True, text=True, env=daemon.env, timeout=60)
+        assert refused.returncode == 1 and refused.stderr == (
+            f"midibridge: error [ardour_session]: {session} holds 2 Ardour session files (before-keys.ardour, "
+            f"session.ardour): pass the one you mean, e.g. {session / 'before-keys.ardour'}\n")
+
+
+def test_batch_takes_a_session_folder_as_it_takes_its_session_file(daemon, tmp_path):
+    """Issue 18.8: `batch song/` converted the audio files in the session's folder, not its regions."""
+    rate = 44100
+    placed = [Placed("Keys", take(tmp_path, rate), 3.5, 1.25, 4.0),
+              Placed("Lead", take(tmp_path, rate, "lead.wav", 12), 0.75, 0.0, 8.0)]
+    session = make_session(tmp_path / "session", rate, placed)
+
+    done = subprocess.run([MIDIBRIDGE, "batch", str(session), "-o", str(tmp_path / "midi")], capture_output=True,
+                          text=True, env=daemon.env, timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    index = json.loads((tmp_path / "midi" / "index.json").read_text())["regions"]
+    assert [(e["session"], e["track"], e["position_s"], e["start_s"], e["duration_s"]) for e in index] == [
+        (str(session / "session.ardour"), "Keys", 3.5, 1.25, 4.0),
+        (str(session / "session.ardour"), "Lead", 0.75, 0.0, 8.0)]
+
+
 def action_slots(*args, env=None) -> subprocess.CompletedProcess:
     """tests/ardour/action_slots.lua: write Ardour's saved action slots, or run one as Ardour restores it."""
     done = subprocess.run(["ardour7-lua", str(HERE / "action_slots.lua"), *map(str, args)], capture_output=True,
