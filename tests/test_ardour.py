@@ -431,6 +431,13 @@ def test_an_installed_action_works_from_its_dumped_factory_alone_as_ardour_keeps
     assert (midi["track"], midi["position"], midi["length"]) == ("Keys MIDI", audio["position"], audio["length"])
     assert len(found["notes"]) > 5 and undo_steps(session) == [("midibridge: audio to MIDI", 1)]
 
+    again = action_slots("run", state, 1, session, "session", env=daemon.env)
+
+    assert "DIALOG midibridge: report\nConverted 1 of 1 region(s).  Edit › Undo removes them all and brings back " \
+           "what they replaced." in again.stdout, again.stdout
+    assert ' notes → track "Keys MIDI", replacing the region an earlier run made from it' in again.stdout
+    assert len(read_session(session)["midi"]) == 1
+
 
 def test_an_action_that_fails_says_why_and_stays_in_its_slot(daemon, tmp_path):
     session = make_session(tmp_path / "session", 48000, [Placed("Keys", take(tmp_path, 48000), 0.0, 0.0, 4.0)])

@@ -85,6 +85,36 @@ def test_converting_the_selected_region_in_the_editor_then_one_undo_removes_it(e
     keep(editor.screenshot(tmp_path / "after-undo.png"))
 
 
+def test_converting_the_region_again_in_the_editor_replaces_its_midi_region_and_one_undo_brings_it_back(editor,
+                                                                                                        tmp_path):
+    """Issue 18.1 in the editor: a second conversion stacked a region holding both runs' notes on the first."""
+    editor.do("Editor/select-all-objects")
+    editor.do("LuaAction/script-1")
+    editor.press(editor.window("midibridge: report"), "Return")
+    editor.save()
+    first = read_session(editor.session)
+    [first_region] = first["midi"]
+
+    editor.do("LuaAction/script-2")  # the batch action: every audio region, this one among them
+    report = editor.window("midibridge: report")
+    keep(editor.screenshot(tmp_path / "report-replacing.png"))
+    editor.press(report, "Return")
+    editor.save()
+
+    again = read_session(editor.session)
+    [region] = again["midi"]
+    assert region["smf"] != first_region["smf"] and (region["position"], region["length"]) == \
+        (first_region["position"], first_region["length"]), "a new region in the first one's place"
+    assert sorted((n["ticks"], n["pitch"]) for n in again["notes"]) == \
+        sorted((n["ticks"], n["pitch"]) for n in first["notes"]), "holding this run's notes, once"
+    assert undo_steps(editor.session)[-1] == ("midibridge: audio to MIDI", 1)
+
+    editor.do("Editor/undo")
+    editor.save()
+
+    assert read_session(editor.session) == first, "one Undo brought the first run's region back, as it was"
+
+
 def test_cancel_while_the_daemon_is_busy_stops_the_job_and_leaves_the_session_as_it_was(editor, daemon, long_audio,
                                                                                          tmp_path):
     before = read_session(editor.session)

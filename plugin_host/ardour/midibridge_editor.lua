@@ -12,7 +12,7 @@ end
 
 -- The report for people: one paragraph per region, where it is and what became of it.
 function MB.report_text (jobs, made, keep_earlier)
-	local failed, replaced, lines = 0, 0, {}
+	local failed, replaced, lines = 0, false, {}
 	for _, job in ipairs (jobs) do
 		local outcome
 		if job.error then
@@ -21,9 +21,10 @@ function MB.report_text (jobs, made, keep_earlier)
 		else
 			outcome = string.format ("%d notes → track \"%s MIDI\"", #job.notes, job.track_name)
 			if #job.earlier > 0 then
-				outcome = outcome .. (keep_earlier and ", beside the region(s) an earlier run made from it" or
-					", replacing the region(s) an earlier run made from it")
-				if not keep_earlier then replaced = replaced + #job.earlier end
+				local earlier = #job.earlier == 1 and "the region an earlier run" or
+					string.format ("the %d regions earlier runs", #job.earlier)
+				outcome = outcome .. (keep_earlier and ", beside " or ", replacing ") .. earlier .. " made from it"
+				replaced = replaced or not keep_earlier
 			end
 		end
 		table.insert (lines, string.format ("%s  (track %s)\n    at bar %s = %.3f s:  %s", job.name, job.track_name,
@@ -31,8 +32,8 @@ function MB.report_text (jobs, made, keep_earlier)
 	end
 	local head = string.format ("Converted %d of %d region(s).", #jobs - failed, #jobs)
 	if made > 0 then
-		head = head .. (replaced > 0 and string.format ("  Edit › Undo removes them all and brings back the %d "
-			.. "region(s) they replaced.", replaced) or "  Edit › Undo removes them all.")
+		head = head .. (replaced and "  Edit › Undo removes them all and brings back what they replaced." or
+			"  Edit › Undo removes them all.")
 	end
 	return head .. "\n\n" .. table.concat (lines, "\n\n"), failed
 end
