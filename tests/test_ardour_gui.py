@@ -115,6 +115,27 @@ def test_converting_the_region_again_in_the_editor_replaces_its_midi_region_and_
     assert read_session(editor.session) == first, "one Undo brought the first run's region back, as it was"
 
 
+def test_after_ardour_convert_replaced_a_region_one_undo_in_the_editor_brings_it_back(daemon, tmp_path):
+    """What `ardour convert` says when it replaced a region ("one Edit > Undo in Ardour brings back what it
+    replaced") holds in the editor, on the history the headless run saved."""
+    session = make_session(tmp_path / "session", RATE, [Placed("Keys", take(tmp_path, RATE), 3.5, 1.25, 4.0)])
+    regions = []
+    for preset in ("bass", "default"):
+        done = subprocess.run([MIDIBRIDGE, "ardour", "convert", str(session), "--preset", preset],
+                              capture_output=True, text=True, env=daemon.env, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        regions += read_session(session)["midi"]
+    assert "one Edit > Undo in Ardour brings back what it replaced" in done.stdout
+    bass, default = regions
+
+    with ArdourEditor(session, config=tmp_path / "config", env=daemon.env, log=tmp_path / "ardour.log",
+                      rate=RATE) as editor:
+        editor.do("Editor/undo")
+        editor.save()
+
+    assert read_session(session)["midi"] == [bass] and default["smf"] != bass["smf"], "the bass run's region is back"
+
+
 def test_cancel_while_the_daemon_is_busy_stops_the_job_and_leaves_the_session_as_it_was(editor, daemon, long_audio,
                                                                                          tmp_path):
     before = read_session(editor.session)
