@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,20 +199,15 @@ def notes_said(done: subprocess.CompletedProcess) -> int:
     return count
 
 
-def midi_regions_xml(session: Path) -> list[dict]:
-    """The MIDI regions of the session file's playlists, as saved: playlist, region id and name."""
-    import xml.etree.ElementTree as ElementTree
-
+def midi_region_ids(session: Path) -> list[str]:
+    """The ids of the MIDI regions on the session's playlists, as saved."""
     root = ElementTree.parse(session / "session.ardour").getroot()
-    return [{"playlist": playlist.get("name"), "id": region.get("id"), "name": region.get("name")}
-            for playlist in root.iter("Playlist") if playlist.get("type") == "midi"
+    return [region.get("id") for playlist in root.iter("Playlist") if playlist.get("type") == "midi"
             for region in playlist.findall("Region")]
 
 
 def undo_region_changes(session: Path) -> list[tuple[list[str], list[str]]]:
     """(regions added, regions removed) by each playlist change of the session's last undo step."""
-    import xml.etree.ElementTree as ElementTree
-
     *_, step = ElementTree.parse(session / "session.history").getroot().iter("UndoTransaction")
     return [([a.get("id") for a in regions.iter("Add")], [r.get("id") for r in regions.iter("Remove")])
             for regions in step.iter("Regions")]
@@ -235,7 +231,7 @@ def test_converting_a_region_again_replaces_its_midi_region_in_one_undo_step(dae
     session = make_session(tmp_path / "session", rate, [placed])
     first = convert(daemon, session, "--tracks", "Bass", "--preset", "bass")
     assert first.returncode == 0, first.stdout + first.stderr
-    [earlier] = midi_regions_xml(session)
+    [earlier] = midi_region_ids(session)
 
     again = convert(daemon, session, "--tracks", "Bass")
 
@@ -250,13 +246,14 @@ def test_converting_a_region_again_replaces_its_midi_region_in_one_undo_step(dae
     assert notes_said(again) == len(notes) == len(found["notes"]), "the region holds this run's notes only"
     assert sorted(pitch for _, pitch in smf_notes(midi["smf"])) == sorted(n.pitch for n in notes)
     assert bends and len(smf_bends(mido.MidiFile(midi["smf"]))) == len(bends), "and its own bends only"
-    [now] = midi_regions_xml(session)
+    [now] = midi_region_ids(session)
     assert undo_steps(session) == [("midibridge: audio to MIDI", 1)]
-    assert undo_region_changes(session) == [([now["id"]], [earlier["id"]])], \
+    assert undo_region_changes(session) == [([now], [earlier])], \
         "one undo step removes the new region and brings the first run's back"
 
 
 def test_keep_previous_keeps_the_earlier_region_beside_the_new_one_each_with_its_own_notes(daemon, tmp_path):
+    """Issue 18.1: both regions stay where they were made, and neither holds the other's notes."""
     rate = 44100
     placed = Placed("Bass", take(tmp_path, rate, "bass.wav", -12), 1.0, 0.5, 6.0)
     session = make_session(tmp_path / "session", rate, [placed])
@@ -298,8 +295,6 @@ def test_a_drum_region_lands_on_a_drums_track_with_its_notes_on_channel_10(daemo
 
 def undo_steps(session: Path) -> list[tuple[str, int]]:
     """(name, note diff commands) of each undo step Ardour saved in the session's history."""
-    import xml.etree.ElementTree as ElementTree
-
     history = ElementTree.parse(session / "session.history").getroot()
     return [(step.get("name"), len(step.findall(".//NoteDiffCommand"))) for step in history.iter("UndoTransaction")]
 
@@ -343,8 +338,9 @@ def test_ardour_convert_checks_tracks_and_preset_before_it_touches_the_session(d
     """Issue 18.8: `--tracks Vocals` converted nothing and exited 0; `--preset voacl` started Ardour, backed up and
     saved the session, then failed each region."""
     rate = 44100
-    session = make_session(tmp_path / "session", rate, [Placed("Bass", take(tmp_path, rate), 0.0, 0.0, 4.0),
-                                                        Placed("Keys", take(tmp_path, rate, "keys.wav"), 0.0, 0.0, 4.0)])
+    placed = [Placed("Bass", take(tmp_path, rate), 0.0, 0.0, 4.0),
+              Placed("Keys", take(tmp_path, rate, "keys.wav"), 0.0, 0.0, 4.0)]
+    session = make_session(tmp_path / "session", rate, placed)
     before = hashlib.sha256((session / "session.ardour").read_bytes()).hexdigest()
 
     no_track = convert(daemon, session, "--tracks", "Bass", "Vocals")

@@ -147,8 +147,8 @@ def test_converting_an_item_again_replaces_the_midi_item_made_from_it_unless_it_
     expected = expected_ppq(take_file, offset=1.25, length=4.0, rate=1.0)
     assert len(again.take.notes) == len(expected), "the new item holds this run's notes only"
     assert reaper.undo_blocks == ["midibridge: audio to MIDI"] * 2, "each run is one undo step"
-    assert "Keys at 5.000 s: %d notes, replacing the MIDI item(s) an earlier run made from it" % len(expected) \
-        in reaper.console[-1]
+    assert f"Keys at 5.000 s: {len(expected)} notes, replacing the MIDI item(s) an earlier run made from it" in \
+        reaper.console[-1]
 
     # A MIDI item the user moved is theirs now: a third run leaves it alone.
     again.position = 20.0
