@@ -93,7 +93,7 @@ def convert_session(session: Path, *, tracks: list[str], preset: str | None, kee
     """Run the conversion over a saved session (its folder or .ardour file) with ardour7-lua; the session file is
     backed up first. The tracks are checked against the session file before anything starts."""
     session_file = find_session_file(session)
-    check_tracks(session_file, tracks)
+    _check_tracks(session_file, tracks)
     if shutil.which(ARDOUR_LUA) is None:
         raise ArdourError(f"{ARDOUR_LUA} (Ardour 7's headless Lua interpreter) is not installed: "
                           f"`sudo apt install ardour`, or run `make setup`")
@@ -159,7 +159,7 @@ def find_session_file(session: Path) -> Path:
     return found
 
 
-def check_tracks(session_file: Path, names: list[str]) -> None:
+def _check_tracks(session_file: Path, names: list[str]) -> None:
     """Refuse track names that are not audio tracks of the session, naming the ones there are."""
     there = list(_audio_tracks(_read_xml(session_file)).values())
     missing = [name for name in names if name not in there]
