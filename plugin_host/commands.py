@@ -187,16 +187,18 @@ def write_index(out: Path, rows: list[int | dict], index: list[dict], *, where: 
 
 
 def batch_items(inputs: list[str]) -> list[BatchItem]:
-    """Files as regions at 0 s; directories' audio files (sorted); every audio region of an Ardour session file."""
+    """Files as regions at 0 s; directories' audio files (sorted); every audio region of an Ardour session, named by
+    its .ardour file or by its folder (a folder with one .ardour file at its top)."""
+    from .ardour_adapter import session_file_of, session_regions
+
     items: list[BatchItem] = []
     for item in map(Path, inputs):
-        if item.suffix == ".ardour":
-            from .ardour_adapter import session_regions
-
-            for found in session_regions(item):
+        session = session_file_of(item) if item.suffix == ".ardour" or item.is_dir() else None
+        if session is not None:
+            for found in session_regions(session):
                 region = found.region
                 items.append(BatchItem(region.path, region, found.tempo, f"{found.track}-{found.name}",
-                                       {"session": str(item), "track": found.track, "region": found.name,
+                                       {"session": str(session), "track": found.track, "region": found.name,
                                         "start_s": region.start_s, "source_duration_s": region.duration_s}))
         elif item.is_dir():
             items += [BatchItem(str(p), Region.from_file(p), None, p.stem, {}) for p in
@@ -255,14 +257,24 @@ class ProgressLine:
 
 
 def ardour_convert(args: argparse.Namespace) -> int:
+    from midibridge.model.presets import load_preset
+
     from .ardour_adapter import convert_session
 
-    lines = convert_session(Path(args.session_dir), tracks=args.tracks, preset=args.preset, in_process=args.in_process)
+    load_preset(args.preset)  # an unknown preset stops here: before Ardour starts, the backup and the save
+    lines = convert_session(Path(args.session), tracks=args.tracks, preset=args.preset,
+                            keep_previous=args.keep_previous, in_process=args.in_process)
     for line in lines:
         outcome = f"{line.notes} notes" if line.error is None else f"FAILED {line.error}"
+        if line.earlier:
+            regions = ("the MIDI region an earlier run" if line.earlier == 1 else
+                       f"the {line.earlier} MIDI regions earlier runs") + " made from it"
+            outcome += f"; kept {regions} beside the new one" if args.keep_previous else f"; replaced {regions}"
         print(f"{line.track}\t{line.position_s:.6f} s\t{outcome}")
     failed = sum(line.error is not None for line in lines)
-    print(f"converted {len(lines) - failed} of {len(lines)} regions; the session is saved")
+    replaced = "" if args.keep_previous or not any(line.earlier for line in lines) else \
+        " (one Edit > Undo in Ardour brings back what it replaced)"
+    print(f"converted {len(lines) - failed} of {len(lines)} regions; the session is saved{replaced}")
     return 1 if failed else 0
 
 
