@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     host = sub.add_parser("host", help="plumbing for DAW adapters")
     host_commands = host.add_subparsers(title="host commands", metavar="ACTION")
     lines = host_commands.add_parser("transcribe", help="regions listed in a file in, notes out as lines "
-                                                          "(see plugin_host/host_lines.py)")
+                                                          "(README: \"Your own adapter\")")
     lines.add_argument("requests", metavar="REQUESTS")
     lines.add_argument("--preset", default=None, metavar="NAME|PATH")
     lines.add_argument("--in-process", action="store_true", help="transcribe without the daemon")

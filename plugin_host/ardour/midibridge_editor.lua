@@ -19,7 +19,7 @@ function MB.report_text (jobs, made, keep_earlier)
 			failed = failed + 1
 			outcome = "not converted: " .. job.error
 		else
-			outcome = string.format ("%d notes → track \"%s MIDI\"", #job.notes, job.track_name)
+			outcome = string.format ("%d notes → track \"%s%s\"", #job.notes, job.track_name, job.drums and " Drums" or " MIDI")
 			if #job.earlier > 0 then
 				local earlier = #job.earlier == 1 and "the region an earlier run" or
 					string.format ("the %d regions earlier runs", #job.earlier)
