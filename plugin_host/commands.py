@@ -179,9 +179,14 @@ def write_index(out: Path, rows: list[int | dict], index: list[dict], *, where: 
 
     from .report import render_report
 
+    def clip_of(entry: dict) -> Clip | None:
+        try:
+            return clip_from_bytes((out / Path(entry["midi"]).name).read_bytes(), position_s=entry["position_s"])
+        except (OSError, EOFError, ValueError, KeyError, IndexError):  # what mido raises on a file that is not MIDI
+            return None  # a .mid deleted or spoilt since: its row says so, the rest of the library still shows
+
     entries = [index[row] if isinstance(row, int) else row for row in rows]
-    clips = [clip_from_bytes((out / Path(entry["midi"]).name).read_bytes(), position_s=entry["position_s"])
-             if "midi" in entry else None for entry in entries]
+    clips = [clip_of(entry) if "midi" in entry else None for entry in entries]
     write_file(out / "index.json", json.dumps({"regions": entries}, indent=1).encode(), whole=True)
     write_file(out / "index.html", render_report(entries=entries, clips=clips, where=where).encode(), whole=True)
 

@@ -70,9 +70,11 @@ def _row(entry: dict, clip: Clip | None) -> str:
         reason = f'<code>{escape(entry["error"]["code"])}</code> {escape(entry["error"]["message"])}'
         return f'<tr class="failed">{source}{midi}{track}<td colspan="5" class="reason">failed: {reason}</td></tr>'
     preset = escape(entry["preset"]["name"])
+    roll = piano_roll(clip, duration_s=entry["duration_s"]) if clip is not None else \
+        '<span class="reason">its .mid is missing or not a MIDI file: rerun the batch to make it again</span>'
     return (f'<tr class="converted">{source}{midi}{track}<td class="num">{entry["position_s"]:.3f} s</td>'
             f'<td class="num">{entry["duration_s"]:.3f} s</td><td>{preset}</td><td class="num">{entry["notes"]}</td>'
-            f"<td>{piano_roll(clip, duration_s=entry['duration_s'])}</td></tr>")
+            f"<td>{roll}</td></tr>")
 
 
 def piano_roll(clip: Clip | None, *, duration_s: float) -> str:

@@ -106,9 +106,17 @@ def merged(library: list[dict], places: list[int | None], *, folder: Path) -> li
 def still_good(previous: dict | None, *, fingerprint: dict, midi: Path, allow_truncated: bool) -> bool:
     """Whether the last run's entry for this region's source and its .mid can stand for the region as it is now.
     A clip of a truncated file stands only while truncation is allowed: without it, that region is an error again."""
-    return (previous is not None and fingerprint["content_sha256"] is not None and midi.is_file()
+    return (previous is not None and fingerprint["content_sha256"] is not None and _is_midi(midi)
             and (allow_truncated or "truncated_at_s" not in previous)
             and all(previous.get(key) == fingerprint[key] for key in FINGERPRINT_KEYS))
+
+
+def _is_midi(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(4) == b"MThd"
+    except OSError:
+        return False
 
 
 def _mid_name(entry: dict) -> str:

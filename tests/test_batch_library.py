@@ -124,3 +124,23 @@ def test_an_output_that_cannot_be_a_folder_is_refused_before_anything_runs(tmp_p
     assert nowhere.stderr.startswith("midibridge: error [output_unwritable]: cannot make the directory /proc/nope: ")
     assert nowhere.stderr.endswith("Give -o a directory you can write to.\n") and "Traceback" not in nowhere.stderr
     assert take.read_bytes() == piano_line.read_bytes() and sorted(p.name for p in tmp_path.iterdir()) == ["ode.flac"]
+
+
+def test_a_mid_file_deleted_or_spoilt_since_never_stops_the_next_batch(tmp_path):
+    """The library's files are the user's: a .mid they deleted leaves the index with it, one they overwrote is made
+    again when its source is in the batch, and the report says which one it cannot show."""
+    out = tmp_path / "midi"
+    bass, keys, pad = (tone(tmp_path / "takes" / f"{name}.wav", pitch) for name, pitch in
+                       (("bass", 40), ("keys", 60), ("pad", 67)))
+    assert batch(bass, keys, pad, "-o", out).returncode == 0
+    (out / "bass.mid").unlink()
+    for spoilt in ("keys.mid", "pad.mid"):
+        (out / spoilt).write_text("not MIDI any more")
+
+    again = batch(keys, "-o", out)
+
+    assert again.returncode == 0 and "converted 1 of 1 regions" in again.stdout, again.stderr
+    assert "unchanged" not in again.stdout and 60 == min(pitches(out / "keys.mid")), "the spoilt .mid is made again"
+    assert sorted(sources(out)) == ["keys.mid", "pad.mid"], "the deleted .mid's entry went with it"
+    report = (out / "index.html").read_text()
+    assert report.count("its .mid is missing or not a MIDI file") == 1, "pad's row says why it shows no notes"
