@@ -68,7 +68,8 @@ def install_scripts(scripts_dir: Path | None = None) -> list[Path]:
 
 INSTALL_HELP = """In Ardour: Edit > Lua Scripts > Script Manager > Action Scripts, pick an empty slot, Add/Set,
 and choose "midibridge: convert selected regions to MIDI" (and, in another slot, "midibridge:
-convert all audio tracks to MIDI (batch)"); set the preset there. Each becomes a button in the
+convert all audio tracks to MIDI (batch)"); set the preset there, and whether a run replaces (or
+keeps) the MIDI regions an earlier run made from the same audio regions. Each becomes a button in the
 editor toolbar's script area and an entry under Edit > Lua Scripts; to bind a key, open
 Window > Keyboard Shortcuts, search "Lua", and assign one to that script slot's action.
 A slot keeps its own copy of the script from when it was set: after installing a new midibridge,
@@ -77,18 +78,22 @@ Add/Set its slots again."""
 
 @dataclass(frozen=True)
 class SessionLine:
-    """One line of a headless run's report."""
+    """One line of a headless run's report. `earlier`: the MIDI regions earlier runs made from this audio region
+    that the run found (and replaced, unless kept)."""
 
     track: str
     position_s: float
     notes: int | None
     error: str | None = None
+    earlier: int = 0
 
 
-def convert_session(session_dir: Path, *, tracks: list[str], preset: str | None, in_process: bool = False,
-                    echo=print) -> list[SessionLine]:
-    """Run the conversion over a saved session with ardour7-lua; the session file is backed up first."""
-    session_file = find_session_file(session_dir)
+def convert_session(session: Path, *, tracks: list[str], preset: str | None, keep_previous: bool = False,
+                    in_process: bool = False, echo=print) -> list[SessionLine]:
+    """Run the conversion over a saved session (its folder or .ardour file) with ardour7-lua; the session file is
+    backed up first. The tracks are checked against the session file before anything starts."""
+    session_file = find_session_file(session)
+    _check_tracks(session_file, tracks)
     if shutil.which(ARDOUR_LUA) is None:
         raise ArdourError(f"{ARDOUR_LUA} (Ardour 7's headless Lua interpreter) is not installed: "
                           f"`sudo apt install ardour`, or run `make setup`")
@@ -100,13 +105,14 @@ def convert_session(session_dir: Path, *, tracks: list[str], preset: str | None,
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="midibridge-", delete=False) as file:
         file.write(script)
     try:
-        return _run_headless(Path(file.name), session_dir, session_file.stem, tracks, preset or "", echo)
+        return _run_headless(Path(file.name), session_file,
+                             [preset or "", "keep" if keep_previous else "replace", *tracks])
     finally:
         os.unlink(file.name)
 
 
-def _run_headless(script: Path, session_dir: Path, name: str, tracks, preset: str, echo) -> list[SessionLine]:
-    command = [ARDOUR_LUA, str(script), str(session_dir.resolve()), name, preset, *tracks]
+def _run_headless(script: Path, session_file: Path, args: list[str]) -> list[SessionLine]:
+    command = [ARDOUR_LUA, str(script), str(session_file.parent.resolve()), session_file.stem, *args]
     lines, fatal = [], None
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           stdin=subprocess.DEVNULL) as process:
@@ -116,25 +122,55 @@ def _run_headless(script: Path, session_dir: Path, name: str, tracks, preset: st
                 continue  # Ardour's own chatter
             fields = rest.split("\t")
             if fields[0] == "REGION":
-                lines.append(SessionLine(fields[1], float(fields[2]), int(fields[3])))
+                lines.append(SessionLine(fields[1], float(fields[2]), int(fields[3]), earlier=int(fields[4])))
             elif fields[0] == "FAILED":
                 lines.append(SessionLine(fields[1], float(fields[2]), None, f"{fields[3]}: {fields[4]}"))
             elif rest.startswith("FATAL"):
                 fatal = rest.removeprefix("FATAL ")
     if fatal or process.returncode:
-        raise ArdourError(f"{ARDOUR_LUA} failed on {session_dir}: {fatal or f'exit status {process.returncode}'}")
+        raise ArdourError(f"{ARDOUR_LUA} failed on {session_file}: {fatal or f'exit status {process.returncode}'}")
     return lines
 
 
-def find_session_file(session_dir: Path) -> Path:
-    found = sorted(p for p in Path(session_dir).glob("*.ardour"))
-    if len(found) != 1:
-        raise ArdourError(f"{session_dir} holds {len(found)} .ardour files; pass the directory of one Ardour session",
+def session_file_of(path: Path) -> Path | None:
+    """The Ardour session `path` names: a .ardour file, or the one .ardour file at the top of a folder (a
+    session's folder); None for a folder with none. A folder with several (snapshots) is refused, naming them."""
+    path = Path(path)
+    if path.suffix == ".ardour":
+        if not path.is_file():
+            raise ArdourError(f"{path} does not exist: pass an Ardour session's folder or its .ardour file",
+                              code="ardour_session")
+        return path
+    found = sorted(p for p in path.glob("*.ardour") if p.is_file()) if path.is_dir() else []
+    if len(found) > 1:
+        raise ArdourError(f"{path} holds {len(found)} Ardour session files ({', '.join(p.name for p in found)}): "
+                          f"pass the one you mean, e.g. {found[0]}", code="ardour_session")
+    return found[0] if found else None
+
+
+def find_session_file(session: Path) -> Path:
+    """The .ardour file of `session` (a session's folder, or the file itself); ArdourError when it names none."""
+    found = session_file_of(session)
+    if found is None:
+        reason = ("holds no .ardour file" if Path(session).is_dir() else
+                  "is not an Ardour session" if Path(session).exists() else "does not exist")
+        raise ArdourError(f"{session} {reason}: pass an Ardour session's folder or its .ardour file",
                           code="ardour_session")
-    return found[0]
+    return found
 
 
-# Reading a session file (read-only), for `midibridge batch SESSION.ardour` ----------------
+def _check_tracks(session_file: Path, names: list[str]) -> None:
+    """Refuse track names that are not audio tracks of the session, naming the ones there are."""
+    there = list(_audio_tracks(_read_xml(session_file)).values())
+    missing = [name for name in names if name not in there]
+    if missing:
+        listed = ", ".join(there) if there else "none"
+        raise ArdourError(f"{session_file.name} has no audio track named {', '.join(map(repr, missing))}; its audio "
+                          f"tracks: {listed}. Pass names as Ardour shows them, or leave out --tracks for all of them",
+                          code="unknown_track")
+
+
+# Reading a session file (read-only), for `midibridge batch SESSION` ----------------
 
 
 @dataclass(frozen=True)
@@ -147,14 +183,14 @@ class SessionRegion:
 
 def session_regions(session_file: Path) -> list[SessionRegion]:
     """Every audio region of every audio track of a saved Ardour 7 session: source, trim, position, tempo there."""
-    root = ElementTree.parse(session_file).getroot()
+    root = _read_xml(session_file)
     tempo_map = _TempoMap(root.find("TempoMap"))
     search = [session_file.parent / "interchange" / root.get("name", session_file.stem) / "audiofiles"]
     for option in root.iter("Option"):
         if option.get("name") == "audio-search-path" and option.get("value"):
             search += [Path(p) for p in option.get("value").split(":")]
     sources = {s.get("id"): s.get("name") for s in root.iter("Source") if s.get("type") == "audio"}
-    tracks = {r.get("audio-playlist"): r.get("name") for r in root.iter("Route") if r.get("audio-playlist")}
+    tracks = _audio_tracks(root)
     found = []
     playlists = root.find("Playlists")
     for playlist in playlists if playlists is not None else ():
@@ -172,6 +208,19 @@ def session_regions(session_file: Path) -> list[SessionRegion]:
                                                         position_s=position_s),
                                        tempo_map.tempo_at(position_s)))
     return sorted(found, key=lambda r: (r.track, r.region.position_s))
+
+
+def _read_xml(session_file: Path):
+    try:
+        return ElementTree.parse(session_file).getroot()
+    except (OSError, ElementTree.ParseError) as error:
+        raise ArdourError(f"cannot read the Ardour session file {session_file}: {error}", code="ardour_session") \
+            from error
+
+
+def _audio_tracks(root) -> dict[str, str]:
+    """{playlist id: track name} of a session file's audio tracks (a MIDI track has a midi-playlist instead)."""
+    return {r.get("audio-playlist"): r.get("name") for r in root.iter("Route") if r.get("audio-playlist")}
 
 
 def _resolve(name: str, search: list[Path]) -> str:

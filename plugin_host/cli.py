@@ -114,9 +114,14 @@ def _parser() -> argparse.ArgumentParser:
     ardour = sub.add_parser("ardour", help="convert a saved Ardour session headless")
     ardour_commands = ardour.add_subparsers(title="ardour commands", metavar="ACTION")
     session = ardour_commands.add_parser("convert", help="every audio region of a session (closed in Ardour) to MIDI")
-    session.add_argument("session_dir", metavar="SESSION_DIR")
+    session.add_argument("session", metavar="SESSION", help="the session's folder, or its .ardour file (a snapshot's "
+                                                            ".ardour file converts that snapshot)")
     session.add_argument("--tracks", nargs="+", default=[], metavar="NAME", help="only these audio tracks")
-    session.add_argument("--preset", default=None, metavar="NAME")
+    session.add_argument("--preset", default=None, metavar="NAME|PATH",
+                         help="processing preset (default: Basic Pitch's behaviour); see `midibridge presets list`")
+    session.add_argument("--keep-previous", action="store_true",
+                         help="keep the MIDI regions earlier runs made from the same audio regions, beside the new "
+                              "ones (default: the new ones replace them)")
     session.add_argument("--in-process", action="store_true", help="transcribe without the daemon")
     session.set_defaults(run=commands.ardour_convert)
 
@@ -130,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     host = sub.add_parser("host", help="plumbing for DAW adapters")
     host_commands = host.add_subparsers(title="host commands", metavar="ACTION")
     lines = host_commands.add_parser("transcribe", help="regions listed in a file in, notes out as lines "
-                                                          "(see plugin_host/host_lines.py)")
+                                                          "(README: \"Your own adapter\")")
     lines.add_argument("requests", metavar="REQUESTS")
     lines.add_argument("--preset", default=None, metavar="NAME|PATH")
     lines.add_argument("--in-process", action="store_true", help="transcribe without the daemon")

@@ -2,10 +2,15 @@
 
 Reliability follows the ZeroMQ guide's Lazy Pirate: a request that gets no
 answer in `timeout_s` closes its socket (linger 0), opens a new one and asks
-again, `retries` times. While jobs run, a silent daemon is pinged with a
-`status`; one that restarted has forgotten the jobs, which are sent again; a
-reconnected socket takes its jobs back with `fetch`. A batch whose results
-are no longer wanted (its iterator closed early) cancels its jobs.
+again, `retries` times. An endpoint that no daemon is known to serve (no
+discovery file) and where nothing answers a quick `hello` fails at once
+instead. A batch goes in parts the daemon takes (its `hello` limits), never
+more outstanding than its queue holds; a full queue (`busy`) is waited out.
+While jobs run, a silent daemon is pinged with a `status`; one that restarted
+has forgotten the jobs, which are sent again; a reconnected socket takes its
+jobs back with `fetch`. Jobs a stopping daemon gives back (`shutting_down`)
+wait for the next daemon on the endpoint, up to START_TIMEOUT_S. A batch whose
+results are no longer wanted (its iterator closed early) cancels its jobs.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import closing
+from dataclasses import dataclass, field
 
 import zmq
 
@@ -28,7 +35,10 @@ from midibridge.model.region import Region
 from .results import ClientError, DaemonUnavailable, JobResult, Progress, ProgressCallback
 
 PING_AFTER_S = 2.0  # silence while jobs run before asking the daemon whether it still has them
-START_TIMEOUT_S = 60.0
+START_TIMEOUT_S = 60.0  # for a daemon to start, or for the next one when the daemon stops under our jobs
+PROBE_TIMEOUT_S = 1.0  # a daemon answers `hello` at once, whatever its workers are doing
+RESEND_AFTER_S = 0.5  # before sending again what a full queue or a stopping daemon refused
+CLIENT_NAME = f"midibridge-client/{p.PROTOCOL_ID.decode()}"
 
 
 class Client:
@@ -47,6 +57,9 @@ class Client:
         self.context = zmq.Context.instance()
         self.socket = None
         self._ids = (f"{uuid.uuid4().hex[:8]}-{n}" for n in itertools.count(1))
+        self._answered = False  # a daemon answered here: from then on a silence is a slow daemon, retried
+        self._limits: dict | None = None
+        self._stray: deque[p.Message] = deque()  # job results that came while a request waited for its reply
 
     # Connection ---------------------------------------------------------------
 
@@ -82,6 +95,10 @@ class Client:
         return request_id
 
     def _receive(self, timeout_s: float) -> p.Message | None:
+        """The next message for this client: one kept while a request waited, else the socket's next."""
+        return self._stray.popleft() if self._stray else self._poll(timeout_s)
+
+    def _poll(self, timeout_s: float) -> p.Message | None:
         socket = self._connect()
         if not socket.poll(timeout_s * 1000):
             return None
@@ -90,28 +107,51 @@ class Client:
         except p.ProtocolError as error:  # e.g. a daemon of another major version
             raise ClientError(error.code, str(error)) from error
 
+    def _exchange(self, kind: str, header: dict | None, buffers, timeout_s: float) -> p.Message | None:
+        """One try of a request: its reply, or None after `timeout_s` without one (the socket is then thrown away).
+        A job's result or error that comes meanwhile is kept for the batch waiting for it."""
+        request_id = self._send(kind, header, buffers)
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            reply = self._poll(left)
+            if reply is None:
+                break
+            if reply.request_id == request_id:
+                self._answered = True
+                return reply
+            if reply.kind in (p.RESULT, p.ERROR) and reply.header.get("job_id"):
+                self._stray.append(reply)
+            # else: a late answer to an earlier try, or a job's progress (the next one makes up for it)
+        self._reconnect()
+        return None
+
     def request(self, kind: str, header: dict | None = None, buffers=()) -> p.Message:
         """Send a request and return its reply, with Lazy Pirate retries; an error reply raises ClientError."""
+        if not self._answered and not discovery.read_discovery(self.endpoint):
+            self._probe()
         for _ in range(self.retries + 1):
-            request_id = self._send(kind, header, buffers)
-            deadline = time.monotonic() + self.timeout_s
-            while (left := deadline - time.monotonic()) > 0:
-                reply = self._receive(left)
-                if reply is None:
-                    break
-                if reply.request_id != request_id:
-                    continue  # a late answer to an earlier attempt
-                if reply.kind == p.ERROR:
-                    raise ClientError(reply.header["code"], reply.header["message"], job_id=reply.header.get("job_id"))
-                return reply
-            self._reconnect()
+            reply = self._exchange(kind, header, buffers, self.timeout_s)
+            if reply is None:
+                continue
+            if reply.kind == p.ERROR:
+                raise ClientError(reply.header["code"], reply.header["message"], job_id=reply.header.get("job_id"))
+            return reply
         raise DaemonUnavailable(f"no answer from the midibridge daemon at {self.endpoint} after {self.retries + 1} "
                                 f"tries of {self.timeout_s:g} s. Is it running? Start it with `midibridge serve`.")
+
+    def _probe(self) -> None:
+        """No daemon says it serves this endpoint: one quick `hello` tells whether one answers all the same (on
+        another machine, or without its discovery file) before anyone waits through the retries."""
+        if self._exchange(p.HELLO, {"client": CLIENT_NAME}, (), min(self.timeout_s, PROBE_TIMEOUT_S)) is None:
+            raise DaemonUnavailable(
+                f"no midibridge daemon is running on {self.endpoint}: none on this machine serves it, and nothing "
+                f"answered there within {min(self.timeout_s, PROBE_TIMEOUT_S):g} s. Start one with `midibridge "
+                f"serve` (a daemon on another machine: check the endpoint, and its --curve keys)")
 
     # Requests -------------------------------------------------------------------
 
     def hello(self) -> dict:
-        return self.request(p.HELLO, {"client": f"midibridge-client/{p.PROTOCOL_ID.decode()}"}).header
+        return self.request(p.HELLO, {"client": CLIENT_NAME}).header
 
     def status(self, job_ids: list[str] | None = None) -> dict:
         return self.request(p.STATUS, {} if job_ids is None else {"job_ids": list(job_ids)}).header
@@ -138,57 +178,106 @@ class Client:
     def batch(self, regions: Iterable[Region], *, preset: str | dict | None = None,
               tempo: Tempo | list[Tempo] = Tempo(), priority: str = p.INTERACTIVE, allow_truncated: bool = False,
               on_progress: ProgressCallback | None = None) -> Iterator[JobResult]:
-        """One job per region; yields each result (or error) as it finishes, in finishing order.
+        """One job per region, any number of them; yields each result (or error) as it finishes, in finishing order.
 
         `tempo` is the host's tempo for all regions, or a list: one per region
         (each where its region sits). `priority` is "interactive" (someone
-        waits for it: it runs before every batch job) or "batch". Closing the
-        iterator before the last result cancels the jobs still outstanding.
+        waits for it: it runs before every batch job) or "batch". The regions
+        go in parts the daemon takes, as its queue has room; a daemon that
+        stops hands them to the next one on the endpoint. Closing the iterator
+        before the last result cancels the jobs still outstanding.
         """
         regions = list(regions)
         tempos = tempo if isinstance(tempo, list) else [tempo] * len(regions)
         options = {"priority": priority, **({} if preset is None else {"preset": preset}),
                    **({"allow_truncated": True} if allow_truncated else {})}
-        jobs = list(zip(regions, tempos))
-        pending = dict(zip(self._submit(jobs, options), range(len(jobs))))  # job id -> index
+        run = _Run(jobs=list(zip(regions, tempos)), options=options, on_progress=on_progress,
+                   unsent=deque(range(len(regions))))
         try:
-            yield from self._collect(pending, jobs, options, on_progress)
+            yield from self._run(run)
         finally:
-            if pending:
-                self._abandon(list(pending))
+            if run.pending:
+                self._abandon(list(run.pending))
 
-    def _submit(self, jobs: list[tuple[Region, Tempo]], options: dict) -> list[str]:
-        buffers: list = []
-        wire = [{**p.region_to_wire(region, buffers), "tempo": tempo.to_dict()} for region, tempo in jobs]
-        return self.request(p.BATCH, {"regions": wire, **options}, buffers).header["job_ids"]
-
-    def _collect(self, pending: dict[str, int], jobs, options, on_progress) -> Iterator[JobResult]:
+    def _run(self, run: _Run) -> Iterator[JobResult]:
+        heard_s = time.monotonic()
         failures = 0
-        while pending:
-            message = self._receive(PING_AFTER_S)
+        while run.pending or run.unsent:
+            if run.unsent and time.monotonic() >= run.resend_at_s and self._send_part(run):
+                heard_s = time.monotonic()
+                continue
+            wait_s = PING_AFTER_S
+            if run.unsent and run.resend_at_s > time.monotonic():  # a part was refused: send it again soon
+                wait_s = min(run.resend_at_s - time.monotonic(), PING_AFTER_S)
+            message = self._receive(wait_s)
             if message is None:
-                failures = 0 if self._check_on(pending, jobs, options) else failures + 1
-                if failures > self.retries:
-                    raise DaemonUnavailable(f"the midibridge daemon at {self.endpoint} stopped answering while "
-                                            f"{len(pending)} job(s) ran")
+                if run.pending and time.monotonic() - heard_s >= PING_AFTER_S:
+                    failures = 0 if self._check_on(run) else failures + 1
+                    heard_s = time.monotonic()
+                    if failures > self.retries:
+                        raise DaemonUnavailable(f"the midibridge daemon at {self.endpoint} stopped answering while "
+                                                f"{len(run.pending)} job(s) ran")
                 continue
-            job_id = message.header.get("job_id")
-            if job_id not in pending:
+            heard_s = time.monotonic()
+            index = run.pending.get(message.header.get("job_id"))
+            if index is None:
                 continue
-            index = pending[job_id]
+            job_id = message.header["job_id"]
             if message.kind == p.PROGRESS:
-                if on_progress:
-                    on_progress(Progress(index, job_id, message.header["stage"], message.header["fraction"],
-                                         jobs_ahead=message.header.get("jobs_ahead")))
+                if run.on_progress:
+                    run.on_progress(Progress(index, job_id, message.header["stage"], message.header["fraction"],
+                                             jobs_ahead=message.header.get("jobs_ahead")))
             elif message.kind == p.RESULT:
-                del pending[job_id]
+                del run.pending[job_id]
                 smf, clip = message.buffers
                 yield JobResult(index, job_id, Clip.from_dict(p.clip_from_buffer(clip)), smf.bytes,
                                 cached=message.header.get("cached", False))
+            elif message.kind == p.ERROR and message.header["code"] == "shutting_down":
+                self._give_back(run, [job_id])  # the daemon stops: the next one on this endpoint runs it
             elif message.kind == p.ERROR:
-                del pending[job_id]
+                del run.pending[job_id]
                 yield JobResult(index, job_id, error=ClientError(message.header["code"], message.header["message"],
                                                                  job_id=job_id))
+
+    def _send_part(self, run: _Run) -> bool:
+        """Send the next regions the daemon has room for: at most `max_batch_regions` in one request, and never more
+        outstanding than its queue holds. False when none went: no room yet, or refused for now (`resend_at_s`)."""
+        try:
+            if self._limits is None:
+                self._limits = self.hello()["limits"]
+            room = min(self._limits["max_batch_regions"], self._limits["max_queued"] - len(run.pending))
+            part = list(itertools.islice(run.unsent, max(room, 0)))
+            if not part:
+                return False
+            buffers: list = []
+            wire = [{**p.region_to_wire(region, buffers), "tempo": tempo.to_dict()}
+                    for region, tempo in (run.jobs[i] for i in part)]
+            job_ids = self.request(p.BATCH, {"regions": wire, **run.options}, buffers).header["job_ids"]
+        except ClientError as error:
+            if error.code == "shutting_down" or (run.restart_by_s is not None and error.code == "daemon_unavailable"):
+                self._wait_for_next_daemon(run)
+            elif error.code != "busy":  # busy: the queue holds other clients' jobs too; some will finish
+                raise
+            run.resend_at_s = time.monotonic() + RESEND_AFTER_S
+            return False
+        for _ in part:
+            run.unsent.popleft()
+        run.pending.update(zip(job_ids, part))
+        run.restart_by_s = None
+        return True
+
+    def _give_back(self, run: _Run, job_ids: list[str]) -> None:
+        """Jobs a daemon dropped (it stopped, or restarted and forgot them): sent again first, to the next daemon."""
+        run.unsent.extendleft(reversed([run.pending.pop(job_id) for job_id in job_ids]))
+        self._wait_for_next_daemon(run)
+
+    def _wait_for_next_daemon(self, run: _Run) -> None:
+        if run.restart_by_s is None:
+            run.restart_by_s = time.monotonic() + START_TIMEOUT_S
+            self._limits = None  # the next daemon may have other limits
+        elif time.monotonic() > run.restart_by_s:
+            raise DaemonUnavailable(f"the midibridge daemon at {self.endpoint} stopped, and no other took its place "
+                                    f"within {START_TIMEOUT_S:g} s. Start one with `midibridge serve`.")
 
     def _abandon(self, job_ids: list[str]) -> None:
         """Cancel jobs nobody waits for any more; a daemon that does not answer at once is left to finish them."""
@@ -199,19 +288,32 @@ class Client:
         except ClientError:
             pass
 
-    def _check_on(self, pending: dict[str, int], jobs, options) -> bool:
-        """Ask whether the daemon still has our jobs; reattach or resend them. False when it does not answer."""
+    def _check_on(self, run: _Run) -> bool:
+        """Ask whether the daemon still has our jobs; reattach or send them again. False when it does not answer."""
         try:
-            known = {job["job_id"]: job["state"] for job in self.status(list(pending))["jobs"]}
+            known = {job["job_id"]: job["state"] for job in self.status(list(run.pending))["jobs"]}
         except DaemonUnavailable:
             return False
         lost = [job_id for job_id, state in known.items() if state == "unknown"]
-        if lost:  # the daemon restarted: send those regions again
-            indices = [pending.pop(job_id) for job_id in lost]
-            pending.update(zip(self._submit([jobs[i] for i in indices], options), indices))
-        for job_id in [j for j in pending if j not in lost]:
+        if lost:  # the daemon restarted
+            self._give_back(run, lost)
+        for job_id in run.pending:
             self._send(p.FETCH, {"job_id": job_id})  # replies for it come to this socket from now on
         return True
+
+
+@dataclass
+class _Run:
+    """A batch on its way: every job (region, tempo), those not yet accepted by a daemon (indices, in the order to
+    send them), those accepted (job id -> index), and when to send again."""
+
+    jobs: list[tuple[Region, Tempo]]
+    options: dict
+    on_progress: ProgressCallback | None
+    unsent: deque[int]
+    pending: dict[str, int] = field(default_factory=dict)
+    resend_at_s: float = 0.0
+    restart_by_s: float | None = None  # set while waiting for the next daemon: until when
 
 
 def ensure_daemon(*, endpoint: str | None = None, timeout_s: float = START_TIMEOUT_S) -> dict:

@@ -76,29 +76,30 @@ class BatchItem:
 
 
 def batch(args: argparse.Namespace) -> int:
-    from midibridge.model.midi import clip_from_bytes
     from midibridge.model.presets import load_preset
 
     from . import resume
 
-    items = batch_items(args.inputs)
     out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    names = unique_names([item.stem for item in items])
+    make_folder(out)
+    items = batch_items(args.inputs)
     tempo = Tempo(bpm=args.bpm, beats_per_bar=args.beats_per_bar)
     preset = load_preset(args.preset)  # a bad preset stops the batch before anything runs
+    heads = [entry_head(item) for item in items]
+    library = resume.read_library(out)
+    places = resume.match(library, heads)
+    names = resume.mid_names(library, places, [item.stem for item in items], folder=out)
     prints = [resume.fingerprint(item.region, tempo=item.tempo or tempo, preset=preset) for item in items]
-    previous = resume.previous_entries(out / "index.json")
     index: list[dict] = [{} for _ in items]
-    clips: list[Clip | None] = [None for _ in items]
     todo = []
-    for i, item in enumerate(items):
-        if resume.still_good(previous.get(names[i]), source=item.source, fingerprint=prints[i], midi=out / names[i],
+    for i, place in enumerate(places):
+        previous = None if place is None else library[place]
+        if resume.still_good(previous, fingerprint=prints[i], midi=out / names[i],
                              allow_truncated=args.allow_truncated):
-            index[i] = previous[names[i]]  # as it was, byte for byte
-            clips[i] = clip_from_bytes((out / names[i]).read_bytes(), position_s=index[i]["position_s"])
+            index[i] = previous  # as it was, byte for byte
         else:
             todo.append(i)
+    rows = resume.merged(library, places, folder=out)
     where = "cluster" if args.cluster else runner.choose(daemon=args.daemon)
     shown_where = f"on the Ray cluster at {args.cluster}" if args.cluster else where
     bar = ProgressLine(len(todo))
@@ -110,26 +111,32 @@ def batch(args: argparse.Namespace) -> int:
         with closing(results):  # leaving early (Ctrl-C) stops what still runs, wherever it runs
             for result in results:
                 i = todo[result.index]
-                index[i] = record(items[i], out / names[i], result, fingerprint=prints[i])
-                clips[i] = result.clip
+                index[i] = record(heads[i], out / names[i], result, fingerprint=prints[i])
                 bar.done(result)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ClientError) as stop:  # the regions that finished stay listed: a rerun skips them
         bar.close()
+        failed_run = isinstance(stop, ClientError)
+        if failed_run and not any(index[i] for i in todo):
+            raise  # nothing written: the folder stays as it was
+        ended = f"stopped before this region finished ({stop})" if failed_run else \
+            "was interrupted before this region finished"
         for i in todo:
-            index[i] = index[i] or {"input": items[i].source, **items[i].details, "error": {
-                "code": "cancelled", "message": "the batch was interrupted before this region finished; rerun the "
-                                                "batch into the same directory to convert it"}}
-        write_index(out, index, clips, where=shown_where)
+            index[i] = index[i] or {**heads[i], "error": {
+                "code": stop.code if failed_run else "cancelled",
+                "message": f"the batch {ended}; rerun the batch into the same directory to convert it"}}
+        write_index(out, rows, index, where=shown_where)
         done = sum("midi" in entry for entry in index)
-        print(f"midibridge: interrupted: {done} of {len(index)} regions converted into {out} and kept; rerun the "
-              f"same batch to convert the rest", file=sys.stderr)
+        print(f"midibridge: {'stopped' if failed_run else 'interrupted'}: {done} of {len(index)} regions converted "
+              f"into {out} and kept; rerun the same batch to convert the rest", file=sys.stderr)
         raise
     bar.close()
-    write_index(out, index, clips, where=shown_where)
+    write_index(out, rows, index, where=shown_where)
     failed = [entry for entry in index if entry.get("error")]
     skipped = f"; {len(items) - len(todo)} unchanged since the last run, skipped" if len(todo) < len(items) else ""
+    kept = len(rows) - len(items)
+    earlier = f" (with {kept} region{'s' * (kept != 1)} of earlier batches)" if kept else ""
     print(f"converted {len(index) - len(failed)} of {len(index)} regions into {out} ({shown_where}{skipped}); "
-          f"index: {out / 'index.json'}, report: {out / 'index.html'}")
+          f"index: {out / 'index.json'}{earlier}, report: {out / 'index.html'}")
     for entry in failed:
         print(f"  failed: {entry['input']}: [{entry['error']['code']}] {entry['error']['message']}", file=sys.stderr)
     for entry in index:  # after the progress bar, which owns stderr's last line while it runs
@@ -138,25 +145,65 @@ def batch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def write_index(out: Path, index: list[dict], clips: list[Clip | None], *, where: str) -> None:
-    """index.json (what each region became and what made it: the same wherever the batch ran) and index.html."""
-    from .report import write_report
+def make_folder(out: Path) -> None:
+    """A batch's directory, made if needed and writable, before anything else is read or written."""
+    if out.exists() and not out.is_dir():
+        raise ClientError("output_not_a_directory", f"{out} is a file, not a directory: -o names the directory the "
+                                                    f".mid files, index.json and index.html go into. Give a new or "
+                                                    f"existing directory, e.g. -o midi")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ClientError("output_unwritable", f"cannot make the directory {out}: {error.strerror}. Give -o a "
+                                               f"directory you can write to.") from error
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ClientError("output_unwritable", f"cannot write into the directory {out}: permission denied. Give -o "
+                                               f"a directory you can write to.")
 
-    write_file(out / "index.json", json.dumps({"regions": index}, indent=1).encode(), whole=True)
-    write_report(out / "index.html", entries=index, clips=clips, where=where)
+
+def entry_head(item: BatchItem) -> dict:
+    """The start of a region's index.json entry: its source, by absolute paths (so that entries of batches run from
+    different directories say which file each is), and a session region's details."""
+    details = item.details
+    if "session" in details:
+        details = {**details, "session": os.path.abspath(details["session"])}
+    return {"input": os.path.abspath(item.source), **details}
+
+
+def write_index(out: Path, rows: list[int | dict], index: list[dict], *, where: str) -> None:
+    """index.json (what each region became and what made it: the same wherever the batch ran) and index.html, whose
+    piano rolls show what each .mid holds (read back, so the page is the same whichever run wrote a file). `rows`
+    are the regions it lists (plugin_host.resume.merged): this run's by number in `index`, earlier entries as they
+    were."""
+    from midibridge.model.midi import clip_from_bytes
+
+    from .report import render_report
+
+    def clip_of(entry: dict) -> Clip | None:
+        try:
+            return clip_from_bytes((out / Path(entry["midi"]).name).read_bytes(), position_s=entry["position_s"])
+        except (OSError, EOFError, ValueError, KeyError, IndexError):  # what mido raises on a file that is not MIDI
+            return None  # a .mid deleted or spoilt since: its row says so, the rest of the library still shows
+
+    entries = [index[row] if isinstance(row, int) else row for row in rows]
+    clips = [clip_of(entry) if "midi" in entry else None for entry in entries]
+    write_file(out / "index.json", json.dumps({"regions": entries}, indent=1).encode(), whole=True)
+    write_file(out / "index.html", render_report(entries=entries, clips=clips, where=where).encode(), whole=True)
 
 
 def batch_items(inputs: list[str]) -> list[BatchItem]:
-    """Files as regions at 0 s; directories' audio files (sorted); every audio region of an Ardour session file."""
+    """Files as regions at 0 s; directories' audio files (sorted); every audio region of an Ardour session, named by
+    its .ardour file or by its folder (a folder with one .ardour file at its top)."""
+    from .ardour_adapter import session_file_of, session_regions
+
     items: list[BatchItem] = []
     for item in map(Path, inputs):
-        if item.suffix == ".ardour":
-            from .ardour_adapter import session_regions
-
-            for found in session_regions(item):
+        session = session_file_of(item) if item.suffix == ".ardour" or item.is_dir() else None
+        if session is not None:
+            for found in session_regions(session):
                 region = found.region
                 items.append(BatchItem(region.path, region, found.tempo, f"{found.track}-{found.name}",
-                                       {"session": str(item), "track": found.track, "region": found.name,
+                                       {"session": str(session), "track": found.track, "region": found.name,
                                         "start_s": region.start_s, "source_duration_s": region.duration_s}))
         elif item.is_dir():
             items += [BatchItem(str(p), Region.from_file(p), None, p.stem, {}) for p in
@@ -166,16 +213,16 @@ def batch_items(inputs: list[str]) -> list[BatchItem]:
     return items
 
 
-def record(item: BatchItem, midi: Path, result: JobResult, *, fingerprint: dict) -> dict:
-    """One entry of a batch's index.json; writes the region's .mid when it has one. A converted region's entry
-    keeps its `fingerprint` (plugin_host.resume), so a rerun can tell whether the .mid still stands."""
-    entry = {"input": item.source, **item.details}
+def record(head: dict, midi: Path, result: JobResult, *, fingerprint: dict) -> dict:
+    """One entry of a batch's index.json, from its `head` (entry_head); writes the region's .mid when it has one. A
+    converted region's entry keeps its `fingerprint` (plugin_host.resume), so a rerun can tell whether the .mid
+    still stands."""
     if result.error is not None:
-        return {**entry, "error": {"code": result.error.code, "message": str(result.error)}}
+        return {**head, "error": {"code": result.error.code, "message": str(result.error)}}
     write_file(midi, result.smf, whole=True)
     clip = result.clip
     truncated = {} if clip.truncated_at_s is None else {"truncated_at_s": clip.truncated_at_s}
-    return {**entry, "midi": str(midi), "position_s": clip.position_s, "duration_s": clip.duration_s,
+    return {**head, "midi": str(midi), "position_s": clip.position_s, "duration_s": clip.duration_s,
             **truncated, "notes": len(clip.notes), **fingerprint}
 
 
@@ -183,19 +230,6 @@ def truncation_warning(source: str, truncated_at_s: float, duration_s: float) ->
     """The stderr line for a clip transcribed with --allow-truncated from a file cut short."""
     return (f"midibridge: warning [audio_truncated]: {source} is truncated: its audio stops {truncated_at_s:.3f} s "
             f"into the {duration_s:.3f} s region, so the clip has no notes after that")
-
-
-def unique_names(stems: list[str]) -> list[str]:
-    names, seen = [], set()
-    for stem in stems:
-        stem = "".join(c if c.isalnum() or c in "-_. " else "_" for c in stem)
-        name, n = f"{stem}.mid", 1
-        while name in seen:
-            n += 1
-            name = f"{stem}-{n}.mid"
-        seen.add(name)
-        names.append(name)
-    return names
 
 
 class ProgressLine:
@@ -228,14 +262,24 @@ class ProgressLine:
 
 
 def ardour_convert(args: argparse.Namespace) -> int:
+    from midibridge.model.presets import load_preset
+
     from .ardour_adapter import convert_session
 
-    lines = convert_session(Path(args.session_dir), tracks=args.tracks, preset=args.preset, in_process=args.in_process)
+    load_preset(args.preset)  # an unknown preset stops here: before Ardour starts, the backup and the save
+    lines = convert_session(Path(args.session), tracks=args.tracks, preset=args.preset,
+                            keep_previous=args.keep_previous, in_process=args.in_process)
     for line in lines:
         outcome = f"{line.notes} notes" if line.error is None else f"FAILED {line.error}"
+        if line.earlier:
+            regions = ("the MIDI region an earlier run" if line.earlier == 1 else
+                       f"the {line.earlier} MIDI regions earlier runs") + " made from it"
+            outcome += f"; kept {regions} beside the new one" if args.keep_previous else f"; replaced {regions}"
         print(f"{line.track}\t{line.position_s:.6f} s\t{outcome}")
     failed = sum(line.error is not None for line in lines)
-    print(f"converted {len(lines) - failed} of {len(lines)} regions; the session is saved")
+    replaced = "" if args.keep_previous or not any(line.earlier for line in lines) else \
+        " (one Edit > Undo in Ardour brings back what it replaced)"
+    print(f"converted {len(lines) - failed} of {len(lines)} regions; the session is saved{replaced}")
     return 1 if failed else 0
 
 

@@ -1,34 +1,12 @@
 """`midibridge host transcribe`: the line protocol DAW adapters use, since their script languages read lines easily.
 
-Request: a file, one region per line, tab-separated:
-
-    id  path  start_s  duration_s  position_s  bpm  beats_per_bar  bar_offset_beats
-
-(the trim into the source, the region's length and timeline position, and the
-host's tempo there). Answer on stdout, flushed line by line:
-
-    STATUS starting the transcriber…   what is going on, for people; "waiting: 2 jobs ahead" while the
-                                       daemon runs others' jobs first, "transcribing: 1 of 3 done"
-    PROGRESS 0.420                  all regions together, 0..1: at least every TICK_S while it runs
-    NOTES 3 57                      region 3 has 57 notes and their bends; they follow
-    NOTES 6 120 drums               region 6 is drums: 120 notes, GM drum sounds on channel 9 (10 counted from 1)
-    N 3 0.511000 1.020000 64 90 0   region 3: start_s end_s (from the region start) pitch velocity channel
-    B 3 0 0.600000 -0.500000        region 3, channel 0: from 0.6 s on, bent by -0.5 semitones (0: unbent)
-    ERROR 4 [audio_not_found] …     region 4 failed; the others go on
-    DONE 5 1                        regions converted, regions failed
-
-Channels are as in midibridge's MIDI files: a bent note gets a channel of its
-own while it sounds, so its bends move no other note; a drum region's notes
-are all on the drum channel, unbent (model.midi). A reader that knows no
-words after a NOTES line's count ignores them.
-
-A DAW script reads these lines on its GUI thread, so they keep coming: between
-two lines the GUI cannot repaint. A script that stops reading and closes its
-end (its user pressed Cancel) ends the run: the regions' jobs are cancelled at
-the daemon and the command exits at once. Any other line kind may be added
-later: readers skip kinds they do not know.
-
-It goes through the daemon (started when none runs), or in-process with --in-process.
+README.md ("Your own adapter") documents it for adapter writers. In short,
+a request file holds one region per line, tab-separated (FIELDS); the
+answer is STATUS, PROGRESS, NOTES (+ N and B lines), ERROR and DONE lines
+on stdout, flushed one by one (answer_lines), with PROGRESS at least every
+TICK_S so a DAW script reading them on its GUI thread can repaint. A reader
+that closes its end (Cancel) ends the run: the jobs are cancelled at the
+daemon and the command exits at once.
 """
 
 from __future__ import annotations

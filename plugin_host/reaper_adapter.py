@@ -15,7 +15,8 @@ INSTALL_HELP = """In REAPER: Actions > Show action list > New action > Load ReaS
 midibridge_*.py files (they need REAPER's Python support: Options > Preferences > Plug-ins >
 ReaScript, "Enable Python for use with ReaScript"). "convert selected items" transcribes the
 selected audio items; "convert all tracks" every audio item. Each item's notes land in a new MIDI
-item at the item's position, on a track "<track> MIDI" below it; one undo step undoes a run.
+item at the item's position, on a track "<track> MIDI" below it, replacing the MIDI item an
+earlier run made from that item; one undo step undoes a run.
 Bind them to keys or toolbar buttons from the same action list."""
 
 

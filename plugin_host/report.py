@@ -29,6 +29,7 @@ th { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: #
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.source { max-width: 300px; }
 td.source .folder { display: block; font-size: 11px; color: #7a8494; word-break: break-all; }
+td.midi { font-family: ui-monospace, monospace; font-size: 12px; white-space: nowrap; }
 tr.failed td { background: #fff1f0; }
 tr.failed .reason { color: #a8071a; }
 code { font-size: 12px; background: #f0f2f5; padding: 1px 4px; border-radius: 3px; }
@@ -39,7 +40,7 @@ svg.roll text { font: 9px sans-serif; fill: #7a8494; }
 """
 
 
-def write_report(path: Path, *, entries: list[dict], clips: list[Clip | None], where: str) -> None:
+def render_report(*, entries: list[dict], clips: list[Clip | None], where: str) -> str:
     """index.html for a batch: `entries` are index.json's regions, `clips` their clips (None where one failed)."""
     rows = sorted(zip(entries, clips), key=lambda row: "error" not in row[0])  # stable: failures first, then in order
     failed = sum("error" in entry for entry in entries)
@@ -47,29 +48,33 @@ def write_report(path: Path, *, entries: list[dict], clips: list[Clip | None], w
     if failed:
         summary += f"; {failed} failed"
     body = "\n".join(_row(entry, clip) for entry, clip in rows)
-    path.write_text(f"""<!DOCTYPE html>
+    return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>midibridge batch</title><style>{STYLE}</style></head>
 <body><h1>midibridge batch</h1><p class="summary">{escape(summary)}</p>
-<table><thead><tr><th>Source</th><th>Track</th><th>Position</th><th>Duration</th><th>Preset</th><th>Notes</th>
-<th>Clip</th></tr></thead>
+<table><thead><tr><th>Source</th><th>MIDI file</th><th>Track</th><th>Position</th><th>Duration</th><th>Preset</th>
+<th>Notes</th><th>Clip</th></tr></thead>
 <tbody>
 {body}
 </tbody></table></body></html>
-""", encoding="utf-8")
+"""
 
 
 def _row(entry: dict, clip: Clip | None) -> str:
+    # The source's whole folder, as index.json has it: two sources of one name say which is which.
     folder, _, name = entry["input"].rpartition("/")
     folder = f'<span class="folder">{escape(folder)}/</span>' if folder else ""
     source = f'<td class="source"><strong>{escape(name)}</strong>{folder}</td>'
+    midi = f'<td class="midi">{escape(Path(entry["midi"]).name) if "midi" in entry else "—"}</td>'
     track = f"<td>{escape(str(entry.get('track', '—')))}</td>"
     if "error" in entry:
         reason = f'<code>{escape(entry["error"]["code"])}</code> {escape(entry["error"]["message"])}'
-        return f'<tr class="failed">{source}{track}<td colspan="5" class="reason">failed: {reason}</td></tr>'
+        return f'<tr class="failed">{source}{midi}{track}<td colspan="5" class="reason">failed: {reason}</td></tr>'
     preset = escape(entry["preset"]["name"])
-    return (f'<tr class="converted">{source}{track}<td class="num">{entry["position_s"]:.3f} s</td>'
+    roll = piano_roll(clip, duration_s=entry["duration_s"]) if clip is not None else \
+        '<span class="reason">its .mid is missing or not a MIDI file: rerun the batch to make it again</span>'
+    return (f'<tr class="converted">{source}{midi}{track}<td class="num">{entry["position_s"]:.3f} s</td>'
             f'<td class="num">{entry["duration_s"]:.3f} s</td><td>{preset}</td><td class="num">{entry["notes"]}</td>'
-            f"<td>{piano_roll(clip, duration_s=entry['duration_s'])}</td></tr>")
+            f"<td>{roll}</td></tr>")
 
 
 def piano_roll(clip: Clip | None, *, duration_s: float) -> str:

@@ -4,7 +4,8 @@ REAPER cannot run here, so its API is faked: only the calls the script makes,
 with REAPER's Python conventions (handles are strings such as
 "(MediaItem*)0x0000000000000002"; a call with pointer arguments returns a
 tuple of its result and every argument, filled in; PPQ 960 from the MIDI
-item's start; "divided" BPM counts beats of the time signature's unit).
+item's start; "divided" BPM counts beats of the time signature's unit; an item
+has a GUID and keeps "P_EXT:" extension strings, as REAPER's items do).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class FakeItem:
     length: float
     take: FakeTake | None
     selected: bool = False
+    guid: str = ""
+    ext: dict = field(default_factory=dict)  # "P_EXT:name" -> value
 
 
 @dataclass
@@ -61,7 +64,7 @@ class FakeReaper:
 
     def add_item(self, track: FakeTrack, *, position: float, length: float, take: FakeTake | None,
                  selected: bool = False) -> FakeItem:
-        item = FakeItem(track, position, length, take, selected)
+        item = FakeItem(track, position, length, take, selected, guid=f"{{{next(self._ids):08X}-FAKE-GUID}}")
         track.items.append(item)
         return item
 
@@ -142,6 +145,21 @@ class FakeReaper:
         if set_new:
             self._get(track).name = value
         return (True, track, name, self._get(track).name, set_new)
+
+    def RPR_GetSetMediaItemInfo_String(self, item, name, value, set_new):
+        thing = self._get(item)
+        if name == "GUID":
+            assert not set_new, "a GUID is REAPER's to give"
+            return (True, item, name, thing.guid, set_new)
+        assert name.startswith("P_EXT:")
+        if set_new:
+            thing.ext[name] = value
+        return (name in thing.ext, item, name, thing.ext.get(name, ""), set_new)
+
+    def RPR_DeleteTrackMediaItem(self, track, item):
+        assert self._open_undo, "items are deleted inside an undo block"
+        self._get(track).items.remove(self._get(item))
+        return True
 
     def RPR_GetMediaTrackInfo_Value(self, track, key):
         assert key == "IP_TRACKNUMBER"

@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,9 +188,91 @@ def test_the_batch_action_converts_every_audio_track_of_a_session(daemon, tmp_pa
 
     assert again.returncode == 0, again.stdout + again.stderr
     found = read_session(session)
-    assert sorted(m["track"] for m in found["midi"]) == ["Bass MIDI", "Lead MIDI", "Pad MIDI", "Pad MIDI"], \
-        "a second run reuses the track it made"
+    assert sorted(m["track"] for m in found["midi"]) == ["Bass MIDI", "Lead MIDI", "Pad MIDI"], \
+        "a second run reuses the track it made, its region replacing the first run's"
     assert undo_steps(session) == [("midibridge: audio to MIDI", 1)], "the second run is one undo step too"
+
+
+def notes_said(done: subprocess.CompletedProcess) -> int:
+    """The notes `ardour convert` says its one region got."""
+    [count] = [int(line.split("\t")[2].split()[0]) for line in done.stdout.splitlines() if " notes" in line]
+    return count
+
+
+def midi_region_ids(session: Path) -> list[str]:
+    """The ids of the MIDI regions on the session's playlists, as saved."""
+    root = ElementTree.parse(session / "session.ardour").getroot()
+    return [region.get("id") for playlist in root.iter("Playlist") if playlist.get("type") == "midi"
+            for region in playlist.findall("Region")]
+
+
+def undo_region_changes(session: Path) -> list[tuple[list[str], list[str]]]:
+    """(regions added, regions removed) by each playlist change of the session's last undo step."""
+    *_, step = ElementTree.parse(session / "session.history").getroot().iter("UndoTransaction")
+    return [([a.get("id") for a in regions.iter("Add")], [r.get("id") for r in regions.iter("Remove")])
+            for regions in step.iter("Regions")]
+
+
+def single_run(path: Path, *, start_s: float, duration_s: float, position_s: float):
+    """What one conversion of that region gives with the default preset: its notes and its MIDI file's bends."""
+    from midibridge.model.midi import clip_to_midi
+    from midibridge.model.pipeline import Transcriber
+
+    clip = Transcriber().transcribe(Region.from_file(path, start_s=start_s, duration_s=duration_s,
+                                                     position_s=position_s), tempo=Tempo(bpm=BPM))
+    return clip.notes, smf_bends(clip_to_midi(clip))
+
+
+def test_converting_a_region_again_replaces_its_midi_region_in_one_undo_step(daemon, tmp_path):
+    """Issue 18.1: the second run's region held both runs' notes (and the first's pitch-wheel events), stacked on
+    the first region."""
+    rate = 44100
+    placed = Placed("Bass", take(tmp_path, rate, "bass.wav", -12), 1.0, 0.5, 6.0)
+    session = make_session(tmp_path / "session", rate, [placed])
+    first = convert(daemon, session, "--tracks", "Bass", "--preset", "bass")
+    assert first.returncode == 0, first.stdout + first.stderr
+    [earlier] = midi_region_ids(session)
+
+    again = convert(daemon, session, "--tracks", "Bass")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Bass\t1.000000 s\t" in again.stdout and "; replaced the MIDI region an earlier run made from it" in \
+        again.stdout and "one Edit > Undo in Ardour brings back what it replaced" in again.stdout
+    found = read_session(session)
+    [audio] = found["audio"]
+    [midi] = found["midi"]
+    assert (midi["track"], midi["position"], midi["length"]) == ("Bass MIDI", audio["position"], audio["length"])
+    notes, bends = single_run(placed.file, start_s=0.5, duration_s=6.0, position_s=1.0)
+    assert notes_said(again) == len(notes) == len(found["notes"]), "the region holds this run's notes only"
+    assert sorted(pitch for _, pitch in smf_notes(midi["smf"])) == sorted(n.pitch for n in notes)
+    assert bends and len(smf_bends(mido.MidiFile(midi["smf"]))) == len(bends), "and its own bends only"
+    [now] = midi_region_ids(session)
+    assert undo_steps(session) == [("midibridge: audio to MIDI", 1)]
+    assert undo_region_changes(session) == [([now], [earlier])], \
+        "one undo step removes the new region and brings the first run's back"
+
+
+def test_keep_previous_keeps_the_earlier_region_beside_the_new_one_each_with_its_own_notes(daemon, tmp_path):
+    """Issue 18.1: both regions stay where they were made, and neither holds the other's notes."""
+    rate = 44100
+    placed = Placed("Bass", take(tmp_path, rate, "bass.wav", -12), 1.0, 0.5, 6.0)
+    session = make_session(tmp_path / "session", rate, [placed])
+    first = convert(daemon, session, "--preset", "bass")
+    [earlier] = read_session(session)["midi"]
+    earlier_notes = smf_notes(earlier["smf"])
+
+    again = convert(daemon, session, "--keep-previous")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "; kept the MIDI region an earlier run made from it beside the new one" in again.stdout
+    regions = read_session(session)["midi"]
+    assert [(m["track"], m["position"]) for m in regions] == [("Bass MIDI", earlier["position"])] * 2
+    [kept] = [m for m in regions if m["smf"] == earlier["smf"]]
+    [new] = [m for m in regions if m["smf"] != earlier["smf"]]
+    assert smf_notes(kept["smf"]) == earlier_notes and len(earlier_notes) == notes_said(first)
+    notes, bends = single_run(placed.file, start_s=0.5, duration_s=6.0, position_s=1.0)
+    assert len(smf_notes(new["smf"])) == notes_said(again) == len(notes), "the new region holds its own notes only"
+    assert len(smf_bends(mido.MidiFile(new["smf"]))) == len(bends)
 
 
 def test_a_drum_region_lands_on_a_drums_track_with_its_notes_on_channel_10(daemon, tmp_path):
@@ -212,8 +295,6 @@ def test_a_drum_region_lands_on_a_drums_track_with_its_notes_on_channel_10(daemo
 
 def undo_steps(session: Path) -> list[tuple[str, int]]:
     """(name, note diff commands) of each undo step Ardour saved in the session's history."""
-    import xml.etree.ElementTree as ElementTree
-
     history = ElementTree.parse(session / "session.history").getroot()
     return [(step.get("name"), len(step.findall(".//NoteDiffCommand"))) for step in history.iter("UndoTransaction")]
 
@@ -253,6 +334,65 @@ def test_batch_reads_a_session_file_without_touching_it(daemon, tmp_path):
     assert hashlib.sha256(session_file.read_bytes()).hexdigest() == before
 
 
+def test_ardour_convert_checks_tracks_and_preset_before_it_touches_the_session(daemon, tmp_path):
+    """Issue 18.8: `--tracks Vocals` converted nothing and exited 0; `--preset voacl` started Ardour, backed up and
+    saved the session, then failed each region."""
+    rate = 44100
+    placed = [Placed("Bass", take(tmp_path, rate), 0.0, 0.0, 4.0),
+              Placed("Keys", take(tmp_path, rate, "keys.wav"), 0.0, 0.0, 4.0)]
+    session = make_session(tmp_path / "session", rate, placed)
+    before = hashlib.sha256((session / "session.ardour").read_bytes()).hexdigest()
+
+    no_track = convert(daemon, session, "--tracks", "Bass", "Vocals")
+    no_preset = convert(daemon, session, "--preset", "voacl")
+
+    assert no_track.returncode == 1 and no_track.stderr == (
+        "midibridge: error [unknown_track]: session.ardour has no audio track named 'Vocals'; its audio tracks: "
+        "Bass, Keys. Pass names as Ardour shows them, or leave out --tracks for all of them\n")
+    assert no_preset.returncode == 1 and no_preset.stderr.startswith(
+        "midibridge: error [unknown_preset]: unknown preset 'voacl'; presets are: bass, default, drums")
+    assert no_track.stdout == no_preset.stdout == "", "nothing was backed up or converted"
+    assert not list(session.glob("*.before-midibridge-*")), "no backup: the session was never opened"
+    assert hashlib.sha256((session / "session.ardour").read_bytes()).hexdigest() == before
+
+
+def test_ardour_convert_takes_the_session_file_as_well_as_its_folder(daemon, tmp_path):
+    """Issue 18.8: `ardour convert song/song.ardour` said "holds 0 .ardour files"."""
+    rate = 44100
+    session = make_session(tmp_path / "session", rate, [Placed("Keys", take(tmp_path, rate), 1.0, 0.0, 4.0)])
+
+    done = convert(daemon, session / "session.ardour")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "converted 1 of 1 regions" in done.stdout
+    assert [m["track"] for m in read_session(session)["midi"]] == ["Keys MIDI"]
+
+    # A folder with a snapshot beside the session holds two: which one is meant has to be said.
+    shutil.copy(session / "session.ardour", session / "before-keys.ardour")
+    for command in (["ardour", "convert", str(session)], ["batch", str(session), "-o", str(tmp_path / "midi")]):
+        refused = subprocess.run([MIDIBRIDGE, *command], capture_output=True, text=True, env=daemon.env, timeout=60)
+        assert refused.returncode == 1 and refused.stderr == (
+            f"midibridge: error [ardour_session]: {session} holds 2 Ardour session files (before-keys.ardour, "
+            f"session.ardour): pass the one you mean, e.g. {session / 'before-keys.ardour'}\n")
+
+
+def test_batch_takes_a_session_folder_as_it_takes_its_session_file(daemon, tmp_path):
+    """Issue 18.8: `batch song/` converted the audio files in the session's folder, not its regions."""
+    rate = 44100
+    placed = [Placed("Keys", take(tmp_path, rate), 3.5, 1.25, 4.0),
+              Placed("Lead", take(tmp_path, rate, "lead.wav", 12), 0.75, 0.0, 8.0)]
+    session = make_session(tmp_path / "session", rate, placed)
+
+    done = subprocess.run([MIDIBRIDGE, "batch", str(session), "-o", str(tmp_path / "midi")], capture_output=True,
+                          text=True, env=daemon.env, timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    index = json.loads((tmp_path / "midi" / "index.json").read_text())["regions"]
+    assert [(e["session"], e["track"], e["position_s"], e["start_s"], e["duration_s"]) for e in index] == [
+        (str(session / "session.ardour"), "Keys", 3.5, 1.25, 4.0),
+        (str(session / "session.ardour"), "Lead", 0.75, 0.0, 8.0)]
+
+
 def action_slots(*args, env=None) -> subprocess.CompletedProcess:
     """tests/ardour/action_slots.lua: write Ardour's saved action slots, or run one as Ardour restores it."""
     done = subprocess.run(["ardour7-lua", str(HERE / "action_slots.lua"), *map(str, args)], capture_output=True,
@@ -286,6 +426,13 @@ def test_an_installed_action_works_from_its_dumped_factory_alone_as_ardour_keeps
     [midi] = found["midi"]
     assert (midi["track"], midi["position"], midi["length"]) == ("Keys MIDI", audio["position"], audio["length"])
     assert len(found["notes"]) > 5 and undo_steps(session) == [("midibridge: audio to MIDI", 1)]
+
+    again = action_slots("run", state, 1, session, "session", env=daemon.env)
+
+    assert "DIALOG midibridge: report\nConverted 1 of 1 region(s).  Edit › Undo removes them all and brings back " \
+           "what they replaced." in again.stdout, again.stdout
+    assert ' notes → track "Keys MIDI", replacing the region an earlier run made from it' in again.stdout
+    assert len(read_session(session)["midi"]) == 1
 
 
 def test_an_action_that_fails_says_why_and_stays_in_its_slot(daemon, tmp_path):

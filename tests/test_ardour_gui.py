@@ -85,6 +85,57 @@ def test_converting_the_selected_region_in_the_editor_then_one_undo_removes_it(e
     keep(editor.screenshot(tmp_path / "after-undo.png"))
 
 
+def test_converting_the_region_again_in_the_editor_replaces_its_midi_region_and_one_undo_brings_it_back(editor,
+                                                                                                        tmp_path):
+    """Issue 18.1 in the editor: a second conversion stacked a region holding both runs' notes on the first."""
+    editor.do("Editor/select-all-objects")
+    editor.do("LuaAction/script-1")
+    editor.press(editor.window("midibridge: report"), "Return")
+    editor.save()
+    first = read_session(editor.session)
+    [first_region] = first["midi"]
+
+    editor.do("LuaAction/script-2")  # the batch action: every audio region, this one among them
+    report = editor.window("midibridge: report")
+    keep(editor.screenshot(tmp_path / "report-replacing.png"))
+    editor.press(report, "Return")
+    editor.save()
+
+    again = read_session(editor.session)
+    [region] = again["midi"]
+    assert region["smf"] != first_region["smf"] and (region["position"], region["length"]) == \
+        (first_region["position"], first_region["length"]), "a new region in the first one's place"
+    assert sorted((n["ticks"], n["pitch"]) for n in again["notes"]) == \
+        sorted((n["ticks"], n["pitch"]) for n in first["notes"]), "holding this run's notes, once"
+    assert undo_steps(editor.session)[-1] == ("midibridge: audio to MIDI", 1)
+
+    editor.do("Editor/undo")
+    editor.save()
+
+    assert read_session(editor.session) == first, "one Undo brought the first run's region back, as it was"
+
+
+def test_after_ardour_convert_replaced_a_region_one_undo_in_the_editor_brings_it_back(daemon, tmp_path):
+    """What `ardour convert` says when it replaced a region ("one Edit > Undo in Ardour brings back what it
+    replaced") holds in the editor, on the history the headless run saved."""
+    session = make_session(tmp_path / "session", RATE, [Placed("Keys", take(tmp_path, RATE), 3.5, 1.25, 4.0)])
+    regions = []
+    for preset in ("bass", "default"):
+        done = subprocess.run([MIDIBRIDGE, "ardour", "convert", str(session), "--preset", preset],
+                              capture_output=True, text=True, env=daemon.env, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        regions += read_session(session)["midi"]
+    assert "one Edit > Undo in Ardour brings back what it replaced" in done.stdout
+    bass, default = regions
+
+    with ArdourEditor(session, config=tmp_path / "config", env=daemon.env, log=tmp_path / "ardour.log",
+                      rate=RATE) as editor:
+        editor.do("Editor/undo")
+        editor.save()
+
+    assert read_session(session)["midi"] == [bass] and default["smf"] != bass["smf"], "the bass run's region is back"
+
+
 def test_cancel_while_the_daemon_is_busy_stops_the_job_and_leaves_the_session_as_it_was(editor, daemon, long_audio,
                                                                                          tmp_path):
     before = read_session(editor.session)

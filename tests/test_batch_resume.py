@@ -11,8 +11,9 @@ from conftest import FLUTE, melody, render
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 
 
-def batch(*args):
-    return subprocess.run([MIDIBRIDGE, "batch", *map(str, args), "--in-process"], capture_output=True, text=True)
+def batch(*args, cwd=None):
+    return subprocess.run([MIDIBRIDGE, "batch", *map(str, args), "--in-process"], capture_output=True, text=True,
+                          cwd=cwd)
 
 
 def entries(out: Path) -> dict[str, str]:
@@ -90,3 +91,23 @@ def test_a_failed_region_is_tried_again(piano_line, tmp_path):
     again = batch(takes, "-o", out)
 
     assert again.returncode == 0 and "converted 1 of 1 regions" in again.stdout and "skipped" not in again.stdout
+
+
+def test_a_rerun_that_spells_the_paths_another_way_still_skips_everything(piano_line, tmp_path):
+    """From the work folder with relative paths, then from / with absolute ones, then through a symlinked folder."""
+    work = tmp_path / "work"
+    work.mkdir()
+    takes_of(work, piano_line).rename(work / "stems2")
+    (tmp_path / "link").symlink_to(work)
+    first = batch("stems2", "-o", "batch2", cwd=work)
+    out = work / "batch2"
+    before, files_before, index_before = entries(out), mtimes(out), (out / "index.json").read_bytes()
+
+    reruns = [batch(work / "stems2", "-o", out, cwd="/"),
+              batch("./link/stems2/", "-o", "link/./batch2", cwd=tmp_path)]
+
+    assert first.returncode == 0 and "skipped" not in first.stdout, first.stderr
+    for rerun in reruns:
+        assert rerun.returncode == 0 and "3 unchanged since the last run, skipped" in rerun.stdout, rerun.stderr
+    assert mtimes(out) == files_before and entries(out) == before
+    assert (out / "index.json").read_bytes() == index_before, "the index says the same whatever the spelling"

@@ -103,3 +103,30 @@ def test_a_bad_number_is_refused_the_same_way_with_or_without_a_daemon(daemon, p
     assert through_daemon.stderr == in_process.stderr and through_daemon.stderr.startswith("midibridge: error [")
     assert "batch region" not in through_daemon.stderr and "Traceback" not in through_daemon.stderr
     assert not (tmp_path / "d.mid").exists() and not (tmp_path / "p.mid").exists()
+
+
+def test_a_batch_larger_than_the_daemons_queue_converts_everything_into_one_index(tmp_path):
+    """`serve --queue 4` takes at most 4 regions a request: batch sends ten files in parts, through one bar and
+    one index, the same bytes as in-process."""
+    from conftest import synthesize, write_audio
+    from midibridge.model.clip import Note
+
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    for n in range(10):  # each its own note, so that none is answered from the daemon's cache
+        write_audio(takes / f"take{n:02d}.wav", synthesize([Note(48 + n, 0.1, 0.8, 100)], length_s=1.0), 44100)
+    small = DaemonProcess(tmp_path / "home", "--queue", "4", workers=1)
+    out = tmp_path / "midi"
+    try:
+        done = run(small, "batch", takes, "-o", out)
+    finally:
+        small.stop()
+
+    assert done.returncode == 0, done.stderr
+    assert "converted 10 of 10 regions" in done.stdout and "(daemon)" in done.stdout
+    assert len(json.loads((out / "index.json").read_text())["regions"]) == 10
+    through_daemon = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".html"}
+    out.rename(tmp_path / "through-daemon")
+    assert run(small, "batch", takes, "-o", out, "--in-process").returncode == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".html"} == through_daemon, \
+        "index.json and the .mid files alike"

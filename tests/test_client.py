@@ -1,15 +1,23 @@
 """The thin client as a DAW adapter uses it: light to import, and it rides out a daemon that restarts."""
 
+import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from midibridge.bridge import protocol as p
+from midibridge.model.clip import Note
 from midibridge.model.region import Region
-from midibridge.plugin_host.client import Client, DaemonUnavailable
+from midibridge.plugin_host.client import Client, ClientError, DaemonUnavailable
 
-from daemon_helpers import DaemonProcess, free_port
+from conftest import synthesize, write_audio
+from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
+
+MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 
 
 def test_converting_in_process_does_not_load_zeromq_and_the_client_does_not_load_numpy():
@@ -40,30 +48,140 @@ def test_a_daemon_on_ipc_serves_this_machines_clients(tmp_path, piano_line):
         running.stop()
 
 
-def test_no_daemon_means_a_clear_error_after_the_retries():
-    started = time.monotonic()
-    with Client(f"tcp://127.0.0.1:{free_port()}", timeout_s=0.3, retries=2) as client:
-        with pytest.raises(DaemonUnavailable) as caught:
-            client.hello()
+def counting_tries(client: Client) -> list[str]:
+    """The kinds of message `client` sends, as it sends them."""
+    sent, send = [], client._send
+    client._send = lambda kind, *args: sent.append(kind) or send(kind, *args)
+    return sent
 
+
+def test_no_daemon_fails_at_once_and_says_how_to_start_one():
+    """Nothing serves the endpoint and no daemon says it does: one quick hello, not four tries of 5 s."""
+    started = time.monotonic()
+    with Client(f"tcp://127.0.0.1:{free_port()}") as client:
+        tries = counting_tries(client)
+        with pytest.raises(DaemonUnavailable) as caught:
+            client.status()
+
+    assert tries == ["hello"], "one probe, no retries"
+    assert "no midibridge daemon is running on tcp://127.0.0.1:" in str(caught.value)
+    assert "Start one with `midibridge serve`" in str(caught.value)
+    assert time.monotonic() - started < 5.0, "today's default waited 4 tries x 5 s"
+
+
+def test_a_daemon_known_to_run_but_silent_gets_every_retry(tmp_path, monkeypatch):
+    """A discovery file of a live process: the daemon is there, merely slow, so Lazy Pirate asks again."""
+    from midibridge.bridge import discovery
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    discovery.write_discovery({"endpoint": endpoint, "pid": os.getpid(), "protocol": "midibridge/2.0",
+                               "public_key": None})
+    with Client(endpoint, timeout_s=0.3, retries=2) as client:
+        tries = counting_tries(client)
+        with pytest.raises(DaemonUnavailable) as caught:
+            client.status()
+
+    assert tries == ["status"] * 3
     assert "after 3 tries of 0.3 s" in str(caught.value) and "midibridge serve" in str(caught.value)
-    assert time.monotonic() - started < 3.0
+
+
+@pytest.fixture
+def one_worker(tmp_path):
+    """One worker and no spare for interactive jobs, a queue of 4."""
+    running = DaemonProcess(tmp_path / "home", "--queue", "4", "--interactive-workers", "0", "--grace", "1",
+                            workers=1)
+    yield running
+    running.stop()
+
+
+def short_takes(folder: Path, count: int) -> list[Path]:
+    """`count` different one-second files: each its own note, so none is answered from the daemon's cache."""
+    folder.mkdir(exist_ok=True)
+    return [write_audio(folder / f"take{n:02d}.wav", synthesize([Note(48 + n, 0.1, 0.8, 100)], length_s=1.0), 44100)
+            for n in range(count)]
+
+
+def test_a_batch_larger_than_the_daemons_queue_goes_in_parts_and_every_region_comes_back(one_worker, tmp_path):
+    takes = short_takes(tmp_path / "takes", 10)
+    seen = set()
+    with one_worker.client() as client:
+        assert client.hello()["limits"]["max_batch_regions"] == 4
+        results = list(client.batch([Region.from_file(take) for take in takes], priority="batch",
+                                    on_progress=lambda progress: seen.add(progress.index)))
+
+    assert sorted(result.index for result in results) == list(range(10)), "each region once"
+    assert all(result.error is None and result.clip.notes for result in results)
+    assert [result.clip.notes[0].pitch for result in sorted(results, key=lambda r: r.index)] == list(range(48, 58))
+    assert seen <= set(range(10)), "progress counts regions of the whole batch, not of a part"
+
+
+def test_a_batch_sent_while_someone_else_fills_the_queue_waits_its_turn(one_worker, long_audio, tmp_path):
+    """The queue is full of another client's jobs (busy): ours go in when those are gone, instead of failing."""
+    takes = short_takes(tmp_path / "takes", 3)
+    sock = one_worker.raw()
+    theirs = [submit_raw(sock, long_audio)]
+    wait_for(sock, {p.PROGRESS}, theirs[0])
+    theirs += [submit_raw(sock, long_audio, f"w{n}".encode()) for n in range(3)]
+    refused = []
+    with one_worker.client() as client:
+        request = client.request
+
+        def watching(kind, *args):
+            try:
+                return request(kind, *args)
+            except ClientError as error:
+                refused.append(error.code)
+                if len(refused) == 2:  # they give up their jobs once we have been turned away
+                    with one_worker.client() as other:
+                        other.cancel(theirs)
+                raise
+
+        client.request = watching
+        results = list(client.batch([Region.from_file(take) for take in takes]))
+    sock.close()
+
+    assert refused[:2] == ["busy", "busy"]
+    assert sorted(result.index for result in results) == [0, 1, 2]
+    assert all(result.error is None and result.clip.notes for result in results)
+
+
+def test_a_queued_convert_waits_through_a_daemon_restart_and_succeeds(one_worker, long_audio, piano_line, tmp_path):
+    """The daemon is restarted while our convert waits behind another job: it runs on the next daemon."""
+    sock = one_worker.raw()
+    hog = submit_raw(sock, long_audio)
+    wait_for(sock, {p.PROGRESS}, hog)
+    convert = subprocess.Popen([MIDIBRIDGE, "convert", str(piano_line), "-o", str(tmp_path / "take.mid"), "--json"],
+                               env=one_worker.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with one_worker.client() as client:
+        while client.status()["counts"]["queued"] == 0:
+            assert convert.poll() is None, convert.communicate()
+            time.sleep(0.1)
+    sock.close()
+
+    assert one_worker.stop() == 0, "SIGTERM: the queued convert is refused shutting_down, the hog cut off"
+    assert convert.poll() is None, "the convert waits for the next daemon"
+    following = DaemonProcess(tmp_path / "home", endpoint=one_worker.endpoint, workers=1)
+    try:
+        out, err = convert.communicate(timeout=120)
+        with following.client() as client:
+            done = client.status()["counts"]["done"]
+    finally:
+        following.stop()
+
+    assert convert.returncode == 0, err
+    assert json.loads(out)["notes"] and (tmp_path / "take.mid").is_file() and done == 1
 
 
 def test_a_daemon_started_from_a_folder_holding_folders_named_like_our_packages_works(tmp_path, piano_line):
     # `python -m` puts its working directory first on sys.path; a "presets" folder there once stood in for ours.
-    import json
-    import os
-    from pathlib import Path
-
     for name in ("presets", "model", "bridge"):
         (tmp_path / name).mkdir()
     (tmp_path / "presets" / "default.toml").write_text("not = [valid")
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path / "run"), MIDIBRIDGE_ENDPOINT=f"tcp://127.0.0.1:{free_port()}")
     (tmp_path / "run").mkdir()
-    midibridge = str(Path(sys.executable).parent / "midibridge")
 
-    converted = subprocess.run([midibridge, "convert", str(piano_line), "--daemon", "--preset", "piano", "--json",
+    converted = subprocess.run([MIDIBRIDGE, "convert", str(piano_line), "--daemon", "--preset", "piano", "--json",
                                 "-o", "x.mid"], cwd=tmp_path, env=env, capture_output=True, text=True)
     stopped = subprocess.run([sys.executable, "-c", "from midibridge.plugin_host.client import Client; Client().shutdown()"],
                              env=env, capture_output=True, text=True)

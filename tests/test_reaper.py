@@ -128,3 +128,31 @@ def test_a_drum_item_lands_on_a_drums_track_on_channel_10(daemon, monkeypatch, t
     assert item.position == 4.0
     assert {channel for _, _, channel, _, _ in item.take.notes} == {DRUM_CHANNEL}
     assert [pitch for _, _, _, pitch, _ in sorted(item.take.notes)] == [n.pitch for n in beat], "never transposed"
+
+
+def test_converting_an_item_again_replaces_the_midi_item_made_from_it_unless_it_was_moved(daemon, take_file,
+                                                                                          monkeypatch):
+    """Issue 18.1, in REAPER (the fake of tests/fake_reaper.py: REAPER's items keep a GUID and P_EXT strings, and
+    the fake does too). A second run stacked a second MIDI item on the first."""
+    reaper = FakeReaper(bpm=BPM)
+    keys = reaper.add_track("Keys")
+    reaper.add_item(keys, position=5.0, length=4.0, take=FakeTake(str(take_file), offset=1.25), selected=True)
+    run_action(reaper, "selected", daemon, monkeypatch, preset="bass")
+    [first] = reaper.tracks[1].items
+
+    run_action(reaper, "selected", daemon, monkeypatch)
+
+    [again] = reaper.tracks[1].items
+    assert again is not first and (again.position, again.length) == (5.0, 4.0)
+    expected = expected_ppq(take_file, offset=1.25, length=4.0, rate=1.0)
+    assert len(again.take.notes) == len(expected), "the new item holds this run's notes only"
+    assert reaper.undo_blocks == ["midibridge: audio to MIDI"] * 2, "each run is one undo step"
+    assert f"Keys at 5.000 s: {len(expected)} notes, replacing the MIDI item(s) an earlier run made from it" in \
+        reaper.console[-1]
+
+    # A MIDI item the user moved is theirs now: a third run leaves it alone.
+    again.position = 20.0
+    run_action(reaper, "selected", daemon, monkeypatch)
+
+    assert sorted(i.position for i in reaper.tracks[1].items) == [5.0, 20.0]
+    assert "replacing" not in reaper.console[-1]

@@ -11,7 +11,9 @@
 -- in seconds from the region start. Notes go into a new MIDI region at the same position and
 -- length, on a MIDI track named "<source track> MIDI" (made, or reused), seconds turned into beats
 -- with the session's tempo map; a drum region's notes (GM drum sounds on channel 10) go to a track
--- "<source track> Drums". All regions of a run are one undoable operation.
+-- "<source track> Drums". The MIDI regions an earlier run made from the same audio region are
+-- replaced (or kept beside the new one, when asked). All regions of a run, and the removal of the
+-- ones they replace, are one undoable operation.
 
 local MB = {}
 
@@ -151,18 +153,55 @@ function MB.midi_track (session, name)
 	for track in list:iter () do return track end
 end
 
--- New MIDI regions holding the notes, as one undoable operation. Returns the number of regions made.
-function MB.apply (session, jobs)
+-- The MIDI regions an earlier run made from a job's audio region, as that run left them: on the source
+-- track's " MIDI" or " Drums" track, named after the audio region, at exactly its position and length.
+-- (Ardour's Lua can store nothing of its own on a region: its name, place and length are what tell.)
+-- One the user moved, trimmed or renamed is theirs now, and is left alone.
+function MB.earlier_regions (session, job)
+	local found = {}
+	for _, kind in ipairs ({ " MIDI", " Drums" }) do
+		local route = session:route_by_name (job.track_name .. kind)
+		if not route:isnil () and not route:to_track ():to_midi_track ():isnil () then
+			local playlist = route:to_track ():playlist ()
+			for region in playlist:region_list ():iter () do
+				if region:name () == job.name .. kind and region:position ():samples () == job.pos
+						and region:length ():samples () == job.len then
+					table.insert (found, { region = region, playlist = playlist })
+				end
+			end
+		end
+	end
+	return found
+end
+
+-- A new MIDI region (and source) `len` samples long holding nothing. Ardour's Lua makes MIDI sources only by
+-- bouncing a MIDI track, which copies what its playlist plays in the range: so bounce a stretch after the
+-- playlist's last region, where it plays nothing. (Bouncing the job's own range would copy the notes and
+-- pitch-wheel events of an earlier run's region there into the new one.)
+function MB.empty_midi_region (track, len, name)
+	local after = 0
+	for region in track:playlist ():region_list ():iter () do
+		after = math.max (after, (region:position () + region:length ()):samples ())
+	end
+	return track:bounce_range (after, after + len, ARDOUR.InterThreadInfo (), ARDOUR.LuaAPI.nil_proc (), false, name)
+end
+
+-- New MIDI regions holding the notes, as one undoable operation that also removes the regions earlier runs
+-- made from the same audio regions (MB.earlier_regions), unless `keep_earlier`. Returns the number of regions
+-- made; each job that made one gets job.earlier, the earlier regions found (replaced, or kept).
+function MB.apply (session, jobs, keep_earlier)
 	local tm = Temporal.TempoMap.read ()
+	-- Found before anything is made: a region made below looks just like an earlier run's.
+	for _, job in ipairs (jobs) do
+		if job.notes then job.earlier = MB.earlier_regions (session, job) end
+	end
 	local made = {}
 	for _, job in ipairs (jobs) do
 		if job.notes then
 			-- Tracks first: making a track is never undoable in Ardour.
 			local kind = job.drums and " Drums" or " MIDI"
 			job.midi_track = MB.midi_track (session, job.track_name .. kind)
-			-- An empty bounce of a MIDI track is a new, empty MIDI region and source of that range.
-			job.midi_region = job.midi_track:bounce_range (job.pos, job.pos + job.len, ARDOUR.InterThreadInfo (),
-				ARDOUR.LuaAPI.nil_proc (), false, job.name .. kind)
+			job.midi_region = MB.empty_midi_region (job.midi_track, job.len, job.name .. kind)
 			local model = job.midi_region:to_midiregion ():model ()
 			local diff = model:new_note_diff_command ("midibridge: add notes")
 			local origin = tm:quarters_at (Temporal.timepos_t (job.pos))
@@ -184,11 +223,29 @@ function MB.apply (session, jobs)
 	end
 	if #made == 0 then return 0 end
 	session:begin_reversible_command ("midibridge: audio to MIDI")
+	local removed = {}
 	for _, job in ipairs (made) do
-		local playlist = job.midi_track:playlist ()
-		playlist:to_stateful ():clear_changes ()
-		playlist:add_region (job.midi_region, Temporal.timepos_t (job.pos), 1, false, 0, 0, false)
-		session:add_stateful_diff_command (playlist:to_statefuldestructible ())
+		local replaced = keep_earlier and {} or job.earlier
+		-- The playlists this job changes, each once: the diff of each holds this job's changes to it.
+		local changed, playlists, seen = { job.midi_track:playlist () }, {}, {}
+		for _, earlier in ipairs (replaced) do table.insert (changed, earlier.playlist) end
+		for _, playlist in ipairs (changed) do
+			local id = playlist:to_stateful ():id ():to_s ()
+			if not seen[id] then
+				seen[id] = true
+				playlist:to_stateful ():clear_changes ()
+				table.insert (playlists, playlist)
+			end
+		end
+		for _, earlier in ipairs (replaced) do
+			local id = earlier.region:to_stateful ():id ():to_s ()
+			if not removed[id] then  -- two audio regions alike in name and place find the same earlier region
+				earlier.playlist:remove_region (earlier.region)
+				removed[id] = true
+			end
+		end
+		job.midi_track:playlist ():add_region (job.midi_region, Temporal.timepos_t (job.pos), 1, false, 0, 0, false)
+		for _, playlist in ipairs (playlists) do session:add_stateful_diff_command (playlist:to_statefuldestructible ()) end
 		session:add_command (job.diff)
 	end
 	if not session:abort_empty_reversible_command () then
@@ -210,7 +267,8 @@ function MB.add_bends (region, bends, beats)
 	end
 end
 
--- One line per region for `midibridge ardour convert` to read: track, position, notes or the error.
+-- One line per region for `midibridge ardour convert` to read: track, position, then notes and the earlier
+-- regions found (replaced or kept), or the error.
 function MB.report (jobs)
 	local lines, failed = {}, 0
 	for _, job in ipairs (jobs) do
@@ -219,7 +277,7 @@ function MB.report (jobs)
 			failed = failed + 1
 			table.insert (lines, string.format ("FAILED\t%s\t%s\t%s", where, job.name, job.error))
 		else
-			table.insert (lines, string.format ("REGION\t%s\t%d", where, #job.notes))
+			table.insert (lines, string.format ("REGION\t%s\t%d\t%d", where, #job.notes, #(job.earlier or {})))
 		end
 	end
 	return lines, failed
