@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..clip import Note
-from .basic_pitch.options import DecodeOptions
+from .basic_pitch.options import BasicPitchOptions
 from .basic_pitch.weights import MODEL_SHA256 as BASIC_PITCH_SHA256
 from .drums.constants import MODEL_SHA256 as DRUMS_SHA256
 from .drums.options import DrumOptions
@@ -66,7 +66,7 @@ class EngineKind:
 
 DEFAULT_ENGINE = "basic-pitch"
 ENGINES: dict[str, EngineKind] = {
-    "basic-pitch": EngineKind("Spotify's Basic Pitch: polyphonic, any pitched instrument", DecodeOptions,
+    "basic-pitch": EngineKind("Spotify's Basic Pitch: polyphonic, any pitched instrument", BasicPitchOptions,
                               ".basic_pitch.engine:BasicPitch", BASIC_PITCH_SHA256),
     "swift-f0": EngineKind("SwiftF0: one melodic line (voice, wind, brass, bowed strings, bass), continuous bends",
                            SwiftF0Options, ".swift_f0.engine:SwiftF0", SWIFT_F0_SHA256),

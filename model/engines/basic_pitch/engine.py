@@ -13,7 +13,7 @@ from .bends import add_pitch_bends, drop_overlapping_bends
 from .constants import CONTOUR_BINS_PER_SEMITONE, FFT_HOP_SAMPLES, SAMPLE_RATE_HZ
 from .inference import DEFAULT_BATCH_WINDOWS, Activations, Model, frame_times_s
 from .notes import NoteEvent, decode_notes
-from .options import DecodeOptions
+from .options import BasicPitchOptions
 
 
 class BasicPitch:
@@ -29,7 +29,7 @@ class BasicPitch:
         self.model = Model(model_path, threads=threads, batch_windows=batch_windows)
         self.sha256 = self.model.sha256
 
-    def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: DecodeOptions,
+    def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: BasicPitchOptions,
               on_progress: ProgressCallback | None = None) -> tuple[Note, ...]:
         """The notes of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them), in seconds from the
         first sample."""
@@ -41,7 +41,7 @@ class BasicPitch:
         return tuple(to_note(event, times_s) for event in events)
 
 
-def note_events(activations: Activations, *, options: DecodeOptions) -> list[NoteEvent]:
+def note_events(activations: Activations, *, options: BasicPitchOptions) -> list[NoteEvent]:
     """Decoded notes with their pitch bends, as `options.pitch_bends` asks."""
     events = decode_notes(activations.note, activations.onset, options=options)
     if options.pitch_bends == "off":
