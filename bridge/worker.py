@@ -24,6 +24,7 @@ import time
 import zmq
 
 from midibridge.model.clip import Tempo
+from midibridge.model.engines import DEFAULT_ENGINE, ENGINES
 from midibridge.model.errors import Cancelled, ModelError
 from midibridge.model.pipeline import Transcriber
 from midibridge.model.presets import resolve_preset
@@ -57,7 +58,7 @@ class Worker:
 
     def serve(self) -> None:
         """Run jobs until the process ends (the daemon terminates it, or the heartbeat finds the daemon gone)."""
-        self.send(W_READY, header={"pid": os.getpid(), "model_sha256": self.transcriber.engine_for().sha256})
+        self.send(W_READY, header={"pid": os.getpid(), "model_sha256": ENGINES[DEFAULT_ENGINE].weights_sha256})
         while True:
             message = self.receive()
             if message is not None and message.kind == W_JOB:

@@ -42,7 +42,7 @@ class Transcriber:
 
     def __init__(self, *, model_path: str | Path | None = None, threads: int = 0):
         self.threads = threads
-        self._engines: dict[str, Engine] = {DEFAULT_ENGINE: ENGINES[DEFAULT_ENGINE].load(model_path=model_path,
+        self._engines: dict[str, Engine] = {DEFAULT_ENGINE: ENGINES[DEFAULT_ENGINE].load(weights_path=model_path,
                                                                                         threads=threads)}
 
     def engine_for(self, name: str = DEFAULT_ENGINE) -> Engine:

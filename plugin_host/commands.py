@@ -363,16 +363,17 @@ def presets_validate(args: argparse.Namespace) -> int:
 
 
 def model_install(args: argparse.Namespace) -> int:
-    from midibridge.model.engines.basic_pitch.weights import install_model
+    from midibridge.model.engines.basic_pitch.weights import install_weights
 
-    print(f"model installed and verified: {install_model(wheel=args.wheel, force=args.force)}")
+    print(f"model installed and verified: {install_weights(wheel=args.wheel, force=args.force)}")
     return 0
 
 
 def model_info(args: argparse.Namespace) -> int:
-    from midibridge.model.engines.basic_pitch.inference import Model
+    from midibridge.model.engines.basic_pitch.weights import find_weights
+    from midibridge.model.engines.weights import describe
 
-    info = Model(args.model).describe()
+    info = describe(find_weights(args.model))
     print(f"path:   {info['path']}\nsha256: {info['sha256']}")
     for kind in ("inputs", "outputs"):
         for tensor in info[kind]:
