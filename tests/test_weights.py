@@ -126,8 +126,36 @@ def test_model_install_downloads_basic_pitch_without_its_dependencies(empty_home
     assert hashlib.sha256(installed.read_bytes()).hexdigest() == WEIGHTS_SHA256
 
 
-def test_model_info_prints_path_hash_inputs_and_outputs():
+def test_model_info_prints_every_engines_weights_with_path_hash_inputs_and_outputs():
     shown = subprocess.run([MIDIBRIDGE, "model", "info"], capture_output=True, text=True, check=True).stdout
 
     assert WEIGHTS_SHA256 in shown and "serving_default_input_2:0" in shown
     assert all(f"StatefulPartitionedCall:{i}" in shown for i in range(3))
+    for name, kind in ENGINES.items():
+        assert f"{name}: {kind.weights.WEIGHTS_FILE_NAME}, {kind.weights.SOURCE}" in shown
+        assert f"  path:   {kind.weights.find_weights()}" in shown and f"  sha256: {kind.weights_sha256}" in shown
+    assert "  output  confidence" in shown, "SwiftF0's ONNX outputs too"
+
+
+def test_model_info_names_the_engine_whose_weights_are_wrong_and_still_shows_the_others(tmp_path):
+    wrong = tmp_path / "nmp.onnx"
+    wrong.write_bytes(b"not a model")
+
+    done = subprocess.run([MIDIBRIDGE, "model", "info", "--model", str(wrong)], capture_output=True, text=True)
+
+    assert done.returncode == 1
+    assert f"midibridge: error [model_corrupt]: Basic Pitch's model {wrong} (11 bytes) has SHA-256" in done.stderr
+    assert "run `midibridge model install --force`." in done.stderr
+    assert ENGINES["swift-f0"].weights_sha256 in done.stdout and ENGINES["drums"].weights_sha256 in done.stdout
+
+
+def test_model_install_says_it_installs_basic_pitch_and_that_the_others_need_none(empty_home, real_model_bytes):
+    wheel = a_wheel(empty_home / "bp.whl", real_model_bytes)
+
+    done = subprocess.run([MIDIBRIDGE, "model", "install", "--wheel", str(wheel)], capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"basic-pitch: nmp.onnx installed and verified: {empty_home / 'data' / 'midibridge' / 'models' / 'nmp.onnx'}",
+        "swift-f0: model.onnx, from the swift-f0 0.3.0 package, needs no install (`midibridge model info` checks it)",
+        "drums: model.npz, shipped with midibridge, needs no install (`midibridge model info` checks it)"]

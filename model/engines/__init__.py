@@ -68,6 +68,12 @@ class EngineKind:
         """Of the weights it checks on load: part of what makes two results the same."""
         return self.weights.WEIGHTS_SHA256
 
+    @property
+    def installable(self) -> bool:
+        """Whether `midibridge model install` fetches its weights (`weights.install_weights`); the others come with a
+        package."""
+        return hasattr(self.weights, "install_weights")
+
     def load(self, *, weights_path: str | os.PathLike | None = None, threads: int = 0) -> Engine:
         """The engine, its weights found (`weights_path`, else where it keeps them), checked and loaded."""
         module, _, name = self.implementation.partition(":")
