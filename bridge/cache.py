@@ -1,7 +1,9 @@
-"""Results kept for repeats: a job with the same audio content, region, tempo, preset and model gets the same answer.
+"""Results kept for repeats: a job with the same audio content, region, tempo, preset and weights gets the same answer.
 
 The key hashes the audio itself (a file's hash is remembered per path, size
-and modification time, so an unchanged file is read once), not its name.
+and modification time, so an unchanged file is read once), not its name, and
+holds the SHA-256 of the weights of the engine the preset uses (ENGINES), so
+an engine's new weights never get a result of its old ones.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import json
 import os
 from collections import OrderedDict
 
+from midibridge.model.engines import ENGINES
+
 from .headers import WireRegion
 
 
 class ResultCache:
-    def __init__(self, *, entries: int, model_sha256: str):
+    def __init__(self, *, entries: int):
         self.entries = entries
-        self.model_sha256 = model_sha256
         self._results: OrderedDict[str, tuple[dict, bytes]] = OrderedDict()
         self._file_hashes: dict[tuple, str] = {}
 
@@ -25,7 +28,8 @@ class ResultCache:
         return len(self._results)
 
     def key(self, region: WireRegion, buffers: list, tempo: dict, preset: dict) -> str | None:
-        """What makes two jobs the same, or None when the audio cannot be read (the worker will say why). Blocking I/O."""
+        """What makes two jobs the same, or None when the audio cannot be read (the worker will say why). `preset`:
+        a preset's table (model.presets.Preset.to_dict), with whatever else changes the answer. Blocking I/O."""
         try:
             if buffers:
                 content = hashlib.sha256(buffers[0].bytes if hasattr(buffers[0], "bytes") else buffers[0]).hexdigest()
@@ -34,8 +38,8 @@ class ResultCache:
         except OSError:
             return None
         place = {k: v for k, v in region.items() if k != "path"}
-        return hashlib.sha256(json.dumps([content, place, tempo, preset, self.model_sha256],
-                                         sort_keys=True).encode()).hexdigest()
+        weights = ENGINES[preset["engine"]["name"]].weights_sha256
+        return hashlib.sha256(json.dumps([content, place, tempo, preset, weights], sort_keys=True).encode()).hexdigest()
 
     def get(self, key: str | None) -> tuple[dict, bytes] | None:
         hit = self._results.get(key) if key else None

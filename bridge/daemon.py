@@ -19,7 +19,7 @@ from pathlib import Path
 import zmq
 import zmq.asyncio
 
-from midibridge.model.engines.basic_pitch.weights import MODEL_SHA256, find_model
+from midibridge.model.engines import DEFAULT_ENGINE, ENGINES
 from midibridge.model.errors import ModelError
 
 from . import discovery
@@ -80,11 +80,11 @@ class Daemon:
                               f"that only clients whose public key is in {clients_dir()} get in (and read only "
                               f"under --allow-root), or bind tcp://127.0.0.1:PORT or ipc://PATH instead")
         try:
-            model_path = str(find_model(config.model_path))
+            model_path = str(ENGINES[DEFAULT_ENGINE].weights.find_weights(config.model_path))
         except ModelError as error:
             raise DaemonError(str(error)) from error
         self.table = JobTable(max_queued=config.max_queued, result_ttl_s=config.result_ttl_s)
-        self.cache = ResultCache(entries=config.cache_entries, model_sha256=MODEL_SHA256)  # find_model() checked it
+        self.cache = ResultCache(entries=config.cache_entries)
         self.cluster = self._join_cluster() if config.cluster else None
         self.backend_endpoint = (self.cluster.endpoint if self.cluster else
                                  f"ipc://{discovery.runtime_dir()}/workers-{os.getpid()}.sock")
@@ -104,7 +104,7 @@ class Daemon:
         self.outbox = Outbox(self.frontend, self.table)
         self.supervisor = Supervisor(config=config, socket=self.backend, pool=self.pool, table=self.table,
                                      cache=self.cache, outbox=self.outbox)
-        self.requests = Requests(config=config, lifecycle=self, model_sha256=MODEL_SHA256, table=self.table,
+        self.requests = Requests(config=config, lifecycle=self, table=self.table,
                                  cache=self.cache, pool=self.pool, outbox=self.outbox, supervisor=self.supervisor)
         self.stopping = asyncio.Event()
         self.accepting = True

@@ -29,8 +29,9 @@ if TYPE_CHECKING:  # bridge.headers builds on this module
     from .headers import ErrorHeader, WireRegion
 
 PROTOCOL_NAME = "midibridge"
-# major.minor; a peer of another major version is refused. 2.0: a result's notes travel in a buffer.
-PROTOCOL_VERSION = (2, 0)
+# major.minor; a peer of another major version is refused. 2.0: a result's notes travel in a buffer;
+# 2.1: `hello` lists every engine's weights (`engines`).
+PROTOCOL_VERSION = (2, 1)
 PROTOCOL_ID = f"{PROTOCOL_NAME}/{PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}".encode()
 WORKER_PROTOCOL_ID = f"{PROTOCOL_NAME}-worker/{PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}".encode()
 

@@ -2,7 +2,7 @@
 
 hello, status, presets, cancel, fetch and shutdown are answered here and now;
 transcribe and batch become jobs: queued whole or refused whole, answered from
-the cache when the same audio, region, preset and model were done before, or
+the cache when the same audio, region, preset and weights were done before, or
 handed on to the supervisor's workers.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 import zmq
 
 from midibridge.model.clip import Tempo
+from midibridge.model.engines import DEFAULT_ENGINE, ENGINES
 from midibridge.model.errors import ModelError
 from midibridge.model.presets import available_presets, is_preset_path, list_presets, resolve_preset
 
@@ -32,11 +33,10 @@ from .workers import WorkerPool
 class Requests:
     """Handles client requests for a daemon: `lifecycle` says whether it accepts jobs and stops it."""
 
-    def __init__(self, *, config, lifecycle, model_sha256: str, table: JobTable, cache: ResultCache,
-                 pool: WorkerPool, outbox: Outbox, supervisor: Supervisor):
+    def __init__(self, *, config, lifecycle, table: JobTable, cache: ResultCache, pool: WorkerPool, outbox: Outbox,
+                 supervisor: Supervisor):
         self.config = config
         self.lifecycle = lifecycle
-        self.model_sha256 = model_sha256
         self.table = table
         self.cache = cache
         self.pool = pool
@@ -64,10 +64,14 @@ class Requests:
         await self.outbox.reply(message.identity, message.kind, message.request_id, header)
 
     async def _on_hello(self, message: Message, local: bool) -> None:
-        config = self.config
+        config, default = self.config, ENGINES[DEFAULT_ENGINE]
         await self._answer(message, {
             "protocol": p.PROTOCOL_ID.decode(), "package_version": p.package_version(),
-            "model": {"name": "basic-pitch nmp.onnx", "sha256": self.model_sha256},
+            # `model`: the default engine's weights, as protocol 2.0 said them; `engines` (2.1): every engine's
+            "model": {"name": f"{DEFAULT_ENGINE} {default.weights.WEIGHTS_FILE_NAME}",
+                      "sha256": default.weights_sha256},
+            "engines": {name: {"description": kind.description, "weights": kind.weights.WEIGHTS_FILE_NAME,
+                               "sha256": kind.weights_sha256} for name, kind in ENGINES.items()},
             "presets": sorted(available_presets()), "workers": config.workers,
             "interactive_workers": config.interactive_workers, "pid": os.getpid(),
             "limits": {"max_frame_bytes": config.max_frame_bytes, "max_header_bytes": p.MAX_HEADER_BYTES,

@@ -1,9 +1,12 @@
-"""A worker process: loads the model once, then transcribes the jobs the daemon sends it, one at a time.
+"""A worker process: loads each engine once, then transcribes the jobs the daemon sends it, one at a time.
 
     python -m midibridge.bridge.worker --endpoint ipc://… --identity W1 [--threads N] [--model PATH]
 
-A job may ask for one onnxruntime thread: the daemon does so when other
-jobs run beside it, as workers that all use every core slow each other down.
+The default engine loads before the worker says it is ready (the jobs most
+ask for do not wait on it, and missing weights fail the worker at once);
+the others load when a job first asks for them. A job may ask for one
+onnxruntime thread: the daemon does so when other jobs run beside it, as
+workers that all use every core slow each other down.
 
 The main thread talks to the daemon's worker ROUTER over one DEALER socket:
 jobs in; progress, results and errors out; between model runs it looks for
@@ -24,6 +27,7 @@ import time
 import zmq
 
 from midibridge.model.clip import Tempo
+from midibridge.model.engines import DEFAULT_ENGINE, ENGINES
 from midibridge.model.errors import Cancelled, ModelError
 from midibridge.model.pipeline import Transcriber
 from midibridge.model.presets import resolve_preset
@@ -58,7 +62,7 @@ class Worker:
 
     def serve(self) -> None:
         """Run jobs until the process ends (the daemon terminates it, or the heartbeat finds the daemon gone)."""
-        self.send(W_READY, header={"pid": os.getpid(), "model_sha256": self.transcriber.engine_for().sha256})
+        self.send(W_READY, header={"pid": os.getpid(), "model_sha256": ENGINES[DEFAULT_ENGINE].weights_sha256})
         while True:
             message = self.receive()
             if message is not None and message.kind == W_JOB:
@@ -130,6 +134,7 @@ def run(endpoint: str, identity: str, *, threads: int = 0, model_path: str | Non
                      daemon=True).start()
     try:
         transcriber = Transcriber(model_path=model_path, threads=threads)
+        transcriber.engine_for(DEFAULT_ENGINE)
     except ModelError as error:
         socket.send_multipart(encode(W_ERROR, "", error_header(error.code, str(error)),
                                      protocol_id=WORKER_PROTOCOL_ID))

@@ -34,7 +34,7 @@ class WorkerHandle:
     interactive_only: bool = False  # kept free for interactive jobs, so they never wait behind a batch
     started_s: float = field(default_factory=time.monotonic)
     heard_s: float = field(default_factory=time.monotonic)
-    ready: bool = False  # its model is loaded: it said READY
+    ready: bool = False  # its default engine is loaded: it said READY
     progress_s: float = 0.0  # when its job last advanced
     job_id: str | None = None
 

@@ -33,21 +33,23 @@ class Transcription:
 
 
 class Transcriber:
-    """The engines, each loaded once (the default at once, others when a preset first asks), turning regions
-    into clips.
+    """The engines, each loaded once, when a preset first asks for it (a drum job never loads Basic Pitch),
+    turning regions into clips.
 
     `threads` is onnxruntime's intra-op thread count (0: one per core);
     `model_path` the default engine's weights (None: the installed ones).
     """
 
     def __init__(self, *, model_path: str | Path | None = None, threads: int = 0):
+        self.model_path = model_path
         self.threads = threads
-        self._engines: dict[str, Engine] = {DEFAULT_ENGINE: ENGINES[DEFAULT_ENGINE].load(model_path=model_path,
-                                                                                        threads=threads)}
+        self._engines: dict[str, Engine] = {}
 
     def engine_for(self, name: str = DEFAULT_ENGINE) -> Engine:
+        """The engine `name`, loaded now if it is not yet: WeightsError when its weights are missing or wrong."""
         if name not in self._engines:
-            self._engines[name] = ENGINES[name].load(threads=self.threads)
+            self._engines[name] = ENGINES[name].load(weights_path=self.model_path if name == DEFAULT_ENGINE else None,
+                                                     threads=self.threads)
         return self._engines[name]
 
     def convert(self, region: Region, *, preset: Preset = BASIC_PITCH, tempo: Tempo = Tempo(),

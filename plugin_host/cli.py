@@ -157,14 +157,15 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("path", metavar="PATH")
     validate.set_defaults(run=commands.presets_validate)
 
-    model = sub.add_parser("model", help="install or inspect the model weights")
+    model = sub.add_parser("model", help="install or inspect the engines' weights")
     model_commands = model.add_subparsers(title="model commands", metavar="ACTION")
-    weights = model_commands.add_parser("install", help="fetch basic-pitch's nmp.onnx into the user data dir")
+    weights = model_commands.add_parser("install", help="fetch basic-pitch's nmp.onnx into the user data dir (the "
+                                                        "other engines' weights come with their packages)")
     weights.add_argument("--wheel", default=None, metavar="PATH", help="use this basic-pitch wheel, no download")
     weights.add_argument("--force", action="store_true", help="reinstall even when a good copy is there")
     weights.set_defaults(run=commands.model_install)
-    info = model_commands.add_parser("info", help="print the model's path, hash, inputs and outputs")
-    info.add_argument("--model", default=None, metavar="PATH")
+    info = model_commands.add_parser("info", help="print every engine's weights: path, hash, inputs and outputs")
+    info.add_argument("--model", default=None, metavar="PATH", help="Basic Pitch's nmp.onnx to describe")
     info.set_defaults(run=commands.model_info)
     return parser
 

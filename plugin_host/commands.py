@@ -407,21 +407,40 @@ def presets_validate(args: argparse.Namespace) -> int:
 
 
 def model_install(args: argparse.Namespace) -> int:
-    from midibridge.model.engines.basic_pitch.weights import install_model
+    """Install the weights fetched from a wheel (Basic Pitch's, the only ones); say where the others come from."""
+    from midibridge.model.engines import ENGINES
 
-    print(f"model installed and verified: {install_model(wheel=args.wheel, force=args.force)}")
+    fetched = {name: kind for name, kind in ENGINES.items() if kind.installable}
+    for name, kind in fetched.items():
+        path = kind.weights.install_weights(wheel=args.wheel, force=args.force)
+        print(f"{name}: {kind.weights.WEIGHTS_FILE_NAME} installed and verified: {path}")
+    for name, kind in ENGINES.items():
+        if name not in fetched:
+            print(f"{name}: {kind.weights.WEIGHTS_FILE_NAME}, {kind.weights.SOURCE}, needs no install "
+                  f"(`midibridge model info` checks it)")
     return 0
 
 
 def model_info(args: argparse.Namespace) -> int:
-    from midibridge.model.engines.basic_pitch.inference import Model
+    """Every engine's weights: path, hash, an ONNX graph's inputs and outputs; 1 when any is missing or wrong."""
+    from midibridge.model.engines import DEFAULT_ENGINE, ENGINES
+    from midibridge.model.engines.weights import describe
+    from midibridge.model.errors import ModelError
 
-    info = Model(args.model).describe()
-    print(f"path:   {info['path']}\nsha256: {info['sha256']}")
-    for kind in ("inputs", "outputs"):
-        for tensor in info[kind]:
-            print(f"{kind[:-1]:6}  {tensor['name']:28} {tensor['type']:14} {tensor['shape']}")
-    return 0
+    broken = 0
+    for name, kind in ENGINES.items():
+        print(f"{name}: {kind.weights.WEIGHTS_FILE_NAME}, {kind.weights.SOURCE}")
+        try:  # --model is the default engine's, as everywhere
+            info = describe(kind.weights.find_weights(args.model if name == DEFAULT_ENGINE else None))
+        except ModelError as error:
+            print(f"midibridge: error [{error.code}]: {error}", file=sys.stderr)
+            broken += 1
+            continue
+        print(f"  path:   {info['path']}\n  sha256: {info['sha256']}")
+        for direction in ("inputs", "outputs"):
+            for tensor in info[direction]:
+                print(f"  {direction[:-1]:6}  {tensor['name']:28} {tensor['type']:14} {tensor['shape']}")
+    return 1 if broken else 0
 
 
 def write_file(path: Path, data: bytes, *, whole: bool = False) -> None:

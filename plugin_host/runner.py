@@ -81,6 +81,7 @@ def _in_process(regions, *, preset, tempos, on_progress, model_path, threads, al
 
     chosen = resolve_preset(preset)  # a bad preset stops everything, as the daemon refuses the whole request
     transcriber = Transcriber(model_path=model_path, threads=threads)
+    transcriber.engine_for(chosen.engine)  # missing weights stop everything too, before any region runs
     for index, (region, tempo_here) in enumerate(zip(regions, tempos)):
         job_id = f"local-{index + 1}"
 

@@ -17,7 +17,7 @@ import zmq
 import zmq.auth
 from pedalboard.io import AudioFile
 
-PROTOCOL = b"midibridge/2.0"
+PROTOCOL = b"midibridge/2.1"
 RATE_HZ = 22050
 JOB_TERMINAL = ("result", "error")
 PROVOKED: set[str] = set()  # the error codes the daemon answered with, for RELIABILITY.md's table

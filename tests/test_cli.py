@@ -79,6 +79,18 @@ def test_missing_weights_tell_the_user_the_command_that_fixes_it(piano_line, tmp
     assert done.returncode == 1 and "midibridge model install" in done.stderr
 
 
+@pytest.mark.parametrize("preset", ["vocal", "drums"])
+def test_a_preset_of_another_engine_never_loads_basic_pitchs_weights(preset, piano_line, tmp_path):
+    """Only the engine a preset names is loaded: a vocal or drum conversion works without Basic Pitch's weights."""
+    import os
+    env = dict(os.environ, MIDIBRIDGE_MODEL=str(tmp_path / "gone.onnx"))
+
+    done = run("convert", piano_line, "--preset", preset, "--in-process", "-o", tmp_path / "x.mid", env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert mido.MidiFile(tmp_path / "x.mid").tracks
+
+
 def test_convert_never_writes_over_the_audio_it_converts(piano_line, tmp_path):
     """`convert take.wav -o take.wav`, however the path is spelled, is refused before any work; the audio stays."""
     take = tmp_path / "take.wav"

@@ -41,7 +41,7 @@ def test_ping_and_status_describe_the_daemon(daemon):
     pinged, status = run(daemon, "ping"), run(daemon, "status")
 
     assert pinged.returncode == 0 and f"midibridge daemon at {daemon.endpoint}" in pinged.stdout
-    assert "round trip" in pinged.stdout and "midibridge/2.0" in pinged.stdout
+    assert "round trip" in pinged.stdout and "midibridge/2.1" in pinged.stdout
     assert status.returncode == 0 and status.stdout.count("  worker ") == 3, "two, and one for interactive jobs"
 
 

@@ -32,14 +32,14 @@ from conformance_peer import audio, daemon, sock  # noqa: F401, F811 (the module
 
 def test_the_discovery_file_names_the_endpoint_the_pid_and_the_protocol(daemon):
     assert daemon.record["endpoint"] == daemon.endpoint and daemon.record["pid"] == daemon.process.pid
-    assert daemon.record["protocol"] == "midibridge/2.0" and daemon.record.get("public_key") is None
+    assert daemon.record["protocol"] == "midibridge/2.1" and daemon.record.get("public_key") is None
 
 
 def test_hello_describes_the_daemon_and_its_limits_with_their_defaults(daemon, sock):
     reply = ask(sock, frames("hello", "h1", {"client": "conformance"}))
 
     assert reply.kind == "hello" and reply.request_id == "h1"
-    assert reply.header["protocol"] == "midibridge/2.0" and reply.header["package_version"]
+    assert reply.header["protocol"] == "midibridge/2.1" and reply.header["package_version"]
     assert set(reply.header["model"]) == {"name", "sha256"} and len(reply.header["model"]["sha256"]) == 64
     assert {"default", "piano", "vocal"} <= set(reply.header["presets"])
     assert reply.header["workers"] == 1 and reply.header["interactive_workers"] == 0
@@ -49,6 +49,26 @@ def test_hello_describes_the_daemon_and_its_limits_with_their_defaults(daemon, s
         "max_batch_regions": 2, "max_queued": 2,  # a batch must fit the queue (--queue 2) whole
         "result_ttl_s": 600, "progress_timeout_s": 60, "cancel_timeout_s": 1}
     assert ask(sock, frames("hello", "h2")).kind == "hello", "client is optional"
+
+
+def test_hello_lists_every_engine_with_its_weights_name_and_sha256(sock):
+    """2.1: `engines` says which weights each engine's results come from; `model` stays the default engine's."""
+    reply = ask(sock, frames("hello", "h3"))
+    engines = reply.header["engines"]
+
+    assert set(engines) == {"basic-pitch", "swift-f0", "drums"}
+    assert all(set(e) == {"description", "weights", "sha256"} and e["description"] for e in engines.values())
+    assert {name: e["weights"] for name, e in engines.items()} == {
+        "basic-pitch": "nmp.onnx", "swift-f0": "model.onnx", "drums": "model.npz"}
+    assert all(len(e["sha256"]) == 64 and int(e["sha256"], 16) >= 0 for e in engines.values())
+    assert reply.header["model"] == {"name": "basic-pitch nmp.onnx", "sha256": engines["basic-pitch"]["sha256"]}
+
+
+def test_a_client_of_an_older_minor_version_is_answered(sock):
+    """Minor versions only add optional fields: a 2.0 client's hello gets the 2.1 answer, which it may read as 2.0."""
+    reply = ask(sock, [b"midibridge/2.0", b"hello", b"v20", b"{}"])
+
+    assert reply.kind == "hello" and reply.header["model"]["name"] == "basic-pitch nmp.onnx"
 
 
 def test_presets_lists_each_with_its_source_and_description(sock):
@@ -93,7 +113,7 @@ def test_the_example_exchange(sock, audio):
     assert clip["notes"][0]["pitch"] == 64 and abs(clip["notes"][0]["start_s"] - 0.5) < 0.06
 
     mismatch = refused(sock, [b"midibridge/3.0", b"hello", b"r8", b"{}"])
-    assert mismatch == {"code": "version_mismatch", "message": "this peer speaks midibridge protocol 2.0, the other "
+    assert mismatch == {"code": "version_mismatch", "message": "this peer speaks midibridge protocol 2.1, the other "
                                                                "3.0; upgrade the older side"}
 
 

@@ -14,6 +14,7 @@ import zmq.auth
 
 from midibridge.bridge import protocol as p
 from midibridge.model.clip import Tempo
+from midibridge.model.engines import ENGINES
 from midibridge.model.region import Region
 from midibridge.plugin_host.client import Client, ClientError
 
@@ -27,12 +28,15 @@ def daemon(tmp_path_factory):
     running.stop()
 
 
-def test_hello_names_the_versions_the_model_the_presets_the_limits_and_the_workers(daemon):
+def test_hello_names_the_versions_every_engines_weights_the_presets_the_limits_and_the_workers(daemon):
     with daemon.client() as client:
         hello = client.hello()
 
-    assert hello["protocol"] == "midibridge/2.0" and hello["package_version"] == "0.1.0"
-    assert len(hello["model"]["sha256"]) == 64 and "vocal" in hello["presets"]
+    assert hello["protocol"] == "midibridge/2.1" and hello["package_version"] == "0.1.0"
+    assert hello["model"] == {"name": "basic-pitch nmp.onnx", "sha256": ENGINES["basic-pitch"].weights_sha256}
+    assert {name: engine["sha256"] for name, engine in hello["engines"].items()} == {
+        name: kind.weights_sha256 for name, kind in ENGINES.items()}
+    assert "vocal" in hello["presets"]
     assert hello["workers"] == 2 and hello["limits"]["max_batch_regions"] == 256
 
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from midibridge.model.engines.basic_pitch.bends import add_pitch_bends, drop_overlapping_bends
 from midibridge.model.engines.basic_pitch.notes import decode_notes
-from midibridge.model.engines.basic_pitch.options import DecodeOptions
+from midibridge.model.engines.basic_pitch.options import BasicPitchOptions
 from midibridge.model.region import Region
 
 from conftest import Note, synthesize
@@ -28,12 +28,12 @@ OPTION_SETS = [
 ]
 
 
-def ours(note, onset, contour, options: DecodeOptions):
+def ours(note, onset, contour, options: BasicPitchOptions):
     events = add_pitch_bends(contour, decode_notes(note, onset, options=options))
     return sorted((e.start_frame, e.end_frame, e.pitch, e.amplitude, e.bends) for e in events)
 
 
-def basic_pitch(note, onset, contour, options: DecodeOptions):
+def basic_pitch(note, onset, contour, options: BasicPitchOptions):
     events = note_creation.output_to_notes_polyphonic(
         note.copy(), onset.copy(),  # it zeroes its inputs outside the frequency range
         onset_thresh=options.onset_threshold, frame_thresh=options.frame_threshold,
@@ -72,7 +72,7 @@ def activations(transcriber, piano_line, tmp_path_factory):
 @pytest.mark.parametrize("audio", ["piano", "glide"])
 def test_real_model_outputs_decode_to_basic_pitchs_notes(activations, audio, options):
     note, onset, contour = activations[audio]
-    options = DecodeOptions(**options)
+    options = BasicPitchOptions(**options)
 
     mine = ours(note, onset, contour, options)
 
@@ -115,6 +115,6 @@ def random_activations(seed: int, n_frames: int, n_notes: int):
        options=st.sampled_from(OPTION_SETS))
 def test_random_activations_decode_to_basic_pitchs_notes(seed, n_frames, n_notes, options):
     note, onset, contour = random_activations(seed, n_frames, n_notes)
-    options = DecodeOptions(**options)
+    options = BasicPitchOptions(**options)
 
     assert_same_notes(ours(note, onset, contour, options), basic_pitch(note, onset, contour, options))

@@ -237,15 +237,15 @@ def test_a_long_streamed_region_keeps_memory_bounded(transcriber):
 
 
 def test_a_drum_model_that_is_not_the_shipped_one_is_refused_with_the_fix(tmp_path):
-    from midibridge.model.engines.drums import network
+    from midibridge.model.engines.drums import weights
 
     bad = tmp_path / "model.npz"
-    bad.write_bytes(network.MODEL_PATH.read_bytes()[:-1] + b"x")
+    bad.write_bytes(weights.WEIGHTS_PATH.read_bytes()[:-1] + b"x")
     with pytest.raises(WeightsError, match="reinstall midibridge") as refused:
-        network.load_model(bad)
+        weights.verify_weights(bad)
     assert refused.value.code == "model_corrupt"
     with pytest.raises(WeightsError) as missing:
-        network.load_model(tmp_path / "absent.npz")
+        weights.find_weights(tmp_path / "absent.npz")
     assert missing.value.code == "model_missing"
 
 

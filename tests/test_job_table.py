@@ -1,12 +1,18 @@
 """The daemon's bookkeeping on its own, without sockets or processes: the job table and the result cache."""
 
 import time
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
 from midibridge.bridge.cache import ResultCache
 from midibridge.bridge.jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobTable
 from midibridge.bridge.protocol import BACKGROUND, INTERACTIVE, ProtocolError
+from midibridge.model.engines import ENGINES
+from midibridge.model.presets import resolve_preset
+
+DEFAULT = resolve_preset("default").to_dict()
 
 
 def jobs(table: JobTable, n: int, *, priority: str = BACKGROUND) -> list[Job]:
@@ -70,21 +76,37 @@ def test_a_cancelled_queued_job_leaves_the_queue_and_finished_jobs_expire():
 
 
 def test_the_cache_knows_a_repeat_by_its_audio_not_its_name(tmp_path):
-    cache = ResultCache(entries=2, model_sha256="m")
+    cache = ResultCache(entries=2)
     take, copy = tmp_path / "take.wav", tmp_path / "copy.wav"
     take.write_bytes(b"RIFF same audio")
     copy.write_bytes(b"RIFF same audio")
     place = {"start_s": 0.0, "duration_s": None, "position_s": 1.0}
-    key = cache.key({"path": str(take), **place}, [], {"bpm": 120}, {"name": "default"})
+    key = cache.key({"path": str(take), **place}, [], {"bpm": 120}, DEFAULT)
 
-    assert key == cache.key({"path": str(copy), **place}, [], {"bpm": 120}, {"name": "default"})
-    assert key != cache.key({"path": str(take), **place, "position_s": 2.0}, [], {"bpm": 120}, {"name": "default"})
-    assert key != cache.key({"path": str(take), **place}, [], {"bpm": 96}, {"name": "default"})
+    assert key == cache.key({"path": str(copy), **place}, [], {"bpm": 120}, DEFAULT)
+    assert key != cache.key({"path": str(take), **place, "position_s": 2.0}, [], {"bpm": 120}, DEFAULT)
+    assert key != cache.key({"path": str(take), **place}, [], {"bpm": 96}, DEFAULT)
     assert cache.key({"path": str(tmp_path / "gone.wav"), **place}, [], {}, {}) is None, "the worker says why"
 
 
+@pytest.mark.parametrize("engine, preset", [("basic-pitch", "piano"), ("swift-f0", "vocal"), ("drums", "drums")])
+def test_new_weights_of_an_engine_never_get_the_results_of_its_old_ones(engine, preset, tmp_path, monkeypatch):
+    """An upgraded SwiftF0 or drum model is a new answer for the presets that use it, and only for them."""
+    cache = ResultCache(entries=2)
+    take = tmp_path / "take.wav"
+    take.write_bytes(b"RIFF audio")
+    region = {"path": str(take), "start_s": 0.0, "duration_s": None, "position_s": 0.0}
+    presets = {name: resolve_preset(name).to_dict() for name in ("piano", "vocal", "drums")}
+    before = {name: cache.key(region, [], {"bpm": 120}, table) for name, table in presets.items()}
+
+    monkeypatch.setitem(ENGINES, engine, replace(ENGINES[engine], weights=SimpleNamespace(WEIGHTS_SHA256="0" * 64)))
+    after = {name: cache.key(region, [], {"bpm": 120}, table) for name, table in presets.items()}
+
+    assert [name for name in presets if after[name] != before[name]] == [preset]
+
+
 def test_the_cache_keeps_the_most_recently_used_results():
-    cache = ResultCache(entries=2, model_sha256="m")
+    cache = ResultCache(entries=2)
     for key in ("a", "b"):
         cache.put(key, ({"key": key}, b""))
     cache.get("a")

@@ -3,7 +3,7 @@
 import pytest
 
 from midibridge.model.errors import OptionError
-from midibridge.model.engines.basic_pitch.options import DecodeOptions
+from midibridge.model.engines.basic_pitch.options import BasicPitchOptions
 
 
 @pytest.mark.parametrize("values, message", [
@@ -16,18 +16,18 @@ from midibridge.model.engines.basic_pitch.options import DecodeOptions
 ])
 def test_a_bad_value_is_refused_with_the_field_and_its_allowed_range(values, message):
     with pytest.raises(OptionError) as caught:
-        DecodeOptions(**values)
+        BasicPitchOptions(**values)
 
     assert message in str(caught.value)
 
 
 def test_an_unknown_key_is_refused_with_the_keys_that_exist():
     with pytest.raises(OptionError, match="unknown key 'onset_thresh'; known keys: onset_threshold"):
-        DecodeOptions.from_dict({"onset_thresh": 0.4})
+        BasicPitchOptions.from_dict({"onset_thresh": 0.4})
 
 
 def test_defaults_are_basic_pitchs_and_round_trip():
-    options = DecodeOptions()
+    options = BasicPitchOptions()
 
     assert (options.onset_threshold, options.frame_threshold, options.min_note_frames) == (0.5, 0.3, 11)
-    assert DecodeOptions.from_dict(options.to_dict()) == options
+    assert BasicPitchOptions.from_dict(options.to_dict()) == options

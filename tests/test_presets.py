@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from midibridge.model.errors import OptionError
-from midibridge.model.engines.basic_pitch.options import DecodeOptions
+from midibridge.model.engines.basic_pitch.options import BasicPitchOptions
 from midibridge.model.options import PostOptions
 from midibridge.model.presets import available_presets, load_preset, preset_to_toml, read_preset
 from midibridge.model.region import Region
@@ -48,7 +48,7 @@ def test_every_built_in_preset_loads_and_transcribes(transcriber, piano_line, tm
 def test_default_is_basic_pitch_untouched(transcriber, piano_line):
     preset = load_preset("default")
 
-    assert preset.chain == () and preset.decode == DecodeOptions() and preset.post == PostOptions()
+    assert preset.chain == () and preset.decode == BasicPitchOptions() and preset.post == PostOptions()
     region = Region.from_file(piano_line)
     assert transcriber.transcribe(region, preset=preset) == transcriber.transcribe(region)
 

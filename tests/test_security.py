@@ -56,7 +56,7 @@ def test_curve_refuses_clients_without_an_allowed_key(exposed, figures):
         with pytest.raises(DaemonUnavailable):
             stranger.hello()
     with exposed.client(client_keys=exposed.keys) as friend:
-        assert friend.hello()["protocol"] == "midibridge/2.0"
+        assert friend.hello()["protocol"] == "midibridge/2.1"
     figures["clients refused"] = figures.get("clients refused", 0) + 2
 
 

@@ -197,9 +197,9 @@ def test_weights_that_are_not_swift_f0_0_3_0_are_refused_with_the_fix(tmp_path, 
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"not a model")
     with pytest.raises(WeightsError, match="pip install --force-reinstall --no-deps swift-f0==0.3.0") as refused:
-        weights.verify_model(bad)
+        weights.verify_weights(bad)
     assert refused.value.code == "model_corrupt"
     monkeypatch.setattr(weights.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(WeightsError, match="swift-f0 package is missing") as missing:
-        weights.find_model()
+        weights.find_weights()
     assert missing.value.code == "model_missing"

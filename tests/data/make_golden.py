@@ -20,7 +20,7 @@ import basic_pitch.note_creation as note_creation  # noqa: E402
 
 from conftest import Note, synthesize  # noqa: E402
 from midibridge.model.engines.basic_pitch.inference import Model  # noqa: E402
-from midibridge.model.engines.basic_pitch.options import DecodeOptions  # noqa: E402
+from midibridge.model.engines.basic_pitch.options import BasicPitchOptions  # noqa: E402
 
 NOTES = [Note(48, 0.3, 3.8, 90), Note(60, 0.3, 1.0, 100), Note(64, 0.3, 1.0, 90), Note(67, 0.3, 1.0, 90),
          Note(69, 1.1, 1.9, 110), Note(72, 2.0, 2.6, 100), Note(71, 2.6, 3.9, 100)]
@@ -32,7 +32,7 @@ def main() -> None:
         stored = {name: part[:].astype(np.float16) for name, part in
                   (("note", found.note), ("onset", found.onset), ("contour", found.contour))}
     note, onset, contour = (stored[k].astype(np.float32) for k in ("note", "onset", "contour"))
-    options = DecodeOptions()
+    options = BasicPitchOptions()
     events = note_creation.output_to_notes_polyphonic(
         note.copy(), onset.copy(), onset_thresh=options.onset_threshold, frame_thresh=options.frame_threshold,
         min_note_len=options.min_note_frames, infer_onsets=True, max_freq=None, min_freq=None, melodia_trick=True)

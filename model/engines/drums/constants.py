@@ -42,10 +42,6 @@ VELOCITY_BAND_HZ = {"kick": (30, 200), "snare": (150, 5000), "hihat": (5000, 110
 # A hit is a note this long: drum sounds decay on their own, so only its start carries information.
 NOTE_LENGTH_S = 0.05
 
-# Weights: model.npz beside this file (4 MLPs + PFNMF templates; training/README.md).
-MODEL_FILE_NAME = "model.npz"
-MODEL_SHA256 = "d7aeddc5a8ee8bb2aaec090e00dcac35be73ef9b13112505f11431988c01c18b"
-
 # Kick PFNMF: free components beside the fixed templates, KL multiplicative updates per block, seed.
 NMF_FREE_COMPONENTS = 2
 NMF_ITERATIONS = 30

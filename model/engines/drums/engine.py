@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 import numpy as np
@@ -9,25 +10,25 @@ from threadpoolctl import threadpool_limits
 
 from ...clip import Note
 from .. import ProgressCallback
-from .constants import BLOCK_FRAMES, FRAME_RATE_HZ, HOP_SIZE, MODEL_SHA256, NOTE_LENGTH_S, SAMPLE_RATE_HZ
+from .constants import BLOCK_FRAMES, FRAME_RATE_HZ, HOP_SIZE, NOTE_LENGTH_S, SAMPLE_RATE_HZ
 from .detect import detect
 from .features import context_stack, frame_blocks, log_mel_stream
 from .network import activations, load_model
 from .options import DrumOptions
+from .weights import find_weights
 
 
 class Drums:
     """The drum model, loaded (and checked) once. Runs in numpy on one BLAS thread: its matrices are small, and more
     threads only wait on each other (and on onnxruntime's): measured 5-30x slower on 2 busy cores. `threads` is
-    accepted for the engine shape."""
+    accepted for the engine shape; `weights_path`: another copy of model.npz (None: the one beside this file)."""
 
     name = "drums"
     sample_rate_hz = SAMPLE_RATE_HZ
     hop_samples = HOP_SIZE
-    sha256 = MODEL_SHA256
 
-    def __init__(self, *, threads: int = 0):
-        self._model = load_model()
+    def __init__(self, *, weights_path: str | os.PathLike | None = None, threads: int = 0):
+        self._model = load_model(find_weights(weights_path))
 
     def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: DrumOptions,
               on_progress: ProgressCallback | None = None) -> tuple[Note, ...]:

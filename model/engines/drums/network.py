@@ -1,4 +1,4 @@
-"""The drum model's weights, checked byte for byte, and its networks' forward pass in plain numpy.
+"""The drum model read from its weights (which drums.weights finds and checks), and its networks' forward pass in numpy.
 
 model.npz holds an ensemble of small MLPs ("netK.mean", "netK.std" (D,), "netK.W0" (D, H0), "netK.b0" (H0,), …,
 the last "netK.Wn" (Hn-1, len(OUTPUT_NOTES))) and the kick's PFNMF templates ("nmf.templates" (B, G)).
@@ -6,18 +6,10 @@ the last "netK.Wn" (Hn-1, len(OUTPUT_NOTES))) and the kick's PFNMF templates ("n
 
 from __future__ import annotations
 
-import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from ...errors import WeightsError
-from .constants import MODEL_FILE_NAME, MODEL_SHA256
-
-MODEL_PATH = Path(__file__).with_name(MODEL_FILE_NAME)
-REINSTALL_HINT = "reinstall midibridge (`.venv/bin/pip install -e .` or `make setup`), or `git checkout` the file"
 
 
 @dataclass(frozen=True)
@@ -26,18 +18,9 @@ class DrumModel:
     kick_templates: np.ndarray                    # (B, G) float64, columns sum to 1
 
 
-def load_model(path: Path = MODEL_PATH) -> DrumModel:
-    """The verified model; WeightsError (model_missing, model_corrupt) says how to fix it."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise WeightsError(f"the drum model {path} cannot be read ({error.strerror}): {REINSTALL_HINT}.",
-                           code="model_missing") from error
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != MODEL_SHA256:
-        raise WeightsError(f"the drum model {path} has SHA-256 {digest}, expected {MODEL_SHA256}: the file is "
-                           f"corrupt or another version; {REINSTALL_HINT}.", code="model_corrupt")
-    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+def load_model(path: Path) -> DrumModel:
+    """The model in `path`, weights that drums.weights has verified."""
+    with np.load(path, allow_pickle=False) as arrays:
         stored = {key: arrays[key] for key in arrays.files}
     networks: dict[str, dict[str, np.ndarray]] = {}
     for key, value in stored.items():

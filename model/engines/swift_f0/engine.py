@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 import numpy as np
@@ -12,20 +13,20 @@ from .constants import HOP_SAMPLES, SAMPLE_RATE_HZ
 from .features import FrameExtractor
 from .notes import decode_notes
 from .options import SwiftF0Options
-from .weights import MODEL_SHA256, find_model
+from .weights import find_weights
 
 
 class SwiftF0:
     """SwiftF0's model, loaded once. `threads`: 1 runs everything on one core; otherwise (0: one per core) the model
-    runs beside the spectral features on a second core."""
+    runs beside the spectral features on a second core. `weights_path`: another copy of model.onnx (None: the swift-f0
+    package's)."""
 
     name = "swift-f0"
     sample_rate_hz = SAMPLE_RATE_HZ
     hop_samples = HOP_SAMPLES
-    sha256 = MODEL_SHA256
 
-    def __init__(self, *, threads: int = 0):
-        self._extractor = FrameExtractor(find_model(), overlap=threads != 1)
+    def __init__(self, *, weights_path: str | os.PathLike | None = None, threads: int = 0):
+        self._extractor = FrameExtractor(find_weights(weights_path), overlap=threads != 1)
 
     def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: SwiftF0Options,
               on_progress: ProgressCallback | None = None) -> tuple[Note, ...]:

@@ -13,4 +13,4 @@ $PY train.py "$W/data_v2" --seed 12 --epochs 20 --out "$W/m2.npz"
 $PY train.py "$W/data_v3" --seed 14 --epochs 20 --out "$W/m4.npz"
 $PY train.py "$W/data_v2" --seed 13 --epochs 20 --out "$W/m5.npz"
 $PY pack.py ../model.npz "$W/m1.npz" "$W/m2.npz" "$W/m4.npz" "$W/m5.npz" --templates-from "$W/data_v1"
-sha256sum ../model.npz  # d7aeddc5a8ee8bb2aaec090e00dcac35be73ef9b13112505f11431988c01c18b (constants.MODEL_SHA256)
+sha256sum ../model.npz  # d7aeddc5a8ee8bb2aaec090e00dcac35be73ef9b13112505f11431988c01c18b (weights.WEIGHTS_SHA256)
