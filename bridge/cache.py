@@ -1,45 +1,36 @@
-"""Results kept for repeats: a job with the same audio content, region, tempo, preset and weights gets the same answer.
-
-The key hashes the audio itself (a file's hash is remembered per path, size
-and modification time, so an unchanged file is read once), not its name, and
-holds the SHA-256 of the weights of the engine the preset uses (ENGINES), so
-an engine's new weights never get a result of its old ones.
-"""
+"""Results kept for repeats: a job with the same fingerprint (model.fingerprint: the audio's content, the region, the
+tempo, the preset and the weights of its engine) gets the same answer, whatever the file is called."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections import OrderedDict
 
-from midibridge.model.engines import ENGINES
+from midibridge.model.fingerprint import file_sha256, fingerprint, samples_sha256
 
 from .headers import WireRegion
+from .protocol import frame_bytes
 
 
 class ResultCache:
     def __init__(self, *, entries: int):
         self.entries = entries
         self._results: OrderedDict[str, tuple[dict, bytes]] = OrderedDict()
-        self._file_hashes: dict[tuple, str] = {}
 
     def __len__(self) -> int:
         return len(self._results)
 
-    def key(self, region: WireRegion, buffers: list, tempo: dict, preset: dict) -> str | None:
-        """What makes two jobs the same, or None when the audio cannot be read (the worker will say why). `preset`:
-        a preset's table (model.presets.Preset.to_dict), with whatever else changes the answer. Blocking I/O."""
-        try:
-            if buffers:
-                content = hashlib.sha256(buffers[0].bytes if hasattr(buffers[0], "bytes") else buffers[0]).hexdigest()
-            else:
-                content = self._file_hash(region["path"])
-        except OSError:
-            return None
-        place = {k: v for k, v in region.items() if k != "path"}
-        weights = ENGINES[preset["engine"]["name"]].weights_sha256
-        return hashlib.sha256(json.dumps([content, place, tempo, preset, weights], sort_keys=True).encode()).hexdigest()
+    def key(self, region: WireRegion, buffers: list, tempo: dict, preset: dict, *, allow_truncated: bool) -> str | None:
+        """What makes two jobs the same (model.fingerprint, the one a batch's resume uses too), or None when the
+        audio cannot be read (the worker will say why). `preset`: a preset's table (Preset.to_dict). Blocking I/O."""
+        if buffers:
+            samples = region["samples"]
+            audio = samples_sha256(frame_bytes(buffers[0]), sample_rate_hz=samples["sample_rate_hz"],
+                                   channels=samples["channels"])
+        else:
+            audio = file_sha256(region["path"])
+        return fingerprint(audio, start_s=region.get("start_s", 0.0), duration_s=region.get("duration_s"),
+                           position_s=region.get("position_s", 0.0), tempo=tempo,
+                           preset=preset).key(allow_truncated=allow_truncated)
 
     def get(self, key: str | None) -> tuple[dict, bytes] | None:
         hit = self._results.get(key) if key else None
@@ -54,16 +45,3 @@ class ResultCache:
         self._results.move_to_end(key)
         while len(self._results) > self.entries:
             self._results.popitem(last=False)
-
-    def _file_hash(self, path: str) -> str:
-        stat = os.stat(path)
-        if not os.path.isfile(path):
-            raise IsADirectoryError(path)
-        seen = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
-        if seen not in self._file_hashes:
-            digest = hashlib.sha256()
-            with open(path, "rb") as file:
-                while block := file.read(1 << 20):
-                    digest.update(block)
-            self._file_hashes[seen] = digest.hexdigest()
-        return self._file_hashes[seen]

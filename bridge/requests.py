@@ -166,8 +166,8 @@ class Requests:
         job = Job(self.table.new_id(), message.identity, message.request_id, region, buffers, preset, tempo.to_dict(),
                   priority=message.header.get("priority", p.DEFAULT_PRIORITY[message.kind]),
                   allow_truncated=message.header.get("allow_truncated", False))
-        job.cache_key = await asyncio.to_thread(self.cache.key, job.region, job.buffers, job.tempo,
-                                                {**job.preset, "allow_truncated": job.allow_truncated})
+        job.cache_key = await asyncio.to_thread(self.cache.key, job.region, job.buffers, job.tempo, job.preset,
+                                                allow_truncated=job.allow_truncated)
         return job
 
 

@@ -18,31 +18,24 @@ loaded to decide.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 from collections import defaultdict, deque
 from pathlib import Path
 
 from midibridge.model.clip import Tempo
-from midibridge.model.engines import ENGINES
+from midibridge.model.fingerprint import file_sha256
+from midibridge.model.fingerprint import fingerprint as region_fingerprint
 from midibridge.model.presets import Preset
 from midibridge.model.region import Region
 
 FINGERPRINT_KEYS = ("content_sha256", "preset", "model")
-CHUNK_BYTES = 1 << 20
 
 
 def fingerprint(region: Region, *, tempo: Tempo, preset: Preset) -> dict:
-    """The keys a region's index.json entry records about what made its .mid; content_sha256 is None when the file
-    cannot be read (that region fails, and is never skipped)."""
-    audio = _file_sha256(Path(region.path).resolve())
-    content = None if audio is None else _sha256_json(
-        {"audio_sha256": audio, "start_s": region.start_s, "duration_s": region.duration_s,
-         "position_s": region.position_s, "tempo": tempo.to_dict()})
-    weights = ENGINES[preset.engine].weights_sha256
-    return {"content_sha256": content, "preset": {"name": preset.name, "sha256": _sha256_json(preset.to_dict())},
-            "model": {"engine": preset.engine, "sha256": weights}}
+    """The keys a region's index.json entry records about what made its .mid (model.fingerprint, the one the daemon's
+    cache uses too); content_sha256 is None when the file cannot be read (that region fails, never skipped)."""
+    return region_fingerprint(file_sha256(region.path), start_s=region.start_s, duration_s=region.duration_s,
+                              position_s=region.position_s, tempo=tempo.to_dict(), preset=preset.to_dict()).to_dict()
 
 
 def read_library(folder: Path) -> list[dict]:
@@ -125,27 +118,3 @@ def _mid_name(entry: dict) -> str:
 
 def _resolved(path: str) -> str:
     return str(Path(path).resolve())
-
-
-def _file_sha256(path: Path) -> str | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return _hash_file(path, stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=256)  # a session's regions often share one take: each version is read once
-def _hash_file(path: Path, size: int, mtime_ns: int) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as source:
-            while chunk := source.read(CHUNK_BYTES):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
-def _sha256_json(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()

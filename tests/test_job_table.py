@@ -9,8 +9,12 @@ import pytest
 from midibridge.bridge.cache import ResultCache
 from midibridge.bridge.jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobTable
 from midibridge.bridge.protocol import BACKGROUND, INTERACTIVE, ProtocolError
+from midibridge.model.clip import Tempo
 from midibridge.model.engines import ENGINES
-from midibridge.model.presets import resolve_preset
+from midibridge.model.fingerprint import sha256_json
+from midibridge.model.presets import load_preset, resolve_preset
+from midibridge.model.region import Region
+from midibridge.plugin_host import resume
 
 DEFAULT = resolve_preset("default").to_dict()
 
@@ -81,12 +85,37 @@ def test_the_cache_knows_a_repeat_by_its_audio_not_its_name(tmp_path):
     take.write_bytes(b"RIFF same audio")
     copy.write_bytes(b"RIFF same audio")
     place = {"start_s": 0.0, "duration_s": None, "position_s": 1.0}
-    key = cache.key({"path": str(take), **place}, [], {"bpm": 120}, DEFAULT)
 
-    assert key == cache.key({"path": str(copy), **place}, [], {"bpm": 120}, DEFAULT)
-    assert key != cache.key({"path": str(take), **place, "position_s": 2.0}, [], {"bpm": 120}, DEFAULT)
-    assert key != cache.key({"path": str(take), **place}, [], {"bpm": 96}, DEFAULT)
-    assert cache.key({"path": str(tmp_path / "gone.wav"), **place}, [], {}, {}) is None, "the worker says why"
+    def key(path, tempo=None, **changed):
+        return cache.key({"path": str(path), **place, **changed}, [], tempo or {"bpm": 120}, DEFAULT,
+                         allow_truncated=False)
+
+    assert key(take) == key(copy)
+    assert len({key(take), key(take, position_s=2.0), key(take, {"bpm": 96})}) == 3
+    assert key(tmp_path / "gone.wav") is None, "not cached: the worker says why it fails"
+
+
+def test_the_cache_and_a_batchs_resume_share_one_fingerprint(tmp_path):
+    """What the daemon takes for a repeat is what a batch rerun skips: one fingerprint, model.fingerprint."""
+    take = tmp_path / "take.wav"
+    take.write_bytes(b"RIFF audio")
+    region, tempo, preset = Region.from_file(take, start_s=1.0, position_s=4.0), Tempo(bpm=96), load_preset("vocal")
+
+    recorded = resume.fingerprint(region, tempo=tempo, preset=preset)
+    key = ResultCache(entries=1).key({"path": str(take), "start_s": 1.0, "duration_s": None, "position_s": 4.0}, [],
+                                     tempo.to_dict(), preset.to_dict(), allow_truncated=False)
+
+    assert key == sha256_json([recorded, {"allow_truncated": False}])
+
+
+def test_inline_samples_at_another_rate_are_other_audio():
+    cache, samples = ResultCache(entries=1), b"\0\0\x80\x3f" * 100
+
+    def key(rate):
+        region = {"samples": {"frame": 0, "sample_rate_hz": rate, "channels": 1}, "start_s": 0.0}
+        return cache.key(region, [samples], {"bpm": 120}, DEFAULT, allow_truncated=False)
+
+    assert key(44100) == key(44100.0) != key(48000)
 
 
 @pytest.mark.parametrize("engine, preset", [("basic-pitch", "piano"), ("swift-f0", "vocal"), ("drums", "drums")])
@@ -97,10 +126,12 @@ def test_new_weights_of_an_engine_never_get_the_results_of_its_old_ones(engine, 
     take.write_bytes(b"RIFF audio")
     region = {"path": str(take), "start_s": 0.0, "duration_s": None, "position_s": 0.0}
     presets = {name: resolve_preset(name).to_dict() for name in ("piano", "vocal", "drums")}
-    before = {name: cache.key(region, [], {"bpm": 120}, table) for name, table in presets.items()}
+    before = {name: cache.key(region, [], {"bpm": 120}, table, allow_truncated=False)
+              for name, table in presets.items()}
 
     monkeypatch.setitem(ENGINES, engine, replace(ENGINES[engine], weights=SimpleNamespace(WEIGHTS_SHA256="0" * 64)))
-    after = {name: cache.key(region, [], {"bpm": 120}, table) for name, table in presets.items()}
+    after = {name: cache.key(region, [], {"bpm": 120}, table, allow_truncated=False)
+             for name, table in presets.items()}
 
     assert [name for name in presets if after[name] != before[name]] == [preset]
 
