@@ -1,15 +1,16 @@
 """midibridge: audio regions in, MIDI clips out, from a daemon your DAW talks to.
 
-    from midibridge import Client, Region, Tempo, transcribe, load_preset
+    from midibridge import Batch, Client, Region, Tempo, transcribe, load_preset
 
     clip = transcribe(Region.from_file("vox.wav", start_s=1.5, duration_s=4.0), preset="vocal").clip
     with Client() as client:                       # the daemon (`midibridge serve`) does the same work
         result = client.transcribe(Region.from_file("vox.wav"), tempo=Tempo(bpm=96))
+    Batch("midi", preset="bass").run(["stems/"])    # `midibridge batch`: .mid files, index.json, index.html
 
 The repository's folders are its subpackages: `model` (the transcription
 core), `bridge` (the daemon and its wire protocol), `plugin_host` (the thin
 client, the command line, the DAW adapters), `presets`. Importing midibridge
-loads neither numpy nor ZeroMQ: `Client`, `Transcriber` and `transcribe`
+loads neither numpy nor ZeroMQ: `Batch`, `Client`, `Transcriber` and `transcribe`
 load what they need when first used.
 """
 
@@ -19,11 +20,14 @@ from .model.presets import Preset, load_preset
 from .model.region import Region
 from .plugin_host.results import ClientError
 
-__all__ = ["Bend", "Client", "ClientError", "Clip", "ModelError", "Note", "Preset", "Region", "Tempo",
+__all__ = ["Batch", "Bend", "Client", "ClientError", "Clip", "ModelError", "Note", "Preset", "Region", "Tempo",
            "Transcriber", "load_preset", "transcribe"]
 
 
 def __getattr__(name: str):
+    if name == "Batch":
+        from .plugin_host.batch import Batch
+        return Batch
     if name == "Client":
         from .plugin_host.client import Client
         return Client

@@ -8,22 +8,20 @@ import logging
 import os
 import sys
 import time
-from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 
 from midibridge.bridge import discovery
-from midibridge.bridge.protocol import BACKGROUND, ENDPOINT_ENV
+from midibridge.bridge.protocol import ENDPOINT_ENV
 from midibridge.model.clip import Clip, Tempo, note_name
 from midibridge.model.region import Region
 
 from . import runner
 from .results import ClientError, JobResult, OverallProgress, Progress
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".mp3", ".ogg")
-
 
 def convert(args: argparse.Namespace) -> int:
+    from .batch import write_file
+
     tempo = Tempo(bpm=args.bpm, beats_per_bar=args.beats_per_bar)
     region = Region.from_file(args.input, start_s=args.start, duration_s=args.duration, position_s=args.position)
     output = Path(args.output) if args.output else Path(Path(args.input).stem + ".mid")
@@ -34,7 +32,7 @@ def convert(args: argparse.Namespace) -> int:
                              threads=args.threads, allow_truncated=args.allow_truncated))
     if result.error is not None:
         raise result.error
-    write_file(output, result.smf)
+    write_file(output, result.smf)  # not whole: -o may be /dev/stdout or a pipe
     if result.clip.truncated_at_s is not None:
         print(truncation_warning(args.input, result.clip.truncated_at_s, result.clip.duration_s), file=sys.stderr)
     if args.json:
@@ -64,166 +62,35 @@ def refuse_overwriting(output: Path, *, source: Path) -> None:
                                              f"first")
 
 
-@dataclass(frozen=True)
-class BatchItem:
-    """One region of a batch: where it came from, the region, its tempo (None: the command's), its .mid name."""
-
-    source: str
-    region: Region
-    tempo: Tempo | None
-    stem: str
-    details: dict
-
-
 def batch(args: argparse.Namespace) -> int:
-    from midibridge.model.presets import load_preset
+    from .batch import Batch
 
-    from . import resume
-
-    out = Path(args.output_dir)
-    make_folder(out)
-    items = batch_items(args.inputs)
-    tempo = Tempo(bpm=args.bpm, beats_per_bar=args.beats_per_bar)
-    preset = load_preset(args.preset)  # a bad preset stops the batch before anything runs
-    heads = [entry_head(item) for item in items]
-    library = resume.read_library(out)
-    places = resume.match(library, heads)
-    names = resume.mid_names(library, places, [item.stem for item in items], folder=out)
-    prints = [resume.fingerprint(item.region, tempo=item.tempo or tempo, preset=preset) for item in items]
-    index: list[dict] = [{} for _ in items]
-    todo = []
-    for i, place in enumerate(places):
-        previous = None if place is None else library[place]
-        if resume.still_good(previous, fingerprint=prints[i], midi=out / names[i],
-                             allow_truncated=args.allow_truncated):
-            index[i] = previous  # as it was, byte for byte
-        else:
-            todo.append(i)
-    rows = resume.merged(library, places, folder=out)
-    where = "cluster" if args.cluster else runner.choose(daemon=args.daemon)
-    shown_where = f"on the Ray cluster at {args.cluster}" if args.cluster else where
-    bar = ProgressLine(len(todo))
-    results = runner.run([items[i].region for i in todo], where=where, preset=args.preset, priority=BACKGROUND,
-                         tempo=[items[i].tempo or tempo for i in todo], on_progress=bar.update,
-                         allow_truncated=args.allow_truncated, cluster=args.cluster,
-                         ship_audio=args.ship_audio) if todo else (result for result in ())
+    job = Batch(args.output_dir, preset=args.preset, tempo=Tempo(bpm=args.bpm, beats_per_bar=args.beats_per_bar),
+                allow_truncated=args.allow_truncated)
+    plan = job.plan(args.inputs)
+    bar = ProgressLine(len(plan.todo))
     try:
-        with closing(results):  # leaving early (Ctrl-C) stops what still runs, wherever it runs
-            for result in results:
-                i = todo[result.index]
-                index[i] = record(heads[i], out / names[i], result, fingerprint=prints[i])
-                bar.done(result)
-    except (KeyboardInterrupt, ClientError) as stop:  # the regions that finished stay listed: a rerun skips them
+        done = job.run(plan, where=None if args.cluster else runner.choose(daemon=args.daemon), cluster=args.cluster,
+                       ship_audio=args.ship_audio, on_progress=bar.update, on_result=bar.done)
+    except (KeyboardInterrupt, ClientError) as stop:
         bar.close()
-        failed_run = isinstance(stop, ClientError)
-        if failed_run and not any(index[i] for i in todo):
-            raise  # nothing written: the folder stays as it was
-        ended = f"stopped before this region finished ({stop})" if failed_run else \
-            "was interrupted before this region finished"
-        for i in todo:
-            index[i] = index[i] or {**heads[i], "error": {
-                "code": stop.code if failed_run else "cancelled",
-                "message": f"the batch {ended}; rerun the batch into the same directory to convert it"}}
-        write_index(out, rows, index, where=shown_where)
-        done = sum("midi" in entry for entry in index)
-        print(f"midibridge: {'stopped' if failed_run else 'interrupted'}: {done} of {len(index)} regions converted "
-              f"into {out} and kept; rerun the same batch to convert the rest", file=sys.stderr)
+        if job.summary is not None and any(job.summary.entries):
+            how = "stopped" if isinstance(stop, ClientError) else "interrupted"
+            print(f"midibridge: {how}: {job.summary.converted} of {len(job.summary.entries)} regions converted into "
+                  f"{job.folder} and kept; rerun the same batch to convert the rest", file=sys.stderr)
         raise
     bar.close()
-    write_index(out, rows, index, where=shown_where)
-    failed = [entry for entry in index if entry.get("error")]
-    skipped = f"; {len(items) - len(todo)} unchanged since the last run, skipped" if len(todo) < len(items) else ""
-    kept = len(rows) - len(items)
-    earlier = f" (with {kept} region{'s' * (kept != 1)} of earlier batches)" if kept else ""
-    print(f"converted {len(index) - len(failed)} of {len(index)} regions into {out} ({shown_where}{skipped}); "
+    out, total = job.folder, len(done.entries)
+    skipped = f"; {done.skipped} unchanged since the last run, skipped" if done.skipped else ""
+    earlier = f" (with {done.earlier} region{'s' * (done.earlier != 1)} of earlier batches)" if done.earlier else ""
+    print(f"converted {total - len(done.failed)} of {total} regions into {out} ({done.where}{skipped}); "
           f"index: {out / 'index.json'}{earlier}, report: {out / 'index.html'}")
-    for entry in failed:
+    for entry in done.failed:
         print(f"  failed: {entry['input']}: [{entry['error']['code']}] {entry['error']['message']}", file=sys.stderr)
-    for entry in index:  # after the progress bar, which owns stderr's last line while it runs
+    for entry in done.entries:  # after the progress bar, which owns stderr's last line while it runs
         if entry.get("truncated_at_s") is not None:
             print(truncation_warning(entry["input"], entry["truncated_at_s"], entry["duration_s"]), file=sys.stderr)
-    return 1 if failed else 0
-
-
-def make_folder(out: Path) -> None:
-    """A batch's directory, made if needed and writable, before anything else is read or written."""
-    if out.exists() and not out.is_dir():
-        raise ClientError("output_not_a_directory", f"{out} is a file, not a directory: -o names the directory the "
-                                                    f".mid files, index.json and index.html go into. Give a new or "
-                                                    f"existing directory, e.g. -o midi")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ClientError("output_unwritable", f"cannot make the directory {out}: {error.strerror}. Give -o a "
-                                               f"directory you can write to.") from error
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ClientError("output_unwritable", f"cannot write into the directory {out}: permission denied. Give -o "
-                                               f"a directory you can write to.")
-
-
-def entry_head(item: BatchItem) -> dict:
-    """The start of a region's index.json entry: its source, by absolute paths (so that entries of batches run from
-    different directories say which file each is), and a session region's details."""
-    details = item.details
-    if "session" in details:
-        details = {**details, "session": os.path.abspath(details["session"])}
-    return {"input": os.path.abspath(item.source), **details}
-
-
-def write_index(out: Path, rows: list[int | dict], index: list[dict], *, where: str) -> None:
-    """index.json (what each region became and what made it: the same wherever the batch ran) and index.html, whose
-    piano rolls show what each .mid holds (read back, so the page is the same whichever run wrote a file). `rows`
-    are the regions it lists (plugin_host.resume.merged): this run's by number in `index`, earlier entries as they
-    were."""
-    from midibridge.model.midi import clip_from_bytes
-
-    from .report import render_report
-
-    def clip_of(entry: dict) -> Clip | None:
-        try:
-            return clip_from_bytes((out / Path(entry["midi"]).name).read_bytes(), position_s=entry["position_s"])
-        except (OSError, EOFError, ValueError, KeyError, IndexError):  # what mido raises on a file that is not MIDI
-            return None  # a .mid deleted or spoilt since: its row says so, the rest of the library still shows
-
-    entries = [index[row] if isinstance(row, int) else row for row in rows]
-    clips = [clip_of(entry) if "midi" in entry else None for entry in entries]
-    write_file(out / "index.json", json.dumps({"regions": entries}, indent=1).encode(), whole=True)
-    write_file(out / "index.html", render_report(entries=entries, clips=clips, where=where).encode(), whole=True)
-
-
-def batch_items(inputs: list[str]) -> list[BatchItem]:
-    """Files as regions at 0 s; directories' audio files (sorted); every audio region of an Ardour session, named by
-    its .ardour file or by its folder (a folder with one .ardour file at its top)."""
-    from .ardour_adapter import session_file_of, session_regions
-
-    items: list[BatchItem] = []
-    for item in map(Path, inputs):
-        session = session_file_of(item) if item.suffix == ".ardour" or item.is_dir() else None
-        if session is not None:
-            for found in session_regions(session):
-                region = found.region
-                items.append(BatchItem(region.path, region, found.tempo, f"{found.track}-{found.name}",
-                                       {"session": str(session), "track": found.track, "region": found.name,
-                                        "start_s": region.start_s, "source_duration_s": region.duration_s}))
-        elif item.is_dir():
-            items += [BatchItem(str(p), Region.from_file(p), None, p.stem, {}) for p in
-                      sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())]
-        else:  # a missing or odd file becomes that region's error, not the whole batch's
-            items.append(BatchItem(str(item), Region.from_file(item), None, item.stem, {}))
-    return items
-
-
-def record(head: dict, midi: Path, result: JobResult, *, fingerprint: dict) -> dict:
-    """One entry of a batch's index.json, from its `head` (entry_head); writes the region's .mid when it has one. A
-    converted region's entry keeps its `fingerprint` (plugin_host.resume), so a rerun can tell whether the .mid
-    still stands."""
-    if result.error is not None:
-        return {**head, "error": {"code": result.error.code, "message": str(result.error)}}
-    write_file(midi, result.smf, whole=True)
-    clip = result.clip
-    truncated = {} if clip.truncated_at_s is None else {"truncated_at_s": clip.truncated_at_s}
-    return {**head, "midi": str(midi), "position_s": clip.position_s, "duration_s": clip.duration_s,
-            **truncated, "notes": len(clip.notes), **fingerprint}
+    return 1 if done.failed else 0
 
 
 def truncation_warning(source: str, truncated_at_s: float, duration_s: float) -> str:
@@ -441,21 +308,6 @@ def model_info(args: argparse.Namespace) -> int:
             for tensor in info[direction]:
                 print(f"  {direction[:-1]:6}  {tensor['name']:28} {tensor['type']:14} {tensor['shape']}")
     return 1 if broken else 0
-
-
-def write_file(path: Path, data: bytes, *, whole: bool = False) -> None:
-    """Write `data` to `path`. `whole`: to a temporary name beside it, then renamed over it, so an interrupted batch
-    never leaves half a file; only for regular files (convert's -o may be /dev/stdout or a pipe)."""
-    target = path.with_name(f".{path.name}.partial") if whole else path
-    try:
-        target.write_bytes(data)
-        if whole:
-            os.replace(target, path)
-    except OSError as error:
-        if whole:
-            target.unlink(missing_ok=True)
-        raise ClientError("output_unwritable", f"cannot write {path}: {error.strerror}. Choose another path.") \
-            from error
 
 
 def print_clip(clip: Clip, output: Path) -> None:

@@ -144,3 +144,21 @@ def test_a_mid_file_deleted_or_spoilt_since_never_stops_the_next_batch(tmp_path)
     assert sorted(sources(out)) == ["keys.mid", "pad.mid"], "the deleted .mid's entry went with it"
     report = (out / "index.html").read_text()
     assert report.count("its .mid is missing or not a MIDI file") == 1, "pad's row says why it shows no notes"
+
+
+def test_a_batch_from_python_is_the_command_s_batch(tmp_path):
+    """`from midibridge import Batch`: the same library, index.json and .mid bytes as `midibridge batch`."""
+    from midibridge import Batch
+
+    takes = [tone(tmp_path / "takes" / "a.wav", 60), tone(tmp_path / "takes" / "b.wav", 64)]
+    assert batch(*takes, "-o", tmp_path / "cli").returncode == 0
+
+    done = Batch(tmp_path / "api").run(takes, where="in-process")
+    again = Batch(tmp_path / "api").run(takes, where="in-process")
+
+    assert (done.converted, done.failed, again.skipped) == (2, [], 2)
+    for name in ("a.mid", "b.mid"):
+        assert (tmp_path / "api" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
+    index = {folder: (tmp_path / folder / "index.json").read_text() for folder in ("api", "cli")}
+    assert index["api"] == index["cli"].replace(str(tmp_path / "cli"), str(tmp_path / "api")), \
+        "the same entries, each .mid named in its own folder"
