@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from midibridge.bridge import discovery
-from midibridge.bridge.protocol import BACKGROUND, ENDPOINT_ENV
+from midibridge.bridge.protocol import ENDPOINT_ENV
 from midibridge.model.clip import Clip, Tempo, note_name
 from midibridge.model.region import Region
+from midibridge.model.vocabulary import Priority
 
 from . import runner
 from .results import ClientError, JobResult, OverallProgress, Progress
@@ -103,7 +104,7 @@ def batch(args: argparse.Namespace) -> int:
     where = "cluster" if args.cluster else runner.choose(daemon=args.daemon)
     shown_where = f"on the Ray cluster at {args.cluster}" if args.cluster else where
     bar = ProgressLine(len(todo))
-    results = runner.run([items[i].region for i in todo], where=where, preset=args.preset, priority=BACKGROUND,
+    results = runner.run([items[i].region for i in todo], where=where, preset=args.preset, priority=Priority.BATCH,
                          tempo=[items[i].tempo or tempo for i in todo], on_progress=bar.update,
                          allow_truncated=args.allow_truncated, cluster=args.cluster,
                          ship_audio=args.ship_audio) if todo else (result for result in ())
