@@ -15,8 +15,9 @@ from pathlib import Path
 from midibridge.bridge import discovery
 from midibridge.bridge.protocol import ENDPOINT_ENV
 from midibridge.model.clip import Clip, Tempo, note_name
+from midibridge.model.errors import MidibridgeError
 from midibridge.model.region import Region
-from midibridge.model.vocabulary import Priority
+from midibridge.model.vocabulary import Code, Priority
 
 from . import runner
 from .results import ClientError, JobResult, OverallProgress, Progress
@@ -51,18 +52,18 @@ def refuse_overwriting(output: Path, *, source: Path) -> None:
     if not output.is_file():
         return
     if source.exists() and output.samefile(source):
-        raise ClientError("output_is_input", f"-o {output} is the audio file being converted: writing the MIDI "
-                                             f"file there would destroy it. Give another output, e.g. -o "
-                                             f"{source.with_suffix('.mid').name}")
+        raise ClientError(Code.OUTPUT_IS_INPUT, f"-o {output} is the audio file being converted: writing the MIDI "
+                                                f"file there would destroy it. Give another output, e.g. -o "
+                                                f"{source.with_suffix('.mid').name}")
     try:
         with output.open("rb") as existing:
             head = existing.read(4)
     except OSError:
         return  # unreadable: writing it fails too, and says so (output_unwritable)
     if head not in (b"MThd", b""):  # an empty file holds nothing to lose
-        raise ClientError("output_not_midi", f"{output} exists and is not a MIDI file; midibridge does not write "
-                                             f"over it. Give another output path with -o, or move that file away "
-                                             f"first")
+        raise ClientError(Code.OUTPUT_NOT_MIDI, f"{output} exists and is not a MIDI file; midibridge does not write "
+                                                f"over it. Give another output path with -o, or move that file away "
+                                                f"first")
 
 
 @dataclass(frozen=True)
@@ -114,16 +115,16 @@ def batch(args: argparse.Namespace) -> int:
                 i = todo[result.index]
                 index[i] = record(heads[i], out / names[i], result, fingerprint=prints[i])
                 bar.done(result)
-    except (KeyboardInterrupt, ClientError) as stop:  # the regions that finished stay listed: a rerun skips them
+    except (KeyboardInterrupt, MidibridgeError) as stop:  # the regions that finished stay listed: a rerun skips them
         bar.close()
-        failed_run = isinstance(stop, ClientError)
+        failed_run = isinstance(stop, MidibridgeError)
         if failed_run and not any(index[i] for i in todo):
             raise  # nothing written: the folder stays as it was
         ended = f"stopped before this region finished ({stop})" if failed_run else \
             "was interrupted before this region finished"
         for i in todo:
             index[i] = index[i] or {**heads[i], "error": {
-                "code": stop.code if failed_run else "cancelled",
+                "code": stop.code if failed_run else Code.CANCELLED,
                 "message": f"the batch {ended}; rerun the batch into the same directory to convert it"}}
         write_index(out, rows, index, where=shown_where)
         done = sum("midi" in entry for entry in index)
@@ -149,17 +150,17 @@ def batch(args: argparse.Namespace) -> int:
 def make_folder(out: Path) -> None:
     """A batch's directory, made if needed and writable, before anything else is read or written."""
     if out.exists() and not out.is_dir():
-        raise ClientError("output_not_a_directory", f"{out} is a file, not a directory: -o names the directory the "
-                                                    f".mid files, index.json and index.html go into. Give a new or "
-                                                    f"existing directory, e.g. -o midi")
+        raise ClientError(Code.OUTPUT_NOT_A_DIRECTORY, f"{out} is a file, not a directory: -o names the directory the "
+                                                       f".mid files, index.json and index.html go into. Give a new or "
+                                                       f"existing directory, e.g. -o midi")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ClientError("output_unwritable", f"cannot make the directory {out}: {error.strerror}. Give -o a "
-                                               f"directory you can write to.") from error
+        raise ClientError(Code.OUTPUT_UNWRITABLE, f"cannot make the directory {out}: {error.strerror}. Give -o a "
+                                                  f"directory you can write to.") from error
     if not os.access(out, os.W_OK | os.X_OK):
-        raise ClientError("output_unwritable", f"cannot write into the directory {out}: permission denied. Give -o "
-                                               f"a directory you can write to.")
+        raise ClientError(Code.OUTPUT_UNWRITABLE, f"cannot write into the directory {out}: permission denied. Give -o "
+                                                  f"a directory you can write to.")
 
 
 def entry_head(item: BatchItem) -> dict:
@@ -229,7 +230,7 @@ def record(head: dict, midi: Path, result: JobResult, *, fingerprint: dict) -> d
 
 def truncation_warning(source: str, truncated_at_s: float, duration_s: float) -> str:
     """The stderr line for a clip transcribed with --allow-truncated from a file cut short."""
-    return (f"midibridge: warning [audio_truncated]: {source} is truncated: its audio stops {truncated_at_s:.3f} s "
+    return (f"midibridge: warning [{Code.AUDIO_TRUNCATED}]: {source} is truncated: its audio stops {truncated_at_s:.3f} s "
             f"into the {duration_s:.3f} s region, so the clip has no notes after that")
 
 
@@ -309,7 +310,7 @@ def host_transcribe(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from midibridge.bridge.daemon import Daemon, DaemonConfig, DaemonError
+    from midibridge.bridge.daemon import Daemon, DaemonConfig
 
     logging.basicConfig(level=logging.INFO, format="midibridge serve: %(message)s")
     workers = args.workers if args.workers is not None else os.cpu_count() or 1
@@ -321,11 +322,7 @@ def serve(args: argparse.Namespace) -> int:
                           allowed_roots=args.allow_root, curve=args.curve, job_retries=retries,
                           grace_s=args.grace, progress_timeout_s=args.progress_timeout,
                           interactive_workers=args.interactive_workers, model_path=args.model, cluster=args.cluster)
-    try:
-        return Daemon(config).run()
-    except DaemonError as error:
-        print(f"midibridge: error [{error.code}]: {error}", file=sys.stderr)
-        return 1
+    return Daemon(config).run()  # a DaemonError (cannot_serve) is said as every error is, by cli.main
 
 
 def ping(args: argparse.Namespace) -> int:
@@ -455,7 +452,7 @@ def write_file(path: Path, data: bytes, *, whole: bool = False) -> None:
     except OSError as error:
         if whole:
             target.unlink(missing_ok=True)
-        raise ClientError("output_unwritable", f"cannot write {path}: {error.strerror}. Choose another path.") \
+        raise ClientError(Code.OUTPUT_UNWRITABLE, f"cannot write {path}: {error.strerror}. Choose another path.") \
             from error
 
 
