@@ -15,13 +15,13 @@ load what they need when first used.
 """
 
 from .model.clip import Bend, Clip, Note, Tempo
-from .model.errors import ModelError
+from .model.errors import MidibridgeError, ModelError
 from .model.presets import Preset, load_preset
 from .model.region import Region
 from .plugin_host.results import ClientError
 
-__all__ = ["Batch", "Bend", "Client", "ClientError", "Clip", "ModelError", "Note", "Preset", "Region", "Tempo",
-           "Transcriber", "load_preset", "transcribe"]
+__all__ = ["Batch", "Bend", "Client", "ClientError", "Clip", "MidibridgeError", "ModelError", "Note", "Preset",
+           "Region", "Tempo", "Transcriber", "load_preset", "transcribe"]
 
 
 def __getattr__(name: str):

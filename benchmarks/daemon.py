@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from midibridge.bridge.discovery import read_discovery
-from midibridge.bridge.protocol import BACKGROUND
 from midibridge.model.region import Region
+from midibridge.model.vocabulary import Priority
 from midibridge.plugin_host.client import Client
 
 from .corpus import corpus_manifest, corpus_parser
@@ -133,7 +133,7 @@ def _throughput(files: list[Path], workers: int, threads: int, out: Path) -> dic
         regions = [Region.from_file(f, duration_s=REGION_S, position_s=float(i)) for i, f in enumerate(files)]
         with daemon.client() as client:
             started = time.perf_counter()
-            results = list(client.batch(regions, priority=BACKGROUND))
+            results = list(client.batch(regions, priority=Priority.BATCH))
             elapsed = time.perf_counter() - started
         peak_mb = daemon.memory_mb("VmHWM")
     finally:
@@ -152,7 +152,7 @@ def _interactive_behind_a_batch(files: list[Path], runs: int, out: Path) -> dict
         with daemon.client() as client:
             idle = [_interactive_once(client, files[0], position_s=float(run)) for run in range(runs + 1)][1:]
         with daemon.client() as batcher:
-            results = batcher.batch(batch, priority=BACKGROUND)
+            results = batcher.batch(batch, priority=Priority.BATCH)
             running = threading.Thread(target=lambda: next(results, None))  # submits it, waits for the first
             running.start()
             time.sleep(3.0)

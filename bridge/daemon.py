@@ -21,11 +21,12 @@ import zmq.asyncio
 
 from midibridge.model.engines import DEFAULT_ENGINE, ENGINES
 from midibridge.model.errors import ModelError
+from midibridge.model.vocabulary import Code, JobState
 
 from . import discovery
 from . import protocol as p
 from .cache import ResultCache
-from .jobs import QUEUED, RUNNING, JobTable
+from .jobs import JobTable
 from .outbox import Outbox
 from .protocol import BridgeError
 from .requests import Requests, request_id
@@ -40,7 +41,7 @@ class DaemonError(BridgeError):
     """The daemon cannot start (code `cannot_serve`); the message says why and what to do."""
 
     def __init__(self, message: str):
-        super().__init__("cannot_serve", message)
+        super().__init__(Code.CANNOT_SERVE, message)
 
 
 @dataclass(kw_only=True)
@@ -183,14 +184,14 @@ class Daemon:
         """Stop taking jobs; let running ones finish for grace_s; cancel the rest, each with an answer."""
         self.accepting = False
         log.info("stopping: finishing running jobs (up to %g s)", self.config.grace_s)
-        for job in self.table.in_state(QUEUED):
-            await self.outbox.fail(job, "shutting_down", "the daemon stopped before this job started")
+        for job in self.table.in_state(JobState.QUEUED):
+            await self.outbox.fail(job, Code.SHUTTING_DOWN, "the daemon stopped before this job started")
         deadline = asyncio.get_running_loop().time() + self.config.grace_s
-        while self.table.in_state(RUNNING) and asyncio.get_running_loop().time() < deadline:
+        while self.table.in_state(JobState.RUNNING) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        for job in self.table.in_state(RUNNING):
-            await self.outbox.fail(job, "shutting_down", f"the daemon stopped; the job ran past the "
-                                                         f"{self.config.grace_s:g} s grace period and was cancelled")
+        for job in self.table.in_state(JobState.RUNNING):
+            await self.outbox.fail(job, Code.SHUTTING_DOWN, f"the daemon stopped; the job ran past the "
+                                                            f"{self.config.grace_s:g} s grace period and was cancelled")
 
     # The three loops ---------------------------------------------------------
 
@@ -202,8 +203,8 @@ class Daemon:
             except Exception as error:  # one bad request must never take the daemon down
                 log.exception("unexpected failure handling a request")
                 await self.outbox.reply(frames[0].bytes, p.ERROR, request_id(frames), p.error_header(
-                    "internal", f"the daemon failed on this request ({type(error).__name__}: {error}); "
-                                f"its log has the details"))
+                    Code.INTERNAL, f"the daemon failed on this request ({type(error).__name__}: {error}); "
+                                   f"its log has the details"))
 
     async def _serve_workers(self) -> None:
         while True:

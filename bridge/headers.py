@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from typing import Any, TypedDict
 
 from midibridge.model.options import Spec, check_table, required
 from midibridge.model.region import MAX_CHANNELS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
+from midibridge.model.vocabulary import Code, JobState, Priority, Stage
 
 from .protocol import (ACCEPTED, BATCH, CANCEL, ERROR, FETCH, HELLO, MAX_BATCH_REGIONS, MAX_REGION_S, PRESETS,
-                       PRIORITIES, PROGRESS, RESULT, SHUTDOWN, STATUS, TRANSCRIBE, W_CANCEL, W_ERROR, W_HEARTBEAT,
-                       W_JOB, W_PROGRESS, W_READY, W_RESULT, Message, ProtocolError, frame_bytes)
+                       PROGRESS, RESULT, SHUTDOWN, STATUS, TRANSCRIBE, W_CANCEL, W_ERROR, W_HEARTBEAT, W_JOB,
+                       W_PROGRESS, W_READY, W_RESULT, Message, ProtocolError, frame_bytes)
 
 _TEXT, _NUMBER, _FLAG, _TABLE = Spec(str), Spec(float), Spec(bool), Spec(dict)
 _COUNT = Spec(int, strict=True)  # a JSON integer: it counts or indexes something
 _TEXTS = Spec(list, items=_TEXT)
+# The vocabulary's words, in both dialects: a stage, code, priority or state outside it is refused.
+_STAGE, _CODE = Spec(str, choices=tuple(Stage)), Spec(str, choices=tuple(Code))
+_PRIORITY, _STATE = Spec(str, choices=tuple(Priority)), Spec(str, choices=tuple(JobState))
 
 
 def _table(fields: dict[str, Spec], **options) -> Spec:
@@ -42,8 +47,7 @@ def _list_of(fields: dict[str, Spec]) -> Spec:
 SAMPLES = {"frame": required(_COUNT), "sample_rate_hz": required(_NUMBER), "channels": required(_COUNT)}
 REGION = {"path": _TEXT, "samples": _table(SAMPLES), "start_s": _NUMBER, "duration_s": Spec(float, optional=True),
           "position_s": _NUMBER, "tempo": _TABLE}
-JOB_OPTIONS = {"tempo": _TABLE, "preset": Spec((str, dict)), "priority": Spec(str, choices=PRIORITIES),
-               "allow_truncated": _FLAG}
+JOB_OPTIONS = {"tempo": _TABLE, "preset": Spec((str, dict)), "priority": _PRIORITY, "allow_truncated": _FLAG}
 MESSAGES: dict[str, dict[str, Spec]] = {
     HELLO: {"client": _TEXT},
     TRANSCRIBE: {"region": _table(REGION, required=True), **JOB_OPTIONS},
@@ -57,9 +61,9 @@ MESSAGES: dict[str, dict[str, Spec]] = {
 
 # The daemon and its workers: type -> (header spec, how many buffers; -1: any). Frame 2 holds the job id. -----------
 
-_PROGRESS = {"stage": required(_TEXT), "fraction": required(_NUMBER)}
+_PROGRESS = {"stage": required(_STAGE), "fraction": required(_NUMBER)}
 _RESULT = {"note_count": required(_COUNT)}
-_ERROR = {"code": required(_TEXT), "message": required(_TEXT)}
+_ERROR = {"code": required(_CODE), "message": required(_TEXT)}
 WORKER_MESSAGES: dict[str, tuple[dict[str, Spec], int]] = {
     W_READY: ({"pid": required(_COUNT), "model_sha256": required(_TEXT)}, 0),
     W_HEARTBEAT: ({}, 0),
@@ -78,8 +82,8 @@ _COUNTS, _NUMBERS = required(_COUNT), required(_NUMBER)
 LIMITS = {"max_frame_bytes": _COUNTS, "max_header_bytes": _COUNTS, "max_region_s": _NUMBERS,
           "max_batch_regions": _COUNTS, "max_queued": _COUNTS, "result_ttl_s": _NUMBERS,
           "progress_timeout_s": _NUMBERS, "cancel_timeout_s": _NUMBERS}
-JOB_SUMMARY = {"job_id": required(_TEXT), "state": required(_TEXT),
-               "priority": Spec(str, choices=PRIORITIES, optional=True, required=True),
+JOB_SUMMARY = {"job_id": required(_TEXT), "state": required(_STATE),
+               "priority": replace(_PRIORITY, optional=True, required=True),
                "attempts": required(_COUNT), "age_s": Spec(float, optional=True, required=True),
                "error": _table(ERROR_HEADER, optional=True, required=True)}
 WORKER_SUMMARY = {"identity": required(_TEXT), "pid": Spec(int, strict=True, optional=True, required=True),
@@ -96,7 +100,7 @@ REPLIES: dict[str, tuple[dict[str, Spec], int]] = {
     STATUS: ({"jobs": _list_of(JOB_SUMMARY), "counts": Spec(dict, required=True, items=_COUNT),
               "queued": required(_COUNT), "workers": _list_of(WORKER_SUMMARY), "workers_replaced": required(_COUNT),
               "cache_entries": required(_COUNT), "accepting": required(_FLAG)}, 0),
-    CANCEL: ({"jobs": Spec(dict, required=True, items=_TEXT)}, 0),  # job id -> its state
+    CANCEL: ({"jobs": Spec(dict, required=True, items=_STATE)}, 0),  # job id -> its state
     PRESETS: ({"presets": _list_of(PRESET_LISTING)}, 0),
     SHUTDOWN: ({"stopping": required(_FLAG)}, 0),
     ACCEPTED: ({"job_ids": required(_TEXTS)}, 0),
@@ -136,8 +140,8 @@ class ErrorHeader(_ErrorFields, total=False):
 
 class JobSummary(TypedDict):
     job_id: str
-    state: str
-    priority: str | None
+    state: JobState
+    priority: Priority | None
     attempts: int
     age_s: float | None
     error: ErrorHeader | None
@@ -148,18 +152,18 @@ class JobSummary(TypedDict):
 def check_request(message: Message, *, max_batch_regions: int = MAX_BATCH_REGIONS) -> None:
     """Check a client request against MESSAGES, then what a table cannot say: its regions and inline samples."""
     if message.kind not in MESSAGES:
-        raise ProtocolError("unknown_type", f"unknown message type {message.kind!r}; requests are "
-                                            f"{', '.join(MESSAGES)}")
+        raise ProtocolError(Code.UNKNOWN_TYPE, f"unknown message type {message.kind!r}; requests are "
+                                               f"{', '.join(MESSAGES)}")
     check_table(message.header, MESSAGES[message.kind], where=message.kind, closed=False, fail=_invalid_header)
     if message.kind == TRANSCRIBE:
         regions = {f"{TRANSCRIBE} region": message.header["region"]}
     else:
         regions = {f"{BATCH} regions[{i}]": region for i, region in enumerate(message.header.get("regions", []))}
     if message.kind == BATCH and not regions:
-        raise ProtocolError("invalid_header", "batch: regions is empty; send at least one region")
+        raise ProtocolError(Code.INVALID_HEADER, "batch: regions is empty; send at least one region")
     if len(regions) > max_batch_regions:
-        raise ProtocolError("too_large", f"a batch holds at most {max_batch_regions} regions (this daemon's queue "
-                                         f"size), not {len(regions)}; send it in parts")
+        raise ProtocolError(Code.TOO_LARGE, f"a batch holds at most {max_batch_regions} regions (this daemon's queue "
+                                            f"size), not {len(regions)}; send it in parts")
     for where, region in regions.items():
         check_region(region, where, message.buffers)
 
@@ -167,35 +171,35 @@ def check_request(message: Message, *, max_batch_regions: int = MAX_BATCH_REGION
 def check_region(region: WireRegion, where: str, buffers: list) -> None:
     """A region whose fields are of their types: one source, an absolute path, a place the model can take."""
     if ("path" in region) == ("samples" in region):
-        raise ProtocolError("invalid_header", f"{where}: give exactly one of path and samples")
+        raise ProtocolError(Code.INVALID_HEADER, f"{where}: give exactly one of path and samples")
     if "path" in region and not os.path.isabs(region["path"]):
-        raise ProtocolError("invalid_header", f"{where}: path {region['path']!r} is relative; send an absolute path "
-                                              f"(the daemon does not share your working directory)")
+        raise ProtocolError(Code.INVALID_HEADER, f"{where}: path {region['path']!r} is relative; send an absolute path "
+                                                 f"(the daemon does not share your working directory)")
     if "samples" in region:
         check_samples(region["samples"], where, buffers)
     # The model's own codes, so that a client gets the same answer in-process and through the daemon.
     if region.get("start_s", 0) < 0 or region.get("position_s", 0) < 0:
-        raise ProtocolError("region_outside_source", f"{where}: start_s and position_s must be ≥ 0")
+        raise ProtocolError(Code.REGION_OUTSIDE_SOURCE, f"{where}: start_s and position_s must be ≥ 0")
     duration_s = region.get("duration_s")
     if duration_s is not None and duration_s <= 0:
-        raise ProtocolError("region_empty", f"{where}: duration_s must be > 0, or null for \"to the end\"")
+        raise ProtocolError(Code.REGION_EMPTY, f"{where}: duration_s must be > 0, or null for \"to the end\"")
     if (duration_s or 0) > MAX_REGION_S:
-        raise ProtocolError("too_large", f"{where}: regions last at most {MAX_REGION_S:g} s")
+        raise ProtocolError(Code.TOO_LARGE, f"{where}: regions last at most {MAX_REGION_S:g} s")
 
 
 def check_samples(samples: WireSamples, where: str, buffers: list) -> None:
     """Inline samples: a buffer that is there and holds whole frames of float32 channels, at a usable rate."""
     frame, channels, rate = samples["frame"], samples["channels"], samples["sample_rate_hz"]
     if not 0 <= frame < len(buffers):
-        raise ProtocolError("invalid_header", f"{where}: samples.frame {frame} names no buffer (the message has "
-                                              f"{len(buffers)}; frame 0 is the one after the header)")
+        raise ProtocolError(Code.INVALID_HEADER, f"{where}: samples.frame {frame} names no buffer (the message has "
+                                                 f"{len(buffers)}; frame 0 is the one after the header)")
     if not MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ:
-        raise ProtocolError("invalid_sample_rate", f"{where}: sample rate {rate:g} Hz is outside "
-                                                   f"{MIN_SAMPLE_RATE_HZ:g}…{MAX_SAMPLE_RATE_HZ:g} Hz")
+        raise ProtocolError(Code.INVALID_SAMPLE_RATE, f"{where}: sample rate {rate:g} Hz is outside "
+                                                      f"{MIN_SAMPLE_RATE_HZ:g}…{MAX_SAMPLE_RATE_HZ:g} Hz")
     size = len(frame_bytes(buffers[frame]))
     if not 1 <= channels <= MAX_CHANNELS or size == 0 or size % (4 * channels):
-        raise ProtocolError("invalid_samples", f"{where}: {size} bytes are not whole frames of {channels} float32 "
-                                               f"channel(s) (1 to {MAX_CHANNELS} channels, interleaved)")
+        raise ProtocolError(Code.INVALID_SAMPLES, f"{where}: {size} bytes are not whole frames of {channels} float32 "
+                                                  f"channel(s) (1 to {MAX_CHANNELS} channels, interleaved)")
 
 
 def check_worker_message(message: Message) -> None:
@@ -210,12 +214,12 @@ def check_reply(message: Message) -> None:
 
 def _check_message(message: Message, table: dict[str, tuple[dict[str, Spec], int]], dialect: str) -> None:
     if message.kind not in table:
-        raise ProtocolError("unknown_type", f"unknown {dialect} message type {message.kind!r}")
+        raise ProtocolError(Code.UNKNOWN_TYPE, f"unknown {dialect} message type {message.kind!r}")
     spec, n_buffers = table[message.kind]
     where = f"{dialect} {message.kind}"
     check_table(message.header, spec, where=where, closed=False, fail=_invalid_header)
     if n_buffers >= 0 and len(message.buffers) != n_buffers:
-        raise ProtocolError("malformed", f"{where}: {len(message.buffers)} buffers, not {n_buffers}")
+        raise ProtocolError(Code.MALFORMED, f"{where}: {len(message.buffers)} buffers, not {n_buffers}")
     if message.kind in (W_RESULT, RESULT):
         check_result_buffers(message.header["note_count"], message.buffers, where)
 
@@ -227,9 +231,9 @@ def check_result_buffers(note_count: int, buffers: list, where: str) -> None:
     except (ValueError, UnicodeDecodeError, AttributeError):
         notes = None
     if not frame_bytes(buffers[0]).startswith(b"MThd") or not isinstance(notes, list) or len(notes) != note_count:
-        raise ProtocolError("malformed", f"{where}: its buffers are not a MIDI file and the JSON of a clip of "
-                                         f"{note_count} notes")
+        raise ProtocolError(Code.MALFORMED, f"{where}: its buffers are not a MIDI file and the JSON of a clip of "
+                                            f"{note_count} notes")
 
 
 def _invalid_header(message: str) -> ProtocolError:
-    return ProtocolError("invalid_header", message)
+    return ProtocolError(Code.INVALID_HEADER, message)

@@ -12,10 +12,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .headers import ErrorHeader, JobSummary, WireRegion
-from .protocol import BACKGROUND, INTERACTIVE, PRIORITIES, Header, ProtocolError
+from midibridge.model.vocabulary import Code, JobState, Priority
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+from .headers import ErrorHeader, JobSummary, WireRegion
+from .protocol import Header, ProtocolError
+
+ENDED = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+HELD = (JobState.QUEUED, JobState.RUNNING, *ENDED)  # the states a job is in (`unknown`, `cancelling` are only said)
 
 
 @dataclass
@@ -29,10 +32,10 @@ class Job:
     buffers: list
     preset: dict[str, Any]  # model.presets.Preset's dict form
     tempo: dict[str, Any]  # model.clip.Tempo's
-    priority: str = INTERACTIVE
+    priority: Priority = Priority.INTERACTIVE
     allow_truncated: bool = False
     cache_key: str | None = None
-    state: str = QUEUED
+    state: JobState = JobState.QUEUED
     worker: bytes | None = None
     attempts: int = 0
     cancel_requested: bool = False
@@ -43,7 +46,7 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.state in (DONE, FAILED, CANCELLED)
+        return self.state in ENDED
 
     def summary(self) -> JobSummary:
         return {"job_id": self.job_id, "state": self.state, "priority": self.priority, "attempts": self.attempts,
@@ -52,7 +55,7 @@ class Job:
 
 def unknown_summary(job_id: str) -> JobSummary:
     """What `status` says of a job id it does not know: the same fields as a known job's."""
-    return {"job_id": job_id, "state": "unknown", "priority": None, "attempts": 0, "age_s": None, "error": None}
+    return {"job_id": job_id, "state": JobState.UNKNOWN, "priority": None, "attempts": 0, "age_s": None, "error": None}
 
 
 class JobTable:
@@ -62,7 +65,7 @@ class JobTable:
         self.max_queued = max_queued
         self.result_ttl_s = result_ttl_s
         self.jobs: dict[str, Job] = {}
-        self.queues: dict[str, deque[str]] = {priority: deque() for priority in PRIORITIES}
+        self.queues: dict[Priority, deque[str]] = {priority: deque() for priority in Priority}
         self._ids = itertools.count(1)
         self._prefix = f"{int(time.time()):x}"  # ids stay unique across daemon restarts
 
@@ -76,19 +79,19 @@ class JobTable:
     def submit(self, jobs: list[Job]) -> None:
         """Queue all of `jobs` or none: a full queue refuses the whole request with `busy`."""
         if self.waiting + len(jobs) > self.max_queued:
-            raise ProtocolError("busy", f"the queue holds {self.waiting} of {self.max_queued} jobs; "
-                                        f"{len(jobs)} more do not fit. Try again when some have finished.")
+            raise ProtocolError(Code.BUSY, f"the queue holds {self.waiting} of {self.max_queued} jobs; "
+                                           f"{len(jobs)} more do not fit. Try again when some have finished.")
         for job in jobs:
             self.jobs[job.job_id] = job
             self.queues[job.priority].append(job.job_id)
 
     def next_queued(self, *, interactive_only: bool = False) -> Job | None:
         """The job to run next: interactive ones first, in order."""
-        for priority in (INTERACTIVE,) if interactive_only else PRIORITIES:
+        for priority in (Priority.INTERACTIVE,) if interactive_only else Priority:
             queue = self.queues[priority]
             while queue:
                 job = self.jobs.get(queue.popleft())
-                if job is not None and job.state == QUEUED:
+                if job is not None and job.state == JobState.QUEUED:
                     return job
         return None
 
@@ -96,13 +99,13 @@ class JobTable:
         """How many waiting jobs run before `job`: every interactive one before it, and for a batch job every
         interactive one too."""
         before = self.queues[job.priority].index(job.job_id)
-        return before + (len(self.queues[INTERACTIVE]) if job.priority == BACKGROUND else 0)
+        return before + (len(self.queues[Priority.INTERACTIVE]) if job.priority == Priority.BATCH else 0)
 
-    def in_state(self, state: str) -> list[Job]:
+    def in_state(self, state: JobState) -> list[Job]:
         return [job for job in self.jobs.values() if job.state == state]
 
     def start(self, job: Job, worker: bytes) -> None:
-        job.state, job.worker, job.cancel_requested = RUNNING, worker, False
+        job.state, job.worker, job.cancel_requested = JobState.RUNNING, worker, False
         job.attempts += 1
 
     def reattach(self, job: Job, client: bytes, request_id: str) -> None:
@@ -110,13 +113,13 @@ class JobTable:
         job.client, job.request_id = client, request_id
 
     def requeue_first(self, job: Job) -> None:
-        job.state, job.worker = QUEUED, None
+        job.state, job.worker = JobState.QUEUED, None
         self.queues[job.priority].appendleft(job.job_id)
 
     def finish(self, job: Job, header: Header, buffers: list) -> None:
-        job.state, job.result, job.finished_s, job.buffers = DONE, (header, buffers), time.monotonic(), []
+        job.state, job.result, job.finished_s, job.buffers = JobState.DONE, (header, buffers), time.monotonic(), []
 
-    def fail(self, job: Job, error: ErrorHeader, *, state: str = FAILED) -> None:
+    def fail(self, job: Job, error: ErrorHeader, *, state: JobState = JobState.FAILED) -> None:
         job.state, job.error, job.finished_s, job.buffers = state, error, time.monotonic(), []
         if job.job_id in self.queues[job.priority]:
             self.queues[job.priority].remove(job.job_id)
@@ -129,7 +132,7 @@ class JobTable:
             del self.jobs[job_id]
 
     def counts(self) -> dict:
-        counts = dict.fromkeys((QUEUED, RUNNING, DONE, FAILED, CANCELLED), 0)
+        counts = dict.fromkeys(HELD, 0)
         for job in self.jobs.values():
             counts[job.state] += 1
         return counts

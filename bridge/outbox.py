@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import zmq.asyncio
 
+from midibridge.model.vocabulary import JobState, Stage
+
 from . import protocol as p
-from .jobs import FAILED, QUEUED, Job, JobTable
+from .jobs import Job, JobTable
 
 
 class Outbox:
@@ -28,7 +30,7 @@ class Outbox:
         self.table.finish(job, header, buffers)
         await self.to_job(job, p.RESULT, header, buffers)
 
-    async def fail(self, job: Job, code: str, message: str, *, state: str = FAILED) -> None:
+    async def fail(self, job: Job, code: str, message: str, *, state: JobState = JobState.FAILED) -> None:
         header = p.error_header(code, message, job.job_id)
         self.table.fail(job, header, state=state)
         await self.to_job(job, p.ERROR, header)
@@ -36,6 +38,6 @@ class Outbox:
     async def tell_waiting(self, jobs: list[Job]) -> None:
         """A `queued` progress for each of `jobs` still waiting: how many jobs run before it."""
         for job in jobs:
-            if job.state == QUEUED:
-                await self.to_job(job, p.PROGRESS, {"job_id": job.job_id, "stage": p.QUEUED_STAGE, "fraction": 0.0,
+            if job.state == JobState.QUEUED:
+                await self.to_job(job, p.PROGRESS, {"job_id": job.job_id, "stage": Stage.QUEUED, "fraction": 0.0,
                                                     "jobs_ahead": self.table.jobs_ahead(job)})

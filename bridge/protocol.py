@@ -25,6 +25,9 @@ from importlib import metadata
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from midibridge.model.errors import MidibridgeError
+from midibridge.model.vocabulary import Code, Priority
+
 if TYPE_CHECKING:  # bridge.headers builds on this module
     from .headers import ErrorHeader, WireRegion
 
@@ -51,39 +54,13 @@ HEARTBEAT_LIVENESS = 5  # intervals without a word before a worker counts as hun
 HELLO, TRANSCRIBE, BATCH, STATUS, CANCEL, PRESETS, FETCH, SHUTDOWN = (
     "hello", "transcribe", "batch", "status", "cancel", "presets", "fetch", "shutdown")
 ACCEPTED, PROGRESS, RESULT, ERROR = "accepted", "progress", "result", "error"
-# A job's priority: interactive jobs (a DAW's right-click, `convert`) run before any waiting batch job.
-INTERACTIVE, BACKGROUND = "interactive", "batch"
-PRIORITIES = (INTERACTIVE, BACKGROUND)
-DEFAULT_PRIORITY = {TRANSCRIBE: INTERACTIVE, BATCH: BACKGROUND}
-# The progress stage of a job still waiting for a worker; its header says how many jobs run before it.
-QUEUED_STAGE = "queued"
+# A job's priority (model.vocabulary.Priority) when the request names none: interactive jobs (a DAW's right-click,
+# `convert`) run before any waiting batch job.
+DEFAULT_PRIORITY = {TRANSCRIBE: Priority.INTERACTIVE, BATCH: Priority.BATCH}
+INTERACTIVE = Priority.INTERACTIVE  # plugin_host/runner.py's name for it, until its rewrite (issue 19 §2)
 # Between the daemon and a worker.
 W_READY, W_HEARTBEAT, W_JOB, W_CANCEL, W_PROGRESS, W_RESULT, W_ERROR = (
     "ready", "heartbeat", "job", "cancel", "progress", "result", "error")
-
-# Error codes the daemon sends (the model's own codes pass through unchanged:
-# audio_not_found, audio_unreadable, audio_truncated, region_outside_source,
-# region_empty, audio_not_finite, invalid_preset, unknown_preset,
-# plugin_unavailable, invalid_option, model_missing, …).
-ERROR_CODES = {
-    "malformed": "the message does not have the protocol's frames, or its header is not a JSON object",
-    "version_mismatch": "the peer speaks another major version of the protocol",
-    "unknown_type": "no such message type",
-    "invalid_header": "a header field is missing, of the wrong type or out of range",
-    "invalid_samples": "an inline samples buffer is not whole frames of float32 channels",
-    "invalid_sample_rate": "an inline samples rate outside 1 kHz to 768 kHz",
-    "region_outside_source": "a region starts before 0 s (or, as a job's error, past its source's end)",
-    "region_empty": "a region's duration is not above 0 s (or, as a job's error, it holds no sample)",
-    "too_large": "a header or buffer is over the daemon's limits",
-    "busy": "the job queue is full; try again later",
-    "unknown_job": "no job with that id (never existed, or its result expired)",
-    "cancelled": "the job was cancelled",
-    "worker_died": "the worker running the job exited",
-    "worker_hung": "the worker running the job stopped answering, or made no progress, and was replaced",
-    "forbidden": "remote clients may not do this (shutdown, or a path outside the allowed roots)",
-    "shutting_down": "the daemon is stopping and takes no new jobs",
-    "internal": "the daemon failed unexpectedly; the message says how",
-}
 
 
 def package_version() -> str:
@@ -94,16 +71,12 @@ def package_version() -> str:
         return "unknown"
 
 
-class BridgeError(Exception):
-    """The one error root of bridge: `code` says what went wrong, the message what to do."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
+class BridgeError(MidibridgeError):
+    """Base of bridge's errors: `code` says what went wrong, the message what to do."""
 
 
 class ProtocolError(BridgeError):
-    """A message that cannot be accepted; `code` is one of ERROR_CODES."""
+    """A message that cannot be accepted (bridge/PROTOCOL.md's table of codes says which)."""
 
 
 # A header as sent or received: a JSON object. What each message type's holds is bridge.headers' tables.
@@ -133,33 +106,33 @@ def decode(frames: list, *, router: bool = False, protocol_id: bytes = PROTOCOL_
     identity = None
     if router:
         if not frames:
-            raise ProtocolError("malformed", "an empty message")
+            raise ProtocolError(Code.MALFORMED, "an empty message")
         identity, frames = frame_bytes(frames[0]), frames[1:]
     if len(frames) < 4:
-        raise ProtocolError("malformed", f"a message has at least 4 frames (protocol, type, request id, "
-                                         f"header), this one has {len(frames)}")
+        raise ProtocolError(Code.MALFORMED, f"a message has at least 4 frames (protocol, type, request id, "
+                                            f"header), this one has {len(frames)}")
     check_protocol(frame_bytes(frames[0]), protocol_id)
     try:
         kind, request_id = frame_bytes(frames[1]).decode(), frame_bytes(frames[2]).decode()
     except UnicodeDecodeError as error:
-        raise ProtocolError("malformed", "the type and request id frames must be UTF-8 text") from error
+        raise ProtocolError(Code.MALFORMED, "the type and request id frames must be UTF-8 text") from error
     raw = frame_bytes(frames[3])
     if len(raw) > MAX_HEADER_BYTES:
-        raise ProtocolError("too_large", f"the header is {len(raw)} bytes; at most {MAX_HEADER_BYTES}")
+        raise ProtocolError(Code.TOO_LARGE, f"the header is {len(raw)} bytes; at most {MAX_HEADER_BYTES}")
     try:
         header = json.loads(raw, parse_constant=_not_finite, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as error:
         said = "empty: an empty header is {}" if not raw else f"not JSON: {error}"
-        raise ProtocolError("malformed", f"the header is {said}") from error
+        raise ProtocolError(Code.MALFORMED, f"the header is {said}") from error
     if not isinstance(header, dict):
-        raise ProtocolError("malformed", "the header must be a JSON object")
+        raise ProtocolError(Code.MALFORMED, "the header must be a JSON object")
     return Message(kind, request_id, header, list(frames[4:]), identity)
 
 
 def _not_finite(text: str):
     """JSON has no NaN or Infinity, though Python's json reads them: a header holding one, in any field, is refused
     (the daemon could not pass it on to a worker or a client)."""
-    raise ProtocolError("invalid_header", f"the header holds {text}: numbers must be finite")
+    raise ProtocolError(Code.INVALID_HEADER, f"the header holds {text}: numbers must be finite")
 
 
 def _finite(text: str) -> float:
@@ -171,10 +144,10 @@ def check_protocol(frame: bytes, expected: bytes = PROTOCOL_ID) -> None:
     name, _, version = expected.decode().partition("/")
     got_name, _, got_version = frame.decode(errors="replace").partition("/")
     if got_name != name:
-        raise ProtocolError("malformed", f"the first frame must be the protocol id {expected.decode()!r}")
+        raise ProtocolError(Code.MALFORMED, f"the first frame must be the protocol id {expected.decode()!r}")
     if got_version.split(".")[0] != version.split(".")[0]:
-        raise ProtocolError("version_mismatch", f"this peer speaks {name} protocol {version}, the other "
-                                                f"{got_version or '?'}; upgrade the older side")
+        raise ProtocolError(Code.VERSION_MISMATCH, f"this peer speaks {name} protocol {version}, the other "
+                                                   f"{got_version or '?'}; upgrade the older side")
 
 
 def clip_buffer(clip: dict) -> bytes:

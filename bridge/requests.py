@@ -16,13 +16,14 @@ import zmq
 
 from midibridge.model.clip import Tempo
 from midibridge.model.engines import DEFAULT_ENGINE, ENGINES
-from midibridge.model.errors import ModelError
+from midibridge.model.errors import MidibridgeError
 from midibridge.model.presets import available_presets, is_preset_path, list_presets, resolve_preset
+from midibridge.model.vocabulary import Code, JobState, Priority
 
 from . import protocol as p
 from .cache import ResultCache
 from .headers import WireRegion, check_request
-from .jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobTable, unknown_summary
+from .jobs import Job, JobTable, unknown_summary
 from .outbox import Outbox
 from .protocol import Message, ProtocolError
 from .security import check_path_allowed, is_local_peer
@@ -57,7 +58,7 @@ class Requests:
         handler = getattr(self, f"_on_{message.kind}")
         try:
             await handler(message, local)
-        except (ProtocolError, ModelError) as error:
+        except MidibridgeError as error:
             await self.outbox.reply(identity, p.ERROR, message.request_id, p.error_header(error.code, str(error)))
 
     async def _answer(self, message: Message, header: p.Header) -> None:
@@ -99,22 +100,23 @@ class Requests:
         for job_id in message.header["job_ids"]:
             job = self.table.jobs.get(job_id)
             if job is None:
-                states[job_id] = "unknown"
+                states[job_id] = JobState.UNKNOWN
                 continue
-            if job.state == QUEUED:
-                await self.outbox.fail(job, "cancelled", "cancelled before it started", state=CANCELLED)
-            elif job.state == RUNNING:
+            if job.state == JobState.QUEUED:
+                await self.outbox.fail(job, Code.CANCELLED, "cancelled before it started", state=JobState.CANCELLED)
+            elif job.state == JobState.RUNNING:
                 await self.supervisor.cancel(job)
-            states[job_id] = "cancelling" if job.state == RUNNING else job.state
+            states[job_id] = JobState.CANCELLING if job.state == JobState.RUNNING else job.state
         await self._answer(message, {"jobs": states})
 
     async def _on_fetch(self, message: Message, local: bool) -> None:
         job = self.table.jobs.get(message.header["job_id"])
         if job is None:
-            raise ProtocolError("unknown_job", f"no job {message.header['job_id']!r} here: it never existed, or its "
-                                               f"result was dropped after {self.config.result_ttl_s:g} s; submit it again")
+            raise ProtocolError(Code.UNKNOWN_JOB,
+                                f"no job {message.header['job_id']!r} here: it never existed, or its "
+                                f"result was dropped after {self.config.result_ttl_s:g} s; submit it again")
         self.table.reattach(job, message.identity, message.request_id)  # later replies go to the new socket
-        if job.state == DONE:
+        if job.state == JobState.DONE:
             header, buffers = job.result
             await self.outbox.to_job(job, p.RESULT, header, buffers)
         elif job.finished:
@@ -124,7 +126,7 @@ class Requests:
 
     async def _on_shutdown(self, message: Message, local: bool) -> None:
         if not local:
-            raise ProtocolError("forbidden", "only a client on this machine may stop the daemon")
+            raise ProtocolError(Code.FORBIDDEN, "only a client on this machine may stop the daemon")
         self.lifecycle.accepting = False  # from this answer on: a job sent after it must not be accepted
         await self._answer(message, {"stopping": True})
         self.lifecycle.stopping.set()
@@ -137,10 +139,10 @@ class Requests:
 
     async def _accept(self, message: Message, regions: list[WireRegion], local: bool) -> None:
         if not self.lifecycle.accepting:
-            raise ProtocolError("shutting_down", "the daemon is stopping and takes no new jobs")
+            raise ProtocolError(Code.SHUTTING_DOWN, "the daemon is stopping and takes no new jobs")
         requested = message.header.get("preset")
         if not local and isinstance(requested, str) and is_preset_path(requested):
-            raise ProtocolError("forbidden", "remote clients name a preset or send it inline, not a path")
+            raise ProtocolError(Code.FORBIDDEN, "remote clients name a preset or send it inline, not a path")
         preset = resolve_preset(requested).to_dict()
         jobs = [await self._job(message, region, preset, local) for region in regions]
         self.table.submit(jobs)
@@ -164,7 +166,7 @@ class Requests:
             region["samples"] = {**region["samples"], "frame": 0}
         tempo = Tempo.from_dict(region.pop("tempo") if "tempo" in region else message.header.get("tempo", {}))
         job = Job(self.table.new_id(), message.identity, message.request_id, region, buffers, preset, tempo.to_dict(),
-                  priority=message.header.get("priority", p.DEFAULT_PRIORITY[message.kind]),
+                  priority=Priority(message.header.get("priority", p.DEFAULT_PRIORITY[message.kind])),
                   allow_truncated=message.header.get("allow_truncated", False))
         job.cache_key = await asyncio.to_thread(self.cache.key, job.region, job.buffers, job.tempo, job.preset,
                                                 allow_truncated=job.allow_truncated)

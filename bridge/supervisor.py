@@ -14,10 +14,12 @@ import logging
 
 import zmq.asyncio
 
+from midibridge.model.vocabulary import Code, JobState
+
 from . import protocol as p
 from .cache import ResultCache
 from .headers import check_worker_message
-from .jobs import CANCELLED, FAILED, QUEUED, RUNNING, Job, JobTable
+from .jobs import Job, JobTable
 from .outbox import Outbox
 from .protocol import Message, ProtocolError
 from .workers import WorkerHandle, WorkerPool
@@ -62,20 +64,20 @@ class Supervisor:
             message = p.decode(frames, router=True, protocol_id=p.WORKER_PROTOCOL_ID)
             check_worker_message(message)
         except ProtocolError as error:
-            await self._lose(worker, "internal", f"its worker sent a message the daemon cannot read ({error}); "
-                                                 f"the worker was replaced")
+            await self._lose(worker, Code.INTERNAL, f"its worker sent a message the daemon cannot read ({error}); "
+                                                    f"the worker was replaced")
             return
         job = self.table.jobs.get(message.request_id) if message.request_id else None
         if job is not None and job.worker != worker.identity:
             job = None  # a late word about a job that has moved on
         if message.kind == p.W_READY:
             self.pool.mark_ready(worker)
-        elif message.kind == p.W_PROGRESS and job is not None and job.state == RUNNING:
+        elif message.kind == p.W_PROGRESS and job is not None and job.state == JobState.RUNNING:
             self.pool.progressed(worker)
             # The daemon's fields last: a worker's header cannot rename the job (nor, below, claim a cached answer).
             await self.outbox.to_job(job, p.PROGRESS, {**message.header, "job_id": job.job_id})
         elif message.kind in (p.W_RESULT, p.W_ERROR):
-            if job is not None and job.state == RUNNING:
+            if job is not None and job.state == JobState.RUNNING:
                 await self._finished(job, message)
             elif not message.request_id:
                 log.error("worker %s cannot start: %s", worker.identity.decode(), message.header.get("message"))
@@ -102,7 +104,7 @@ class Supervisor:
             worker = lost.worker
             job = self.table.jobs.get(worker.job_id) if worker.job_id else None
             log.warning("worker %s (pid %s) %s; replaced", worker.identity.decode(), worker.pid, lost.reason)
-            if job is None or job.state != RUNNING:
+            if job is None or job.state != JobState.RUNNING:
                 continue
             if job.attempts <= self.config.job_retries:
                 self.table.requeue_first(job)
@@ -111,7 +113,7 @@ class Supervisor:
                                                        f"{worker.pid}); the daemon replaced it. Other jobs go on.")
         self.table.expire()
         await self.dispatch()
-        await self.outbox.tell_waiting(self.table.in_state(QUEUED))
+        await self.outbox.tell_waiting(self.table.in_state(JobState.QUEUED))
 
     async def _send(self, identity: bytes, kind: str, job_id: str = "", header: p.Header | None = None,
                     buffers=()) -> None:
@@ -125,22 +127,23 @@ class Supervisor:
             self.cache.put(job.cache_key, (header, buffers))
             await self.outbox.finish(job, header, buffers)
         else:
-            cancelled = message.header["code"] == "cancelled"
+            cancelled = message.header["code"] == Code.CANCELLED
             await self.outbox.fail(job, message.header["code"], message.header["message"],
-                                   state=CANCELLED if cancelled else FAILED)
+                                   state=JobState.CANCELLED if cancelled else JobState.FAILED)
 
     async def _enforce_cancel(self, job: Job, attempt: int) -> None:
         await asyncio.sleep(self.config.cancel_timeout_s)
         worker = self.pool.workers.get(job.worker) if job.worker else None
-        if job.state == RUNNING and job.attempts == attempt and worker is not None:
+        if job.state == JobState.RUNNING and job.attempts == attempt and worker is not None:
             log.warning("worker %s did not stop job %s within %g s of its cancel; replaced", worker.identity.decode(),
                         job.job_id, self.config.cancel_timeout_s)
-            await self._lose(worker, "cancelled", "cancelled; its worker was stopped")
+            await self._lose(worker, Code.CANCELLED, "cancelled; its worker was stopped")
 
-    async def _lose(self, worker: WorkerHandle, code: str, message: str) -> None:
+    async def _lose(self, worker: WorkerHandle, code: Code, message: str) -> None:
         """Kill and replace `worker`, answering its job (if any) with `code`."""
         job = self.table.jobs.get(worker.job_id) if worker.job_id else None
         self.pool.replace(worker)
-        if job is not None and job.state == RUNNING:
-            await self.outbox.fail(job, code, message, state=CANCELLED if code == "cancelled" else FAILED)
+        if job is not None and job.state == JobState.RUNNING:
+            state = JobState.CANCELLED if code == Code.CANCELLED else JobState.FAILED
+            await self.outbox.fail(job, code, message, state=state)
         await self.dispatch()

@@ -28,9 +28,10 @@ import zmq
 
 from midibridge.model.clip import Tempo
 from midibridge.model.engines import DEFAULT_ENGINE, ENGINES
-from midibridge.model.errors import Cancelled, ModelError
+from midibridge.model.errors import Cancelled, MidibridgeError, ModelError
 from midibridge.model.pipeline import Transcriber
 from midibridge.model.presets import resolve_preset
+from midibridge.model.vocabulary import Code
 
 from .headers import check_worker_message
 from .protocol import (HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, W_CANCEL, W_ERROR, W_HEARTBEAT, W_JOB, W_PROGRESS,
@@ -99,10 +100,10 @@ class Worker:
                                        allow_truncated=job.header.get("allow_truncated", False))
             self.send(W_RESULT, job_id, {"note_count": len(done.clip.notes)},
                       [done.smf, clip_buffer(done.clip.to_dict())])
-        except ModelError as error:
+        except MidibridgeError as error:
             self.send(W_ERROR, job_id, error_header(error.code, str(error)))
         except Exception as error:  # a job must end with an answer, whatever went wrong
-            self.send(W_ERROR, job_id, error_header("internal", f"{type(error).__name__}: {error}"))
+            self.send(W_ERROR, job_id, error_header(Code.INTERNAL, f"{type(error).__name__}: {error}"))
 
 
 def heartbeat(context: zmq.Context, endpoint: str, identity: bytes, keys: WorkerKeys | None = None) -> None:

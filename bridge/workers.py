@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from midibridge.model.vocabulary import Code
+
 from .protocol import HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS
 
 STARTUP_GRACE_S = 60.0  # a worker importing onnxruntime on a loaded machine is silent for a while
@@ -52,7 +54,7 @@ class Lost:
     """A worker the pool killed and replaced, and why: `code` is worker_died or worker_hung."""
 
     worker: WorkerHandle
-    code: str
+    code: Code
     reason: str
 
 
@@ -126,14 +128,15 @@ class WorkerPool:
         lost = []
         for handle in list(self.workers.values()):
             if handle.process.poll() is not None:
-                lost.append(Lost(handle, "worker_died", f"exited with status {handle.process.returncode}"))
+                lost.append(Lost(handle, Code.WORKER_DIED, f"exited with status {handle.process.returncode}"))
             elif handle.ready and now - handle.heard_s > HEARTBEAT_LIVENESS * HEARTBEAT_INTERVAL_S:
-                lost.append(Lost(handle, "worker_hung", f"sent no heartbeat for {now - handle.heard_s:.0f} s"))
+                lost.append(Lost(handle, Code.WORKER_HUNG, f"sent no heartbeat for {now - handle.heard_s:.0f} s"))
             elif not handle.ready and now - handle.started_s > STARTUP_GRACE_S:
-                lost.append(Lost(handle, "worker_hung", f"did not start within {STARTUP_GRACE_S:g} s"))
+                lost.append(Lost(handle, Code.WORKER_HUNG, f"did not start within {STARTUP_GRACE_S:g} s"))
             elif handle.job_id and now - handle.progress_s > self.progress_timeout_s:
-                lost.append(Lost(handle, "worker_hung", f"made no progress on its job for "
-                                                        f"{now - handle.progress_s:.0f} s (serve --progress-timeout)"))
+                lost.append(Lost(handle, Code.WORKER_HUNG,
+                                 f"made no progress on its job for {now - handle.progress_s:.0f} s "
+                                 f"(serve --progress-timeout)"))
         for gone in lost:
             self.replace(gone.worker)
         return lost

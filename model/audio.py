@@ -18,6 +18,7 @@ from pedalboard.io import AudioFile, StreamResampler
 from .containers import Cut, find_cut, mp3_gapless
 from .errors import AudioError
 from .region import MAX_CHANNELS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, Region
+from .vocabulary import Code
 
 CHUNK_S = 2.0
 # A host that rounds a region's end to its own sample grid may ask for a
@@ -64,7 +65,7 @@ def open_region(region: Region, *, chunk_s: float = CHUNK_S, allow_truncated: bo
     region with the audio there is, and `truncated_at_sample` set.
     """
     if (region.path is None) == (region.samples is None):
-        raise AudioError("a region needs exactly one of a file path and raw samples", code="invalid_region")
+        raise AudioError(Code.INVALID_REGION, "a region needs exactly one of a file path and raw samples")
     if region.path is not None:
         return _open_file(region, chunk_s, allow_truncated)
     return _open_samples(region, chunk_s)
@@ -96,18 +97,18 @@ def resampled_length(n_samples: int, *, from_hz: float, to_hz: float) -> int:
 def _open_file(region: Region, chunk_s: float, allow_truncated: bool) -> RegionAudio:
     path = region.path
     if os.path.isdir(path):
-        raise AudioError(f"{path} is a directory, not an audio file", code="audio_unreadable")
+        raise AudioError(Code.AUDIO_UNREADABLE, f"{path} is a directory, not an audio file")
     if not os.path.exists(path):
-        raise AudioError(f"audio file {path} does not exist", code="audio_not_found")
+        raise AudioError(Code.AUDIO_NOT_FOUND, f"audio file {path} does not exist")
     if not os.access(path, os.R_OK):
-        raise AudioError(f"audio file {path} is not readable: no read permission (check its owner and mode)",
-                         code="audio_unreadable")
+        raise AudioError(Code.AUDIO_UNREADABLE,
+                         f"audio file {path} is not readable: no read permission (check its owner and mode)")
     try:
         source = AudioFile(path)
     except Exception as error:  # pedalboard raises several types for undecodable input
         raise AudioError(
+            Code.AUDIO_UNREADABLE,
             f"{path} cannot be decoded as audio ({error}). midibridge reads WAV, FLAC, AIFF, MP3 and OGG.",
-            code="audio_unreadable",
         ) from error
     rate = float(source.samplerate)
     # pedalboard decodes MP3's encoder delay and padding as audio; skipping
@@ -135,8 +136,8 @@ def _open_file(region: Region, chunk_s: float, allow_truncated: bool) -> RegionA
                 try:
                     block = source.read(min(step, remaining))
                 except Exception as error:
-                    raise AudioError(f"{path} is damaged: decoding stopped at sample "
-                                     f"{readable - remaining + start} ({error})", code="audio_unreadable") from error
+                    raise AudioError(Code.AUDIO_UNREADABLE, f"{path} is damaged: decoding stopped at sample "
+                                                            f"{readable - remaining + start} ({error})") from error
                 if block.shape[1] == 0:
                     break  # the file holds less than its header claimed; keep what was there
                 remaining -= block.shape[1]
@@ -165,23 +166,24 @@ def _truncated_at(region: Region, rate: float, start: int, count: int, cut: Cut 
         promised = "without the end-of-stream page a whole Ogg file ends with (Ogg states no length up front)"
     else:
         promised = f"but its header promises {(cut.promised_frames - skip - padding) / rate:.3f} s"
-    raise AudioError(f"{region.path} is truncated: its audio ends at {ends_s:.3f} s {promised}, and region "
+    raise AudioError(Code.AUDIO_TRUNCATED,
+                     f"{region.path} is truncated: its audio ends at {ends_s:.3f} s {promised}, and region "
                      f"{region.describe()} reaches past that. Re-export the file (or copy it again), or pass "
-                     f"--allow-truncated to transcribe the audio up to {ends_s:.3f} s.", code="audio_truncated")
+                     f"--allow-truncated to transcribe the audio up to {ends_s:.3f} s.")
 
 
 def _open_samples(region: Region, chunk_s: float) -> RegionAudio:
     rate = region.sample_rate_hz
     if rate is None:
-        raise AudioError("raw samples need their sample rate (sample_rate_hz)", code="invalid_sample_rate")
+        raise AudioError(Code.INVALID_SAMPLE_RATE, "raw samples need their sample rate (sample_rate_hz)")
     _check_rate(float(rate), "the raw samples")
     samples = np.asarray(region.samples, dtype=np.float32)
     if samples.ndim == 2 and samples.shape[0] > MAX_CHANNELS:
-        raise AudioError(f"raw samples shaped {samples.shape} look like (n_samples, n_channels); "
-                         f"pass them as (n_channels, n_samples)", code="invalid_samples")
+        raise AudioError(Code.INVALID_SAMPLES, f"raw samples shaped {samples.shape} look like (n_samples, n_channels); "
+                                               f"pass them as (n_channels, n_samples)")
     if samples.ndim not in (1, 2):
-        raise AudioError(f"raw samples must be shaped (n_samples,) or (n_channels, n_samples), not {samples.shape}",
-                         code="invalid_samples")
+        raise AudioError(Code.INVALID_SAMPLES,
+                         f"raw samples must be shaped (n_samples,) or (n_channels, n_samples), not {samples.shape}")
     samples = samples.reshape(1, -1) if samples.ndim == 1 else samples
     start, count = _region_bounds(region, float(rate), samples.shape[1], exact=True)
     step = max(1, int(chunk_s * rate))
@@ -194,29 +196,31 @@ def _region_bounds(region: Region, rate: float, available: int, *, exact: bool) 
     length_s = available / rate
     where = region.describe()
     if available == 0:
-        raise AudioError(f"region {where}: the source holds no audio", code="region_empty")
+        raise AudioError(Code.REGION_EMPTY, f"region {where}: the source holds no audio")
     start = round(region.start_s * rate)
     if exact and start >= available:
-        raise AudioError(f"region {where} starts at {region.start_s:g} s but the source is only "
-                         f"{length_s:.3f} s long", code="region_outside_source")
+        raise AudioError(Code.REGION_OUTSIDE_SOURCE,
+                         f"region {where} starts at {region.start_s:g} s but the source is only "
+                         f"{length_s:.3f} s long")
     if region.duration_s is None:
         return start, max(available - start, 0)
     count = round(region.duration_s * rate)
     if count == 0:
-        raise AudioError(f"region {where} is shorter than one sample at {rate:g} Hz", code="region_empty")
+        raise AudioError(Code.REGION_EMPTY, f"region {where} is shorter than one sample at {rate:g} Hz")
     overshoot = start + count - available
     if exact and overshoot > 0:
         if overshoot > END_TOLERANCE_S * rate:
-            raise AudioError(f"region {where} ends {overshoot / rate:.3f} s past the end of the source "
-                             f"({length_s:.3f} s long)", code="region_outside_source")
+            raise AudioError(Code.REGION_OUTSIDE_SOURCE,
+                             f"region {where} ends {overshoot / rate:.3f} s past the end of the source "
+                             f"({length_s:.3f} s long)")
         count = available - start
     return start, count
 
 
 def _check_rate(rate: float, what: str) -> None:
     if not (MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ):
-        raise AudioError(f"{what}: sample rate {rate:g} Hz is outside {MIN_SAMPLE_RATE_HZ:g}…"
-                         f"{MAX_SAMPLE_RATE_HZ:g} Hz", code="invalid_sample_rate")
+        raise AudioError(Code.INVALID_SAMPLE_RATE, f"{what}: sample rate {rate:g} Hz is outside {MIN_SAMPLE_RATE_HZ:g}…"
+                                                   f"{MAX_SAMPLE_RATE_HZ:g} Hz")
 
 
 def _to_mono(block: np.ndarray) -> np.ndarray:
@@ -232,7 +236,7 @@ def _check_finite(chunk: np.ndarray, offset: int, audio: RegionAudio) -> None:
     value = chunk[index]
     at = offset + index
     raise AudioError(
+        Code.AUDIO_NOT_FINITE,
         f"region {audio.region.describe()}: sample {at} ({at / audio.sample_rate_hz:.3f} s in) is {value}; "
         f"audio must be finite. Check the plugin or file that produced it.",
-        code="audio_not_finite",
     )

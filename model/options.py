@@ -16,6 +16,7 @@ from dataclasses import Field, dataclass, fields, replace
 from typing import Any, ClassVar
 
 from .errors import OptionError
+from .vocabulary import Code
 
 _KIND_NAMES = {bool: "true or false", str: "a string", dict: "a table", list: "a list", int: "a whole number",
                float: "a number"}
@@ -49,7 +50,8 @@ class Spec:
 
     def allowed(self) -> str:
         if self.choices:
-            text = "one of " + ", ".join(repr(c) for c in self.choices)
+            # A word of model.vocabulary is shown as its text, as a plain string is.
+            text = "one of " + ", ".join(repr(str(c) if isinstance(c, str) else c) for c in self.choices)
         elif self.low is None and self.high is None:
             text = " or ".join(_KIND_NAMES[kind] for kind in self.kinds)
         else:
@@ -81,7 +83,7 @@ def required(spec: Spec) -> Spec:
 
 
 def check_table(data: Mapping[str, Any], specs: Mapping[str, Spec], *, where: str, closed: bool = True,
-                fail: Callable[[str], Exception] = OptionError) -> None:
+                fail: Callable[[str], Exception] = lambda message: OptionError(Code.INVALID_OPTION, message)) -> None:
     """Raise fail(message) for the first key of `data` that `specs` does not know (when `closed`), the first required
     one missing, or the first value its spec refuses; tables and lists inside are checked with their own specs.
 

@@ -20,6 +20,7 @@ from .midi import clip_to_bytes
 from .postprocess import LoudnessMeter, postprocess
 from .presets import Preset, resolve_preset
 from .region import Region
+from .vocabulary import Stage
 
 BASIC_PITCH = Preset(name="default", description="Basic Pitch exactly")
 
@@ -71,7 +72,7 @@ class Transcriber:
         """
         audio = open_region(region, allow_truncated=allow_truncated)  # checks the region before any work
         if on_progress:
-            on_progress("decode", 0.0)
+            on_progress(Stage.DECODE, 0.0)
         unread = [audio]
 
         def open_chunks():
@@ -92,7 +93,7 @@ class Transcriber:
                     else audio.truncated_at_sample / audio.sample_rate_hz, beats_per_bar=float(tempo.beats_per_bar))
         clip = postprocess(clip, preset.post, tempo=tempo, loudness=meter.result())
         if on_progress:
-            on_progress("notes", 1.0)
+            on_progress(Stage.NOTES, 1.0)
         return clip
 
 

@@ -20,6 +20,7 @@ from .engines import DEFAULT_ENGINE, ENGINES
 from .errors import ModelError, OptionError
 from .options import PostOptions, Spec, check_table
 from .steps import STEPS
+from .vocabulary import Code
 
 try:
     import tomllib
@@ -68,8 +69,8 @@ class Preset:
         if self.decode is None:
             object.__setattr__(self, "decode", options())
         elif not isinstance(self.decode, options):
-            raise OptionError(f"[decode] of engine {self.engine!r} must be {options.__name__}, "
-                              f"not {type(self.decode).__name__}")
+            raise OptionError(Code.INVALID_OPTION, f"[decode] of engine {self.engine!r} must be {options.__name__}, "
+                                                   f"not {type(self.decode).__name__}")
         if ENGINES[self.engine].drums:
             _check_drum_post(self.post, engine=self.engine)
 
@@ -82,13 +83,15 @@ class Preset:
     def from_dict(cls, data: dict, *, where: str = "inline preset", source: str = "inline") -> Preset:
         """Check every key of `data` and build the preset; OptionError names `where`, the key and the value."""
         if not isinstance(data, dict):
-            raise OptionError(f"{where}: a preset is a table of keys, not {type(data).__name__}", code="invalid_preset")
+            raise OptionError(Code.INVALID_PRESET, f"{where}: a preset is a table of keys, not {type(data).__name__}")
         try:
             check_table(data, PRESET_SPECS, where=where)
             if "schema" not in data:
-                raise OptionError(f"{where}: schema must be {SCHEMA}, got None (add `schema = {SCHEMA}` at the top)")
+                raise OptionError(Code.INVALID_OPTION,
+                                  f"{where}: schema must be {SCHEMA}, got None (add `schema = {SCHEMA}` at the top)")
             if "engine" in data and data["schema"] < 2:
-                raise OptionError(f"{where}: [engine] needs `schema = 2` (schema 1 presets are Basic Pitch's)")
+                raise OptionError(Code.INVALID_OPTION,
+                                  f"{where}: [engine] needs `schema = 2` (schema 1 presets are Basic Pitch's)")
             check_table(data.get("engine", {}), ENGINE_SPECS, where="[engine]")
             engine, chain = data.get("engine", {}).get("name", DEFAULT_ENGINE), data.get("chain", [])
             return cls(
@@ -103,8 +106,8 @@ class Preset:
         except OptionError as error:
             # The option groups check themselves without knowing the file.
             message = str(error) if str(error).startswith(where) else f"{where}: {error}"
-            code = "invalid_preset" if error.code == OptionError.code else error.code
-            raise OptionError(message, code=code) from error
+            raise OptionError(Code.INVALID_PRESET if error.code == Code.INVALID_OPTION else error.code, message) \
+                from error
 
 
 # [post] settings that change pitch or voicing: meaningless for drum notes, whose pitch names the drum.
@@ -114,19 +117,21 @@ DRUM_REFUSED_POST = {"transpose_semitones": 0, "scale": "chromatic", "monophonic
 def _check_drum_post(post: PostOptions, *, engine: str) -> None:
     for key, neutral in DRUM_REFUSED_POST.items():
         if getattr(post, key) != neutral:
-            raise OptionError(f"[post] {key} = {getattr(post, key)!r} does not apply to drums (engine {engine!r}: "
-                              f"a note's pitch names the drum); remove it", code="invalid_preset")
+            raise OptionError(Code.INVALID_PRESET,
+                              f"[post] {key} = {getattr(post, key)!r} does not apply to drums (engine {engine!r}: "
+                              f"a note's pitch names the drum); remove it")
     if post.pitch_bends == "mpe":
-        raise OptionError(f"[post] pitch_bends = 'mpe' does not apply to drums (engine {engine!r}: drum notes are "
-                          f"on channel 10, unbent); remove it", code="invalid_preset")
+        raise OptionError(Code.INVALID_PRESET,
+                          f"[post] pitch_bends = 'mpe' does not apply to drums (engine {engine!r}: drum notes are "
+                          f"on channel 10, unbent); remove it")
 
 
 def _step(entry, where: str) -> Step:
     if not isinstance(entry, dict) or "step" not in entry:
-        raise OptionError(f"{where}: every [[chain]] table needs step = one of {', '.join(STEPS)}")
+        raise OptionError(Code.INVALID_OPTION, f"{where}: every [[chain]] table needs step = one of {', '.join(STEPS)}")
     kind = entry["step"]
     if not isinstance(kind, str) or kind not in STEPS:
-        raise OptionError(f"{where}: unknown step {kind!r}; steps are {', '.join(STEPS)}")
+        raise OptionError(Code.INVALID_OPTION, f"{where}: unknown step {kind!r}; steps are {', '.join(STEPS)}")
     check_table({k: v for k, v in entry.items() if k != "step"}, STEPS[kind].specs, where=f"{where} ({kind})")
     params = {**STEPS[kind].defaults, **{k: v for k, v in entry.items() if k != "step"}}
     if kind == "vst3":
@@ -136,11 +141,12 @@ def _step(entry, where: str) -> Step:
 
 def _check_plugin_parameters(params: dict, where: str) -> None:
     if not os.path.exists(os.path.expanduser(params["path"])):
-        raise OptionError(f"{where}: plugin {params['path']} does not exist; install it or fix the path",
-                          code="plugin_unavailable")
+        raise OptionError(Code.PLUGIN_UNAVAILABLE,
+                          f"{where}: plugin {params['path']} does not exist; install it or fix the path")
     for name, value in params["parameters"].items():
         if isinstance(value, (dict, list)):
-            raise OptionError(f"{where}: parameter {name!r} must be a number, bool or string, got {value!r}")
+            raise OptionError(Code.INVALID_OPTION,
+                              f"{where}: parameter {name!r} must be a number, bool or string, got {value!r}")
 
 
 # Where presets come from ----------------------------------------------------
@@ -170,24 +176,23 @@ def load_preset(name_or_path: str | os.PathLike | None = None) -> Preset:
     path = Path(name_or_path).expanduser()
     if is_preset_path(name_or_path):
         if not path.is_file():
-            raise OptionError(f"preset file {path} does not exist", code="unknown_preset")
+            raise OptionError(Code.UNKNOWN_PRESET, f"preset file {path} does not exist")
         return read_preset(path, source=str(path))
     for source, candidate in _candidates(name_or_path):
         if candidate.is_file():
             return read_preset(candidate, source=source)
     names = ", ".join(sorted(available_presets()))
-    raise OptionError(f"unknown preset {name_or_path!r}; presets are: {names}. "
-                      f"`midibridge presets list` shows them; a path to a .toml file works too.",
-                      code="unknown_preset")
+    raise OptionError(Code.UNKNOWN_PRESET, f"unknown preset {name_or_path!r}; presets are: {names}. "
+                                           f"`midibridge presets list` shows them; a path to a .toml file works too.")
 
 
 def read_preset(path: Path, *, source: str) -> Preset:
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
-        raise OptionError(f"cannot read preset {path}: {error.strerror}", code="unknown_preset") from error
+        raise OptionError(Code.UNKNOWN_PRESET, f"cannot read preset {path}: {error.strerror}") from error
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise OptionError(f"{path}: not valid TOML ({error})", code="invalid_preset") from error
+        raise OptionError(Code.INVALID_PRESET, f"{path}: not valid TOML ({error})") from error
     data.setdefault("name", Path(path).stem)
     return Preset.from_dict(data, where=str(path), source=source)
 

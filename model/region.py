@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import AudioError
+from .vocabulary import Code
 
 # What a source may be: the rates and channel counts midibridge reads (files and inline samples alike).
 MIN_SAMPLE_RATE_HZ, MAX_SAMPLE_RATE_HZ = 1_000.0, 768_000.0
@@ -41,14 +42,17 @@ class Region:
         # whether it runs in this process, through the daemon or on a cluster.
         source = self.path if self.path is not None else "of raw samples"
         if not _at_least(self.start_s, 0.0):
-            raise AudioError(f"region {source}: start_s (the offset into the source) must be a finite number "
-                             f"≥ 0 s, not {self.start_s!r}", code="region_outside_source")
+            raise AudioError(Code.REGION_OUTSIDE_SOURCE,
+                             f"region {source}: start_s (the offset into the source) must be a finite number "
+                             f"≥ 0 s, not {self.start_s!r}")
         if not _at_least(self.position_s, 0.0):
-            raise AudioError(f"region {source}: position_s (where it sits on the timeline) must be a finite "
-                             f"number ≥ 0 s, not {self.position_s!r}", code="region_outside_source")
+            raise AudioError(Code.REGION_OUTSIDE_SOURCE,
+                             f"region {source}: position_s (where it sits on the timeline) must be a finite "
+                             f"number ≥ 0 s, not {self.position_s!r}")
         if self.duration_s is not None and not (_at_least(self.duration_s, 0.0) and self.duration_s > 0):
-            raise AudioError(f"region {source} is empty: duration_s must be a finite number > 0 s (or unset: to "
-                             f"the end of the source), not {self.duration_s!r}", code="region_empty")
+            raise AudioError(Code.REGION_EMPTY,
+                             f"region {source} is empty: duration_s must be a finite number > 0 s (or unset: to "
+                             f"the end of the source), not {self.duration_s!r}")
 
     @classmethod
     def from_file(cls, path, *, start_s: float = 0.0, duration_s: float | None = None,

@@ -55,13 +55,14 @@ def _dynamics(stage: str):
 
 def _vst3(pb, p, _):
     from .errors import OptionError
+    from .vocabulary import Code
 
     try:
         return [pb.load_plugin(p["path"], parameter_values=p["parameters"])]
     except Exception as error:  # pedalboard raises ImportError, ValueError or RuntimeError by cause
-        raise OptionError(f"VST3 plugin {p['path']} cannot be loaded: {error}. Check that it is a VST3 "
-                          f"plugin for this system and that its parameter names are right.",
-                          code="plugin_unavailable") from error
+        raise OptionError(Code.PLUGIN_UNAVAILABLE,
+                          f"VST3 plugin {p['path']} cannot be loaded: {error}. Check that it is a VST3 "
+                          f"plugin for this system and that its parameter names are right.") from error
 
 
 _CUTOFF = Param(Spec(float, 1.0, 20_000.0))

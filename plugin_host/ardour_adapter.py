@@ -24,6 +24,7 @@ from pathlib import Path
 from midibridge.model.clip import Tempo
 from midibridge.model.presets import available_presets
 from midibridge.model.region import Region
+from midibridge.model.vocabulary import Code
 
 from .results import ClientError
 from .scripts import midibridge_command, write_scripts
@@ -36,8 +37,7 @@ SUPERCLOCKS_PER_SECOND = 282_240_000.0  # Ardour 7's default timebase, when a se
 
 
 class ArdourError(ClientError):
-    def __init__(self, message: str, *, code: str = "ardour"):
-        super().__init__(code, message)
+    """Ardour is missing or failed (`ardour`), or the session or a track named is not there."""
 
 
 MARKER = "-- @MIDIBRIDGE@"
@@ -95,8 +95,8 @@ def convert_session(session: Path, *, tracks: list[str], preset: str | None, kee
     session_file = find_session_file(session)
     _check_tracks(session_file, tracks)
     if shutil.which(ARDOUR_LUA) is None:
-        raise ArdourError(f"{ARDOUR_LUA} (Ardour 7's headless Lua interpreter) is not installed: "
-                          f"`sudo apt install ardour`, or run `make setup`")
+        raise ArdourError(Code.ARDOUR, f"{ARDOUR_LUA} (Ardour 7's headless Lua interpreter) is not installed: "
+                                       f"`sudo apt install ardour`, or run `make setup`")
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     backup = session_file.with_name(f"{session_file.name}.before-midibridge-{stamp}")
     shutil.copy2(session_file, backup)
@@ -128,7 +128,8 @@ def _run_headless(script: Path, session_file: Path, args: list[str]) -> list[Ses
             elif rest.startswith("FATAL"):
                 fatal = rest.removeprefix("FATAL ")
     if fatal or process.returncode:
-        raise ArdourError(f"{ARDOUR_LUA} failed on {session_file}: {fatal or f'exit status {process.returncode}'}")
+        raise ArdourError(Code.ARDOUR,
+                          f"{ARDOUR_LUA} failed on {session_file}: {fatal or f'exit status {process.returncode}'}")
     return lines
 
 
@@ -138,13 +139,14 @@ def session_file_of(path: Path) -> Path | None:
     path = Path(path)
     if path.suffix == ".ardour":
         if not path.is_file():
-            raise ArdourError(f"{path} does not exist: pass an Ardour session's folder or its .ardour file",
-                              code="ardour_session")
+            raise ArdourError(Code.ARDOUR_SESSION,
+                              f"{path} does not exist: pass an Ardour session's folder or its .ardour file")
         return path
     found = sorted(p for p in path.glob("*.ardour") if p.is_file()) if path.is_dir() else []
     if len(found) > 1:
-        raise ArdourError(f"{path} holds {len(found)} Ardour session files ({', '.join(p.name for p in found)}): "
-                          f"pass the one you mean, e.g. {found[0]}", code="ardour_session")
+        raise ArdourError(Code.ARDOUR_SESSION,
+                          f"{path} holds {len(found)} Ardour session files ({', '.join(p.name for p in found)}): "
+                          f"pass the one you mean, e.g. {found[0]}")
     return found[0] if found else None
 
 
@@ -154,8 +156,8 @@ def find_session_file(session: Path) -> Path:
     if found is None:
         reason = ("holds no .ardour file" if Path(session).is_dir() else
                   "is not an Ardour session" if Path(session).exists() else "does not exist")
-        raise ArdourError(f"{session} {reason}: pass an Ardour session's folder or its .ardour file",
-                          code="ardour_session")
+        raise ArdourError(Code.ARDOUR_SESSION,
+                          f"{session} {reason}: pass an Ardour session's folder or its .ardour file")
     return found
 
 
@@ -165,9 +167,9 @@ def _check_tracks(session_file: Path, names: list[str]) -> None:
     missing = [name for name in names if name not in there]
     if missing:
         listed = ", ".join(there) if there else "none"
-        raise ArdourError(f"{session_file.name} has no audio track named {', '.join(map(repr, missing))}; its audio "
-                          f"tracks: {listed}. Pass names as Ardour shows them, or leave out --tracks for all of them",
-                          code="unknown_track")
+        raise ArdourError(Code.UNKNOWN_TRACK,
+                          f"{session_file.name} has no audio track named {', '.join(map(repr, missing))}; its audio "
+                          f"tracks: {listed}. Pass names as Ardour shows them, or leave out --tracks for all of them")
 
 
 # Reading a session file (read-only), for `midibridge batch SESSION` ----------------
@@ -214,7 +216,7 @@ def _read_xml(session_file: Path):
     try:
         return ElementTree.parse(session_file).getroot()
     except (OSError, ElementTree.ParseError) as error:
-        raise ArdourError(f"cannot read the Ardour session file {session_file}: {error}", code="ardour_session") \
+        raise ArdourError(Code.ARDOUR_SESSION, f"cannot read the Ardour session file {session_file}: {error}") \
             from error
 
 

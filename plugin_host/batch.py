@@ -22,9 +22,10 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from midibridge.bridge.protocol import BACKGROUND
 from midibridge.model.clip import Clip, Tempo
+from midibridge.model.errors import MidibridgeError
 from midibridge.model.region import Region
+from midibridge.model.vocabulary import Code, Priority
 
 from . import resume, runner
 from .results import ClientError, JobResult, ProgressCallback
@@ -124,7 +125,7 @@ class Batch:
         self.summary = BatchSummary(out, index, skipped=len(index) - len(todo), earlier=len(plan.rows) - len(index),
                                     where=shown)
         results = runner.run([plan.items[i].region for i in todo], where=where, preset=self.preset_name,
-                             priority=BACKGROUND, tempo=[plan.items[i].tempo or self.tempo for i in todo],
+                             priority=Priority.BATCH, tempo=[plan.items[i].tempo or self.tempo for i in todo],
                              on_progress=on_progress, allow_truncated=self.allow_truncated, cluster=cluster,
                              ship_audio=ship_audio) if todo else (result for result in ())
         try:
@@ -134,15 +135,15 @@ class Batch:
                     index[i] = record(heads[i], out / plan.names[i], result, fingerprint=plan.prints[i])
                     if on_result:
                         on_result(result)
-        except (KeyboardInterrupt, ClientError) as stop:  # the regions that finished stay listed: a rerun skips them
-            failed_run = isinstance(stop, ClientError)
+        except (KeyboardInterrupt, MidibridgeError) as stop:  # what finished stays listed: a rerun skips it
+            failed_run = isinstance(stop, MidibridgeError)
             if failed_run and not any(index[i] for i in todo):
                 raise  # nothing written: the folder stays as it was
             ended = f"stopped before this region finished ({stop})" if failed_run else \
                 "was interrupted before this region finished"
             for i in todo:
                 index[i] = index[i] or {**heads[i], "error": {
-                    "code": stop.code if isinstance(stop, ClientError) else "cancelled",
+                    "code": stop.code if isinstance(stop, MidibridgeError) else Code.CANCELLED,
                     "message": f"the batch {ended}; rerun the batch into the same directory to convert it"}}
             write_index(out, plan.rows, index, where=shown)
             raise
@@ -176,17 +177,17 @@ def batch_items(inputs: list[str]) -> list[BatchItem]:
 def make_folder(out: Path) -> None:
     """A batch's directory, made if needed and writable, before anything else is read or written."""
     if out.exists() and not out.is_dir():
-        raise ClientError("output_not_a_directory", f"{out} is a file, not a directory: -o names the directory the "
-                                                    f".mid files, index.json and index.html go into. Give a new or "
-                                                    f"existing directory, e.g. -o midi")
+        raise ClientError(Code.OUTPUT_NOT_A_DIRECTORY, f"{out} is a file, not a directory: -o names the directory "
+                                                       f"the .mid files, index.json and index.html go into. Give a "
+                                                       f"new or existing directory, e.g. -o midi")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ClientError("output_unwritable", f"cannot make the directory {out}: {error.strerror}. Give -o a "
-                                               f"directory you can write to.") from error
+        raise ClientError(Code.OUTPUT_UNWRITABLE, f"cannot make the directory {out}: {error.strerror}. Give -o a "
+                                                  f"directory you can write to.") from error
     if not os.access(out, os.W_OK | os.X_OK):
-        raise ClientError("output_unwritable", f"cannot write into the directory {out}: permission denied. Give -o "
-                                               f"a directory you can write to.")
+        raise ClientError(Code.OUTPUT_UNWRITABLE, f"cannot write into the directory {out}: permission denied. Give "
+                                                  f"-o a directory you can write to.")
 
 
 def entry_head(item: BatchItem) -> dict:
@@ -243,5 +244,5 @@ def write_file(path: Path, data: bytes, *, whole: bool = False) -> None:
     except OSError as error:
         if whole:
             target.unlink(missing_ok=True)
-        raise ClientError("output_unwritable", f"cannot write {path}: {error.strerror}. Choose another path.") \
+        raise ClientError(Code.OUTPUT_UNWRITABLE, f"cannot write {path}: {error.strerror}. Choose another path.") \
             from error

@@ -14,10 +14,9 @@ import sys
 from midibridge.bridge.discovery import default_endpoint
 from midibridge.bridge.protocol import ENDPOINT_ENV, MAX_BATCH_REGIONS, PROTOCOL_ID, package_version
 from midibridge.model.clip import DEFAULT_BPM
-from midibridge.model.errors import ModelError
+from midibridge.model.errors import MidibridgeError
 
 from . import commands
-from .results import ClientError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args) or 0
-    except (ModelError, ClientError) as error:
+    except MidibridgeError as error:
         print(f"midibridge: error [{error.code}]: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -31,6 +31,7 @@ from midibridge.bridge import discovery
 from midibridge.bridge import protocol as p
 from midibridge.model.clip import Clip, Tempo
 from midibridge.model.region import Region
+from midibridge.model.vocabulary import Code, JobState, Priority
 
 from .results import ClientError, DaemonUnavailable, JobResult, Progress, ProgressCallback
 
@@ -104,7 +105,7 @@ class Client:
             return None
         try:
             return p.decode(socket.recv_multipart(copy=False))
-        except p.ProtocolError as error:  # e.g. a daemon of another major version
+        except p.ProtocolError as error:  # e.g. a daemon of another major version (a Client raises ClientErrors)
             raise ClientError(error.code, str(error)) from error
 
     def _exchange(self, kind: str, header: dict | None, buffers, timeout_s: float) -> p.Message | None:
@@ -176,8 +177,8 @@ class Client:
         return result
 
     def batch(self, regions: Iterable[Region], *, preset: str | dict | None = None,
-              tempo: Tempo | list[Tempo] = Tempo(), priority: str = p.INTERACTIVE, allow_truncated: bool = False,
-              on_progress: ProgressCallback | None = None) -> Iterator[JobResult]:
+              tempo: Tempo | list[Tempo] = Tempo(), priority: str = Priority.INTERACTIVE,
+              allow_truncated: bool = False, on_progress: ProgressCallback | None = None) -> Iterator[JobResult]:
         """One job per region, any number of them; yields each result (or error) as it finishes, in finishing order.
 
         `tempo` is the host's tempo for all regions, or a list: one per region
@@ -232,7 +233,7 @@ class Client:
                 smf, clip = message.buffers
                 yield JobResult(index, job_id, Clip.from_dict(p.clip_from_buffer(clip)), smf.bytes,
                                 cached=message.header.get("cached", False))
-            elif message.kind == p.ERROR and message.header["code"] == "shutting_down":
+            elif message.kind == p.ERROR and message.header["code"] == Code.SHUTTING_DOWN:
                 self._give_back(run, [job_id])  # the daemon stops: the next one on this endpoint runs it
             elif message.kind == p.ERROR:
                 del run.pending[job_id]
@@ -254,9 +255,10 @@ class Client:
                     for region, tempo in (run.jobs[i] for i in part)]
             job_ids = self.request(p.BATCH, {"regions": wire, **run.options}, buffers).header["job_ids"]
         except ClientError as error:
-            if error.code == "shutting_down" or (run.restart_by_s is not None and error.code == "daemon_unavailable"):
+            if error.code == Code.SHUTTING_DOWN or (run.restart_by_s is not None
+                                                    and error.code == Code.DAEMON_UNAVAILABLE):
                 self._wait_for_next_daemon(run)
-            elif error.code != "busy":  # busy: the queue holds other clients' jobs too; some will finish
+            elif error.code != Code.BUSY:  # busy: the queue holds other clients' jobs too; some will finish
                 raise
             run.resend_at_s = time.monotonic() + RESEND_AFTER_S
             return False
@@ -294,7 +296,7 @@ class Client:
             known = {job["job_id"]: job["state"] for job in self.status(list(run.pending))["jobs"]}
         except DaemonUnavailable:
             return False
-        lost = [job_id for job_id, state in known.items() if state == "unknown"]
+        lost = [job_id for job_id, state in known.items() if state == JobState.UNKNOWN]
         if lost:  # the daemon restarted
             self._give_back(run, lost)
         for job_id in run.pending:

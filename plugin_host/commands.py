@@ -13,7 +13,9 @@ from pathlib import Path
 from midibridge.bridge import discovery
 from midibridge.bridge.protocol import ENDPOINT_ENV
 from midibridge.model.clip import Clip, Tempo, note_name
+from midibridge.model.errors import MidibridgeError
 from midibridge.model.region import Region
+from midibridge.model.vocabulary import Code
 
 from . import runner
 from .results import ClientError, JobResult, OverallProgress, Progress
@@ -48,18 +50,18 @@ def refuse_overwriting(output: Path, *, source: Path) -> None:
     if not output.is_file():
         return
     if source.exists() and output.samefile(source):
-        raise ClientError("output_is_input", f"-o {output} is the audio file being converted: writing the MIDI "
-                                             f"file there would destroy it. Give another output, e.g. -o "
-                                             f"{source.with_suffix('.mid').name}")
+        raise ClientError(Code.OUTPUT_IS_INPUT, f"-o {output} is the audio file being converted: writing the MIDI "
+                                                f"file there would destroy it. Give another output, e.g. -o "
+                                                f"{source.with_suffix('.mid').name}")
     try:
         with output.open("rb") as existing:
             head = existing.read(4)
     except OSError:
         return  # unreadable: writing it fails too, and says so (output_unwritable)
     if head not in (b"MThd", b""):  # an empty file holds nothing to lose
-        raise ClientError("output_not_midi", f"{output} exists and is not a MIDI file; midibridge does not write "
-                                             f"over it. Give another output path with -o, or move that file away "
-                                             f"first")
+        raise ClientError(Code.OUTPUT_NOT_MIDI, f"{output} exists and is not a MIDI file; midibridge does not write "
+                                                f"over it. Give another output path with -o, or move that file away "
+                                                f"first")
 
 
 def batch(args: argparse.Namespace) -> int:
@@ -72,10 +74,10 @@ def batch(args: argparse.Namespace) -> int:
     try:
         done = job.run(plan, where=None if args.cluster else runner.choose(daemon=args.daemon), cluster=args.cluster,
                        ship_audio=args.ship_audio, on_progress=bar.update, on_result=bar.done)
-    except (KeyboardInterrupt, ClientError) as stop:
+    except (KeyboardInterrupt, MidibridgeError) as stop:
         bar.close()
         if job.summary is not None and any(job.summary.entries):
-            how = "stopped" if isinstance(stop, ClientError) else "interrupted"
+            how = "stopped" if isinstance(stop, MidibridgeError) else "interrupted"
             print(f"midibridge: {how}: {job.summary.converted} of {len(job.summary.entries)} regions converted into "
                   f"{job.folder} and kept; rerun the same batch to convert the rest", file=sys.stderr)
         raise
@@ -95,8 +97,8 @@ def batch(args: argparse.Namespace) -> int:
 
 def truncation_warning(source: str, truncated_at_s: float, duration_s: float) -> str:
     """The stderr line for a clip transcribed with --allow-truncated from a file cut short."""
-    return (f"midibridge: warning [audio_truncated]: {source} is truncated: its audio stops {truncated_at_s:.3f} s "
-            f"into the {duration_s:.3f} s region, so the clip has no notes after that")
+    return (f"midibridge: warning [{Code.AUDIO_TRUNCATED}]: {source} is truncated: its audio stops "
+            f"{truncated_at_s:.3f} s into the {duration_s:.3f} s region, so the clip has no notes after that")
 
 
 class ProgressLine:
@@ -175,7 +177,7 @@ def host_transcribe(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from midibridge.bridge.daemon import Daemon, DaemonConfig, DaemonError
+    from midibridge.bridge.daemon import Daemon, DaemonConfig
 
     logging.basicConfig(level=logging.INFO, format="midibridge serve: %(message)s")
     workers = args.workers if args.workers is not None else os.cpu_count() or 1
@@ -187,11 +189,7 @@ def serve(args: argparse.Namespace) -> int:
                           allowed_roots=args.allow_root, curve=args.curve, job_retries=retries,
                           grace_s=args.grace, progress_timeout_s=args.progress_timeout,
                           interactive_workers=args.interactive_workers, model_path=args.model, cluster=args.cluster)
-    try:
-        return Daemon(config).run()
-    except DaemonError as error:
-        print(f"midibridge: error [{error.code}]: {error}", file=sys.stderr)
-        return 1
+    return Daemon(config).run()  # a DaemonError (cannot_serve) is said as every error is, by cli.main
 
 
 def ping(args: argparse.Namespace) -> int:

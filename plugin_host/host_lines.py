@@ -23,6 +23,7 @@ from midibridge.model.clip import Tempo
 from midibridge.model.errors import ModelError, OptionError
 from midibridge.model.midi import note_channels
 from midibridge.model.region import Region
+from midibridge.model.vocabulary import Code, Stage
 
 from . import runner
 from .results import JobResult, OverallProgress, Progress
@@ -46,8 +47,9 @@ def read_requests(path: Path) -> list[HostRegion]:
             continue
         values = line.split("\t")
         if len(values) != len(FIELDS):
-            raise OptionError(f"{path}:{number}: {len(values)} fields; a request line has {len(FIELDS)} "
-                              f"tab-separated fields: {' '.join(FIELDS)}", code="invalid_request")
+            raise OptionError(Code.INVALID_REQUEST,
+                              f"{path}:{number}: {len(values)} fields; a request line has {len(FIELDS)} "
+                              f"tab-separated fields: {' '.join(FIELDS)}")
         try:
             id_, source, start, duration, position, bpm, beats_per_bar, bar_offset = values
             requests.append(HostRegion(int(id_), Region.from_file(source, start_s=float(start),
@@ -56,7 +58,7 @@ def read_requests(path: Path) -> list[HostRegion]:
                                        Tempo(bpm=float(bpm), beats_per_bar=float(beats_per_bar),
                                              bar_offset_beats=float(bar_offset))))
         except (ValueError, ModelError) as error:  # a number that is not one, or a region or tempo that cannot be
-            raise OptionError(f"{path}:{number}: {error}", code="invalid_request") from error
+            raise OptionError(Code.INVALID_REQUEST, f"{path}:{number}: {error}") from error
     return requests
 
 
@@ -124,7 +126,7 @@ class _State:
 
     def update(self, progress: Progress) -> None:
         with self.lock:
-            if progress.stage == "queued":
+            if progress.stage == Stage.QUEUED:
                 self.waiting[progress.index] = progress.jobs_ahead or 0
             else:
                 self.waiting.pop(progress.index, None)

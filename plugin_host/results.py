@@ -1,4 +1,4 @@
-"""What a transcription job gives back to the host side, wherever it ran: results, progress, and the error root.
+"""What a transcription job gives back to the host side, wherever it ran: results, progress, and the client's errors.
 
 Standard library only: the in-process path uses these without loading ZeroMQ.
 """
@@ -9,27 +9,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from midibridge.model.clip import Clip
+from midibridge.model.errors import MidibridgeError
+from midibridge.model.vocabulary import Code, Stage
 
 
-class ClientError(Exception):
-    """The one error root of plugin_host: `code` is the daemon's (or the client's own) error code."""
-
-    def __init__(self, code: str, message: str, *, job_id: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.job_id = job_id
+class ClientError(MidibridgeError):
+    """An error the daemon answered (its code, as it came), or one of the client's and the command line's own."""
 
 
 class DaemonUnavailable(ClientError):
+    """No daemon answers (code `daemon_unavailable`); the message says what to start."""
+
     def __init__(self, message: str):
-        super().__init__("daemon_unavailable", message)
+        super().__init__(Code.DAEMON_UNAVAILABLE, message)
 
 
 @dataclass(frozen=True)
 class Progress:
     index: int  # which region of the request
     job_id: str
-    stage: str  # "queued" while it waits for a worker, then "decode", "infer", "notes"
+    stage: str  # a Stage: queued while it waits for a worker, then decode, infer, notes (a newer daemon may add)
     fraction: float
     jobs_ahead: int | None = None  # while queued: how many jobs run before it
 
@@ -43,7 +42,7 @@ class JobResult:
     clip: Clip | None = None
     smf: bytes | None = None
     cached: bool = False
-    error: ClientError | None = None
+    error: MidibridgeError | None = None
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -62,7 +61,7 @@ class OverallProgress:
         return (self.finished + sum(self._running.values())) / max(self.total, 1)
 
     def update(self, progress: Progress) -> float:
-        if progress.stage == "infer":
+        if progress.stage == Stage.INFER:
             self._running[progress.index] = progress.fraction
         return self.fraction
 

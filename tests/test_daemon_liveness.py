@@ -21,6 +21,7 @@ from midibridge.bridge import protocol as p
 from midibridge.model.clip import Tempo
 from midibridge.model.midi import clip_to_bytes
 from midibridge.model.region import Region
+from midibridge.model.vocabulary import Priority, Stage
 from midibridge.plugin_host.client import ensure_daemon
 from midibridge.plugin_host.results import ClientError
 
@@ -139,7 +140,7 @@ def test_an_interactive_region_does_not_wait_behind_a_batch_that_holds_every_wor
     running = DaemonProcess(tmp_path, workers=2)  # and one kept for interactive jobs
     try:
         with running.client(timeout_s=30.0) as batcher:
-            batch = batcher.batch([Region.from_file(long_audio)] * 3, priority=p.BACKGROUND)
+            batch = batcher.batch([Region.from_file(long_audio)] * 3, priority=Priority.BATCH)
             started = threading.Event()
             finished = []
 
@@ -166,7 +167,7 @@ def test_an_interactive_region_does_not_wait_behind_a_batch_that_holds_every_wor
     assert not finished or answered < min(finished), "the right-click came back before any batch region"
     assert answered - asked < 30.0
     assert [j["priority"] for j in queued] == ["batch"], "the batch's third region still waits"
-    assert not [h for h in heard if h.stage == p.QUEUED_STAGE], "it never queued"
+    assert not [h for h in heard if h.stage == Stage.QUEUED], "it never queued"
 
 
 def test_waiting_jobs_hear_how_many_jobs_run_before_them(tmp_path, long_audio, piano_line):
@@ -180,7 +181,7 @@ def test_waiting_jobs_hear_how_many_jobs_run_before_them(tmp_path, long_audio, p
             jobs.close()
     finally:
         running.stop()
-    ahead = {h.index: h.jobs_ahead for h in heard if h.stage == p.QUEUED_STAGE}
+    ahead = {h.index: h.jobs_ahead for h in heard if h.stage == Stage.QUEUED}
     assert first.index == 0 and ahead == {1: 0, 2: 1}
 
 

@@ -7,25 +7,26 @@ from types import SimpleNamespace
 import pytest
 
 from midibridge.bridge.cache import ResultCache
-from midibridge.bridge.jobs import CANCELLED, DONE, QUEUED, RUNNING, Job, JobTable
-from midibridge.bridge.protocol import BACKGROUND, INTERACTIVE, ProtocolError
+from midibridge.bridge.jobs import Job, JobTable
+from midibridge.bridge.protocol import ProtocolError
 from midibridge.model.clip import Tempo
 from midibridge.model.engines import ENGINES
 from midibridge.model.fingerprint import sha256_json
 from midibridge.model.presets import load_preset, resolve_preset
 from midibridge.model.region import Region
+from midibridge.model.vocabulary import JobState, Priority
 from midibridge.plugin_host import resume
 
 DEFAULT = resolve_preset("default").to_dict()
 
 
-def jobs(table: JobTable, n: int, *, priority: str = BACKGROUND) -> list[Job]:
+def jobs(table: JobTable, n: int, *, priority: Priority = Priority.BATCH) -> list[Job]:
     return [Job(table.new_id(), b"client", "r1", {"path": "/a.wav"}, [], {}, {}, priority=priority) for _ in range(n)]
 
 
 def test_a_right_click_runs_before_the_batch_that_was_queued_first():
     table = JobTable(max_queued=10, result_ttl_s=60)
-    batch, right_click = jobs(table, 3), jobs(table, 1, priority=INTERACTIVE)
+    batch, right_click = jobs(table, 3), jobs(table, 1, priority=Priority.INTERACTIVE)
     table.submit(batch)
     table.submit(right_click)
 
@@ -62,7 +63,7 @@ def test_a_job_whose_worker_died_runs_next_and_counts_its_attempts():
     again = table.next_queued()
     table.start(again, b"worker-2")
 
-    assert again is first and (first.state, first.worker, first.attempts) == (RUNNING, b"worker-2", 2)
+    assert again is first and (first.state, first.worker, first.attempts) == (JobState.RUNNING, b"worker-2", 2)
 
 
 def test_a_cancelled_queued_job_leaves_the_queue_and_finished_jobs_expire():
@@ -71,9 +72,9 @@ def test_a_cancelled_queued_job_leaves_the_queue_and_finished_jobs_expire():
     table.submit([done, dropped])
     table.start(table.next_queued(), b"worker")
     table.finish(done, {"note_count": 0}, [b"MThd", b"{}"])
-    table.fail(dropped, {"code": "cancelled", "message": "cancelled"}, state=CANCELLED)
+    table.fail(dropped, {"code": "cancelled", "message": "cancelled"}, state=JobState.CANCELLED)
 
-    assert table.waiting == 0 and table.counts() == {QUEUED: 0, RUNNING: 0, DONE: 1, "failed": 0, CANCELLED: 1}
+    assert table.waiting == 0 and table.counts() == {"queued": 0, "running": 0, "done": 1, "failed": 0, "cancelled": 1}
     time.sleep(0.1)
     table.expire()
     assert table.jobs == {}

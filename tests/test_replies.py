@@ -7,6 +7,7 @@ import time
 import pytest
 
 from midibridge.bridge import headers as h, protocol as p
+from midibridge.model.vocabulary import Stage
 
 from daemon_helpers import DaemonProcess
 
@@ -68,7 +69,7 @@ def test_every_reply_the_daemon_sends_matches_its_table(daemon, piano_line):
     replies.sock.close()
 
     assert {m.kind for m in replies.seen} == set(h.REPLIES), "every kind of reply was seen, and checked"
-    queued = [m for m in replies.seen if m.kind == p.PROGRESS and m.header["stage"] == p.QUEUED_STAGE]
+    queued = [m for m in replies.seen if m.kind == p.PROGRESS and m.header["stage"] == Stage.QUEUED]
     assert queued and all("jobs_ahead" in m.header for m in queued)
     assert "error" in {entry["name"]: entry for entry in listing.header["presets"]}["broken"]
     assert [m.kind for m in ends] == [p.RESULT, p.RESULT, p.ERROR] and cached.header["cached"]

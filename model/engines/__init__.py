@@ -31,6 +31,7 @@ from types import ModuleType
 from typing import Protocol
 
 from ..clip import Note
+from ..vocabulary import Stage
 from .basic_pitch import weights as basic_pitch_weights
 from .basic_pitch.options import BasicPitchOptions
 from .drums import weights as drums_weights
@@ -38,7 +39,7 @@ from .drums.options import DrumOptions
 from .swift_f0 import weights as swift_f0_weights
 from .swift_f0.options import SwiftF0Options
 
-ProgressCallback = Callable[[str, float], None]  # (stage, fraction 0..1); raising from it cancels
+ProgressCallback = Callable[[Stage, float], None]  # (stage, fraction 0..1); raising from it cancels
 
 
 class Engine(Protocol):

@@ -20,6 +20,7 @@ import hashlib
 from pathlib import Path
 
 from ..errors import WeightsError
+from ..vocabulary import Code
 
 
 def verified(path: Path, *, sha256: str, what: str, source: str, fix: str) -> Path:
@@ -27,11 +28,12 @@ def verified(path: Path, *, sha256: str, what: str, source: str, fix: str) -> Pa
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise WeightsError(f"{what} {path} cannot be read ({error.strerror}): {fix}.", code="model_missing") from error
+        raise WeightsError(Code.MODEL_MISSING, f"{what} {path} cannot be read ({error.strerror}): {fix}.") from error
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
-        raise WeightsError(f"{what} {path} ({len(data):,} bytes) has SHA-256 {digest}, expected {sha256} ({source}): "
-                           f"the file is corrupt or another version; {fix}.", code="model_corrupt")
+        raise WeightsError(Code.MODEL_CORRUPT,
+                           f"{what} {path} ({len(data):,} bytes) has SHA-256 {digest}, expected {sha256} ({source}): "
+                           f"the file is corrupt or another version; {fix}.")
     return path
 
 

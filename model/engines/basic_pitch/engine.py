@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ...clip import Bend, Note
+from ...vocabulary import Stage
 from .. import ProgressCallback
 from .bends import add_pitch_bends, drop_overlapping_bends
 from .constants import CONTOUR_BINS_PER_SEMITONE, FFT_HOP_SAMPLES, SAMPLE_RATE_HZ
@@ -35,7 +36,7 @@ class BasicPitch:
         first sample."""
         with self.model.activations(samples, expected_samples=n_samples, on_progress=on_progress) as activations:
             if on_progress:
-                on_progress("notes", 0.0)
+                on_progress(Stage.NOTES, 0.0)
             events = note_events(activations, options=options)
         times_s = frame_times_s(activations.n_frames)
         return tuple(to_note(event, times_s) for event in events)

@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime
 
 from ...errors import WeightsError
+from ...vocabulary import Code, Stage
 from .. import ProgressCallback
 from .constants import (
     EDGE_FRAMES, FFT_HOP_SAMPLES, HOP_SAMPLES, KEPT_FRAMES_PER_WINDOW, LEAD_IN_SAMPLES,
@@ -122,7 +123,7 @@ class Model:
                     sinks[name].append(rows[:, EDGE_FRAMES:-EDGE_FRAMES].reshape(-1, rows.shape[-1]))
                 done += filled
                 if on_progress:
-                    on_progress("infer", min(done / expected_windows, 1.0))
+                    on_progress(Stage.INFER, min(done / expected_windows, 1.0))
         except BaseException:
             sinks["onset"].close()
             sinks["contour"].close()
@@ -141,8 +142,8 @@ def _session(path: Path, threads: int) -> onnxruntime.InferenceSession:
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:
-        raise WeightsError(f"onnxruntime cannot load {path}: {error}. Reinstall it with "
-                           f"`midibridge model install --force`.", code="model_corrupt") from error
+        raise WeightsError(Code.MODEL_CORRUPT, f"onnxruntime cannot load {path}: {error}. Reinstall it with "
+                                               f"`midibridge model install --force`.") from error
 
 
 class _Counter:

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from ...errors import OptionError
 from ...options import OptionGroup, Spec
+from ...vocabulary import Code
 from .constants import NOMINAL_FRAME_RATE_HZ
 
 DECODE_SPECS = {
@@ -46,7 +47,8 @@ class BasicPitchOptions(OptionGroup):
         super().__post_init__()
         if (self.min_frequency_hz is not None and self.max_frequency_hz is not None
                 and self.min_frequency_hz >= self.max_frequency_hz):
-            raise OptionError(f"decode options: min_frequency_hz ({self.min_frequency_hz:g}) must be below "
+            raise OptionError(Code.INVALID_OPTION,
+                              f"decode options: min_frequency_hz ({self.min_frequency_hz:g}) must be below "
                               f"max_frequency_hz ({self.max_frequency_hz:g})")
 
     @property

@@ -20,6 +20,7 @@ from pathlib import Path
 import platformdirs
 
 from ...errors import WeightsError
+from ...vocabulary import Code
 from ..weights import verified
 
 BASIC_PITCH_VERSION = "0.4.0"
@@ -49,18 +50,18 @@ def find_weights(explicit: str | os.PathLike | None = None) -> Path:
         origin = "--model" if explicit else f"${WEIGHTS_ENV}"
         if not path.is_file():
             raise WeightsError(
+                Code.MODEL_MISSING,
                 f"model file {path} (from {origin}) does not exist. Point {origin} at Basic Pitch's "
                 f"{WEIGHTS_FILE_NAME}, or unset it and run `{INSTALL_HINT}`.",
-                code="model_missing",
             )
         return verify_weights(path)
     for path in (user_weights_path(), _installed_package_weights()):
         if path is not None and path.is_file():
             return verify_weights(path)
     raise WeightsError(
+        Code.MODEL_MISSING,
         f"{WHAT} ({WEIGHTS_FILE_NAME}) is not installed: looked in {user_weights_path()} and for an "
         f"installed basic_pitch package. Run `{INSTALL_HINT}` (or `make setup`), or pass --model PATH.",
-        code="model_missing",
     )
 
 
@@ -83,9 +84,9 @@ def install_weights(*, wheel: str | os.PathLike | None = None, force: bool = Fal
     digest = hashlib.sha256(data).hexdigest()
     if digest != WEIGHTS_SHA256:
         raise WeightsError(
+            Code.MODEL_CORRUPT,
             f"{WEIGHTS_PATH_IN_PACKAGE} in {wheel_path.name} has SHA-256 {digest}, expected {WEIGHTS_SHA256}: "
             f"not basic-pitch {BASIC_PITCH_VERSION}'s model. Use the wheel of basic-pitch=={BASIC_PITCH_VERSION}.",
-            code="model_corrupt",
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
@@ -124,10 +125,10 @@ def _download_wheel(directory: Path) -> Path:
     if result.returncode != 0 or not wheels:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
         raise WeightsError(
+            Code.MODEL_INSTALL_FAILED,
             f"could not download basic-pitch=={BASIC_PITCH_VERSION} from the package index:\n{tail}\n"
             f"Check the network or proxy, or fetch the wheel elsewhere and run "
             f"`{INSTALL_HINT} --wheel basic_pitch-{BASIC_PITCH_VERSION}-py2.py3-none-any.whl`.",
-            code="model_install_failed",
         )
     return wheels[0]
 
@@ -139,6 +140,6 @@ def _extract_weights(wheel_path: Path) -> bytes:
             return archive.read(member)
     except (OSError, zipfile.BadZipFile, KeyError) as error:
         raise WeightsError(
+            Code.MODEL_INSTALL_FAILED,
             f"cannot read {member} from {wheel_path}: {error}. Pass the wheel of basic-pitch=={BASIC_PITCH_VERSION}.",
-            code="model_install_failed",
         ) from error

@@ -9,6 +9,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ...clip import Note
+from ...vocabulary import Stage
 from .. import ProgressCallback
 from .constants import BLOCK_FRAMES, FRAME_RATE_HZ, HOP_SIZE, NOTE_LENGTH_S, SAMPLE_RATE_HZ
 from .detect import detect
@@ -38,8 +39,8 @@ class Drums:
         with threadpool_limits(limits=1, user_api="blas"):
             notes = self._hits(samples, n_samples=n_samples, options=options, on_progress=on_progress)
         if on_progress:
-            on_progress("infer", 1.0)  # every block analysed, whatever `n_samples` estimated
-            on_progress("notes", 0.0)
+            on_progress(Stage.INFER, 1.0)  # every block analysed, whatever `n_samples` estimated
+            on_progress(Stage.NOTES, 0.0)
         return tuple(sorted(notes, key=lambda note: (note.start_s, note.pitch)))
 
     def _hits(self, samples: Iterable[np.ndarray], *, n_samples: int, options: DrumOptions,
@@ -48,7 +49,7 @@ class Drums:
         notes = []
         for core, first, logmel in frame_blocks(log_mel_stream(samples)):
             if on_progress:  # the documented stage the progress bars count: the model's share of the work
-                on_progress("infer", min(1.0, core / total_frames))
+                on_progress(Stage.INFER, min(1.0, core / total_frames))
             if logmel.max(initial=-np.inf) < options.silence_floor_dbfs / 10.0:
                 continue  # silence: nothing to find, and PFNMF would only amplify noise
             act = activations(context_stack(logmel), self._model)

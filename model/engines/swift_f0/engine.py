@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ...clip import Note
+from ...vocabulary import Stage
 from .. import ProgressCallback
 from .constants import HOP_SAMPLES, SAMPLE_RATE_HZ
 from .features import FrameExtractor
@@ -34,5 +35,5 @@ class SwiftF0:
         first sample."""
         frames = self._extractor.frames(samples, n_samples=n_samples, on_progress=on_progress)
         if on_progress:
-            on_progress("notes", 0.0)
+            on_progress(Stage.NOTES, 0.0)
         return decode_notes(frames, options)

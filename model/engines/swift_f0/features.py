@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from ...vocabulary import Stage
 from .. import ProgressCallback
 from .constants import (
     BAND_LOWEST_HZ, CONTEXT_AFTER_FRAMES, CONTEXT_BEFORE_FRAMES, DB_FLOOR, FFT_BLOCK_FRAMES, FFT_SAMPLES,
@@ -58,7 +59,7 @@ class FrameExtractor:
 
     def frames(self, chunks: Iterable[np.ndarray], *, n_samples: int,
                on_progress: ProgressCallback | None) -> Frames:
-        """Features of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them); on_progress("infer",
+        """Features of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them); on_progress(Stage.INFER,
         fraction) after each window, where a raise cancels."""
         expected_frames = max(1, n_samples // HOP_SAMPLES)
         parts: list[tuple[np.ndarray, ...]] = []
@@ -68,7 +69,7 @@ class FrameExtractor:
             if unfinished:
                 parts.append(unfinished.pop()())
                 if on_progress:
-                    on_progress("infer", min(up_to_frame / expected_frames, 1.0))
+                    on_progress(Stage.INFER, min(up_to_frame / expected_frames, 1.0))
 
         pending: list[np.ndarray] = []
         pending_samples = 0

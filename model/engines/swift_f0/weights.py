@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from ...errors import WeightsError
+from ...vocabulary import Code
 from ..weights import verified
 
 SWIFT_F0_VERSION = "0.3.0"
@@ -33,7 +34,7 @@ def find_weights(explicit: str | os.PathLike | None = None) -> Path:
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise WeightsError(f"{WHAT} is not installed: the swift-f0 package is missing; {FIX}.", code="model_missing")
+        raise WeightsError(Code.MODEL_MISSING, f"{WHAT} is not installed: the swift-f0 package is missing; {FIX}.")
     return verify_weights(Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_FILE_NAME)
 
 
