@@ -19,6 +19,10 @@ WINDOW_S, WINDOW_HOP_S = 16.0, 8.0
 WINDOW_SAMPLES = math.ceil(WINDOW_S * SAMPLE_RATE_HZ)
 WINDOW_FRAMES = math.ceil(WINDOW_SAMPLES / HOP_SAMPLES) + 1  # 691: the first centred on sample 0
 LAST_FRAME = round(WINDOW_SAMPLES / HOP_SAMPLES)  # an interval ending before it has ended inside the window
+LEAD_SAMPLES = math.ceil((WINDOW_S - WINDOW_HOP_S) * SAMPLE_RATE_HZ)  # zeros before the audio, and after it
+WINDOW_HOP_FRAMES = math.ceil(WINDOW_HOP_S * SAMPLE_RATE_HZ / HOP_SAMPLES)  # 345: windows start on a frame
+WINDOW_HOP_SAMPLES = WINDOW_HOP_FRAMES * HOP_SAMPLES
+FIRST_FRAME = LEAD_SAMPLES // HOP_SAMPLES  # 344: where the first window's decode starts, the audio's first frame
 
 # The network scores intervals for 90 tracks: sustain and soft pedal (as -CC number) and the 88 keys. midibridge's
 # clips hold notes, so the pedals' tracks are attended to in the network but never scored or decoded.
@@ -44,7 +48,7 @@ TRANSKUN_VERSION = "2.0.1"
 
 # The graphs' inputs and outputs (graph.py writes them, engine.py runs them).
 AUDIO = "audio"  # (WINDOW_SAMPLES,) float32
-INTERVAL_SCORE = "interval_score"  # (N_KEYS, WINDOW_FRAMES, WINDOW_FRAMES): [key, first frame, last frame]
+QUERY, KEY = "query", "key"  # (N_KEYS, WINDOW_FRAMES, CONTEXT_SIZE): an interval's score is query_end . key_begin
 SINGLE_SCORE = "single_frame_score"  # (N_KEYS, WINDOW_FRAMES): a note of one frame; > 0 is one
 CONTEXT = "context"  # (N_KEYS, WINDOW_FRAMES, CONTEXT_SIZE)
 ONSET_CONTEXT, OFFSET_CONTEXT = "onset_context", "offset_context"  # (n, CONTEXT_SIZE): at intervals' ends

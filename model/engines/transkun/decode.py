@@ -18,12 +18,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+BLOCK_FRAMES = 64  # begins whose scores are made at once: (keys, 64, frames) float32, 16 MB for a window
 
-def best_intervals(interval_score: np.ndarray, single_score: np.ndarray,
+
+def best_intervals(query: np.ndarray, key: np.ndarray, single_score: np.ndarray,
                    first_frames: Sequence[int]) -> list[list[tuple[int, int]]]:
     """Each key's intervals (first frame, last frame), in order, from `first_frames[key]` on.
 
-    interval_score: (keys, frames, frames) float32, [key, begin, end], read where end > begin.
+    query, key: (keys, frames, CONTEXT_SIZE) float32; the interval from frame b to frame e scores
+    (query[e] . key[b]) * (e - b), made BLOCK_FRAMES begins at a time so that no (keys, frames, frames) matrix is held.
     single_score: (keys, frames) float32, a one-frame note's score.
     """
     n_keys, n_frames = single_score.shape
@@ -33,14 +36,20 @@ def best_intervals(interval_score: np.ndarray, single_score: np.ndarray,
     # ends[key, b]: where the note starting at b ends on the best path, or -1 when the path skips frame b
     ends = np.full((n_keys, n_frames), -1, dtype=np.int64)
     keys = np.arange(n_keys)
-    for begin in range(n_frames - 2, -1, -1):
-        skip = best[:, begin + 1]
-        through = best[:, begin + 1:] + interval_score[:, begin, begin + 1:]
-        choice = through.argmax(axis=1)
-        top = through[keys, choice]
-        play = top > skip
-        ends[:, begin] = np.where(play, begin + 1 + choice, -1)
-        best[:, begin] = np.where(play, top, skip) + singles[:, begin]
+    for block_end in range(n_frames - 1, 0, -BLOCK_FRAMES):
+        block_start = max(block_end - BLOCK_FRAMES, 0)
+        # scores[:, b - block_start, e - block_start - 1] for begins b in the block and every end e after block_start
+        scores = np.matmul(key[:, block_start:block_end], query[:, block_start + 1:].transpose(0, 2, 1))
+        scores *= (np.arange(block_start + 1, n_frames)[np.newaxis, :]
+                   - np.arange(block_start, block_end)[:, np.newaxis]).astype(np.float32)
+        for begin in range(block_end - 1, block_start - 1, -1):
+            skip = best[:, begin + 1]
+            through = best[:, begin + 1:] + scores[:, begin - block_start, begin - block_start:]
+            choice = through.argmax(axis=1)
+            top = through[keys, choice]
+            play = top > skip
+            ends[:, begin] = np.where(play, begin + 1 + choice, -1)
+            best[:, begin] = np.where(play, top, skip) + singles[:, begin]
     return [_read_path(ends[key], single_score[key] > 0, first_frames[key]) for key in range(n_keys)]
 
 

@@ -1,8 +1,9 @@
 """Write Transkun 2.0 as two ONNX graphs, from its checkpoint's tensors, without PyTorch.
 
-`network`: one 16 s window of audio in; every key's interval scores, one-frame
-scores and per-frame context out (transkun's `processFramesBatch`, with its
-mel front end and its interval scorer). `heads`: the context at decoded
+`network`: one 16 s window of audio in; every key's per-frame context, the
+interval scorer's queries and keys, and one-frame scores out (transkun's
+`processFramesBatch`, with its mel front end, up to the T x T scores, which
+decode.py makes a block at a time). `heads`: the context at decoded
 intervals' two ends in; velocity and refined-time logits out (its
 `velocityPredictor` and `refinedOFPredictor`). The semi-CRF decode between
 them is numpy (decode.py).
@@ -12,8 +13,8 @@ Each op mirrors a line of transkun's ModelTransformer.py / LayersTransformer.py
 dim]) is folded to 4-D: a window is one batch item, so every tensor drops the
 batch axis. The files are deterministic, so their SHA-256 can be checked: every
 initializer is a checkpoint tensor (at most reshaped or transposed) or a number
-written here; whatever is derived from them (windows, positional embeddings,
-|end - begin|) is computed by the graph, and onnxruntime folds it once at load.
+written here; whatever is derived from them (windows, positional embeddings)
+is computed by the graph, and onnxruntime folds it once at load.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .constants import (
-    AUDIO, CONTEXT, CONTEXT_SIZE, FFT_SAMPLES, GRID_BINS, GRID_FRAMES, HOP_SAMPLES, INTERVAL_SCORE, MEL_FLOOR,
-    N_GROUPS, N_HEADS, N_KEYS, N_LAYERS, N_MELS, N_PEDALS, OFFSET_CONTEXT, ONSET_CONTEXT, REFINEMENT_LOGITS, SINGLE_SCORE, TARGETS,
-    TIME_STRIDE, VELOCITY_LOGITS, WIDTH, WINDOW_FRAMES, WINDOW_SAMPLES,
+    AUDIO, CONTEXT, CONTEXT_SIZE, FFT_SAMPLES, GRID_BINS, GRID_FRAMES, HOP_SAMPLES, KEY, MEL_FLOOR, N_GROUPS,
+    N_HEADS, N_KEYS, N_LAYERS, N_MELS, N_PEDALS, OFFSET_CONTEXT, ONSET_CONTEXT, QUERY, REFINEMENT_LOGITS, SINGLE_SCORE,
+    TARGETS, TIME_STRIDE, VELOCITY_LOGITS, WIDTH, WINDOW_FRAMES, WINDOW_SAMPLES,
 )
 
 OPSET = 17  # the first with DFT; onnxruntime >= 1.19 runs it
@@ -34,19 +35,16 @@ PRODUCER = "midibridge model.engines.transkun.graph"
 
 
 def network_model(state: dict[str, np.ndarray]) -> onnx.ModelProto:
-    """Audio window (WINDOW_SAMPLES,) → INTERVAL_SCORE, SINGLE_SCORE, CONTEXT (constants.py gives their shapes)."""
+    """Audio window (WINDOW_SAMPLES,) → QUERY, KEY, SINGLE_SCORE, CONTEXT (constants.py gives their shapes)."""
     g = _Graph(state)
     features = _mel_features(g, AUDIO)
     context = _backbone(g, features)
-    # ScaledInnerProductIntervalScorer: score[key, begin, end] = (q_end . k_begin) / 16 * |end - begin|, whose
-    # diagonal Transkun fills with the third output; the decode reads that apart.
-    mapped = g.linear(context, "scorer.map.0")
-    query, key, single = g.split(mapped, [CONTEXT_SIZE, CONTEXT_SIZE, 1], axis=2)
+    # ScaledInnerProductIntervalScorer's map: an interval's score is (query_end . key_begin) * |end - begin|, a
+    # T x T matrix per key that decode.py makes a block at a time; a one-frame note's is the third part.
+    query, key, single = g.split(g.linear(context, "scorer.map.0"), [CONTEXT_SIZE, CONTEXT_SIZE, 1], axis=2)
     query = g.op("Div", query, g.op("Sqrt", g.const(float(CONTEXT_SIZE))))
-    scores = g.op("MatMul", key, g.op("Transpose", query, perm=[0, 2, 1]))
-    frames = g.op("Range", g.const(0.0), g.const(float(WINDOW_FRAMES)), g.const(1.0))
-    lengths = g.op("Abs", g.op("Sub", g.op("Unsqueeze", frames, g.const([1])), frames))
-    g.output(g.op("Mul", scores, lengths), INTERVAL_SCORE, [N_KEYS, WINDOW_FRAMES, WINDOW_FRAMES])
+    g.output(query, QUERY, [N_KEYS, WINDOW_FRAMES, CONTEXT_SIZE])
+    g.output(key, KEY, [N_KEYS, WINDOW_FRAMES, CONTEXT_SIZE])
     g.output(g.op("Squeeze", single, g.const([2])), SINGLE_SCORE, [N_KEYS, WINDOW_FRAMES])
     g.output(context, CONTEXT, [N_KEYS, WINDOW_FRAMES, CONTEXT_SIZE])
     return g.model([(AUDIO, [WINDOW_SAMPLES])], "transkun-2.0 network")
