@@ -10,7 +10,7 @@ trimmed, as transkun's `resolveOverlapping` does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from .constants import FRAME_S, LAST_FRAME, LOWEST_KEY
 _UNSTABLE = (np.float32(0.499), np.float32(0.501))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Event:
     """A note as a window sees it (transkun.Data.Note): seconds from the window's start, then from the audio's."""
 
@@ -85,14 +85,14 @@ class NoteMerger:
         """Add a window's events, shifted by where the window starts (it may start before the audio)."""
         for notes, key_events in zip(self._keys, events):
             for event in key_events:
-                event.start_s = max(event.start_s + window_start_s, 0.0)
-                event.end_s = max(event.end_s + window_start_s, event.start_s)
+                start_s = max(event.start_s + window_start_s, 0.0)
+                event = replace(event, start_s=start_s, end_s=max(event.end_s + window_start_s, start_s))
                 if notes and event.start_s < notes[-1].end_s:
                     if event.has_onset:  # a note heard whole replaces the one cut off before it
                         notes[-1] = event
                     else:  # the rest of a note cut off at the last window's end
-                        notes[-1].has_offset = event.has_offset
-                        notes[-1].end_s = max(event.end_s, notes[-1].end_s)
+                        notes[-1] = replace(notes[-1], has_offset=event.has_offset,
+                                            end_s=max(event.end_s, notes[-1].end_s))
                 elif event.has_onset:
                     notes.append(event)
 
@@ -101,19 +101,20 @@ class NoteMerger:
         events = []
         for notes in self._keys:
             if notes:
-                notes[-1].has_offset = True
+                notes[-1] = replace(notes[-1], has_offset=True)
             events.extend(event for event in notes if event.has_offset)
+        # Transkun's velocity may be 0, which a MIDI file would read as a note-off
         return tuple(Note(e.pitch, e.start_s, e.end_s, max(e.velocity, 1)) for e in _resolve_overlaps(events))
 
 
 def _resolve_overlaps(events: list[Event]) -> list[Event]:
     """transkun.Data.resolveOverlapping: a note ends where the next of its key starts; empty notes go."""
-    events.sort(key=lambda e: (e.start_s, e.end_s, e.pitch))
-    last_of_key: dict[int, Event] = {}
-    for event in events:
+    events = sorted(events, key=lambda e: (e.start_s, e.end_s, e.pitch))
+    last_of_key: dict[int, int] = {}
+    for index, event in enumerate(events):
         before = last_of_key.get(event.pitch)
-        if before is not None and before.end_s > event.start_s:
-            before.end_s = event.start_s
-        last_of_key[event.pitch] = event
+        if before is not None and events[before].end_s > event.start_s:
+            events[before] = replace(events[before], end_s=event.start_s)
+        last_of_key[event.pitch] = index
     events.sort(key=lambda e: (e.start_s, e.end_s, e.pitch))
     return [e for e in events if e.start_s < e.end_s]
