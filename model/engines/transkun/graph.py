@@ -12,7 +12,7 @@ Each op mirrors a line of transkun's ModelTransformer.py / LayersTransformer.py
 / Util.py, named in comments. Its 5-D attention ([batch, time, freq, heads,
 dim]) is folded to 4-D: a window is one batch item, so every tensor drops the
 batch axis. The files are deterministic, so their SHA-256 can be checked: every
-initializer is a checkpoint tensor (at most reshaped or transposed) or a number
+initializer is a checkpoint tensor (at most cut into rows, reshaped or transposed) or a number
 written here; whatever is derived from them (windows, positional embeddings)
 is computed by the graph, and onnxruntime folds it once at load.
 """
@@ -39,12 +39,15 @@ def network_model(state: dict[str, np.ndarray]) -> onnx.ModelProto:
     g = _Graph(state)
     features = _mel_features(g, AUDIO)
     context = _backbone(g, features)
-    # ScaledInnerProductIntervalScorer's map: an interval's score is (query_end . key_begin) * |end - begin|, a
-    # T x T matrix per key that decode.py makes a block at a time; a one-frame note's is the third part.
-    query, key, single = g.split(g.linear(context, "scorer.map.0"), [CONTEXT_SIZE, CONTEXT_SIZE, 1], axis=2)
-    query = g.op("Div", query, g.op("Sqrt", g.const(float(CONTEXT_SIZE))))
-    g.output(query, QUERY, [N_KEYS, WINDOW_FRAMES, CONTEXT_SIZE])
-    g.output(key, KEY, [N_KEYS, WINDOW_FRAMES, CONTEXT_SIZE])
+    # ScaledInnerProductIntervalScorer's map, one linear layer whose outputs split into the query (scaled by
+    # 1/sqrt 256), the key and a one-frame note's score: an interval's score is (query_end . key_begin) * |end - begin|,
+    # a T x T matrix per key that decode.py makes a block at a time. Each part is its own product (the map's rows
+    # cut apart), so no (keys, T, 513) tensor is held.
+    query = g.linear(context, "scorer.map.0", rows=(0, CONTEXT_SIZE))
+    g.output(g.op("Div", query, g.op("Sqrt", g.const(float(CONTEXT_SIZE)))), QUERY, [N_KEYS, WINDOW_FRAMES, CONTEXT_SIZE])
+    g.output(g.linear(context, "scorer.map.0", rows=(CONTEXT_SIZE, 2 * CONTEXT_SIZE)), KEY,
+             [N_KEYS, WINDOW_FRAMES, CONTEXT_SIZE])
+    single = g.linear(context, "scorer.map.0", rows=(2 * CONTEXT_SIZE, 2 * CONTEXT_SIZE + 1))
     g.output(g.op("Squeeze", single, g.const([2])), SINGLE_SCORE, [N_KEYS, WINDOW_FRAMES])
     g.output(context, CONTEXT, [N_KEYS, WINDOW_FRAMES, CONTEXT_SIZE])
     return g.model([(AUDIO, [WINDOW_SAMPLES])], "transkun-2.0 network")
@@ -192,11 +195,6 @@ class _Graph:
         self._nodes.append(helper.make_node(op_type, list(inputs), [name], name=name, **attributes))
         return name
 
-    def split(self, x: str, sizes: list[int], *, axis: int) -> list[str]:
-        names = [f"split_{len(self._nodes)}_{i}" for i in range(len(sizes))]
-        self._nodes.append(helper.make_node("Split", [x, self.const(sizes)], names, name=names[0], axis=axis))
-        return names
-
     def slice(self, x: str, start: int, end: int, *, axis: int) -> str:
         return self.op("Slice", x, self.const([start]), self.const([end]), self.const([axis]))
 
@@ -206,18 +204,23 @@ class _Graph:
         array = array.astype(np.int64 if array.dtype.kind in "iu" else np.float32)
         return self._initializer(f"const_{len(self._initializers)}", array)
 
-    def param(self, name: str, *, shape: tuple[int, ...] | None = None, transpose: bool = False) -> str:
-        """The checkpoint tensor `name`, transposed (a linear layer's weight, for x @ W^T) or reshaped."""
+    def param(self, name: str, *, shape: tuple[int, ...] | None = None, transpose: bool = False,
+              rows: tuple[int, int] | None = None) -> str:
+        """The checkpoint tensor `name`: some of its rows, transposed (a linear layer's weight, for x @ W^T) or
+        reshaped."""
         array = self.state[name]
+        if rows is not None:
+            name, array = f"{name}[{rows[0]}:{rows[1]}]", array[rows[0]:rows[1]]
         if transpose:
             name, array = f"{name}^T", array.T
         if shape is not None:
             name, array = f"{name}{list(shape)}", array.reshape(shape)
         return name if name in self._initializers else self._initializer(name, array)
 
-    def linear(self, x: str, prefix: str) -> str:
-        return self.op("Add", self.op("MatMul", x, self.param(f"{prefix}.weight", transpose=True)),
-                       self.param(f"{prefix}.bias"))
+    def linear(self, x: str, prefix: str, *, rows: tuple[int, int] | None = None) -> str:
+        """nn.Linear, or its outputs `rows` alone."""
+        return self.op("Add", self.op("MatMul", x, self.param(f"{prefix}.weight", transpose=True, rows=rows)),
+                       self.param(f"{prefix}.bias", rows=rows))
 
     def gelu(self, x: str) -> str:
         """nn.GELU(): x / 2 (1 + erf(x / sqrt 2))."""

@@ -25,7 +25,7 @@ from .constants import CHECKPOINT_IN_WHEEL, CHECKPOINT_SHA256, TRANSKUN_VERSION
 
 REQUIREMENT = f"transkun=={TRANSKUN_VERSION}"
 WEIGHTS_FILE_NAME = "transkun-2.0.onnx"
-WEIGHTS_SHA256 = "380597985e96b99e798858630c2249de5c2a08d798bae4d71db36aa85a07f114"
+WEIGHTS_SHA256 = "1f6cc5eb3a1d2f89dc40d5df446c61e7fd9a7bb1257dc16f0369910e462f2ef8"
 HEADS_FILE_NAME = "transkun-2.0-heads.onnx"  # beside the network, wherever it is
 HEADS_SHA256 = "103da9c29f819bf84cd698faff6c1b2827b81cf112b8c6b458a4db73ae99d1d6"
 WHAT = "Transkun's graph"
@@ -81,9 +81,9 @@ def install_weights(*, wheel: str | os.PathLike | None = None, force: bool = Fal
             f"{CHECKPOINT_IN_WHEEL} in {wheel_path.name} ({len(checkpoint):,} bytes) has SHA-256 {digest}, expected "
             f"{CHECKPOINT_SHA256}: not transkun {TRANSKUN_VERSION}'s checkpoint. Use the wheel of {REQUIREMENT}.",
         )
-    graphs = write_graphs(checkpoint)
-    for path, data in zip((target, heads_path(target)), graphs):
-        write_whole(path, data)
+    network, heads = write_graphs(checkpoint)
+    write_whole(heads_path(target), heads)
+    write_whole(target, network)  # last: the file find_weights() looks for
     return target
 
 
