@@ -10,11 +10,11 @@ PyTorch is no dependency of midibridge: this runs once, by a developer, in a ven
     ../tk-venv/bin/python tests/data/make_transkun_reference.py examples/ode_to_joy_piano.flac ...
 
 Each clip must be 16-bit mono 44.1 kHz, Transkun's own rate, so that the engine gets the same samples (read as
-n / 32768, as transkun's own reader does; midibridge reads n / 32767, a scale that Transkun's gain normalisation of
-each window takes away). The script runs transkun's `TransKun.transcribe` as its command line does (16 s windows, 8 s hop, one thread) and
-records, per clip, every window's decoded intervals (key, first frame, last frame) and the final notes
-(pitch, start, end, velocity; the sustain and soft pedal, pitches -64 and -67, are left out: midibridge's clips
-hold notes only).
+n / 32768, as transkun's own reader does; midibridge reads n / 32767, a scale that Transkun's gain normalisation
+of each window takes away). The script runs transkun's `TransKun.transcribe` as its command line does (16 s
+windows, 8 s hop, one thread) and records, per clip, every window's decoded intervals (key, first frame, last
+frame) and the final notes (pitch, start, end, velocity; the sustain and soft pedal, pitches -64 and -67, are left
+out: midibridge's clips hold notes only).
 """
 
 import argparse
@@ -99,8 +99,8 @@ def main() -> None:
         cases[clip.name] = {"samples": int(pcm.shape[0]), "pcm16_sha256": hashlib.sha256(pcm.tobytes()).hexdigest(),
                             **transcribe(model, pcm.astype(np.float32) / 32768)}
         print(f"{clip}: {len(cases[clip.name]['notes'])} notes in {len(cases[clip.name]['windows'])} windows")
-    args.output.write_text(json.dumps({"transkun": "2.0.1", "checkpoint_sha256": CHECKPOINT_SHA256, "torch": torch.__version__,
-                                  "cases": cases}, separators=(",", ":")) + "\n")
+    made = {"transkun": "2.0.1", "checkpoint_sha256": CHECKPOINT_SHA256, "torch": torch.__version__, "cases": cases}
+    args.output.write_text(json.dumps(made, separators=(",", ":")) + "\n")
 
 
 if __name__ == "__main__":

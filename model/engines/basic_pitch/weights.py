@@ -22,6 +22,7 @@ from ..weights import download_wheel, read_from_wheel, verified, write_whole
 
 BASIC_PITCH_VERSION = "0.4.0"
 REQUIREMENT = f"basic-pitch=={BASIC_PITCH_VERSION}"
+WHEEL_NAME = f"basic_pitch-{BASIC_PITCH_VERSION}-py2.py3-none-any.whl"
 WEIGHTS_FILE_NAME = "nmp.onnx"
 WEIGHTS_SHA256 = "2c3c1d144bfa61ad236e92e169c13535c880469a12a047d4e73451f2c059a0ec"
 WHAT = "Basic Pitch's model"
@@ -77,8 +78,7 @@ def install_weights(*, wheel: str | os.PathLike | None = None, force: bool = Fal
     if not force and not wheel and _is_good(target):
         return target
     with tempfile.TemporaryDirectory(prefix="midibridge-model-") as tmp:
-        wheel_path = Path(wheel) if wheel else download_wheel(
-            REQUIREMENT, f"basic_pitch-{BASIC_PITCH_VERSION}-py2.py3-none-any.whl", Path(tmp), install_hint=INSTALL_HINT)
+        wheel_path = Path(wheel) if wheel else download_wheel(REQUIREMENT, WHEEL_NAME, Path(tmp), install_hint=INSTALL_HINT)
         data = read_from_wheel(wheel_path, "basic_pitch/" + WEIGHTS_PATH_IN_PACKAGE, requirement=REQUIREMENT)
     digest = hashlib.sha256(data).hexdigest()
     if digest != WEIGHTS_SHA256:

@@ -78,8 +78,8 @@ class Transkun:
         if keys.shape[0] == 0:
             return np.zeros((0, 128), dtype=np.float32), np.zeros((0, 4), dtype=np.float32)
         begins, ends = np.array([interval for found in intervals for interval in found], dtype=np.int64).T
-        velocity, refinement = self._heads.run([VELOCITY_LOGITS, REFINEMENT_LOGITS],
-                                               {ONSET_CONTEXT: context[keys, begins], OFFSET_CONTEXT: context[keys, ends]})
+        ends_context = {ONSET_CONTEXT: context[keys, begins], OFFSET_CONTEXT: context[keys, ends]}
+        velocity, refinement = self._heads.run([VELOCITY_LOGITS, REFINEMENT_LOGITS], ends_context)
         return velocity, refinement
 
 
@@ -108,8 +108,8 @@ def cut_windows(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         consumed = window * WINDOW_HOP_SAMPLES - buffer_start
         buffer = buffer[consumed:]
         buffer_start += consumed
-    for window in range(window, window_count(n_audio)):
-        offset = window * WINDOW_HOP_SAMPLES - buffer_start
+    for rest_window in range(window, window_count(n_audio)):  # the rest end in zeros
+        offset = rest_window * WINDOW_HOP_SAMPLES - buffer_start
         last = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
         rest = buffer[offset:offset + WINDOW_SAMPLES]
         last[:rest.shape[0]] = rest

@@ -44,7 +44,8 @@ def network_model(state: dict[str, np.ndarray]) -> onnx.ModelProto:
     # a T x T matrix per key that decode.py makes a block at a time. Each part is its own product (the map's rows
     # cut apart), so no (keys, T, 513) tensor is held.
     query = g.linear(context, "scorer.map.0", rows=(0, CONTEXT_SIZE))
-    g.output(g.op("Div", query, g.op("Sqrt", g.const(float(CONTEXT_SIZE)))), QUERY, [N_KEYS, WINDOW_FRAMES, CONTEXT_SIZE])
+    query = g.op("Div", query, g.op("Sqrt", g.const(float(CONTEXT_SIZE))))
+    g.output(query, QUERY, [N_KEYS, WINDOW_FRAMES, CONTEXT_SIZE])
     g.output(g.linear(context, "scorer.map.0", rows=(CONTEXT_SIZE, 2 * CONTEXT_SIZE)), KEY,
              [N_KEYS, WINDOW_FRAMES, CONTEXT_SIZE])
     single = g.linear(context, "scorer.map.0", rows=(2 * CONTEXT_SIZE, 2 * CONTEXT_SIZE + 1))
@@ -58,7 +59,8 @@ def heads_model(state: dict[str, np.ndarray]) -> onnx.ModelProto:
     g = _Graph(state)
     # transcribeFrames: attributeInput = cat([ctx_a, ctx_b, ctx_a * ctx_b])
     features = g.op("Concat", ONSET_CONTEXT, OFFSET_CONTEXT, g.op("Mul", ONSET_CONTEXT, OFFSET_CONTEXT), axis=1)
-    for name, prefix, size in ((VELOCITY_LOGITS, "velocityPredictor", 128), (REFINEMENT_LOGITS, "refinedOFPredictor", 4)):
+    for name, prefix, size in ((VELOCITY_LOGITS, "velocityPredictor", 128),
+                               (REFINEMENT_LOGITS, "refinedOFPredictor", 4)):
         g.output(g.linear(g.gelu(g.linear(features, f"{prefix}.0")), f"{prefix}.3"), name, ["n", size])
     return g.model([(ONSET_CONTEXT, ["n", CONTEXT_SIZE]), (OFFSET_CONTEXT, ["n", CONTEXT_SIZE])],
                    "transkun-2.0 heads")
@@ -106,7 +108,8 @@ def _backbone(g: _Graph, features: str) -> str:
     # a positional embedding of the frequency bins, added to the input convolution
     bins = g.const(np.arange(N_MELS, dtype=np.float32)[:, np.newaxis])
     along_bins = g.op("Transpose", _position_embedding(g, bins, "backbone.posEmbedBuilder"), perm=[1, 0])
-    h = g.op("Add", g.conv(features, "backbone.inputConv", pads=[1, 1, 1, 1]), g.op("Unsqueeze", along_bins, g.const([1])))
+    h = g.op("Add", g.conv(features, "backbone.inputConv", pads=[1, 1, 1, 1]),
+             g.op("Unsqueeze", along_bins, g.const([1])))
     # downConv: ConstantPad2d((2, 1, 4, 3)) joins the first convolution's own padding of 1
     h = g.group_norm(g.conv(h, "backbone.downConv.1", strides=[2, 1], pads=[5, 3, 4, 2]), "backbone.downConv.2")
     for conv, norm, stride in ((5, 6, 2), (9, 10, 2), (13, 14, 1)):
@@ -235,8 +238,8 @@ class _Graph:
     def group_norm(self, x: str, prefix: str) -> str:
         """nn.GroupNorm(N_GROUPS, C) of (1, C, H, W): InstanceNormalization over (1, groups, rest), then the affine."""
         grouped = self.op("Reshape", x, self.const([1, N_GROUPS, -1]))
-        normed = self.op("InstanceNormalization", grouped, self.const(np.ones(N_GROUPS)), self.const(np.zeros(N_GROUPS)),
-                         epsilon=1e-5)
+        normed = self.op("InstanceNormalization", grouped, self.const(np.ones(N_GROUPS)),
+                         self.const(np.zeros(N_GROUPS)), epsilon=1e-5)
         channels = self.state[f"{prefix}.weight"].shape[0]
         normed = self.op("Reshape", normed, self.op("Shape", x))
         return self.op("Add", self.op("Mul", normed, self.param(f"{prefix}.weight", shape=(channels, 1, 1))),

@@ -33,7 +33,7 @@ class Event:
     has_offset: bool
 
 
-def refined_shifts(logits: np.ndarray) -> np.ndarray:
+def _refined_shifts(logits: np.ndarray) -> np.ndarray:
     """(n, 2) float32 shifts in frames, -0.5 to 0.5, of each interval's onset and offset: the mean of a continuous
     Bernoulli with these logits, moved to [-0.5, 0.5] (transcribeFrames' `ofValue`)."""
     probs = (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
@@ -41,7 +41,7 @@ def refined_shifts(logits: np.ndarray) -> np.ndarray:
     cut = np.where(stable, probs, _UNSTABLE[0])
     means = cut / (2.0 * cut - 1.0) + 1.0 / (np.log1p(-cut) - np.log(cut))
     x = probs - 0.5
-    series = 0.5 + (1.0 / 3.0 + 16.0 / 45.0 * x * x) * x
+    series = 0.5 + (1.0 / 3.0 + 16.0 / 45.0 * (x * x)) * x
     return np.clip((np.where(stable, means, series) - 0.5) / 0.99, -0.5, 0.5)
 
 
@@ -53,7 +53,7 @@ def window_events(intervals: list[list[tuple[int, int]]], velocity_logits: np.nd
     The heads' rows follow the intervals key by key, in order.
     """
     velocities = velocity_logits.argmax(axis=1).tolist()
-    shifts = refined_shifts(refinement_logits[:, :2]).tolist()
+    shifts = _refined_shifts(refinement_logits[:, :2]).tolist()
     present = (refinement_logits[:, 2:] > 0).tolist()
     events, last_ends = [], []
     row = 0

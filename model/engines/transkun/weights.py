@@ -35,7 +35,7 @@ FIX = f"run `{INSTALL_HINT} --force`"
 
 
 def user_weights_path() -> Path:
-    """Where `install_weights()` keeps the network (`$XDG_DATA_HOME/midibridge/models/` on Linux), the heads beside it."""
+    """Where `install_weights()` keeps the network (`$XDG_DATA_HOME/midibridge/models/` on Linux), heads beside it."""
     return platformdirs.user_data_path("midibridge") / "models" / WEIGHTS_FILE_NAME
 
 
