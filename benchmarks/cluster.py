@@ -25,7 +25,6 @@ Prints (a script, not a test: compare the ratios, measured in one run):
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
 import subprocess

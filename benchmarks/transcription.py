@@ -40,6 +40,7 @@ from midibridge.model.region import Region
 
 from .corpus import SHARED, corpus_manifest, corpus_parser
 
+
 def main(argv=None) -> int:
     parser = corpus_parser(__doc__, out=Path("bench-out"))
     parser.add_argument("--cli-minutes", type=float, default=3.0)

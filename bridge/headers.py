@@ -21,9 +21,32 @@ from midibridge.model.options import Spec, check_table, required
 from midibridge.model.region import MAX_CHANNELS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 from midibridge.model.vocabulary import Code, JobState, Priority, Stage
 
-from .protocol import (ACCEPTED, BATCH, CANCEL, ERROR, FETCH, HELLO, MAX_BATCH_REGIONS, MAX_REGION_S, PRESETS,
-                       PROGRESS, RESULT, SHUTDOWN, STATUS, TRANSCRIBE, W_CANCEL, W_ERROR, W_HEARTBEAT, W_JOB,
-                       W_PROGRESS, W_READY, W_RESULT, Message, ProtocolError, frame_bytes)
+from .protocol import (
+    ACCEPTED,
+    BATCH,
+    CANCEL,
+    ERROR,
+    FETCH,
+    HELLO,
+    MAX_BATCH_REGIONS,
+    MAX_REGION_S,
+    PRESETS,
+    PROGRESS,
+    RESULT,
+    SHUTDOWN,
+    STATUS,
+    TRANSCRIBE,
+    W_CANCEL,
+    W_ERROR,
+    W_HEARTBEAT,
+    W_JOB,
+    W_PROGRESS,
+    W_READY,
+    W_RESULT,
+    Message,
+    ProtocolError,
+    frame_bytes,
+)
 
 _TEXT, _NUMBER, _FLAG, _TABLE = Spec(str), Spec(float), Spec(bool), Spec(dict)
 _COUNT = Spec(int, strict=True)  # a JSON integer: it counts or indexes something

@@ -20,9 +20,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from midibridge.model.errors import MidibridgeError

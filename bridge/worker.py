@@ -34,9 +34,26 @@ from midibridge.model.presets import resolve_preset
 from midibridge.model.vocabulary import Code
 
 from .headers import check_worker_message
-from .protocol import (HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, W_CANCEL, W_ERROR, W_HEARTBEAT, W_JOB, W_PROGRESS,
-                       W_READY, W_RESULT, WORKER_PROTOCOL_ID, Header, Message, ProtocolError, clip_buffer, decode,
-                       encode, error_header, region_from_wire)
+from .protocol import (
+    HEARTBEAT_INTERVAL_S,
+    HEARTBEAT_LIVENESS,
+    W_CANCEL,
+    W_ERROR,
+    W_HEARTBEAT,
+    W_JOB,
+    W_PROGRESS,
+    W_READY,
+    W_RESULT,
+    WORKER_PROTOCOL_ID,
+    Header,
+    Message,
+    ProtocolError,
+    clip_buffer,
+    decode,
+    encode,
+    error_header,
+    region_from_wire,
+)
 from .security import WorkerKeys
 from .workers import HEARTBEAT_SUFFIX
 

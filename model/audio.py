@@ -6,7 +6,6 @@ proportion to one chunk, not to the file.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,7 +66,7 @@ def open_region(region: Region, *, chunk_s: float = CHUNK_S, allow_truncated: bo
     if (region.path is None) == (region.samples is None):
         raise AudioError(Code.INVALID_REGION, "a region needs exactly one of a file path and raw samples")
     if region.path is not None:
-        return _open_file(region, chunk_s, allow_truncated)
+        return _open_file(region, region.path, chunk_s, allow_truncated)
     return _open_samples(region, chunk_s)
 
 
@@ -94,8 +93,7 @@ def resampled_length(n_samples: int, *, from_hz: float, to_hz: float) -> int:
     return round(n_samples * to_hz / from_hz)
 
 
-def _open_file(region: Region, chunk_s: float, allow_truncated: bool) -> RegionAudio:
-    path = region.path
+def _open_file(region: Region, path: str, chunk_s: float, allow_truncated: bool) -> RegionAudio:
     if os.path.isdir(path):
         raise AudioError(Code.AUDIO_UNREADABLE, f"{path} is a directory, not an audio file")
     if not os.path.exists(path):

@@ -14,7 +14,7 @@ import mmap
 import os
 import re
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 # A FLAC frame is found from its header back from the end; beyond this window
 # (or twice the largest frame STREAMINFO states) no frame header is looked for.
@@ -72,7 +72,7 @@ def mp3_gapless(path: str) -> tuple[int, int]:
 
 # WAV and AIFF: whole sample frames between the data's start and the file's end.
 
-def _chunks(file: BinaryIO, size: int, byteorder: str):
+def _chunks(file: BinaryIO, size: int, byteorder: Literal["little", "big"]):
     """(id, length, offset of its body) of each chunk of a RIFF or IFF file after its 12-byte header."""
     at = 12
     while at + 8 <= size:
@@ -124,7 +124,7 @@ def _flac_frames(file: BinaryIO, size: int, at: int) -> int | None:
         head = file.read(4)
         if len(head) < 4:
             return 0  # the file ends inside its metadata: none of its audio is there
-        last, kind, length = head[0] & 0x80, head[0] & 0x7F, int.from_bytes(head[1:4], "big")
+        last, kind, length = bool(head[0] & 0x80), head[0] & 0x7F, int.from_bytes(head[1:4], "big")
         if kind == 0:
             info = file.read(34)
         at += 4 + length

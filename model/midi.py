@@ -108,8 +108,8 @@ def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
     """Read notes, bends and the first tempo and time signature back from a MIDI file (any tempo map), as a clip at
     `position_s`; notes all on the drum channel make a drum clip."""
     tempo_us = beats_per_bar = None
-    bend_range = defaultdict(lambda: BEND_RANGE_SEMITONES)
-    rpn = {}
+    bend_range: defaultdict[int, float] = defaultdict(lambda: BEND_RANGE_SEMITONES)  # channel -> semitones
+    rpn: dict[int, int] = {}
     open_notes = defaultdict(list)  # (channel, pitch) -> [(start_s, velocity)]
     wheel = defaultdict(list)  # channel -> [(time_s, semitones)]
     found = []  # (channel, Note without bends)
@@ -170,20 +170,17 @@ def assign_channels(notes: tuple[Note, ...]) -> list[tuple[int, bool]]:
     """
     busy_until = dict.fromkeys(CHANNELS, float("-inf"))
     bent_until = dict.fromkeys(CHANNELS, float("-inf"))
-    chosen = [None] * len(notes)
+    chosen: dict[int, tuple[int, bool]] = {}
     for index in sorted(range(len(notes)), key=lambda i: (notes[i].start_s, notes[i].pitch)):
         note = notes[index]
-        channel = None
-        if note.bends:
-            channel = next((c for c in CHANNELS if busy_until[c] <= note.start_s), None)
-        bent = channel is not None
-        if not bent:
-            channel = next((c for c in CHANNELS if bent_until[c] <= note.start_s), CHANNELS[0])
+        free = next((c for c in CHANNELS if busy_until[c] <= note.start_s), None) if note.bends else None
+        channel = free if free is not None else next((c for c in CHANNELS if bent_until[c] <= note.start_s),
+                                                     CHANNELS[0])
         busy_until[channel] = max(busy_until[channel], note.end_s)
-        if bent:
+        if free is not None:
             bent_until[channel] = note.end_s
-        chosen[index] = (channel, bent)
-    return chosen
+        chosen[index] = (channel, free is not None)
+    return [chosen[index] for index in range(len(notes))]
 
 
 def assign_mpe_channels(notes: tuple[Note, ...]) -> list[int]:

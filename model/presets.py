@@ -18,7 +18,7 @@ import platformdirs
 
 from .engines import DEFAULT_ENGINE, ENGINES
 from .errors import ModelError, OptionError
-from .options import PostOptions, Spec, check_table
+from .options import OptionGroup, PostOptions, Spec, check_table
 from .steps import STEPS
 from .vocabulary import Code
 
@@ -59,7 +59,7 @@ class Preset:
     description: str = ""
     engine: str = DEFAULT_ENGINE
     chain: tuple[Step, ...] = ()
-    decode: object = None
+    decode: OptionGroup | None = None  # None: the engine's defaults, filled in on construction
     post: PostOptions = PostOptions()
     source: str = field(default="inline", compare=False)  # where it was read from: not part of what it does
 
@@ -77,7 +77,7 @@ class Preset:
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "name": self.name, "description": self.description,
                 "engine": {"name": self.engine}, "chain": [step.to_dict() for step in self.chain],
-                "decode": self.decode.to_dict(), "post": self.post.to_dict()}
+                "decode": self.decode.to_dict() if self.decode else {}, "post": self.post.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict, *, where: str = "inline preset", source: str = "inline") -> Preset:

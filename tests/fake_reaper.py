@@ -29,7 +29,7 @@ class FakeTake:
 
 @dataclass
 class FakeItem:
-    track: "FakeTrack"
+    track: FakeTrack
     position: float
     length: float
     take: FakeTake | None

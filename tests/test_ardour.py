@@ -18,12 +18,11 @@ from pathlib import Path
 
 import mido
 import pytest
+from conftest import Note, matches, render, synthesize, write_audio
+from daemon_helpers import DaemonProcess
 
 from midibridge.model.clip import Tempo
 from midibridge.model.region import Region
-
-from conftest import Note, matches, render, synthesize, write_audio
-from daemon_helpers import DaemonProcess
 
 HERE = Path(__file__).parent / "ardour"
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")

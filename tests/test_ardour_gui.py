@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from midibridge.model.region import Region
-
 from ardour_gui import ArdourEditor, missing_tools, saved_action_slots, write_action_slots
 from conftest import Note, matches
 from daemon_helpers import DaemonProcess
 from test_ardour import FRAME_S, MIDIBRIDGE, TRUTH, Placed, make_session, read_session, take, undo_steps
+
+from midibridge.model.region import Region
 
 RATE = 48000
 SHOTS = Path(__file__).parents[1] / "bench-out" / "ardour-gui"

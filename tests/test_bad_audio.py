@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Note, synthesize, write_audio
+from daemon_helpers import DaemonProcess
 
 from midibridge.model.region import Region
 from midibridge.plugin_host.results import ClientError
-
-from conftest import Note, synthesize, write_audio
-from daemon_helpers import DaemonProcess
 
 MELODY = [Note(55 + 3 * i, 0.2 + 0.4 * i, 0.55 + 0.4 * i, 110) for i in range(6)]
 

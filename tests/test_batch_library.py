@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import mido
-
 from conftest import FLUTE, melody, render, synthesize, write_audio
+
 from midibridge.model.clip import Note
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import FLUTE, PIANO_LINE, REPO, melody, render
+
 from midibridge.model.clip import Note
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from conftest import FLUTE, melody, render
 
-
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-
 from conftest import PIANO_LINE, write_audio
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")

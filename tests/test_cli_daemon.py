@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from daemon_helpers import DaemonProcess, free_port
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
@@ -109,6 +108,7 @@ def test_a_batch_larger_than_the_daemons_queue_converts_everything_into_one_inde
     """`serve --queue 4` takes at most 4 regions a request: batch sends ten files in parts, through one bar and
     one index, the same bytes as in-process."""
     from conftest import synthesize, write_audio
+
     from midibridge.model.clip import Note
 
     takes = tmp_path / "takes"

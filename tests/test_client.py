@@ -8,14 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import synthesize, write_audio
+from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
 
 from midibridge.bridge import protocol as p
 from midibridge.model.clip import Note
 from midibridge.model.region import Region
 from midibridge.plugin_host.client import Client, ClientError, DaemonUnavailable
-
-from conftest import synthesize, write_audio
-from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 

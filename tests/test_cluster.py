@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import zmq
+from conftest import NYLON_GUITAR, PIANO, melody, render, synthesize, write_audio
+from daemon_helpers import FAULTS, DaemonProcess, free_port
+from ray_cluster import ENV, LoopbackCluster
 from zmq.utils.monitor import recv_monitor_message
 
-from conftest import PIANO, NYLON_GUITAR, melody, render, synthesize, write_audio
-from daemon_helpers import FAULTS, DaemonProcess, free_port
 from midibridge.model.clip import Note
-from ray_cluster import ENV, LoopbackCluster
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 N_TAKES = 8

@@ -5,10 +5,20 @@ import json
 
 import numpy as np
 import pytest
-
-from conformance_peer import PROTOCOL, RATE_HZ, ask, frames, job_error, receive, refused, run, tones
-from conformance_peer import audio, daemon, sock  # noqa: F401, F811 (the module's daemon, as pytest fixtures)
-
+from conformance_peer import (  # noqa: F401, F811 (the module's daemon, as pytest fixtures)
+    PROTOCOL,
+    RATE_HZ,
+    ask,
+    audio,
+    daemon,
+    frames,
+    job_error,
+    receive,
+    refused,
+    run,
+    sock,
+    tones,
+)
 
 # Errors at once ---------------------------------------------------------------------------------
 

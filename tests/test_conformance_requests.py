@@ -23,10 +23,21 @@ from pathlib import Path
 import pytest
 import zmq
 import zmq.auth
-
-from conformance_peer import PROVOKED, Served, ask, frames, free_port, job_replies, receive, refused, run, submit
-from conformance_peer import audio, daemon, sock  # noqa: F401, F811 (the module's daemon, as pytest fixtures)
-
+from conformance_peer import (  # noqa: F401, F811 (the module's daemon, as pytest fixtures)
+    PROVOKED,
+    Served,
+    ask,
+    audio,
+    daemon,
+    frames,
+    free_port,
+    job_replies,
+    receive,
+    refused,
+    run,
+    sock,
+    submit,
+)
 
 # Requests and their replies -------------------------------------------------------------------------
 

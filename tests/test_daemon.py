@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import zmq
 import zmq.auth
+from daemon_helpers import DaemonProcess, exchange, submit_raw, wait_for
 
 from midibridge.bridge import protocol as p
 from midibridge.model.clip import Tempo
 from midibridge.model.engines import ENGINES
 from midibridge.model.region import Region
 from midibridge.plugin_host.client import Client, ClientError
-
-from daemon_helpers import DaemonProcess, exchange, submit_raw, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Note, synthesize
+from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
 
 from midibridge.bridge import protocol as p
 from midibridge.model.clip import Tempo
@@ -24,9 +26,6 @@ from midibridge.model.region import Region
 from midibridge.model.vocabulary import Priority, Stage
 from midibridge.plugin_host.client import ensure_daemon
 from midibridge.plugin_host.results import ClientError
-
-from conftest import Note, synthesize
-from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
 
 RATE_HZ = 22050
 

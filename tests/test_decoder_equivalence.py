@@ -8,14 +8,14 @@ needs no basic_pitch.
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from conftest import Note, synthesize
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from midibridge.model.engines.basic_pitch.bends import add_pitch_bends, drop_overlapping_bends
 from midibridge.model.engines.basic_pitch.notes import decode_notes
 from midibridge.model.engines.basic_pitch.options import BasicPitchOptions
 from midibridge.model.region import Region
-
-from conftest import Note, synthesize
 
 note_creation = pytest.importorskip("basic_pitch.note_creation", reason="the dev extra installs basic-pitch")
 
@@ -50,10 +50,10 @@ def assert_same_notes(mine, theirs):
 
 @pytest.fixture(scope="module")
 def activations(transcriber, piano_line, tmp_path_factory):
+    from conftest import write_audio
+
     from midibridge.model.audio import open_region, resample, resampled_length
     from midibridge.model.engines.basic_pitch.constants import SAMPLE_RATE_HZ
-
-    from conftest import write_audio
 
     glides = [Note(57 + 2 * i, 0.4 + 0.9 * i, 1.2 + 0.9 * i, 110) for i in range(5)]
     sliding = write_audio(tmp_path_factory.mktemp("glide") / "glide.wav", synthesize(glides, glide_semitones=1.5),

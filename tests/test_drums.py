@@ -11,12 +11,12 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+from conftest import host_transcribe, render, streamed_peak_bytes, write_audio
+from daemon_helpers import DaemonProcess
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pedalboard.io import AudioFile
 
-from conftest import host_transcribe, render, streamed_peak_bytes, write_audio
-from daemon_helpers import DaemonProcess
 from midibridge.model.clip import Note, Tempo
 from midibridge.model.engines.drums.constants import BLOCK_FRAMES, GROUP_OF_NOTE, N_MEL_BANDS
 from midibridge.model.engines.drums.features import frame_blocks

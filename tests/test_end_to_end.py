@@ -1,8 +1,8 @@
 """A musician's audio in, the notes they played out: rendered with fluidsynth from known notes, transcribed, compared."""
 
-from midibridge.model.region import Region
-
 from conftest import NYLON_GUITAR, PIANO_LINE, matches, melody, render
+
+from midibridge.model.region import Region
 
 
 def test_a_piano_line_comes_back_note_for_note(transcriber, piano_line):

@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import Note, synthesize, write_audio
+from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
 
 from midibridge.bridge import protocol as p
 from midibridge.model.region import Region
 from midibridge.plugin_host.results import ClientError
-
-from conftest import Note, synthesize, write_audio
-from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 

@@ -12,13 +12,13 @@ import json
 import time
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from conftest import Note, synthesize, write_audio
+from daemon_helpers import DaemonProcess
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from midibridge.bridge import protocol as p
 from midibridge.model.region import Region
-
-from conftest import Note, synthesize, write_audio
-from daemon_helpers import DaemonProcess
 
 MESSAGES_PER_EXAMPLE = 10
 

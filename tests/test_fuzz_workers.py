@@ -21,13 +21,14 @@ import time
 
 import pytest
 import zmq
-from hypothesis import HealthCheck, Phase, example, given, settings, strategies as st
-
-from midibridge.bridge import headers, protocol as p
-
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess
+from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import strategies as st
 from test_fuzz import JSON
+
+from midibridge.bridge import headers
+from midibridge.bridge import protocol as p
 
 WORKER = p.WORKER_PROTOCOL_ID
 # A well-formed header and buffers for each worker message type; the fuzzing starts from these.

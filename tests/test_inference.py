@@ -2,12 +2,16 @@
 
 import numpy as np
 import pytest
+from conftest import Note, matches, synthesize, write_audio
 
-from midibridge.model.engines.basic_pitch.constants import FFT_HOP_SAMPLES, HOP_SAMPLES, KEPT_FRAMES_PER_WINDOW, SAMPLE_RATE_HZ
+from midibridge.model.engines.basic_pitch.constants import (
+    FFT_HOP_SAMPLES,
+    HOP_SAMPLES,
+    KEPT_FRAMES_PER_WINDOW,
+    SAMPLE_RATE_HZ,
+)
 from midibridge.model.engines.basic_pitch.inference import frame_count, frame_times_s
 from midibridge.model.region import Region
-
-from conftest import Note, matches, synthesize, write_audio
 
 
 def test_every_frame_sits_at_window_times_hop_plus_frame_times_fft_hop():

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from midibridge.bridge import protocol as p
-
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess
+
+from midibridge.bridge import protocol as p
 
 CLIENTS = 50
 STEP_S = 0.5  # one note, of its own pitch, every half second

@@ -4,8 +4,15 @@ import mido
 import pytest
 
 from midibridge.model.clip import Bend, Clip, Note
-from midibridge.model.midi import (BEND_RANGE_SEMITONES, DRUM_CHANNEL, TICKS_PER_BEAT, assign_channels, clip_from_bytes,
-                        clip_to_bytes, clip_to_midi)
+from midibridge.model.midi import (
+    BEND_RANGE_SEMITONES,
+    DRUM_CHANNEL,
+    TICKS_PER_BEAT,
+    assign_channels,
+    clip_from_bytes,
+    clip_to_bytes,
+    clip_to_midi,
+)
 
 
 def read(clip: Clip) -> mido.MidiFile:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from midibridge.model.errors import OptionError
 from midibridge.model.engines.basic_pitch.options import BasicPitchOptions
+from midibridge.model.errors import OptionError
 
 
 @pytest.mark.parametrize("values, message", [

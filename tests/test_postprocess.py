@@ -8,7 +8,8 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from midibridge.model.clip import Bend, Clip, Note, Tempo
 from midibridge.model.midi import MPE_BEND_RANGE_SEMITONES, clip_from_bytes, clip_to_bytes
@@ -130,10 +131,10 @@ def test_bends_can_be_dropped_or_sent_as_mpe():
 
 
 def test_loud_and_soft_playing_come_back_loud_and_soft_with_loudness_velocity(transcriber, audio_dir):
+    from conftest import render
+
     from midibridge.model.presets import Preset
     from midibridge.model.region import Region
-
-    from conftest import render
 
     played = [Note(60, 0.5, 1.2, 30), Note(64, 1.5, 2.2, 120), Note(67, 2.5, 3.2, 60)]
     path = render(played, audio_dir / "dynamics.wav")

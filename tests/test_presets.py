@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PIANO_LINE, matches
 
-from midibridge.model.errors import OptionError
 from midibridge.model.engines.basic_pitch.options import BasicPitchOptions
+from midibridge.model.errors import OptionError
 from midibridge.model.options import PostOptions
 from midibridge.model.presets import available_presets, load_preset, preset_to_toml, read_preset
 from midibridge.model.region import Region
-
-from conftest import PIANO_LINE, matches
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 BUILT_IN = ["bass", "default", "drums", "guitar", "lead", "noisy-recording", "piano", "strings-pad", "vocal"]
@@ -178,8 +177,8 @@ def test_the_cli_validates_shows_and_converts_with_presets(piano_line, tmp_path)
 
 
 def test_normalize_uses_the_whole_region_and_lands_on_its_target():
-    from midibridge.model.presets import Step
     from midibridge.model.preprocess import process
+    from midibridge.model.presets import Step
 
     audio = (np.sin(np.arange(44100 * 3) / 10) * np.linspace(0.01, 0.2, 44100 * 3)).astype(np.float32)
     chunks = lambda: (audio[i:i + 5000] for i in range(0, audio.shape[0], 5000))  # noqa: E731

@@ -2,15 +2,14 @@
 what is faked), with a real daemon doing the transcription."""
 
 import pytest
+from conftest import Note, render, synthesize, write_audio
+from daemon_helpers import DaemonProcess
+from fake_reaper import PPQ, FakeReaper, FakeTake
 
 from midibridge.model.clip import Tempo
 from midibridge.model.midi import DRUM_CHANNEL
 from midibridge.model.region import Region
 from midibridge.plugin_host.reaper_adapter import assemble, install_scripts
-
-from conftest import Note, render, synthesize, write_audio
-from daemon_helpers import DaemonProcess
-from fake_reaper import PPQ, FakeReaper, FakeTake
 
 TRUTH = [Note(57 + (i % 5) * 2, 0.5 + 0.45 * i, 0.85 + 0.45 * i, 100) for i in range(18)]
 BPM = 100.0

@@ -5,12 +5,11 @@ import os
 
 import numpy as np
 import pytest
+from conftest import PIANO_LINE, matches, write_audio
 from pedalboard.io import AudioFile
 
 from midibridge.model.errors import AudioError
 from midibridge.model.region import Region
-
-from conftest import PIANO_LINE, matches, write_audio
 
 
 def test_a_trimmed_region_at_12_5_s_becomes_a_clip_at_12_5_s_holding_the_trimmed_parts_notes(transcriber, piano_line):

@@ -5,11 +5,11 @@ import dataclasses
 import time
 
 import pytest
-
-from midibridge.bridge import headers as h, protocol as p
-from midibridge.model.vocabulary import Stage
-
 from daemon_helpers import DaemonProcess
+
+from midibridge.bridge import headers as h
+from midibridge.bridge import protocol as p
+from midibridge.model.vocabulary import Stage
 
 
 @pytest.fixture(scope="module")

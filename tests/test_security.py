@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import zmq
 import zmq.auth
+from daemon_helpers import DaemonProcess, free_port, non_loopback_address
 
 from midibridge.model.region import Region
 from midibridge.plugin_host.client import Client, ClientError, DaemonUnavailable
-
-from daemon_helpers import DaemonProcess, free_port, non_loopback_address
 
 
 def test_a_non_loopback_bind_without_curve_refuses_to_start(tmp_path, figures):

@@ -11,9 +11,9 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-
 from conftest import host_transcribe, streamed_peak_bytes, write_audio
 from daemon_helpers import DaemonProcess
+
 from midibridge.model.errors import OptionError, WeightsError
 from midibridge.model.midi import clip_from_bytes
 from midibridge.model.presets import Preset, load_preset

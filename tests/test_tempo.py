@@ -7,7 +7,6 @@ from pathlib import Path
 
 import mido
 import pytest
-
 from daemon_helpers import DaemonProcess
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PIANO_LINE, matches, write_audio
 from pedalboard.io import AudioFile
 
 from midibridge.model.audio import open_region
@@ -17,8 +18,6 @@ from midibridge.model.containers import find_cut, mp3_gapless
 from midibridge.model.errors import AudioError
 from midibridge.model.midi import clip_to_bytes
 from midibridge.model.region import Region
-
-from conftest import PIANO_LINE, matches, write_audio
 
 FORMATS = [".wav", ".flac", ".aiff", ".mp3", ".ogg"]
 KEEP = 0.45  # of the file's bytes

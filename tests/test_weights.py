@@ -10,8 +10,13 @@ import pytest
 
 from midibridge.model.engines import ENGINES
 from midibridge.model.engines.basic_pitch import weights
-from midibridge.model.engines.basic_pitch.weights import (WEIGHTS_PATH_IN_PACKAGE, WEIGHTS_SHA256, find_weights,
-                                                          install_weights, user_weights_path)
+from midibridge.model.engines.basic_pitch.weights import (
+    WEIGHTS_PATH_IN_PACKAGE,
+    WEIGHTS_SHA256,
+    find_weights,
+    install_weights,
+    user_weights_path,
+)
 from midibridge.model.errors import WeightsError
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")

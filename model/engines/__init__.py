@@ -31,6 +31,7 @@ from types import ModuleType
 from typing import Protocol
 
 from ..clip import Note
+from ..options import OptionGroup
 from ..vocabulary import Stage
 from .basic_pitch import weights as basic_pitch_weights
 from .basic_pitch.options import BasicPitchOptions
@@ -56,7 +57,7 @@ class EngineKind:
     """What a preset's `[engine] name` chooses: the engine's options table, its weights, and where its class is."""
 
     description: str
-    options: type  # its [decode] table: from_dict, to_dict, defaults when built with no arguments
+    options: type[OptionGroup]  # its [decode] table: from_dict, to_dict, defaults when built with no arguments
     implementation: str  # "module:Class", relative to this package
     weights: ModuleType  # its weights module (model.engines.weights says its shape)
     drums: bool = False  # its notes are General MIDI drum sounds: a drum clip (model.clip.Clip.drums)

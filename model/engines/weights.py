@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from ..errors import WeightsError
 from ..vocabulary import Code
@@ -39,7 +40,7 @@ def verified(path: Path, *, sha256: str, what: str, source: str, fix: str) -> Pa
 
 def describe(path: Path) -> dict:
     """The file's path and hash, and for an ONNX graph its inputs and outputs (name, type, shape)."""
-    described = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    described: dict[str, Any] = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                  "inputs": [], "outputs": []}
     if path.suffix == ".onnx":
         import onnxruntime  # only here: the rest of this module is read without it

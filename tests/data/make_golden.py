@@ -17,8 +17,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]
 
 import basic_pitch.note_creation as note_creation  # noqa: E402
-
 from conftest import Note, synthesize  # noqa: E402
+
 from midibridge.model.engines.basic_pitch.inference import Model  # noqa: E402
 from midibridge.model.engines.basic_pitch.options import BasicPitchOptions  # noqa: E402
 

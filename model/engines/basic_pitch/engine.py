@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +29,7 @@ class BasicPitch:
 
     def __init__(self, *, weights_path: str | os.PathLike | None = None, threads: int = 0,
                  batch_windows: int = DEFAULT_BATCH_WINDOWS):
-        self.model = Model(weights_path, threads=threads, batch_windows=batch_windows)
+        self.model = Model(None if weights_path is None else Path(weights_path), threads=threads, batch_windows=batch_windows)
 
     def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: BasicPitchOptions,
               on_progress: ProgressCallback | None = None) -> tuple[Note, ...]:

@@ -19,8 +19,17 @@ from ...errors import WeightsError
 from ...vocabulary import Code, Stage
 from .. import ProgressCallback
 from .constants import (
-    EDGE_FRAMES, FFT_HOP_SAMPLES, HOP_SAMPLES, KEPT_FRAMES_PER_WINDOW, LEAD_IN_SAMPLES,
-    N_CONTOUR_BINS, N_PITCHES, ONNX_INPUT, ONNX_OUTPUTS, SAMPLE_RATE_HZ, WINDOW_SAMPLES,
+    EDGE_FRAMES,
+    FFT_HOP_SAMPLES,
+    HOP_SAMPLES,
+    KEPT_FRAMES_PER_WINDOW,
+    LEAD_IN_SAMPLES,
+    N_CONTOUR_BINS,
+    N_PITCHES,
+    ONNX_INPUT,
+    ONNX_OUTPUTS,
+    SAMPLE_RATE_HZ,
+    WINDOW_SAMPLES,
 )
 from .spill import RowSpill
 from .weights import find_weights
@@ -108,11 +117,9 @@ class Model:
 
         `expected_samples` sizes buffers and progress; the audio's true length wins.
         """
-        sinks = {
-            "note": _GrowingRows(frame_count(expected_samples) + KEPT_FRAMES_PER_WINDOW, N_PITCHES),
-            "onset": RowSpill(N_PITCHES),
-            "contour": RowSpill(N_CONTOUR_BINS),
-        }
+        note = _GrowingRows(frame_count(expected_samples) + KEPT_FRAMES_PER_WINDOW, N_PITCHES)
+        onset, contour = RowSpill(N_PITCHES), RowSpill(N_CONTOUR_BINS)
+        sinks: dict[str, _GrowingRows | RowSpill] = {"note": note, "onset": onset, "contour": contour}
         expected_windows = max(window_count(expected_samples), 1)
         batch = np.zeros((self.batch_windows, WINDOW_SAMPLES), dtype=np.float32)
         done = 0
@@ -125,13 +132,13 @@ class Model:
                 if on_progress:
                     on_progress(Stage.INFER, min(done / expected_windows, 1.0))
         except BaseException:
-            sinks["onset"].close()
-            sinks["contour"].close()
+            onset.close()
+            contour.close()
             raise
         n_frames = frame_count(counter.n_samples)
-        sinks["onset"].truncate(n_frames)
-        sinks["contour"].truncate(n_frames)
-        return Activations(note=sinks["note"].rows(n_frames), onset=sinks["onset"], contour=sinks["contour"])
+        onset.truncate(n_frames)
+        contour.truncate(n_frames)
+        return Activations(note=note.rows(n_frames), onset=onset, contour=contour)
 
 
 @functools.cache

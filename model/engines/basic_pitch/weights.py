@@ -55,9 +55,9 @@ def find_weights(explicit: str | os.PathLike | None = None) -> Path:
                 f"{WEIGHTS_FILE_NAME}, or unset it and run `{INSTALL_HINT}`.",
             )
         return verify_weights(path)
-    for path in (user_weights_path(), _installed_package_weights()):
-        if path is not None and path.is_file():
-            return verify_weights(path)
+    for candidate in (user_weights_path(), _installed_package_weights()):
+        if candidate is not None and candidate.is_file():
+            return verify_weights(candidate)
     raise WeightsError(
         Code.MODEL_MISSING,
         f"{WHAT} ({WEIGHTS_FILE_NAME}) is not installed: looked in {user_weights_path()} and for an "

@@ -9,8 +9,16 @@ from functools import lru_cache
 
 import numpy as np
 
-from .constants import (COINCIDENT_FRAMES, FRAME_RATE_HZ, GROUP_OF_NOTE, GROUPS, LEVEL_FRAMES, NOTE_CHOICE_FRAMES,
-                        OUTPUT_NOTES, VELOCITY_BAND_HZ)
+from .constants import (
+    COINCIDENT_FRAMES,
+    FRAME_RATE_HZ,
+    GROUP_OF_NOTE,
+    GROUPS,
+    LEVEL_FRAMES,
+    NOTE_CHOICE_FRAMES,
+    OUTPUT_NOTES,
+    VELOCITY_BAND_HZ,
+)
 from .features import mel_band_centres_hz
 from .nmf import onset_novelty, pfnmf
 from .options import DrumOptions

@@ -8,19 +8,29 @@ C = CONTEXT_FRAMES.
 from __future__ import annotations
 
 import itertools
-
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
 import numpy as np
 
-from .constants import (BLOCK_FRAMES, BLOCK_MARGIN_FRAMES, CONTEXT_BEFORE, CONTEXT_FRAMES, FFT_SIZE, HOP_SIZE,
-                        LOG_FLOOR, MEL_HIGH_HZ, MEL_LOW_HZ, N_MEL_BANDS, SAMPLE_RATE_HZ)
+from .constants import (
+    BLOCK_FRAMES,
+    BLOCK_MARGIN_FRAMES,
+    CONTEXT_BEFORE,
+    CONTEXT_FRAMES,
+    FFT_SIZE,
+    HOP_SIZE,
+    LOG_FLOOR,
+    MEL_HIGH_HZ,
+    MEL_LOW_HZ,
+    N_MEL_BANDS,
+    SAMPLE_RATE_HZ,
+)
 
 N_BINS = FFT_SIZE // 2 + 1
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
 
 

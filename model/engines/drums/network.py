@@ -6,6 +6,7 @@ the last "netK.Wn" (Hn-1, len(OUTPUT_NOTES))) and the kick's PFNMF templates ("n
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def load_model(path: Path) -> DrumModel:
 
 def activations(stacked: np.ndarray, model: DrumModel) -> np.ndarray:
     """stacked: (F, D) context stacks. Returns (F, len(OUTPUT_NOTES)) onset probabilities (ensemble mean), float32."""
-    return (sum(_forward(stacked, net) for net in model.networks) / len(model.networks)).astype(np.float32)
+    total = functools.reduce(np.add, (_forward(stacked, net) for net in model.networks))
+    return (total / len(model.networks)).astype(np.float32)
 
 
 def _forward(stacked: np.ndarray, net: dict[str, np.ndarray]) -> np.ndarray:

@@ -22,11 +22,33 @@ import onnxruntime
 from ...vocabulary import Stage
 from .. import ProgressCallback
 from .constants import (
-    BAND_LOWEST_HZ, CONTEXT_AFTER_FRAMES, CONTEXT_BEFORE_FRAMES, DB_FLOOR, FFT_BLOCK_FRAMES, FFT_SAMPLES,
-    HOP_SAMPLES, LOW_BLOCK_FRAMES, LOW_FFT_PADDED, LOW_FFT_SAMPLES, LOW_HARMONICITY_MIN_DB, LOW_NOTE_MAX_HZ,
-    LOW_PROBE_MAX_HZ, LOW_PROBE_MIN_DBFS, MODEL_MAX_HZ, MODEL_MIN_HZ, N_BANDS, N_SEMITONES, ONSET_ACTIVE_RANGE_DB,
-    ONSET_LAG_FRAMES, SAMPLE_RATE_HZ, SEMITONE_HIGHEST, SEMITONE_LOWEST, SILENCE_PEAK, SUB_HARMONIC_MIN_DB,
-    SUB_HARMONICS, WINDOW_FRAMES,
+    BAND_LOWEST_HZ,
+    CONTEXT_AFTER_FRAMES,
+    CONTEXT_BEFORE_FRAMES,
+    DB_FLOOR,
+    FFT_BLOCK_FRAMES,
+    FFT_SAMPLES,
+    HOP_SAMPLES,
+    LOW_BLOCK_FRAMES,
+    LOW_FFT_PADDED,
+    LOW_FFT_SAMPLES,
+    LOW_HARMONICITY_MIN_DB,
+    LOW_NOTE_MAX_HZ,
+    LOW_PROBE_MAX_HZ,
+    LOW_PROBE_MIN_DBFS,
+    MODEL_MAX_HZ,
+    MODEL_MIN_HZ,
+    N_BANDS,
+    N_SEMITONES,
+    ONSET_ACTIVE_RANGE_DB,
+    ONSET_LAG_FRAMES,
+    SAMPLE_RATE_HZ,
+    SEMITONE_HIGHEST,
+    SEMITONE_LOWEST,
+    SILENCE_PEAK,
+    SUB_HARMONIC_MIN_DB,
+    SUB_HARMONICS,
+    WINDOW_FRAMES,
 )
 
 
@@ -111,9 +133,9 @@ class FrameExtractor:
         job = self._pool.submit(run) if self._pool is not None else None
         n_frames = max(1, len(audio) // HOP_SAMPLES)  # the model's own frame count
         keep = slice(lo - first_frame, hi - first_frame)
-        hops = np.zeros(n_frames * HOP_SAMPLES, np.float32)
-        hops[:min(len(audio), len(hops))] = audio[:len(hops)]
-        hops = hops.reshape(n_frames, HOP_SAMPLES)
+        padded = np.zeros(n_frames * HOP_SAMPLES, np.float32)
+        padded[:min(len(audio), len(padded))] = audio[:len(padded)]
+        hops = padded.reshape(n_frames, HOP_SAMPLES)
         loudness = _loudness_db(hops)
         centres = np.arange(n_frames) * HOP_SAMPLES
         bands, semitones = _spectra_db(audio, centres)

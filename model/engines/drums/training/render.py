@@ -9,15 +9,16 @@ clip (N,) int16 and OUT_DIR/recipe.json.
 """
 from __future__ import annotations
 
-import argparse, json, subprocess, tempfile
+import argparse
+import json
+import subprocess
+import tempfile
 from pathlib import Path
 
 import mido
 import numpy as np
 import pedalboard as pb
-from pedalboard.io import AudioFile
-
-from pedalboard.io import StreamResampler
+from pedalboard.io import AudioFile, StreamResampler
 
 from midibridge.model.engines.drums.constants import FRAME_RATE_HZ, OUTPUT_NOTES, SAMPLE_RATE_HZ
 from midibridge.model.engines.drums.features import log_mel

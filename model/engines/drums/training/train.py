@@ -7,7 +7,10 @@ Frames within +-4 of a hit are all used; other frames are subsampled.
 """
 from __future__ import annotations
 
-import argparse, hashlib, json, time
+import argparse
+import hashlib
+import json
+import time
 from pathlib import Path
 
 import numpy as np
