@@ -127,7 +127,8 @@ class JobTable:
     def expire(self) -> None:
         """Forget finished jobs older than result_ttl_s."""
         now = time.monotonic()
-        stale = [i for i, j in self.jobs.items() if j.finished and now - j.finished_s > self.result_ttl_s]
+        stale = [i for i, j in self.jobs.items()
+                 if j.finished and j.finished_s is not None and now - j.finished_s > self.result_ttl_s]
         for job_id in stale:
             del self.jobs[job_id]
 

@@ -91,7 +91,7 @@ class Message:
     request_id: str
     header: dict[str, Any] = field(default_factory=dict)
     buffers: list = field(default_factory=list)
-    identity: bytes | None = None
+    identity: bytes = b""  # empty when it did not come through a ROUTER
 
 
 def encode(kind: str, request_id: str, header: Header | None = None, buffers=(), *,
@@ -103,7 +103,7 @@ def encode(kind: str, request_id: str, header: Header | None = None, buffers=(),
 
 def decode(frames: list, *, router: bool = False, protocol_id: bytes = PROTOCOL_ID) -> Message:
     """Parse frames (after the identity frame on a ROUTER) into a Message; ProtocolError says what is wrong."""
-    identity = None
+    identity = b""
     if router:
         if not frames:
             raise ProtocolError(Code.MALFORMED, "an empty message")
@@ -188,17 +188,18 @@ def region_from_wire(region: WireRegion, buffers: list):
     float32 array, so numpy is imported here, on the worker's side only."""
     from midibridge.model.region import Region
 
-    duration_s = region.get("duration_s")
-    place = {"start_s": float(region.get("start_s", 0.0)), "position_s": float(region.get("position_s", 0.0)),
-             "duration_s": None if duration_s is None else float(duration_s)}
+    start_s, position_s = float(region.get("start_s", 0.0)), float(region.get("position_s", 0.0))
+    duration = region.get("duration_s")
+    duration_s = None if duration is None else float(duration)
     if "path" in region:
-        return Region.from_file(region["path"], **place)
+        return Region.from_file(region["path"], start_s=start_s, position_s=position_s, duration_s=duration_s)
     import numpy as np
 
     samples = region["samples"]
     data = memoryview(buffers[samples["frame"]]).cast("B")
     audio = np.frombuffer(data, dtype="<f4").reshape(-1, samples["channels"]).T
-    return Region.from_samples(audio, sample_rate_hz=float(samples["sample_rate_hz"]), **place)
+    return Region.from_samples(audio, sample_rate_hz=float(samples["sample_rate_hz"]), start_s=start_s,
+                               position_s=position_s, duration_s=duration_s)
 
 
 def error_header(code: str, message: str, job_id: str | None = None) -> ErrorHeader:

@@ -116,10 +116,10 @@ class Requests:
                                 f"no job {message.header['job_id']!r} here: it never existed, or its "
                                 f"result was dropped after {self.config.result_ttl_s:g} s; submit it again")
         self.table.reattach(job, message.identity, message.request_id)  # later replies go to the new socket
-        if job.state == JobState.DONE:
+        if job.state == JobState.DONE and job.result is not None:
             header, buffers = job.result
             await self.outbox.to_job(job, p.RESULT, header, buffers)
-        elif job.finished:
+        elif job.finished and job.error is not None:
             await self.outbox.to_job(job, p.ERROR, job.error)
         else:
             await self.outbox.to_job(job, p.ACCEPTED, {"job_ids": [job.job_id]})

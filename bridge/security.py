@@ -64,7 +64,10 @@ def server_keys() -> tuple[bytes, bytes]:
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
         zmq.auth.create_certificates(str(directory), "server")
-    return zmq.auth.load_certificate(str(secret_file))
+    public, secret = zmq.auth.load_certificate(str(secret_file))
+    if secret is None:  # a file holding only a public key where the secret one belongs
+        raise ProtocolError(Code.CANNOT_SERVE, f"{secret_file} holds no secret key: delete {directory} and start again")
+    return public, secret
 
 
 def enable_curve_server(socket: zmq.Socket, context: zmq.Context):

@@ -116,7 +116,7 @@ def _run_headless(script: Path, session_file: Path, args: list[str]) -> list[Ses
     lines, fatal = [], None
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           stdin=subprocess.DEVNULL) as process:
-        for raw in process.stdout:
+        for raw in process.stdout or ():
             kind, _, rest = raw.rstrip("\n").partition(" ")
             if kind != "MB":
                 continue  # Ardour's own chatter

@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 
@@ -55,8 +55,8 @@ class Client:
         self.client_keys = client_keys or (zmq.curve_keypair() if server_public_key else None)
         self.timeout_s = timeout_s
         self.retries = retries
-        self.context = zmq.Context.instance()
-        self.socket = None
+        self.context: zmq.Context = zmq.Context.instance()
+        self.socket: zmq.Socket | None = None
         self._ids = (f"{uuid.uuid4().hex[:8]}-{n}" for n in itertools.count(1))
         self._answered = False  # a daemon answered here: from then on a silence is a slow daemon, retried
         self._limits: dict | None = None
@@ -68,7 +68,7 @@ class Client:
         if self.socket is None:
             socket = self.context.socket(zmq.DEALER)
             socket.setsockopt(zmq.LINGER, 0)
-            if self.server_public_key:
+            if self.server_public_key and self.client_keys:
                 socket.curve_serverkey = self.server_public_key
                 socket.curve_publickey, socket.curve_secretkey = self.client_keys
             socket.connect(self.endpoint)
@@ -101,7 +101,7 @@ class Client:
 
     def _poll(self, timeout_s: float) -> p.Message | None:
         socket = self._connect()
-        if not socket.poll(timeout_s * 1000):
+        if not socket.poll(int(timeout_s * 1000)):
             return None
         try:
             return p.decode(socket.recv_multipart(copy=False))
@@ -178,7 +178,7 @@ class Client:
 
     def batch(self, regions: Iterable[Region], *, preset: str | dict | None = None,
               tempo: Tempo | list[Tempo] = Tempo(), priority: str = Priority.INTERACTIVE,
-              allow_truncated: bool = False, on_progress: ProgressCallback | None = None) -> Iterator[JobResult]:
+              allow_truncated: bool = False, on_progress: ProgressCallback | None = None) -> Generator[JobResult, None, None]:
         """One job per region, any number of them; yields each result (or error) as it finishes, in finishing order.
 
         `tempo` is the host's tempo for all regions, or a list: one per region
@@ -220,7 +220,7 @@ class Client:
                                                 f"{len(run.pending)} job(s) ran")
                 continue
             heard_s = time.monotonic()
-            index = run.pending.get(message.header.get("job_id"))
+            index = run.pending.get(message.header.get("job_id", ""))
             if index is None:
                 continue
             job_id = message.header["job_id"]

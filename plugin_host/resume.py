@@ -34,7 +34,8 @@ FINGERPRINT_KEYS = ("content_sha256", "preset", "model")
 def fingerprint(region: Region, *, tempo: Tempo, preset: Preset) -> dict:
     """The keys a region's index.json entry records about what made its .mid (model.fingerprint, the one the daemon's
     cache uses too); content_sha256 is None when the file cannot be read (that region fails, never skipped)."""
-    return region_fingerprint(file_sha256(region.path), start_s=region.start_s, duration_s=region.duration_s,
+    audio = None if region.path is None else file_sha256(region.path)  # a batch's regions are files
+    return region_fingerprint(audio, start_s=region.start_s, duration_s=region.duration_s,
                               position_s=region.position_s, tempo=tempo.to_dict(), preset=preset.to_dict()).to_dict()
 
 
