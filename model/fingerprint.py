@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 
 from .engines import ENGINES
@@ -53,14 +54,17 @@ def fingerprint(audio_sha256: str | None, *, start_s: float, duration_s: float |
 
 
 def file_sha256(path: str | os.PathLike) -> str | None:
-    """The SHA-256 of a file's bytes, None when it cannot be read; each version of a file (its resolved path, size
-    and modification time) is read once, however many regions share it."""
+    """The SHA-256 of a file's bytes, None when it cannot be read or is not a regular file (opening a pipe or a
+    device may block for ever, and reading it twice gives other bytes); each version of a file (its resolved path,
+    size and modification time) is read once, however many regions share it."""
     try:
         resolved = os.path.realpath(path)
-        stat = os.stat(resolved)
+        status = os.stat(resolved)
     except OSError:
         return None
-    return _hash_file(resolved, stat.st_size, stat.st_mtime_ns)
+    if not stat.S_ISREG(status.st_mode):
+        return None
+    return _hash_file(resolved, status.st_size, status.st_mtime_ns)
 
 
 def samples_sha256(data: bytes | memoryview, *, sample_rate_hz: float, channels: int) -> str:

@@ -118,6 +118,7 @@ def submit_raw(sock, region_path, request_id=b"r1"):
     """Send a transcribe on a bare socket; returns the job id once accepted."""
     sock.send_multipart(p.encode(p.TRANSCRIBE, request_id.decode(), {"region": {"path": str(region_path)}}))
     while True:  # earlier jobs' progress may come first
+        assert sock.poll(30_000), "the daemon did not answer a transcribe within 30 s"
         accepted = p.decode(sock.recv_multipart())
         if accepted.request_id == request_id.decode():
             break

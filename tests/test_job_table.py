@@ -1,5 +1,6 @@
 """The daemon's bookkeeping on its own, without sockets or processes: the job table and the result cache."""
 
+import os
 import time
 from dataclasses import replace
 from types import SimpleNamespace
@@ -11,7 +12,7 @@ from midibridge.bridge.jobs import Job, JobTable
 from midibridge.bridge.protocol import ProtocolError
 from midibridge.model.clip import Tempo
 from midibridge.model.engines import ENGINES
-from midibridge.model.fingerprint import sha256_json
+from midibridge.model.fingerprint import file_sha256, sha256_json
 from midibridge.model.presets import load_preset, resolve_preset
 from midibridge.model.region import Region
 from midibridge.model.vocabulary import JobState, Priority
@@ -94,6 +95,17 @@ def test_the_cache_knows_a_repeat_by_its_audio_not_its_name(tmp_path):
     assert key(take) == key(copy)
     assert len({key(take), key(take, position_s=2.0), key(take, {"bpm": 96})}) == 3
     assert key(tmp_path / "gone.wav") is None, "not cached: the worker says why it fails"
+
+
+def test_a_pipe_or_a_device_is_never_read_for_the_cache(tmp_path):
+    """Opening a FIFO blocks until a writer comes (as a file on a dead network mount does): the daemon's loop must not
+    wait on it. Such audio is not cached; its worker reads it, and the daemon's watchdog ends a read that hangs."""
+    stuck = tmp_path / "dead_mount.wav"
+    os.mkfifo(stuck)
+    region = {"path": str(stuck), "start_s": 0.0, "duration_s": None, "position_s": 0.0}
+
+    assert ResultCache(entries=1).key(region, [], {"bpm": 120}, DEFAULT, allow_truncated=False) is None
+    assert file_sha256("/dev/zero") is None
 
 
 def test_the_cache_and_a_batchs_resume_share_one_fingerprint(tmp_path):
