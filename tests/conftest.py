@@ -155,7 +155,7 @@ def long_audio(audio_dir) -> Path:
 # rest; `make test` runs everything. daemon: starts a real daemon; ardour: runs the real Ardour (gui: its editor on
 # Xvfb); cluster: a real Ray cluster on loopback; slow: a minute or more on its own.
 MODULE_MARKERS = {
-    "test_ardour": ("ardour", "daemon"), "test_ardour_gui": ("ardour", "gui", "daemon", "slow"),
+    "test_ardour": ("ardour", "daemon"), "test_ardour_again": ("ardour", "daemon"), "test_ardour_gui": ("ardour", "gui", "daemon", "slow"),
     "test_cluster": ("cluster", "daemon", "slow"), "test_daemon_liveness": ("daemon", "slow"),
     "test_fuzz_workers": ("daemon", "slow"), "test_load": ("daemon", "slow"),
     **{name: ("daemon",) for name in ("test_bad_audio", "test_cli_daemon", "test_client", "test_conformance_errors",
