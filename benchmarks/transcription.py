@@ -89,10 +89,11 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
     for round_ in range(repeats):
         for index, (case, region) in enumerate(zip(cases, regions)):
             windows = _model_windows(region, model.batch_windows)
-            timed("model", index, lambda: [model.run(batch) for batch in windows])
-            done = timed("pipeline", index, lambda: transcriber.convert(region))
+            # Each lambda runs at once, inside timed(): the loop's variables are the ones meant.
+            timed("model", index, lambda: [model.run(batch) for batch in windows])  # noqa: B023
+            done = timed("pipeline", index, lambda: transcriber.convert(region))  # noqa: B023
             if bp_predict:
-                _, midi, _ = timed("basic_pitch", index, lambda: _quiet(bp_predict, region.path, bp_model))
+                _, midi, _ = timed("basic_pitch", index, lambda: _quiet(bp_predict, region.path, bp_model))  # noqa: B023
             if round_ == 0:
                 audio_s += done.clip.duration_s
                 (ours_dir / f"{case['id']}.mid").write_bytes(done.smf)
@@ -231,7 +232,8 @@ def _print(report: dict) -> None:
     print(f"\nin-process, {speed['audio_s']:.0f} s of audio, best of {speed['repeats']} rounds, "
           f"real-time factors (higher is faster):")
     print(f"  model alone (floor)          {speed['rtf_model_only']:7.1f}x")
-    print(f"  midibridge pipeline          {speed['rtf_pipeline']:7.1f}x   = {speed['pipeline_over_model']:.3f} x model-only")
+    print(f"  midibridge pipeline          {speed['rtf_pipeline']:7.1f}x   "
+          f"= {speed['pipeline_over_model']:.3f} x model-only")
     if "rtf_basic_pitch_predict" in speed:
         print(f"  basic_pitch predict() (ONNX) {speed['rtf_basic_pitch_predict']:7.1f}x   "
               f"(midibridge is {speed['pipeline_over_basic_pitch']:.2f}x faster)")

@@ -1,4 +1,4 @@
-"""The daemon: a ROUTER for clients, a ROUTER for its workers, one asyncio loop between them that never waits on inference.
+"""The daemon: a ROUTER for clients, one for its workers, one asyncio loop between them that never waits on inference.
 
 This module owns the daemon's life: its configuration, binding, discovery,
 the three loops and stopping with every job answered. What a request gets

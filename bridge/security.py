@@ -71,7 +71,8 @@ def server_keys() -> tuple[bytes, bytes]:
 
 
 def enable_curve_server(socket: zmq.Socket, context: zmq.Context):
-    """Make `socket` a CURVE server that lets in only the keys in clients_dir(); returns the authenticator and public key."""
+    """Make `socket` a CURVE server that lets in only the keys in clients_dir(); returns the authenticator and public
+    key."""
     from zmq.auth.asyncio import AsyncioAuthenticator
 
     public, secret = server_keys()

@@ -200,7 +200,8 @@ def bend_to_pitchwheel(semitones: float, bend_range: float = BEND_RANGE_SEMITONE
 
 
 def _rpn(channel: int, number: int, value: int) -> list[mido.Message]:
-    """Set registered parameter `number` to `value` (coarse), then select the null RPN so later data entry changes nothing."""
+    """Set registered parameter `number` to `value` (coarse), then select the null RPN so that later data entry
+    changes nothing."""
     return [mido.Message("control_change", channel=channel, control=control, value=data)
             for control, data in ((RPN_MSB_CC, 0), (RPN_LSB_CC, number), (DATA_ENTRY_MSB_CC, value),
                                   (DATA_ENTRY_LSB_CC, 0), (RPN_MSB_CC, NULL_RPN), (RPN_LSB_CC, NULL_RPN))]

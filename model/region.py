@@ -62,7 +62,7 @@ class Region:
     @classmethod
     def from_file_samples(cls, path, *, start_sample: int, n_samples: int | None = None, sample_rate_hz: float,
                           position_s: float = 0.0) -> Region:
-        """A region counted in samples of the file's own rate, as a DAW counts it; read back at exactly these samples."""
+        """A region counted in samples of the file's own rate, as a DAW counts it; read at exactly these samples."""
         return cls.from_file(path, start_s=start_sample / sample_rate_hz, position_s=position_s,
                              duration_s=None if n_samples is None else n_samples / sample_rate_hz)
 

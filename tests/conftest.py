@@ -70,7 +70,8 @@ def _score(notes: list[Note], program: int, tail_s: float, *, channel: int) -> m
 
 def synthesize(notes: list[Note], *, sample_rate_hz: int = 44100, length_s: float | None = None,
                glide_semitones: float = 0.0) -> np.ndarray:
-    """(n_samples,) float32: plucked harmonic tones, sharp 5 ms attacks; each may glide by `glide_semitones` over its length."""
+    """(n_samples,) float32: plucked harmonic tones, sharp 5 ms attacks; each may glide by `glide_semitones` over its
+    length."""
     length_s = length_s if length_s is not None else max(n.end_s for n in notes) + 0.5
     audio = np.zeros(int(length_s * sample_rate_hz), dtype=np.float64)
     for note in notes:

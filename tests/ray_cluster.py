@@ -82,9 +82,9 @@ class LoopbackCluster:
 
     def state(self) -> dict:
         """What the head says now: nodes alive and CPU slots free (asked from a driver of its own)."""
-        script = ("import json, ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
+        script = (f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False); "
                   "print(json.dumps({'alive': sum(n['Alive'] for n in ray.nodes()), "
-                  "'free_cpus': ray.available_resources().get('CPU', 0)}))" % self.address)
+                  "'free_cpus': ray.available_resources().get('CPU', 0)}))")
         done = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True, text=True, timeout=60)
         return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -144,7 +144,7 @@ def test_an_interactive_region_does_not_wait_behind_a_batch_that_holds_every_wor
             finished = []
 
             def drain():
-                for result in batch:
+                for _ in batch:
                     started.set()
                     finished.append(time.monotonic())
 

@@ -1,4 +1,4 @@
-"""A musician's audio in, the notes they played out: rendered with fluidsynth from known notes, transcribed, compared."""
+"""A musician's audio in, the notes they played out: rendered by fluidsynth from known notes, transcribed, compared."""
 
 from conftest import NYLON_GUITAR, PIANO_LINE, matches, melody, render
 

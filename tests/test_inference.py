@@ -1,4 +1,4 @@
-"""Windowing, batching and the time of every frame: Basic Pitch's windows, without its clock's sawtooth or its lost tail."""
+"""Windowing, batching and the time of every frame: Basic Pitch's windows, without its clock's sawtooth or lost tail."""
 
 import numpy as np
 import pytest

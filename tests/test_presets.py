@@ -208,7 +208,7 @@ def test_processing_in_chunks_equals_one_pass_for_every_step():
     whole = np.concatenate(list(process(steps, lambda: iter([audio]), sample_rate_hz=44100)))
 
     np.testing.assert_array_equal(chunked, whole)
-    for index, step in enumerate(steps):
+    for step in steps:
         one_pass = build((step,), {0: 1.5})(audio[np.newaxis], 44100, reset=True)[0]
         board = build((step,), {0: 1.5})
         pieces = [board(audio[np.newaxis, i:i + 1234], 44100, reset=False)[0] for i in range(0, audio.shape[0], 1234)]

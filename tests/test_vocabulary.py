@@ -115,8 +115,8 @@ def test_the_words_travel_as_the_same_text_on_the_wire_in_json_and_in_messages()
 
     assert p.encode(p.ERROR, "r1", worded) == p.encode(p.ERROR, "r1", plain)
     assert json.dumps(worded, indent=1) == json.dumps(plain, indent=1)  # index.json's form
-    assert f"[{Code.AUDIO_NOT_FOUND}] {Stage.QUEUED}" == "[audio_not_found] queued" == \
-        "[%s] %s" % (Code.AUDIO_NOT_FOUND, Stage.QUEUED)
+    percent = "[%s] %s" % (Code.AUDIO_NOT_FOUND, Stage.QUEUED)  # noqa: UP031 (as logging formats them)
+    assert f"[{Code.AUDIO_NOT_FOUND}] {Stage.QUEUED}" == "[audio_not_found] queued" == percent
     assert Code("busy") is Code.BUSY and Priority("interactive") is Priority.INTERACTIVE
 
 

@@ -1,4 +1,4 @@
-"""The model's weights: installed from basic-pitch's wheel, found in a fixed order, refused when wrong, with the fix named."""
+"""The model's weights: installed from basic-pitch's wheel, found in a fixed order, refused when wrong, fix named."""
 
 import hashlib
 import subprocess

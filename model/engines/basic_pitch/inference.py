@@ -1,4 +1,4 @@
-"""Run Basic Pitch's ONNX model over a stream of audio: windowing, batching, unwrapping, and the true time of every frame.
+"""Basic Pitch's ONNX model over a stream of audio: windowing, batching, unwrapping, and the true time of every frame.
 
 The audio arrives as chunks at `SAMPLE_RATE_HZ`; windows are cut as soon as
 enough audio is there and run several per `session.run`, so memory holds one
@@ -214,7 +214,8 @@ def cut_windows(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
 
 
 def fill_batches(windows: Iterator[np.ndarray], batch: np.ndarray) -> Iterator[int]:
-    """Copy windows into `batch` (zero-padding short ones); yield how many rows are filled each time it is full, then the rest."""
+    """Copy windows into `batch` (zero-padding short ones); yield how many rows are filled each time it is full, then
+    the rest."""
     filled = 0
     for window in windows:
         batch[filled, : window.shape[0]] = window

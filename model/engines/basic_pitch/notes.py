@@ -33,7 +33,8 @@ BLOCK_FRAMES = 256
 
 @dataclass(frozen=True)
 class NoteEvent:
-    """A note in frames. `end_frame` is exclusive; `bends` (contour bins, ⅓ semitone, one per frame) is filled by model.bends."""
+    """A note in frames. `end_frame` is exclusive; `bends` (contour bins, ⅓ semitone, one per frame) is filled by
+    model.bends."""
 
     start_frame: int
     end_frame: int
@@ -199,7 +200,8 @@ _LOW_RUN = _LOW * ENERGY_TOLERANCE_FRAMES
 
 
 def _track_onsets(low: _LowMap, times, bins, min_frames) -> list[tuple[int, int, int]]:
-    """(start, end, bin) of each onset followed forward until its activation stays low; claims the note's bins and both neighbours."""
+    """(start, end, bin) of each onset followed forward until its activation stays low; claims the note's bins and
+    both neighbours."""
     spans = []
     for start, f in zip(times.tolist(), bins.tolist()):
         if start >= low.n_frames - 1:

@@ -40,7 +40,7 @@ def user_weights_path() -> Path:
 
 
 def find_weights(explicit: str | os.PathLike | None = None) -> Path:
-    """Return the path of verified weights: `explicit` (or `$MIDIBRIDGE_MODEL`), the user data dir, an installed `basic_pitch`.
+    """The path of verified weights: `explicit` (or `$MIDIBRIDGE_MODEL`), the user data dir, an installed `basic_pitch`.
 
     Raises `WeightsError` naming what was tried and the command that fixes it.
     """

@@ -218,7 +218,7 @@ def _onsets(onset_db: np.ndarray, loudness: np.ndarray, options: SwiftF0Options)
 
 def _apply_onsets(segments: list[Segment], onsets: np.ndarray, voiced: np.ndarray, min_length: int,
                   settle: int) -> tuple[list[Segment], set[int]]:
-    """Segments split at re-articulations, starts moved onto near onsets; and the frames where an onset starts a note."""
+    """Segments split at re-articulations, starts moved onto near onsets; and the frames where onsets start notes."""
     starts: set[int] = set()
     if len(onsets) == 0:
         return segments, starts

@@ -44,7 +44,8 @@ def main() -> None:
     x = np.concatenate([p[0] for p in parts]); y = np.concatenate([p[1] for p in parts])
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-3
     x = (x - mean) / std
-    print(f"{len(x)} frames, {x.shape[1]} inputs, positives per output {y.sum(axis=0).tolist()} ({time.time() - t0:.0f} s)", flush=True)
+    print(f"{len(x)} frames, {x.shape[1]} inputs, positives per output {y.sum(axis=0).tolist()} "
+          f"({time.time() - t0:.0f} s)", flush=True)
     hidden = tuple(int(h) for h in a.hidden.split(","))
     clf = MLPClassifier(hidden_layer_sizes=hidden, alpha=1e-4, batch_size=256, learning_rate_init=1e-3,
                         max_iter=a.epochs, random_state=a.seed, verbose=True, early_stopping=False, tol=1e-5,
