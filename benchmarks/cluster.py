@@ -187,8 +187,9 @@ def _print(report: dict) -> None:
     print(f"  throughput, cluster daemon / daemon: {served['batch']['daemon'] / served['batch']['cluster_daemon']:.3f}")
     cost = report["per_region"]
     print(f"\nper region ({N_SMALL} regions of {SMALL_S:g} s, steady state):")
-    print(f"  one thread here {cost['local_one_thread_s'] * 1000:.1f} ms; "
-          f"a cluster slot {cost['cluster_slot_s'] * 1000:.1f} ms; overhead {cost['overhead_s'] * 1000:.1f} ms; driver CPU {cost['driver_cpu_s'] * 1000:.1f} ms")
+    ms = {key: f"{seconds * 1000:.1f} ms" for key, seconds in cost.items()}
+    print(f"  one thread here {ms['local_one_thread_s']}; a cluster slot {ms['cluster_slot_s']}; "
+          f"overhead {ms['overhead_s']}; driver CPU {ms['driver_cpu_s']}")
     projection = report["projection"]
     print(f"\non paper, {REGION_S:g} s regions ({projection['work_per_30s_region_s']:.2f} s of one slot's work each), "
           f"nodes of {SLOTS_PER_NODE} slots; one driver caps it at {projection['driver_cap_regions_per_s']:.0f} "
