@@ -32,7 +32,7 @@ from .protocol import BridgeError
 from .requests import Requests, request_id
 from .security import clients_dir, enable_curve_server, is_local_endpoint
 from .supervisor import Supervisor
-from .workers import WorkerPool
+from .worker_pool import WorkerPool
 
 log = logging.getLogger("midibridge.daemon")
 

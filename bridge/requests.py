@@ -28,7 +28,7 @@ from .outbox import Outbox
 from .protocol import Message, ProtocolError
 from .security import check_path_allowed, is_local_peer
 from .supervisor import Supervisor
-from .workers import WorkerPool
+from .worker_pool import WorkerPool
 
 
 class Requests:

@@ -22,7 +22,7 @@ from .headers import check_worker_message
 from .jobs import Job, JobTable
 from .outbox import Outbox
 from .protocol import Message, ProtocolError
-from .workers import WorkerHandle, WorkerPool
+from .worker_pool import WorkerHandle, WorkerPool
 
 log = logging.getLogger("midibridge.daemon")
 

@@ -1,4 +1,5 @@
-"""A worker process: loads each engine once, then transcribes the jobs the daemon sends it, one at a time.
+"""A worker process: loads each engine once, then transcribes the jobs the daemon sends it, one at a time (the
+daemon's side of it is bridge.worker_pool).
 
     python -m midibridge.bridge.worker --endpoint ipc://… --identity W1 [--threads N] [--model PATH]
 
@@ -38,7 +39,7 @@ from .protocol import (HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, W_CANCEL, W_ERR
                        W_READY, W_RESULT, WORKER_PROTOCOL_ID, Header, Message, ProtocolError, clip_buffer, decode,
                        encode, error_header, region_from_wire)
 from .security import WorkerKeys
-from .workers import HEARTBEAT_SUFFIX
+from .worker_pool import HEARTBEAT_SUFFIX
 
 PROGRESS_EVERY_S = 0.1
 

@@ -1,4 +1,5 @@
-"""The daemon's worker processes: started, watched by heartbeat and by their jobs' progress, and replaced.
+"""The daemon's side of its workers (bridge.worker is the other): a pool of processes, started, watched by heartbeat
+and by their jobs' progress, and replaced.
 
 Workers run in their own session, so a Ctrl-C meant for the daemon does not
 kill jobs under it: the daemon decides whether they finish or are cancelled.
