@@ -178,9 +178,11 @@ def host_transcribe(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from midibridge.bridge.daemon import Daemon, DaemonConfig
+    from midibridge.bridge.daemon import DaemonConfig, serve
 
-    logging.basicConfig(level=logging.INFO, format="midibridge serve: %(message)s")
+    # A private daemon's warnings (a lost worker, a job that runs again) go to its command's stderr, as its own.
+    logging.basicConfig(level=logging.WARNING if args.private else logging.INFO,
+                        format="midibridge: %(message)s" if args.private else "midibridge serve: %(message)s")
     workers = args.workers if args.workers is not None else os.cpu_count() or 1
     retries = args.job_retries or 0
     if args.cluster:  # a worker a CPU slot (0: as many as the cluster has); a job on a lost node runs again
@@ -189,8 +191,10 @@ def serve(args: argparse.Namespace) -> int:
                           max_queued=args.queue, result_ttl_s=args.result_ttl, cache_entries=args.cache,
                           allowed_roots=args.allow_root, curve=args.curve, job_retries=retries,
                           grace_s=args.grace, progress_timeout_s=args.progress_timeout,
-                          interactive_workers=args.interactive_workers, model_path=args.model, cluster=args.cluster)
-    return Daemon(config).run()  # a DaemonError (cannot_serve) is said as every error is, by cli.main
+                          interactive_workers=args.interactive_workers, model_path=args.model,
+                          preload=tuple(args.preload), cluster=args.cluster, ship_audio=args.ship_audio,
+                          private=args.private)
+    return serve(config)  # a DaemonError (cannot_serve) is said as every error is, by cli.main
 
 
 def ping(args: argparse.Namespace) -> int:
