@@ -19,7 +19,7 @@ from typing import Protocol
 from midibridge.bridge import discovery
 from midibridge.model.clip import Tempo
 from midibridge.model.region import Region
-from midibridge.model.vocabulary import Priority
+from midibridge.model.vocabulary import Code, Priority
 
 from .results import ClientError, Progress, ProgressCallback, RegionResult
 
@@ -113,8 +113,10 @@ class Daemon:
 
 @dataclass(frozen=True, kw_only=True)
 class Cluster:
-    """On the Ray cluster whose head is at `address` (HOST:PORT; "auto": $RAY_ADDRESS), one worker per CPU slot.
-    The nodes read each file at its absolute path here, unless `ship_audio`: then its bytes travel with its job."""
+    """On the Ray cluster whose head is at `address` (HOST:PORT; "auto": $RAY_ADDRESS), through a private daemon
+    (`serve --cluster --private`) started for the run: its workers are actors there, one per CPU slot (at most one
+    per job), and a job whose worker is lost runs again on another (twice at most, as `serve --cluster`'s). The nodes
+    read each file at its absolute path here, unless `ship_audio`: then its bytes go to the node with its job."""
 
     address: str
     ship_audio: bool = False
@@ -125,19 +127,21 @@ class Cluster:
 
     def run(self, jobs: list[Job], *, preset: str | None = None, allow_truncated: bool = False,
             on_progress: ProgressCallback | None = None) -> Iterator[RegionResult]:
-        from midibridge.bridge import cluster
-        from midibridge.model.presets import resolve_preset
+        from midibridge.model.presets import load_preset
 
-        chosen = resolve_preset(preset)  # as a whole table: the nodes may not have this machine's preset files
-        try:
-            for done in cluster.run([cluster.ClusterJob(job.region, job.tempo) for job in jobs], address=self.address,
-                                    preset=chosen.to_dict(), engine=chosen.engine, allow_truncated=allow_truncated,
-                                    ship_audio=self.ship_audio):
-                error = None if done.error is None else ClientError(done.error.code, str(done.error),
-                                                                    job_id=done.job_id)
-                yield RegionResult(done.index, done.job_id, done.clip, done.smf, error=error)
-        except cluster.ClusterError as error:
-            raise ClientError(error.code, str(error)) from error
+        from .private_daemon import private_daemon
+
+        if not jobs:
+            return
+        engine = load_preset(preset).engine  # every worker loads it before it is ready: a node that cannot, says so
+        options = ["--cluster", self.address, "--workers", str(len(jobs)), "--interactive-workers", "0",
+                   "--grace", "0", "--preload", engine, *(["--ship-audio"] if self.ship_audio else [])]
+        with private_daemon(*options) as endpoint:
+            for result in Daemon(priority=Priority.BATCH, endpoint=endpoint).run(
+                    jobs, preset=preset, allow_truncated=allow_truncated, on_progress=on_progress):
+                if result.error is not None and result.error.code == Code.CLUSTER_MISMATCH:
+                    raise result.error  # a node cannot run midibridge alike: the whole run stops, as it started
+                yield result
 
 
 def _for_the_wire(preset: str | None) -> str | dict | None:
