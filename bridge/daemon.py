@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,9 @@ class DaemonConfig:
 class Daemon:
     def __init__(self, config: DaemonConfig):
         self.config = config
+        if config.private and not stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):
+            raise DaemonError("serve --private stops when its stdin closes, so its stdin must be a pipe from the "
+                              "command that starts it (as `batch --cluster` does); serve without --private instead")
         if not config.curve and not is_local_endpoint(config.endpoint):
             raise DaemonError(f"{config.endpoint} can be reached from other machines: serve it with --curve, so "
                               f"that only clients whose public key is in {clients_dir()} get in (and read only "
@@ -144,9 +148,6 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.stopping.set)
-        if self.config.private:
-            loop.add_reader(sys.stdin.fileno(), self._hear_owner)
-            _tell_owner({"serving": self.config.endpoint})
         log.info("serving %s with %d workers and %d for interactive jobs%s (protocol %s)", self.config.endpoint,
                  self.pool.count, self.config.interactive_workers,
                  f", as actors on the Ray cluster at {self.config.cluster} (they connect to {self.pool.endpoint})"
@@ -154,6 +155,9 @@ class Daemon:
                  p.PROTOCOL_ID.decode())
         tasks = [asyncio.create_task(t) for t in (self._serve_clients(), self._serve_workers(), self._supervise())]
         try:
+            if self.config.private:
+                loop.add_reader(sys.stdin.fileno(), self._hear_owner)
+                _tell_owner({"serving": self.config.endpoint})
             await self.stopping.wait()
             await self._drain()
         finally:

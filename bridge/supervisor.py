@@ -236,5 +236,6 @@ def _file_bytes(path: str) -> bytes | None:
 
 
 def _region_name(region: WireRegion) -> str:
-    start_s = region.get("start_s", 0.0)
-    return f"{region.get('path', 'a region of inline samples')}{f' from {start_s:g} s' if start_s else ''}"
+    """A job's region for the log: its file (or inline samples) and, past its start, where it starts."""
+    source, start_s = region.get("path", "inline samples"), region.get("start_s", 0.0)
+    return f"{source} from {start_s:g} s" if start_s else source
