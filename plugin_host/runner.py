@@ -35,7 +35,10 @@ class Job:
 
 
 class Backend(Protocol):
-    where: str  # for people: "in-process", "daemon", "on the Ray cluster at HOST:PORT"
+    @property
+    def where(self) -> str:
+        """Where it runs, for people: "in-process", "daemon", "on the Ray cluster at HOST:PORT"."""
+        ...
 
     def run(self, jobs: list[Job], *, preset: str | None = None, allow_truncated: bool = False,
             on_progress: ProgressCallback | None = None) -> Iterator[RegionResult]:
