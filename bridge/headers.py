@@ -88,10 +88,12 @@ _PROGRESS = {"stage": required(_STAGE), "fraction": required(_NUMBER)}
 _RESULT = {"note_count": required(_COUNT)}
 _ERROR = {"code": required(_CODE), "message": required(_TEXT)}
 WORKER_MESSAGES: dict[str, tuple[dict[str, Spec], int]] = {
-    W_READY: ({"pid": required(_COUNT), "model_sha256": required(_TEXT)}, 0),
+    W_READY: ({"pid": required(_COUNT), "model_sha256": required(_TEXT), "package_version": required(_TEXT),
+               "node": required(_TEXT)}, 0),
     W_HEARTBEAT: ({}, 0),
+    # Its buffer: the region's inline samples, or with `shipped` the bytes of the file at the region's path.
     W_JOB: ({"region": _table(REGION, required=True), "preset": required(_TABLE), "tempo": required(_TABLE),
-             "threads": _COUNT, "allow_truncated": _FLAG}, -1),  # its samples, if any
+             "threads": _COUNT, "allow_truncated": _FLAG, "shipped": _FLAG}, -1),
     W_CANCEL: ({}, 0),
     W_PROGRESS: (_PROGRESS, 0),
     W_RESULT: (_RESULT, 2),  # the standard MIDI file, the clip as JSON

@@ -57,7 +57,6 @@ ACCEPTED, PROGRESS, RESULT, ERROR = "accepted", "progress", "result", "error"
 # A job's priority (model.vocabulary.Priority) when the request names none: interactive jobs (a DAW's right-click,
 # `convert`) run before any waiting batch job.
 DEFAULT_PRIORITY = {TRANSCRIBE: Priority.INTERACTIVE, BATCH: Priority.BATCH}
-INTERACTIVE = Priority.INTERACTIVE  # plugin_host/runner.py's name for it, until its rewrite (issue 19 §2)
 # Between the daemon and a worker.
 W_READY, W_HEARTBEAT, W_JOB, W_CANCEL, W_PROGRESS, W_RESULT, W_ERROR = (
     "ready", "heartbeat", "job", "cancel", "progress", "result", "error")

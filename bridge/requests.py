@@ -28,7 +28,7 @@ from .outbox import Outbox
 from .protocol import Message, ProtocolError
 from .security import check_path_allowed, is_local_peer
 from .supervisor import Supervisor
-from .workers import WorkerPool
+from .worker_pool import WorkerPool
 
 
 class Requests:
@@ -140,6 +140,8 @@ class Requests:
     async def _accept(self, message: Message, regions: list[WireRegion], local: bool) -> None:
         if not self.lifecycle.accepting:
             raise ProtocolError(Code.SHUTTING_DOWN, "the daemon is stopping and takes no new jobs")
+        if self.supervisor.failure is not None:  # a private daemon whose workers cannot start
+            raise self.supervisor.failure
         requested = message.header.get("preset")
         if not local and isinstance(requested, str) and is_preset_path(requested):
             raise ProtocolError(Code.FORBIDDEN, "remote clients name a preset or send it inline, not a path")

@@ -28,7 +28,8 @@ from midibridge.model.region import Region
 from midibridge.model.vocabulary import Code, Priority
 
 from . import resume, runner
-from .results import ClientError, JobResult, ProgressCallback
+from .results import ClientError, ProgressCallback, RegionResult
+from .runner import Backend
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".mp3", ".ogg")
 
@@ -112,22 +113,21 @@ class Batch:
                 todo.append(i)
         return BatchPlan(items, heads, names, prints, index, todo, resume.merged(library, places, folder=self.folder))
 
-    def run(self, work: list[str | os.PathLike] | BatchPlan, *, where: str | None = None, cluster: str | None = None,
-            ship_audio: bool = False, on_progress: ProgressCallback | None = None,
-            on_result: Callable[[JobResult], None] | None = None) -> BatchSummary:
-        """Convert `work` (inputs, or their plan) `where`: "daemon", "in-process" or "cluster" (`cluster`: the Ray
-        address); None: the daemon when one runs. Returns what was done; Ctrl-C and an error about the whole request
-        are raised after index.json is written (`summary` says what finished)."""
+    def run(self, work: list[str | os.PathLike] | BatchPlan, *, backend: Backend | None = None,
+            on_progress: ProgressCallback | None = None,
+            on_result: Callable[[RegionResult], None] | None = None) -> BatchSummary:
+        """Convert `work` (inputs, or their plan) on `backend` (plugin_host.runner: InProcess(), Daemon(),
+        Cluster(address=…)); None: through the daemon when one runs (its jobs at batch priority), else in this
+        process. Returns what was done; Ctrl-C and an error about the whole request are raised after index.json is
+        written (`summary` says what finished)."""
         plan = work if isinstance(work, BatchPlan) else self.plan(work)
         out, index, todo, heads = self.folder, plan.index, plan.todo, plan.heads
-        where = "cluster" if cluster else (where or runner.choose(daemon=None))
-        shown = f"on the Ray cluster at {cluster}" if cluster else where
+        backend = backend or runner.choose(daemon=None, priority=Priority.BATCH)
         self.summary = BatchSummary(out, index, skipped=len(index) - len(todo), earlier=len(plan.rows) - len(index),
-                                    where=shown)
-        results = runner.run([plan.items[i].region for i in todo], where=where, preset=self.preset_name,
-                             priority=Priority.BATCH, tempo=[plan.items[i].tempo or self.tempo for i in todo],
-                             on_progress=on_progress, allow_truncated=self.allow_truncated, cluster=cluster,
-                             ship_audio=ship_audio) if todo else (result for result in ())
+                                    where=backend.where)
+        jobs = [runner.Job(plan.items[i].region, plan.items[i].tempo or self.tempo) for i in todo]
+        results = backend.run(jobs, preset=self.preset_name, allow_truncated=self.allow_truncated,
+                              on_progress=on_progress) if todo else (result for result in ())
         try:
             with closing(results):  # leaving early (Ctrl-C) stops what still runs, wherever it runs
                 for result in results:
@@ -145,9 +145,9 @@ class Batch:
                 index[i] = index[i] or {**heads[i], "error": {
                     "code": stop.code if isinstance(stop, MidibridgeError) else Code.CANCELLED,
                     "message": f"the batch {ended}; rerun the batch into the same directory to convert it"}}
-            write_index(out, plan.rows, index, where=shown)
+            write_index(out, plan.rows, index, where=backend.where)
             raise
-        write_index(out, plan.rows, index, where=shown)
+        write_index(out, plan.rows, index, where=backend.where)
         self.summary.failed = [entry for entry in index if entry.get("error")]
         return self.summary
 
@@ -199,7 +199,7 @@ def entry_head(item: BatchItem) -> dict:
     return {"input": os.path.abspath(item.source), **details}
 
 
-def record(head: dict, midi: Path, result: JobResult, *, fingerprint: dict) -> dict:
+def record(head: dict, midi: Path, result: RegionResult, *, fingerprint: dict) -> dict:
     """One entry of a batch's index.json, from its `head` (entry_head); writes the region's .mid when it has one. A
     converted region's entry keeps its `fingerprint` (plugin_host.resume), so a rerun can tell whether the .mid
     still stands."""

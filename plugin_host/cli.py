@@ -14,6 +14,7 @@ import sys
 from midibridge.bridge.discovery import default_endpoint
 from midibridge.bridge.protocol import ENDPOINT_ENV, MAX_BATCH_REGIONS, PROTOCOL_ID, package_version
 from midibridge.model.clip import DEFAULT_BPM
+from midibridge.model.engines import ENGINES
 from midibridge.model.errors import MidibridgeError
 
 from . import commands
@@ -104,10 +105,20 @@ def _parser() -> argparse.ArgumentParser:
                        help="a running job that makes no progress this long fails worker_hung, and its worker is "
                             "replaced (default 60)")
     serve.add_argument("--model", default=None, metavar="PATH")
+    serve.add_argument("--preload", action="append", default=[], choices=sorted(ENGINES), metavar="ENGINE",
+                       help="an engine every worker loads before it takes jobs, beside the default one (repeatable; "
+                            "the others load when a job first asks)")
     serve.add_argument("--cluster", default=None, metavar="ADDRESS",
                        help="run the workers as actors on the Ray cluster whose head is at ADDRESS (HOST:PORT; "
                             "auto: $RAY_ADDRESS), one per CPU slot, so every client of this daemon shares it; "
-                            "the nodes read files at the paths clients name. Needs pip install 'midibridge[cluster]'")
+                            "the nodes read files at the paths clients name, unless --ship-audio. Needs pip install "
+                            "'midibridge[cluster]'")
+    serve.add_argument("--ship-audio", action="store_true",
+                       help="with --cluster: send each job's file to its worker instead of having its node read it")
+    serve.add_argument("--private", action="store_true",
+                       help="plumbing for `batch --cluster`: a daemon for the command that starts it, which says "
+                            "on stdout when it serves (or why not), stops when its stdin closes, and ends its jobs "
+                            "when a worker cannot start")
     serve.set_defaults(run=commands.serve)
 
     ardour = sub.add_parser("ardour", help="convert a saved Ardour session headless")

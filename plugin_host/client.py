@@ -33,7 +33,7 @@ from midibridge.model.clip import Clip, Tempo
 from midibridge.model.region import Region
 from midibridge.model.vocabulary import Code, JobState, Priority
 
-from .results import ClientError, DaemonUnavailable, JobResult, Progress, ProgressCallback
+from .results import ClientError, DaemonUnavailable, Progress, ProgressCallback, RegionResult
 
 PING_AFTER_S = 2.0  # silence while jobs run before asking the daemon whether it still has them
 START_TIMEOUT_S = 60.0  # for a daemon to start, or for the next one when the daemon stops under our jobs
@@ -167,7 +167,7 @@ class Client:
         self.request(p.SHUTDOWN)
 
     def transcribe(self, region: Region, *, preset: str | dict | None = None, tempo: Tempo = Tempo(),
-                   on_progress: ProgressCallback | None = None, allow_truncated: bool = False) -> JobResult:
+                   on_progress: ProgressCallback | None = None, allow_truncated: bool = False) -> RegionResult:
         """The result of one region (its clip, and the MIDI file in `smf`); a failed job raises its ClientError."""
         with closing(self.batch([region], preset=preset, tempo=tempo, on_progress=on_progress,
                                 allow_truncated=allow_truncated)) as results:
@@ -178,7 +178,7 @@ class Client:
 
     def batch(self, regions: Iterable[Region], *, preset: str | dict | None = None,
               tempo: Tempo | list[Tempo] = Tempo(), priority: str = Priority.INTERACTIVE,
-              allow_truncated: bool = False, on_progress: ProgressCallback | None = None) -> Generator[JobResult, None, None]:
+              allow_truncated: bool = False, on_progress: ProgressCallback | None = None) -> Generator[RegionResult, None, None]:
         """One job per region, any number of them; yields each result (or error) as it finishes, in finishing order.
 
         `tempo` is the host's tempo for all regions, or a list: one per region
@@ -200,7 +200,7 @@ class Client:
             if run.pending:
                 self._abandon(list(run.pending))
 
-    def _run(self, run: _Run) -> Iterator[JobResult]:
+    def _run(self, run: _Run) -> Iterator[RegionResult]:
         heard_s = time.monotonic()
         failures = 0
         while run.pending or run.unsent:
@@ -231,13 +231,13 @@ class Client:
             elif message.kind == p.RESULT:
                 del run.pending[job_id]
                 smf, clip = message.buffers
-                yield JobResult(index, job_id, Clip.from_dict(p.clip_from_buffer(clip)), smf.bytes,
+                yield RegionResult(index, job_id, Clip.from_dict(p.clip_from_buffer(clip)), smf.bytes,
                                 cached=message.header.get("cached", False))
             elif message.kind == p.ERROR and message.header["code"] == Code.SHUTTING_DOWN:
                 self._give_back(run, [job_id])  # the daemon stops: the next one on this endpoint runs it
             elif message.kind == p.ERROR:
                 del run.pending[job_id]
-                yield JobResult(index, job_id, error=ClientError(message.header["code"], message.header["message"],
+                yield RegionResult(index, job_id, error=ClientError(message.header["code"], message.header["message"],
                                                                  job_id=job_id))
 
     def _send_part(self, run: _Run) -> bool:

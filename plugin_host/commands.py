@@ -15,10 +15,10 @@ from midibridge.bridge.protocol import ENDPOINT_ENV
 from midibridge.model.clip import Clip, Tempo, note_name
 from midibridge.model.errors import MidibridgeError
 from midibridge.model.region import Region
-from midibridge.model.vocabulary import Code
+from midibridge.model.vocabulary import Code, Priority
 
 from . import runner
-from .results import ClientError, JobResult, OverallProgress, Progress
+from .results import ClientError, OverallProgress, Progress, RegionResult
 
 
 def convert(args: argparse.Namespace) -> int:
@@ -28,10 +28,10 @@ def convert(args: argparse.Namespace) -> int:
     region = Region.from_file(args.input, start_s=args.start, duration_s=args.duration, position_s=args.position)
     output = Path(args.output) if args.output else Path(Path(args.input).stem + ".mid")
     refuse_overwriting(output, source=Path(args.input))
-    local = args.model is not None or args.threads
-    where = "in-process" if local else runner.choose(daemon=args.daemon)
-    result = next(runner.run([region], where=where, preset=args.preset, tempo=tempo, model_path=args.model,
-                             threads=args.threads, allow_truncated=args.allow_truncated))
+    local = args.model is not None or args.threads  # options of this process's model
+    backend = runner.InProcess(model_path=args.model, threads=args.threads) if local else \
+        runner.choose(daemon=args.daemon)
+    result = next(backend.run([runner.Job(region, tempo)], preset=args.preset, allow_truncated=args.allow_truncated))
     if result.error is not None:
         raise result.error
     write_file(output, result.smf)  # not whole: -o may be /dev/stdout or a pipe
@@ -70,10 +70,11 @@ def batch(args: argparse.Namespace) -> int:
     job = Batch(args.output_dir, preset=args.preset, tempo=Tempo(bpm=args.bpm, beats_per_bar=args.beats_per_bar),
                 allow_truncated=args.allow_truncated)
     plan = job.plan(args.inputs)
+    backend = runner.Cluster(address=args.cluster, ship_audio=args.ship_audio) if args.cluster else \
+        runner.choose(daemon=args.daemon, priority=Priority.BATCH)
     bar = ProgressLine(len(plan.todo))
     try:
-        done = job.run(plan, where=None if args.cluster else runner.choose(daemon=args.daemon), cluster=args.cluster,
-                       ship_audio=args.ship_audio, on_progress=bar.update, on_result=bar.done)
+        done = job.run(plan, backend=backend, on_progress=bar.update, on_result=bar.done)
     except (KeyboardInterrupt, MidibridgeError) as stop:
         bar.close()
         if job.summary is not None and any(job.summary.entries):
@@ -112,7 +113,7 @@ class ProgressLine:
     def update(self, progress: Progress) -> None:
         self._draw(self.overall.update(progress))
 
-    def done(self, result: JobResult) -> None:
+    def done(self, result: RegionResult) -> None:
         if result.clip is not None:
             self.audio_s += result.clip.duration_s
         self._draw(self.overall.done(result.index))
@@ -172,14 +173,16 @@ def host_transcribe(args: argparse.Namespace) -> int:
     from .host_lines import read_requests, transcribe
 
     requests = read_requests(Path(args.requests))
-    transcribe(requests, preset=args.preset, where="in-process" if args.in_process else "daemon")
+    transcribe(requests, preset=args.preset, backend=runner.InProcess() if args.in_process else runner.Daemon())
     return 0
 
 
 def serve(args: argparse.Namespace) -> int:
-    from midibridge.bridge.daemon import Daemon, DaemonConfig
+    from midibridge.bridge.daemon import DaemonConfig, serve
 
-    logging.basicConfig(level=logging.INFO, format="midibridge serve: %(message)s")
+    # A private daemon's warnings (a lost worker, a job that runs again) go to its command's stderr, as its own.
+    logging.basicConfig(level=logging.WARNING if args.private else logging.INFO,
+                        format="midibridge: %(message)s" if args.private else "midibridge serve: %(message)s")
     workers = args.workers if args.workers is not None else os.cpu_count() or 1
     retries = args.job_retries or 0
     if args.cluster:  # a worker a CPU slot (0: as many as the cluster has); a job on a lost node runs again
@@ -188,8 +191,10 @@ def serve(args: argparse.Namespace) -> int:
                           max_queued=args.queue, result_ttl_s=args.result_ttl, cache_entries=args.cache,
                           allowed_roots=args.allow_root, curve=args.curve, job_retries=retries,
                           grace_s=args.grace, progress_timeout_s=args.progress_timeout,
-                          interactive_workers=args.interactive_workers, model_path=args.model, cluster=args.cluster)
-    return Daemon(config).run()  # a DaemonError (cannot_serve) is said as every error is, by cli.main
+                          interactive_workers=args.interactive_workers, model_path=args.model,
+                          preload=tuple(args.preload), cluster=args.cluster, ship_audio=args.ship_audio,
+                          private=args.private)
+    return serve(config)  # a DaemonError (cannot_serve) is said as every error is, by cli.main
 
 
 def ping(args: argparse.Namespace) -> int:

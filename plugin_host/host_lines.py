@@ -25,8 +25,8 @@ from midibridge.model.midi import note_channels
 from midibridge.model.region import Region
 from midibridge.model.vocabulary import Code, Stage
 
-from . import runner
-from .results import JobResult, OverallProgress, Progress
+from .results import OverallProgress, Progress, RegionResult
+from .runner import Backend, Job
 
 TICK_S = 0.15
 FIELDS = ("id", "path", "start_s", "duration_s", "position_s", "bpm", "beats_per_bar", "bar_offset_beats")
@@ -62,7 +62,7 @@ def read_requests(path: Path) -> list[HostRegion]:
     return requests
 
 
-def transcribe(requests: list[HostRegion], *, preset: str | None, where: str, out=sys.stdout) -> int:
+def transcribe(requests: list[HostRegion], *, preset: str | None, backend: Backend, out=sys.stdout) -> int:
     """Answer `requests` in lines on `out`; returns how many failed. Returns early, the jobs cancelled, when `out`
     is closed by its reader."""
     lines = _Lines(out)
@@ -71,9 +71,8 @@ def transcribe(requests: list[HostRegion], *, preset: str | None, where: str, ou
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         lines.say(f"STATUS {state.now()[1]}")
-        with _Ticker(lines, state), closing(runner.run([r.region for r in requests], where=where, preset=preset,
-                                                       tempo=[r.tempo for r in requests],
-                                                       on_progress=state.update)) as results:
+        with _Ticker(lines, state), closing(backend.run([Job(r.region, r.tempo) for r in requests], preset=preset,
+                                                        on_progress=state.update)) as results:
             for result in results:
                 state.done(result)
                 lines.say(*answer_lines(requests[result.index].id, result))
@@ -133,7 +132,7 @@ class _State:
             self.overall.update(progress)
             self._tell()
 
-    def done(self, result: JobResult) -> None:
+    def done(self, result: RegionResult) -> None:
         with self.lock:
             self.waiting.pop(result.index, None)
             self.failed += result.error is not None
@@ -181,7 +180,7 @@ class _Ticker(threading.Thread):
         self.join()
 
 
-def answer_lines(region_id: int, result: JobResult) -> list[str]:
+def answer_lines(region_id: int, result: RegionResult) -> list[str]:
     if result.error is not None:
         message = " ".join(str(result.error).split())  # one line, whatever the message held
         return [f"ERROR {region_id} [{result.error.code}] {message}"]

@@ -148,13 +148,13 @@ def test_a_mid_file_deleted_or_spoilt_since_never_stops_the_next_batch(tmp_path)
 
 def test_a_batch_from_python_is_the_command_s_batch(tmp_path):
     """`from midibridge import Batch`: the same library, index.json and .mid bytes as `midibridge batch`."""
-    from midibridge import Batch
+    from midibridge import Batch, InProcess
 
     takes = [tone(tmp_path / "takes" / "a.wav", 60), tone(tmp_path / "takes" / "b.wav", 64)]
     assert batch(*takes, "-o", tmp_path / "cli").returncode == 0
 
-    done = Batch(tmp_path / "api").run(takes, where="in-process")
-    again = Batch(tmp_path / "api").run(takes, where="in-process")
+    done = Batch(tmp_path / "api").run(takes, backend=InProcess())
+    again = Batch(tmp_path / "api").run(takes, backend=InProcess())
 
     assert (done.converted, done.failed, again.skipped) == (2, [], 2)
     for name in ("a.mid", "b.mid"):

@@ -1,6 +1,7 @@
 """A studio's batch on a Ray cluster: a real two-node cluster on loopback (`ray start`, one CPU slot each), the
 `midibridge` command a user types, and the files it writes compared byte for byte with a local batch; then the
-same through one daemon whose workers are actors on the cluster (`serve --cluster`)."""
+same through one daemon whose workers are actors on the cluster (`serve --cluster`), which is what a batch's
+`--cluster` starts for itself, privately."""
 
 import json
 import os
@@ -20,7 +21,10 @@ from daemon_helpers import FAULTS, DaemonProcess, free_port
 from ray_cluster import ENV, LoopbackCluster
 from zmq.utils.monitor import recv_monitor_message
 
-from midibridge.model.clip import Note
+from midibridge.model.clip import Note, Tempo
+from midibridge.model.region import Region
+from midibridge.plugin_host.results import RegionResult
+from midibridge.plugin_host.runner import Cluster, Daemon, InProcess, Job
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 N_TAKES = 8
@@ -221,6 +225,95 @@ def test_files_only_this_machine_sees_fail_with_the_fix_and_travel_with_ship_aud
     assert index == expected
 
 
+def batch_daemons(run_dir: Path) -> list[int]:
+    """The daemons running with `run_dir` as their runtime dir, as a batch's own daemon inherits it: their pids."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            variables, command = environ.read_bytes().split(b"\0"), (environ.parent / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if f"XDG_RUNTIME_DIR={run_dir}".encode() in variables and b"\0serve\0" in command:
+            found.append(int(environ.parent.name))
+    return found
+
+
+def nothing_left(cluster: LoopbackCluster, run_dir: Path, *, within_s: float = 0.0) -> None:
+    """No daemon of the batch runs (at once, or `within_s`), none is listed for clients, every CPU slot is free."""
+    deadline = time.monotonic() + within_s
+    while batch_daemons(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert batch_daemons(run_dir) == [], "the batch's own daemon still runs"
+    assert list(run_dir.glob("midibridge/daemon-*.json")) == [], "nor is it listed for clients to find"
+    assert cluster.wait_for(free_cpus=2.0, timeout_s=30)["free_cpus"] == 2.0, "its workers freed their CPU slots"
+
+
+def test_a_batch_on_the_cluster_leaves_no_daemon_behind_when_it_ends_or_is_killed(cluster, takes, tmp_path):
+    env = {**ENV, "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    for folder in ("run", "ended", "killed"):
+        (tmp_path / folder).mkdir()
+
+    done = batch(takes / "keys.wav", "--cluster", cluster.address, cwd=tmp_path / "ended", env=env)
+
+    assert done.returncode == 0, done.stderr
+    nothing_left(cluster, tmp_path / "run")
+
+    killed = subprocess.Popen([MIDIBRIDGE, "batch", takes, "--cluster", cluster.address, "-o", "midi"],
+                              cwd=tmp_path / "killed", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        first_mid_of(tmp_path / "killed", killed)
+        assert batch_daemons(tmp_path / "run"), "a daemon of the batch's own runs its regions"
+        killed.kill()  # no Ctrl-C, no cleanup: the daemon finds its batch gone by itself
+    finally:
+        killed.kill()
+        killed.wait()
+
+    nothing_left(cluster, tmp_path / "run", within_s=30)
+
+
+def test_a_node_that_cannot_load_the_preset_s_engine_stops_the_batch_before_anything_runs(cluster, hold_control,
+                                                                                          takes, tmp_path):
+    env = {**ENV, "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    (tmp_path / "run").mkdir()
+    (hold_control / "refuse").write_text("drums")  # tests/faults/sitecustomize.py: no node can load it
+    try:
+        done = batch(takes, "--preset", "drums", "--cluster", cluster.address, cwd=tmp_path, env=env)
+    finally:
+        (hold_control / "refuse").unlink()
+
+    assert done.returncode == 1
+    assert re.search(r"^midibridge: error \[cluster_mismatch\]: node 127\.0\.0\.\d+ cannot run midibridge: "
+                     r"\[model_missing\] drums's weights are not installed on this node", done.stderr, re.M), \
+        done.stderr
+    assert list((tmp_path / "midi").iterdir()) == [], "nothing ran, nothing was written"
+    nothing_left(cluster, tmp_path / "run")
+
+
+def as_seen(result: RegionResult) -> tuple:
+    """What a result says of its region: all of it but the job id, which each backend gives its own way."""
+    return (result.index, result.clip and result.clip.to_dict(), result.smf, result.cached,
+            result.error and (result.error.code, str(result.error)))
+
+
+def test_every_backend_gives_the_same_results_for_the_same_jobs(cluster, takes, tmp_path):
+    jobs = [Job(Region.from_file(takes / "keys.wav")),
+            Job(Region.from_file(takes / "guitar.aiff", start_s=0.5, position_s=4.0), Tempo(bpm=96)),
+            Job(Region.from_file(takes / "notes.wav"))]
+    daemon = DaemonProcess(tmp_path / "daemon")
+    try:
+        backends = [InProcess(), Daemon(endpoint=daemon.endpoint), Cluster(address=cluster.address)]
+        seen = {backend.where: sorted(map(as_seen, backend.run(jobs, preset="piano")), key=lambda r: r[0])
+                for backend in backends}
+    finally:
+        daemon.stop()
+
+    first = seen["in-process"]
+    assert [(index, error and error[0]) for index, *_, error in first] == [(0, None), (1, None),
+                                                                          (2, "audio_unreadable")]
+    assert first[0][1]["notes"] and first[1][1]["position_s"] == 4.0 and first[1][1]["bpm"] == 96
+    assert seen == dict.fromkeys(seen, first), "the same clips, MIDI files and errors everywhere"
+
+
 def test_without_cluster_nothing_of_ray_is_imported(takes, tmp_path):
     script = ("import sys; from midibridge.plugin_host.cli import main; import midibridge.bridge.daemon; "
               f"code = main(['batch', {str(takes / 'keys.wav')!r}, '-o', {str(tmp_path)!r}, '--in-process']); "
@@ -229,11 +322,17 @@ def test_without_cluster_nothing_of_ray_is_imported(takes, tmp_path):
     assert done.stdout.split()[-2:] == ["0", "False"], done.stderr
 
 
+def without_ray(folder: Path) -> dict:
+    """An environment where `import ray` fails, as where the `cluster` extra is not installed: for the command and
+    for the daemon it starts."""
+    (folder / "no-ray").mkdir()
+    (folder / "no-ray" / "ray.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    return {**ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(folder / "no-ray"), ENV.get("PYTHONPATH")]))}
+
+
 def test_cluster_mistakes_are_named_with_their_fix(takes, tmp_path):
-    no_ray = subprocess.run([sys.executable, "-c", "import sys; sys.modules['ray'] = None; "
-                             "from midibridge.plugin_host.cli import main; "
-                             f"sys.exit(main(['batch', {str(takes)!r}, '--cluster', '127.0.0.2:1']))"],
-                            capture_output=True, text=True, cwd=tmp_path)
+    no_ray = subprocess.run([MIDIBRIDGE, "batch", takes, "--cluster", "127.0.0.2:1"], capture_output=True, text=True,
+                            cwd=tmp_path, env=without_ray(tmp_path))
     nobody = batch(takes, "--cluster", "127.0.0.2:1", cwd=tmp_path)
     unset = subprocess.run([MIDIBRIDGE, "batch", takes, "--cluster", "auto"], capture_output=True, text=True,
                            cwd=tmp_path, env={k: v for k, v in ENV.items() if k != "RAY_ADDRESS"})

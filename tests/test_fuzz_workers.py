@@ -35,7 +35,7 @@ WORKER = p.WORKER_PROTOCOL_ID
 MIDI, CLIP = b"MThd\0\0\0\6\0\1\0\1\3\xc0", json.dumps({"position_s": 0, "duration_s": 1, "bpm": 120, "mpe": False,
                                                         "notes": []}).encode()
 WELL_FORMED = {
-    p.W_READY: ({"pid": 1, "model_sha256": "0" * 64}, []),
+    p.W_READY: ({"pid": 1, "model_sha256": "0" * 64, "package_version": p.package_version(), "node": "here"}, []),
     p.W_HEARTBEAT: ({}, []),
     p.W_PROGRESS: ({"stage": "infer", "fraction": 0.5}, []),
     p.W_RESULT: ({"note_count": 0}, [MIDI, CLIP]),

@@ -23,9 +23,6 @@ from midibridge.plugin_host.results import ClientError, DaemonUnavailable
 
 ROOT = Path(midibridge.__file__).parent
 SHIPPED = ("bridge", "model", "plugin_host")
-# Rewritten now for issue 19 §2 (backends as objects, one scheduler): its codes are still string literals, each
-# checked against Code below all the same.
-LITERALS_PENDING = {"bridge/cluster.py"}
 
 
 def protocol_md_words(first_column: str) -> list[str]:
@@ -92,7 +89,7 @@ def test_codes_and_stages_are_written_as_words_of_the_vocabulary_not_as_strings(
     unknown = [(name, line, text) for name, found in literals.items() for line, kind, text in found
                if text not in set(Code if kind == "code" else Stage)]
     assert unknown == [], "a code or stage that model/vocabulary.py does not have (so PROTOCOL.md does not either)"
-    assert {name for name, found in literals.items() if found} <= LITERALS_PENDING
+    assert {name for name, found in literals.items() if found} == set(), "codes and stages written as strings"
 
 
 @pytest.mark.parametrize("kind, header, field", [
