@@ -103,7 +103,7 @@ class Daemon:
             raise DaemonError(str(error)) from error
         self.table = JobTable(max_queued=config.max_queued, result_ttl_s=config.result_ttl_s)
         self.cache = ResultCache(entries=config.cache_entries)
-        self.cluster = self._join_cluster() if config.cluster else None
+        self.cluster = self._join_cluster(config.cluster) if config.cluster else None
         self.backend_endpoint = (self.cluster.endpoint if self.cluster else
                                  f"ipc://{discovery.runtime_dir()}/workers-{os.getpid()}.sock")
         count = config.workers
@@ -140,7 +140,7 @@ class Daemon:
         if self.cluster:
             self.authenticator = self.cluster.keys.secure_daemon(self.backend, self.context, self.authenticator)
         self.backend.bind(self.backend_endpoint)
-        self.pool.endpoint = self.backend.last_endpoint.decode()  # a cluster's tcp://HOST:* got its port
+        self.pool.endpoint = self.backend.get_string(zmq.LAST_ENDPOINT)  # a cluster's tcp://HOST:* got its port
         self.pool.start()
         discovery.write_discovery({"endpoint": self.config.endpoint, "pid": os.getpid(),
                                    "protocol": p.PROTOCOL_ID.decode(),
@@ -174,15 +174,16 @@ class Daemon:
             self.context.destroy(linger=0)
         return 0
 
-    def _join_cluster(self):
+    def _join_cluster(self, address: str):
         from .ray_workers import ClusterWorkers  # Ray only for serve --cluster
 
         try:
-            return ClusterWorkers(self.config.cluster)
+            return ClusterWorkers(address)
         except BridgeError as error:
             raise DaemonError(f"[{error.code}] {error}") from error
 
     def _launch_on_cluster(self, identity: bytes):
+        assert self.cluster is not None, "the pool launches on a cluster only when the daemon joined one"
         return self.cluster.launch(identity, self.pool.endpoint, preload=self.config.preload)
 
     def _hear_owner(self) -> None:

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import subprocess
+from typing import Any
 
 from midibridge.model.vocabulary import Code
 
@@ -27,7 +28,7 @@ try:
     import ray
     from ray.exceptions import RayError
 except ImportError:  # the `cluster` extra is not installed: connect() says how to install it
-    ray = RayError = None
+    ray = RayError = None  # type: ignore[assignment,misc]
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -135,7 +136,9 @@ class ActorProcess:
         """A killed actor counts as gone at once: the daemon's loop never waits on a node that may be dead."""
         if self.returncode is None and not ray.wait([self._serving], timeout=timeout)[0]:
             raise subprocess.TimeoutExpired("ray actor", timeout or 0)
-        return self.poll()
+        code = self.poll()
+        assert code is not None, "killed, or its serve call returned: either way it has a code"
+        return code
 
 
 class _WorkerActor:
@@ -150,4 +153,4 @@ class _WorkerActor:
 
 
 # Never restarted by Ray: a lost worker is the daemon's to replace, as a local one is.
-_RemoteWorker = None if ray is None else ray.remote(num_cpus=1, max_restarts=0)(_WorkerActor)
+_RemoteWorker: Any = None if ray is None else ray.remote(num_cpus=1, max_restarts=0)(_WorkerActor)

@@ -133,7 +133,8 @@ class Supervisor:
         if job.cancel_requested:
             return
         job.cancel_requested = True
-        await self._send(job.worker, p.W_CANCEL, job.job_id)
+        if job.worker is not None:  # a queued job has no worker to tell; it leaves the queue as it is cancelled
+            await self._send(job.worker, p.W_CANCEL, job.job_id)
         enforcing = asyncio.create_task(self._enforce_cancel(job, job.attempts))
         self.timers.add(enforcing)  # the loop keeps only weak references to tasks
         enforcing.add_done_callback(self.timers.discard)

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from socket import gethostname
 
@@ -75,6 +75,14 @@ from .worker_pool import HEARTBEAT_SUFFIX
 PROGRESS_EVERY_S = 0.1
 
 
+@dataclass
+class _LastProgress:
+    """The last progress a job sent: a new stage, the end, or PROGRESS_EVERY_S later sends the next."""
+
+    stage: str | None = None
+    at_s: float = 0.0
+
+
 class Worker:
     def __init__(self, socket: zmq.Socket, transcriber: Transcriber, *, model_path: str | None, node: str):
         self.socket = socket
@@ -114,13 +122,13 @@ class Worker:
 
     def run(self, job: Message) -> None:
         job_id = job.request_id
-        last = {"stage": None, "at": 0.0}
+        last = _LastProgress()
 
         def on_progress(stage: str, fraction: float) -> None:
             now = time.monotonic()
-            if stage != last["stage"] or fraction >= 1.0 or now - last["at"] >= PROGRESS_EVERY_S:
+            if stage != last.stage or fraction >= 1.0 or now - last.at_s >= PROGRESS_EVERY_S:
                 self.send(W_PROGRESS, job_id, {"stage": stage, "fraction": round(fraction, 4)})
-                last.update(stage=stage, at=now)
+                last.stage, last.at_s = stage, now
             while self.socket.poll(0):
                 message = self.receive()
                 if message is not None and message.kind == W_CANCEL and message.request_id == job_id:
@@ -153,7 +161,7 @@ def readable(region: Region, shipped) -> Iterator[Region]:
         return
     folder = tempfile.mkdtemp(prefix="midibridge-")
     try:
-        copy = os.path.join(folder, os.path.basename(region.path))
+        copy = os.path.join(folder, os.path.basename(region.path or "audio"))
         Path(copy).write_bytes(frame_bytes(shipped))
         yield replace(region, path=copy)
     finally:
@@ -162,7 +170,9 @@ def readable(region: Region, shipped) -> Iterator[Region]:
 
 def named(message: str, read: Region | None, region: Region | None) -> str:
     """`message` naming the file as the daemon named it, not the private copy it was read from (if it was)."""
-    return message if read is None or read is region else message.replace(read.path, region.path)
+    if read is None or region is None or read is region or read.path is None or region.path is None:
+        return message
+    return message.replace(read.path, region.path)
 
 
 def heartbeat(context: zmq.Context, endpoint: str, identity: bytes, keys: WorkerKeys | None = None) -> None:
@@ -177,7 +187,7 @@ def heartbeat(context: zmq.Context, endpoint: str, identity: bytes, keys: Worker
         socket.send_multipart(encode(W_HEARTBEAT, "", protocol_id=WORKER_PROTOCOL_ID))
         deadline = time.monotonic() + HEARTBEAT_INTERVAL_S
         while (left := deadline - time.monotonic()) > 0:
-            if socket.poll(left * 1000):
+            if socket.poll(int(left * 1000)):
                 socket.recv_multipart()
                 heard_s = time.monotonic()
     print("midibridge worker: the daemon is gone; exiting", file=sys.stderr)

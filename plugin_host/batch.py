@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,8 +106,9 @@ class Batch:
         todo = []
         for i, place in enumerate(places):
             previous = None if place is None else library[place]
-            if resume.still_good(previous, fingerprint=prints[i], midi=self.folder / names[i],
-                                 allow_truncated=self.allow_truncated):
+            if previous is not None and resume.still_good(previous, fingerprint=prints[i],
+                                                          midi=self.folder / names[i],
+                                                          allow_truncated=self.allow_truncated):
                 index[i] = previous  # as it was, byte for byte
             else:
                 todo.append(i)
@@ -126,8 +127,9 @@ class Batch:
         self.summary = BatchSummary(out, index, skipped=len(index) - len(todo), earlier=len(plan.rows) - len(index),
                                     where=backend.where)
         jobs = [runner.Job(plan.items[i].region, plan.items[i].tempo or self.tempo) for i in todo]
+        # Nothing to do starts nothing: no daemon, no cluster.
         results = backend.run(jobs, preset=self.preset_name, allow_truncated=self.allow_truncated,
-                              on_progress=on_progress) if todo else (result for result in ())
+                              on_progress=on_progress) if todo else _no_results()
         try:
             with closing(results):  # leaving early (Ctrl-C) stops what still runs, wherever it runs
                 for result in results:
@@ -163,7 +165,7 @@ def batch_items(inputs: list[str]) -> list[BatchItem]:
         if session is not None:
             for found in session_regions(session):
                 region = found.region
-                items.append(BatchItem(region.path, region, found.tempo, f"{found.track}-{found.name}",
+                items.append(BatchItem(str(region.path), region, found.tempo, f"{found.track}-{found.name}",
                                        {"session": str(session), "track": found.track, "region": found.name,
                                         "start_s": region.start_s, "source_duration_s": region.duration_s}))
         elif item.is_dir():
@@ -199,14 +201,19 @@ def entry_head(item: BatchItem) -> dict:
     return {"input": os.path.abspath(item.source), **details}
 
 
+def _no_results() -> Generator[RegionResult, None, None]:
+    yield from ()
+
+
 def record(head: dict, midi: Path, result: RegionResult, *, fingerprint: dict) -> dict:
     """One entry of a batch's index.json, from its `head` (entry_head); writes the region's .mid when it has one. A
     converted region's entry keeps its `fingerprint` (plugin_host.resume), so a rerun can tell whether the .mid
     still stands."""
     if result.error is not None:
         return {**head, "error": {"code": result.error.code, "message": str(result.error)}}
-    write_file(midi, result.smf, whole=True)
-    clip = result.clip
+    clip, smf = result.clip, result.smf
+    assert clip is not None and smf is not None, "a region without an error has its clip and MIDI file"
+    write_file(midi, smf, whole=True)
     truncated = {} if clip.truncated_at_s is None else {"truncated_at_s": clip.truncated_at_s}
     return {**head, "midi": str(midi), "position_s": clip.position_s, "duration_s": clip.duration_s,
             **truncated, "notes": len(clip.notes), **fingerprint}

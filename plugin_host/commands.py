@@ -34,13 +34,15 @@ def convert(args: argparse.Namespace) -> int:
     result = next(backend.run([runner.Job(region, tempo)], preset=args.preset, allow_truncated=args.allow_truncated))
     if result.error is not None:
         raise result.error
-    write_file(output, result.smf)  # not whole: -o may be /dev/stdout or a pipe
-    if result.clip.truncated_at_s is not None:
-        print(truncation_warning(args.input, result.clip.truncated_at_s, result.clip.duration_s), file=sys.stderr)
+    clip, smf = result.clip, result.smf
+    assert clip is not None and smf is not None, "a region without an error has its clip and MIDI file"
+    write_file(output, smf)  # not whole: -o may be /dev/stdout or a pipe
+    if clip.truncated_at_s is not None:
+        print(truncation_warning(args.input, clip.truncated_at_s, clip.duration_s), file=sys.stderr)
     if args.json:
-        print(json.dumps(result.clip.to_dict()))
+        print(json.dumps(clip.to_dict()))
     else:
-        print_clip(result.clip, output)
+        print_clip(clip, output)
     return 0
 
 
@@ -156,13 +158,14 @@ def ardour_convert(args: argparse.Namespace) -> int:
 def install(args: argparse.Namespace) -> int:
     scripts_dir = Path(args.scripts_dir) if args.scripts_dir else None
     if args.daw == "ardour":
-        from .ardour_adapter import INSTALL_HELP, install_scripts
+        from . import ardour_adapter
 
-        written, help_text = install_scripts(scripts_dir), INSTALL_HELP
+        written, help_text = ardour_adapter.install_scripts(scripts_dir), ardour_adapter.INSTALL_HELP
     else:
-        from .reaper_adapter import INSTALL_HELP, install_scripts
+        from . import reaper_adapter
 
-        written, help_text = install_scripts(scripts_dir, preset=args.preset), INSTALL_HELP
+        written = reaper_adapter.install_scripts(scripts_dir, preset=args.preset)
+        help_text = reaper_adapter.INSTALL_HELP
     for path in written:
         print(f"installed {path}")
     print(help_text)
@@ -251,9 +254,9 @@ def presets_list(args: argparse.Namespace) -> int:
     for preset in listed:
         shown = preset.description if preset.error is None else f"BROKEN [{preset.error.code}]: {preset.error}"
         print(f"{preset.name:18} {preset.source:9} {shown}")
-    broken = [preset for preset in listed if preset.error is not None]
-    for preset in broken:
-        print(f"midibridge: error [{preset.error.code}]: preset {preset.name!r} ({preset.path}) cannot be used: fix "
+    broken = [(preset, preset.error) for preset in listed if preset.error is not None]
+    for preset, error in broken:
+        print(f"midibridge: error [{error.code}]: preset {preset.name!r} ({preset.path}) cannot be used: fix "
               f"the file (`midibridge presets validate {preset.path}` says what is wrong) or remove it",
               file=sys.stderr)
     return 1 if broken else 0

@@ -166,7 +166,7 @@ class _Ticker(threading.Thread):
             try:
                 self.lines.say(*([f"STATUS {status}"] if status != told else []), f"PROGRESS {fraction:.3f}")
             except OSError:
-                if self.lines.gone_in == self.ident:  # else the main thread knows already
+                if self.lines.gone_in == self.ident and self.main is not None:  # else the main thread knows already
                     signal.pthread_kill(self.main, signal.SIGTERM)
                 return
             told = status
@@ -184,6 +184,7 @@ def answer_lines(region_id: int, result: RegionResult) -> list[str]:
     if result.error is not None:
         message = " ".join(str(result.error).split())  # one line, whatever the message held
         return [f"ERROR {region_id} [{result.error.code}] {message}"]
+    assert result.clip is not None, "a region without an error has its clip"
     notes = result.clip.notes
     lines = [f"NOTES {region_id} {len(notes)}" + (" drums" if result.clip.drums else "")]
     for note, (channel, bent) in zip(notes, note_channels(result.clip)):

@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import IO
 
 from .results import ClientError, DaemonUnavailable
 
@@ -33,22 +34,24 @@ def private_daemon(*options: str) -> Iterator[str]:
     process = subprocess.Popen([sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--private",
                                 "--endpoint", endpoint, *options], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                start_new_session=True, cwd=folder)
+    lifeline, said = process.stdin, process.stdout
+    assert lifeline is not None and said is not None, "both are pipes"
     try:
-        _wait_until_serving(process)
+        _wait_until_serving(process, said)
         yield endpoint
     finally:
-        process.stdin.close()  # its lifeline: it cancels what still runs and stops
+        lifeline.close()  # it cancels what still runs and stops
         try:
             process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        process.stdout.close()
+        said.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _wait_until_serving(process: subprocess.Popen) -> None:
-    said = process.stdout.readline()
+def _wait_until_serving(process: subprocess.Popen, stdout: IO[bytes]) -> None:
+    said = stdout.readline()
     try:
         report = json.loads(said)
     except ValueError:

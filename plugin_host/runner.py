@@ -13,7 +13,7 @@ raised. The same jobs give the same clips and MIDI files on every backend.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -41,7 +41,7 @@ class Backend(Protocol):
         ...
 
     def run(self, jobs: list[Job], *, preset: str | None = None, allow_truncated: bool = False,
-            on_progress: ProgressCallback | None = None) -> Iterator[RegionResult]:
+            on_progress: ProgressCallback | None = None) -> Generator[RegionResult, None, None]:
         """Transcribe `jobs` with `preset` (a name or a preset file; None: the default); `allow_truncated`: see
         model.pipeline.Transcriber.transcribe. Closing the iterator early stops what still runs."""
         ...
@@ -67,7 +67,7 @@ class InProcess:
         return "in-process"
 
     def run(self, jobs: list[Job], *, preset: str | None = None, allow_truncated: bool = False,
-            on_progress: ProgressCallback | None = None) -> Iterator[RegionResult]:
+            on_progress: ProgressCallback | None = None) -> Generator[RegionResult, None, None]:
         from midibridge.model.errors import ModelError
         from midibridge.model.pipeline import Transcriber
         from midibridge.model.presets import resolve_preset
@@ -78,7 +78,7 @@ class InProcess:
         for index, job in enumerate(jobs):
             job_id = f"local-{index + 1}"
 
-            def progress(stage: str, fraction: float) -> None:
+            def progress(stage: str, fraction: float, index: int = index, job_id: str = job_id) -> None:
                 if on_progress:
                     on_progress(Progress(index, job_id, stage, fraction))
 
@@ -104,7 +104,7 @@ class Daemon:
         return "daemon" if self.endpoint is None else f"daemon at {self.endpoint}"
 
     def run(self, jobs: list[Job], *, preset: str | None = None, allow_truncated: bool = False,
-            on_progress: ProgressCallback | None = None) -> Iterator[RegionResult]:
+            on_progress: ProgressCallback | None = None) -> Generator[RegionResult, None, None]:
         from .client import Client, ensure_daemon  # ZeroMQ only when it is used
 
         if self.endpoint is None:
@@ -130,7 +130,7 @@ class Cluster:
         return f"on the Ray cluster at {self.address}"
 
     def run(self, jobs: list[Job], *, preset: str | None = None, allow_truncated: bool = False,
-            on_progress: ProgressCallback | None = None) -> Iterator[RegionResult]:
+            on_progress: ProgressCallback | None = None) -> Generator[RegionResult, None, None]:
         from midibridge.model.presets import load_preset
 
         from .private_daemon import private_daemon
@@ -160,7 +160,7 @@ def _work_estimate(region: Region) -> float:
     if region.duration_s is not None:
         return region.duration_s
     try:
-        return os.path.getsize(region.path) / 1e5  # ~ seconds of 16-bit mono at 44.1 kHz; only the order matters
+        return os.path.getsize(region.path or "") / 1e5  # ~ seconds of 16-bit mono at 44.1 kHz; only the order matters
     except (OSError, TypeError):  # no file there, or inline samples of no stated length
         return 0.0
 
