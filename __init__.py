@@ -22,21 +22,42 @@ from .model.presets import Preset, load_preset
 from .model.region import Region
 from .plugin_host.results import ClientError
 
-__all__ = ["Batch", "Bend", "Client", "ClientError", "Clip", "Cluster", "Daemon", "InProcess", "MidibridgeError",
-           "ModelError", "Note", "Preset", "Region", "Tempo", "Transcriber", "load_preset", "transcribe"]
+__all__ = [
+    "Batch",
+    "Bend",
+    "Client",
+    "ClientError",
+    "Clip",
+    "Cluster",
+    "Daemon",
+    "InProcess",
+    "MidibridgeError",
+    "ModelError",
+    "Note",
+    "Preset",
+    "Region",
+    "Tempo",
+    "Transcriber",
+    "load_preset",
+    "transcribe",
+]
 
 
 def __getattr__(name: str):
     if name == "Batch":
         from .plugin_host.batch import Batch
+
         return Batch
     if name in ("InProcess", "Daemon", "Cluster"):
         from .plugin_host import runner
+
         return getattr(runner, name)
     if name == "Client":
         from .plugin_host.client import Client
+
         return Client
     if name in ("Transcriber", "transcribe"):
         from .model import pipeline
+
         return getattr(pipeline, name)
     raise AttributeError(f"module 'midibridge' has no attribute {name!r}")

@@ -25,13 +25,19 @@ class ResultCache:
         audio: str | None
         if buffers:
             samples = region["samples"]
-            audio = samples_sha256(frame_bytes(buffers[0]), sample_rate_hz=samples["sample_rate_hz"],
-                                   channels=samples["channels"])
+            audio = samples_sha256(
+                frame_bytes(buffers[0]), sample_rate_hz=samples["sample_rate_hz"], channels=samples["channels"]
+            )
         else:
             audio = file_sha256(region["path"])
-        return fingerprint(audio, start_s=region.get("start_s", 0.0), duration_s=region.get("duration_s"),
-                           position_s=region.get("position_s", 0.0), tempo=tempo,
-                           preset=preset).key(allow_truncated=allow_truncated)
+        return fingerprint(
+            audio,
+            start_s=region.get("start_s", 0.0),
+            duration_s=region.get("duration_s"),
+            position_s=region.get("position_s", 0.0),
+            tempo=tempo,
+            preset=preset,
+        ).key(allow_truncated=allow_truncated)
 
     def get(self, key: str | None) -> tuple[dict, list] | None:
         """A finished job's (result header, buffers) for `key`, if kept."""

@@ -90,30 +90,42 @@ class Daemon:
     def __init__(self, config: DaemonConfig):
         self.config = config
         if config.private and not stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):
-            raise DaemonError("serve --private stops when its stdin closes, so its stdin must be a pipe from the "
-                              "command that starts it (as `batch --cluster` does); serve without --private instead")
+            raise DaemonError(
+                "serve --private stops when its stdin closes, so its stdin must be a pipe from the "
+                "command that starts it (as `batch --cluster` does); serve without --private instead"
+            )
         if not config.curve and not is_local_endpoint(config.endpoint):
-            raise DaemonError(f"{config.endpoint} can be reached from other machines: serve it with --curve, so "
-                              f"that only clients whose public key is in {clients_dir()} get in (and read only "
-                              f"under --allow-root), or bind tcp://127.0.0.1:PORT or ipc://PATH instead")
+            raise DaemonError(
+                f"{config.endpoint} can be reached from other machines: serve it with --curve, so "
+                f"that only clients whose public key is in {clients_dir()} get in (and read only "
+                f"under --allow-root), or bind tcp://127.0.0.1:PORT or ipc://PATH instead"
+            )
         try:  # a cluster's nodes find their own weights: their workers say so when they cannot
-            model_path = None if config.cluster else str(ENGINES[DEFAULT_ENGINE].weights.find_weights(
-                config.model_path))
+            model_path = (
+                None if config.cluster else str(ENGINES[DEFAULT_ENGINE].weights.find_weights(config.model_path))
+            )
         except ModelError as error:
             raise DaemonError(str(error)) from error
         self.table = JobTable(max_queued=config.max_queued, result_ttl_s=config.result_ttl_s)
         self.cache = ResultCache(entries=config.cache_entries)
         self.cluster = self._join_cluster(config.cluster) if config.cluster else None
-        self.backend_endpoint = (self.cluster.endpoint if self.cluster else
-                                 f"ipc://{discovery.runtime_dir()}/workers-{os.getpid()}.sock")
+        self.backend_endpoint = (
+            self.cluster.endpoint if self.cluster else f"ipc://{discovery.runtime_dir()}/workers-{os.getpid()}.sock"
+        )
         count = config.workers
         if self.cluster:  # never more workers than CPU slots: an actor holds one
             slots = self.cluster.slots()
             count = min(count, slots) if count else max(slots - config.interactive_workers, 1)
-        self.pool = WorkerPool(count=count, interactive=config.interactive_workers,
-                               endpoint=self.backend_endpoint, threads=config.threads_per_worker,
-                               model_path=model_path, progress_timeout_s=config.progress_timeout_s,
-                               preload=config.preload, launch=self._launch_on_cluster if self.cluster else None)
+        self.pool = WorkerPool(
+            count=count,
+            interactive=config.interactive_workers,
+            endpoint=self.backend_endpoint,
+            threads=config.threads_per_worker,
+            model_path=model_path,
+            progress_timeout_s=config.progress_timeout_s,
+            preload=config.preload,
+            launch=self._launch_on_cluster if self.cluster else None,
+        )
         self.context = zmq.asyncio.Context()
         self.authenticator = None
         self.public_key: bytes | None = None
@@ -122,10 +134,18 @@ class Daemon:
             socket.setsockopt(zmq.LINGER, 0)
         self.frontend.setsockopt(zmq.MAXMSGSIZE, config.max_frame_bytes)
         self.outbox = Outbox(self.frontend, self.table)
-        self.supervisor = Supervisor(config=config, socket=self.backend, pool=self.pool, table=self.table,
-                                     cache=self.cache, outbox=self.outbox)
-        self.requests = Requests(config=config, lifecycle=self, table=self.table,
-                                 cache=self.cache, pool=self.pool, outbox=self.outbox, supervisor=self.supervisor)
+        self.supervisor = Supervisor(
+            config=config, socket=self.backend, pool=self.pool, table=self.table, cache=self.cache, outbox=self.outbox
+        )
+        self.requests = Requests(
+            config=config,
+            lifecycle=self,
+            table=self.table,
+            cache=self.cache,
+            pool=self.pool,
+            outbox=self.outbox,
+            supervisor=self.supervisor,
+        )
         self.stopping = asyncio.Event()
         self.accepting = True
 
@@ -142,17 +162,27 @@ class Daemon:
         self.backend.bind(self.backend_endpoint)
         self.pool.endpoint = self.backend.get_string(zmq.LAST_ENDPOINT)  # a cluster's tcp://HOST:* got its port
         self.pool.start()
-        discovery.write_discovery({"endpoint": self.config.endpoint, "pid": os.getpid(),
-                                   "protocol": p.PROTOCOL_ID.decode(),
-                                   "public_key": self.public_key.decode() if self.public_key else None})
+        discovery.write_discovery(
+            {
+                "endpoint": self.config.endpoint,
+                "pid": os.getpid(),
+                "protocol": p.PROTOCOL_ID.decode(),
+                "public_key": self.public_key.decode() if self.public_key else None,
+            }
+        )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.stopping.set)
-        log.info("serving %s with %d workers and %d for interactive jobs%s (protocol %s)", self.config.endpoint,
-                 self.pool.count, self.config.interactive_workers,
-                 f", as actors on the Ray cluster at {self.config.cluster} (they connect to {self.pool.endpoint})"
-                 if self.cluster else "",
-                 p.PROTOCOL_ID.decode())
+        log.info(
+            "serving %s with %d workers and %d for interactive jobs%s (protocol %s)",
+            self.config.endpoint,
+            self.pool.count,
+            self.config.interactive_workers,
+            f", as actors on the Ray cluster at {self.config.cluster} (they connect to {self.pool.endpoint})"
+            if self.cluster
+            else "",
+            p.PROTOCOL_ID.decode(),
+        )
         tasks = [asyncio.create_task(t) for t in (self._serve_clients(), self._serve_workers(), self._supervise())]
         try:
             if self.config.private:
@@ -198,17 +228,21 @@ class Daemon:
         refused with what to do."""
         running = discovery.read_discovery(self.config.endpoint)
         if running:
-            raise DaemonError(f"a midibridge daemon (pid {running['pid']}) already serves {self.config.endpoint}; "
-                              f"stop it first, or serve another --endpoint")
+            raise DaemonError(
+                f"a midibridge daemon (pid {running['pid']}) already serves {self.config.endpoint}; "
+                f"stop it first, or serve another --endpoint"
+            )
         if self.config.curve:
             self.authenticator, self.public_key = enable_curve_server(self.frontend, self.context)
         try:
             self.frontend.bind(self.config.endpoint)
         except zmq.ZMQError as error:
             holder = discovery.port_holder(self.config.endpoint)
-            raise DaemonError(f"cannot serve {self.config.endpoint}: {error.strerror}"
-                              f"{f'; it is held by {holder}' if holder else ''}. Stop that program, or serve "
-                              f"another --endpoint.") from error
+            raise DaemonError(
+                f"cannot serve {self.config.endpoint}: {error.strerror}"
+                f"{f'; it is held by {holder}' if holder else ''}. Stop that program, or serve "
+                f"another --endpoint."
+            ) from error
 
     async def _drain(self) -> None:
         """Stop taking jobs; let running ones finish for grace_s; cancel the rest, each with an answer."""
@@ -220,8 +254,11 @@ class Daemon:
         while self.table.in_state(JobState.RUNNING) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         for job in self.table.in_state(JobState.RUNNING):
-            await self.outbox.fail(job, Code.SHUTTING_DOWN, f"the daemon stopped; the job ran past the "
-                                                            f"{self.config.grace_s:g} s grace period and was cancelled")
+            await self.outbox.fail(
+                job,
+                Code.SHUTTING_DOWN,
+                f"the daemon stopped; the job ran past the {self.config.grace_s:g} s grace period and was cancelled",
+            )
 
     # The three loops ---------------------------------------------------------
 
@@ -232,9 +269,15 @@ class Daemon:
                 await self.requests.handle(frames)
             except Exception as error:  # one bad request must never take the daemon down
                 log.exception("unexpected failure handling a request")
-                await self.outbox.reply(frames[0].bytes, p.ERROR, request_id(frames), p.error_header(
-                    Code.INTERNAL, f"the daemon failed on this request ({type(error).__name__}: {error}); "
-                                   f"its log has the details"))
+                await self.outbox.reply(
+                    frames[0].bytes,
+                    p.ERROR,
+                    request_id(frames),
+                    p.error_header(
+                        Code.INTERNAL,
+                        f"the daemon failed on this request ({type(error).__name__}: {error}); its log has the details",
+                    ),
+                )
 
     async def _serve_workers(self) -> None:
         while True:

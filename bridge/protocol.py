@@ -52,14 +52,29 @@ HEARTBEAT_LIVENESS = 5  # intervals without a word before a worker counts as hun
 # Requests a client sends, and the replies it gets. Every reply's request id
 # is the id of the request it answers; job replies also carry the job id.
 HELLO, TRANSCRIBE, BATCH, STATUS, CANCEL, PRESETS, FETCH, SHUTDOWN = (
-    "hello", "transcribe", "batch", "status", "cancel", "presets", "fetch", "shutdown")
+    "hello",
+    "transcribe",
+    "batch",
+    "status",
+    "cancel",
+    "presets",
+    "fetch",
+    "shutdown",
+)
 ACCEPTED, PROGRESS, RESULT, ERROR = "accepted", "progress", "result", "error"
 # A job's priority (model.vocabulary.Priority) when the request names none: interactive jobs (a DAW's right-click,
 # `convert`) run before any waiting batch job.
 DEFAULT_PRIORITY = {TRANSCRIBE: Priority.INTERACTIVE, BATCH: Priority.BATCH}
 # Between the daemon and a worker.
 W_READY, W_HEARTBEAT, W_JOB, W_CANCEL, W_PROGRESS, W_RESULT, W_ERROR = (
-    "ready", "heartbeat", "job", "cancel", "progress", "result", "error")
+    "ready",
+    "heartbeat",
+    "job",
+    "cancel",
+    "progress",
+    "result",
+    "error",
+)
 
 
 def package_version() -> str:
@@ -93,8 +108,9 @@ class Message:
     identity: bytes = b""  # empty when it did not come through a ROUTER
 
 
-def encode(kind: str, request_id: str, header: Header | None = None, buffers=(), *,
-           protocol_id: bytes = PROTOCOL_ID) -> list:
+def encode(
+    kind: str, request_id: str, header: Header | None = None, buffers=(), *, protocol_id: bytes = PROTOCOL_ID
+) -> list:
     """The frames of a message, header first as compact JSON, buffers after as they are."""
     body = json.dumps(header or {}, separators=(",", ":"), allow_nan=False).encode()
     return [protocol_id, kind.encode(), request_id.encode(), body, *buffers]
@@ -108,8 +124,10 @@ def decode(frames: list, *, router: bool = False, protocol_id: bytes = PROTOCOL_
             raise ProtocolError(Code.MALFORMED, "an empty message")
         identity, frames = frame_bytes(frames[0]), frames[1:]
     if len(frames) < 4:
-        raise ProtocolError(Code.MALFORMED, f"a message has at least 4 frames (protocol, type, request id, "
-                                            f"header), this one has {len(frames)}")
+        raise ProtocolError(
+            Code.MALFORMED,
+            f"a message has at least 4 frames (protocol, type, request id, header), this one has {len(frames)}",
+        )
     check_protocol(frame_bytes(frames[0]), protocol_id)
     try:
         kind, request_id = frame_bytes(frames[1]).decode(), frame_bytes(frames[2]).decode()
@@ -145,8 +163,10 @@ def check_protocol(frame: bytes, expected: bytes = PROTOCOL_ID) -> None:
     if got_name != name:
         raise ProtocolError(Code.MALFORMED, f"the first frame must be the protocol id {expected.decode()!r}")
     if got_version.split(".")[0] != version.split(".")[0]:
-        raise ProtocolError(Code.VERSION_MISMATCH, f"this peer speaks {name} protocol {version}, the other "
-                                                   f"{got_version or '?'}; upgrade the older side")
+        raise ProtocolError(
+            Code.VERSION_MISMATCH,
+            f"this peer speaks {name} protocol {version}, the other {got_version or '?'}; upgrade the older side",
+        )
 
 
 def clip_buffer(clip: dict) -> bytes:
@@ -178,8 +198,10 @@ def region_to_wire(region, buffers: list) -> WireRegion:
     else:
         channels, data = 1, memoryview(samples).cast("B")
     buffers.append(data)
-    return {"samples": {"frame": len(buffers) - 1, "sample_rate_hz": region.sample_rate_hz, "channels": channels},
-            **place}
+    return {
+        "samples": {"frame": len(buffers) - 1, "sample_rate_hz": region.sample_rate_hz, "channels": channels},
+        **place,
+    }
 
 
 def region_from_wire(region: WireRegion, buffers: list):
@@ -197,8 +219,13 @@ def region_from_wire(region: WireRegion, buffers: list):
     samples = region["samples"]
     data = memoryview(buffers[samples["frame"]]).cast("B")
     audio = np.frombuffer(data, dtype="<f4").reshape(-1, samples["channels"]).T
-    return Region.from_samples(audio, sample_rate_hz=float(samples["sample_rate_hz"]), start_s=start_s,
-                               position_s=position_s, duration_s=duration_s)
+    return Region.from_samples(
+        audio,
+        sample_rate_hz=float(samples["sample_rate_hz"]),
+        start_s=start_s,
+        position_s=position_s,
+        duration_s=duration_s,
+    )
 
 
 def error_header(code: str, message: str, job_id: str | None = None) -> ErrorHeader:

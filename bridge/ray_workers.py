@@ -41,14 +41,19 @@ class ClusterError(BridgeError):
 def connect(address: str) -> None:
     """Join the Ray cluster at `address` ("auto": $RAY_ADDRESS) as its driver."""
     if ray is None:
-        raise ClusterError(Code.CLUSTER_NOT_INSTALLED, "--cluster needs Ray, which is not installed here. Install "
-                                                       "the extra: pip install 'midibridge[cluster]'")
+        raise ClusterError(
+            Code.CLUSTER_NOT_INSTALLED,
+            "--cluster needs Ray, which is not installed here. Install the extra: pip install 'midibridge[cluster]'",
+        )
     if address == "auto":
         address = os.environ.get("RAY_ADDRESS", "")
         if not address:
-            raise ClusterError(Code.CLUSTER_UNAVAILABLE, "--cluster auto takes the address from RAY_ADDRESS, which "
-                                                         "is not set. Set it (host:port of the head node), or give "
-                                                         "the address")
+            raise ClusterError(
+                Code.CLUSTER_UNAVAILABLE,
+                "--cluster auto takes the address from RAY_ADDRESS, which "
+                "is not set. Set it (host:port of the head node), or give "
+                "the address",
+            )
     _check_reachable(address)
     # The driver's own task events only list its submissions in Ray's dashboard; flushing them held every
     # exit for 0.25 s. The actors' events (what ran where) are still reported.
@@ -56,8 +61,10 @@ def connect(address: str) -> None:
     try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
-        raise ClusterError(Code.CLUSTER_UNAVAILABLE, f"cannot join a Ray cluster at {address}: {error}. Start one "
-                                                     f"with `ray start --head`, or check the address") from error
+        raise ClusterError(
+            Code.CLUSTER_UNAVAILABLE,
+            f"cannot join a Ray cluster at {address}: {error}. Start one with `ray start --head`, or check the address",
+        ) from error
 
 
 def _check_reachable(address: str) -> None:
@@ -66,13 +73,18 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except ValueError:
-        raise ClusterError(Code.CLUSTER_UNAVAILABLE, f"{address!r} is not a Ray address: give HOST:PORT of the "
-                                                     f"head node (as `ray start --head` prints it), or auto") \
-            from None
+        raise ClusterError(
+            Code.CLUSTER_UNAVAILABLE,
+            f"{address!r} is not a Ray address: give HOST:PORT of the "
+            f"head node (as `ray start --head` prints it), or auto",
+        ) from None
     except OSError as error:
-        raise ClusterError(Code.CLUSTER_UNAVAILABLE, f"no Ray cluster answers at {address} "
-                                                     f"({error.strerror or error}). Start one with `ray start "
-                                                     f"--head`, or check the address") from None
+        raise ClusterError(
+            Code.CLUSTER_UNAVAILABLE,
+            f"no Ray cluster answers at {address} "
+            f"({error.strerror or error}). Start one with `ray start "
+            f"--head`, or check the address",
+        ) from None
 
 
 class ClusterWorkers:
@@ -82,8 +94,10 @@ class ClusterWorkers:
         connect(address)  # says how to install Ray when it is missing
         if self.slots() < 1:
             ray.shutdown()
-            raise ClusterError(Code.CLUSTER_UNAVAILABLE, "the Ray cluster has no CPU slots: start its nodes with "
-                                                         "--num-cpus of at least 1")
+            raise ClusterError(
+                Code.CLUSTER_UNAVAILABLE,
+                "the Ray cluster has no CPU slots: start its nodes with --num-cpus of at least 1",
+            )
         self.keys = WorkerKeys.fresh()
         self.endpoint = f"tcp://{ray.util.get_node_ip_address()}:*"  # the daemon binds, then says the port
 

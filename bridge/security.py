@@ -135,5 +135,8 @@ def check_path_allowed(path: str, roots: list[str]) -> None:
         if os.path.commonpath([real, base]) == base:
             return
     allowed = ", ".join(roots) if roots else "none configured (serve --allow-root DIR)"
-    raise ProtocolError(Code.FORBIDDEN, f"remote clients may read files only under the allowed roots ({allowed}), "
-                                        f"not {path}; or send the samples inline")
+    raise ProtocolError(
+        Code.FORBIDDEN,
+        f"remote clients may read files only under the allowed roots ({allowed}), "
+        f"not {path}; or send the samples inline",
+    )

@@ -41,8 +41,16 @@ log = logging.getLogger("midibridge.daemon")
 
 
 class Supervisor:
-    def __init__(self, *, config, socket: zmq.asyncio.Socket, pool: WorkerPool, table: JobTable,
-                 cache: ResultCache, outbox: Outbox):
+    def __init__(
+        self,
+        *,
+        config,
+        socket: zmq.asyncio.Socket,
+        pool: WorkerPool,
+        table: JobTable,
+        cache: ResultCache,
+        outbox: Outbox,
+    ):
         self.config = config
         self.socket = socket
         self.pool = pool
@@ -67,8 +75,12 @@ class Supervisor:
             crowded = bool(self.table.waiting) or self.pool.busy() > 0
             self.table.start(job, worker.identity)
             self.pool.assign(worker, job.job_id)
-            header = {"region": job.region, "preset": job.preset, "tempo": job.tempo,
-                      "allow_truncated": job.allow_truncated}
+            header = {
+                "region": job.region,
+                "preset": job.preset,
+                "tempo": job.tempo,
+                "allow_truncated": job.allow_truncated,
+            }
             if crowded and self.config.threads_per_worker == 0 and len(self.pool.workers) > 1:
                 header["threads"] = 1
             buffers = job.buffers
@@ -90,8 +102,11 @@ class Supervisor:
             message = p.decode(frames, router=True, protocol_id=p.WORKER_PROTOCOL_ID)
             check_worker_message(message)
         except ProtocolError as error:
-            await self._lose(worker, Code.INTERNAL, f"its worker sent a message the daemon cannot read ({error}); "
-                                                    f"the worker was replaced")
+            await self._lose(
+                worker,
+                Code.INTERNAL,
+                f"its worker sent a message the daemon cannot read ({error}); the worker was replaced",
+            )
             return
         job = self.table.jobs.get(message.request_id) if message.request_id else None
         if job is not None and job.worker != worker.identity:
@@ -113,9 +128,12 @@ class Supervisor:
 
     async def _ready(self, worker: WorkerHandle, header: p.Header) -> None:
         if header["package_version"] != p.package_version():
-            await self._cannot_start(worker, f"node {header['node']} runs midibridge {header['package_version']}, "
-                                             f"this machine {p.package_version()}: install the same version on "
-                                             f"every node, so every region is transcribed alike")
+            await self._cannot_start(
+                worker,
+                f"node {header['node']} runs midibridge {header['package_version']}, "
+                f"this machine {p.package_version()}: install the same version on "
+                f"every node, so every region is transcribed alike",
+            )
             self.pool.replace(worker)
         else:
             self.pool.mark_ready(worker, node=header["node"])
@@ -153,12 +171,21 @@ class Supervisor:
             if job is None or job.state != JobState.RUNNING:
                 continue
             if job.attempts <= self.config.job_retries:
-                log.warning("lost the worker running %s (%s); it runs again on another (try %d of %d)",
-                            _region_name(job.region), lost.reason, job.attempts + 1, self.config.job_retries + 1)
+                log.warning(
+                    "lost the worker running %s (%s); it runs again on another (try %d of %d)",
+                    _region_name(job.region),
+                    lost.reason,
+                    job.attempts + 1,
+                    self.config.job_retries + 1,
+                )
                 self.table.requeue_first(job)
             else:
-                await self.outbox.fail(job, lost.code, f"the worker running this job {lost.reason} (pid "
-                                                       f"{worker.pid}); the daemon replaced it. Other jobs go on.")
+                await self.outbox.fail(
+                    job,
+                    lost.code,
+                    f"the worker running this job {lost.reason} (pid "
+                    f"{worker.pid}); the daemon replaced it. Other jobs go on.",
+                )
         if self.config.private:
             await self._give_up_waiting()
         self.table.expire()
@@ -169,9 +196,12 @@ class Supervisor:
         self.start_failures += 1
         ready = sum(worker.ready for worker in self.pool.workers.values())
         if self.config.private and self.start_failures > START_FAILURES * max(ready, 1):
-            await self._cannot_start(lost.worker, f"midibridge workers keep failing to start on the cluster: "
-                                                  f"{lost.reason}. Install midibridge[cluster] and its model "
-                                                  f"(`midibridge model install`) on every node")
+            await self._cannot_start(
+                lost.worker,
+                f"midibridge workers keep failing to start on the cluster: "
+                f"{lost.reason}. Install midibridge[cluster] and its model "
+                f"(`midibridge model install`) on every node",
+            )
 
     async def _give_up_waiting(self) -> None:
         """A private daemon's queued jobs fail cluster_unavailable after START_TIMEOUT_S without a ready worker."""
@@ -183,13 +213,18 @@ class Supervisor:
         if now - self.unserved_since < START_TIMEOUT_S:
             return
         for job in self.table.in_state(JobState.QUEUED):
-            await self.outbox.fail(job, Code.CLUSTER_UNAVAILABLE, f"no midibridge worker could start on the cluster "
-                                   f"within {START_TIMEOUT_S:g} s (every node that had one is gone, or its CPU slots "
-                                   f"are taken). Rerun the batch into the same directory when the cluster has room: "
-                                   f"the regions that finished are kept")
+            await self.outbox.fail(
+                job,
+                Code.CLUSTER_UNAVAILABLE,
+                f"no midibridge worker could start on the cluster "
+                f"within {START_TIMEOUT_S:g} s (every node that had one is gone, or its CPU slots "
+                f"are taken). Rerun the batch into the same directory when the cluster has room: "
+                f"the regions that finished are kept",
+            )
 
-    async def _send(self, identity: bytes, kind: str, job_id: str = "", header: p.Header | None = None,
-                    buffers=()) -> None:
+    async def _send(
+        self, identity: bytes, kind: str, job_id: str = "", header: p.Header | None = None, buffers=()
+    ) -> None:
         frames = p.encode(kind, job_id, header, buffers, protocol_id=p.WORKER_PROTOCOL_ID)
         await self.socket.send_multipart([identity, *frames], copy=False)
 
@@ -202,21 +237,31 @@ class Supervisor:
             return
         code, said = message.header["code"], message.header["message"]
         if code == Code.AUDIO_NOT_FOUND and self._unseen_there(job):
-            said += (f" (read on node {worker.node}, which does not see the file this machine sees: every node must "
-                     f"see it at the same path, or use --ship-audio to send it from here)")
+            said += (
+                f" (read on node {worker.node}, which does not see the file this machine sees: every node must "
+                f"see it at the same path, or use --ship-audio to send it from here)"
+            )
         await self.outbox.fail(job, code, said, state=JobState.CANCELLED if code == Code.CANCELLED else JobState.FAILED)
 
     def _unseen_there(self, job: Job) -> bool:
         """A file this machine sees that a worker on the cluster did not find: its node does not share the path."""
-        return (bool(self.config.cluster) and not self.config.ship_audio and "path" in job.region
-                and os.path.exists(job.region["path"]))
+        return (
+            bool(self.config.cluster)
+            and not self.config.ship_audio
+            and "path" in job.region
+            and os.path.exists(job.region["path"])
+        )
 
     async def _enforce_cancel(self, job: Job, attempt: int) -> None:
         await asyncio.sleep(self.config.cancel_timeout_s)
         worker = self.pool.workers.get(job.worker) if job.worker else None
         if job.state == JobState.RUNNING and job.attempts == attempt and worker is not None:
-            log.warning("worker %s did not stop job %s within %g s of its cancel; replaced", worker.identity.decode(),
-                        job.job_id, self.config.cancel_timeout_s)
+            log.warning(
+                "worker %s did not stop job %s within %g s of its cancel; replaced",
+                worker.identity.decode(),
+                job.job_id,
+                self.config.cancel_timeout_s,
+            )
             await self._lose(worker, Code.CANCELLED, "cancelled; its worker was stopped")
 
     async def _lose(self, worker: WorkerHandle, code: Code, message: str) -> None:

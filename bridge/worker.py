@@ -104,8 +104,15 @@ class Worker:
 
     def serve(self) -> None:
         """Run jobs until the process ends (the daemon terminates it, or the heartbeat finds the daemon gone)."""
-        self.send(W_READY, header={"pid": os.getpid(), "model_sha256": ENGINES[DEFAULT_ENGINE].weights_sha256,
-                                   "package_version": package_version(), "node": self.node})
+        self.send(
+            W_READY,
+            header={
+                "pid": os.getpid(),
+                "model_sha256": ENGINES[DEFAULT_ENGINE].weights_sha256,
+                "package_version": package_version(),
+                "node": self.node,
+            },
+        )
         while True:
             message = self.receive()
             if message is not None and message.kind == W_JOB:
@@ -140,16 +147,22 @@ class Worker:
             region = region_from_wire(job.header["region"], [] if shipped is not None else job.buffers)
             with readable(region, shipped) as read:
                 transcriber = self.transcriber_for(job.header.get("threads", 0))
-                done = transcriber.convert(read, preset=resolve_preset(job.header["preset"]),
-                                           tempo=Tempo.from_dict(job.header["tempo"]), on_progress=on_progress,
-                                           allow_truncated=job.header.get("allow_truncated", False))
-            self.send(W_RESULT, job_id, {"note_count": len(done.clip.notes)},
-                      [done.smf, clip_buffer(done.clip.to_dict())])
+                done = transcriber.convert(
+                    read,
+                    preset=resolve_preset(job.header["preset"]),
+                    tempo=Tempo.from_dict(job.header["tempo"]),
+                    on_progress=on_progress,
+                    allow_truncated=job.header.get("allow_truncated", False),
+                )
+            self.send(
+                W_RESULT, job_id, {"note_count": len(done.clip.notes)}, [done.smf, clip_buffer(done.clip.to_dict())]
+            )
         except MidibridgeError as error:
             self.send(W_ERROR, job_id, error_header(error.code, named(str(error), read, region)))
         except Exception as error:  # a job must end with an answer, whatever went wrong
-            self.send(W_ERROR, job_id, error_header(Code.INTERNAL,
-                                                    named(f"{type(error).__name__}: {error}", read, region)))
+            self.send(
+                W_ERROR, job_id, error_header(Code.INTERNAL, named(f"{type(error).__name__}: {error}", read, region))
+            )
 
 
 @contextmanager
@@ -194,23 +207,38 @@ def heartbeat(context: zmq.Context, endpoint: str, identity: bytes, keys: Worker
     os._exit(1)
 
 
-def run(endpoint: str, identity: str, *, threads: int = 0, model_path: str | None = None,
-        keys: WorkerKeys | None = None, preload: tuple[str, ...] = (), node: str | None = None) -> int:
+def run(
+    endpoint: str,
+    identity: str,
+    *,
+    threads: int = 0,
+    model_path: str | None = None,
+    keys: WorkerKeys | None = None,
+    preload: tuple[str, ...] = (),
+    node: str | None = None,
+) -> int:
     """Be a worker of the daemon at `endpoint` until the process ends, the default engine and the `preload` ones
     loaded first; `keys` when its worker socket is CURVE (a daemon whose workers are Ray actors on other machines),
     `node` what the daemon calls the machine it runs on (default: its host name)."""
     node = node or gethostname()
     context = zmq.Context()
     socket = _connect(context, endpoint, identity.encode(), keys)
-    threading.Thread(target=heartbeat, args=(context, endpoint, identity.encode(), keys), name="heartbeat",
-                     daemon=True).start()
+    threading.Thread(
+        target=heartbeat, args=(context, endpoint, identity.encode(), keys), name="heartbeat", daemon=True
+    ).start()
     try:
         transcriber = Transcriber(model_path=model_path, threads=threads)
         for engine in (DEFAULT_ENGINE, *preload):
             transcriber.engine_for(engine)
     except ModelError as error:  # without a job id: this worker cannot start
-        socket.send_multipart(encode(W_ERROR, "", error_header(
-            error.code, f"node {node} cannot run midibridge: [{error.code}] {error}"), protocol_id=WORKER_PROTOCOL_ID))
+        socket.send_multipart(
+            encode(
+                W_ERROR,
+                "",
+                error_header(error.code, f"node {node} cannot run midibridge: [{error.code}] {error}"),
+                protocol_id=WORKER_PROTOCOL_ID,
+            )
+        )
         return 1
     Worker(socket, transcriber, model_path=model_path, node=node).serve()
     return 0

@@ -68,9 +68,18 @@ class WorkerPool:
     midibridge.bridge.worker` process here, loading the `preload` engines before it is ready.
     """
 
-    def __init__(self, *, count: int, interactive: int, endpoint: str, threads: int, model_path: str | None,
-                 progress_timeout_s: float, preload: tuple[str, ...] = (),
-                 launch: Callable[[bytes], Any] | None = None):
+    def __init__(
+        self,
+        *,
+        count: int,
+        interactive: int,
+        endpoint: str,
+        threads: int,
+        model_path: str | None,
+        progress_timeout_s: float,
+        preload: tuple[str, ...] = (),
+        launch: Callable[[bytes], Any] | None = None,
+    ):
         self.count = count
         self.interactive = interactive
         self.endpoint = endpoint
@@ -97,8 +106,17 @@ class WorkerPool:
         return handle
 
     def _local_process(self, identity: bytes) -> subprocess.Popen:
-        command = [sys.executable, "-m", "midibridge.bridge.worker", "--endpoint", self.endpoint,
-                   "--identity", identity.decode(), "--threads", str(self.threads)]
+        command = [
+            sys.executable,
+            "-m",
+            "midibridge.bridge.worker",
+            "--endpoint",
+            self.endpoint,
+            "--identity",
+            identity.decode(),
+            "--threads",
+            str(self.threads),
+        ]
         if self.model_path:
             command += ["--model", self.model_path]
         for engine in self.preload:
@@ -135,16 +153,25 @@ class WorkerPool:
         lost = []
         for handle in list(self.workers.values()):
             if handle.process.poll() is not None:
-                lost.append(Lost(handle, Code.WORKER_DIED, getattr(handle.process, "failure", None)
-                                 or f"exited with status {handle.process.returncode}"))
+                lost.append(
+                    Lost(
+                        handle,
+                        Code.WORKER_DIED,
+                        getattr(handle.process, "failure", None) or f"exited with status {handle.process.returncode}",
+                    )
+                )
             elif handle.ready and now - handle.heard_s > HEARTBEAT_LIVENESS * HEARTBEAT_INTERVAL_S:
                 lost.append(Lost(handle, Code.WORKER_HUNG, f"sent no heartbeat for {now - handle.heard_s:.0f} s"))
             elif not handle.ready and now - handle.started_s > STARTUP_GRACE_S:
                 lost.append(Lost(handle, Code.WORKER_HUNG, f"did not start within {STARTUP_GRACE_S:g} s"))
             elif handle.job_id and now - handle.progress_s > self.progress_timeout_s:
-                lost.append(Lost(handle, Code.WORKER_HUNG,
-                                 f"made no progress on its job for {now - handle.progress_s:.0f} s "
-                                 f"(serve --progress-timeout)"))
+                lost.append(
+                    Lost(
+                        handle,
+                        Code.WORKER_HUNG,
+                        f"made no progress on its job for {now - handle.progress_s:.0f} s (serve --progress-timeout)",
+                    )
+                )
         for gone in lost:
             self.replace(gone.worker)
         return lost
@@ -177,5 +204,13 @@ class WorkerPool:
         handle.process.wait()
 
     def describe(self) -> list[dict]:
-        return [{"identity": h.identity.decode(), "pid": h.pid, "ready": h.ready, "job_id": h.job_id,
-                 "interactive_only": h.interactive_only} for h in self.workers.values()]
+        return [
+            {
+                "identity": h.identity.decode(),
+                "pid": h.pid,
+                "ready": h.ready,
+                "job_id": h.job_id,
+                "interactive_only": h.interactive_only,
+            }
+            for h in self.workers.values()
+        ]

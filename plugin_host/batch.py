@@ -80,8 +80,14 @@ class BatchPlan:
 class Batch:
     """Regions into `folder` (made if missing) with `preset`, at `tempo` (a session region brings its own)."""
 
-    def __init__(self, folder: str | os.PathLike, *, preset: str | None = None, tempo: Tempo = Tempo(),
-                 allow_truncated: bool = False):
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        *,
+        preset: str | None = None,
+        tempo: Tempo = Tempo(),
+        allow_truncated: bool = False,
+    ):
         from midibridge.model.presets import load_preset
 
         self.folder = Path(folder)
@@ -100,23 +106,27 @@ class Batch:
         library = resume.read_library(self.folder)
         places = resume.match(library, heads)
         names = resume.mid_names(library, places, [item.stem for item in items], folder=self.folder)
-        prints = [resume.fingerprint(item.region, tempo=item.tempo or self.tempo, preset=self.preset)
-                  for item in items]
+        prints = [resume.fingerprint(item.region, tempo=item.tempo or self.tempo, preset=self.preset) for item in items]
         index: list[dict] = [{} for _ in items]
         todo = []
         for i, place in enumerate(places):
             previous = None if place is None else library[place]
-            if previous is not None and resume.still_good(previous, fingerprint=prints[i],
-                                                          midi=self.folder / names[i],
-                                                          allow_truncated=self.allow_truncated):
+            if previous is not None and resume.still_good(
+                previous, fingerprint=prints[i], midi=self.folder / names[i], allow_truncated=self.allow_truncated
+            ):
                 index[i] = previous  # as it was, byte for byte
             else:
                 todo.append(i)
         return BatchPlan(items, heads, names, prints, index, todo, resume.merged(library, places, folder=self.folder))
 
-    def run(self, work: list[str | os.PathLike] | BatchPlan, *, backend: Backend | None = None,
-            on_progress: ProgressCallback | None = None,
-            on_result: Callable[[RegionResult], None] | None = None) -> BatchSummary:
+    def run(
+        self,
+        work: list[str | os.PathLike] | BatchPlan,
+        *,
+        backend: Backend | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_result: Callable[[RegionResult], None] | None = None,
+    ) -> BatchSummary:
         """Convert `work` (inputs, or their plan) on `backend` (plugin_host.runner: InProcess(), Daemon(),
         Cluster(address=…)); None: through the daemon when one runs (its jobs at batch priority), else in this
         process. Returns what was done; Ctrl-C and an error about the whole request are raised after index.json is
@@ -124,12 +134,16 @@ class Batch:
         plan = work if isinstance(work, BatchPlan) else self.plan(work)
         out, index, todo, heads = self.folder, plan.index, plan.todo, plan.heads
         backend = backend or runner.choose(daemon=None, priority=Priority.BATCH)
-        self.summary = BatchSummary(out, index, skipped=len(index) - len(todo), earlier=len(plan.rows) - len(index),
-                                    where=backend.where)
+        self.summary = BatchSummary(
+            out, index, skipped=len(index) - len(todo), earlier=len(plan.rows) - len(index), where=backend.where
+        )
         jobs = [runner.Job(plan.items[i].region, plan.items[i].tempo or self.tempo) for i in todo]
         # Nothing to do starts nothing: no daemon, no cluster.
-        results = backend.run(jobs, preset=self.preset_name, allow_truncated=self.allow_truncated,
-                              on_progress=on_progress) if todo else _no_results()
+        results = (
+            backend.run(jobs, preset=self.preset_name, allow_truncated=self.allow_truncated, on_progress=on_progress)
+            if todo
+            else _no_results()
+        )
         try:
             with closing(results):  # leaving early (Ctrl-C) stops what still runs, wherever it runs
                 for result in results:
@@ -141,12 +155,19 @@ class Batch:
             failed_run = isinstance(stop, MidibridgeError)
             if failed_run and not any(index[i] for i in todo):
                 raise  # nothing written: the folder stays as it was
-            ended = f"stopped before this region finished ({stop})" if failed_run else \
-                "was interrupted before this region finished"
+            ended = (
+                f"stopped before this region finished ({stop})"
+                if failed_run
+                else "was interrupted before this region finished"
+            )
             for i in todo:
-                index[i] = index[i] or {**heads[i], "error": {
-                    "code": stop.code if isinstance(stop, MidibridgeError) else Code.CANCELLED,
-                    "message": f"the batch {ended}; rerun the batch into the same directory to convert it"}}
+                index[i] = index[i] or {
+                    **heads[i],
+                    "error": {
+                        "code": stop.code if isinstance(stop, MidibridgeError) else Code.CANCELLED,
+                        "message": f"the batch {ended}; rerun the batch into the same directory to convert it",
+                    },
+                }
             write_index(out, plan.rows, index, where=backend.where)
             raise
         write_index(out, plan.rows, index, where=backend.where)
@@ -165,12 +186,26 @@ def batch_items(inputs: list[str]) -> list[BatchItem]:
         if session is not None:
             for found in session_regions(session):
                 region = found.region
-                items.append(BatchItem(str(region.path), region, found.tempo, f"{found.track}-{found.name}",
-                                       {"session": str(session), "track": found.track, "region": found.name,
-                                        "start_s": region.start_s, "source_duration_s": region.duration_s}))
+                items.append(
+                    BatchItem(
+                        str(region.path),
+                        region,
+                        found.tempo,
+                        f"{found.track}-{found.name}",
+                        {
+                            "session": str(session),
+                            "track": found.track,
+                            "region": found.name,
+                            "start_s": region.start_s,
+                            "source_duration_s": region.duration_s,
+                        },
+                    )
+                )
         elif item.is_dir():
-            items += [BatchItem(str(p), Region.from_file(p), None, p.stem, {}) for p in
-                      sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())]
+            items += [
+                BatchItem(str(p), Region.from_file(p), None, p.stem, {})
+                for p in sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            ]
         else:  # a missing or odd file becomes that region's error, not the whole batch's
             items.append(BatchItem(str(item), Region.from_file(item), None, item.stem, {}))
     return items
@@ -179,17 +214,24 @@ def batch_items(inputs: list[str]) -> list[BatchItem]:
 def make_folder(out: Path) -> None:
     """A batch's directory, made if needed and writable, before anything else is read or written."""
     if out.exists() and not out.is_dir():
-        raise ClientError(Code.OUTPUT_NOT_A_DIRECTORY, f"{out} is a file, not a directory: -o names the directory "
-                                                       f"the .mid files, index.json and index.html go into. Give a "
-                                                       f"new or existing directory, e.g. -o midi")
+        raise ClientError(
+            Code.OUTPUT_NOT_A_DIRECTORY,
+            f"{out} is a file, not a directory: -o names the directory "
+            f"the .mid files, index.json and index.html go into. Give a "
+            f"new or existing directory, e.g. -o midi",
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ClientError(Code.OUTPUT_UNWRITABLE, f"cannot make the directory {out}: {error.strerror}. Give -o a "
-                                                  f"directory you can write to.") from error
+        raise ClientError(
+            Code.OUTPUT_UNWRITABLE,
+            f"cannot make the directory {out}: {error.strerror}. Give -o a directory you can write to.",
+        ) from error
     if not os.access(out, os.W_OK | os.X_OK):
-        raise ClientError(Code.OUTPUT_UNWRITABLE, f"cannot write into the directory {out}: permission denied. Give "
-                                                  f"-o a directory you can write to.")
+        raise ClientError(
+            Code.OUTPUT_UNWRITABLE,
+            f"cannot write into the directory {out}: permission denied. Give -o a directory you can write to.",
+        )
 
 
 def entry_head(item: BatchItem) -> dict:
@@ -215,8 +257,15 @@ def record(head: dict, midi: Path, result: RegionResult, *, fingerprint: dict) -
     assert clip is not None and smf is not None, "a region without an error has its clip and MIDI file"
     write_file(midi, smf, whole=True)
     truncated = {} if clip.truncated_at_s is None else {"truncated_at_s": clip.truncated_at_s}
-    return {**head, "midi": str(midi), "position_s": clip.position_s, "duration_s": clip.duration_s,
-            **truncated, "notes": len(clip.notes), **fingerprint}
+    return {
+        **head,
+        "midi": str(midi),
+        "position_s": clip.position_s,
+        "duration_s": clip.duration_s,
+        **truncated,
+        "notes": len(clip.notes),
+        **fingerprint,
+    }
 
 
 def write_index(out: Path, rows: list[int | dict], index: list[dict], *, where: str) -> None:
@@ -251,5 +300,6 @@ def write_file(path: Path, data: bytes, *, whole: bool = False) -> None:
     except OSError as error:
         if whole:
             target.unlink(missing_ok=True)
-        raise ClientError(Code.OUTPUT_UNWRITABLE, f"cannot write {path}: {error.strerror}. Choose another path.") \
-            from error
+        raise ClientError(
+            Code.OUTPUT_UNWRITABLE, f"cannot write {path}: {error.strerror}. Choose another path."
+        ) from error

@@ -47,16 +47,22 @@ def read_requests(path: Path) -> list[HostRegion]:
             continue
         values = line.split("\t")
         if len(values) != len(FIELDS):
-            raise OptionError(Code.INVALID_REQUEST,
-                              f"{path}:{number}: {len(values)} fields; a request line has {len(FIELDS)} "
-                              f"tab-separated fields: {' '.join(FIELDS)}")
+            raise OptionError(
+                Code.INVALID_REQUEST,
+                f"{path}:{number}: {len(values)} fields; a request line has {len(FIELDS)} "
+                f"tab-separated fields: {' '.join(FIELDS)}",
+            )
         try:
             id_, source, start, duration, position, bpm, beats_per_bar, bar_offset = values
-            requests.append(HostRegion(int(id_), Region.from_file(source, start_s=float(start),
-                                                                  duration_s=float(duration),
-                                                                  position_s=float(position)),
-                                       Tempo(bpm=float(bpm), beats_per_bar=float(beats_per_bar),
-                                             bar_offset_beats=float(bar_offset))))
+            requests.append(
+                HostRegion(
+                    int(id_),
+                    Region.from_file(
+                        source, start_s=float(start), duration_s=float(duration), position_s=float(position)
+                    ),
+                    Tempo(bpm=float(bpm), beats_per_bar=float(beats_per_bar), bar_offset_beats=float(bar_offset)),
+                )
+            )
         except (ValueError, ModelError) as error:  # a number that is not one, or a region or tempo that cannot be
             raise OptionError(Code.INVALID_REQUEST, f"{path}:{number}: {error}") from error
     return requests
@@ -71,8 +77,12 @@ def transcribe(requests: list[HostRegion], *, preset: str | None, backend: Backe
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         lines.say(f"STATUS {state.now()[1]}")
-        with _Ticker(lines, state), closing(backend.run([Job(r.region, r.tempo) for r in requests], preset=preset,
-                                                        on_progress=state.update)) as results:
+        with (
+            _Ticker(lines, state),
+            closing(
+                backend.run([Job(r.region, r.tempo) for r in requests], preset=preset, on_progress=state.update)
+            ) as results,
+        ):
             for result in results:
                 state.done(result)
                 lines.say(*answer_lines(requests[result.index].id, result))
@@ -143,8 +153,11 @@ class _State:
         running = self.overall.total - self.overall.finished - len(self.waiting)
         if self.waiting and not running:
             ahead = min(self.waiting.values())
-            self.status = (f"waiting: {ahead} job{'s' if ahead != 1 else ''} ahead" if ahead else
-                           "waiting for the daemon to finish a job")
+            self.status = (
+                f"waiting: {ahead} job{'s' if ahead != 1 else ''} ahead"
+                if ahead
+                else "waiting for the daemon to finish a job"
+            )
         else:
             self.status = f"transcribing: {self.overall.finished} of {self.overall.total} done"
 
@@ -190,7 +203,10 @@ def answer_lines(region_id: int, result: RegionResult) -> list[str]:
     for note, (channel, bent) in zip(notes, note_channels(result.clip)):
         lines.append(f"N {region_id} {note.start_s:.6f} {note.end_s:.6f} {note.pitch} {note.velocity} {channel}")
         if bent and note.bends:
-            lines += [f"B {region_id} {channel} {max(b.time_s, note.start_s):.6f} {b.semitones:.6f}"
-                      for b in note.bends if b.time_s < note.end_s]
+            lines += [
+                f"B {region_id} {channel} {max(b.time_s, note.start_s):.6f} {b.semitones:.6f}"
+                for b in note.bends
+                if b.time_s < note.end_s
+            ]
             lines.append(f"B {region_id} {channel} {note.end_s:.6f} 0")
     return lines

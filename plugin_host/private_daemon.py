@@ -31,9 +31,13 @@ def private_daemon(*options: str) -> Iterator[str]:
     """The endpoint of a `midibridge serve --private OPTIONS` that serves for as long as the `with` block runs."""
     folder = tempfile.mkdtemp(prefix="midibridge-")  # 0700: nobody else reaches the socket in it
     endpoint = f"ipc://{folder}/daemon.sock"
-    process = subprocess.Popen([sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--private",
-                                "--endpoint", endpoint, *options], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               start_new_session=True, cwd=folder)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--private", "--endpoint", endpoint, *options],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+        cwd=folder,
+    )
     lifeline, said = process.stdin, process.stdout
     assert lifeline is not None and said is not None, "both are pipes"
     try:
@@ -60,5 +64,7 @@ def _wait_until_serving(process: subprocess.Popen, stdout: IO[bytes]) -> None:
         return
     if "code" in report:
         raise ClientError(report["code"], report["message"])
-    raise DaemonUnavailable(f"the midibridge daemon started for this command exited (status {process.wait()}) "
-                            f"before it served; what it said is above")
+    raise DaemonUnavailable(
+        f"the midibridge daemon started for this command exited (status {process.wait()}) "
+        f"before it served; what it said is above"
+    )

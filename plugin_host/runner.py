@@ -40,8 +40,14 @@ class Backend(Protocol):
         """Where it runs, for people: "in-process", "daemon", "on the Ray cluster at HOST:PORT"."""
         ...
 
-    def run(self, jobs: list[Job], *, preset: str | None = None, allow_truncated: bool = False,
-            on_progress: ProgressCallback | None = None) -> Generator[RegionResult, None, None]:
+    def run(
+        self,
+        jobs: list[Job],
+        *,
+        preset: str | None = None,
+        allow_truncated: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> Generator[RegionResult, None, None]:
         """Transcribe `jobs` with `preset` (a name or a preset file; None: the default); `allow_truncated`: see
         model.pipeline.Transcriber.transcribe. Closing the iterator early stops what still runs."""
         ...
@@ -66,8 +72,14 @@ class InProcess:
     def where(self) -> str:
         return "in-process"
 
-    def run(self, jobs: list[Job], *, preset: str | None = None, allow_truncated: bool = False,
-            on_progress: ProgressCallback | None = None) -> Generator[RegionResult, None, None]:
+    def run(
+        self,
+        jobs: list[Job],
+        *,
+        preset: str | None = None,
+        allow_truncated: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> Generator[RegionResult, None, None]:
         from midibridge.model.errors import ModelError
         from midibridge.model.pipeline import Transcriber
         from midibridge.model.presets import resolve_preset
@@ -83,8 +95,9 @@ class InProcess:
                     on_progress(Progress(index, job_id, stage, fraction))
 
             try:
-                done = transcriber.convert(job.region, preset=chosen, tempo=job.tempo, on_progress=progress,
-                                           allow_truncated=allow_truncated)
+                done = transcriber.convert(
+                    job.region, preset=chosen, tempo=job.tempo, on_progress=progress, allow_truncated=allow_truncated
+                )
             except ModelError as error:
                 yield RegionResult(index, job_id, error=ClientError(error.code, str(error), job_id=job_id))
                 continue
@@ -103,16 +116,27 @@ class Daemon:
     def where(self) -> str:
         return "daemon" if self.endpoint is None else f"daemon at {self.endpoint}"
 
-    def run(self, jobs: list[Job], *, preset: str | None = None, allow_truncated: bool = False,
-            on_progress: ProgressCallback | None = None) -> Generator[RegionResult, None, None]:
+    def run(
+        self,
+        jobs: list[Job],
+        *,
+        preset: str | None = None,
+        allow_truncated: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> Generator[RegionResult, None, None]:
         from .client import Client, ensure_daemon  # ZeroMQ only when it is used
 
         if self.endpoint is None:
             ensure_daemon()
         with Client(self.endpoint) as client:
-            yield from client.batch([job.region for job in jobs], preset=_for_the_wire(preset),
-                                    tempo=[job.tempo for job in jobs], priority=self.priority,
-                                    allow_truncated=allow_truncated, on_progress=on_progress)
+            yield from client.batch(
+                [job.region for job in jobs],
+                preset=_for_the_wire(preset),
+                tempo=[job.tempo for job in jobs],
+                priority=self.priority,
+                allow_truncated=allow_truncated,
+                on_progress=on_progress,
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,8 +153,14 @@ class Cluster:
     def where(self) -> str:
         return f"on the Ray cluster at {self.address}"
 
-    def run(self, jobs: list[Job], *, preset: str | None = None, allow_truncated: bool = False,
-            on_progress: ProgressCallback | None = None) -> Generator[RegionResult, None, None]:
+    def run(
+        self,
+        jobs: list[Job],
+        *,
+        preset: str | None = None,
+        allow_truncated: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> Generator[RegionResult, None, None]:
         from midibridge.model.presets import load_preset
 
         from .private_daemon import private_daemon
@@ -138,8 +168,19 @@ class Cluster:
         if not jobs:
             return
         engine = load_preset(preset).engine  # every worker loads it before it is ready: a node that cannot, says so
-        options = ["--cluster", self.address, "--workers", str(len(jobs)), "--interactive-workers", "0",
-                   "--grace", "0", "--preload", engine, *(["--ship-audio"] if self.ship_audio else [])]
+        options = [
+            "--cluster",
+            self.address,
+            "--workers",
+            str(len(jobs)),
+            "--interactive-workers",
+            "0",
+            "--grace",
+            "0",
+            "--preload",
+            engine,
+            *(["--ship-audio"] if self.ship_audio else []),
+        ]
         # Longest first: the last regions to finish are short ones, so no slot idles long at the end of the run.
         order = sorted(range(len(jobs)), key=lambda i: -_work_estimate(jobs[i].region))
 
@@ -149,7 +190,8 @@ class Cluster:
 
         with private_daemon(*options) as endpoint:
             for result in Daemon(priority=Priority.BATCH, endpoint=endpoint).run(
-                    [jobs[i] for i in order], preset=preset, allow_truncated=allow_truncated, on_progress=progress):
+                [jobs[i] for i in order], preset=preset, allow_truncated=allow_truncated, on_progress=progress
+            ):
                 if result.error is not None and result.error.code == Code.CLUSTER_MISMATCH:
                     raise result.error  # a node cannot run midibridge alike: the whole run stops, as it started
                 yield replace(result, index=order[result.index])

@@ -46,8 +46,11 @@ def test_converting_a_region_again_replaces_its_midi_region_in_one_undo_step(dae
     again = convert(daemon, session, "--tracks", "Bass")
 
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "Bass\t1.000000 s\t" in again.stdout and "; replaced the MIDI region an earlier run made from it" in \
-        again.stdout and "one Edit > Undo in Ardour brings back what it replaced" in again.stdout
+    assert (
+        "Bass\t1.000000 s\t" in again.stdout
+        and "; replaced the MIDI region an earlier run made from it" in again.stdout
+        and "one Edit > Undo in Ardour brings back what it replaced" in again.stdout
+    )
     found = read_session(session)
     [audio] = found["audio"]
     [midi] = found["midi"]
@@ -58,8 +61,9 @@ def test_converting_a_region_again_replaces_its_midi_region_in_one_undo_step(dae
     assert bends and len(smf_bends(mido.MidiFile(midi["smf"]))) == len(bends), "and its own bends only"
     [now] = midi_region_ids(session)
     assert undo_steps(session) == [("midibridge: audio to MIDI", 1)]
-    assert undo_region_changes(session) == [([now], [earlier])], \
+    assert undo_region_changes(session) == [([now], [earlier])], (
         "one undo step removes the new region and brings the first run's back"
+    )
 
 
 def test_keep_previous_keeps_the_earlier_region_beside_the_new_one_each_with_its_own_notes(daemon, tmp_path):
@@ -106,8 +110,12 @@ def test_a_drum_region_lands_on_a_drums_track_with_its_notes_on_channel_10(daemo
 def test_an_installed_action_works_from_its_dumped_factory_alone_as_ardour_keeps_it(daemon, tmp_path):
     rate = 48000
     session = make_session(tmp_path / "session", rate, [Placed("Keys", take(tmp_path, rate), 3.5, 1.25, 4.0)])
-    installed = subprocess.run([MIDIBRIDGE, "install", "ardour", "--scripts-dir", str(tmp_path / "scripts")],
-                               capture_output=True, text=True, check=True)
+    installed = subprocess.run(
+        [MIDIBRIDGE, "install", "ardour", "--scripts-dir", str(tmp_path / "scripts")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "Script Manager" in installed.stdout
     for script in (tmp_path / "scripts").glob("*.lua"):
         description = script.read_text().split("description = [[")[1].split("]]")[0]
@@ -121,7 +129,7 @@ def test_an_installed_action_works_from_its_dumped_factory_alone_as_ardour_keeps
 
     assert "DIALOG midibridge: report\nConverted 1 of 1 region(s)." in ran.stdout, ran.stdout
     # 3.5 s at 96 bpm is 5.6 beats: bar 2, beat 2 and 0.6 of 1920 ticks.
-    assert 'Keys take  (track Keys)\n    at bar 2|2|1152 = 3.500 s:  ' in ran.stdout
+    assert "Keys take  (track Keys)\n    at bar 2|2|1152 = 3.500 s:  " in ran.stdout
     assert ' notes → track "Keys MIDI"' in ran.stdout
     assert "EDITOR redo 1" in ran.stdout, "Undo is made clickable in the editor"
     [audio] = (found := read_session(session))["audio"]
@@ -131,16 +139,19 @@ def test_an_installed_action_works_from_its_dumped_factory_alone_as_ardour_keeps
 
     again = action_slots("run", state, 1, session, "session", env=daemon.env)
 
-    assert "DIALOG midibridge: report\nConverted 1 of 1 region(s).  Edit › Undo removes them all and brings back " \
-           "what they replaced." in again.stdout, again.stdout
+    assert (
+        "DIALOG midibridge: report\nConverted 1 of 1 region(s).  Edit › Undo removes them all and brings back "
+        "what they replaced." in again.stdout
+    ), again.stdout
     assert ' notes → track "Keys MIDI", replacing the region an earlier run made from it' in again.stdout
     assert len(read_session(session)["midi"]) == 1
 
 
 def test_an_action_that_fails_says_why_and_stays_in_its_slot(daemon, tmp_path):
     session = make_session(tmp_path / "session", 48000, [Placed("Keys", take(tmp_path, 48000), 0.0, 0.0, 4.0)])
-    subprocess.run([MIDIBRIDGE, "install", "ardour", "--scripts-dir", str(tmp_path / "scripts")], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [MIDIBRIDGE, "install", "ardour", "--scripts-dir", str(tmp_path / "scripts")], check=True, capture_output=True
+    )
     state = tmp_path / "ui_scripts.lua"
     action_slots("write", state, 1, tmp_path / "scripts" / "midibridge_convert_selected.lua", "default")
 

@@ -23,8 +23,16 @@ RATE_HZ = 44100
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 
 
-def tone(midi_pitch, seconds: float, *, vibrato_cents: float = 0.0, amplitude: float = 0.4,
-         attack_s: float = 0.02, decay_to: float = 1.0, harmonics: int = 8) -> np.ndarray:
+def tone(
+    midi_pitch,
+    seconds: float,
+    *,
+    vibrato_cents: float = 0.0,
+    amplitude: float = 0.4,
+    attack_s: float = 0.02,
+    decay_to: float = 1.0,
+    harmonics: int = 8,
+) -> np.ndarray:
     """(n,) float32: a harmonic tone whose pitch follows `midi_pitch` (a number, or one value per sample), with a
     5.5 Hz vibrato of ±vibrato_cents, an attack, a decay to `decay_to` of its level and a 20 ms release."""
     n = int(seconds * RATE_HZ)
@@ -55,8 +63,12 @@ def with_decode(name: str, **decode) -> Preset:
 
 
 def test_a_vibrato_of_50_cents_stays_one_note_carried_by_bends(transcriber, tmp_path):
-    clip, read_back, midi = convert(transcriber, np.concatenate([silence(0.3), tone(69, 2.0, vibrato_cents=50),
-                                                                 silence(0.3)]), tmp_path / "vibrato.flac", "vocal")
+    clip, read_back, midi = convert(
+        transcriber,
+        np.concatenate([silence(0.3), tone(69, 2.0, vibrato_cents=50), silence(0.3)]),
+        tmp_path / "vibrato.flac",
+        "vocal",
+    )
 
     assert [n.pitch for n in clip.notes] == [69]
     note = clip.notes[0]
@@ -72,8 +84,9 @@ def test_a_vibrato_of_50_cents_stays_one_note_carried_by_bends(transcriber, tmp_
 
 @pytest.mark.parametrize("glides, pitches", [("split", [69, 71]), ("bend", [69])])
 def test_a_glide_is_two_notes_or_one_bent_note_as_the_preset_says(transcriber, tmp_path, glides, pitches):
-    curve = np.concatenate([np.full(int(0.6 * RATE_HZ), 69.0), np.linspace(69, 71, int(0.15 * RATE_HZ)),
-                            np.full(int(0.6 * RATE_HZ), 71.0)])
+    curve = np.concatenate(
+        [np.full(int(0.6 * RATE_HZ), 69.0), np.linspace(69, 71, int(0.15 * RATE_HZ)), np.full(int(0.6 * RATE_HZ), 71.0)]
+    )
     audio = np.concatenate([silence(0.3), tone(curve, len(curve) / RATE_HZ), silence(0.3)])
 
     clip, read_back, _ = convert(transcriber, audio, tmp_path / "glide.flac", with_decode("lead", glides=glides))
@@ -86,8 +99,9 @@ def test_a_glide_is_two_notes_or_one_bent_note_as_the_preset_says(transcriber, t
 
 
 def test_repeated_notes_of_one_pitch_are_separate(transcriber, tmp_path):
-    audio = np.concatenate([silence(0.3)] + [tone(64, 0.3, attack_s=0.005, decay_to=0.3) for _ in range(4)]
-                           + [silence(0.3)])
+    audio = np.concatenate(
+        [silence(0.3)] + [tone(64, 0.3, attack_s=0.005, decay_to=0.3) for _ in range(4)] + [silence(0.3)]
+    )
 
     clip, read_back, _ = convert(transcriber, audio, tmp_path / "repeated.flac", "lead")
 
@@ -117,8 +131,11 @@ def test_an_engine_that_does_not_exist_is_refused_before_any_audio_is_read(tmp_p
 
     with pytest.raises(OptionError, match=r"\[engine\]: name must be one of 'basic-pitch', 'swift-f0'.*'crepe'"):
         load_preset(str(preset))
-    done = subprocess.run([MIDIBRIDGE, "convert", tmp_path / "no-such-file.wav", "--preset", preset,
-                           "--in-process"], capture_output=True, text=True)
+    done = subprocess.run(
+        [MIDIBRIDGE, "convert", tmp_path / "no-such-file.wav", "--preset", preset, "--in-process"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1 and "[invalid_preset]" in done.stderr and "crepe" in done.stderr
 
 
@@ -130,15 +147,21 @@ def test_decode_options_name_the_key_and_what_is_allowed():
 
 
 def test_convert_vocal_through_the_daemon_writes_exactly_the_in_process_midi(tmp_path):
-    line = np.concatenate([silence(0.3), tone(62, 0.5, vibrato_cents=30), tone(65, 0.5), tone(64, 0.8,
-                                                                                               vibrato_cents=40),
-                           silence(0.3)])
+    line = np.concatenate(
+        [silence(0.3), tone(62, 0.5, vibrato_cents=30), tone(65, 0.5), tone(64, 0.8, vibrato_cents=40), silence(0.3)]
+    )
     audio = write_audio(tmp_path / "sung.flac", line, RATE_HZ)
     daemon = DaemonProcess(tmp_path / "home")
     try:
-        runs = [subprocess.run([MIDIBRIDGE, "convert", audio, "--preset", "vocal", "-o", tmp_path / f"{how}.mid",
-                                f"--{how}"], capture_output=True, text=True, env=daemon.env)
-                for how in ("daemon", "in-process")]
+        runs = [
+            subprocess.run(
+                [MIDIBRIDGE, "convert", audio, "--preset", "vocal", "-o", tmp_path / f"{how}.mid", f"--{how}"],
+                capture_output=True,
+                text=True,
+                env=daemon.env,
+            )
+            for how in ("daemon", "in-process")
+        ]
         with daemon.client() as client:
             assert client.status()["counts"]["done"] == 1, "the first went through the daemon"
     finally:
@@ -150,8 +173,9 @@ def test_convert_vocal_through_the_daemon_writes_exactly_the_in_process_midi(tmp
 
 
 def test_the_daw_line_protocol_carries_a_vocal_notes_and_bends(tmp_path):
-    audio = write_audio(tmp_path / "sung.flac", np.concatenate([silence(0.3), tone(69, 1.5, vibrato_cents=50),
-                                                                silence(0.3)]), RATE_HZ)
+    audio = write_audio(
+        tmp_path / "sung.flac", np.concatenate([silence(0.3), tone(69, 1.5, vibrato_cents=50), silence(0.3)]), RATE_HZ
+    )
     requests = tmp_path / "regions.tsv"
     requests.write_text(f"1\t{audio}\t0.0\t2.1\t4.0\t120.0\t4.0\t0.0\n")
 
@@ -168,7 +192,7 @@ def test_a_long_streamed_region_keeps_memory_bounded(transcriber):
     """Memory is one 30 s model window plus a few floats per 16 ms frame: four times the audio adds far less
     memory than the audio itself, which arrives one chunk at a time and is never held."""
     engine = transcriber.engine_for("swift-f0")
-    chunk = tone(57, 2.0, vibrato_cents=30)[:int(2.0 * engine.sample_rate_hz)]  # any signal will do
+    chunk = tone(57, 2.0, vibrato_cents=30)[: int(2.0 * engine.sample_rate_hz)]  # any signal will do
 
     options = load_preset("lead").decode
     short, long = (streamed_peak_bytes(engine, chunk, options, minutes=m) for m in (1, 4))
@@ -186,8 +210,9 @@ def test_progress_reports_inference_and_a_raise_cancels(transcriber):
 
     samples = np.zeros(int(70 * engine.sample_rate_hz), np.float32)
     with pytest.raises(KeyboardInterrupt):
-        engine.notes(iter([samples]), n_samples=len(samples), options=load_preset("lead").decode,
-                     on_progress=stop_after_first)
+        engine.notes(
+            iter([samples]), n_samples=len(samples), options=load_preset("lead").decode, on_progress=stop_after_first
+        )
     assert seen == [("infer", pytest.approx(30 / 70, abs=0.01))], "stopped after the first 30 s model run"
 
 

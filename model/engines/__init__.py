@@ -48,8 +48,9 @@ class Engine(Protocol):
     sample_rate_hz: float
     hop_samples: int
 
-    def notes(self, samples: Iterable, *, n_samples: int, options,
-              on_progress: ProgressCallback | None) -> tuple[Note, ...]: ...
+    def notes(
+        self, samples: Iterable, *, n_samples: int, options, on_progress: ProgressCallback | None
+    ) -> tuple[Note, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,24 @@ class EngineKind:
 
 DEFAULT_ENGINE = "basic-pitch"
 ENGINES: dict[str, EngineKind] = {
-    "basic-pitch": EngineKind("Spotify's Basic Pitch: polyphonic, any pitched instrument", BasicPitchOptions,
-                              ".basic_pitch.engine:BasicPitch", basic_pitch_weights),
-    "swift-f0": EngineKind("SwiftF0: one melodic line (voice, wind, brass, bowed strings, bass), continuous bends",
-                           SwiftF0Options, ".swift_f0.engine:SwiftF0", swift_f0_weights),
-    "drums": EngineKind("Drums: kick, snare, hi-hats (toms, cymbals rarely), one GM drum note per hit",
-                        DrumOptions, ".drums.engine:Drums", drums_weights, drums=True,
-                        resample_quality="WindowedSinc32"),
+    "basic-pitch": EngineKind(
+        "Spotify's Basic Pitch: polyphonic, any pitched instrument",
+        BasicPitchOptions,
+        ".basic_pitch.engine:BasicPitch",
+        basic_pitch_weights,
+    ),
+    "swift-f0": EngineKind(
+        "SwiftF0: one melodic line (voice, wind, brass, bowed strings, bass), continuous bends",
+        SwiftF0Options,
+        ".swift_f0.engine:SwiftF0",
+        swift_f0_weights,
+    ),
+    "drums": EngineKind(
+        "Drums: kick, snare, hi-hats (toms, cymbals rarely), one GM drum note per hit",
+        DrumOptions,
+        ".drums.engine:Drums",
+        drums_weights,
+        drums=True,
+        resample_quality="WindowedSinc32",
+    ),
 }

@@ -32,16 +32,22 @@ def verified(path: Path, *, sha256: str, what: str, source: str, fix: str) -> Pa
         raise WeightsError(Code.MODEL_MISSING, f"{what} {path} cannot be read ({error.strerror}): {fix}.") from error
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
-        raise WeightsError(Code.MODEL_CORRUPT,
-                           f"{what} {path} ({len(data):,} bytes) has SHA-256 {digest}, expected {sha256} ({source}): "
-                           f"the file is corrupt or another version; {fix}.")
+        raise WeightsError(
+            Code.MODEL_CORRUPT,
+            f"{what} {path} ({len(data):,} bytes) has SHA-256 {digest}, expected {sha256} ({source}): "
+            f"the file is corrupt or another version; {fix}.",
+        )
     return path
 
 
 def describe(path: Path) -> dict:
     """The file's path and hash, and for an ONNX graph its inputs and outputs (name, type, shape)."""
-    described: dict[str, Any] = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                 "inputs": [], "outputs": []}
+    described: dict[str, Any] = {
+        "path": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "inputs": [],
+        "outputs": [],
+    }
     if path.suffix == ".onnx":
         import onnxruntime  # only here: the rest of this module is read without it
 

@@ -35,6 +35,7 @@ if FAULT and "midibridge.bridge.worker" in sys.orig_argv:
         return len(frames) > 3 and frames[1] in (b"result", b"error")
 
     if FAULT == "garbled_result":
+
         def garbling(self, frames, *args, **kwargs):
             if answers(frames) and frames[1] == b"result":
                 frames = [*frames[:3], b"{not json", *frames[4:]]
@@ -93,6 +94,7 @@ if FAULT.startswith("hold_on_node:") and any(arg.endswith("default_worker.py") f
             while (control / "hold").exists() and not (control / "held").exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
             return convert(self, region, *args, **kwargs)
+
         return convert_or_hold
 
     def refusing(engine_for):
@@ -106,6 +108,7 @@ if FAULT.startswith("hold_on_node:") and any(arg.endswith("default_worker.py") f
 
                 raise WeightsError("model_missing", f"{name}'s weights are not installed on this node (a test's fault)")
             return engine_for(self, name, *args, **kwargs)
+
         return engine_for_unless_refused
 
     class PatchPipeline(importlib.abc.MetaPathFinder):

@@ -98,8 +98,7 @@ class Model:
     session: a process loads the model once, however many it makes.
     """
 
-    def __init__(self, path: str | Path | None = None, *, threads: int = 0,
-                 batch_windows: int = DEFAULT_BATCH_WINDOWS):
+    def __init__(self, path: str | Path | None = None, *, threads: int = 0, batch_windows: int = DEFAULT_BATCH_WINDOWS):
         self.path = find_weights(path)
         self.batch_windows = batch_windows
         self._session = _session(self.path, threads)
@@ -111,8 +110,9 @@ class Model:
         results = self._session.run(self._output_names, {ONNX_INPUT: windows[:, :, np.newaxis]})
         return dict(zip(ONNX_OUTPUTS, results))
 
-    def activations(self, audio: Iterable[np.ndarray], *, expected_samples: int,
-                    on_progress: ProgressCallback | None = None) -> Activations:
+    def activations(
+        self, audio: Iterable[np.ndarray], *, expected_samples: int, on_progress: ProgressCallback | None = None
+    ) -> Activations:
         """Run the model over mono chunks at SAMPLE_RATE_HZ and return every frame inside the audio.
 
         `expected_samples` sizes buffers and progress; the audio's true length wins.
@@ -149,8 +149,10 @@ def _session(path: Path, threads: int) -> onnxruntime.InferenceSession:
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:
-        raise WeightsError(Code.MODEL_CORRUPT, f"onnxruntime cannot load {path}: {error}. Reinstall it with "
-                                               f"`midibridge model install --force`.") from error
+        raise WeightsError(
+            Code.MODEL_CORRUPT,
+            f"onnxruntime cannot load {path}: {error}. Reinstall it with `midibridge model install --force`.",
+        ) from error
 
 
 class _Counter:
@@ -179,7 +181,7 @@ class _GrowingRows:
             grown = np.empty((max(end, 2 * self._data.shape[0]), self._data.shape[1]), dtype=np.float32)
             grown[: self._n_rows] = self._data[: self._n_rows]
             self._data = grown
-        self._data[self._n_rows:end] = rows
+        self._data[self._n_rows : end] = rows
         self._n_rows = end
 
     def rows(self, n_rows: int) -> np.ndarray:
@@ -202,14 +204,14 @@ def cut_windows(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         buffer = np.concatenate([buffer, chunk])
         while window * HOP_SAMPLES + WINDOW_SAMPLES <= buffer_start + buffer.shape[0]:
             offset = window * HOP_SAMPLES - buffer_start
-            yield buffer[offset:offset + WINDOW_SAMPLES]
+            yield buffer[offset : offset + WINDOW_SAMPLES]
             window += 1
         consumed = window * HOP_SAMPLES - buffer_start
         buffer = buffer[consumed:]
         buffer_start += consumed
     while window * HOP_SAMPLES < n_audio:
         offset = window * HOP_SAMPLES - buffer_start
-        yield buffer[offset:offset + WINDOW_SAMPLES]  # shorter than a window: fill_batches pads it
+        yield buffer[offset : offset + WINDOW_SAMPLES]  # shorter than a window: fill_batches pads it
         window += 1
 
 
@@ -219,7 +221,7 @@ def fill_batches(windows: Iterator[np.ndarray], batch: np.ndarray) -> Iterator[i
     filled = 0
     for window in windows:
         batch[filled, : window.shape[0]] = window
-        batch[filled, window.shape[0]:] = 0.0
+        batch[filled, window.shape[0] :] = 0.0
         filled += 1
         if filled == batch.shape[0]:
             yield filled

@@ -117,8 +117,15 @@ def _installed_package_weights() -> Path | None:
 
 def _download_wheel(directory: Path) -> Path:
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        f"basic-pitch=={BASIC_PITCH_VERSION}", "--dest", str(directory),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        f"basic-pitch=={BASIC_PITCH_VERSION}",
+        "--dest",
+        str(directory),
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     wheels = sorted(directory.glob("basic_pitch-*.whl"))

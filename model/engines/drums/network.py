@@ -16,7 +16,7 @@ import numpy as np
 @dataclass(frozen=True)
 class DrumModel:
     networks: tuple[dict[str, np.ndarray], ...]  # float32 arrays by layer name ("mean", "std", "W0", "b0", …)
-    kick_templates: np.ndarray                    # (B, G) float64, columns sum to 1
+    kick_templates: np.ndarray  # (B, G) float64, columns sum to 1
 
 
 def load_model(path: Path) -> DrumModel:
@@ -28,8 +28,7 @@ def load_model(path: Path) -> DrumModel:
         if not key.startswith("nmf."):
             net, _, layer = key.rpartition(".")
             networks.setdefault(net, {})[layer] = value.astype(np.float32)
-    return DrumModel(tuple(networks[name] for name in sorted(networks)),
-                     stored["nmf.templates"].astype(np.float64))
+    return DrumModel(tuple(networks[name] for name in sorted(networks)), stored["nmf.templates"].astype(np.float64))
 
 
 def activations(stacked: np.ndarray, model: DrumModel) -> np.ndarray:

@@ -69,8 +69,9 @@ def decode_notes(frames: Frames, options: SwiftF0Options) -> tuple[Note, ...]:
     for s0, s1 in zip(segments, segments[1:]):  # one note at a time
         s0[1] = min(s0[1], s1[0])
     smooth = _running_median(pitch, 3)
-    return tuple(_note(a, b, p, pitch, smooth, sounding, loudness, a in glided, options)
-                 for a, b, p in segments if b > a)
+    return tuple(
+        _note(a, b, p, pitch, smooth, sounding, loudness, a in glided, options) for a, b, p in segments if b > a
+    )
 
 
 def _frames(ms: float) -> int:
@@ -175,7 +176,7 @@ def _to_valleys(segments: list[Segment], loudness: np.ndarray, window: int) -> N
         lo = max(s0[0] + 1, j - window)
         if j - lo >= 2:
             k = _last_min(loudness, lo, j + 1)
-            if k < j and loudness[lo:j + 1].max() - loudness[k] >= VALLEY_MIN_DB:
+            if k < j and loudness[lo : j + 1].max() - loudness[k] >= VALLEY_MIN_DB:
                 s0[1] = s1[0] = k
 
 
@@ -187,14 +188,17 @@ def _to_partial_rise(segments: list[Segment], semitone_db: np.ndarray, min_lengt
         p, q = s0[2], s1[2]
         if s0[1] != s1[0] or p == q:
             continue
-        own = [q + h - SEMITONE_LOWEST for h in HARMONIC_SEMITONES
-               if all(abs(q + h - p - g) >= 1 for g in HARMONIC_SEMITONES) and SEMITONE_LOWEST <= q + h <= SEMITONE_HIGHEST]
+        own = [
+            q + h - SEMITONE_LOWEST
+            for h in HARMONIC_SEMITONES
+            if all(abs(q + h - p - g) >= 1 for g in HARMONIC_SEMITONES) and SEMITONE_LOWEST <= q + h <= SEMITONE_HIGHEST
+        ]
         j = s1[0]
         lo = max(s0[0] + min_length, j - back)
         if not own or lo >= j:
             continue
-        level_db = semitone_db[lo:min(n, j + 5)][:, own].astype(np.float32).mean(axis=1)
-        top, floor = level_db[j - lo:].max(), level_db[:j - lo + 1].min()
+        level_db = semitone_db[lo : min(n, j + 5)][:, own].astype(np.float32).mean(axis=1)
+        top, floor = level_db[j - lo :].max(), level_db[: j - lo + 1].min()
         if top - floor < PARTIAL_MIN_RISE_DB:
             continue
         threshold = floor + PARTIAL_RISE_FRACTION * (top - floor)
@@ -216,8 +220,9 @@ def _onsets(onset_db: np.ndarray, loudness: np.ndarray, options: SwiftF0Options)
     return np.unique(valleys)
 
 
-def _apply_onsets(segments: list[Segment], onsets: np.ndarray, voiced: np.ndarray, min_length: int,
-                  settle: int) -> tuple[list[Segment], set[int]]:
+def _apply_onsets(
+    segments: list[Segment], onsets: np.ndarray, voiced: np.ndarray, min_length: int, settle: int
+) -> tuple[list[Segment], set[int]]:
     """Segments split at re-articulations, starts moved onto near onsets; and the frames where onsets start notes."""
     starts: set[int] = set()
     if len(onsets) == 0:
@@ -260,9 +265,14 @@ def _drop_glide_pieces(segments: list[Segment], pitch: np.ndarray, starts: set[i
     while i < len(segments) - 1:
         s0, s, s1 = segments[i - 1], segments[i], segments[i + 1]
         up = np.sign(s1[2] - s0[2])
-        if (s0[1] == s[0] and s[1] == s1[0] and s[0] not in starts and s[1] - s[0] <= longest
-                and min(s0[2], s1[2]) < s[2] < max(s0[2], s1[2])):
-            span = pitch[s[0]:s[1]]
+        if (
+            s0[1] == s[0]
+            and s[1] == s1[0]
+            and s[0] not in starts
+            and s[1] - s[0] <= longest
+            and min(s0[2], s1[2]) < s[2] < max(s0[2], s1[2])
+        ):
+            span = pitch[s[0] : s[1]]
             q = max(1, len(span) // 4)
             if (np.median(span[-q:]) - np.median(span[:q])) * up >= 0.5:
                 cross = np.nonzero((span - 0.5 * (s0[2] + s1[2])) * up >= 0)[0]
@@ -317,20 +327,30 @@ def _merge_glides(segments: list[Segment], pitch: np.ndarray, starts: set[int], 
     return glided
 
 
-def _note(a: int, b: int, pitch: int, frame_pitch: np.ndarray, smooth: np.ndarray, sounding: np.ndarray,
-          loudness: np.ndarray, glided: bool, options: SwiftF0Options) -> Note:
+def _note(
+    a: int,
+    b: int,
+    pitch: int,
+    frame_pitch: np.ndarray,
+    smooth: np.ndarray,
+    sounding: np.ndarray,
+    loudness: np.ndarray,
+    glided: bool,
+    options: SwiftF0Options,
+) -> Note:
     start_s, end_s = a * FRAME_S, b * FRAME_S
     heard = sounding[a:b]
     if not glided:  # a glide is the note it starts on, bent
         pitch = int(np.rint(np.median(frame_pitch[a:b][heard] if heard.any() else frame_pitch[a:b])))
     pitch = int(np.clip(pitch, 0, 127))
-    attack_db = float(np.max(loudness[a:min(b, a + _frames(VELOCITY_WINDOW_MS))]))
+    attack_db = float(np.max(loudness[a : min(b, a + _frames(VELOCITY_WINDOW_MS))]))
     velocity = int(np.clip(round(127 * 10 ** ((attack_db + 3.0) / VELOCITY_RANGE_DB)), 1, 127))
     return Note(pitch, start_s, end_s, velocity, _bends(a, pitch, smooth[a:b], heard, glided, options))
 
 
-def _bends(a: int, pitch: int, smooth: np.ndarray, heard: np.ndarray, glided: bool,
-           options: SwiftF0Options) -> tuple[Bend, ...]:
+def _bends(
+    a: int, pitch: int, smooth: np.ndarray, heard: np.ndarray, glided: bool, options: SwiftF0Options
+) -> tuple[Bend, ...]:
     """A Bend each time the note's smoothed pitch (n,) moves BEND_RESOLUTION_CENTS; none for a note that never
     strays that far. The MIDI writer returns the wheel to 0 at the note's end."""
     if options.pitch_bends == "off":
