@@ -124,7 +124,8 @@ class Daemon:
         allow_truncated: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> Generator[RegionResult, None, None]:
-        from .client import Client, ensure_daemon  # ZeroMQ only when it is used
+        from .autostart import ensure_daemon  # ZeroMQ only when it is used
+        from .client import Client
 
         if self.endpoint is None:
             ensure_daemon()

@@ -216,6 +216,7 @@ MODULE_MARKERS = {
     "test_ardour_again": ("ardour", "daemon"),
     "test_ardour_gui": ("ardour", "gui", "daemon", "slow"),
     "test_cluster": ("cluster", "daemon", "slow"),
+    "test_cluster_daemon": ("cluster", "daemon", "slow"),
     "test_daemon_liveness": ("daemon", "slow"),
     "test_fuzz_workers": ("daemon", "slow"),
     "test_load": ("daemon", "slow"),

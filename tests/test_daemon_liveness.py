@@ -24,7 +24,7 @@ from midibridge.model.clip import Tempo
 from midibridge.model.midi import clip_to_bytes
 from midibridge.model.region import Region
 from midibridge.model.vocabulary import Priority, Stage
-from midibridge.plugin_host.client import ensure_daemon
+from midibridge.plugin_host.autostart import ensure_daemon
 from midibridge.plugin_host.results import ClientError
 
 RATE_HZ = 22050
