@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
         "benchmarks.daemon",
         "benchmarks.drums",
         "benchmarks.tune_drums",
+        "benchmarks.singing",
     ],
 )
 def test_a_benchmark_without_the_corpus_says_so_and_succeeds(module, tmp_path):

@@ -228,3 +228,97 @@ def test_weights_that_are_not_swift_f0_0_3_0_are_refused_with_the_fix(tmp_path, 
     with pytest.raises(WeightsError, match="swift-f0 package is missing") as missing:
         weights.find_weights()
     assert missing.value.code == "model_missing"
+
+
+def sung(
+    pitches,
+    seconds: float,
+    *,
+    slide_s: float = 0.05,
+    drift: float = 0.0,
+    vibrato_cents: float = 30.0,
+    dip_s: float = 0.0,
+) -> np.ndarray:
+    """A sung line: each of `pitches` held for `seconds`, sliding into the next over slide_s, the whole line drifting
+    `drift` semitones by its end, with vibrato; dip_s > 0 puts a consonant-like dip to -20 dB between notes."""
+    n = int(seconds * RATE_HZ)
+    curve = np.repeat(np.asarray(pitches, float), n)
+    slide = int(slide_s * RATE_HZ)
+    for k in range(1, len(pitches)):
+        curve[k * n - slide // 2 : k * n + slide // 2] = np.linspace(pitches[k - 1], pitches[k], 2 * (slide // 2))
+    curve += np.linspace(0.0, drift, len(curve))
+    voice = tone(curve, len(curve) / RATE_HZ, vibrato_cents=vibrato_cents)
+    if dip_s:
+        t = np.arange(len(curve)) / RATE_HZ
+        for k in range(1, len(pitches)):
+            voice *= 1 - 0.9 * np.exp(-0.5 * ((t - k * seconds) / (dip_s / 4)) ** 2)
+    return voice
+
+
+def test_a_sung_note_is_the_pitch_held_not_its_scoop(transcriber, tmp_path):
+    scoop = np.concatenate([np.linspace(60.3, 62.0, int(0.12 * RATE_HZ)), np.full(int(0.9 * RATE_HZ), 62.0)])
+    audio = np.concatenate([silence(0.3), tone(scoop, len(scoop) / RATE_HZ, vibrato_cents=35), silence(0.3)])
+
+    clip, _, _ = convert(transcriber, audio, tmp_path / "scoop.flac", "vocal")
+
+    assert [n.pitch for n in clip.notes] == [62]
+    assert abs(clip.notes[0].start_s - 0.3) < 0.06
+
+
+def test_vibrato_and_a_slow_drift_in_a_held_note_are_bends_not_notes(transcriber, tmp_path):
+    held = sung([64], 2.5, drift=0.7, vibrato_cents=40)  # a singer going 70 cents sharp while holding the note
+    clip, _, _ = convert(
+        transcriber, np.concatenate([silence(0.3), held, silence(0.3)]), tmp_path / "drift.flac", "vocal"
+    )
+
+    assert [n.pitch for n in clip.notes] == [64]
+    bends = [b.semitones for b in clip.notes[0].bends]
+    assert max(bends) > 0.9 and min(bends) < -0.25, "the drift and the vibrato are in the bends"
+
+
+def test_a_legato_sung_line_drifting_flat_is_its_notes(transcriber, tmp_path):
+    pitches = [60, 62, 64, 65, 67, 65]
+    line = sung(pitches, 0.45, drift=-0.35)
+    clip, read_back, _ = convert(
+        transcriber, np.concatenate([silence(0.3), line, silence(0.3)]), tmp_path / "legato.flac", "vocal"
+    )
+
+    assert [n.pitch for n in clip.notes] == [n.pitch for n in read_back.notes] == pitches
+    assert np.allclose([n.start_s for n in clip.notes[1:]], 0.3 + 0.45 * np.arange(1, 6), atol=0.05)
+
+
+def test_repeated_sung_notes_on_one_pitch_stay_separate(transcriber, tmp_path):
+    line = sung([64, 64, 64, 67], 0.4, dip_s=0.08)  # "la la la": a consonant between the notes
+    clip, _, _ = convert(transcriber, np.concatenate([silence(0.3), line, silence(0.3)]), tmp_path / "la.flac", "vocal")
+
+    assert [n.pitch for n in clip.notes] == [64, 64, 64, 67]
+    assert np.allclose([n.start_s for n in clip.notes[1:]], 0.3 + 0.4 * np.arange(1, 4), atol=0.05)
+
+
+@pytest.mark.parametrize("preset", ["lead", "vocal"])
+def test_a_fast_legato_run_stays_separate_notes(transcriber, tmp_path, preset):
+    run = [60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60, 62]  # 150 ms a note
+    line = sung(run, 0.15, slide_s=0.02, vibrato_cents=0)
+    clip, _, _ = convert(transcriber, np.concatenate([silence(0.3), line, silence(0.3)]), tmp_path / "run.flac", preset)
+
+    assert [n.pitch for n in clip.notes] == run
+    assert np.allclose([n.start_s for n in clip.notes[1:]], 0.3 + 0.15 * np.arange(1, 16), atol=0.04)
+
+
+def test_a_bow_change_on_one_pitch_is_a_new_note(transcriber, tmp_path):
+    line = sung([67, 67], 0.7, vibrato_cents=20, dip_s=0.06)
+    clip, _, _ = convert(transcriber, np.concatenate([silence(0.3), line, silence(0.3)]), tmp_path / "bow.flac", "lead")
+
+    assert [n.pitch for n in clip.notes] == [67, 67]
+    assert abs(clip.notes[1].start_s - 1.0) < 0.05
+
+
+def test_a_soft_onset_starts_where_it_is_heard(transcriber, tmp_path):
+    swell = np.concatenate([silence(0.3), tone(62, 1.0, attack_s=0.12), silence(0.3)])
+
+    heard, _, _ = convert(transcriber, swell, tmp_path / "heard.flac", "vocal")
+    rise, _, _ = convert(transcriber, swell, tmp_path / "rise.flac", with_decode("vocal", attack_db=0.0))
+
+    assert [n.pitch for n in heard.notes] == [n.pitch for n in rise.notes] == [62]
+    assert abs(rise.notes[0].start_s - 0.3) < 0.03, "attack_db 0: where the rise begins"
+    assert 0.05 < heard.notes[0].start_s - 0.3 < 0.11, "vocal: within 3 dB of the attack's peak"
