@@ -13,14 +13,22 @@ APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm ardour xvfb xdotool x
 # its own requirements would pull in TensorFlow.
 BASIC_PITCH := basic-pitch==0.4.0
 
-.PHONY: run test setup system bench reliability
+.PHONY: run test lint setup system bench reliability
 
 run: setup
 	@mkdir -p out
 	$(BIN)/midibridge convert examples/ode_to_joy_piano.flac -o out/ode_to_joy_piano.mid
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest
+
+# Ruff (lint and format) on everything, mypy on the installed package. mypy finds the package as `midibridge`
+# through a link, since the repository root is the package (pyproject's package-dir).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@mkdir -p $(VENV)/typecheck && ln -sfn ../.. $(VENV)/typecheck/midibridge
+	MYPYPATH=$(VENV)/typecheck $(BIN)/mypy
 
 bench: setup
 	$(BIN)/python -m benchmarks.transcription

@@ -18,8 +18,11 @@ def corpus_parser(doc: str, *, out: Path) -> argparse.ArgumentParser:
 
 def corpus_manifest(args) -> Path | None:
     """The corpus's manifest.json, or None (said on stdout) when there is none: benchmarks then skip."""
-    candidates = ([args.corpus / "manifest.json"] if args.corpus else
-                  [SHARED / "corpus" / "public" / "manifest.json", SHARED / "corpus" / "manifest.json"])
+    candidates = (
+        [args.corpus / "manifest.json"]
+        if args.corpus
+        else [SHARED / "corpus" / "public" / "manifest.json", SHARED / "corpus" / "manifest.json"]
+    )
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         print(f"skipped: no corpus manifest at {', '.join(map(str, candidates))}; pass --corpus DIR")

@@ -66,9 +66,24 @@ class Daemon:
         self.env = dict(os.environ, XDG_RUNTIME_DIR=self.home.name, MIDIBRIDGE_ENDPOINT=self.endpoint)
         with open(out / f"daemon-{workers}x{threads}.log", "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--endpoint", self.endpoint, "--workers",
-                 str(workers), "--threads", str(threads), *options], env=self.env, stdout=log, stderr=log,
-                cwd=self.home.name)
+                [
+                    sys.executable,
+                    "-m",
+                    "midibridge.plugin_host.cli",
+                    "serve",
+                    "--endpoint",
+                    self.endpoint,
+                    "--workers",
+                    str(workers),
+                    "--threads",
+                    str(threads),
+                    *options,
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                cwd=self.home.name,
+            )
         os.environ["XDG_RUNTIME_DIR"] = self.home.name  # so that read_discovery() finds this one
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -139,15 +154,23 @@ def _throughput(files: list[Path], workers: int, threads: int, out: Path) -> dic
     finally:
         daemon.stop()
     failed = [r.error for r in results if r.error]
-    return {"regions": len(regions), "wall_s": elapsed, "rtf": len(regions) * REGION_S / elapsed,
-            "failed": len(failed), "idle_rss_mb": idle_mb, "peak_rss_mb": peak_mb}
+    return {
+        "regions": len(regions),
+        "wall_s": elapsed,
+        "rtf": len(regions) * REGION_S / elapsed,
+        "failed": len(failed),
+        "idle_rss_mb": idle_mb,
+        "peak_rss_mb": peak_mb,
+    }
 
 
 def _interactive_behind_a_batch(files: list[Path], runs: int, out: Path) -> dict:
     """Latency of a 10 s interactive region on an idle daemon, then while a 60-minute batch holds every worker."""
     daemon = Daemon(workers=2, threads=0, out=out)
-    batch = [Region.from_file(files[i % len(files)], duration_s=REGION_S, position_s=1000.0 + i)
-             for i in range(round(BATCH_S / REGION_S))]
+    batch = [
+        Region.from_file(files[i % len(files)], duration_s=REGION_S, position_s=1000.0 + i)
+        for i in range(round(BATCH_S / REGION_S))
+    ]
     try:
         with daemon.client() as client:
             idle = [_interactive_once(client, files[0], position_s=float(run)) for run in range(runs + 1)][1:]
@@ -163,8 +186,13 @@ def _interactive_behind_a_batch(files: list[Path], runs: int, out: Path) -> dict
             results.close()  # cancels the rest of the batch
     finally:
         daemon.stop()
-    return {"idle_median_s": statistics.median(idle), "behind_batch_median_s": statistics.median(behind),
-            "behind_batch_max_s": max(behind), "busy_workers_during": busy, "runs": runs}
+    return {
+        "idle_median_s": statistics.median(idle),
+        "behind_batch_median_s": statistics.median(behind),
+        "behind_batch_max_s": max(behind),
+        "busy_workers_during": busy,
+        "runs": runs,
+    }
 
 
 def _interactive_once(client: Client, audio: Path, *, position_s: float) -> float:
@@ -183,13 +211,17 @@ def _print(report: dict) -> None:
     for name, run in report["throughput"].items():
         workers, threads = name.split("x")
         threads = {"all": "adaptive threads"}.get(threads, f"{threads} thread(s) each")
-        print(f"  {workers} worker(s), {threads}: {run['wall_s']:.2f} s, {run['rtf']:.0f}x real time, "
-              f"RSS idle {run['idle_rss_mb']:.0f} MB, peak {run['peak_rss_mb']:.0f} MB, {run['failed']} failed")
+        print(
+            f"  {workers} worker(s), {threads}: {run['wall_s']:.2f} s, {run['rtf']:.0f}x real time, "
+            f"RSS idle {run['idle_rss_mb']:.0f} MB, peak {run['peak_rss_mb']:.0f} MB, {run['failed']} failed"
+        )
     interactive = report["interactive"]
     print(f"\na {INTERACTIVE_S:g} s interactive region (median of {interactive['runs']}), 2 workers:")
     print(f"  idle daemon: {interactive['idle_median_s']:.3f} s")
-    print(f"  behind a {BATCH_S / 60:g}-minute batch ({interactive['busy_workers_during']} workers busy): "
-          f"{interactive['behind_batch_median_s']:.3f} s (max {interactive['behind_batch_max_s']:.3f} s)")
+    print(
+        f"  behind a {BATCH_S / 60:g}-minute batch ({interactive['busy_workers_during']} workers busy): "
+        f"{interactive['behind_batch_median_s']:.3f} s (max {interactive['behind_batch_max_s']:.3f} s)"
+    )
 
 
 if __name__ == "__main__":

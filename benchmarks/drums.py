@@ -44,21 +44,29 @@ def main(argv=None) -> int:
     transcriber.convert(Region.from_file(manifest.parent / cases[0]["audio"]), preset=preset)  # loads the model
     audio_s, busy_s = predict(transcriber, preset, manifest, cases, args.out)
     clips = evaluate(manifest, args.out)
-    sets = {"tuned stems": [c for c in clips if c["id"] in TUNED],
-            "held-out stems": [c for c in clips if c["kind"] == "drums" and c["id"] not in TUNED],
-            "all stems": [c for c in clips if c["kind"] == "drums"],
-            "mixes (held out)": [c for c in clips if c["kind"] == "drums_in_mix"]}
+    sets = {
+        "tuned stems": [c for c in clips if c["id"] in TUNED],
+        "held-out stems": [c for c in clips if c["kind"] == "drums" and c["id"] not in TUNED],
+        "all stems": [c for c in clips if c["kind"] == "drums"],
+        "mixes (held out)": [c for c in clips if c["kind"] == "drums_in_mix"],
+    }
     print(f"{'set':18s} {'clips':>5s} {'k/s/h':>6s} " + " ".join(f"{c:>7s}" for c in CLASSES))
     for name, rows in sets.items():
-        print(f"{name:18s} {len(rows):5d} {_mean([r['headline_f1'] for r in rows]):6.3f} "
-              + " ".join(_cell(_mean([r["classes"][c]["f1"] for r in rows if r["classes"][c]])) for c in CLASSES))
+        print(
+            f"{name:18s} {len(rows):5d} {_mean([r['headline_f1'] for r in rows]):6.3f} "
+            + " ".join(_cell(_mean([r["classes"][c]["f1"] for r in rows if r["classes"][c]])) for c in CLASSES)
+        )
     print("\nper clip (k/s/h): " + ", ".join(f"{c['id']} {c['headline_f1']:.3f}" for c in clips))
-    print(f"\nspeed (whole pipeline, in-process, load average {os.getloadavg()[0]:.1f}): {audio_s:.1f} s of audio "
-          f"in {busy_s:.2f} s = {audio_s / busy_s:.0f}x real time")
+    print(
+        f"\nspeed (whole pipeline, in-process, load average {os.getloadavg()[0]:.1f}): {audio_s:.1f} s of audio "
+        f"in {busy_s:.2f} s = {audio_s / busy_s:.0f}x real time"
+    )
     return 0
 
 
-def predict(transcriber: Transcriber, preset: Preset, manifest: Path, cases: list[dict], out: Path) -> tuple[float, float]:
+def predict(
+    transcriber: Transcriber, preset: Preset, manifest: Path, cases: list[dict], out: Path
+) -> tuple[float, float]:
     """Write out/<case id>.mid for each case; returns (seconds of audio, seconds it took, decode to MIDI file)."""
     out.mkdir(parents=True, exist_ok=True)
     audio_s = busy_s = 0.0
@@ -75,8 +83,11 @@ def evaluate(manifest: Path, out: Path) -> list[dict]:
     """evaluate_drums.py's rows for the cases predicted in `out` (it leaves out, and exits 1 for, the others)."""
     scores = out / "scores.json"
     scores.unlink(missing_ok=True)
-    subprocess.run([sys.executable, str(EVALUATE), str(manifest), str(out), "--json", str(scores)],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(EVALUATE), str(manifest), str(out), "--json", str(scores)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     if not scores.is_file():
         raise SystemExit(f"{EVALUATE} wrote no scores for {out}: run it by hand to see why")
     return json.loads(scores.read_text())["clips"]

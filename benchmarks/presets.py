@@ -67,21 +67,28 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     combined = args.out / "manifest.json"
     combined.write_text(json.dumps({"cases": cases}, indent=1))
-    presets = {name: load_preset(name) for name, (source, _) in sorted(available_presets().items())
-               if source == "built-in"}
+    presets = {
+        name: load_preset(name) for name, (source, _) in sorted(available_presets().items()) if source == "built-in"
+    }
     before = _presets_at(args.before, args.out / "before-presets") if args.before else {}
     transcriber = Transcriber()
     if args.speed_only:
         _print_speed(_speed(transcriber, cases, presets, max(args.speed_rounds, 1)))
         return 0
     scores = {name: _score(transcriber, preset, cases, combined, args.out / name) for name, preset in presets.items()}
-    before_scores = {name: _score(transcriber, preset, cases, combined, args.out / "before" / name)
-                     for name, preset in before.items()}
+    before_scores = {
+        name: _score(transcriber, preset, cases, combined, args.out / "before" / name)
+        for name, preset in before.items()
+    }
     reference = SHARED / "reference" / "basic-pitch-0.4.0"
     basic_pitch = onset_scores(combined, reference) if reference.is_dir() else scores["default"]
-    report = {"split": {c["id"]: c["set"] for c in cases}, "scores": scores, "before": before_scores,
-              "basic_pitch": basic_pitch,
-              "speed": _speed(transcriber, cases, presets, args.speed_rounds) if args.speed_rounds else None}
+    report = {
+        "split": {c["id"]: c["set"] for c in cases},
+        "scores": scores,
+        "before": before_scores,
+        "basic_pitch": basic_pitch,
+        "speed": _speed(transcriber, cases, presets, args.speed_rounds) if args.speed_rounds else None,
+    }
     (args.out / "presets.json").write_text(json.dumps(report, indent=1))
     _print(cases, report)
     return 0
@@ -95,21 +102,29 @@ def corpus_cases(manifest: Path, kind: str) -> list[dict]:
     cases = []
     for case in json.loads(manifest.read_text())["cases"]:
         held_out = case["degradation"] != "none" or case["id"] in HELD_OUT_RENDERS
-        cases.append({**case, "audio": str(manifest.parent / case["audio"]), "midi": str(manifest.parent / case["midi"]),
-                      "set": SETS[2] if kind == "real" else SETS[1] if held_out else SETS[0]})
+        cases.append(
+            {
+                **case,
+                "audio": str(manifest.parent / case["audio"]),
+                "midi": str(manifest.parent / case["midi"]),
+                "set": SETS[2] if kind == "real" else SETS[1] if held_out else SETS[0],
+            }
+        )
     return cases
 
 
 def _presets_at(revision: str, directory: Path) -> dict[str, Preset]:
     """The built-in presets as they were at git `revision`."""
-    listing = subprocess.run(["git", "ls-tree", "--name-only", revision, "presets/"], capture_output=True,
-                             text=True, check=True).stdout.split()
+    listing = subprocess.run(
+        ["git", "ls-tree", "--name-only", revision, "presets/"], capture_output=True, text=True, check=True
+    ).stdout.split()
     directory.mkdir(parents=True, exist_ok=True)
     found = {}
     for path in (p for p in listing if p.endswith(".toml")):
         target = directory / Path(path).name
-        target.write_text(subprocess.run(["git", "show", f"{revision}:{path}"], capture_output=True, text=True,
-                                         check=True).stdout)
+        target.write_text(
+            subprocess.run(["git", "show", f"{revision}:{path}"], capture_output=True, text=True, check=True).stdout
+        )
         found[target.stem] = load_preset(str(target))
     return found
 
@@ -125,10 +140,24 @@ def _score(transcriber: Transcriber, preset: Preset, cases, manifest: Path, dire
 def onset_scores(manifest: Path, predictions: Path) -> dict[str, dict[str, float]]:
     """{case id: {"on": onset F1, "bend": bend-aware onset F1}}; a case missing from `predictions` is absent."""
     report = predictions / "eval.json"
-    subprocess.run([sys.executable, str(SHARED / "bench" / "evaluate.py"), str(manifest), str(predictions),
-                    "--json", str(report), "--quiet"], check=True, capture_output=True)
-    return {case["id"]: {"on": case["notenum_on_f"], "bend": case["bend_on_f"]}
-            for case in json.loads(report.read_text())["cases"] if (predictions / f"{case['id']}.mid").exists()}
+    subprocess.run(
+        [
+            sys.executable,
+            str(SHARED / "bench" / "evaluate.py"),
+            str(manifest),
+            str(predictions),
+            "--json",
+            str(report),
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return {
+        case["id"]: {"on": case["notenum_on_f"], "bend": case["bend_on_f"]}
+        for case in json.loads(report.read_text())["cases"]
+        if (predictions / f"{case['id']}.mid").exists()
+    }
 
 
 def _mean(scores: dict, ids, key: str = "on") -> float | None:
@@ -152,16 +181,24 @@ def _speed(transcriber: Transcriber, cases, presets, rounds: int) -> dict:
                 transcriber.transcribe(region, preset=presets[name])
                 spent[name] += time.perf_counter() - started
         best = {name: min(best[name], spent[name]) for name in best}
-    return {"audio_s": audio_s, "cases": len(mono), "rounds": rounds,
-            "real_time": {name: audio_s / seconds for name, seconds in best.items()},
-            "load_before": load_before, "load_after": os.getloadavg(), "cpus": os.cpu_count()}
+    return {
+        "audio_s": audio_s,
+        "cases": len(mono),
+        "rounds": rounds,
+        "real_time": {name: audio_s / seconds for name, seconds in best.items()},
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "cpus": os.cpu_count(),
+    }
 
 
 def _print(cases, report) -> None:
     scores, before, basic_pitch = report["scores"], report["before"], report["basic_pitch"]
     names = list(scores)
-    print(f"\nonset F1 (50 ms) of every built-in preset on every case (* = tuned on)\n{'case':46}"
-          + "".join(f"{n[:10]:>11}" for n in names))
+    print(
+        f"\nonset F1 (50 ms) of every built-in preset on every case (* = tuned on)\n{'case':46}"
+        + "".join(f"{n[:10]:>11}" for n in names)
+    )
     for case in cases:
         mark = "*" if case["set"] == SETS[0] else " "
         print(f"{mark}{case['id'][:45]:45}" + "".join(f"{scores[n][case['id']]['on']:11.3f}" for n in names))
@@ -173,39 +210,53 @@ def _print(cases, report) -> None:
             if not ids or preset not in scores:
                 continue
             was = _mean(before.get(preset, {}), ids)
-            print(f"  {preset:16} {chosen:17} {len(ids):2} cases  default {_mean(scores['default'], ids):.3f}  "
-                  f"before {'  -  ' if was is None else f'{was:.3f}'}  after {_mean(scores[preset], ids):.3f}")
+            print(
+                f"  {preset:16} {chosen:17} {len(ids):2} cases  default {_mean(scores['default'], ids):.3f}  "
+                f"before {'  -  ' if was is None else f'{was:.3f}'}  after {_mean(scores[preset], ids):.3f}"
+            )
 
     print("\ntargets")
-    for label, preset, instruments, margin in (("sung voice", "vocal", ("choir_aahs",), 0.15),
-                                               ("solo wind", "lead", ("flute", "trumpet"), 0.0)):
+    for label, preset, instruments, margin in (
+        ("sung voice", "vocal", ("choir_aahs",), 0.15),
+        ("solo wind", "lead", ("flute", "trumpet"), 0.0),
+    ):
         ids = [c["id"] for c in cases if c["instrument"] in instruments and c["id"] in basic_pitch]
         ours, theirs = _mean(scores[preset], ids), _mean(basic_pitch, ids)
-        print(f"  {label} with {preset}: {ours:.3f} vs Basic Pitch {theirs:.3f} + {margin:.2f} "
-              f"({ours - theirs - margin:+.3f}) {'met' if ours >= theirs + margin else 'MISSED'}")
+        print(
+            f"  {label} with {preset}: {ours:.3f} vs Basic Pitch {theirs:.3f} + {margin:.2f} "
+            f"({ours - theirs - margin:+.3f}) {'met' if ours >= theirs + margin else 'MISSED'}"
+        )
     for preset, instruments in PRESET_INSTRUMENTS.items():
         ids = [c["id"] for c in cases if c["set"] == SETS[2] and c["instrument"] in instruments]
         if ids:
             change = _mean(scores[preset], ids) - _mean(scores["default"], ids)
-            print(f"  {preset} on real {', '.join(instruments)}: {change:+.3f} against default "
-                  f"{'met' if change >= -0.02 else 'MISSED'} (no more than 0.02 below)")
+            print(
+                f"  {preset} on real {', '.join(instruments)}: {change:+.3f} against default "
+                f"{'met' if change >= -0.02 else 'MISSED'} (no more than 0.02 below)"
+            )
     mono = [c for c in cases if c["set"] != SETS[2] and c["instrument"] in MONO_INSTRUMENTS]
-    matched = {c["id"]: scores[next(p for p in ("vocal", "lead", "bass") if c["instrument"] in PRESET_INSTRUMENTS[p])]
-               for c in mono}
+    matched = {
+        c["id"]: scores[next(p for p in ("vocal", "lead", "bass") if c["instrument"] in PRESET_INSTRUMENTS[p])]
+        for c in mono
+    }
     ours = sum(matched[c["id"]][c["id"]]["bend"] for c in mono) / len(mono)
     theirs = _mean(basic_pitch, [c["id"] for c in mono], "bend")
-    print(f"  bend-aware onset F1, {len(mono)} rendered single-line cases, matching preset: {ours:.3f} vs "
-          f"Basic Pitch {theirs:.3f} {'met' if ours >= theirs else 'MISSED'}")
+    print(
+        f"  bend-aware onset F1, {len(mono)} rendered single-line cases, matching preset: {ours:.3f} vs "
+        f"Basic Pitch {theirs:.3f} {'met' if ours >= theirs else 'MISSED'}"
+    )
     if report["speed"]:
         _print_speed(report["speed"])
 
 
 def _print_speed(speed: dict) -> None:
     rates = speed["real_time"]
-    print(f"\nspeed, whole pipeline in-process, {speed['cases']} cases ({speed['audio_s']:.0f} s), best of "
-          f"{speed['rounds']}: vocal (swift-f0) {rates['vocal']:.0f}x real time, default (Basic Pitch) "
-          f"{rates['default']:.0f}x; load average {speed['load_before'][0]:.2f} before, "
-          f"{speed['load_after'][0]:.2f} after, {speed['cpus']} cores")
+    print(
+        f"\nspeed, whole pipeline in-process, {speed['cases']} cases ({speed['audio_s']:.0f} s), best of "
+        f"{speed['rounds']}: vocal (swift-f0) {rates['vocal']:.0f}x real time, default (Basic Pitch) "
+        f"{rates['default']:.0f}x; load average {speed['load_before'][0]:.2f} before, "
+        f"{speed['load_after'][0]:.2f} after, {speed['cpus']} cores"
+    )
 
 
 if __name__ == "__main__":

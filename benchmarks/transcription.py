@@ -40,6 +40,7 @@ from midibridge.model.region import Region
 
 from .corpus import SHARED, corpus_manifest, corpus_parser
 
+
 def main(argv=None) -> int:
     parser = corpus_parser(__doc__, out=Path("bench-out"))
     parser.add_argument("--cli-minutes", type=float, default=3.0)
@@ -88,18 +89,24 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
     for round_ in range(repeats):
         for index, (case, region) in enumerate(zip(cases, regions)):
             windows = _model_windows(region, model.batch_windows)
-            timed("model", index, lambda: [model.run(batch) for batch in windows])
-            done = timed("pipeline", index, lambda: transcriber.convert(region))
+            # Each lambda runs at once, inside timed(): the loop's variables are the ones meant.
+            timed("model", index, lambda: [model.run(batch) for batch in windows])  # noqa: B023
+            done = timed("pipeline", index, lambda: transcriber.convert(region))  # noqa: B023
             if bp_predict:
-                _, midi, _ = timed("basic_pitch", index, lambda: _quiet(bp_predict, region.path, bp_model))
+                _, midi, _ = timed("basic_pitch", index, lambda: _quiet(bp_predict, region.path, bp_model))  # noqa: B023
             if round_ == 0:
                 audio_s += done.clip.duration_s
                 (ours_dir / f"{case['id']}.mid").write_bytes(done.smf)
                 if bp_predict:
                     midi.write(str(bp_dir / f"{case['id']}.mid"))
     model_s, pipeline_s = sum(best["model"]), sum(best["pipeline"])
-    result = {"audio_s": audio_s, "repeats": repeats, "rtf_model_only": audio_s / model_s,
-              "rtf_pipeline": audio_s / pipeline_s, "pipeline_over_model": model_s / pipeline_s}
+    result = {
+        "audio_s": audio_s,
+        "repeats": repeats,
+        "rtf_model_only": audio_s / model_s,
+        "rtf_pipeline": audio_s / pipeline_s,
+        "pipeline_over_model": model_s / pipeline_s,
+    }
     if bp_predict:
         basic_pitch_s = sum(best["basic_pitch"])
         result["rtf_basic_pitch_predict"] = audio_s / basic_pitch_s
@@ -151,11 +158,24 @@ def _scores(manifest: Path, out: Path) -> dict:
 
 def _evaluate(script: Path, manifest: Path, predictions: Path) -> dict:
     report = predictions.parent / f"eval-{predictions.name}-vs-{manifest.stem}.json"
-    subprocess.run([sys.executable, str(script), str(manifest), str(predictions), "--json", str(report), "--quiet"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(script), str(manifest), str(predictions), "--json", str(report), "--quiet"],
+        check=True,
+        capture_output=True,
+    )
     overall = json.loads(report.read_text())["overall"]
-    return {key: overall[key] for key in ("notenum_on_f", "notenum_onoff_f", "bend_on_f", "bend_onoff_f",
-                                          "onset_err_ms_median", "n_est", "n_ref")}
+    return {
+        key: overall[key]
+        for key in (
+            "notenum_on_f",
+            "notenum_onoff_f",
+            "bend_on_f",
+            "bend_onoff_f",
+            "onset_err_ms_median",
+            "n_est",
+            "n_ref",
+        )
+    }
 
 
 def _whole_process(cases, corpus: Path, out: Path, *, minutes: float, repeats: int) -> dict:
@@ -174,8 +194,10 @@ def _whole_process(cases, corpus: Path, out: Path, *, minutes: float, repeats: i
                 runs[name].append(_run_measured(command))
     result = {"audio_s": minutes * 60}
     for name, measured in runs.items():
-        result[name] = {"wall_s": float(np.median([m[0] for m in measured])),
-                        "peak_rss_mb": max(m[1] for m in measured)}
+        result[name] = {
+            "wall_s": float(np.median([m[0] for m in measured])),
+            "peak_rss_mb": max(m[1] for m in measured),
+        }
     if "basic-pitch" in result:
         result["speedup"] = result["basic-pitch"]["wall_s"] / result["midibridge"]["wall_s"]
     return result
@@ -184,8 +206,13 @@ def _whole_process(cases, corpus: Path, out: Path, *, minutes: float, repeats: i
 def _long_file(cases, corpus: Path, *, minutes: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="midibridge-bench-") as tmp:
         audio = _concatenated(cases, corpus, Path(tmp) / "long.flac", minutes)
-        command = [str(Path(sys.executable).parent / "midibridge"), "convert", str(audio), "-o",
-                   str(Path(tmp) / "long.mid")]
+        command = [
+            str(Path(sys.executable).parent / "midibridge"),
+            "convert",
+            str(audio),
+            "-o",
+            str(Path(tmp) / "long.mid"),
+        ]
         wall_s, rss_mb = _run_measured(command)
     return {"audio_s": minutes * 60, "wall_s": wall_s, "peak_rss_mb": rss_mb}
 
@@ -227,17 +254,26 @@ def _concatenated(cases, corpus: Path, target: Path, minutes: float) -> Path:
 
 def _print(report: dict) -> None:
     speed = report["in_process"]
-    print(f"\nin-process, {speed['audio_s']:.0f} s of audio, best of {speed['repeats']} rounds, "
-          f"real-time factors (higher is faster):")
+    print(
+        f"\nin-process, {speed['audio_s']:.0f} s of audio, best of {speed['repeats']} rounds, "
+        f"real-time factors (higher is faster):"
+    )
     print(f"  model alone (floor)          {speed['rtf_model_only']:7.1f}x")
-    print(f"  midibridge pipeline          {speed['rtf_pipeline']:7.1f}x   = {speed['pipeline_over_model']:.3f} x model-only")
+    print(
+        f"  midibridge pipeline          {speed['rtf_pipeline']:7.1f}x   "
+        f"= {speed['pipeline_over_model']:.3f} x model-only"
+    )
     if "rtf_basic_pitch_predict" in speed:
-        print(f"  basic_pitch predict() (ONNX) {speed['rtf_basic_pitch_predict']:7.1f}x   "
-              f"(midibridge is {speed['pipeline_over_basic_pitch']:.2f}x faster)")
+        print(
+            f"  basic_pitch predict() (ONNX) {speed['rtf_basic_pitch_predict']:7.1f}x   "
+            f"(midibridge is {speed['pipeline_over_basic_pitch']:.2f}x faster)"
+        )
     for name, score in report["scores"].items():
-        print(f"  {name:22} onset F1 {score['notenum_on_f']:.3f}  onset+offset F1 {score['notenum_onoff_f']:.3f}  "
-              f"with bends {score['bend_on_f']:.3f}/{score['bend_onoff_f']:.3f}  "
-              f"median onset error {score['onset_err_ms_median']:+.1f} ms")
+        print(
+            f"  {name:22} onset F1 {score['notenum_on_f']:.3f}  onset+offset F1 {score['notenum_onoff_f']:.3f}  "
+            f"with bends {score['bend_on_f']:.3f}/{score['bend_onoff_f']:.3f}  "
+            f"median onset error {score['onset_err_ms_median']:+.1f} ms"
+        )
     cli = report["cli"]
     print(f"\nwhole process on a {cli['audio_s'] / 60:g}-minute file (median wall, peak RSS):")
     for name in ("midibridge", "basic-pitch"):
@@ -247,7 +283,9 @@ def _print(report: dict) -> None:
         print(f"  midibridge is {cli['speedup']:.2f}x faster")
     if report["long_file"]:
         run = report["long_file"]
-        print(f"\n{run['audio_s'] / 60:g}-minute file: {run['wall_s']:.1f} s wall, peak RSS {run['peak_rss_mb']:.0f} MB")
+        print(
+            f"\n{run['audio_s'] / 60:g}-minute file: {run['wall_s']:.1f} s wall, peak RSS {run['peak_rss_mb']:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

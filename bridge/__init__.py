@@ -1,2 +1,2 @@
 """midibridge's daemon: the ZeroMQ wire protocol (protocol, discovery, security), its lifecycle (daemon), requests,
-jobs, the worker processes (supervisor, workers, worker) and the replies (outbox). No DAWs."""
+jobs, its workers (supervisor, worker_pool, worker; ray_workers on a cluster) and the replies (outbox). No DAWs."""

@@ -21,9 +21,32 @@ from midibridge.model.options import Spec, check_table, required
 from midibridge.model.region import MAX_CHANNELS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 from midibridge.model.vocabulary import Code, JobState, Priority, Stage
 
-from .protocol import (ACCEPTED, BATCH, CANCEL, ERROR, FETCH, HELLO, MAX_BATCH_REGIONS, MAX_REGION_S, PRESETS,
-                       PROGRESS, RESULT, SHUTDOWN, STATUS, TRANSCRIBE, W_CANCEL, W_ERROR, W_HEARTBEAT, W_JOB,
-                       W_PROGRESS, W_READY, W_RESULT, Message, ProtocolError, frame_bytes)
+from .protocol import (
+    ACCEPTED,
+    BATCH,
+    CANCEL,
+    ERROR,
+    FETCH,
+    HELLO,
+    MAX_BATCH_REGIONS,
+    MAX_REGION_S,
+    PRESETS,
+    PROGRESS,
+    RESULT,
+    SHUTDOWN,
+    STATUS,
+    TRANSCRIBE,
+    W_CANCEL,
+    W_ERROR,
+    W_HEARTBEAT,
+    W_JOB,
+    W_PROGRESS,
+    W_READY,
+    W_RESULT,
+    Message,
+    ProtocolError,
+    frame_bytes,
+)
 
 _TEXT, _NUMBER, _FLAG, _TABLE = Spec(str), Spec(float), Spec(bool), Spec(dict)
 _COUNT = Spec(int, strict=True)  # a JSON integer: it counts or indexes something
@@ -45,8 +68,14 @@ def _list_of(fields: dict[str, Spec]) -> Spec:
 # Requests ---------------------------------------------------------------------------------------------------------
 
 SAMPLES = {"frame": required(_COUNT), "sample_rate_hz": required(_NUMBER), "channels": required(_COUNT)}
-REGION = {"path": _TEXT, "samples": _table(SAMPLES), "start_s": _NUMBER, "duration_s": Spec(float, optional=True),
-          "position_s": _NUMBER, "tempo": _TABLE}
+REGION = {
+    "path": _TEXT,
+    "samples": _table(SAMPLES),
+    "start_s": _NUMBER,
+    "duration_s": Spec(float, optional=True),
+    "position_s": _NUMBER,
+    "tempo": _TABLE,
+}
 JOB_OPTIONS = {"tempo": _TABLE, "preset": Spec((str, dict)), "priority": _PRIORITY, "allow_truncated": _FLAG}
 MESSAGES: dict[str, dict[str, Spec]] = {
     HELLO: {"client": _TEXT},
@@ -65,10 +94,28 @@ _PROGRESS = {"stage": required(_STAGE), "fraction": required(_NUMBER)}
 _RESULT = {"note_count": required(_COUNT)}
 _ERROR = {"code": required(_CODE), "message": required(_TEXT)}
 WORKER_MESSAGES: dict[str, tuple[dict[str, Spec], int]] = {
-    W_READY: ({"pid": required(_COUNT), "model_sha256": required(_TEXT)}, 0),
+    W_READY: (
+        {
+            "pid": required(_COUNT),
+            "model_sha256": required(_TEXT),
+            "package_version": required(_TEXT),
+            "node": required(_TEXT),
+        },
+        0,
+    ),
     W_HEARTBEAT: ({}, 0),
-    W_JOB: ({"region": _table(REGION, required=True), "preset": required(_TABLE), "tempo": required(_TABLE),
-             "threads": _COUNT, "allow_truncated": _FLAG}, -1),  # its samples, if any
+    # Its buffer: the region's inline samples, or with `shipped` the bytes of the file at the region's path.
+    W_JOB: (
+        {
+            "region": _table(REGION, required=True),
+            "preset": required(_TABLE),
+            "tempo": required(_TABLE),
+            "threads": _COUNT,
+            "allow_truncated": _FLAG,
+            "shipped": _FLAG,
+        },
+        -1,
+    ),
     W_CANCEL: ({}, 0),
     W_PROGRESS: (_PROGRESS, 0),
     W_RESULT: (_RESULT, 2),  # the standard MIDI file, the clip as JSON
@@ -79,27 +126,63 @@ WORKER_MESSAGES: dict[str, tuple[dict[str, Spec], int]] = {
 
 ERROR_HEADER = {**_ERROR, "job_id": _TEXT}  # job_id: a job's error
 _COUNTS, _NUMBERS = required(_COUNT), required(_NUMBER)
-LIMITS = {"max_frame_bytes": _COUNTS, "max_header_bytes": _COUNTS, "max_region_s": _NUMBERS,
-          "max_batch_regions": _COUNTS, "max_queued": _COUNTS, "result_ttl_s": _NUMBERS,
-          "progress_timeout_s": _NUMBERS, "cancel_timeout_s": _NUMBERS}
-JOB_SUMMARY = {"job_id": required(_TEXT), "state": required(_STATE),
-               "priority": replace(_PRIORITY, optional=True, required=True),
-               "attempts": required(_COUNT), "age_s": Spec(float, optional=True, required=True),
-               "error": _table(ERROR_HEADER, optional=True, required=True)}
-WORKER_SUMMARY = {"identity": required(_TEXT), "pid": Spec(int, strict=True, optional=True, required=True),
-                  "ready": required(_FLAG), "job_id": Spec(str, optional=True, required=True),
-                  "interactive_only": required(_FLAG)}
-PRESET_LISTING = {"name": required(_TEXT), "source": Spec(str, choices=("built-in", "user"), required=True),
-                  "description": required(_TEXT), "error": _table(_ERROR)}
+LIMITS = {
+    "max_frame_bytes": _COUNTS,
+    "max_header_bytes": _COUNTS,
+    "max_region_s": _NUMBERS,
+    "max_batch_regions": _COUNTS,
+    "max_queued": _COUNTS,
+    "result_ttl_s": _NUMBERS,
+    "progress_timeout_s": _NUMBERS,
+    "cancel_timeout_s": _NUMBERS,
+}
+JOB_SUMMARY = {
+    "job_id": required(_TEXT),
+    "state": required(_STATE),
+    "priority": replace(_PRIORITY, optional=True, required=True),
+    "attempts": required(_COUNT),
+    "age_s": Spec(float, optional=True, required=True),
+    "error": _table(ERROR_HEADER, optional=True, required=True),
+}
+WORKER_SUMMARY = {
+    "identity": required(_TEXT),
+    "pid": Spec(int, strict=True, optional=True, required=True),
+    "ready": required(_FLAG),
+    "job_id": Spec(str, optional=True, required=True),
+    "interactive_only": required(_FLAG),
+}
+PRESET_LISTING = {
+    "name": required(_TEXT),
+    "source": Spec(str, choices=("built-in", "user"), required=True),
+    "description": required(_TEXT),
+    "error": _table(_ERROR),
+}
 REPLIES: dict[str, tuple[dict[str, Spec], int]] = {
-    HELLO: ({"protocol": required(_TEXT), "package_version": required(_TEXT),
-             "model": _table({"name": required(_TEXT), "sha256": required(_TEXT)}, required=True),
-             "presets": required(_TEXTS), "workers": required(_COUNT), "interactive_workers": required(_COUNT),
-             "pid": required(_COUNT), "limits": _table(LIMITS, required=True)},
-            0),
-    STATUS: ({"jobs": _list_of(JOB_SUMMARY), "counts": Spec(dict, required=True, items=_COUNT),
-              "queued": required(_COUNT), "workers": _list_of(WORKER_SUMMARY), "workers_replaced": required(_COUNT),
-              "cache_entries": required(_COUNT), "accepting": required(_FLAG)}, 0),
+    HELLO: (
+        {
+            "protocol": required(_TEXT),
+            "package_version": required(_TEXT),
+            "model": _table({"name": required(_TEXT), "sha256": required(_TEXT)}, required=True),
+            "presets": required(_TEXTS),
+            "workers": required(_COUNT),
+            "interactive_workers": required(_COUNT),
+            "pid": required(_COUNT),
+            "limits": _table(LIMITS, required=True),
+        },
+        0,
+    ),
+    STATUS: (
+        {
+            "jobs": _list_of(JOB_SUMMARY),
+            "counts": Spec(dict, required=True, items=_COUNT),
+            "queued": required(_COUNT),
+            "workers": _list_of(WORKER_SUMMARY),
+            "workers_replaced": required(_COUNT),
+            "cache_entries": required(_COUNT),
+            "accepting": required(_FLAG),
+        },
+        0,
+    ),
     CANCEL: ({"jobs": Spec(dict, required=True, items=_STATE)}, 0),  # job id -> its state
     PRESETS: ({"presets": _list_of(PRESET_LISTING)}, 0),
     SHUTDOWN: ({"stopping": required(_FLAG)}, 0),
@@ -111,6 +194,7 @@ REPLIES: dict[str, tuple[dict[str, Spec], int]] = {
 
 
 # The shapes the code builds and reads (tests/test_headers.py holds each to its table above). ---------------------
+
 
 class WireSamples(TypedDict):
     frame: int  # the buffer holding them: buffer 0 is frame 4
@@ -149,11 +233,13 @@ class JobSummary(TypedDict):
 
 # The checks --------------------------------------------------------------------------------------------------------
 
+
 def check_request(message: Message, *, max_batch_regions: int = MAX_BATCH_REGIONS) -> None:
     """Check a client request against MESSAGES, then what a table cannot say: its regions and inline samples."""
     if message.kind not in MESSAGES:
-        raise ProtocolError(Code.UNKNOWN_TYPE, f"unknown message type {message.kind!r}; requests are "
-                                               f"{', '.join(MESSAGES)}")
+        raise ProtocolError(
+            Code.UNKNOWN_TYPE, f"unknown message type {message.kind!r}; requests are {', '.join(MESSAGES)}"
+        )
     check_table(message.header, MESSAGES[message.kind], where=message.kind, closed=False, fail=_invalid_header)
     if message.kind == TRANSCRIBE:
         regions = {f"{TRANSCRIBE} region": message.header["region"]}
@@ -162,8 +248,11 @@ def check_request(message: Message, *, max_batch_regions: int = MAX_BATCH_REGION
     if message.kind == BATCH and not regions:
         raise ProtocolError(Code.INVALID_HEADER, "batch: regions is empty; send at least one region")
     if len(regions) > max_batch_regions:
-        raise ProtocolError(Code.TOO_LARGE, f"a batch holds at most {max_batch_regions} regions (this daemon's queue "
-                                            f"size), not {len(regions)}; send it in parts")
+        raise ProtocolError(
+            Code.TOO_LARGE,
+            f"a batch holds at most {max_batch_regions} regions (this daemon's queue "
+            f"size), not {len(regions)}; send it in parts",
+        )
     for where, region in regions.items():
         check_region(region, where, message.buffers)
 
@@ -173,8 +262,11 @@ def check_region(region: WireRegion, where: str, buffers: list) -> None:
     if ("path" in region) == ("samples" in region):
         raise ProtocolError(Code.INVALID_HEADER, f"{where}: give exactly one of path and samples")
     if "path" in region and not os.path.isabs(region["path"]):
-        raise ProtocolError(Code.INVALID_HEADER, f"{where}: path {region['path']!r} is relative; send an absolute path "
-                                                 f"(the daemon does not share your working directory)")
+        raise ProtocolError(
+            Code.INVALID_HEADER,
+            f"{where}: path {region['path']!r} is relative; send an absolute path "
+            f"(the daemon does not share your working directory)",
+        )
     if "samples" in region:
         check_samples(region["samples"], where, buffers)
     # The model's own codes, so that a client gets the same answer in-process and through the daemon.
@@ -182,7 +274,7 @@ def check_region(region: WireRegion, where: str, buffers: list) -> None:
         raise ProtocolError(Code.REGION_OUTSIDE_SOURCE, f"{where}: start_s and position_s must be ≥ 0")
     duration_s = region.get("duration_s")
     if duration_s is not None and duration_s <= 0:
-        raise ProtocolError(Code.REGION_EMPTY, f"{where}: duration_s must be > 0, or null for \"to the end\"")
+        raise ProtocolError(Code.REGION_EMPTY, f'{where}: duration_s must be > 0, or null for "to the end"')
     if (duration_s or 0) > MAX_REGION_S:
         raise ProtocolError(Code.TOO_LARGE, f"{where}: regions last at most {MAX_REGION_S:g} s")
 
@@ -191,15 +283,23 @@ def check_samples(samples: WireSamples, where: str, buffers: list) -> None:
     """Inline samples: a buffer that is there and holds whole frames of float32 channels, at a usable rate."""
     frame, channels, rate = samples["frame"], samples["channels"], samples["sample_rate_hz"]
     if not 0 <= frame < len(buffers):
-        raise ProtocolError(Code.INVALID_HEADER, f"{where}: samples.frame {frame} names no buffer (the message has "
-                                                 f"{len(buffers)}; frame 0 is the one after the header)")
+        raise ProtocolError(
+            Code.INVALID_HEADER,
+            f"{where}: samples.frame {frame} names no buffer (the message has "
+            f"{len(buffers)}; frame 0 is the one after the header)",
+        )
     if not MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ:
-        raise ProtocolError(Code.INVALID_SAMPLE_RATE, f"{where}: sample rate {rate:g} Hz is outside "
-                                                      f"{MIN_SAMPLE_RATE_HZ:g}…{MAX_SAMPLE_RATE_HZ:g} Hz")
+        raise ProtocolError(
+            Code.INVALID_SAMPLE_RATE,
+            f"{where}: sample rate {rate:g} Hz is outside {MIN_SAMPLE_RATE_HZ:g}…{MAX_SAMPLE_RATE_HZ:g} Hz",
+        )
     size = len(frame_bytes(buffers[frame]))
     if not 1 <= channels <= MAX_CHANNELS or size == 0 or size % (4 * channels):
-        raise ProtocolError(Code.INVALID_SAMPLES, f"{where}: {size} bytes are not whole frames of {channels} float32 "
-                                                  f"channel(s) (1 to {MAX_CHANNELS} channels, interleaved)")
+        raise ProtocolError(
+            Code.INVALID_SAMPLES,
+            f"{where}: {size} bytes are not whole frames of {channels} float32 "
+            f"channel(s) (1 to {MAX_CHANNELS} channels, interleaved)",
+        )
 
 
 def check_worker_message(message: Message) -> None:
@@ -231,8 +331,9 @@ def check_result_buffers(note_count: int, buffers: list, where: str) -> None:
     except (ValueError, UnicodeDecodeError, AttributeError):
         notes = None
     if not frame_bytes(buffers[0]).startswith(b"MThd") or not isinstance(notes, list) or len(notes) != note_count:
-        raise ProtocolError(Code.MALFORMED, f"{where}: its buffers are not a MIDI file and the JSON of a clip of "
-                                            f"{note_count} notes")
+        raise ProtocolError(
+            Code.MALFORMED, f"{where}: its buffers are not a MIDI file and the JSON of a clip of {note_count} notes"
+        )
 
 
 def _invalid_header(message: str) -> ProtocolError:

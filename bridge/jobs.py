@@ -49,8 +49,14 @@ class Job:
         return self.state in ENDED
 
     def summary(self) -> JobSummary:
-        return {"job_id": self.job_id, "state": self.state, "priority": self.priority, "attempts": self.attempts,
-                "age_s": round(time.monotonic() - self.submitted_s, 3), "error": self.error}
+        return {
+            "job_id": self.job_id,
+            "state": self.state,
+            "priority": self.priority,
+            "attempts": self.attempts,
+            "age_s": round(time.monotonic() - self.submitted_s, 3),
+            "error": self.error,
+        }
 
 
 def unknown_summary(job_id: str) -> JobSummary:
@@ -79,8 +85,11 @@ class JobTable:
     def submit(self, jobs: list[Job]) -> None:
         """Queue all of `jobs` or none: a full queue refuses the whole request with `busy`."""
         if self.waiting + len(jobs) > self.max_queued:
-            raise ProtocolError(Code.BUSY, f"the queue holds {self.waiting} of {self.max_queued} jobs; "
-                                           f"{len(jobs)} more do not fit. Try again when some have finished.")
+            raise ProtocolError(
+                Code.BUSY,
+                f"the queue holds {self.waiting} of {self.max_queued} jobs; "
+                f"{len(jobs)} more do not fit. Try again when some have finished.",
+            )
         for job in jobs:
             self.jobs[job.job_id] = job
             self.queues[job.priority].append(job.job_id)
@@ -127,7 +136,11 @@ class JobTable:
     def expire(self) -> None:
         """Forget finished jobs older than result_ttl_s."""
         now = time.monotonic()
-        stale = [i for i, j in self.jobs.items() if j.finished and now - j.finished_s > self.result_ttl_s]
+        stale = [
+            i
+            for i, j in self.jobs.items()
+            if j.finished and j.finished_s is not None and now - j.finished_s > self.result_ttl_s
+        ]
         for job_id in stale:
             del self.jobs[job_id]
 

@@ -39,5 +39,13 @@ class Outbox:
         """A `queued` progress for each of `jobs` still waiting: how many jobs run before it."""
         for job in jobs:
             if job.state == JobState.QUEUED:
-                await self.to_job(job, p.PROGRESS, {"job_id": job.job_id, "stage": Stage.QUEUED, "fraction": 0.0,
-                                                    "jobs_ahead": self.table.jobs_ahead(job)})
+                await self.to_job(
+                    job,
+                    p.PROGRESS,
+                    {
+                        "job_id": job.job_id,
+                        "stage": Stage.QUEUED,
+                        "fraction": 0.0,
+                        "jobs_ahead": self.table.jobs_ahead(job),
+                    },
+                )

@@ -20,9 +20,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from midibridge.model.errors import MidibridgeError
@@ -52,15 +52,29 @@ HEARTBEAT_LIVENESS = 5  # intervals without a word before a worker counts as hun
 # Requests a client sends, and the replies it gets. Every reply's request id
 # is the id of the request it answers; job replies also carry the job id.
 HELLO, TRANSCRIBE, BATCH, STATUS, CANCEL, PRESETS, FETCH, SHUTDOWN = (
-    "hello", "transcribe", "batch", "status", "cancel", "presets", "fetch", "shutdown")
+    "hello",
+    "transcribe",
+    "batch",
+    "status",
+    "cancel",
+    "presets",
+    "fetch",
+    "shutdown",
+)
 ACCEPTED, PROGRESS, RESULT, ERROR = "accepted", "progress", "result", "error"
 # A job's priority (model.vocabulary.Priority) when the request names none: interactive jobs (a DAW's right-click,
 # `convert`) run before any waiting batch job.
 DEFAULT_PRIORITY = {TRANSCRIBE: Priority.INTERACTIVE, BATCH: Priority.BATCH}
-INTERACTIVE = Priority.INTERACTIVE  # plugin_host/runner.py's name for it, until its rewrite (issue 19 §2)
 # Between the daemon and a worker.
 W_READY, W_HEARTBEAT, W_JOB, W_CANCEL, W_PROGRESS, W_RESULT, W_ERROR = (
-    "ready", "heartbeat", "job", "cancel", "progress", "result", "error")
+    "ready",
+    "heartbeat",
+    "job",
+    "cancel",
+    "progress",
+    "result",
+    "error",
+)
 
 
 def package_version() -> str:
@@ -91,11 +105,12 @@ class Message:
     request_id: str
     header: dict[str, Any] = field(default_factory=dict)
     buffers: list = field(default_factory=list)
-    identity: bytes | None = None
+    identity: bytes = b""  # empty when it did not come through a ROUTER
 
 
-def encode(kind: str, request_id: str, header: Header | None = None, buffers=(), *,
-           protocol_id: bytes = PROTOCOL_ID) -> list:
+def encode(
+    kind: str, request_id: str, header: Header | None = None, buffers=(), *, protocol_id: bytes = PROTOCOL_ID
+) -> list:
     """The frames of a message, header first as compact JSON, buffers after as they are."""
     body = json.dumps(header or {}, separators=(",", ":"), allow_nan=False).encode()
     return [protocol_id, kind.encode(), request_id.encode(), body, *buffers]
@@ -103,14 +118,16 @@ def encode(kind: str, request_id: str, header: Header | None = None, buffers=(),
 
 def decode(frames: list, *, router: bool = False, protocol_id: bytes = PROTOCOL_ID) -> Message:
     """Parse frames (after the identity frame on a ROUTER) into a Message; ProtocolError says what is wrong."""
-    identity = None
+    identity = b""
     if router:
         if not frames:
             raise ProtocolError(Code.MALFORMED, "an empty message")
         identity, frames = frame_bytes(frames[0]), frames[1:]
     if len(frames) < 4:
-        raise ProtocolError(Code.MALFORMED, f"a message has at least 4 frames (protocol, type, request id, "
-                                            f"header), this one has {len(frames)}")
+        raise ProtocolError(
+            Code.MALFORMED,
+            f"a message has at least 4 frames (protocol, type, request id, header), this one has {len(frames)}",
+        )
     check_protocol(frame_bytes(frames[0]), protocol_id)
     try:
         kind, request_id = frame_bytes(frames[1]).decode(), frame_bytes(frames[2]).decode()
@@ -146,8 +163,10 @@ def check_protocol(frame: bytes, expected: bytes = PROTOCOL_ID) -> None:
     if got_name != name:
         raise ProtocolError(Code.MALFORMED, f"the first frame must be the protocol id {expected.decode()!r}")
     if got_version.split(".")[0] != version.split(".")[0]:
-        raise ProtocolError(Code.VERSION_MISMATCH, f"this peer speaks {name} protocol {version}, the other "
-                                                   f"{got_version or '?'}; upgrade the older side")
+        raise ProtocolError(
+            Code.VERSION_MISMATCH,
+            f"this peer speaks {name} protocol {version}, the other {got_version or '?'}; upgrade the older side",
+        )
 
 
 def clip_buffer(clip: dict) -> bytes:
@@ -179,8 +198,10 @@ def region_to_wire(region, buffers: list) -> WireRegion:
     else:
         channels, data = 1, memoryview(samples).cast("B")
     buffers.append(data)
-    return {"samples": {"frame": len(buffers) - 1, "sample_rate_hz": region.sample_rate_hz, "channels": channels},
-            **place}
+    return {
+        "samples": {"frame": len(buffers) - 1, "sample_rate_hz": region.sample_rate_hz, "channels": channels},
+        **place,
+    }
 
 
 def region_from_wire(region: WireRegion, buffers: list):
@@ -188,17 +209,23 @@ def region_from_wire(region: WireRegion, buffers: list):
     float32 array, so numpy is imported here, on the worker's side only."""
     from midibridge.model.region import Region
 
-    duration_s = region.get("duration_s")
-    place = {"start_s": float(region.get("start_s", 0.0)), "position_s": float(region.get("position_s", 0.0)),
-             "duration_s": None if duration_s is None else float(duration_s)}
+    start_s, position_s = float(region.get("start_s", 0.0)), float(region.get("position_s", 0.0))
+    duration = region.get("duration_s")
+    duration_s = None if duration is None else float(duration)
     if "path" in region:
-        return Region.from_file(region["path"], **place)
+        return Region.from_file(region["path"], start_s=start_s, position_s=position_s, duration_s=duration_s)
     import numpy as np
 
     samples = region["samples"]
     data = memoryview(buffers[samples["frame"]]).cast("B")
     audio = np.frombuffer(data, dtype="<f4").reshape(-1, samples["channels"]).T
-    return Region.from_samples(audio, sample_rate_hz=float(samples["sample_rate_hz"]), **place)
+    return Region.from_samples(
+        audio,
+        sample_rate_hz=float(samples["sample_rate_hz"]),
+        start_s=start_s,
+        position_s=position_s,
+        duration_s=duration_s,
+    )
 
 
 def error_header(code: str, message: str, job_id: str | None = None) -> ErrorHeader:

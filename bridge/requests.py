@@ -28,14 +28,23 @@ from .outbox import Outbox
 from .protocol import Message, ProtocolError
 from .security import check_path_allowed, is_local_peer
 from .supervisor import Supervisor
-from .workers import WorkerPool
+from .worker_pool import WorkerPool
 
 
 class Requests:
     """Handles client requests for a daemon: `lifecycle` says whether it accepts jobs and stops it."""
 
-    def __init__(self, *, config, lifecycle, table: JobTable, cache: ResultCache, pool: WorkerPool, outbox: Outbox,
-                 supervisor: Supervisor):
+    def __init__(
+        self,
+        *,
+        config,
+        lifecycle,
+        table: JobTable,
+        cache: ResultCache,
+        pool: WorkerPool,
+        outbox: Outbox,
+        supervisor: Supervisor,
+    ):
         self.config = config
         self.lifecycle = lifecycle
         self.table = table
@@ -66,20 +75,40 @@ class Requests:
 
     async def _on_hello(self, message: Message, local: bool) -> None:
         config, default = self.config, ENGINES[DEFAULT_ENGINE]
-        await self._answer(message, {
-            "protocol": p.PROTOCOL_ID.decode(), "package_version": p.package_version(),
-            # `model`: the default engine's weights, as protocol 2.0 said them; `engines` (2.1): every engine's
-            "model": {"name": f"{DEFAULT_ENGINE} {default.weights.WEIGHTS_FILE_NAME}",
-                      "sha256": default.weights_sha256},
-            "engines": {name: {"description": kind.description, "weights": kind.weights.WEIGHTS_FILE_NAME,
-                               "sha256": kind.weights_sha256} for name, kind in ENGINES.items()},
-            "presets": sorted(available_presets()), "workers": config.workers,
-            "interactive_workers": config.interactive_workers, "pid": os.getpid(),
-            "limits": {"max_frame_bytes": config.max_frame_bytes, "max_header_bytes": p.MAX_HEADER_BYTES,
-                       "max_region_s": p.MAX_REGION_S, "max_batch_regions": config.max_batch_regions,
-                       "max_queued": config.max_queued, "result_ttl_s": config.result_ttl_s,
-                       "progress_timeout_s": config.progress_timeout_s, "cancel_timeout_s": config.cancel_timeout_s},
-        })
+        await self._answer(
+            message,
+            {
+                "protocol": p.PROTOCOL_ID.decode(),
+                "package_version": p.package_version(),
+                # `model`: the default engine's weights, as protocol 2.0 said them; `engines` (2.1): every engine's
+                "model": {
+                    "name": f"{DEFAULT_ENGINE} {default.weights.WEIGHTS_FILE_NAME}",
+                    "sha256": default.weights_sha256,
+                },
+                "engines": {
+                    name: {
+                        "description": kind.description,
+                        "weights": kind.weights.WEIGHTS_FILE_NAME,
+                        "sha256": kind.weights_sha256,
+                    }
+                    for name, kind in ENGINES.items()
+                },
+                "presets": sorted(available_presets()),
+                "workers": config.workers,
+                "interactive_workers": config.interactive_workers,
+                "pid": os.getpid(),
+                "limits": {
+                    "max_frame_bytes": config.max_frame_bytes,
+                    "max_header_bytes": p.MAX_HEADER_BYTES,
+                    "max_region_s": p.MAX_REGION_S,
+                    "max_batch_regions": config.max_batch_regions,
+                    "max_queued": config.max_queued,
+                    "result_ttl_s": config.result_ttl_s,
+                    "progress_timeout_s": config.progress_timeout_s,
+                    "cancel_timeout_s": config.cancel_timeout_s,
+                },
+            },
+        )
 
     async def _on_presets(self, message: Message, local: bool) -> None:
         await self._answer(message, {"presets": [preset.to_dict() for preset in list_presets()]})
@@ -90,10 +119,18 @@ class Requests:
             jobs = [job.summary() for job in self.table.jobs.values() if not job.finished]
         else:
             jobs = [self.table.jobs[i].summary() if i in self.table.jobs else unknown_summary(i) for i in wanted]
-        await self._answer(message, {
-            "jobs": jobs, "counts": self.table.counts(), "queued": self.table.waiting,
-            "workers": self.pool.describe(), "workers_replaced": self.pool.replaced,
-            "cache_entries": len(self.cache), "accepting": self.lifecycle.accepting})
+        await self._answer(
+            message,
+            {
+                "jobs": jobs,
+                "counts": self.table.counts(),
+                "queued": self.table.waiting,
+                "workers": self.pool.describe(),
+                "workers_replaced": self.pool.replaced,
+                "cache_entries": len(self.cache),
+                "accepting": self.lifecycle.accepting,
+            },
+        )
 
     async def _on_cancel(self, message: Message, local: bool) -> None:
         states = {}
@@ -112,14 +149,16 @@ class Requests:
     async def _on_fetch(self, message: Message, local: bool) -> None:
         job = self.table.jobs.get(message.header["job_id"])
         if job is None:
-            raise ProtocolError(Code.UNKNOWN_JOB,
-                                f"no job {message.header['job_id']!r} here: it never existed, or its "
-                                f"result was dropped after {self.config.result_ttl_s:g} s; submit it again")
+            raise ProtocolError(
+                Code.UNKNOWN_JOB,
+                f"no job {message.header['job_id']!r} here: it never existed, or its "
+                f"result was dropped after {self.config.result_ttl_s:g} s; submit it again",
+            )
         self.table.reattach(job, message.identity, message.request_id)  # later replies go to the new socket
-        if job.state == JobState.DONE:
+        if job.state == JobState.DONE and job.result is not None:
             header, buffers = job.result
             await self.outbox.to_job(job, p.RESULT, header, buffers)
-        elif job.finished:
+        elif job.finished and job.error is not None:
             await self.outbox.to_job(job, p.ERROR, job.error)
         else:
             await self.outbox.to_job(job, p.ACCEPTED, {"job_ids": [job.job_id]})
@@ -140,14 +179,17 @@ class Requests:
     async def _accept(self, message: Message, regions: list[WireRegion], local: bool) -> None:
         if not self.lifecycle.accepting:
             raise ProtocolError(Code.SHUTTING_DOWN, "the daemon is stopping and takes no new jobs")
+        if self.supervisor.failure is not None:  # a private daemon whose workers cannot start
+            raise self.supervisor.failure
         requested = message.header.get("preset")
         if not local and isinstance(requested, str) and is_preset_path(requested):
             raise ProtocolError(Code.FORBIDDEN, "remote clients name a preset or send it inline, not a path")
         preset = resolve_preset(requested).to_dict()
         jobs = [await self._job(message, region, preset, local) for region in regions]
         self.table.submit(jobs)
-        await self.outbox.reply(message.identity, p.ACCEPTED, message.request_id,
-                                {"job_ids": [job.job_id for job in jobs]})
+        await self.outbox.reply(
+            message.identity, p.ACCEPTED, message.request_id, {"job_ids": [job.job_id for job in jobs]}
+        )
         for job in jobs:
             hit = self.cache.get(job.cache_key)
             if hit is not None:
@@ -165,11 +207,20 @@ class Requests:
         if buffers:
             region["samples"] = {**region["samples"], "frame": 0}
         tempo = Tempo.from_dict(region.pop("tempo") if "tempo" in region else message.header.get("tempo", {}))
-        job = Job(self.table.new_id(), message.identity, message.request_id, region, buffers, preset, tempo.to_dict(),
-                  priority=Priority(message.header.get("priority", p.DEFAULT_PRIORITY[message.kind])),
-                  allow_truncated=message.header.get("allow_truncated", False))
-        job.cache_key = await asyncio.to_thread(self.cache.key, job.region, job.buffers, job.tempo, job.preset,
-                                                allow_truncated=job.allow_truncated)
+        job = Job(
+            self.table.new_id(),
+            message.identity,
+            message.request_id,
+            region,
+            buffers,
+            preset,
+            tempo.to_dict(),
+            priority=Priority(message.header.get("priority", p.DEFAULT_PRIORITY[message.kind])),
+            allow_truncated=message.header.get("allow_truncated", False),
+        )
+        job.cache_key = await asyncio.to_thread(
+            self.cache.key, job.region, job.buffers, job.tempo, job.preset, allow_truncated=job.allow_truncated
+        )
         return job
 
 

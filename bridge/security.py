@@ -64,11 +64,15 @@ def server_keys() -> tuple[bytes, bytes]:
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
         zmq.auth.create_certificates(str(directory), "server")
-    return zmq.auth.load_certificate(str(secret_file))
+    public, secret = zmq.auth.load_certificate(str(secret_file))
+    if secret is None:  # a file holding only a public key where the secret one belongs
+        raise ProtocolError(Code.CANNOT_SERVE, f"{secret_file} holds no secret key: delete {directory} and start again")
+    return public, secret
 
 
 def enable_curve_server(socket: zmq.Socket, context: zmq.Context):
-    """Make `socket` a CURVE server that lets in only the keys in clients_dir(); returns the authenticator and public key."""
+    """Make `socket` a CURVE server that lets in only the keys in clients_dir(); returns the authenticator and public
+    key."""
     from zmq.auth.asyncio import AsyncioAuthenticator
 
     public, secret = server_keys()
@@ -131,5 +135,8 @@ def check_path_allowed(path: str, roots: list[str]) -> None:
         if os.path.commonpath([real, base]) == base:
             return
     allowed = ", ".join(roots) if roots else "none configured (serve --allow-root DIR)"
-    raise ProtocolError(Code.FORBIDDEN, f"remote clients may read files only under the allowed roots ({allowed}), "
-                                        f"not {path}; or send the samples inline")
+    raise ProtocolError(
+        Code.FORBIDDEN,
+        f"remote clients may read files only under the allowed roots ({allowed}), "
+        f"not {path}; or send the samples inline",
+    )

@@ -18,10 +18,38 @@ HERE = Path(__file__).resolve().parent
 SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 BPM = 120
 # (MIDI pitch, beats): melody, then the bass below it; 0.5 s lead-in.
-MELODY = [(64, 1), (64, 1), (65, 1), (67, 1), (67, 1), (65, 1), (64, 1), (62, 1),
-          (60, 1), (60, 1), (62, 1), (64, 1), (64, 1.5), (62, 0.5), (62, 2),
-          (64, 1), (64, 1), (65, 1), (67, 1), (67, 1), (65, 1), (64, 1), (62, 1),
-          (60, 1), (60, 1), (62, 1), (64, 1), (62, 1.5), (60, 0.5), (60, 2)]
+MELODY = [
+    (64, 1),
+    (64, 1),
+    (65, 1),
+    (67, 1),
+    (67, 1),
+    (65, 1),
+    (64, 1),
+    (62, 1),
+    (60, 1),
+    (60, 1),
+    (62, 1),
+    (64, 1),
+    (64, 1.5),
+    (62, 0.5),
+    (62, 2),
+    (64, 1),
+    (64, 1),
+    (65, 1),
+    (67, 1),
+    (67, 1),
+    (65, 1),
+    (64, 1),
+    (62, 1),
+    (60, 1),
+    (60, 1),
+    (62, 1),
+    (64, 1),
+    (62, 1.5),
+    (60, 0.5),
+    (60, 2),
+]
 BASS = [(48, 4), (43, 4), (45, 4), (43, 4), (48, 4), (43, 4), (45, 2), (43, 2), (48, 4)]
 LEAD_IN_BEATS = 1
 
@@ -36,8 +64,9 @@ def score() -> mido.MidiFile:
             events.append((round((beat + length * 0.95) * ticks), 0, mido.Message("note_off", note=pitch)))
             beat += length
     events.sort(key=lambda e: (e[0], e[1]))
-    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(BPM)),
-                            mido.Message("program_change", program=0)])
+    track = mido.MidiTrack(
+        [mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(BPM)), mido.Message("program_change", program=0)]
+    )
     now = 0
     for tick, _, message in events:
         track.append(message.copy(time=tick - now))
@@ -51,13 +80,29 @@ def main() -> None:
     score().save(midi_path)
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "render.wav"
-        subprocess.run(["fluidsynth", "-ni", "-g", "0.7", "-r", "44100", "-o", "synth.reverb.active=0",
-                        "-o", "synth.chorus.active=0", "-F", str(wav), SOUNDFONT, str(midi_path)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "fluidsynth",
+                "-ni",
+                "-g",
+                "0.7",
+                "-r",
+                "44100",
+                "-o",
+                "synth.reverb.active=0",
+                "-o",
+                "synth.chorus.active=0",
+                "-F",
+                str(wav),
+                SOUNDFONT,
+                str(midi_path),
+            ],
+            check=True,
+            capture_output=True,
+        )
         with AudioFile(str(wav)) as source:
             audio = source.read(source.frames).mean(axis=0, keepdims=True)
-    with AudioFile(str(HERE / "ode_to_joy_piano.flac"), "w", samplerate=44100, num_channels=1,
-                   bit_depth=16) as sink:
+    with AudioFile(str(HERE / "ode_to_joy_piano.flac"), "w", samplerate=44100, num_channels=1, bit_depth=16) as sink:
         sink.write(audio)
 
 

@@ -12,13 +12,23 @@ from .errors import AudioError, Cancelled, ModelError, OptionError, WeightsError
 from .region import Region
 
 __all__ = [
-    "AudioError", "Bend", "Cancelled", "Clip", "ModelError", "Note", "OptionError", "Region", "Tempo",
-    "Transcriber", "WeightsError",
+    "AudioError",
+    "Bend",
+    "Cancelled",
+    "Clip",
+    "ModelError",
+    "Note",
+    "OptionError",
+    "Region",
+    "Tempo",
+    "Transcriber",
+    "WeightsError",
 ]
 
 
 def __getattr__(name):
     if name == "Transcriber":
         from .pipeline import Transcriber
+
         return Transcriber
     raise AttributeError(f"module 'midibridge.model' has no attribute {name!r}")

@@ -6,7 +6,6 @@ proportion to one chunk, not to the file.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,19 +66,21 @@ def open_region(region: Region, *, chunk_s: float = CHUNK_S, allow_truncated: bo
     if (region.path is None) == (region.samples is None):
         raise AudioError(Code.INVALID_REGION, "a region needs exactly one of a file path and raw samples")
     if region.path is not None:
-        return _open_file(region, chunk_s, allow_truncated)
+        return _open_file(region, region.path, chunk_s, allow_truncated)
     return _open_samples(region, chunk_s)
 
 
-def resample(chunks: Iterator[np.ndarray], *, from_hz: float, to_hz: float,
-             quality: str | None = None) -> Iterator[np.ndarray]:
+def resample(
+    chunks: Iterator[np.ndarray], *, from_hz: float, to_hz: float, quality: str | None = None
+) -> Iterator[np.ndarray]:
     """Resample a stream of mono chunks; the output is sample-aligned with the input and as long as it. `quality`
     names a pedalboard Resample.Quality (None: RESAMPLE_QUALITY)."""
     if from_hz == to_hz:
         yield from chunks
         return
-    resampler = StreamResampler(from_hz, to_hz, 1,
-                                RESAMPLE_QUALITY if quality is None else getattr(Resample.Quality, quality))
+    resampler = StreamResampler(
+        from_hz, to_hz, 1, RESAMPLE_QUALITY if quality is None else getattr(Resample.Quality, quality)
+    )
     for chunk in chunks:
         out = resampler.process(chunk[np.newaxis, :])
         if out.shape[1]:
@@ -94,15 +95,15 @@ def resampled_length(n_samples: int, *, from_hz: float, to_hz: float) -> int:
     return round(n_samples * to_hz / from_hz)
 
 
-def _open_file(region: Region, chunk_s: float, allow_truncated: bool) -> RegionAudio:
-    path = region.path
+def _open_file(region: Region, path: str, chunk_s: float, allow_truncated: bool) -> RegionAudio:
     if os.path.isdir(path):
         raise AudioError(Code.AUDIO_UNREADABLE, f"{path} is a directory, not an audio file")
     if not os.path.exists(path):
         raise AudioError(Code.AUDIO_NOT_FOUND, f"audio file {path} does not exist")
     if not os.access(path, os.R_OK):
-        raise AudioError(Code.AUDIO_UNREADABLE,
-                         f"audio file {path} is not readable: no read permission (check its owner and mode)")
+        raise AudioError(
+            Code.AUDIO_UNREADABLE, f"audio file {path} is not readable: no read permission (check its owner and mode)"
+        )
     try:
         source = AudioFile(path)
     except Exception as error:  # pedalboard raises several types for undecodable input
@@ -118,8 +119,12 @@ def _open_file(region: Region, chunk_s: float, allow_truncated: bool) -> RegionA
         _check_rate(rate, path)
         cut = find_cut(path, source.frames)
         # Ogg states no length: past the end of a cut Ogg file is past where it was cut, not outside the source.
-        start, count = _region_bounds(region, rate, source.frames - skip - padding,
-                                      exact=source.exact_duration_known and not (cut and cut.promised_frames is None))
+        start, count = _region_bounds(
+            region,
+            rate,
+            source.frames - skip - padding,
+            exact=source.exact_duration_known and not (cut and cut.promised_frames is None),
+        )
         truncated_at = _truncated_at(region, rate, start, count, cut, skip, padding, allow_truncated)
     except AudioError:
         source.close()
@@ -136,8 +141,10 @@ def _open_file(region: Region, chunk_s: float, allow_truncated: bool) -> RegionA
                 try:
                     block = source.read(min(step, remaining))
                 except Exception as error:
-                    raise AudioError(Code.AUDIO_UNREADABLE, f"{path} is damaged: decoding stopped at sample "
-                                                            f"{readable - remaining + start} ({error})") from error
+                    raise AudioError(
+                        Code.AUDIO_UNREADABLE,
+                        f"{path} is damaged: decoding stopped at sample {readable - remaining + start} ({error})",
+                    ) from error
                 if block.shape[1] == 0:
                     break  # the file holds less than its header claimed; keep what was there
                 remaining -= block.shape[1]
@@ -146,8 +153,9 @@ def _open_file(region: Region, chunk_s: float, allow_truncated: bool) -> RegionA
     return RegionAudio(region, rate, count, read(), truncated_at)
 
 
-def _truncated_at(region: Region, rate: float, start: int, count: int, cut: Cut | None, skip: int, padding: int,
-                  allow: bool) -> int | None:
+def _truncated_at(
+    region: Region, rate: float, start: int, count: int, cut: Cut | None, skip: int, padding: int, allow: bool
+) -> int | None:
     """Where the audio of a cut file stops, from the region's start, when the region reaches past it; else None.
 
     A region wholly inside what the file holds is whole. One that reaches
@@ -166,10 +174,12 @@ def _truncated_at(region: Region, rate: float, start: int, count: int, cut: Cut 
         promised = "without the end-of-stream page a whole Ogg file ends with (Ogg states no length up front)"
     else:
         promised = f"but its header promises {(cut.promised_frames - skip - padding) / rate:.3f} s"
-    raise AudioError(Code.AUDIO_TRUNCATED,
-                     f"{region.path} is truncated: its audio ends at {ends_s:.3f} s {promised}, and region "
-                     f"{region.describe()} reaches past that. Re-export the file (or copy it again), or pass "
-                     f"--allow-truncated to transcribe the audio up to {ends_s:.3f} s.")
+    raise AudioError(
+        Code.AUDIO_TRUNCATED,
+        f"{region.path} is truncated: its audio ends at {ends_s:.3f} s {promised}, and region "
+        f"{region.describe()} reaches past that. Re-export the file (or copy it again), or pass "
+        f"--allow-truncated to transcribe the audio up to {ends_s:.3f} s.",
+    )
 
 
 def _open_samples(region: Region, chunk_s: float) -> RegionAudio:
@@ -179,15 +189,20 @@ def _open_samples(region: Region, chunk_s: float) -> RegionAudio:
     _check_rate(float(rate), "the raw samples")
     samples = np.asarray(region.samples, dtype=np.float32)
     if samples.ndim == 2 and samples.shape[0] > MAX_CHANNELS:
-        raise AudioError(Code.INVALID_SAMPLES, f"raw samples shaped {samples.shape} look like (n_samples, n_channels); "
-                                               f"pass them as (n_channels, n_samples)")
+        raise AudioError(
+            Code.INVALID_SAMPLES,
+            f"raw samples shaped {samples.shape} look like (n_samples, n_channels); "
+            f"pass them as (n_channels, n_samples)",
+        )
     if samples.ndim not in (1, 2):
-        raise AudioError(Code.INVALID_SAMPLES,
-                         f"raw samples must be shaped (n_samples,) or (n_channels, n_samples), not {samples.shape}")
+        raise AudioError(
+            Code.INVALID_SAMPLES,
+            f"raw samples must be shaped (n_samples,) or (n_channels, n_samples), not {samples.shape}",
+        )
     samples = samples.reshape(1, -1) if samples.ndim == 1 else samples
     start, count = _region_bounds(region, float(rate), samples.shape[1], exact=True)
     step = max(1, int(chunk_s * rate))
-    chunks = (_to_mono(samples[:, i:min(i + step, start + count)]) for i in range(start, start + count, step))
+    chunks = (_to_mono(samples[:, i : min(i + step, start + count)]) for i in range(start, start + count, step))
     return RegionAudio(region, float(rate), count, chunks)
 
 
@@ -199,9 +214,10 @@ def _region_bounds(region: Region, rate: float, available: int, *, exact: bool) 
         raise AudioError(Code.REGION_EMPTY, f"region {where}: the source holds no audio")
     start = round(region.start_s * rate)
     if exact and start >= available:
-        raise AudioError(Code.REGION_OUTSIDE_SOURCE,
-                         f"region {where} starts at {region.start_s:g} s but the source is only "
-                         f"{length_s:.3f} s long")
+        raise AudioError(
+            Code.REGION_OUTSIDE_SOURCE,
+            f"region {where} starts at {region.start_s:g} s but the source is only {length_s:.3f} s long",
+        )
     if region.duration_s is None:
         return start, max(available - start, 0)
     count = round(region.duration_s * rate)
@@ -210,17 +226,20 @@ def _region_bounds(region: Region, rate: float, available: int, *, exact: bool) 
     overshoot = start + count - available
     if exact and overshoot > 0:
         if overshoot > END_TOLERANCE_S * rate:
-            raise AudioError(Code.REGION_OUTSIDE_SOURCE,
-                             f"region {where} ends {overshoot / rate:.3f} s past the end of the source "
-                             f"({length_s:.3f} s long)")
+            raise AudioError(
+                Code.REGION_OUTSIDE_SOURCE,
+                f"region {where} ends {overshoot / rate:.3f} s past the end of the source ({length_s:.3f} s long)",
+            )
         count = available - start
     return start, count
 
 
 def _check_rate(rate: float, what: str) -> None:
     if not (MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ):
-        raise AudioError(Code.INVALID_SAMPLE_RATE, f"{what}: sample rate {rate:g} Hz is outside {MIN_SAMPLE_RATE_HZ:g}…"
-                                                   f"{MAX_SAMPLE_RATE_HZ:g} Hz")
+        raise AudioError(
+            Code.INVALID_SAMPLE_RATE,
+            f"{what}: sample rate {rate:g} Hz is outside {MIN_SAMPLE_RATE_HZ:g}…{MAX_SAMPLE_RATE_HZ:g} Hz",
+        )
 
 
 def _to_mono(block: np.ndarray) -> np.ndarray:

@@ -52,8 +52,7 @@ class Note:
     @classmethod
     def from_dict(cls, data: dict) -> Note:
         bends = tuple(Bend(float(b["time_s"]), float(b["semitones"])) for b in data.get("bends", ()))
-        return cls(int(data["pitch"]), float(data["start_s"]), float(data["end_s"]),
-                   int(data["velocity"]), bends)
+        return cls(int(data["pitch"]), float(data["start_s"]), float(data["end_s"]), int(data["velocity"]), bends)
 
 
 @dataclass(frozen=True, kw_only=True)

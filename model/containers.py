@@ -14,7 +14,7 @@ import mmap
 import os
 import re
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 # A FLAC frame is found from its header back from the end; beyond this window
 # (or twice the largest frame STREAMINFO states) no frame header is looked for.
@@ -63,16 +63,17 @@ def mp3_gapless(path: str) -> tuple[int, int]:
     with open(path, "rb") as file:
         frame = _first_frame(file)
     lame = frame.info + 120
-    if frame.info < 0 or frame.data[lame:lame + 4] != b"LAME":
+    if frame.info < 0 or frame.data[lame : lame + 4] != b"LAME":
         return 0, 0
-    packed = frame.data[lame + 21:lame + 24]
+    packed = frame.data[lame + 21 : lame + 24]
     delay, padding = packed[0] << 4 | packed[1] >> 4, (packed[1] & 0x0F) << 8 | packed[2]
     return delay + MP3_DECODER_DELAY_SAMPLES, max(padding - MP3_DECODER_DELAY_SAMPLES, 0)
 
 
 # WAV and AIFF: whole sample frames between the data's start and the file's end.
 
-def _chunks(file: BinaryIO, size: int, byteorder: str):
+
+def _chunks(file: BinaryIO, size: int, byteorder: Literal["little", "big"]):
     """(id, length, offset of its body) of each chunk of a RIFF or IFF file after its 12-byte header."""
     at = 12
     while at + 8 <= size:
@@ -94,8 +95,20 @@ def _wav_frames(file: BinaryIO, size: int) -> int | None:
     return None
 
 
-AIFC_SAMPLE_BYTES = {b"NONE": None, b"twos": None, b"sowt": None, b"raw ": None, b"in24": 3, b"in32": 4,
-                     b"fl32": 4, b"FL32": 4, b"fl64": 8, b"FL64": 8, b"ulaw": 1, b"alaw": 1}
+AIFC_SAMPLE_BYTES = {
+    b"NONE": None,
+    b"twos": None,
+    b"sowt": None,
+    b"raw ": None,
+    b"in24": 3,
+    b"in32": 4,
+    b"fl32": 4,
+    b"FL32": 4,
+    b"fl64": 8,
+    b"FL64": 8,
+    b"ulaw": 1,
+    b"alaw": 1,
+}
 
 
 def _aiff_frames(file: BinaryIO, size: int, *, compressed: bool) -> int | None:
@@ -117,6 +130,7 @@ def _aiff_frames(file: BinaryIO, size: int, *, compressed: bool) -> int | None:
 
 # FLAC: the last frame whose header and CRC-16 are intact.
 
+
 def _flac_frames(file: BinaryIO, size: int, at: int) -> int | None:
     info, last = b"", False
     while not last:
@@ -124,7 +138,7 @@ def _flac_frames(file: BinaryIO, size: int, at: int) -> int | None:
         head = file.read(4)
         if len(head) < 4:
             return 0  # the file ends inside its metadata: none of its audio is there
-        last, kind, length = head[0] & 0x80, head[0] & 0x7F, int.from_bytes(head[1:4], "big")
+        last, kind, length = bool(head[0] & 0x80), head[0] & 0x7F, int.from_bytes(head[1:4], "big")
         if kind == 0:
             info = file.read(34)
         at += 4 + length
@@ -175,7 +189,7 @@ def _flac_header(data: bytes, at: int, fixed_block: int) -> tuple[int, int] | No
     code = data[at + 2] >> 4
     if code in (6, 7):
         width = code - 5
-        block = int.from_bytes(data[at_end:at_end + width], "big") + 1
+        block = int.from_bytes(data[at_end : at_end + width], "big") + 1
         at_end += width
     else:
         block = FLAC_BLOCK_SIZES[code]
@@ -195,7 +209,7 @@ def _utf8_number(data: bytes, at: int) -> tuple[int | None, int]:
         return None, at
     extra = max(ones - 1, 0)
     number = lead & (0xFF >> (ones + 1))
-    for byte in data[at + 1:at + 1 + extra]:
+    for byte in data[at + 1 : at + 1 + extra]:
         if byte & 0xC0 != 0x80:
             return None, at
         number = number << 6 | byte & 0x3F
@@ -233,6 +247,7 @@ def _crc16(data: bytes) -> int:
 
 # MP3: whole frames between the Xing/Info frame and the file's end, against the frame count it records.
 
+
 @dataclass(frozen=True)
 class _Frame:
     offset: int  # in the file
@@ -241,11 +256,11 @@ class _Frame:
 
     def xing_field(self, flag: int, index: int) -> int | None:
         """A Xing field present under `flag`: frames (1) and bytes (2) follow the 4-byte flags in that order."""
-        flags = int.from_bytes(self.data[self.info + 4:self.info + 8], "big")
+        flags = int.from_bytes(self.data[self.info + 4 : self.info + 8], "big")
         if not flags & flag:
             return None
         at = self.info + 8 + 4 * index
-        return int.from_bytes(self.data[at:at + 4], "big")
+        return int.from_bytes(self.data[at : at + 4], "big")
 
 
 def _first_frame(file: BinaryIO) -> _Frame:
@@ -266,14 +281,16 @@ def _mp3_frames(file: BinaryIO, size: int) -> int | None:
         return None  # as long as the stream it records: whole, no need to walk it
     with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
         at, whole = frame.offset + length, 0
-        while (length := _mp3_frame_length(data[at:at + 4])) and at + length <= size:
+        while (length := _mp3_frame_length(data[at : at + 4])) and at + length <= size:
             at, whole = at + length, whole + 1
     # A frame partly there may decode partly right; only whole frames are counted as held.
     return whole * _mp3_samples_per_frame(frame.data)
 
 
-MP3_KBPS = {3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),  # MPEG-1 layer III
-            2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}  # MPEG-2 and 2.5
+MP3_KBPS = {
+    3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),  # MPEG-1 layer III
+    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}  # MPEG-2 and 2.5
 MP3_RATES_HZ = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 
 
@@ -316,6 +333,7 @@ def _trailing_tag_bytes(file: BinaryIO, size: int) -> int:
 
 # Ogg: the stream's last page carries the end-of-stream mark.
 
+
 def _ogg_ends_whole(file: BinaryIO, size: int) -> bool:
     first = max(size - OGG_MAX_PAGE_BYTES, 0)
     file.seek(first)
@@ -324,7 +342,7 @@ def _ogg_ends_whole(file: BinaryIO, size: int) -> bool:
     while (at := tail.rfind(b"OggS", 0, at)) >= 0:
         if at + 27 > len(tail) or tail[at + 4] != 0:
             continue
-        segments = tail[at + 27:at + 27 + tail[at + 26]]
+        segments = tail[at + 27 : at + 27 + tail[at + 26]]
         if len(segments) == tail[at + 26] and at + 27 + len(segments) + sum(segments) <= len(tail):
             return bool(tail[at + 5] & 0x04)  # the last complete page: is it the end of the stream?
     return True  # no complete page in reach: nothing to judge by

@@ -34,21 +34,35 @@ class Fingerprint:
 
     def to_dict(self) -> dict:
         """The keys a batch's index.json entry records (plugin_host.resume compares them)."""
-        return {"content_sha256": self.content_sha256, "preset": {"name": self.preset_name, "sha256": self.preset_sha256},
-                "model": {"engine": self.engine, "sha256": self.weights_sha256}}
+        return {
+            "content_sha256": self.content_sha256,
+            "preset": {"name": self.preset_name, "sha256": self.preset_sha256},
+            "model": {"engine": self.engine, "sha256": self.weights_sha256},
+        }
 
     def key(self, **options) -> str | None:
         """One hash of it all and of `options` that change the answer too (e.g. allow_truncated), for the cache."""
         return None if self.content_sha256 is None else sha256_json([self.to_dict(), options])
 
 
-def fingerprint(audio_sha256: str | None, *, start_s: float, duration_s: float | None, position_s: float,
-                tempo: dict, preset: dict) -> Fingerprint:
+def fingerprint(
+    audio_sha256: str | None, *, start_s: float, duration_s: float | None, position_s: float, tempo: dict, preset: dict
+) -> Fingerprint:
     """The fingerprint of a region of audio whose own hash is `audio_sha256` (file_sha256 or samples_sha256), at a
     host `tempo` (model.clip.Tempo.to_dict), through `preset` (model.presets.Preset.to_dict)."""
-    content = None if audio_sha256 is None else sha256_json(
-        {"audio_sha256": audio_sha256, "start_s": float(start_s), "position_s": float(position_s),
-         "duration_s": None if duration_s is None else float(duration_s), "tempo": tempo})
+    content = (
+        None
+        if audio_sha256 is None
+        else sha256_json(
+            {
+                "audio_sha256": audio_sha256,
+                "start_s": float(start_s),
+                "position_s": float(position_s),
+                "duration_s": None if duration_s is None else float(duration_s),
+                "tempo": tempo,
+            }
+        )
+    )
     engine = preset["engine"]["name"]
     return Fingerprint(content, preset["name"], sha256_json(preset), engine, ENGINES[engine].weights_sha256)
 

@@ -53,6 +53,7 @@ def to_ticks(time_s: float, *, bpm: float) -> int:
 
 def clip_to_midi(clip: Clip) -> mido.MidiFile:
     """A type 1 file: a conductor track (tempo, time signature) and one track of notes, ending at the clip's end."""
+
     def tick(time_s: float) -> int:
         return to_ticks(time_s, bpm=clip.bpm)
 
@@ -63,8 +64,9 @@ def clip_to_midi(clip: Clip) -> mido.MidiFile:
     for note, (channel, bent) in zip(clip.notes, placement):
         start = tick(note.start_s)
         end = max(tick(note.end_s), start + 1)
-        events.append((start, _NOTE_ON, mido.Message("note_on", channel=channel, note=note.pitch,
-                                                     velocity=note.velocity)))
+        events.append(
+            (start, _NOTE_ON, mido.Message("note_on", channel=channel, note=note.pitch, velocity=note.velocity))
+        )
         events.append((end, _NOTE_OFF, mido.Message("note_off", channel=channel, note=note.pitch)))
         if not bent:
             continue
@@ -72,8 +74,15 @@ def clip_to_midi(clip: Clip) -> mido.MidiFile:
         for bend in note.bends:
             at = max(tick(bend.time_s), start)
             if at < end:
-                events.append((at, _BEND, mido.Message("pitchwheel", channel=channel,
-                                                       pitch=bend_to_pitchwheel(bend.semitones, bend_range))))
+                events.append(
+                    (
+                        at,
+                        _BEND,
+                        mido.Message(
+                            "pitchwheel", channel=channel, pitch=bend_to_pitchwheel(bend.semitones, bend_range)
+                        ),
+                    )
+                )
         events.append((end, _BEND_RESET, mido.Message("pitchwheel", channel=channel, pitch=0)))
     setup = _rpn(MPE_MASTER_CHANNEL, MCM_RPN, len(MPE_MEMBER_CHANNELS)) if clip.mpe else []
     for channel in sorted(bent_channels):
@@ -81,12 +90,15 @@ def clip_to_midi(clip: Clip) -> mido.MidiFile:
     events.extend((0, -1, message) for message in setup)
     events.sort(key=lambda e: (e[0], e[1]))
 
-    conductor = mido.MidiTrack([
-        mido.MetaMessage("track_name", name=TRACK_NAME, time=0),
-        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(clip.bpm), time=0),
-        mido.MetaMessage("time_signature", **dict(zip(("numerator", "denominator"),
-                                                      time_signature(clip.beats_per_bar))), time=0),
-    ])
+    conductor = mido.MidiTrack(
+        [
+            mido.MetaMessage("track_name", name=TRACK_NAME, time=0),
+            mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(clip.bpm), time=0),
+            mido.MetaMessage(
+                "time_signature", **dict(zip(("numerator", "denominator"), time_signature(clip.beats_per_bar))), time=0
+            ),
+        ]
+    )
     notes = mido.MidiTrack([mido.MetaMessage("track_name", name=TRACK_NAME, time=0)])
     now = 0
     for at, _, message in events:
@@ -108,8 +120,8 @@ def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
     """Read notes, bends and the first tempo and time signature back from a MIDI file (any tempo map), as a clip at
     `position_s`; notes all on the drum channel make a drum clip."""
     tempo_us = beats_per_bar = None
-    bend_range = defaultdict(lambda: BEND_RANGE_SEMITONES)
-    rpn = {}
+    bend_range: defaultdict[int, float] = defaultdict(lambda: BEND_RANGE_SEMITONES)  # channel -> semitones
+    rpn: dict[int, int] = {}
     open_notes = defaultdict(list)  # (channel, pitch) -> [(start_s, velocity)]
     wheel = defaultdict(list)  # channel -> [(time_s, semitones)]
     found = []  # (channel, Note without bends)
@@ -134,9 +146,15 @@ def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
             mpe = mpe if members is None else members > 0
     notes = sorted((_with_bends(note, wheel[channel]) for channel, note in found), key=lambda n: (n.start_s, n.pitch))
     drums = bool(found) and all(channel == DRUM_CHANNEL for channel, _ in found)
-    return Clip(notes=tuple(notes), position_s=position_s, duration_s=now_s,
-                bpm=mido.tempo2bpm(tempo_us or DEFAULT_TEMPO_US), mpe=mpe, drums=drums,
-                beats_per_bar=beats_per_bar or DEFAULT_BEATS_PER_BAR)
+    return Clip(
+        notes=tuple(notes),
+        position_s=position_s,
+        duration_s=now_s,
+        bpm=mido.tempo2bpm(tempo_us or DEFAULT_TEMPO_US),
+        mpe=mpe,
+        drums=drums,
+        beats_per_bar=beats_per_bar or DEFAULT_BEATS_PER_BAR,
+    )
 
 
 def clip_from_bytes(data: bytes, *, position_s: float = 0.0) -> Clip:
@@ -147,8 +165,9 @@ def time_signature(beats_per_bar: float) -> tuple[int, int]:
     """(numerator, denominator) of the bar nearest `beats_per_bar` quarter notes, in the first unit of DENOMINATORS
     that comes nearest (exact for a bar of whole 64th notes); a numerator is one byte in the file."""
     candidates = [(max(1, round(beats_per_bar * d / 4)), d) for d in DENOMINATORS]
-    return min((c for c in candidates if c[0] <= MAX_NUMERATOR),
-               key=lambda c: round(abs(c[0] * 4 / c[1] - beats_per_bar), 9))  # to 1e-9: float noise is no nearer
+    return min(
+        (c for c in candidates if c[0] <= MAX_NUMERATOR), key=lambda c: round(abs(c[0] * 4 / c[1] - beats_per_bar), 9)
+    )  # to 1e-9: float noise is no nearer
 
 
 def note_channels(clip: Clip) -> list[tuple[int, bool]]:
@@ -170,20 +189,18 @@ def assign_channels(notes: tuple[Note, ...]) -> list[tuple[int, bool]]:
     """
     busy_until = dict.fromkeys(CHANNELS, float("-inf"))
     bent_until = dict.fromkeys(CHANNELS, float("-inf"))
-    chosen = [None] * len(notes)
+    chosen: dict[int, tuple[int, bool]] = {}
     for index in sorted(range(len(notes)), key=lambda i: (notes[i].start_s, notes[i].pitch)):
         note = notes[index]
-        channel = None
-        if note.bends:
-            channel = next((c for c in CHANNELS if busy_until[c] <= note.start_s), None)
-        bent = channel is not None
-        if not bent:
-            channel = next((c for c in CHANNELS if bent_until[c] <= note.start_s), CHANNELS[0])
+        free = next((c for c in CHANNELS if busy_until[c] <= note.start_s), None) if note.bends else None
+        channel = (
+            free if free is not None else next((c for c in CHANNELS if bent_until[c] <= note.start_s), CHANNELS[0])
+        )
         busy_until[channel] = max(busy_until[channel], note.end_s)
-        if bent:
+        if free is not None:
             bent_until[channel] = note.end_s
-        chosen[index] = (channel, bent)
-    return chosen
+        chosen[index] = (channel, free is not None)
+    return [chosen[index] for index in range(len(notes))]
 
 
 def assign_mpe_channels(notes: tuple[Note, ...]) -> list[int]:
@@ -203,10 +220,19 @@ def bend_to_pitchwheel(semitones: float, bend_range: float = BEND_RANGE_SEMITONE
 
 
 def _rpn(channel: int, number: int, value: int) -> list[mido.Message]:
-    """Set registered parameter `number` to `value` (coarse), then select the null RPN so later data entry changes nothing."""
-    return [mido.Message("control_change", channel=channel, control=control, value=data)
-            for control, data in ((RPN_MSB_CC, 0), (RPN_LSB_CC, number), (DATA_ENTRY_MSB_CC, value),
-                                  (DATA_ENTRY_LSB_CC, 0), (RPN_MSB_CC, NULL_RPN), (RPN_LSB_CC, NULL_RPN))]
+    """Set registered parameter `number` to `value` (coarse), then select the null RPN so that later data entry
+    changes nothing."""
+    return [
+        mido.Message("control_change", channel=channel, control=control, value=data)
+        for control, data in (
+            (RPN_MSB_CC, 0),
+            (RPN_LSB_CC, number),
+            (DATA_ENTRY_MSB_CC, value),
+            (DATA_ENTRY_LSB_CC, 0),
+            (RPN_MSB_CC, NULL_RPN),
+            (RPN_LSB_CC, NULL_RPN),
+        )
+    ]
 
 
 def _follow_rpn(message: mido.Message, rpn: dict, bend_range: dict) -> int | None:

@@ -18,8 +18,14 @@ from typing import Any, ClassVar
 from .errors import OptionError
 from .vocabulary import Code
 
-_KIND_NAMES = {bool: "true or false", str: "a string", dict: "a table", list: "a list", int: "a whole number",
-               float: "a number"}
+_KIND_NAMES = {
+    bool: "true or false",
+    str: "a string",
+    dict: "a table",
+    list: "a list",
+    int: "a whole number",
+    float: "a number",
+}
 
 
 @dataclass(frozen=True)
@@ -82,8 +88,14 @@ def required(spec: Spec) -> Spec:
     return replace(spec, required=True)
 
 
-def check_table(data: Mapping[str, Any], specs: Mapping[str, Spec], *, where: str, closed: bool = True,
-                fail: Callable[[str], Exception] = lambda message: OptionError(Code.INVALID_OPTION, message)) -> None:
+def check_table(
+    data: Mapping[str, Any],
+    specs: Mapping[str, Spec],
+    *,
+    where: str,
+    closed: bool = True,
+    fail: Callable[[str], Exception] = lambda message: OptionError(Code.INVALID_OPTION, message),
+) -> None:
     """Raise fail(message) for the first key of `data` that `specs` does not know (when `closed`), the first required
     one missing, or the first value its spec refuses; tables and lists inside are checked with their own specs.
 
@@ -151,8 +163,25 @@ TEMPO_SPECS = {
     "bar_offset_beats": Spec(float, 0.0, 64.0, open_high=True, optional=True),
 }
 
-KEYS = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7,
-        "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11}
+KEYS = {
+    "C": 0,
+    "C#": 1,
+    "Db": 1,
+    "D": 2,
+    "D#": 3,
+    "Eb": 3,
+    "E": 4,
+    "F": 5,
+    "F#": 6,
+    "Gb": 6,
+    "G": 7,
+    "G#": 8,
+    "Ab": 8,
+    "A": 9,
+    "A#": 10,
+    "Bb": 10,
+    "B": 11,
+}
 SCALES = {
     "chromatic": tuple(range(12)),
     "major": (0, 2, 4, 5, 7, 9, 11),

@@ -49,19 +49,35 @@ class Transcriber:
     def engine_for(self, name: str = DEFAULT_ENGINE) -> Engine:
         """The engine `name`, loaded now if it is not yet: WeightsError when its weights are missing or wrong."""
         if name not in self._engines:
-            self._engines[name] = ENGINES[name].load(weights_path=self.model_path if name == DEFAULT_ENGINE else None,
-                                                     threads=self.threads)
+            self._engines[name] = ENGINES[name].load(
+                weights_path=self.model_path if name == DEFAULT_ENGINE else None, threads=self.threads
+            )
         return self._engines[name]
 
-    def convert(self, region: Region, *, preset: Preset = BASIC_PITCH, tempo: Tempo = Tempo(),
-                on_progress: ProgressCallback | None = None, allow_truncated: bool = False) -> Transcription:
+    def convert(
+        self,
+        region: Region,
+        *,
+        preset: Preset = BASIC_PITCH,
+        tempo: Tempo = Tempo(),
+        on_progress: ProgressCallback | None = None,
+        allow_truncated: bool = False,
+    ) -> Transcription:
         """The clip of `region` and its MIDI file: `transcribe`, then encode."""
-        clip = self.transcribe(region, preset=preset, tempo=tempo, on_progress=on_progress,
-                               allow_truncated=allow_truncated)
+        clip = self.transcribe(
+            region, preset=preset, tempo=tempo, on_progress=on_progress, allow_truncated=allow_truncated
+        )
         return Transcription(clip, clip_to_bytes(clip))
 
-    def transcribe(self, region: Region, *, preset: Preset = BASIC_PITCH, tempo: Tempo = Tempo(),
-                   on_progress: ProgressCallback | None = None, allow_truncated: bool = False) -> Clip:
+    def transcribe(
+        self,
+        region: Region,
+        *,
+        preset: Preset = BASIC_PITCH,
+        tempo: Tempo = Tempo(),
+        on_progress: ProgressCallback | None = None,
+        allow_truncated: bool = False,
+    ) -> Clip:
         """The clip of `region` through `preset`: notes relative to its start, placed at its timeline position.
 
         `tempo` is the host's where the clip goes. `on_progress(stage, fraction)`
@@ -81,28 +97,44 @@ class Transcriber:
 
         engine, kind = self.engine_for(preset.engine), ENGINES[preset.engine]
         chunks = preprocess.process(preset.chain, open_chunks, sample_rate_hz=audio.sample_rate_hz)
-        samples = resample(chunks, from_hz=audio.sample_rate_hz, to_hz=engine.sample_rate_hz,
-                           quality=kind.resample_quality)
+        samples = resample(
+            chunks, from_hz=audio.sample_rate_hz, to_hz=engine.sample_rate_hz, quality=kind.resample_quality
+        )
         meter = LoudnessMeter(block_samples=engine.hop_samples, sample_rate_hz=engine.sample_rate_hz)
         if preset.post.velocity == "loudness":
             samples = meter.tap(samples)
         n_samples = resampled_length(audio.n_samples, from_hz=audio.sample_rate_hz, to_hz=engine.sample_rate_hz)
         notes = engine.notes(samples, n_samples=n_samples, options=preset.decode, on_progress=on_progress)
-        clip = Clip(notes=notes, position_s=region.position_s, duration_s=audio.n_samples / audio.sample_rate_hz,
-                    bpm=float(tempo.bpm), drums=kind.drums, truncated_at_s=None if audio.truncated_at_sample is None
-                    else audio.truncated_at_sample / audio.sample_rate_hz, beats_per_bar=float(tempo.beats_per_bar))
+        clip = Clip(
+            notes=notes,
+            position_s=region.position_s,
+            duration_s=audio.n_samples / audio.sample_rate_hz,
+            bpm=float(tempo.bpm),
+            drums=kind.drums,
+            truncated_at_s=None
+            if audio.truncated_at_sample is None
+            else audio.truncated_at_sample / audio.sample_rate_hz,
+            beats_per_bar=float(tempo.beats_per_bar),
+        )
         clip = postprocess(clip, preset.post, tempo=tempo, loudness=meter.result())
         if on_progress:
             on_progress(Stage.NOTES, 1.0)
         return clip
 
 
-def transcribe(region: Region, *, preset: Preset | dict | str | None = None, tempo: Tempo = Tempo(),
-               on_progress: ProgressCallback | None = None, allow_truncated: bool = False) -> Transcription:
+def transcribe(
+    region: Region,
+    *,
+    preset: Preset | dict | str | None = None,
+    tempo: Tempo = Tempo(),
+    on_progress: ProgressCallback | None = None,
+    allow_truncated: bool = False,
+) -> Transcription:
     """The clip and MIDI file of `region` through `preset` (a Preset, a preset's table, a name or a .toml path;
     None: `default`), with this process's shared Transcriber."""
-    return _shared_transcriber().convert(region, preset=resolve_preset(preset), tempo=tempo,
-                                         on_progress=on_progress, allow_truncated=allow_truncated)
+    return _shared_transcriber().convert(
+        region, preset=resolve_preset(preset), tempo=tempo, on_progress=on_progress, allow_truncated=allow_truncated
+    )
 
 
 @functools.cache

@@ -34,6 +34,7 @@ from .options import GRIDS, KEYS, SCALES, PostOptions
 LOUDNESS_ATTACK_S = 0.1
 RIVAL_ONSET_S = 0.05  # notes starting this close together compete for one place in a single voice
 
+
 @dataclass(frozen=True)
 class Loudness:
     """RMS of the audio the model heard, in dB, in blocks of `block_s` from the clip's start."""
@@ -92,8 +93,17 @@ def postprocess(clip: Clip, options: PostOptions, *, tempo: Tempo, loudness: Lou
     if options.shift_ms:
         notes = [n for n in (_shifted(n, options.shift_ms / 1000) for n in notes) if n.end_s > 0]
     if options.quantize_grid != "off":
-        notes = [quantized(n, grid_beats=GRIDS[options.quantize_grid], strength=options.quantize_strength_pct / 100,
-                           ends=options.quantize_ends, tempo=tempo, position_s=clip.position_s) for n in notes]
+        notes = [
+            quantized(
+                n,
+                grid_beats=GRIDS[options.quantize_grid],
+                strength=options.quantize_strength_pct / 100,
+                ends=options.quantize_ends,
+                tempo=tempo,
+                position_s=clip.position_s,
+            )
+            for n in notes
+        ]
     notes = untangled(notes, keep=options.monophonic, bpm=clip.bpm)
     if options.pitch_bends == "off":
         notes = [dataclasses.replace(n, bends=()) for n in notes]
@@ -106,10 +116,12 @@ def _velocities(notes: list[Note], options: PostOptions, loudness: Loudness | No
         return [dataclasses.replace(n, velocity=options.fixed_velocity) for n in notes]
     if options.velocity == "loudness" and loudness is not None:
         floor = options.loudness_floor_db
+
         def velocity(note: Note) -> int:
             attack_end = min(note.end_s, note.start_s + LOUDNESS_ATTACK_S)
             level = min(max((loudness.over(note.start_s, attack_end) - floor) / -floor, 0.0), 1.0)
             return 1 + round(126 * level)
+
         return [dataclasses.replace(n, velocity=velocity(n)) for n in notes]
     return notes
 
@@ -138,8 +150,13 @@ def merge_close(notes: list[Note], *, gap_s: float) -> list[Note]:
     for note in sorted(notes, key=lambda n: (n.pitch, n.start_s)):
         last = merged.get(note.pitch)
         if last is not None and note.start_s - last.end_s < gap_s:
-            merged[note.pitch] = Note(note.pitch, last.start_s, max(last.end_s, note.end_s),
-                                      max(last.velocity, note.velocity), last.bends + note.bends)
+            merged[note.pitch] = Note(
+                note.pitch,
+                last.start_s,
+                max(last.end_s, note.end_s),
+                max(last.velocity, note.velocity),
+                last.bends + note.bends,
+            )
             continue
         if last is not None:
             out.append(last)
@@ -206,8 +223,13 @@ def _together(a: Note, b: Note, *, keep: str) -> Note:
 
 def _shifted(note: Note, shift_s: float) -> Note:
     """`note` moved by `shift_s`, cut at the clip's start."""
-    moved = Note(note.pitch, note.start_s + shift_s, note.end_s + shift_s, note.velocity,
-                 tuple(Bend(b.time_s + shift_s, b.semitones) for b in note.bends))
+    moved = Note(
+        note.pitch,
+        note.start_s + shift_s,
+        note.end_s + shift_s,
+        note.velocity,
+        tuple(Bend(b.time_s + shift_s, b.semitones) for b in note.bends),
+    )
     return _trimmed(moved, start_s=0.0) if moved.start_s < 0 else moved
 
 

@@ -18,7 +18,7 @@ import platformdirs
 
 from .engines import DEFAULT_ENGINE, ENGINES
 from .errors import ModelError, OptionError
-from .options import PostOptions, Spec, check_table
+from .options import OptionGroup, PostOptions, Spec, check_table
 from .steps import STEPS
 from .vocabulary import Code
 
@@ -31,8 +31,15 @@ SCHEMA = 2  # 2 added [engine]; a schema 1 file is a Basic Pitch preset
 SCHEMAS = (1, 2)
 ENGINE_SPECS = {"name": Spec(str, choices=tuple(ENGINES))}
 # A preset's top-level keys; [engine], [[chain]], [decode] and [post] are checked by their own tables.
-PRESET_SPECS = {"schema": Spec(int, choices=SCHEMAS), "name": Spec(str), "description": Spec(str),
-                "engine": Spec(dict), "chain": Spec(list), "decode": Spec(dict), "post": Spec(dict)}
+PRESET_SPECS = {
+    "schema": Spec(int, choices=SCHEMAS),
+    "name": Spec(str),
+    "description": Spec(str),
+    "engine": Spec(dict),
+    "chain": Spec(list),
+    "decode": Spec(dict),
+    "post": Spec(dict),
+}
 DEFAULT_PRESET = "default"
 
 
@@ -59,7 +66,7 @@ class Preset:
     description: str = ""
     engine: str = DEFAULT_ENGINE
     chain: tuple[Step, ...] = ()
-    decode: object = None
+    decode: OptionGroup | None = None  # None: the engine's defaults, filled in on construction
     post: PostOptions = PostOptions()
     source: str = field(default="inline", compare=False)  # where it was read from: not part of what it does
 
@@ -69,15 +76,23 @@ class Preset:
         if self.decode is None:
             object.__setattr__(self, "decode", options())
         elif not isinstance(self.decode, options):
-            raise OptionError(Code.INVALID_OPTION, f"[decode] of engine {self.engine!r} must be {options.__name__}, "
-                                                   f"not {type(self.decode).__name__}")
+            raise OptionError(
+                Code.INVALID_OPTION,
+                f"[decode] of engine {self.engine!r} must be {options.__name__}, not {type(self.decode).__name__}",
+            )
         if ENGINES[self.engine].drums:
             _check_drum_post(self.post, engine=self.engine)
 
     def to_dict(self) -> dict:
-        return {"schema": SCHEMA, "name": self.name, "description": self.description,
-                "engine": {"name": self.engine}, "chain": [step.to_dict() for step in self.chain],
-                "decode": self.decode.to_dict(), "post": self.post.to_dict()}
+        return {
+            "schema": SCHEMA,
+            "name": self.name,
+            "description": self.description,
+            "engine": {"name": self.engine},
+            "chain": [step.to_dict() for step in self.chain],
+            "decode": self.decode.to_dict() if self.decode else {},
+            "post": self.post.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict, *, where: str = "inline preset", source: str = "inline") -> Preset:
@@ -87,11 +102,14 @@ class Preset:
         try:
             check_table(data, PRESET_SPECS, where=where)
             if "schema" not in data:
-                raise OptionError(Code.INVALID_OPTION,
-                                  f"{where}: schema must be {SCHEMA}, got None (add `schema = {SCHEMA}` at the top)")
+                raise OptionError(
+                    Code.INVALID_OPTION,
+                    f"{where}: schema must be {SCHEMA}, got None (add `schema = {SCHEMA}` at the top)",
+                )
             if "engine" in data and data["schema"] < 2:
-                raise OptionError(Code.INVALID_OPTION,
-                                  f"{where}: [engine] needs `schema = 2` (schema 1 presets are Basic Pitch's)")
+                raise OptionError(
+                    Code.INVALID_OPTION, f"{where}: [engine] needs `schema = 2` (schema 1 presets are Basic Pitch's)"
+                )
             check_table(data.get("engine", {}), ENGINE_SPECS, where="[engine]")
             engine, chain = data.get("engine", {}).get("name", DEFAULT_ENGINE), data.get("chain", [])
             return cls(
@@ -106,8 +124,9 @@ class Preset:
         except OptionError as error:
             # The option groups check themselves without knowing the file.
             message = str(error) if str(error).startswith(where) else f"{where}: {error}"
-            raise OptionError(Code.INVALID_PRESET if error.code == Code.INVALID_OPTION else error.code, message) \
-                from error
+            raise OptionError(
+                Code.INVALID_PRESET if error.code == Code.INVALID_OPTION else error.code, message
+            ) from error
 
 
 # [post] settings that change pitch or voicing: meaningless for drum notes, whose pitch names the drum.
@@ -117,13 +136,17 @@ DRUM_REFUSED_POST = {"transpose_semitones": 0, "scale": "chromatic", "monophonic
 def _check_drum_post(post: PostOptions, *, engine: str) -> None:
     for key, neutral in DRUM_REFUSED_POST.items():
         if getattr(post, key) != neutral:
-            raise OptionError(Code.INVALID_PRESET,
-                              f"[post] {key} = {getattr(post, key)!r} does not apply to drums (engine {engine!r}: "
-                              f"a note's pitch names the drum); remove it")
+            raise OptionError(
+                Code.INVALID_PRESET,
+                f"[post] {key} = {getattr(post, key)!r} does not apply to drums (engine {engine!r}: "
+                f"a note's pitch names the drum); remove it",
+            )
     if post.pitch_bends == "mpe":
-        raise OptionError(Code.INVALID_PRESET,
-                          f"[post] pitch_bends = 'mpe' does not apply to drums (engine {engine!r}: drum notes are "
-                          f"on channel 10, unbent); remove it")
+        raise OptionError(
+            Code.INVALID_PRESET,
+            f"[post] pitch_bends = 'mpe' does not apply to drums (engine {engine!r}: drum notes are "
+            f"on channel 10, unbent); remove it",
+        )
 
 
 def _step(entry, where: str) -> Step:
@@ -141,12 +164,14 @@ def _step(entry, where: str) -> Step:
 
 def _check_plugin_parameters(params: dict, where: str) -> None:
     if not os.path.exists(os.path.expanduser(params["path"])):
-        raise OptionError(Code.PLUGIN_UNAVAILABLE,
-                          f"{where}: plugin {params['path']} does not exist; install it or fix the path")
+        raise OptionError(
+            Code.PLUGIN_UNAVAILABLE, f"{where}: plugin {params['path']} does not exist; install it or fix the path"
+        )
     for name, value in params["parameters"].items():
         if isinstance(value, (dict, list)):
-            raise OptionError(Code.INVALID_OPTION,
-                              f"{where}: parameter {name!r} must be a number, bool or string, got {value!r}")
+            raise OptionError(
+                Code.INVALID_OPTION, f"{where}: parameter {name!r} must be a number, bool or string, got {value!r}"
+            )
 
 
 # Where presets come from ----------------------------------------------------
@@ -182,8 +207,11 @@ def load_preset(name_or_path: str | os.PathLike | None = None) -> Preset:
         if candidate.is_file():
             return read_preset(candidate, source=source)
     names = ", ".join(sorted(available_presets()))
-    raise OptionError(Code.UNKNOWN_PRESET, f"unknown preset {name_or_path!r}; presets are: {names}. "
-                                           f"`midibridge presets list` shows them; a path to a .toml file works too.")
+    raise OptionError(
+        Code.UNKNOWN_PRESET,
+        f"unknown preset {name_or_path!r}; presets are: {names}. "
+        f"`midibridge presets list` shows them; a path to a .toml file works too.",
+    )
 
 
 def read_preset(path: Path, *, source: str) -> Preset:
@@ -245,8 +273,14 @@ def _builtin_dir() -> Path:
 def preset_to_toml(preset: Preset) -> str:
     """The preset as a TOML file that read_preset() reads back to the same preset."""
     data = preset.to_dict()
-    lines = [f"schema = {SCHEMA}", f"name = {_toml(data['name'])}", f"description = {_toml(data['description'])}",
-             "", "[engine]", f"name = {_toml(data['engine']['name'])}"]
+    lines = [
+        f"schema = {SCHEMA}",
+        f"name = {_toml(data['name'])}",
+        f"description = {_toml(data['description'])}",
+        "",
+        "[engine]",
+        f"name = {_toml(data['engine']['name'])}",
+    ]
     for step in data["chain"]:
         lines += ["", "[[chain]]"] + [f"{k} = {_toml(v)}" for k, v in step.items()]
     for table in ("decode", "post"):
@@ -266,4 +300,3 @@ def _toml(value) -> str:
 
 def _toml_key(key: str) -> str:
     return key if key.replace("_", "").replace("-", "").isalnum() else _toml(key)
-

@@ -42,35 +42,59 @@ class Region:
         # whether it runs in this process, through the daemon or on a cluster.
         source = self.path if self.path is not None else "of raw samples"
         if not _at_least(self.start_s, 0.0):
-            raise AudioError(Code.REGION_OUTSIDE_SOURCE,
-                             f"region {source}: start_s (the offset into the source) must be a finite number "
-                             f"≥ 0 s, not {self.start_s!r}")
+            raise AudioError(
+                Code.REGION_OUTSIDE_SOURCE,
+                f"region {source}: start_s (the offset into the source) must be a finite number "
+                f"≥ 0 s, not {self.start_s!r}",
+            )
         if not _at_least(self.position_s, 0.0):
-            raise AudioError(Code.REGION_OUTSIDE_SOURCE,
-                             f"region {source}: position_s (where it sits on the timeline) must be a finite "
-                             f"number ≥ 0 s, not {self.position_s!r}")
+            raise AudioError(
+                Code.REGION_OUTSIDE_SOURCE,
+                f"region {source}: position_s (where it sits on the timeline) must be a finite "
+                f"number ≥ 0 s, not {self.position_s!r}",
+            )
         if self.duration_s is not None and not (_at_least(self.duration_s, 0.0) and self.duration_s > 0):
-            raise AudioError(Code.REGION_EMPTY,
-                             f"region {source} is empty: duration_s must be a finite number > 0 s (or unset: to "
-                             f"the end of the source), not {self.duration_s!r}")
+            raise AudioError(
+                Code.REGION_EMPTY,
+                f"region {source} is empty: duration_s must be a finite number > 0 s (or unset: to "
+                f"the end of the source), not {self.duration_s!r}",
+            )
 
     @classmethod
-    def from_file(cls, path, *, start_s: float = 0.0, duration_s: float | None = None,
-                  position_s: float = 0.0) -> Region:
+    def from_file(
+        cls, path, *, start_s: float = 0.0, duration_s: float | None = None, position_s: float = 0.0
+    ) -> Region:
         return cls(path=str(path), start_s=start_s, duration_s=duration_s, position_s=position_s)
 
     @classmethod
-    def from_file_samples(cls, path, *, start_sample: int, n_samples: int | None = None, sample_rate_hz: float,
-                          position_s: float = 0.0) -> Region:
-        """A region counted in samples of the file's own rate, as a DAW counts it; read back at exactly these samples."""
-        return cls.from_file(path, start_s=start_sample / sample_rate_hz, position_s=position_s,
-                             duration_s=None if n_samples is None else n_samples / sample_rate_hz)
+    def from_file_samples(
+        cls, path, *, start_sample: int, n_samples: int | None = None, sample_rate_hz: float, position_s: float = 0.0
+    ) -> Region:
+        """A region counted in samples of the file's own rate, as a DAW counts it; read at exactly these samples."""
+        return cls.from_file(
+            path,
+            start_s=start_sample / sample_rate_hz,
+            position_s=position_s,
+            duration_s=None if n_samples is None else n_samples / sample_rate_hz,
+        )
 
     @classmethod
-    def from_samples(cls, samples, *, sample_rate_hz: float, start_s: float = 0.0,
-                     duration_s: float | None = None, position_s: float = 0.0) -> Region:
-        return cls(samples=samples, sample_rate_hz=sample_rate_hz, start_s=start_s,
-                   duration_s=duration_s, position_s=position_s)
+    def from_samples(
+        cls,
+        samples,
+        *,
+        sample_rate_hz: float,
+        start_s: float = 0.0,
+        duration_s: float | None = None,
+        position_s: float = 0.0,
+    ) -> Region:
+        return cls(
+            samples=samples,
+            sample_rate_hz=sample_rate_hz,
+            start_s=start_s,
+            duration_s=duration_s,
+            position_s=position_s,
+        )
 
     def describe(self) -> str:
         """A short name for messages: the file, or the raw samples' rate."""

@@ -43,13 +43,18 @@ class StepKind:
 def _filters(stage: str):
     def plugins(pb, p, _):
         return [getattr(pb, stage)(cutoff_frequency_hz=p["cutoff_hz"]) for _ in range(p["slope_db_per_octave"] // 6)]
+
     return plugins
 
 
 def _dynamics(stage: str):
     def plugins(pb, p, _):
-        return [getattr(pb, stage)(threshold_db=p["threshold_db"], ratio=p["ratio"], attack_ms=p["attack_ms"],
-                                   release_ms=p["release_ms"])]
+        return [
+            getattr(pb, stage)(
+                threshold_db=p["threshold_db"], ratio=p["ratio"], attack_ms=p["attack_ms"], release_ms=p["release_ms"]
+            )
+        ]
+
     return plugins
 
 
@@ -60,9 +65,11 @@ def _vst3(pb, p, _):
     try:
         return [pb.load_plugin(p["path"], parameter_values=p["parameters"])]
     except Exception as error:  # pedalboard raises ImportError, ValueError or RuntimeError by cause
-        raise OptionError(Code.PLUGIN_UNAVAILABLE,
-                          f"VST3 plugin {p['path']} cannot be loaded: {error}. Check that it is a VST3 "
-                          f"plugin for this system and that its parameter names are right.") from error
+        raise OptionError(
+            Code.PLUGIN_UNAVAILABLE,
+            f"VST3 plugin {p['path']} cannot be loaded: {error}. Check that it is a VST3 "
+            f"plugin for this system and that its parameter names are right.",
+        ) from error
 
 
 _CUTOFF = Param(Spec(float, 1.0, 20_000.0))
@@ -75,26 +82,50 @@ STEPS: dict[str, StepKind] = {
     "lowpass": StepKind({"cutoff_hz": _CUTOFF, "slope_db_per_octave": _SLOPE}, _filters("LowpassFilter")),
     "notch": StepKind(
         {"frequency_hz": Param(Spec(float, 1.0, 20_000.0)), "q": _Q, "depth_db": _DEPTH},
-        lambda pb, p, _: [pb.PeakFilter(cutoff_frequency_hz=p["frequency_hz"], gain_db=-p["depth_db"], q=p["q"])]),
+        lambda pb, p, _: [pb.PeakFilter(cutoff_frequency_hz=p["frequency_hz"], gain_db=-p["depth_db"], q=p["q"])],
+    ),
     "hum": StepKind(
-        {"mains_hz": Param(Spec(float, 40.0, 70.0)), "harmonics": Param(Spec(int, 1, 16), 4), "q": _Q,
-         "depth_db": _DEPTH},
-        lambda pb, p, _: [pb.PeakFilter(cutoff_frequency_hz=p["mains_hz"] * k, gain_db=-p["depth_db"], q=p["q"])
-                          for k in range(1, p["harmonics"] + 1)]),
+        {
+            "mains_hz": Param(Spec(float, 40.0, 70.0)),
+            "harmonics": Param(Spec(int, 1, 16), 4),
+            "q": _Q,
+            "depth_db": _DEPTH,
+        },
+        lambda pb, p, _: [
+            pb.PeakFilter(cutoff_frequency_hz=p["mains_hz"] * k, gain_db=-p["depth_db"], q=p["q"])
+            for k in range(1, p["harmonics"] + 1)
+        ],
+    ),
     "noise_gate": StepKind(
-        {"threshold_db": Param(Spec(float, -100.0, 0.0)), "ratio": Param(Spec(float, 1.0, 100.0), 10.0),
-         "attack_ms": _ATTACK_MS, "release_ms": _RELEASE_MS}, _dynamics("NoiseGate")),
+        {
+            "threshold_db": Param(Spec(float, -100.0, 0.0)),
+            "ratio": Param(Spec(float, 1.0, 100.0), 10.0),
+            "attack_ms": _ATTACK_MS,
+            "release_ms": _RELEASE_MS,
+        },
+        _dynamics("NoiseGate"),
+    ),
     "compressor": StepKind(
-        {"threshold_db": Param(Spec(float, -60.0, 0.0)), "ratio": Param(Spec(float, 1.0, 100.0)),
-         "attack_ms": Param(Spec(float, 0.0, 1000.0), 5.0), "release_ms": _RELEASE_MS}, _dynamics("Compressor")),
+        {
+            "threshold_db": Param(Spec(float, -60.0, 0.0)),
+            "ratio": Param(Spec(float, 1.0, 100.0)),
+            "attack_ms": Param(Spec(float, 0.0, 1000.0), 5.0),
+            "release_ms": _RELEASE_MS,
+        },
+        _dynamics("Compressor"),
+    ),
     "gain": StepKind({"gain_db": Param(Spec(float, -60.0, 60.0))}, lambda pb, p, _: [pb.Gain(gain_db=p["gain_db"])]),
     "limiter": StepKind(
         {"threshold_db": Param(Spec(float, -60.0, 0.0)), "release_ms": Param(Spec(float, 1.0, 5000.0), 100.0)},
-        lambda pb, p, _: [pb.Limiter(threshold_db=p["threshold_db"], release_ms=p["release_ms"])]),
+        lambda pb, p, _: [pb.Limiter(threshold_db=p["threshold_db"], release_ms=p["release_ms"])],
+    ),
     # Measured over the region first (model.preprocess), then applied as the gain that reaches the level.
     "normalize": StepKind(
-        {"target": Param(Spec(str, choices=("peak", "rms")), "peak"), "level_dbfs": Param(Spec(float, -60.0, 0.0),
-                                                                                         -1.0)},
-        lambda pb, p, gain_db: [pb.Gain(gain_db=gain_db)]),
+        {
+            "target": Param(Spec(str, choices=("peak", "rms")), "peak"),
+            "level_dbfs": Param(Spec(float, -60.0, 0.0), -1.0),
+        },
+        lambda pb, p, gain_db: [pb.Gain(gain_db=gain_db)],
+    ),
     "vst3": StepKind({"path": Param(Spec(str)), "parameters": Param(Spec(dict), {})}, _vst3),
 }

@@ -61,9 +61,10 @@ def default_scripts_dir() -> Path:
 
 
 def install_scripts(scripts_dir: Path | None = None) -> list[Path]:
-    return write_scripts(scripts_dir or default_scripts_dir(),
-                         {name: assemble(wrapper, command=midibridge_command(), editor=True)
-                          for name, wrapper in ACTIONS.items()})
+    return write_scripts(
+        scripts_dir or default_scripts_dir(),
+        {name: assemble(wrapper, command=midibridge_command(), editor=True) for name, wrapper in ACTIONS.items()},
+    )
 
 
 INSTALL_HELP = """In Ardour: Edit > Lua Scripts > Script Manager > Action Scripts, pick an empty slot, Add/Set,
@@ -88,15 +89,25 @@ class SessionLine:
     earlier: int = 0
 
 
-def convert_session(session: Path, *, tracks: list[str], preset: str | None, keep_previous: bool = False,
-                    in_process: bool = False, echo=print) -> list[SessionLine]:
+def convert_session(
+    session: Path,
+    *,
+    tracks: list[str],
+    preset: str | None,
+    keep_previous: bool = False,
+    in_process: bool = False,
+    echo=print,
+) -> list[SessionLine]:
     """Run the conversion over a saved session (its folder or .ardour file) with ardour7-lua; the session file is
     backed up first. The tracks are checked against the session file before anything starts."""
     session_file = find_session_file(session)
     _check_tracks(session_file, tracks)
     if shutil.which(ARDOUR_LUA) is None:
-        raise ArdourError(Code.ARDOUR, f"{ARDOUR_LUA} (Ardour 7's headless Lua interpreter) is not installed: "
-                                       f"`sudo apt install ardour`, or run `make setup`")
+        raise ArdourError(
+            Code.ARDOUR,
+            f"{ARDOUR_LUA} (Ardour 7's headless Lua interpreter) is not installed: "
+            f"`sudo apt install ardour`, or run `make setup`",
+        )
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     backup = session_file.with_name(f"{session_file.name}.before-midibridge-{stamp}")
     shutil.copy2(session_file, backup)
@@ -105,8 +116,9 @@ def convert_session(session: Path, *, tracks: list[str], preset: str | None, kee
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="midibridge-", delete=False) as file:
         file.write(script)
     try:
-        return _run_headless(Path(file.name), session_file,
-                             [preset or "", "keep" if keep_previous else "replace", *tracks])
+        return _run_headless(
+            Path(file.name), session_file, [preset or "", "keep" if keep_previous else "replace", *tracks]
+        )
     finally:
         os.unlink(file.name)
 
@@ -114,9 +126,10 @@ def convert_session(session: Path, *, tracks: list[str], preset: str | None, kee
 def _run_headless(script: Path, session_file: Path, args: list[str]) -> list[SessionLine]:
     command = [ARDOUR_LUA, str(script), str(session_file.parent.resolve()), session_file.stem, *args]
     lines, fatal = [], None
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          stdin=subprocess.DEVNULL) as process:
-        for raw in process.stdout:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL
+    ) as process:
+        for raw in process.stdout or ():
             kind, _, rest = raw.rstrip("\n").partition(" ")
             if kind != "MB":
                 continue  # Ardour's own chatter
@@ -128,8 +141,9 @@ def _run_headless(script: Path, session_file: Path, args: list[str]) -> list[Ses
             elif rest.startswith("FATAL"):
                 fatal = rest.removeprefix("FATAL ")
     if fatal or process.returncode:
-        raise ArdourError(Code.ARDOUR,
-                          f"{ARDOUR_LUA} failed on {session_file}: {fatal or f'exit status {process.returncode}'}")
+        raise ArdourError(
+            Code.ARDOUR, f"{ARDOUR_LUA} failed on {session_file}: {fatal or f'exit status {process.returncode}'}"
+        )
     return lines
 
 
@@ -139,14 +153,17 @@ def session_file_of(path: Path) -> Path | None:
     path = Path(path)
     if path.suffix == ".ardour":
         if not path.is_file():
-            raise ArdourError(Code.ARDOUR_SESSION,
-                              f"{path} does not exist: pass an Ardour session's folder or its .ardour file")
+            raise ArdourError(
+                Code.ARDOUR_SESSION, f"{path} does not exist: pass an Ardour session's folder or its .ardour file"
+            )
         return path
     found = sorted(p for p in path.glob("*.ardour") if p.is_file()) if path.is_dir() else []
     if len(found) > 1:
-        raise ArdourError(Code.ARDOUR_SESSION,
-                          f"{path} holds {len(found)} Ardour session files ({', '.join(p.name for p in found)}): "
-                          f"pass the one you mean, e.g. {found[0]}")
+        raise ArdourError(
+            Code.ARDOUR_SESSION,
+            f"{path} holds {len(found)} Ardour session files ({', '.join(p.name for p in found)}): "
+            f"pass the one you mean, e.g. {found[0]}",
+        )
     return found[0] if found else None
 
 
@@ -154,10 +171,16 @@ def find_session_file(session: Path) -> Path:
     """The .ardour file of `session` (a session's folder, or the file itself); ArdourError when it names none."""
     found = session_file_of(session)
     if found is None:
-        reason = ("holds no .ardour file" if Path(session).is_dir() else
-                  "is not an Ardour session" if Path(session).exists() else "does not exist")
-        raise ArdourError(Code.ARDOUR_SESSION,
-                          f"{session} {reason}: pass an Ardour session's folder or its .ardour file")
+        reason = (
+            "holds no .ardour file"
+            if Path(session).is_dir()
+            else "is not an Ardour session"
+            if Path(session).exists()
+            else "does not exist"
+        )
+        raise ArdourError(
+            Code.ARDOUR_SESSION, f"{session} {reason}: pass an Ardour session's folder or its .ardour file"
+        )
     return found
 
 
@@ -167,9 +190,11 @@ def _check_tracks(session_file: Path, names: list[str]) -> None:
     missing = [name for name in names if name not in there]
     if missing:
         listed = ", ".join(there) if there else "none"
-        raise ArdourError(Code.UNKNOWN_TRACK,
-                          f"{session_file.name} has no audio track named {', '.join(map(repr, missing))}; its audio "
-                          f"tracks: {listed}. Pass names as Ardour shows them, or leave out --tracks for all of them")
+        raise ArdourError(
+            Code.UNKNOWN_TRACK,
+            f"{session_file.name} has no audio track named {', '.join(map(repr, missing))}; its audio "
+            f"tracks: {listed}. Pass names as Ardour shows them, or leave out --tracks for all of them",
+        )
 
 
 # Reading a session file (read-only), for `midibridge batch SESSION` ----------------
@@ -205,10 +230,14 @@ def session_regions(session_file: Path) -> list[SessionRegion]:
             position_s = tempo_map.seconds(position)
             duration_s = tempo_map.seconds(length)
             source = _resolve(sources.get(region.get("source-0"), ""), search)
-            found.append(SessionRegion(track, region.get("name"),
-                                       Region.from_file(source, start_s=start_s, duration_s=duration_s,
-                                                        position_s=position_s),
-                                       tempo_map.tempo_at(position_s)))
+            found.append(
+                SessionRegion(
+                    track,
+                    region.get("name"),
+                    Region.from_file(source, start_s=start_s, duration_s=duration_s, position_s=position_s),
+                    tempo_map.tempo_at(position_s),
+                )
+            )
     return sorted(found, key=lambda r: (r.track, r.region.position_s))
 
 
@@ -216,8 +245,9 @@ def _read_xml(session_file: Path):
     try:
         return ElementTree.parse(session_file).getroot()
     except (OSError, ElementTree.ParseError) as error:
-        raise ArdourError(Code.ARDOUR_SESSION, f"cannot read the Ardour session file {session_file}: {error}") \
-            from error
+        raise ArdourError(
+            Code.ARDOUR_SESSION, f"cannot read the Ardour session file {session_file}: {error}"
+        ) from error
 
 
 def _audio_tracks(root) -> dict[str, str]:
@@ -240,11 +270,19 @@ class _TempoMap:
     def __init__(self, node):
         rate = node.get("superclocks-per-second") if node is not None else None
         self.superclock = float(rate) if rate else SUPERCLOCKS_PER_SECOND
-        self.tempos = [(int(t.get("sclock")), float(t.get("npm")) * 4 / float(t.get("note-type")),
-                        _beats(t.get("quarters"))) for t in (node.iter("Tempo") if node is not None else ())]
+        self.tempos = [
+            (int(t.get("sclock")), float(t.get("npm")) * 4 / float(t.get("note-type")), _beats(t.get("quarters")))
+            for t in (node.iter("Tempo") if node is not None else ())
+        ]
         self.tempos = sorted(self.tempos) or [(0, 120.0, 0.0)]
-        self.meters = sorted((int(m.get("sclock")), float(m.get("divisions-per-bar")) * 4 / float(m.get("note-value")),
-                              _beats(m.get("quarters"))) for m in (node.iter("Meter") if node is not None else ()))
+        self.meters = sorted(
+            (
+                int(m.get("sclock")),
+                float(m.get("divisions-per-bar")) * 4 / float(m.get("note-value")),
+                _beats(m.get("quarters")),
+            )
+            for m in (node.iter("Meter") if node is not None else ())
+        )
         self.meters = self.meters or [(0, 4.0, 0.0)]
 
     def seconds(self, value: str) -> float:

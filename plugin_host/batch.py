@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,8 @@ from midibridge.model.region import Region
 from midibridge.model.vocabulary import Code, Priority
 
 from . import resume, runner
-from .results import ClientError, JobResult, ProgressCallback
+from .results import ClientError, ProgressCallback, RegionResult
+from .runner import Backend
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".mp3", ".ogg")
 
@@ -79,8 +80,14 @@ class BatchPlan:
 class Batch:
     """Regions into `folder` (made if missing) with `preset`, at `tempo` (a session region brings its own)."""
 
-    def __init__(self, folder: str | os.PathLike, *, preset: str | None = None, tempo: Tempo = Tempo(),
-                 allow_truncated: bool = False):
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        *,
+        preset: str | None = None,
+        tempo: Tempo = Tempo(),
+        allow_truncated: bool = False,
+    ):
         from midibridge.model.presets import load_preset
 
         self.folder = Path(folder)
@@ -99,35 +106,44 @@ class Batch:
         library = resume.read_library(self.folder)
         places = resume.match(library, heads)
         names = resume.mid_names(library, places, [item.stem for item in items], folder=self.folder)
-        prints = [resume.fingerprint(item.region, tempo=item.tempo or self.tempo, preset=self.preset)
-                  for item in items]
+        prints = [resume.fingerprint(item.region, tempo=item.tempo or self.tempo, preset=self.preset) for item in items]
         index: list[dict] = [{} for _ in items]
         todo = []
         for i, place in enumerate(places):
             previous = None if place is None else library[place]
-            if resume.still_good(previous, fingerprint=prints[i], midi=self.folder / names[i],
-                                 allow_truncated=self.allow_truncated):
+            if previous is not None and resume.still_good(
+                previous, fingerprint=prints[i], midi=self.folder / names[i], allow_truncated=self.allow_truncated
+            ):
                 index[i] = previous  # as it was, byte for byte
             else:
                 todo.append(i)
         return BatchPlan(items, heads, names, prints, index, todo, resume.merged(library, places, folder=self.folder))
 
-    def run(self, work: list[str | os.PathLike] | BatchPlan, *, where: str | None = None, cluster: str | None = None,
-            ship_audio: bool = False, on_progress: ProgressCallback | None = None,
-            on_result: Callable[[JobResult], None] | None = None) -> BatchSummary:
-        """Convert `work` (inputs, or their plan) `where`: "daemon", "in-process" or "cluster" (`cluster`: the Ray
-        address); None: the daemon when one runs. Returns what was done; Ctrl-C and an error about the whole request
-        are raised after index.json is written (`summary` says what finished)."""
+    def run(
+        self,
+        work: list[str | os.PathLike] | BatchPlan,
+        *,
+        backend: Backend | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_result: Callable[[RegionResult], None] | None = None,
+    ) -> BatchSummary:
+        """Convert `work` (inputs, or their plan) on `backend` (plugin_host.runner: InProcess(), Daemon(),
+        Cluster(address=…)); None: through the daemon when one runs (its jobs at batch priority), else in this
+        process. Returns what was done; Ctrl-C and an error about the whole request are raised after index.json is
+        written (`summary` says what finished)."""
         plan = work if isinstance(work, BatchPlan) else self.plan(work)
         out, index, todo, heads = self.folder, plan.index, plan.todo, plan.heads
-        where = "cluster" if cluster else (where or runner.choose(daemon=None))
-        shown = f"on the Ray cluster at {cluster}" if cluster else where
-        self.summary = BatchSummary(out, index, skipped=len(index) - len(todo), earlier=len(plan.rows) - len(index),
-                                    where=shown)
-        results = runner.run([plan.items[i].region for i in todo], where=where, preset=self.preset_name,
-                             priority=Priority.BATCH, tempo=[plan.items[i].tempo or self.tempo for i in todo],
-                             on_progress=on_progress, allow_truncated=self.allow_truncated, cluster=cluster,
-                             ship_audio=ship_audio) if todo else (result for result in ())
+        backend = backend or runner.choose(daemon=None, priority=Priority.BATCH)
+        self.summary = BatchSummary(
+            out, index, skipped=len(index) - len(todo), earlier=len(plan.rows) - len(index), where=backend.where
+        )
+        jobs = [runner.Job(plan.items[i].region, plan.items[i].tempo or self.tempo) for i in todo]
+        # Nothing to do starts nothing: no daemon, no cluster.
+        results = (
+            backend.run(jobs, preset=self.preset_name, allow_truncated=self.allow_truncated, on_progress=on_progress)
+            if todo
+            else _no_results()
+        )
         try:
             with closing(results):  # leaving early (Ctrl-C) stops what still runs, wherever it runs
                 for result in results:
@@ -139,15 +155,22 @@ class Batch:
             failed_run = isinstance(stop, MidibridgeError)
             if failed_run and not any(index[i] for i in todo):
                 raise  # nothing written: the folder stays as it was
-            ended = f"stopped before this region finished ({stop})" if failed_run else \
-                "was interrupted before this region finished"
+            ended = (
+                f"stopped before this region finished ({stop})"
+                if failed_run
+                else "was interrupted before this region finished"
+            )
             for i in todo:
-                index[i] = index[i] or {**heads[i], "error": {
-                    "code": stop.code if isinstance(stop, MidibridgeError) else Code.CANCELLED,
-                    "message": f"the batch {ended}; rerun the batch into the same directory to convert it"}}
-            write_index(out, plan.rows, index, where=shown)
+                index[i] = index[i] or {
+                    **heads[i],
+                    "error": {
+                        "code": stop.code if isinstance(stop, MidibridgeError) else Code.CANCELLED,
+                        "message": f"the batch {ended}; rerun the batch into the same directory to convert it",
+                    },
+                }
+            write_index(out, plan.rows, index, where=backend.where)
             raise
-        write_index(out, plan.rows, index, where=shown)
+        write_index(out, plan.rows, index, where=backend.where)
         self.summary.failed = [entry for entry in index if entry.get("error")]
         return self.summary
 
@@ -163,12 +186,26 @@ def batch_items(inputs: list[str]) -> list[BatchItem]:
         if session is not None:
             for found in session_regions(session):
                 region = found.region
-                items.append(BatchItem(region.path, region, found.tempo, f"{found.track}-{found.name}",
-                                       {"session": str(session), "track": found.track, "region": found.name,
-                                        "start_s": region.start_s, "source_duration_s": region.duration_s}))
+                items.append(
+                    BatchItem(
+                        str(region.path),
+                        region,
+                        found.tempo,
+                        f"{found.track}-{found.name}",
+                        {
+                            "session": str(session),
+                            "track": found.track,
+                            "region": found.name,
+                            "start_s": region.start_s,
+                            "source_duration_s": region.duration_s,
+                        },
+                    )
+                )
         elif item.is_dir():
-            items += [BatchItem(str(p), Region.from_file(p), None, p.stem, {}) for p in
-                      sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())]
+            items += [
+                BatchItem(str(p), Region.from_file(p), None, p.stem, {})
+                for p in sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            ]
         else:  # a missing or odd file becomes that region's error, not the whole batch's
             items.append(BatchItem(str(item), Region.from_file(item), None, item.stem, {}))
     return items
@@ -177,17 +214,24 @@ def batch_items(inputs: list[str]) -> list[BatchItem]:
 def make_folder(out: Path) -> None:
     """A batch's directory, made if needed and writable, before anything else is read or written."""
     if out.exists() and not out.is_dir():
-        raise ClientError(Code.OUTPUT_NOT_A_DIRECTORY, f"{out} is a file, not a directory: -o names the directory "
-                                                       f"the .mid files, index.json and index.html go into. Give a "
-                                                       f"new or existing directory, e.g. -o midi")
+        raise ClientError(
+            Code.OUTPUT_NOT_A_DIRECTORY,
+            f"{out} is a file, not a directory: -o names the directory "
+            f"the .mid files, index.json and index.html go into. Give a "
+            f"new or existing directory, e.g. -o midi",
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ClientError(Code.OUTPUT_UNWRITABLE, f"cannot make the directory {out}: {error.strerror}. Give -o a "
-                                                  f"directory you can write to.") from error
+        raise ClientError(
+            Code.OUTPUT_UNWRITABLE,
+            f"cannot make the directory {out}: {error.strerror}. Give -o a directory you can write to.",
+        ) from error
     if not os.access(out, os.W_OK | os.X_OK):
-        raise ClientError(Code.OUTPUT_UNWRITABLE, f"cannot write into the directory {out}: permission denied. Give "
-                                                  f"-o a directory you can write to.")
+        raise ClientError(
+            Code.OUTPUT_UNWRITABLE,
+            f"cannot write into the directory {out}: permission denied. Give -o a directory you can write to.",
+        )
 
 
 def entry_head(item: BatchItem) -> dict:
@@ -199,17 +243,29 @@ def entry_head(item: BatchItem) -> dict:
     return {"input": os.path.abspath(item.source), **details}
 
 
-def record(head: dict, midi: Path, result: JobResult, *, fingerprint: dict) -> dict:
+def _no_results() -> Generator[RegionResult, None, None]:
+    yield from ()
+
+
+def record(head: dict, midi: Path, result: RegionResult, *, fingerprint: dict) -> dict:
     """One entry of a batch's index.json, from its `head` (entry_head); writes the region's .mid when it has one. A
     converted region's entry keeps its `fingerprint` (plugin_host.resume), so a rerun can tell whether the .mid
     still stands."""
     if result.error is not None:
         return {**head, "error": {"code": result.error.code, "message": str(result.error)}}
-    write_file(midi, result.smf, whole=True)
-    clip = result.clip
+    clip, smf = result.clip, result.smf
+    assert clip is not None and smf is not None, "a region without an error has its clip and MIDI file"
+    write_file(midi, smf, whole=True)
     truncated = {} if clip.truncated_at_s is None else {"truncated_at_s": clip.truncated_at_s}
-    return {**head, "midi": str(midi), "position_s": clip.position_s, "duration_s": clip.duration_s,
-            **truncated, "notes": len(clip.notes), **fingerprint}
+    return {
+        **head,
+        "midi": str(midi),
+        "position_s": clip.position_s,
+        "duration_s": clip.duration_s,
+        **truncated,
+        "notes": len(clip.notes),
+        **fingerprint,
+    }
 
 
 def write_index(out: Path, rows: list[int | dict], index: list[dict], *, where: str) -> None:
@@ -244,5 +300,6 @@ def write_file(path: Path, data: bytes, *, whole: bool = False) -> None:
     except OSError as error:
         if whole:
             target.unlink(missing_ok=True)
-        raise ClientError(Code.OUTPUT_UNWRITABLE, f"cannot write {path}: {error.strerror}. Choose another path.") \
-            from error
+        raise ClientError(
+            Code.OUTPUT_UNWRITABLE, f"cannot write {path}: {error.strerror}. Choose another path."
+        ) from error

@@ -1,4 +1,4 @@
-"""The thin client: find (or start) the daemon, send regions, get clips back. No numpy, no onnxruntime.
+"""The thin client: send regions to the daemon (plugin_host.autostart finds or starts it), get clips back. No numpy.
 
 Reliability follows the ZeroMQ guide's Lazy Pirate: a request that gets no
 answer in `timeout_s` closes its socket (linger 0), opens a new one and asks
@@ -16,12 +16,10 @@ results are no longer wanted (its iterator closed early) cancels its jobs.
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 
@@ -33,7 +31,7 @@ from midibridge.model.clip import Clip, Tempo
 from midibridge.model.region import Region
 from midibridge.model.vocabulary import Code, JobState, Priority
 
-from .results import ClientError, DaemonUnavailable, JobResult, Progress, ProgressCallback
+from .results import ClientError, DaemonUnavailable, Progress, ProgressCallback, RegionResult
 
 PING_AFTER_S = 2.0  # silence while jobs run before asking the daemon whether it still has them
 START_TIMEOUT_S = 60.0  # for a daemon to start, or for the next one when the daemon stops under our jobs
@@ -45,8 +43,15 @@ CLIENT_NAME = f"midibridge-client/{p.PROTOCOL_ID.decode()}"
 class Client:
     """A connection to the daemon at `endpoint` (default: $MIDIBRIDGE_ENDPOINT, else the default endpoint)."""
 
-    def __init__(self, endpoint: str | None = None, *, timeout_s: float = 5.0, retries: int = 3,
-                 server_public_key: bytes | None = None, client_keys: tuple[bytes, bytes] | None = None):
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        timeout_s: float = 5.0,
+        retries: int = 3,
+        server_public_key: bytes | None = None,
+        client_keys: tuple[bytes, bytes] | None = None,
+    ):
         self.endpoint = endpoint or discovery.default_endpoint()
         record = discovery.read_discovery(self.endpoint) or {}
         if server_public_key is None and record.get("public_key"):
@@ -55,8 +60,8 @@ class Client:
         self.client_keys = client_keys or (zmq.curve_keypair() if server_public_key else None)
         self.timeout_s = timeout_s
         self.retries = retries
-        self.context = zmq.Context.instance()
-        self.socket = None
+        self.context: zmq.Context = zmq.Context.instance()
+        self.socket: zmq.Socket | None = None
         self._ids = (f"{uuid.uuid4().hex[:8]}-{n}" for n in itertools.count(1))
         self._answered = False  # a daemon answered here: from then on a silence is a slow daemon, retried
         self._limits: dict | None = None
@@ -68,7 +73,7 @@ class Client:
         if self.socket is None:
             socket = self.context.socket(zmq.DEALER)
             socket.setsockopt(zmq.LINGER, 0)
-            if self.server_public_key:
+            if self.server_public_key and self.client_keys:
                 socket.curve_serverkey = self.server_public_key
                 socket.curve_publickey, socket.curve_secretkey = self.client_keys
             socket.connect(self.endpoint)
@@ -101,7 +106,7 @@ class Client:
 
     def _poll(self, timeout_s: float) -> p.Message | None:
         socket = self._connect()
-        if not socket.poll(timeout_s * 1000):
+        if not socket.poll(int(timeout_s * 1000)):
             return None
         try:
             return p.decode(socket.recv_multipart(copy=False))
@@ -137,8 +142,10 @@ class Client:
             if reply.kind == p.ERROR:
                 raise ClientError(reply.header["code"], reply.header["message"], job_id=reply.header.get("job_id"))
             return reply
-        raise DaemonUnavailable(f"no answer from the midibridge daemon at {self.endpoint} after {self.retries + 1} "
-                                f"tries of {self.timeout_s:g} s. Is it running? Start it with `midibridge serve`.")
+        raise DaemonUnavailable(
+            f"no answer from the midibridge daemon at {self.endpoint} after {self.retries + 1} "
+            f"tries of {self.timeout_s:g} s. Is it running? Start it with `midibridge serve`."
+        )
 
     def _probe(self) -> None:
         """No daemon says it serves this endpoint: one quick `hello` tells whether one answers all the same (on
@@ -147,7 +154,8 @@ class Client:
             raise DaemonUnavailable(
                 f"no midibridge daemon is running on {self.endpoint}: none on this machine serves it, and nothing "
                 f"answered there within {min(self.timeout_s, PROBE_TIMEOUT_S):g} s. Start one with `midibridge "
-                f"serve` (a daemon on another machine: check the endpoint, and its --curve keys)")
+                f"serve` (a daemon on another machine: check the endpoint, and its --curve keys)"
+            )
 
     # Requests -------------------------------------------------------------------
 
@@ -166,19 +174,34 @@ class Client:
     def shutdown(self) -> None:
         self.request(p.SHUTDOWN)
 
-    def transcribe(self, region: Region, *, preset: str | dict | None = None, tempo: Tempo = Tempo(),
-                   on_progress: ProgressCallback | None = None, allow_truncated: bool = False) -> JobResult:
+    def transcribe(
+        self,
+        region: Region,
+        *,
+        preset: str | dict | None = None,
+        tempo: Tempo = Tempo(),
+        on_progress: ProgressCallback | None = None,
+        allow_truncated: bool = False,
+    ) -> RegionResult:
         """The result of one region (its clip, and the MIDI file in `smf`); a failed job raises its ClientError."""
-        with closing(self.batch([region], preset=preset, tempo=tempo, on_progress=on_progress,
-                                allow_truncated=allow_truncated)) as results:
+        with closing(
+            self.batch([region], preset=preset, tempo=tempo, on_progress=on_progress, allow_truncated=allow_truncated)
+        ) as results:
             result = next(results)
         if result.error is not None:
             raise result.error
         return result
 
-    def batch(self, regions: Iterable[Region], *, preset: str | dict | None = None,
-              tempo: Tempo | list[Tempo] = Tempo(), priority: str = Priority.INTERACTIVE,
-              allow_truncated: bool = False, on_progress: ProgressCallback | None = None) -> Iterator[JobResult]:
+    def batch(
+        self,
+        regions: Iterable[Region],
+        *,
+        preset: str | dict | None = None,
+        tempo: Tempo | list[Tempo] = Tempo(),
+        priority: str = Priority.INTERACTIVE,
+        allow_truncated: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> Generator[RegionResult, None, None]:
         """One job per region, any number of them; yields each result (or error) as it finishes, in finishing order.
 
         `tempo` is the host's tempo for all regions, or a list: one per region
@@ -190,17 +213,21 @@ class Client:
         """
         regions = list(regions)
         tempos = tempo if isinstance(tempo, list) else [tempo] * len(regions)
-        options = {"priority": priority, **({} if preset is None else {"preset": preset}),
-                   **({"allow_truncated": True} if allow_truncated else {})}
-        run = _Run(jobs=list(zip(regions, tempos)), options=options, on_progress=on_progress,
-                   unsent=deque(range(len(regions))))
+        options = {
+            "priority": priority,
+            **({} if preset is None else {"preset": preset}),
+            **({"allow_truncated": True} if allow_truncated else {}),
+        }
+        run = _Run(
+            jobs=list(zip(regions, tempos)), options=options, on_progress=on_progress, unsent=deque(range(len(regions)))
+        )
         try:
             yield from self._run(run)
         finally:
             if run.pending:
                 self._abandon(list(run.pending))
 
-    def _run(self, run: _Run) -> Iterator[JobResult]:
+    def _run(self, run: _Run) -> Iterator[RegionResult]:
         heard_s = time.monotonic()
         failures = 0
         while run.pending or run.unsent:
@@ -216,29 +243,44 @@ class Client:
                     failures = 0 if self._check_on(run) else failures + 1
                     heard_s = time.monotonic()
                     if failures > self.retries:
-                        raise DaemonUnavailable(f"the midibridge daemon at {self.endpoint} stopped answering while "
-                                                f"{len(run.pending)} job(s) ran")
+                        raise DaemonUnavailable(
+                            f"the midibridge daemon at {self.endpoint} stopped answering while "
+                            f"{len(run.pending)} job(s) ran"
+                        )
                 continue
             heard_s = time.monotonic()
-            index = run.pending.get(message.header.get("job_id"))
+            index = run.pending.get(message.header.get("job_id", ""))
             if index is None:
                 continue
             job_id = message.header["job_id"]
             if message.kind == p.PROGRESS:
                 if run.on_progress:
-                    run.on_progress(Progress(index, job_id, message.header["stage"], message.header["fraction"],
-                                             jobs_ahead=message.header.get("jobs_ahead")))
+                    run.on_progress(
+                        Progress(
+                            index,
+                            job_id,
+                            message.header["stage"],
+                            message.header["fraction"],
+                            jobs_ahead=message.header.get("jobs_ahead"),
+                        )
+                    )
             elif message.kind == p.RESULT:
                 del run.pending[job_id]
                 smf, clip = message.buffers
-                yield JobResult(index, job_id, Clip.from_dict(p.clip_from_buffer(clip)), smf.bytes,
-                                cached=message.header.get("cached", False))
+                yield RegionResult(
+                    index,
+                    job_id,
+                    Clip.from_dict(p.clip_from_buffer(clip)),
+                    smf.bytes,
+                    cached=message.header.get("cached", False),
+                )
             elif message.kind == p.ERROR and message.header["code"] == Code.SHUTTING_DOWN:
                 self._give_back(run, [job_id])  # the daemon stops: the next one on this endpoint runs it
             elif message.kind == p.ERROR:
                 del run.pending[job_id]
-                yield JobResult(index, job_id, error=ClientError(message.header["code"], message.header["message"],
-                                                                 job_id=job_id))
+                yield RegionResult(
+                    index, job_id, error=ClientError(message.header["code"], message.header["message"], job_id=job_id)
+                )
 
     def _send_part(self, run: _Run) -> bool:
         """Send the next regions the daemon has room for: at most `max_batch_regions` in one request, and never more
@@ -251,12 +293,15 @@ class Client:
             if not part:
                 return False
             buffers: list = []
-            wire = [{**p.region_to_wire(region, buffers), "tempo": tempo.to_dict()}
-                    for region, tempo in (run.jobs[i] for i in part)]
+            wire = [
+                {**p.region_to_wire(region, buffers), "tempo": tempo.to_dict()}
+                for region, tempo in (run.jobs[i] for i in part)
+            ]
             job_ids = self.request(p.BATCH, {"regions": wire, **run.options}, buffers).header["job_ids"]
         except ClientError as error:
-            if error.code == Code.SHUTTING_DOWN or (run.restart_by_s is not None
-                                                    and error.code == Code.DAEMON_UNAVAILABLE):
+            if error.code == Code.SHUTTING_DOWN or (
+                run.restart_by_s is not None and error.code == Code.DAEMON_UNAVAILABLE
+            ):
                 self._wait_for_next_daemon(run)
             elif error.code != Code.BUSY:  # busy: the queue holds other clients' jobs too; some will finish
                 raise
@@ -278,14 +323,21 @@ class Client:
             run.restart_by_s = time.monotonic() + START_TIMEOUT_S
             self._limits = None  # the next daemon may have other limits
         elif time.monotonic() > run.restart_by_s:
-            raise DaemonUnavailable(f"the midibridge daemon at {self.endpoint} stopped, and no other took its place "
-                                    f"within {START_TIMEOUT_S:g} s. Start one with `midibridge serve`.")
+            raise DaemonUnavailable(
+                f"the midibridge daemon at {self.endpoint} stopped, and no other took its place "
+                f"within {START_TIMEOUT_S:g} s. Start one with `midibridge serve`."
+            )
 
     def _abandon(self, job_ids: list[str]) -> None:
         """Cancel jobs nobody waits for any more; a daemon that does not answer at once is left to finish them."""
         try:
-            with Client(self.endpoint, timeout_s=1.0, retries=0, server_public_key=self.server_public_key,
-                        client_keys=self.client_keys) as canceller:
+            with Client(
+                self.endpoint,
+                timeout_s=1.0,
+                retries=0,
+                server_public_key=self.server_public_key,
+                client_keys=self.client_keys,
+            ) as canceller:
                 canceller.cancel(job_ids)
         except ClientError:
             pass
@@ -316,52 +368,3 @@ class _Run:
     pending: dict[str, int] = field(default_factory=dict)
     resend_at_s: float = 0.0
     restart_by_s: float | None = None  # set while waiting for the next daemon: until when
-
-
-def ensure_daemon(*, endpoint: str | None = None, timeout_s: float = START_TIMEOUT_S) -> dict:
-    """The discovery record of the daemon serving `endpoint` (default: the default endpoint), starting
-    `midibridge serve` in the background when none does.
-
-    Two commands starting one at once both succeed: the daemon that wins the
-    endpoint serves them both. A daemon that answers on the endpoint although
-    its discovery file is gone is used as it is.
-    """
-    endpoint = endpoint or discovery.default_endpoint()
-    record = discovery.read_discovery(endpoint) or _answering(endpoint)
-    if record:
-        return record
-    runtime = discovery.runtime_dir()
-    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
-    log_path = runtime / "daemon.log"
-    command = [sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--endpoint", endpoint]
-    # A daemon outlives this command: it keeps its own copy of the log's handle, and holds no one's working folder.
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                                   cwd=runtime)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        record = discovery.read_discovery(endpoint)
-        if record:
-            with Client(endpoint, timeout_s=5.0, retries=2) as client:
-                client.hello()
-            return record
-        if process.poll() is not None:
-            record = discovery.read_discovery(endpoint) or _answering(endpoint)  # another command's daemon won
-            if record:
-                return record
-            said = log_path.read_text(errors="replace").strip().splitlines()
-            raise DaemonUnavailable(f"could not start the midibridge daemon on {endpoint}: "
-                                    f"{said[-1] if said else 'it exited'} (log: {log_path})")
-        time.sleep(0.05)
-    raise DaemonUnavailable(f"the midibridge daemon on {endpoint} did not start within {timeout_s:g} s "
-                            f"(log: {log_path})")
-
-
-def _answering(endpoint: str) -> dict | None:
-    """A record for a midibridge daemon that answers `hello` on `endpoint` without a discovery file; else None."""
-    try:
-        with Client(endpoint, timeout_s=0.5, retries=0) as client:
-            info = client.hello()
-    except ClientError:
-        return None
-    return {"endpoint": endpoint, "pid": info["pid"], "protocol": info["protocol"], "public_key": None}

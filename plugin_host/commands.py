@@ -15,10 +15,10 @@ from midibridge.bridge.protocol import ENDPOINT_ENV
 from midibridge.model.clip import Clip, Tempo, note_name
 from midibridge.model.errors import MidibridgeError
 from midibridge.model.region import Region
-from midibridge.model.vocabulary import Code
+from midibridge.model.vocabulary import Code, Priority
 
 from . import runner
-from .results import ClientError, JobResult, OverallProgress, Progress
+from .results import ClientError, OverallProgress, Progress, RegionResult
 
 
 def convert(args: argparse.Namespace) -> int:
@@ -28,19 +28,22 @@ def convert(args: argparse.Namespace) -> int:
     region = Region.from_file(args.input, start_s=args.start, duration_s=args.duration, position_s=args.position)
     output = Path(args.output) if args.output else Path(Path(args.input).stem + ".mid")
     refuse_overwriting(output, source=Path(args.input))
-    local = args.model is not None or args.threads
-    where = "in-process" if local else runner.choose(daemon=args.daemon)
-    result = next(runner.run([region], where=where, preset=args.preset, tempo=tempo, model_path=args.model,
-                             threads=args.threads, allow_truncated=args.allow_truncated))
+    local = args.model is not None or args.threads  # options of this process's model
+    backend = (
+        runner.InProcess(model_path=args.model, threads=args.threads) if local else runner.choose(daemon=args.daemon)
+    )
+    result = next(backend.run([runner.Job(region, tempo)], preset=args.preset, allow_truncated=args.allow_truncated))
     if result.error is not None:
         raise result.error
-    write_file(output, result.smf)  # not whole: -o may be /dev/stdout or a pipe
-    if result.clip.truncated_at_s is not None:
-        print(truncation_warning(args.input, result.clip.truncated_at_s, result.clip.duration_s), file=sys.stderr)
+    clip, smf = result.clip, result.smf
+    assert clip is not None and smf is not None, "a region without an error has its clip and MIDI file"
+    write_file(output, smf)  # not whole: -o may be /dev/stdout or a pipe
+    if clip.truncated_at_s is not None:
+        print(truncation_warning(args.input, clip.truncated_at_s, clip.duration_s), file=sys.stderr)
     if args.json:
-        print(json.dumps(result.clip.to_dict()))
+        print(json.dumps(clip.to_dict()))
     else:
-        print_clip(result.clip, output)
+        print_clip(clip, output)
     return 0
 
 
@@ -50,43 +53,62 @@ def refuse_overwriting(output: Path, *, source: Path) -> None:
     if not output.is_file():
         return
     if source.exists() and output.samefile(source):
-        raise ClientError(Code.OUTPUT_IS_INPUT, f"-o {output} is the audio file being converted: writing the MIDI "
-                                                f"file there would destroy it. Give another output, e.g. -o "
-                                                f"{source.with_suffix('.mid').name}")
+        raise ClientError(
+            Code.OUTPUT_IS_INPUT,
+            f"-o {output} is the audio file being converted: writing the MIDI "
+            f"file there would destroy it. Give another output, e.g. -o "
+            f"{source.with_suffix('.mid').name}",
+        )
     try:
         with output.open("rb") as existing:
             head = existing.read(4)
     except OSError:
         return  # unreadable: writing it fails too, and says so (output_unwritable)
     if head not in (b"MThd", b""):  # an empty file holds nothing to lose
-        raise ClientError(Code.OUTPUT_NOT_MIDI, f"{output} exists and is not a MIDI file; midibridge does not write "
-                                                f"over it. Give another output path with -o, or move that file away "
-                                                f"first")
+        raise ClientError(
+            Code.OUTPUT_NOT_MIDI,
+            f"{output} exists and is not a MIDI file; midibridge does not write "
+            f"over it. Give another output path with -o, or move that file away "
+            f"first",
+        )
 
 
 def batch(args: argparse.Namespace) -> int:
     from .batch import Batch
 
-    job = Batch(args.output_dir, preset=args.preset, tempo=Tempo(bpm=args.bpm, beats_per_bar=args.beats_per_bar),
-                allow_truncated=args.allow_truncated)
+    job = Batch(
+        args.output_dir,
+        preset=args.preset,
+        tempo=Tempo(bpm=args.bpm, beats_per_bar=args.beats_per_bar),
+        allow_truncated=args.allow_truncated,
+    )
     plan = job.plan(args.inputs)
+    backend = (
+        runner.Cluster(address=args.cluster, ship_audio=args.ship_audio)
+        if args.cluster
+        else runner.choose(daemon=args.daemon, priority=Priority.BATCH)
+    )
     bar = ProgressLine(len(plan.todo))
     try:
-        done = job.run(plan, where=None if args.cluster else runner.choose(daemon=args.daemon), cluster=args.cluster,
-                       ship_audio=args.ship_audio, on_progress=bar.update, on_result=bar.done)
+        done = job.run(plan, backend=backend, on_progress=bar.update, on_result=bar.done)
     except (KeyboardInterrupt, MidibridgeError) as stop:
         bar.close()
         if job.summary is not None and any(job.summary.entries):
             how = "stopped" if isinstance(stop, MidibridgeError) else "interrupted"
-            print(f"midibridge: {how}: {job.summary.converted} of {len(job.summary.entries)} regions converted into "
-                  f"{job.folder} and kept; rerun the same batch to convert the rest", file=sys.stderr)
+            print(
+                f"midibridge: {how}: {job.summary.converted} of {len(job.summary.entries)} regions converted into "
+                f"{job.folder} and kept; rerun the same batch to convert the rest",
+                file=sys.stderr,
+            )
         raise
     bar.close()
     out, total = job.folder, len(done.entries)
     skipped = f"; {done.skipped} unchanged since the last run, skipped" if done.skipped else ""
     earlier = f" (with {done.earlier} region{'s' * (done.earlier != 1)} of earlier batches)" if done.earlier else ""
-    print(f"converted {total - len(done.failed)} of {total} regions into {out} ({done.where}{skipped}); "
-          f"index: {out / 'index.json'}{earlier}, report: {out / 'index.html'}")
+    print(
+        f"converted {total - len(done.failed)} of {total} regions into {out} ({done.where}{skipped}); "
+        f"index: {out / 'index.json'}{earlier}, report: {out / 'index.html'}"
+    )
     for entry in done.failed:
         print(f"  failed: {entry['input']}: [{entry['error']['code']}] {entry['error']['message']}", file=sys.stderr)
     for entry in done.entries:  # after the progress bar, which owns stderr's last line while it runs
@@ -97,8 +119,10 @@ def batch(args: argparse.Namespace) -> int:
 
 def truncation_warning(source: str, truncated_at_s: float, duration_s: float) -> str:
     """The stderr line for a clip transcribed with --allow-truncated from a file cut short."""
-    return (f"midibridge: warning [{Code.AUDIO_TRUNCATED}]: {source} is truncated: its audio stops "
-            f"{truncated_at_s:.3f} s into the {duration_s:.3f} s region, so the clip has no notes after that")
+    return (
+        f"midibridge: warning [{Code.AUDIO_TRUNCATED}]: {source} is truncated: its audio stops "
+        f"{truncated_at_s:.3f} s into the {duration_s:.3f} s region, so the clip has no notes after that"
+    )
 
 
 class ProgressLine:
@@ -112,7 +136,7 @@ class ProgressLine:
     def update(self, progress: Progress) -> None:
         self._draw(self.overall.update(progress))
 
-    def done(self, result: JobResult) -> None:
+    def done(self, result: RegionResult) -> None:
         if result.clip is not None:
             self.audio_s += result.clip.duration_s
         self._draw(self.overall.done(result.index))
@@ -120,8 +144,10 @@ class ProgressLine:
     def _draw(self, share: float) -> None:
         if self.live:
             filled = round(30 * share)
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.overall.finished}/{self.overall.total} "
-                             f"regions, {self.audio_s:.1f} s of audio {share:4.0%}")
+            sys.stderr.write(
+                f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.overall.finished}/{self.overall.total} "
+                f"regions, {self.audio_s:.1f} s of audio {share:4.0%}"
+            )
             sys.stderr.flush()
 
     def close(self) -> None:
@@ -136,18 +162,29 @@ def ardour_convert(args: argparse.Namespace) -> int:
     from .ardour_adapter import convert_session
 
     load_preset(args.preset)  # an unknown preset stops here: before Ardour starts, the backup and the save
-    lines = convert_session(Path(args.session), tracks=args.tracks, preset=args.preset,
-                            keep_previous=args.keep_previous, in_process=args.in_process)
+    lines = convert_session(
+        Path(args.session),
+        tracks=args.tracks,
+        preset=args.preset,
+        keep_previous=args.keep_previous,
+        in_process=args.in_process,
+    )
     for line in lines:
         outcome = f"{line.notes} notes" if line.error is None else f"FAILED {line.error}"
         if line.earlier:
-            regions = ("the MIDI region an earlier run" if line.earlier == 1 else
-                       f"the {line.earlier} MIDI regions earlier runs") + " made from it"
+            regions = (
+                "the MIDI region an earlier run"
+                if line.earlier == 1
+                else f"the {line.earlier} MIDI regions earlier runs"
+            ) + " made from it"
             outcome += f"; kept {regions} beside the new one" if args.keep_previous else f"; replaced {regions}"
         print(f"{line.track}\t{line.position_s:.6f} s\t{outcome}")
     failed = sum(line.error is not None for line in lines)
-    replaced = "" if args.keep_previous or not any(line.earlier for line in lines) else \
-        " (one Edit > Undo in Ardour brings back what it replaced)"
+    replaced = (
+        ""
+        if args.keep_previous or not any(line.earlier for line in lines)
+        else " (one Edit > Undo in Ardour brings back what it replaced)"
+    )
     print(f"converted {len(lines) - failed} of {len(lines)} regions; the session is saved{replaced}")
     return 1 if failed else 0
 
@@ -155,13 +192,14 @@ def ardour_convert(args: argparse.Namespace) -> int:
 def install(args: argparse.Namespace) -> int:
     scripts_dir = Path(args.scripts_dir) if args.scripts_dir else None
     if args.daw == "ardour":
-        from .ardour_adapter import INSTALL_HELP, install_scripts
+        from . import ardour_adapter
 
-        written, help_text = install_scripts(scripts_dir), INSTALL_HELP
+        written, help_text = ardour_adapter.install_scripts(scripts_dir), ardour_adapter.INSTALL_HELP
     else:
-        from .reaper_adapter import INSTALL_HELP, install_scripts
+        from . import reaper_adapter
 
-        written, help_text = install_scripts(scripts_dir, preset=args.preset), INSTALL_HELP
+        written = reaper_adapter.install_scripts(scripts_dir, preset=args.preset)
+        help_text = reaper_adapter.INSTALL_HELP
     for path in written:
         print(f"installed {path}")
     print(help_text)
@@ -172,24 +210,42 @@ def host_transcribe(args: argparse.Namespace) -> int:
     from .host_lines import read_requests, transcribe
 
     requests = read_requests(Path(args.requests))
-    transcribe(requests, preset=args.preset, where="in-process" if args.in_process else "daemon")
+    transcribe(requests, preset=args.preset, backend=runner.InProcess() if args.in_process else runner.Daemon())
     return 0
 
 
 def serve(args: argparse.Namespace) -> int:
-    from midibridge.bridge.daemon import Daemon, DaemonConfig
+    from midibridge.bridge.daemon import DaemonConfig, serve
 
-    logging.basicConfig(level=logging.INFO, format="midibridge serve: %(message)s")
+    # A private daemon's warnings (a lost worker, a job that runs again) go to its command's stderr, as its own.
+    logging.basicConfig(
+        level=logging.WARNING if args.private else logging.INFO,
+        format="midibridge: %(message)s" if args.private else "midibridge serve: %(message)s",
+    )
     workers = args.workers if args.workers is not None else os.cpu_count() or 1
     retries = args.job_retries or 0
     if args.cluster:  # a worker a CPU slot (0: as many as the cluster has); a job on a lost node runs again
         workers, retries = args.workers or 0, 2 if args.job_retries is None else args.job_retries
-    config = DaemonConfig(endpoint=args.endpoint, workers=workers, threads_per_worker=args.threads,
-                          max_queued=args.queue, result_ttl_s=args.result_ttl, cache_entries=args.cache,
-                          allowed_roots=args.allow_root, curve=args.curve, job_retries=retries,
-                          grace_s=args.grace, progress_timeout_s=args.progress_timeout,
-                          interactive_workers=args.interactive_workers, model_path=args.model, cluster=args.cluster)
-    return Daemon(config).run()  # a DaemonError (cannot_serve) is said as every error is, by cli.main
+    config = DaemonConfig(
+        endpoint=args.endpoint,
+        workers=workers,
+        threads_per_worker=args.threads,
+        max_queued=args.queue,
+        result_ttl_s=args.result_ttl,
+        cache_entries=args.cache,
+        allowed_roots=args.allow_root,
+        curve=args.curve,
+        job_retries=retries,
+        grace_s=args.grace,
+        progress_timeout_s=args.progress_timeout,
+        interactive_workers=args.interactive_workers,
+        model_path=args.model,
+        preload=tuple(args.preload),
+        cluster=args.cluster,
+        ship_audio=args.ship_audio,
+        private=args.private,
+    )
+    return serve(config)  # a DaemonError (cannot_serve) is said as every error is, by cli.main
 
 
 def ping(args: argparse.Namespace) -> int:
@@ -200,9 +256,11 @@ def ping(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         info = client.hello()
         round_trip_ms = (time.perf_counter() - started) * 1000
-    print(f"midibridge daemon at {found['endpoint']}: pid {info['pid']}, {info['protocol']}, package "
-          f"{info['package_version']}, {info['workers']} workers, model {info['model']['sha256'][:12]}…, "
-          f"round trip {round_trip_ms:.1f} ms")
+    print(
+        f"midibridge daemon at {found['endpoint']}: pid {info['pid']}, {info['protocol']}, package "
+        f"{info['package_version']}, {info['workers']} workers, model {info['model']['sha256'][:12]}…, "
+        f"round trip {round_trip_ms:.1f} ms"
+    )
     return 0
 
 
@@ -213,9 +271,11 @@ def status(args: argparse.Namespace) -> int:
     with _client_of(found) as client:
         info = client.status()
     counts = ", ".join(f"{n} {state}" for state, n in info["counts"].items())
-    print(f"midibridge daemon at {found['endpoint']} (pid {found['pid']}): {info['queued']} queued; jobs: "
-          f"{counts}; {len(info['workers'])} workers ({info['workers_replaced']} replaced), "
-          f"{info['cache_entries']} cached results{'' if info['accepting'] else '; stopping'}")
+    print(
+        f"midibridge daemon at {found['endpoint']} (pid {found['pid']}): {info['queued']} queued; jobs: "
+        f"{counts}; {len(info['workers'])} workers ({info['workers_replaced']} replaced), "
+        f"{info['cache_entries']} cached results{'' if info['accepting'] else '; stopping'}"
+    )
     for worker in info["workers"]:
         doing = f"job {worker['job_id']}" if worker["job_id"] else ("idle" if worker["ready"] else "starting")
         kept = " (kept for interactive jobs)" if worker["interactive_only"] else ""
@@ -227,8 +287,10 @@ def _running_daemon() -> dict | None:
     """The discovery record of the daemon on the default endpoint; None, said on stdout, when none runs there."""
     found = discovery.read_discovery()
     if found is None:
-        print(f"no midibridge daemon is running on {discovery.default_endpoint()}; start one with `midibridge serve` "
-              f"(set {ENDPOINT_ENV} to reach a daemon on another endpoint)")
+        print(
+            f"no midibridge daemon is running on {discovery.default_endpoint()}; start one with `midibridge serve` "
+            f"(set {ENDPOINT_ENV} to reach a daemon on another endpoint)"
+        )
     return found
 
 
@@ -246,11 +308,13 @@ def presets_list(args: argparse.Namespace) -> int:
     for preset in listed:
         shown = preset.description if preset.error is None else f"BROKEN [{preset.error.code}]: {preset.error}"
         print(f"{preset.name:18} {preset.source:9} {shown}")
-    broken = [preset for preset in listed if preset.error is not None]
-    for preset in broken:
-        print(f"midibridge: error [{preset.error.code}]: preset {preset.name!r} ({preset.path}) cannot be used: fix "
-              f"the file (`midibridge presets validate {preset.path}` says what is wrong) or remove it",
-              file=sys.stderr)
+    broken = [(preset, preset.error) for preset in listed if preset.error is not None]
+    for preset, error in broken:
+        print(
+            f"midibridge: error [{error.code}]: preset {preset.name!r} ({preset.path}) cannot be used: fix "
+            f"the file (`midibridge presets validate {preset.path}` says what is wrong) or remove it",
+            file=sys.stderr,
+        )
     return 1 if broken else 0
 
 
@@ -281,8 +345,10 @@ def model_install(args: argparse.Namespace) -> int:
         print(f"{name}: {kind.weights.WEIGHTS_FILE_NAME} installed and verified: {path}")
     for name, kind in ENGINES.items():
         if name not in fetched:
-            print(f"{name}: {kind.weights.WEIGHTS_FILE_NAME}, {kind.weights.SOURCE}, needs no install "
-                  f"(`midibridge model info` checks it)")
+            print(
+                f"{name}: {kind.weights.WEIGHTS_FILE_NAME}, {kind.weights.SOURCE}, needs no install "
+                f"(`midibridge model info` checks it)"
+            )
     return 0
 
 
@@ -309,12 +375,16 @@ def model_info(args: argparse.Namespace) -> int:
 
 
 def print_clip(clip: Clip, output: Path) -> None:
-    print(f"wrote {output}: {len(clip.notes)} notes, clip at {clip.position_s:.3f} s, "
-          f"{clip.duration_s:.2f} s long, {clip.bpm:g} BPM")
+    print(
+        f"wrote {output}: {len(clip.notes)} notes, clip at {clip.position_s:.3f} s, "
+        f"{clip.duration_s:.2f} s long, {clip.bpm:g} BPM"
+    )
     if not clip.notes:
         print("no notes found (silent or unpitched audio)")
         return
     print(f"{'start_s':>9} {'end_s':>9} {'pitch':>5} {'name':>4} {'velocity':>8} {'bends':>5}")
     for note in clip.notes:
-        print(f"{note.start_s:9.3f} {note.end_s:9.3f} {note.pitch:5d} {note_name(note.pitch):>4} "
-              f"{note.velocity:8d} {len(note.bends):5d}")
+        print(
+            f"{note.start_s:9.3f} {note.end_s:9.3f} {note.pitch:5d} {note_name(note.pitch):>4} "
+            f"{note.velocity:8d} {len(note.bends):5d}"
+        )

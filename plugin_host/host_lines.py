@@ -25,8 +25,8 @@ from midibridge.model.midi import note_channels
 from midibridge.model.region import Region
 from midibridge.model.vocabulary import Code, Stage
 
-from . import runner
-from .results import JobResult, OverallProgress, Progress
+from .results import OverallProgress, Progress, RegionResult
+from .runner import Backend, Job
 
 TICK_S = 0.15
 FIELDS = ("id", "path", "start_s", "duration_s", "position_s", "bpm", "beats_per_bar", "bar_offset_beats")
@@ -47,22 +47,28 @@ def read_requests(path: Path) -> list[HostRegion]:
             continue
         values = line.split("\t")
         if len(values) != len(FIELDS):
-            raise OptionError(Code.INVALID_REQUEST,
-                              f"{path}:{number}: {len(values)} fields; a request line has {len(FIELDS)} "
-                              f"tab-separated fields: {' '.join(FIELDS)}")
+            raise OptionError(
+                Code.INVALID_REQUEST,
+                f"{path}:{number}: {len(values)} fields; a request line has {len(FIELDS)} "
+                f"tab-separated fields: {' '.join(FIELDS)}",
+            )
         try:
             id_, source, start, duration, position, bpm, beats_per_bar, bar_offset = values
-            requests.append(HostRegion(int(id_), Region.from_file(source, start_s=float(start),
-                                                                  duration_s=float(duration),
-                                                                  position_s=float(position)),
-                                       Tempo(bpm=float(bpm), beats_per_bar=float(beats_per_bar),
-                                             bar_offset_beats=float(bar_offset))))
+            requests.append(
+                HostRegion(
+                    int(id_),
+                    Region.from_file(
+                        source, start_s=float(start), duration_s=float(duration), position_s=float(position)
+                    ),
+                    Tempo(bpm=float(bpm), beats_per_bar=float(beats_per_bar), bar_offset_beats=float(bar_offset)),
+                )
+            )
         except (ValueError, ModelError) as error:  # a number that is not one, or a region or tempo that cannot be
             raise OptionError(Code.INVALID_REQUEST, f"{path}:{number}: {error}") from error
     return requests
 
 
-def transcribe(requests: list[HostRegion], *, preset: str | None, where: str, out=sys.stdout) -> int:
+def transcribe(requests: list[HostRegion], *, preset: str | None, backend: Backend, out=sys.stdout) -> int:
     """Answer `requests` in lines on `out`; returns how many failed. Returns early, the jobs cancelled, when `out`
     is closed by its reader."""
     lines = _Lines(out)
@@ -71,9 +77,12 @@ def transcribe(requests: list[HostRegion], *, preset: str | None, where: str, ou
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         lines.say(f"STATUS {state.now()[1]}")
-        with _Ticker(lines, state), closing(runner.run([r.region for r in requests], where=where, preset=preset,
-                                                       tempo=[r.tempo for r in requests],
-                                                       on_progress=state.update)) as results:
+        with (
+            _Ticker(lines, state),
+            closing(
+                backend.run([Job(r.region, r.tempo) for r in requests], preset=preset, on_progress=state.update)
+            ) as results,
+        ):
             for result in results:
                 state.done(result)
                 lines.say(*answer_lines(requests[result.index].id, result))
@@ -133,7 +142,7 @@ class _State:
             self.overall.update(progress)
             self._tell()
 
-    def done(self, result: JobResult) -> None:
+    def done(self, result: RegionResult) -> None:
         with self.lock:
             self.waiting.pop(result.index, None)
             self.failed += result.error is not None
@@ -144,8 +153,11 @@ class _State:
         running = self.overall.total - self.overall.finished - len(self.waiting)
         if self.waiting and not running:
             ahead = min(self.waiting.values())
-            self.status = (f"waiting: {ahead} job{'s' if ahead != 1 else ''} ahead" if ahead else
-                           "waiting for the daemon to finish a job")
+            self.status = (
+                f"waiting: {ahead} job{'s' if ahead != 1 else ''} ahead"
+                if ahead
+                else "waiting for the daemon to finish a job"
+            )
         else:
             self.status = f"transcribing: {self.overall.finished} of {self.overall.total} done"
 
@@ -167,7 +179,7 @@ class _Ticker(threading.Thread):
             try:
                 self.lines.say(*([f"STATUS {status}"] if status != told else []), f"PROGRESS {fraction:.3f}")
             except OSError:
-                if self.lines.gone_in == self.ident:  # else the main thread knows already
+                if self.lines.gone_in == self.ident and self.main is not None:  # else the main thread knows already
                     signal.pthread_kill(self.main, signal.SIGTERM)
                 return
             told = status
@@ -181,16 +193,20 @@ class _Ticker(threading.Thread):
         self.join()
 
 
-def answer_lines(region_id: int, result: JobResult) -> list[str]:
+def answer_lines(region_id: int, result: RegionResult) -> list[str]:
     if result.error is not None:
         message = " ".join(str(result.error).split())  # one line, whatever the message held
         return [f"ERROR {region_id} [{result.error.code}] {message}"]
+    assert result.clip is not None, "a region without an error has its clip"
     notes = result.clip.notes
     lines = [f"NOTES {region_id} {len(notes)}" + (" drums" if result.clip.drums else "")]
     for note, (channel, bent) in zip(notes, note_channels(result.clip)):
         lines.append(f"N {region_id} {note.start_s:.6f} {note.end_s:.6f} {note.pitch} {note.velocity} {channel}")
         if bent and note.bends:
-            lines += [f"B {region_id} {channel} {max(b.time_s, note.start_s):.6f} {b.semitones:.6f}"
-                      for b in note.bends if b.time_s < note.end_s]
+            lines += [
+                f"B {region_id} {channel} {max(b.time_s, note.start_s):.6f} {b.semitones:.6f}"
+                for b in note.bends
+                if b.time_s < note.end_s
+            ]
             lines.append(f"B {region_id} {channel} {note.end_s:.6f} 0")
     return lines

@@ -31,11 +31,14 @@ def default_scripts_dir() -> Path:
 
 
 def assemble(scope: str, *, command: str, preset: str | None = None) -> str:
-    return (SOURCE.read_text() + f"\n\n# Made by `midibridge install reaper`: edit {SOURCE} instead.\n"
-            f"MB_COMMAND = {command!r}\nmain({scope!r}, preset={preset!r})\n")
+    return (
+        SOURCE.read_text() + f"\n\n# Made by `midibridge install reaper`: edit {SOURCE} instead.\n"
+        f"MB_COMMAND = {command!r}\nmain({scope!r}, preset={preset!r})\n"
+    )
 
 
 def install_scripts(scripts_dir: Path | None = None, *, preset: str | None = None) -> list[Path]:
-    return write_scripts(scripts_dir or default_scripts_dir(),
-                         {name: assemble(scope, command=midibridge_command(), preset=preset)
-                          for name, scope in ACTIONS.items()})
+    return write_scripts(
+        scripts_dir or default_scripts_dir(),
+        {name: assemble(scope, command=midibridge_command(), preset=preset) for name, scope in ACTIONS.items()},
+    )

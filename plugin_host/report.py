@@ -15,9 +15,26 @@ from midibridge.model.clip import Clip, Note, note_name
 ROLL_WIDTH_PX, ROLL_HEIGHT_PX = 320, 72
 LABELS_PX = 36  # a left margin for the pitch or drum names, so no note hides them
 # The GM drum notes the drum engine writes, named so a row of hits says what it is.
-GM_DRUMS = {35: "kick", 36: "kick", 37: "stick", 38: "snare", 40: "snare", 42: "hat", 44: "pedal hat",
-            46: "open hat", 41: "tom", 43: "tom", 45: "tom", 47: "tom", 48: "tom", 50: "tom",
-            49: "crash", 57: "crash", 51: "ride", 59: "ride"}
+GM_DRUMS = {
+    35: "kick",
+    36: "kick",
+    37: "stick",
+    38: "snare",
+    40: "snare",
+    42: "hat",
+    44: "pedal hat",
+    46: "open hat",
+    41: "tom",
+    43: "tom",
+    45: "tom",
+    47: "tom",
+    48: "tom",
+    50: "tom",
+    49: "crash",
+    57: "crash",
+    51: "ride",
+    59: "ride",
+}
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; background: #fafbfc; }
@@ -67,14 +84,19 @@ def _row(entry: dict, clip: Clip | None) -> str:
     midi = f'<td class="midi">{escape(Path(entry["midi"]).name) if "midi" in entry else "—"}</td>'
     track = f"<td>{escape(str(entry.get('track', '—')))}</td>"
     if "error" in entry:
-        reason = f'<code>{escape(entry["error"]["code"])}</code> {escape(entry["error"]["message"])}'
+        reason = f"<code>{escape(entry['error']['code'])}</code> {escape(entry['error']['message'])}"
         return f'<tr class="failed">{source}{midi}{track}<td colspan="5" class="reason">failed: {reason}</td></tr>'
     preset = escape(entry["preset"]["name"])
-    roll = piano_roll(clip, duration_s=entry["duration_s"]) if clip is not None else \
-        '<span class="reason">its .mid is missing or not a MIDI file: rerun the batch to make it again</span>'
-    return (f'<tr class="converted">{source}{midi}{track}<td class="num">{entry["position_s"]:.3f} s</td>'
-            f'<td class="num">{entry["duration_s"]:.3f} s</td><td>{preset}</td><td class="num">{entry["notes"]}</td>'
-            f"<td>{roll}</td></tr>")
+    roll = (
+        piano_roll(clip, duration_s=entry["duration_s"])
+        if clip is not None
+        else '<span class="reason">its .mid is missing or not a MIDI file: rerun the batch to make it again</span>'
+    )
+    return (
+        f'<tr class="converted">{source}{midi}{track}<td class="num">{entry["position_s"]:.3f} s</td>'
+        f'<td class="num">{entry["duration_s"]:.3f} s</td><td>{preset}</td><td class="num">{entry["notes"]}</td>'
+        f"<td>{roll}</td></tr>"
+    )
 
 
 def piano_roll(clip: Clip | None, *, duration_s: float) -> str:
@@ -84,9 +106,11 @@ def piano_roll(clip: Clip | None, *, duration_s: float) -> str:
     x_per_s = (ROLL_WIDTH_PX - LABELS_PX) / max(duration_s, 1e-3)
     drums = clip is not None and clip.drums
     shapes = _drum_hits(notes, x_per_s=x_per_s) if drums else _note_bars(notes, x_per_s=x_per_s)
-    return (f'<svg class="roll" xmlns="http://www.w3.org/2000/svg" width="{ROLL_WIDTH_PX}" height="{ROLL_HEIGHT_PX}" '
-            f'viewBox="0 0 {ROLL_WIDTH_PX} {ROLL_HEIGHT_PX}" role="img" aria-label="{len(notes)} notes">'
-            f'{"".join(shapes)}</svg>')
+    return (
+        f'<svg class="roll" xmlns="http://www.w3.org/2000/svg" width="{ROLL_WIDTH_PX}" height="{ROLL_HEIGHT_PX}" '
+        f'viewBox="0 0 {ROLL_WIDTH_PX} {ROLL_HEIGHT_PX}" role="img" aria-label="{len(notes)} notes">'
+        f"{''.join(shapes)}</svg>"
+    )
 
 
 def _note_bars(notes: tuple[Note, ...], *, x_per_s: float) -> list[str]:
@@ -94,14 +118,18 @@ def _note_bars(notes: tuple[Note, ...], *, x_per_s: float) -> list[str]:
         return []
     low, high = min(note.pitch for note in notes) - 2, max(note.pitch for note in notes) + 2  # a little air around
     y_per_pitch = ROLL_HEIGHT_PX / (high - low + 1)
-    shapes = [f'<text x="2" y="{ROLL_HEIGHT_PX - 3}">{note_name(low)}</text>',
-              f'<text x="2" y="10">{note_name(high)}</text>']
+    shapes = [
+        f'<text x="2" y="{ROLL_HEIGHT_PX - 3}">{note_name(low)}</text>',
+        f'<text x="2" y="10">{note_name(high)}</text>',
+    ]
     for note in notes:
         width_px = max((note.end_s - note.start_s) * x_per_s, 2)  # the shortest notes stay visible
-        shapes.append(f'<rect class="note" x="{LABELS_PX + note.start_s * x_per_s:.1f}" '
-                      f'y="{(high - note.pitch) * y_per_pitch:.1f}" width="{width_px:.1f}" '
-                      f'height="{max(y_per_pitch - 1, 1.5):.1f}" rx="1">'
-                      f'<title>{note_name(note.pitch)} at {note.start_s:.2f} s</title></rect>')
+        shapes.append(
+            f'<rect class="note" x="{LABELS_PX + note.start_s * x_per_s:.1f}" '
+            f'y="{(high - note.pitch) * y_per_pitch:.1f}" width="{width_px:.1f}" '
+            f'height="{max(y_per_pitch - 1, 1.5):.1f}" rx="1">'
+            f"<title>{note_name(note.pitch)} at {note.start_s:.2f} s</title></rect>"
+        )
     return shapes
 
 
@@ -112,7 +140,9 @@ def _drum_hits(notes: tuple[Note, ...], *, x_per_s: float) -> list[str]:
     name = {pitch: escape(GM_DRUMS.get(pitch, str(pitch))) for pitch in drums}
     shapes = [f'<text x="2" y="{top_px[pitch] + row_px / 2 + 3:.1f}">{name[pitch]}</text>' for pitch in drums]
     for note in notes:
-        shapes.append(f'<rect class="hit" x="{LABELS_PX + note.start_s * x_per_s:.1f}" '
-                      f'y="{top_px[note.pitch] + row_px * 0.2:.1f}" width="3" height="{row_px * 0.6:.1f}">'
-                      f'<title>{name[note.pitch]} at {note.start_s:.2f} s</title></rect>')
+        shapes.append(
+            f'<rect class="hit" x="{LABELS_PX + note.start_s * x_per_s:.1f}" '
+            f'y="{top_px[note.pitch] + row_px * 0.2:.1f}" width="3" height="{row_px * 0.6:.1f}">'
+            f"<title>{name[note.pitch]} at {note.start_s:.2f} s</title></rect>"
+        )
     return shapes

@@ -34,7 +34,7 @@ class Progress:
 
 
 @dataclass(frozen=True)
-class JobResult:
+class RegionResult:
     """How one region ended: a clip and its MIDI file, or the error that stopped it."""
 
     index: int

@@ -34,8 +34,15 @@ FINGERPRINT_KEYS = ("content_sha256", "preset", "model")
 def fingerprint(region: Region, *, tempo: Tempo, preset: Preset) -> dict:
     """The keys a region's index.json entry records about what made its .mid (model.fingerprint, the one the daemon's
     cache uses too); content_sha256 is None when the file cannot be read (that region fails, never skipped)."""
-    return region_fingerprint(file_sha256(region.path), start_s=region.start_s, duration_s=region.duration_s,
-                              position_s=region.position_s, tempo=tempo.to_dict(), preset=preset.to_dict()).to_dict()
+    audio = None if region.path is None else file_sha256(region.path)  # a batch's regions are files
+    return region_fingerprint(
+        audio,
+        start_s=region.start_s,
+        duration_s=region.duration_s,
+        position_s=region.position_s,
+        tempo=tempo.to_dict(),
+        preset=preset.to_dict(),
+    ).to_dict()
 
 
 def read_library(folder: Path) -> list[dict]:
@@ -99,9 +106,13 @@ def merged(library: list[dict], places: list[int | None], *, folder: Path) -> li
 def still_good(previous: dict | None, *, fingerprint: dict, midi: Path, allow_truncated: bool) -> bool:
     """Whether the last run's entry for this region's source and its .mid can stand for the region as it is now.
     A clip of a truncated file stands only while truncation is allowed: without it, that region is an error again."""
-    return (previous is not None and fingerprint["content_sha256"] is not None and _is_midi(midi)
-            and (allow_truncated or "truncated_at_s" not in previous)
-            and all(previous.get(key) == fingerprint[key] for key in FINGERPRINT_KEYS))
+    return (
+        previous is not None
+        and fingerprint["content_sha256"] is not None
+        and _is_midi(midi)
+        and (allow_truncated or "truncated_at_s" not in previous)
+        and all(previous.get(key) == fingerprint[key] for key in FINGERPRINT_KEYS)
+    )
 
 
 def _is_midi(path: Path) -> bool:

@@ -10,7 +10,11 @@ from pathlib import Path
 def midibridge_command(*, in_process: bool = False) -> str:
     """The shell command a DAW script runs to transcribe: this installation's `midibridge host transcribe`."""
     console = Path(sys.executable).parent / "midibridge"
-    base = shlex.quote(str(console)) if console.exists() else f"{shlex.quote(sys.executable)} -m midibridge.plugin_host.cli"
+    base = (
+        shlex.quote(str(console))
+        if console.exists()
+        else f"{shlex.quote(sys.executable)} -m midibridge.plugin_host.cli"
+    )
     return f"{base} host transcribe" + (" --in-process" if in_process else "")
 
 

@@ -50,13 +50,18 @@ def write_action_slots(config: Path, slots: dict[int, tuple[Path, str]]) -> None
     """Set `slots` ({slot: (script, preset)}) as the Script Manager's Add/Set does, in `config`/ardour7/ui_scripts."""
     state = config / "ardour7" / "ui_scripts.lua"
     args = [str(a) for slot, (script, preset) in slots.items() for a in (slot, script, preset)]
-    done = subprocess.run(["ardour7-lua", str(HERE / "action_slots.lua"), "write", str(state), *args],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["ardour7-lua", str(HERE / "action_slots.lua"), "write", str(state), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "SLOTS OK" in done.stdout, done.stdout + done.stderr
     content = base64.b64encode(state.read_bytes()).decode()
     (config / "ardour7" / "ui_scripts").write_text(
         f'<?xml version="1.0" encoding="UTF-8"?>\n<UIScripts><ActionScript lua="Lua 5.3">{content}</ActionScript>'
-        f"<ActionHooks/></UIScripts>\n")
+        f"<ActionHooks/></UIScripts>\n"
+    )
     state.unlink()
 
 
@@ -76,17 +81,30 @@ class ArdourEditor:
         (config / "ardour7" / "config").write_text(CONFIG.format(rate=rate, osc_port=self.osc_port))
         (config / "ardour7" / ".a7").touch()  # not a first run: no setup wizard
         session_file = session / f"{session.name}.ardour"
-        session_file.write_text(session_file.read_text().replace(
-            '<Protocol name="Open Sound Control (OSC)" active="0"', '<Protocol name="Open Sound Control (OSC)" active="1"'))
+        session_file.write_text(
+            session_file.read_text().replace(
+                '<Protocol name="Open Sound Control (OSC)" active="0"',
+                '<Protocol name="Open Sound Control (OSC)" active="1"',
+            )
+        )
         read, write = os.pipe()
-        self.xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten",
-                                      "tcp"], pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.xvfb = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+            pass_fds=(write,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(write)
         with os.fdopen(read) as display:
             self.env = dict(env, DISPLAY=":" + display.readline().strip(), XDG_CONFIG_HOME=str(config))
         with open(log, "wb") as output:  # Ardour keeps its own copy of the handle
-            self.ardour = subprocess.Popen(["ardour", "-n", "-a", str(session)], env=self.env,
-                                           stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+            self.ardour = subprocess.Popen(
+                ["ardour", "-n", "-a", str(session)],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
         try:
             self.window(f"{session.name} - Ardour", timeout_s=120)
         except BaseException:

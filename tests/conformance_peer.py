@@ -25,6 +25,7 @@ PROVOKED: set[str] = set()  # the error codes the daemon answered with, for RELI
 
 # The daemon, as a user starts it ----------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -41,9 +42,12 @@ class Served:
         # "every run of characters other than letters, digits, . and - made _"
         self.discovery_file = home / "run" / "midibridge" / f"daemon-{re.sub(r'[^A-Za-z0-9.-]+', '_', endpoint)}.json"
         self.log = home / "daemon.log"
-        self.process = subprocess.Popen([str(Path(sys.executable).parent / "midibridge"), "serve", "--endpoint",
-                                         endpoint, *args], env=env, stdout=open(self.log, "wb"),
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "midibridge"), "serve", "--endpoint", endpoint, *args],
+            env=env,
+            stdout=open(self.log, "wb"),
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 90
         while not self.discovery_file.is_file():
             assert self.process.poll() is None and time.monotonic() < deadline, self.log.read_text()
@@ -66,6 +70,7 @@ class Served:
 
 
 # Frames, by hand ----------------------------------------------------------------------------------
+
 
 def frames(kind: str, request_id: str, header: dict | None = None, *buffers: bytes) -> list[bytes]:
     return [PROTOCOL, kind.encode(), request_id.encode(), json.dumps(header or {}).encode(), *buffers]
@@ -161,6 +166,7 @@ def job_error(sock, request_id: str, header: dict, *buffers: bytes) -> dict:
 
 # Audio ---------------------------------------------------------------------------------------------
 
+
 def tones(notes: list[tuple[int, float, float]], length_s: float) -> np.ndarray:
     """Plucked harmonic tones (pitch, start s, end s), mono float32."""
     audio = np.zeros(int(length_s * RATE_HZ), np.float32)
@@ -168,7 +174,7 @@ def tones(notes: list[tuple[int, float, float]], length_s: float) -> np.ndarray:
         t = np.arange(int((end_s - start_s) * RATE_HZ)) / RATE_HZ
         voice = sum(np.sin(2 * np.pi * k * 440 * 2 ** ((pitch - 69) / 12) * t) / k for k in range(1, 5))
         first = int(start_s * RATE_HZ)
-        audio[first:first + t.size] += 0.3 * np.exp(-t / 0.8) * np.minimum(t / 0.005, 1) * voice
+        audio[first : first + t.size] += 0.3 * np.exp(-t / 0.8) * np.minimum(t / 0.005, 1) * voice
     return audio
 
 
@@ -190,27 +196,40 @@ def raw_wav(path: Path, rate_hz: int, n_frames: int) -> Path:
 
 # The daemon both conformance modules talk to: one per module, as a user starts it ---------------------
 
+
 @pytest.fixture(scope="module")
 def audio(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("conformance-audio")
     melody = [(64, 2.0, 2.5), (67, 3.0, 3.5), (60, 4.0, 4.6)]
-    files = {"melody": write(folder / "melody.wav", tones(melody, 6.0)),
-             # Five minutes: a job that keeps the one worker busy until it is cancelled.
-             "long": write(folder / "long.flac", tones([(48 + i % 24, 0.5 * i, 0.5 * i + 0.4) for i in range(600)],
-                                                     300.0)),
-             "too_fast": raw_wav(folder / "too_fast.wav", 800_000, 8000),
-             "silent_nothing": raw_wav(folder / "no_audio.wav", RATE_HZ, 0),
-             "garbage": folder / "garbage.wav", "cut": folder / "cut.flac"}
+    files = {
+        "melody": write(folder / "melody.wav", tones(melody, 6.0)),
+        # Five minutes: a job that keeps the one worker busy until it is cancelled.
+        "long": write(folder / "long.flac", tones([(48 + i % 24, 0.5 * i, 0.5 * i + 0.4) for i in range(600)], 300.0)),
+        "too_fast": raw_wav(folder / "too_fast.wav", 800_000, 8000),
+        "silent_nothing": raw_wav(folder / "no_audio.wav", RATE_HZ, 0),
+        "garbage": folder / "garbage.wav",
+        "cut": folder / "cut.flac",
+    }
     files["garbage"].write_text("this is not audio, whatever its name says\n" * 50)
     whole = write(folder / "whole.flac", tones(melody * 4, 24.0)).read_bytes()
-    files["cut"].write_bytes(whole[:len(whole) // 2])  # an interrupted copy
+    files["cut"].write_bytes(whole[: len(whole) // 2])  # an interrupted copy
     return files
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    served = Served(tmp_path_factory.mktemp("conformance"), f"tcp://127.0.0.1:{free_port()}", "--workers", "1",
-                    "--interactive-workers", "0", "--queue", "2", "--grace", "1")
+    served = Served(
+        tmp_path_factory.mktemp("conformance"),
+        f"tcp://127.0.0.1:{free_port()}",
+        "--workers",
+        "1",
+        "--interactive-workers",
+        "0",
+        "--queue",
+        "2",
+        "--grace",
+        "1",
+    )
     with_worker = served.socket()
     deadline = time.monotonic() + 90
     while not all(w["ready"] for w in ask(with_worker, frames("status", "ready?")).header["workers"]):

@@ -21,8 +21,17 @@ REPO = Path(__file__).resolve().parent.parent
 PIANO, NYLON_GUITAR, FLUTE = 0, 24, 73
 
 
-def render(notes: list[Note], path: Path, *, program: int = PIANO, sample_rate_hz: int = 44100,
-           tail_s: float = 1.0, channels: int = 1, bit_depth: int = 16, drums: bool = False) -> Path:
+def render(
+    notes: list[Note],
+    path: Path,
+    *,
+    program: int = PIANO,
+    sample_rate_hz: int = 44100,
+    tail_s: float = 1.0,
+    channels: int = 1,
+    bit_depth: int = 16,
+    drums: bool = False,
+) -> Path:
     """Render `notes` (seconds) with fluidsynth and the FluidR3 GM soundfont to an audio file at `path`; `drums`
     plays them on the GM drum channel (10), pitches naming drums of the standard kit."""
     if shutil.which("fluidsynth") is None or not SOUNDFONT.is_file():
@@ -30,9 +39,26 @@ def render(notes: list[Note], path: Path, *, program: int = PIANO, sample_rate_h
     midi_path = path.with_suffix(".render.mid")
     _score(notes, program, tail_s, channel=DRUM_CHANNEL if drums else 0).save(midi_path)
     wav = path.with_suffix(".render.wav")
-    subprocess.run(["fluidsynth", "-ni", "-g", "0.7", "-r", str(sample_rate_hz), "-o", "synth.reverb.active=0",
-                    "-o", "synth.chorus.active=0", "-F", str(wav), str(SOUNDFONT), str(midi_path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "fluidsynth",
+            "-ni",
+            "-g",
+            "0.7",
+            "-r",
+            str(sample_rate_hz),
+            "-o",
+            "synth.reverb.active=0",
+            "-o",
+            "synth.chorus.active=0",
+            "-F",
+            str(wav),
+            str(SOUNDFONT),
+            str(midi_path),
+        ],
+        check=True,
+        capture_output=True,
+    )
     with AudioFile(str(wav)) as source:
         audio = source.read(source.frames)
     audio = np.repeat(audio.mean(axis=0, keepdims=True), channels, axis=0)
@@ -45,8 +71,13 @@ def render(notes: list[Note], path: Path, *, program: int = PIANO, sample_rate_h
 def write_audio(path: Path, audio: np.ndarray, sample_rate_hz: float, *, bit_depth: int = 16) -> Path:
     audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
     lossy = path.suffix in (".mp3", ".ogg")  # their encoders take a quality, not a bit depth
-    with AudioFile(str(path), "w", samplerate=sample_rate_hz, num_channels=audio.shape[0],
-                   **({} if lossy else {"bit_depth": bit_depth})) as sink:
+    with AudioFile(
+        str(path),
+        "w",
+        samplerate=sample_rate_hz,
+        num_channels=audio.shape[0],
+        **({} if lossy else {"bit_depth": bit_depth}),
+    ) as sink:
         sink.write(audio)
     return path
 
@@ -55,8 +86,13 @@ def _score(notes: list[Note], program: int, tail_s: float, *, channel: int) -> m
     ticks_per_s = 960  # 480 ticks a beat at 120 BPM
     events = []
     for note in notes:
-        events.append((round(note.start_s * ticks_per_s), 1, mido.Message("note_on", channel=channel, note=note.pitch,
-                                                                          velocity=note.velocity)))
+        events.append(
+            (
+                round(note.start_s * ticks_per_s),
+                1,
+                mido.Message("note_on", channel=channel, note=note.pitch, velocity=note.velocity),
+            )
+        )
         events.append((round(note.end_s * ticks_per_s), 0, mido.Message("note_off", channel=channel, note=note.pitch)))
     events.sort(key=lambda e: (e[0], e[1]))
     track = mido.MidiTrack([mido.Message("program_change", channel=channel, program=program)])
@@ -68,9 +104,11 @@ def _score(notes: list[Note], program: int, tail_s: float, *, channel: int) -> m
     return mido.MidiFile(ticks_per_beat=480, tracks=[track])
 
 
-def synthesize(notes: list[Note], *, sample_rate_hz: int = 44100, length_s: float | None = None,
-               glide_semitones: float = 0.0) -> np.ndarray:
-    """(n_samples,) float32: plucked harmonic tones, sharp 5 ms attacks; each may glide by `glide_semitones` over its length."""
+def synthesize(
+    notes: list[Note], *, sample_rate_hz: int = 44100, length_s: float | None = None, glide_semitones: float = 0.0
+) -> np.ndarray:
+    """(n_samples,) float32: plucked harmonic tones, sharp 5 ms attacks; each may glide by `glide_semitones` over its
+    length."""
     length_s = length_s if length_s is not None else max(n.end_s for n in notes) + 0.5
     audio = np.zeros(int(length_s * sample_rate_hz), dtype=np.float64)
     for note in notes:
@@ -92,9 +130,11 @@ def matches(found: list[Note], truth: list[Note], *, onset_tolerance_s: float = 
     """Pairs (truth, found) of the same pitch with onsets within tolerance, each note used once."""
     pairs, used = [], set()
     for expected in truth:
-        candidates = [(abs(n.start_s - expected.start_s), i) for i, n in enumerate(found)
-                      if i not in used and n.pitch == expected.pitch
-                      and abs(n.start_s - expected.start_s) <= onset_tolerance_s]
+        candidates = [
+            (abs(n.start_s - expected.start_s), i)
+            for i, n in enumerate(found)
+            if i not in used and n.pitch == expected.pitch and abs(n.start_s - expected.start_s) <= onset_tolerance_s
+        ]
         if candidates:
             _, index = min(candidates)
             used.add(index)
@@ -105,8 +145,19 @@ def matches(found: list[Note], truth: list[Note], *, onset_tolerance_s: float = 
 def host_transcribe(requests: Path, *, preset: str) -> list[list[str]]:
     """What a DAW adapter reads from `midibridge host transcribe` (in-process), line by line, split in fields;
     the command must succeed."""
-    done = subprocess.run([str(Path(sys.executable).parent / "midibridge"), "host", "transcribe", str(requests),
-                           "--preset", preset, "--in-process"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "midibridge"),
+            "host",
+            "transcribe",
+            str(requests),
+            "--preset",
+            preset,
+            "--in-process",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     return [line.split() for line in done.stdout.splitlines()]
 
@@ -116,21 +167,27 @@ def streamed_peak_bytes(engine, chunk: np.ndarray, options, *, minutes: int) -> 
     n_chunks = minutes * 30
     tracemalloc.start()
     try:
-        engine.notes((chunk for _ in range(n_chunks)), n_samples=n_chunks * len(chunk), options=options,
-                     on_progress=None)
+        engine.notes(
+            (chunk for _ in range(n_chunks)), n_samples=n_chunks * len(chunk), options=options, on_progress=None
+        )
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
 
 
 # An ascending then descending piano line, one note every 0.4 s from 0.5 s.
-PIANO_LINE = melody([60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60, 55, 57, 59, 60, 64, 67, 72],
-                    start_s=0.5, step_s=0.4, length_s=0.35)
+PIANO_LINE = melody(
+    [60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60, 55, 57, 59, 60, 64, 67, 72],
+    start_s=0.5,
+    step_s=0.4,
+    length_s=0.35,
+)
 
 
 @pytest.fixture(scope="session")
 def transcriber():
     from midibridge.model.pipeline import Transcriber
+
     return Transcriber()
 
 
@@ -155,13 +212,34 @@ def long_audio(audio_dir) -> Path:
 # rest; `make test` runs everything. daemon: starts a real daemon; ardour: runs the real Ardour (gui: its editor on
 # Xvfb); cluster: a real Ray cluster on loopback; slow: a minute or more on its own.
 MODULE_MARKERS = {
-    "test_ardour": ("ardour", "daemon"), "test_ardour_gui": ("ardour", "gui", "daemon", "slow"),
-    "test_cluster": ("cluster", "daemon", "slow"), "test_daemon_liveness": ("daemon", "slow"),
-    "test_fuzz_workers": ("daemon", "slow"), "test_load": ("daemon", "slow"),
-    **{name: ("daemon",) for name in ("test_bad_audio", "test_cli_daemon", "test_client", "test_conformance_errors",
-                                      "test_conformance_requests", "test_daemon", "test_drums", "test_faults",
-                                      "test_fuzz", "test_reaper", "test_replies", "test_security", "test_swift_f0",
-                                      "test_tempo", "test_truncated")},
+    "test_ardour": ("ardour", "daemon"),
+    "test_ardour_again": ("ardour", "daemon"),
+    "test_ardour_gui": ("ardour", "gui", "daemon", "slow"),
+    "test_cluster": ("cluster", "daemon", "slow"),
+    "test_cluster_daemon": ("cluster", "daemon", "slow"),
+    "test_daemon_liveness": ("daemon", "slow"),
+    "test_fuzz_workers": ("daemon", "slow"),
+    "test_load": ("daemon", "slow"),
+    **{
+        name: ("daemon",)
+        for name in (
+            "test_bad_audio",
+            "test_cli_daemon",
+            "test_client",
+            "test_conformance_errors",
+            "test_conformance_requests",
+            "test_daemon",
+            "test_drums",
+            "test_faults",
+            "test_fuzz",
+            "test_reaper",
+            "test_replies",
+            "test_security",
+            "test_swift_f0",
+            "test_tempo",
+            "test_truncated",
+        )
+    },
 }
 
 
@@ -173,18 +251,33 @@ def pytest_collection_modifyitems(items):
 
 # The hardening suites: counted, with their figures, for RELIABILITY.md --------------------------
 
-SUITES = {"test_fuzz": "Protocol fuzzing", "test_fuzz_workers": "Worker-side fuzzing", "test_bad_audio": "Bad audio",
-          "test_truncated": "Truncated audio", "test_faults": "Faults", "test_daemon_liveness": "Liveness",
-          "test_load": "Load", "test_security": "Security",
-          "test_conformance_errors": "Conformance", "test_conformance_requests": "Conformance"}
+SUITES = {
+    "test_fuzz": "Protocol fuzzing",
+    "test_fuzz_workers": "Worker-side fuzzing",
+    "test_bad_audio": "Bad audio",
+    "test_truncated": "Truncated audio",
+    "test_faults": "Faults",
+    "test_daemon_liveness": "Liveness",
+    "test_load": "Load",
+    "test_security": "Security",
+    "test_conformance_errors": "Conformance",
+    "test_conformance_requests": "Conformance",
+}
 _RELIABILITY: dict[str, dict] = {}
 
 
 def pytest_addoption(parser):
-    parser.addoption("--long", action="store_true",
-                     help="the long variants of the hardening suites: 10,000 fuzzed messages, 50 clients x 20 requests")
-    parser.addoption("--reliability-report", metavar="PATH", default=None,
-                     help="write the hardening suites' table (Markdown) to PATH")
+    parser.addoption(
+        "--long",
+        action="store_true",
+        help="the long variants of the hardening suites: 10,000 fuzzed messages, 50 clients x 20 requests",
+    )
+    parser.addoption(
+        "--reliability-report",
+        metavar="PATH",
+        default=None,
+        help="write the hardening suites' table (Markdown) to PATH",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -41,23 +41,45 @@ FAULTS = Path(__file__).parent / "faults"
 class DaemonProcess:
     """`midibridge serve` with its own runtime and config dirs; `client()` talks to it."""
 
-    def __init__(self, home: Path, *args: str, endpoint: str | None = None, workers: int = 1, client_keys=None,
-                 cwd: Path | None = None, fault: str | None = None):
+    def __init__(
+        self,
+        home: Path,
+        *args: str,
+        endpoint: str | None = None,
+        workers: int = 1,
+        client_keys=None,
+        cwd: Path | None = None,
+        fault: str | None = None,
+    ):
         self.home = home
         self.client_keys = client_keys  # with CURVE on, the keys this helper's own clients use
         self.endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
         # Commands run with this env find this daemon as a user's find theirs: by the endpoint they are told.
-        self.env = dict(os.environ, XDG_RUNTIME_DIR=str(home / "run"), XDG_CONFIG_HOME=str(home / "config"),
-                        MIDIBRIDGE_ENDPOINT=self.endpoint)
+        self.env = dict(
+            os.environ,
+            XDG_RUNTIME_DIR=str(home / "run"),
+            XDG_CONFIG_HOME=str(home / "config"),
+            MIDIBRIDGE_ENDPOINT=self.endpoint,
+        )
         if fault:  # tests/faults/sitecustomize.py makes the daemon's workers misbehave so
-            self.env.update(MIDIBRIDGE_TEST_FAULT=fault, PYTHONPATH=os.pathsep.join(
-                filter(None, [str(FAULTS), os.environ.get("PYTHONPATH")])))
+            self.env.update(
+                MIDIBRIDGE_TEST_FAULT=fault,
+                PYTHONPATH=os.pathsep.join(filter(None, [str(FAULTS), os.environ.get("PYTHONPATH")])),
+            )
         (home / "run").mkdir(parents=True, exist_ok=True)
         self.log = home / "daemon.log"
-        command = [str(Path(sys.executable).parent / "midibridge"), "serve", "--endpoint", self.endpoint,
-                   "--workers", str(workers), *args]
-        self.process = subprocess.Popen(command, env=self.env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
-                                        cwd=cwd)
+        command = [
+            str(Path(sys.executable).parent / "midibridge"),
+            "serve",
+            "--endpoint",
+            self.endpoint,
+            "--workers",
+            str(workers),
+            *args,
+        ]
+        self.process = subprocess.Popen(
+            command, env=self.env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, cwd=cwd
+        )
         self.record = self._wait_until_serving()
 
     @property
@@ -77,13 +99,25 @@ class DaemonProcess:
             time.sleep(0.1)
         raise RuntimeError(f"the daemon did not start: {self.log.read_text()}")
 
-    def client(self, *, timeout_s: float = 5.0, retries: int = 2, record: dict | None = None,
-               server_public_key: bytes | None = None, client_keys=None) -> Client:
+    def client(
+        self,
+        *,
+        timeout_s: float = 5.0,
+        retries: int = 2,
+        record: dict | None = None,
+        server_public_key: bytes | None = None,
+        client_keys=None,
+    ) -> Client:
         record = record or self.record
         if server_public_key is None and record.get("public_key"):
             server_public_key = record["public_key"].encode()
-        return Client(self.endpoint, timeout_s=timeout_s, retries=retries, server_public_key=server_public_key,
-                      client_keys=client_keys or self.client_keys)
+        return Client(
+            self.endpoint,
+            timeout_s=timeout_s,
+            retries=retries,
+            server_public_key=server_public_key,
+            client_keys=client_keys or self.client_keys,
+        )
 
     def raw(self) -> zmq.Socket:
         """A bare DEALER for sending frames the client never would."""

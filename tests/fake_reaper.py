@@ -29,7 +29,7 @@ class FakeTake:
 
 @dataclass
 class FakeItem:
-    track: "FakeTrack"
+    track: FakeTrack
     position: float
     length: float
     take: FakeTake | None
@@ -62,8 +62,9 @@ class FakeReaper:
         self.tracks.append(track)
         return track
 
-    def add_item(self, track: FakeTrack, *, position: float, length: float, take: FakeTake | None,
-                 selected: bool = False) -> FakeItem:
+    def add_item(
+        self, track: FakeTrack, *, position: float, length: float, take: FakeTake | None, selected: bool = False
+    ) -> FakeItem:
         item = FakeItem(track, position, length, take, selected, guid=f"{{{next(self._ids):08X}-FAKE-GUID}}")
         track.items.append(item)
         return item
@@ -123,8 +124,9 @@ class FakeReaper:
 
     def RPR_GetMediaItemTakeInfo_Value(self, take, key):
         t = self._get(take)
-        return {"D_STARTOFFS": t.offset, "D_PLAYRATE": t.rate, "B_PPITCH": float(t.keeps_pitch),
-                "D_PITCH": t.pitch}[key]
+        return {"D_STARTOFFS": t.offset, "D_PLAYRATE": t.rate, "B_PPITCH": float(t.keeps_pitch), "D_PITCH": t.pitch}[
+            key
+        ]
 
     def RPR_GetMediaItemTake_Source(self, take):
         return self._handle("PCM_source", self._get(take))
@@ -137,8 +139,15 @@ class FakeReaper:
 
     def RPR_TimeMap2_timeToBeats(self, project, time, measures, bar_beats, full_beats, unit):
         beats = time * self.bpm / 60 * self.denominator / 4  # in the time signature's unit
-        return (beats % self.numerator, project, time, int(beats // self.numerator), self.numerator, beats,
-                self.denominator)
+        return (
+            beats % self.numerator,
+            project,
+            time,
+            int(beats // self.numerator),
+            self.numerator,
+            beats,
+            self.denominator,
+        )
 
     def RPR_GetSetMediaTrackInfo_String(self, track, name, value, set_new):
         assert name == "P_NAME"

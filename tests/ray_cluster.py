@@ -60,9 +60,13 @@ class LoopbackCluster:
             self.add_node()
 
     def _start(self, ip: str, *args: str) -> subprocess.Popen:
-        node = subprocess.Popen([RAY, "start", "--num-cpus=1", "--disable-usage-stats", "--block",
-                                 f"--node-ip-address={ip}", *args], env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        node = subprocess.Popen(
+            [RAY, "start", "--num-cpus=1", "--disable-usage-stats", "--block", f"--node-ip-address={ip}", *args],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.nodes.append(node)
         self.ips[node] = ip
         self.wait_for(alive=len(self.nodes))
@@ -82,9 +86,11 @@ class LoopbackCluster:
 
     def state(self) -> dict:
         """What the head says now: nodes alive and CPU slots free (asked from a driver of its own)."""
-        script = ("import json, ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
-                  "print(json.dumps({'alive': sum(n['Alive'] for n in ray.nodes()), "
-                  "'free_cpus': ray.available_resources().get('CPU', 0)}))" % self.address)
+        script = (
+            f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False); "
+            "print(json.dumps({'alive': sum(n['Alive'] for n in ray.nodes()), "
+            "'free_cpus': ray.available_resources().get('CPU', 0)}))"
+        )
         done = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True, text=True, timeout=60)
         return json.loads(done.stdout.strip().splitlines()[-1])
 

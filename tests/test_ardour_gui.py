@@ -13,20 +13,20 @@ import time
 from pathlib import Path
 
 import pytest
-
-from midibridge.model.region import Region
-
 from ardour_gui import ArdourEditor, missing_tools, saved_action_slots, write_action_slots
 from conftest import Note, matches
 from daemon_helpers import DaemonProcess
 from test_ardour import FRAME_S, MIDIBRIDGE, TRUTH, Placed, make_session, read_session, take, undo_steps
 
+from midibridge.model.region import Region
+
 RATE = 48000
 SHOTS = Path(__file__).parents[1] / "bench-out" / "ardour-gui"
 
 if missing_tools():
-    pytest.fail(f"the Ardour GUI tests need the Debian packages {' '.join(missing_tools())}: run `make setup`",
-                pytrace=False)
+    pytest.fail(
+        f"the Ardour GUI tests need the Debian packages {' '.join(missing_tools())}: run `make setup`", pytrace=False
+    )
 
 
 @pytest.fixture
@@ -45,8 +45,13 @@ def editor(daemon, tmp_path):
     env = dict(daemon.env, MIDIBRIDGE_ENDPOINT=daemon.endpoint, XDG_CONFIG_HOME=str(config))
     subprocess.run([MIDIBRIDGE, "install", "ardour"], env=env, check=True, capture_output=True)
     scripts = config / "ardour7" / "scripts"
-    write_action_slots(config, {1: (scripts / "midibridge_convert_selected.lua", "default"),
-                                2: (scripts / "midibridge_convert_all.lua", "default")})
+    write_action_slots(
+        config,
+        {
+            1: (scripts / "midibridge_convert_selected.lua", "default"),
+            2: (scripts / "midibridge_convert_all.lua", "default"),
+        },
+    )
     with ArdourEditor(session, config=config, env=env, log=tmp_path / "ardour.log", rate=RATE) as running:
         yield running
 
@@ -70,8 +75,11 @@ def test_converting_the_selected_region_in_the_editor_then_one_undo_removes_it(e
     assert (midi["track"], midi["position"], midi["length"]) == ("Keys MIDI", audio["position"], audio["length"])
     assert audio["position"] == round(3.5 * RATE) and audio["start"] == round(1.25 * RATE)
     # The notes the audio holds inside the trimmed region, at their pitch, on time.
-    inside = [Note(n.pitch, n.start_s - 1.25, n.end_s - 1.25, n.velocity) for n in TRUTH
-              if 1.25 + FRAME_S <= n.start_s and n.end_s <= 5.25]
+    inside = [
+        Note(n.pitch, n.start_s - 1.25, n.end_s - 1.25, n.velocity)
+        for n in TRUTH
+        if 1.25 + FRAME_S <= n.start_s and n.end_s <= 5.25
+    ]
     heard = [Note(n["pitch"], (n["sample"] - audio["position"]) / RATE, 0.0, n["velocity"]) for n in found["notes"]]
     assert len(matches(heard, inside)) == len(inside)
     assert undo_steps(editor.session) == [("midibridge: audio to MIDI", 1)]
@@ -85,8 +93,9 @@ def test_converting_the_selected_region_in_the_editor_then_one_undo_removes_it(e
     keep(editor.screenshot(tmp_path / "after-undo.png"))
 
 
-def test_converting_the_region_again_in_the_editor_replaces_its_midi_region_and_one_undo_brings_it_back(editor,
-                                                                                                        tmp_path):
+def test_converting_the_region_again_in_the_editor_replaces_its_midi_region_and_one_undo_brings_it_back(
+    editor, tmp_path
+):
     """Issue 18.1 in the editor: a second conversion stacked a region holding both runs' notes on the first."""
     editor.do("Editor/select-all-objects")
     editor.do("LuaAction/script-1")
@@ -103,10 +112,13 @@ def test_converting_the_region_again_in_the_editor_replaces_its_midi_region_and_
 
     again = read_session(editor.session)
     [region] = again["midi"]
-    assert region["smf"] != first_region["smf"] and (region["position"], region["length"]) == \
-        (first_region["position"], first_region["length"]), "a new region in the first one's place"
-    assert sorted((n["ticks"], n["pitch"]) for n in again["notes"]) == \
-        sorted((n["ticks"], n["pitch"]) for n in first["notes"]), "holding this run's notes, once"
+    assert region["smf"] != first_region["smf"] and (region["position"], region["length"]) == (
+        first_region["position"],
+        first_region["length"],
+    ), "a new region in the first one's place"
+    assert sorted((n["ticks"], n["pitch"]) for n in again["notes"]) == sorted(
+        (n["ticks"], n["pitch"]) for n in first["notes"]
+    ), "holding this run's notes, once"
     assert undo_steps(editor.session)[-1] == ("midibridge: audio to MIDI", 1)
 
     editor.do("Editor/undo")
@@ -121,23 +133,30 @@ def test_after_ardour_convert_replaced_a_region_one_undo_in_the_editor_brings_it
     session = make_session(tmp_path / "session", RATE, [Placed("Keys", take(tmp_path, RATE), 3.5, 1.25, 4.0)])
     regions = []
     for preset in ("bass", "default"):
-        done = subprocess.run([MIDIBRIDGE, "ardour", "convert", str(session), "--preset", preset],
-                              capture_output=True, text=True, env=daemon.env, timeout=300)
+        done = subprocess.run(
+            [MIDIBRIDGE, "ardour", "convert", str(session), "--preset", preset],
+            capture_output=True,
+            text=True,
+            env=daemon.env,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         regions += read_session(session)["midi"]
     assert "one Edit > Undo in Ardour brings back what it replaced" in done.stdout
     bass, default = regions
 
-    with ArdourEditor(session, config=tmp_path / "config", env=daemon.env, log=tmp_path / "ardour.log",
-                      rate=RATE) as editor:
+    with ArdourEditor(
+        session, config=tmp_path / "config", env=daemon.env, log=tmp_path / "ardour.log", rate=RATE
+    ) as editor:
         editor.do("Editor/undo")
         editor.save()
 
     assert read_session(session)["midi"] == [bass] and default["smf"] != bass["smf"], "the bass run's region is back"
 
 
-def test_cancel_while_the_daemon_is_busy_stops_the_job_and_leaves_the_session_as_it_was(editor, daemon, long_audio,
-                                                                                         tmp_path):
+def test_cancel_while_the_daemon_is_busy_stops_the_job_and_leaves_the_session_as_it_was(
+    editor, daemon, long_audio, tmp_path
+):
     before = read_session(editor.session)
     watch = daemon.client()
     cancelled_before = watch.status()["counts"]["cancelled"]
@@ -155,8 +174,9 @@ def test_cancel_while_the_daemon_is_busy_stops_the_job_and_leaves_the_session_as
         cancelled = editor.window("midibridge: cancelled")
 
         _wait_for(lambda: watch.status()["counts"]["cancelled"] == cancelled_before + 1, "our job to be cancelled")
-        assert watch.status()["counts"]["queued"] == 0 and watch.status()["counts"]["running"] == 2, \
+        assert watch.status()["counts"]["queued"] == 0 and watch.status()["counts"]["running"] == 2, (
             "ours is gone, the others' jobs go on"
+        )
         editor.press(cancelled, "Return")
         editor.save()
     finally:

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Note, synthesize, write_audio
+from daemon_helpers import DaemonProcess
 
 from midibridge.model.region import Region
 from midibridge.plugin_host.results import ClientError
-
-from conftest import Note, synthesize, write_audio
-from daemon_helpers import DaemonProcess
 
 MELODY = [Note(55 + 3 * i, 0.2 + 0.4 * i, 0.55 + 0.4 * i, 110) for i in range(6)]
 
@@ -56,32 +55,54 @@ def nonfinite(path: Path, value: float) -> Path:
 # name -> (make the region from a temp dir, what is allowed: an error code, "clip" (with notes) or "empty")
 CASES = {
     "empty file": (lambda d: Region.from_file(_touch(d / "empty.wav")), "audio_unreadable"),
-    "region past the end": (lambda d: Region.from_file(write_audio(d / "a.wav", tone(), 44100), start_s=10.0),
-                            "region_outside_source"),
+    "region past the end": (
+        lambda d: Region.from_file(write_audio(d / "a.wav", tone(), 44100), start_s=10.0),
+        "region_outside_source",
+    ),
     "silence": (lambda d: Region.from_file(write_audio(d / "s.wav", np.zeros((1, 44100)), 44100)), "empty"),
     "NaN samples": (lambda d: Region.from_file(nonfinite(d / "nan.wav", np.nan)), "audio_not_finite"),
     "inf samples": (lambda d: Region.from_file(nonfinite(d / "inf.wav", np.inf)), "audio_not_finite"),
-    "clipping square wave": (lambda d: Region.from_file(write_audio(
-        d / "square.wav", np.clip(np.sign(np.sin(2 * np.pi * 220 * np.arange(88200) / 44100)) * 4, -1, 1), 44100)),
-        "clip"),
-    **{f"{n} channels": (lambda d, n=n: Region.from_file(write_audio(d / f"c{n}.flac", tone(channels=n), 44100)),
-                         "clip") for n in range(1, 9)},
-    **{f"{r} Hz": (lambda d, r=r: Region.from_file(write_audio(d / f"r{r}.wav", tone(rate=r), r)), "clip")
-       for r in (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000, 176400, 192000, 384000)},
-    **{f"{b}-bit": (lambda d, b=b: Region.from_file(write_audio(d / f"b{b}.wav", tone(), 44100, bit_depth=b)), "clip")
-       for b in (8, 16, 24)},
+    "clipping square wave": (
+        lambda d: Region.from_file(
+            write_audio(
+                d / "square.wav", np.clip(np.sign(np.sin(2 * np.pi * 220 * np.arange(88200) / 44100)) * 4, -1, 1), 44100
+            )
+        ),
+        "clip",
+    ),
+    **{
+        f"{n} channels": (
+            lambda d, n=n: Region.from_file(write_audio(d / f"c{n}.flac", tone(channels=n), 44100)),
+            "clip",
+        )
+        for n in range(1, 9)
+    },
+    **{
+        f"{r} Hz": (lambda d, r=r: Region.from_file(write_audio(d / f"r{r}.wav", tone(rate=r), r)), "clip")
+        for r in (8000, 11025, 16000, 22050, 32000, 44100, 48000, 88200, 96000, 176400, 192000, 384000)
+    },
+    **{
+        f"{b}-bit": (lambda d, b=b: Region.from_file(write_audio(d / f"b{b}.wav", tone(), 44100, bit_depth=b)), "clip")
+        for b in (8, 16, 24)
+    },
     "32-bit integer": (lambda d: Region.from_file(pcm32_wav(d / "i32.wav")), "clip"),
     "32-bit float": (lambda d: Region.from_file(write_audio(d / "f32.wav", tone(), 44100, bit_depth=32)), "clip"),
-    "truncated WAV": (lambda d: Region.from_file(truncated(write_audio(d / "t.wav", tone(), 44100), 0.5)),
-                      "audio_truncated"),
-    "truncated FLAC": (lambda d: Region.from_file(truncated(write_audio(d / "t.flac", tone(), 44100), 0.5)),
-                       "audio_truncated"),
+    "truncated WAV": (
+        lambda d: Region.from_file(truncated(write_audio(d / "t.wav", tone(), 44100), 0.5)),
+        "audio_truncated",
+    ),
+    "truncated FLAC": (
+        lambda d: Region.from_file(truncated(write_audio(d / "t.flac", tone(), 44100), 0.5)),
+        "audio_truncated",
+    ),
     "text renamed .wav": (lambda d: Region.from_file(_text(d / "notes.wav")), "audio_unreadable"),
     "directory": (lambda d: Region.from_file(d), "audio_unreadable"),
     "missing file": (lambda d: Region.from_file(d / "gone.wav"), "audio_not_found"),
     "no read permission": (lambda d: Region.from_file(_locked(d)), "audio_unreadable"),
-    "inline samples of 6 channels at 96 kHz": (lambda d: Region.from_samples(tone(rate=96000, channels=6),
-                                                                               sample_rate_hz=96000), "clip"),
+    "inline samples of 6 channels at 96 kHz": (
+        lambda d: Region.from_samples(tone(rate=96000, channels=6), sample_rate_hz=96000),
+        "clip",
+    ),
 }
 
 

@@ -8,16 +8,17 @@ import sys
 from pathlib import Path
 
 import mido
-
 from conftest import FLUTE, melody, render, synthesize, write_audio
+
 from midibridge.model.clip import Note
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 
 
 def batch(*args, cwd=None):
-    return subprocess.run([MIDIBRIDGE, "batch", *map(str, args), "--in-process"], capture_output=True, text=True,
-                          cwd=cwd)
+    return subprocess.run(
+        [MIDIBRIDGE, "batch", *map(str, args), "--in-process"], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def tone(path: Path, pitch: int) -> Path:
@@ -51,17 +52,22 @@ def test_a_second_batch_into_the_same_folder_keeps_the_first_and_never_overwrite
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     assert "converted 2 of 2 regions" in second.stdout and "(with 2 regions of earlier batches)" in second.stdout
     assert {name: (out / name).read_bytes() for name in first_takes} == before, "the first batch's files untouched"
-    assert sources(out) == {"ode.mid": str(stems / "live" / "ode.wav"), "ode-2.mid": str(stems / "ode.wav"),
-                            "ode-3.mid": str(stems2 / "ode.wav"), "ode-2-2.mid": str(stems2 / "ode-2.wav")}, \
-        "a new source never takes another's name, even one that is its own stem"
+    assert sources(out) == {
+        "ode.mid": str(stems / "live" / "ode.wav"),
+        "ode-2.mid": str(stems / "ode.wav"),
+        "ode-3.mid": str(stems2 / "ode.wav"),
+        "ode-2-2.mid": str(stems2 / "ode-2.wav"),
+    }, "a new source never takes another's name, even one that is its own stem"
     assert json.loads((out / "index.json").read_text())["regions"][:2] == first_index, "earlier entries as they were"
     for name, pitch in {"ode.mid": 64, "ode-2.mid": 60, "ode-3.mid": 67, "ode-2-2.mid": 72}.items():
         assert pitch == min(pitches(out / name)), f"{name} holds its own source's notes"
     rows = re.findall(r'<tr class="converted">(.*?)</tr>', (out / "index.html").read_text(), flags=re.S)
-    shown = {re.search(r'<td class="midi">(.*?)</td>', row)[1]: re.sub(r"<[^>]+>", "", row.split("</td>")[0])
-             for row in rows}
-    assert shown == {name: f"{Path(source).name}{Path(source).parent}/" for name, source in sources(out).items()}, \
+    shown = {
+        re.search(r'<td class="midi">(.*?)</td>', row)[1]: re.sub(r"<[^>]+>", "", row.split("</td>")[0]) for row in rows
+    }
+    assert shown == {name: f"{Path(source).name}{Path(source).parent}/" for name, source in sources(out).items()}, (
         "the report names each .mid with its source's file and whole folder"
+    )
 
 
 def test_rerunning_either_batch_skips_its_regions_and_leaves_the_library_byte_for_byte(tmp_path, piano_line):
@@ -112,15 +118,19 @@ def test_a_mid_file_nobody_listed_is_never_written_over(tmp_path):
 def test_an_output_that_cannot_be_a_folder_is_refused_before_anything_runs(tmp_path, piano_line):
     take = tmp_path / "ode.flac"
     take.write_bytes(piano_line.read_bytes())
-    plain = subprocess.run([MIDIBRIDGE, "batch", "ode.flac", "-o", "ode.flac"], capture_output=True, text=True,
-                           cwd=tmp_path)
-    nowhere = subprocess.run([MIDIBRIDGE, "batch", "ode.flac", "-o", "/proc/nope"], capture_output=True, text=True,
-                             cwd=tmp_path)
+    plain = subprocess.run(
+        [MIDIBRIDGE, "batch", "ode.flac", "-o", "ode.flac"], capture_output=True, text=True, cwd=tmp_path
+    )
+    nowhere = subprocess.run(
+        [MIDIBRIDGE, "batch", "ode.flac", "-o", "/proc/nope"], capture_output=True, text=True, cwd=tmp_path
+    )
 
     assert plain.returncode == nowhere.returncode == 1
-    assert plain.stderr == ("midibridge: error [output_not_a_directory]: ode.flac is a file, not a directory: -o "
-                            "names the directory the .mid files, index.json and index.html go into. Give a new or "
-                            "existing directory, e.g. -o midi\n")
+    assert plain.stderr == (
+        "midibridge: error [output_not_a_directory]: ode.flac is a file, not a directory: -o "
+        "names the directory the .mid files, index.json and index.html go into. Give a new or "
+        "existing directory, e.g. -o midi\n"
+    )
     assert nowhere.stderr.startswith("midibridge: error [output_unwritable]: cannot make the directory /proc/nope: ")
     assert nowhere.stderr.endswith("Give -o a directory you can write to.\n") and "Traceback" not in nowhere.stderr
     assert take.read_bytes() == piano_line.read_bytes() and sorted(p.name for p in tmp_path.iterdir()) == ["ode.flac"]
@@ -130,8 +140,9 @@ def test_a_mid_file_deleted_or_spoilt_since_never_stops_the_next_batch(tmp_path)
     """The library's files are the user's: a .mid they deleted leaves the index with it, one they overwrote is made
     again when its source is in the batch, and the report says which one it cannot show."""
     out = tmp_path / "midi"
-    bass, keys, pad = (tone(tmp_path / "takes" / f"{name}.wav", pitch) for name, pitch in
-                       (("bass", 40), ("keys", 60), ("pad", 67)))
+    bass, keys, pad = (
+        tone(tmp_path / "takes" / f"{name}.wav", pitch) for name, pitch in (("bass", 40), ("keys", 60), ("pad", 67))
+    )
     assert batch(bass, keys, pad, "-o", out).returncode == 0
     (out / "bass.mid").unlink()
     for spoilt in ("keys.mid", "pad.mid"):
@@ -148,17 +159,18 @@ def test_a_mid_file_deleted_or_spoilt_since_never_stops_the_next_batch(tmp_path)
 
 def test_a_batch_from_python_is_the_command_s_batch(tmp_path):
     """`from midibridge import Batch`: the same library, index.json and .mid bytes as `midibridge batch`."""
-    from midibridge import Batch
+    from midibridge import Batch, InProcess
 
     takes = [tone(tmp_path / "takes" / "a.wav", 60), tone(tmp_path / "takes" / "b.wav", 64)]
     assert batch(*takes, "-o", tmp_path / "cli").returncode == 0
 
-    done = Batch(tmp_path / "api").run(takes, where="in-process")
-    again = Batch(tmp_path / "api").run(takes, where="in-process")
+    done = Batch(tmp_path / "api").run(takes, backend=InProcess())
+    again = Batch(tmp_path / "api").run(takes, backend=InProcess())
 
     assert (done.converted, done.failed, again.skipped) == (2, [], 2)
     for name in ("a.mid", "b.mid"):
         assert (tmp_path / "api" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
     index = {folder: (tmp_path / folder / "index.json").read_text() for folder in ("api", "cli")}
-    assert index["api"] == index["cli"].replace(str(tmp_path / "cli"), str(tmp_path / "api")), \
+    assert index["api"] == index["cli"].replace(str(tmp_path / "cli"), str(tmp_path / "api")), (
         "the same entries, each .mid named in its own folder"
+    )

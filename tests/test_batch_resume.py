@@ -7,13 +7,13 @@ from pathlib import Path
 
 from conftest import FLUTE, melody, render
 
-
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 
 
 def batch(*args, cwd=None):
-    return subprocess.run([MIDIBRIDGE, "batch", *map(str, args), "--in-process"], capture_output=True, text=True,
-                          cwd=cwd)
+    return subprocess.run(
+        [MIDIBRIDGE, "batch", *map(str, args), "--in-process"], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def entries(out: Path) -> dict[str, str]:
@@ -69,8 +69,11 @@ def test_a_changed_file_a_deleted_mid_and_a_new_preset_are_redone(piano_line, tm
     assert (out / "c.mid").is_file(), "the deleted .mid, redone"
 
     preset = tmp_path / "mine.toml"
-    preset.write_text(subprocess.run([MIDIBRIDGE, "presets", "show", "piano"], capture_output=True, text=True,
-                                     check=True).stdout.replace('name = "piano"', 'name = "mine"'))
+    preset.write_text(
+        subprocess.run(
+            [MIDIBRIDGE, "presets", "show", "piano"], capture_output=True, text=True, check=True
+        ).stdout.replace('name = "piano"', 'name = "mine"')
+    )
     mine = batch(takes, "-o", out, "--preset", preset)
     preset.write_text(preset.read_text().replace("transpose_semitones = 0", "transpose_semitones = 12"))
     transposed = batch(takes, "-o", out, "--preset", preset)
@@ -103,8 +106,7 @@ def test_a_rerun_that_spells_the_paths_another_way_still_skips_everything(piano_
     out = work / "batch2"
     before, files_before, index_before = entries(out), mtimes(out), (out / "index.json").read_bytes()
 
-    reruns = [batch(work / "stems2", "-o", out, cwd="/"),
-              batch("./link/stems2/", "-o", "link/./batch2", cwd=tmp_path)]
+    reruns = [batch(work / "stems2", "-o", out, cwd="/"), batch("./link/stems2/", "-o", "link/./batch2", cwd=tmp_path)]
 
     assert first.returncode == 0 and "skipped" not in first.stdout, first.stderr
     for rerun in reruns:

@@ -8,7 +8,6 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-
 from conftest import PIANO_LINE, write_audio
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
@@ -21,8 +20,9 @@ def run(*args, cwd=None, env=None):
 def test_convert_writes_the_clip_and_prints_it_as_json(piano_line, tmp_path):
     out = tmp_path / "clip.mid"
 
-    done = run("convert", piano_line, "--start", 2.0, "--duration", 3.0, "--position", 12.5, "--bpm", 96,
-               "-o", out, "--json")
+    done = run(
+        "convert", piano_line, "--start", 2.0, "--duration", 3.0, "--position", 12.5, "--bpm", 96, "-o", out, "--json"
+    )
 
     assert done.returncode == 0, done.stderr
     clip = json.loads(done.stdout)
@@ -52,13 +52,16 @@ def test_silent_audio_is_an_empty_clip_and_success(tmp_path):
     assert done.returncode == 0 and "no notes found" in done.stdout
 
 
-@pytest.mark.parametrize("args, code", [
-    (["missing.wav", "-o", "{out}"], "audio_not_found"),
-    (["{line}", "--start", "100", "-o", "{out}"], "region_outside_source"),
-    (["{line}", "--duration", "0", "-o", "{out}"], "region_empty"),
-    (["{nan}", "-o", "{out}"], "audio_not_finite"),
-    (["{line}", "-o", "/nonexistent/dir/x.mid"], "output_unwritable"),
-])
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["missing.wav", "-o", "{out}"], "audio_not_found"),
+        (["{line}", "--start", "100", "-o", "{out}"], "region_outside_source"),
+        (["{line}", "--duration", "0", "-o", "{out}"], "region_empty"),
+        (["{nan}", "-o", "{out}"], "audio_not_finite"),
+        (["{line}", "-o", "/nonexistent/dir/x.mid"], "output_unwritable"),
+    ],
+)
 def test_bad_input_exits_non_zero_with_the_code_and_a_message(piano_line, tmp_path, args, code):
     samples = np.zeros(44100, np.float32)
     samples[100] = np.nan
@@ -72,6 +75,7 @@ def test_bad_input_exits_non_zero_with_the_code_and_a_message(piano_line, tmp_pa
 
 def test_missing_weights_tell_the_user_the_command_that_fixes_it(piano_line, tmp_path):
     import os
+
     env = dict(os.environ, MIDIBRIDGE_MODEL=str(tmp_path / "gone.onnx"))
 
     done = run("convert", piano_line, "-o", tmp_path / "x.mid", env=env)
@@ -83,6 +87,7 @@ def test_missing_weights_tell_the_user_the_command_that_fixes_it(piano_line, tmp
 def test_a_preset_of_another_engine_never_loads_basic_pitchs_weights(preset, piano_line, tmp_path):
     """Only the engine a preset names is loaded: a vocal or drum conversion works without Basic Pitch's weights."""
     import os
+
     env = dict(os.environ, MIDIBRIDGE_MODEL=str(tmp_path / "gone.onnx"))
 
     done = run("convert", piano_line, "--preset", preset, "--in-process", "-o", tmp_path / "x.mid", env=env)
@@ -113,7 +118,9 @@ def test_convert_replaces_an_earlier_midi_file_but_no_other_file(piano_line, tmp
     refused = run("convert", piano_line, "-o", notes)
     first, again = run("convert", piano_line, "-o", midi), run("convert", piano_line, "--bpm", 90, "-o", midi)
 
-    assert refused.returncode == 1 and f"error [output_not_midi]: {notes} exists and is not a MIDI file" in refused.stderr
+    assert (
+        refused.returncode == 1 and f"error [output_not_midi]: {notes} exists and is not a MIDI file" in refused.stderr
+    )
     assert notes.read_text() == "my notes on this take"
     assert first.returncode == again.returncode == 0, first.stderr + again.stderr
     tempos = [m.tempo for m in mido.MidiFile(midi).tracks[0] if m.type == "set_tempo"]
@@ -126,13 +133,16 @@ def test_version_names_the_package_and_the_protocol():
     assert done.returncode == 0 and done.stdout.startswith("midibridge ") and "protocol midibridge/2." in done.stdout
 
 
-@pytest.mark.parametrize("args, complaint", [
-    (["serve", "--queue", "0"], "argument --queue: must be a whole number ≥ 1, not '0'"),
-    (["serve", "--workers", "-2"], "argument --workers: must be a whole number ≥ 0, not '-2'"),
-    (["serve", "--progress-timeout", "nan"], "argument --progress-timeout: must be a finite number of seconds > 0"),
-    (["serve", "--grace", "inf"], "argument --grace: must be a finite number of seconds ≥ 0, not 'inf'"),
-    (["convert", "x.wav", "--threads", "-1"], "argument --threads: must be a whole number ≥ 0, not '-1'"),
-])
+@pytest.mark.parametrize(
+    "args, complaint",
+    [
+        (["serve", "--queue", "0"], "argument --queue: must be a whole number ≥ 1, not '0'"),
+        (["serve", "--workers", "-2"], "argument --workers: must be a whole number ≥ 0, not '-2'"),
+        (["serve", "--progress-timeout", "nan"], "argument --progress-timeout: must be a finite number of seconds > 0"),
+        (["serve", "--grace", "inf"], "argument --grace: must be a finite number of seconds ≥ 0, not 'inf'"),
+        (["convert", "x.wav", "--threads", "-1"], "argument --threads: must be a whole number ≥ 0, not '-1'"),
+    ],
+)
 def test_a_setting_out_of_range_is_refused_before_anything_starts(args, complaint):
     done = run(*args)
 

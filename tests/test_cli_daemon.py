@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from daemon_helpers import DaemonProcess, free_port
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
@@ -59,20 +58,25 @@ def test_batch_converts_a_directory_and_reports_the_one_that_failed(daemon, pian
     assert done.returncode == 1 and "converted 2 of 3 regions" in done.stdout and "(daemon)" in done.stdout
     assert "broken.wav: [audio_unreadable]" in done.stderr
     assert sorted(p.name for p in out.glob("*.mid")) == ["a.mid", "b.mid"]
-    assert {Path(e["input"]).name: e.get("notes", 0) > 0 for e in index["regions"]} == \
-        {"a.wav": True, "b.wav": True, "broken.wav": False}
+    assert {Path(e["input"]).name: e.get("notes", 0) > 0 for e in index["regions"]} == {
+        "a.wav": True,
+        "b.wav": True,
+        "broken.wav": False,
+    }
     through_daemon = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".html"}
     out.rename(tmp_path / "through-daemon")  # the same -o again, from scratch: index.json names its .mid files
     assert run(daemon, "batch", inputs, "-o", out, "--preset", "piano", "--in-process").returncode == 1
-    assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".html"} == through_daemon, \
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".html"} == through_daemon, (
         "index.json and the .mid files are the same bytes however the batch ran"
+    )
 
 
 def test_without_a_daemon_the_commands_say_so_and_convert_runs_in_process(piano_line, tmp_path):
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path), MIDIBRIDGE_ENDPOINT=f"tcp://127.0.0.1:{free_port()}")
     ping = subprocess.run([MIDIBRIDGE, "ping"], capture_output=True, text=True, env=env)
-    converted = subprocess.run([MIDIBRIDGE, "convert", piano_line, "-o", tmp_path / "x.mid"], capture_output=True,
-                               text=True, env=env)
+    converted = subprocess.run(
+        [MIDIBRIDGE, "convert", piano_line, "-o", tmp_path / "x.mid"], capture_output=True, text=True, env=env
+    )
 
     assert ping.returncode == 1 and "no midibridge daemon is running" in ping.stdout
     assert converted.returncode == 0 and not list((tmp_path / "midibridge").glob("daemon-*.json"))
@@ -80,20 +84,37 @@ def test_without_a_daemon_the_commands_say_so_and_convert_runs_in_process(piano_
 
 def test_convert_daemon_starts_a_daemon_when_none_runs(piano_line, tmp_path):
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path), MIDIBRIDGE_ENDPOINT=f"tcp://127.0.0.1:{free_port()}")
-    converted = subprocess.run([MIDIBRIDGE, "convert", piano_line, "-o", tmp_path / "x.mid", "--daemon"],
-                               capture_output=True, text=True, env=env)
+    converted = subprocess.run(
+        [MIDIBRIDGE, "convert", piano_line, "-o", tmp_path / "x.mid", "--daemon"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     [discovered] = (tmp_path / "midibridge").glob("daemon-*.json")
     record = json.loads(discovered.read_text())
-    stopped = subprocess.run([sys.executable, "-c", "from midibridge.plugin_host.client import Client; Client().shutdown()"],
-                             env=env, capture_output=True, text=True)
+    stopped = subprocess.run(
+        [sys.executable, "-c", "from midibridge.plugin_host.client import Client; Client().shutdown()"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
 
     assert converted.returncode == 0, converted.stderr
     assert record["endpoint"] == env["MIDIBRIDGE_ENDPOINT"] and stopped.returncode == 0
 
 
-@pytest.mark.parametrize("bad", [["--position", "-1"], ["--start", "nan"], ["--duration", "inf"],
-                                 ["--position", "inf"], ["--duration", "0"], ["--bpm", "nan"],
-                                 ["--beats-per-bar", "inf"]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--position", "-1"],
+        ["--start", "nan"],
+        ["--duration", "inf"],
+        ["--position", "inf"],
+        ["--duration", "0"],
+        ["--bpm", "nan"],
+        ["--beats-per-bar", "inf"],
+    ],
+)
 def test_a_bad_number_is_refused_the_same_way_with_or_without_a_daemon(daemon, piano_line, tmp_path, bad):
     """Whether a daemon runs changes nothing a user sees: the same refusal, before any work, naming the number."""
     through_daemon = run(daemon, "convert", piano_line, *bad, "-o", tmp_path / "d.mid")
@@ -109,6 +130,7 @@ def test_a_batch_larger_than_the_daemons_queue_converts_everything_into_one_inde
     """`serve --queue 4` takes at most 4 regions a request: batch sends ten files in parts, through one bar and
     one index, the same bytes as in-process."""
     from conftest import synthesize, write_audio
+
     from midibridge.model.clip import Note
 
     takes = tmp_path / "takes"
@@ -128,5 +150,6 @@ def test_a_batch_larger_than_the_daemons_queue_converts_everything_into_one_inde
     through_daemon = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".html"}
     out.rename(tmp_path / "through-daemon")
     assert run(small, "batch", takes, "-o", out, "--in-process").returncode == 0
-    assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".html"} == through_daemon, \
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix != ".html"} == through_daemon, (
         "index.json and the .mid files alike"
+    )

@@ -8,29 +8,34 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import synthesize, write_audio
+from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
 
 from midibridge.bridge import protocol as p
 from midibridge.model.clip import Note
 from midibridge.model.region import Region
 from midibridge.plugin_host.client import Client, ClientError, DaemonUnavailable
 
-from conftest import synthesize, write_audio
-from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
-
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 
 
 def test_converting_in_process_does_not_load_zeromq_and_the_client_does_not_load_numpy():
-    probe = ("import sys, midibridge.plugin_host.cli, midibridge.plugin_host.runner, midibridge.plugin_host.host_lines; "
-             "print('zmq' in sys.modules)")
+    probe = (
+        "import sys, midibridge.plugin_host.cli, midibridge.plugin_host.runner, midibridge.plugin_host.host_lines; "
+        "print('zmq' in sys.modules)"
+    )
 
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 def test_the_client_and_the_protocol_import_without_numpy_or_onnxruntime():
-    probe = ("import sys, midibridge.plugin_host.client, midibridge.plugin_host.cli, midibridge.bridge.protocol; "
-             "print(sorted(m for m in ('numpy', 'onnxruntime', 'pedalboard', 'mido') if m in sys.modules))")
+    probe = (
+        "import sys, midibridge.plugin_host.client, midibridge.plugin_host.cli, midibridge.bridge.protocol; "
+        "print(sorted(m for m in ('numpy', 'onnxruntime', 'pedalboard', 'mido') if m in sys.modules))"
+    )
 
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
 
@@ -75,8 +80,9 @@ def test_a_daemon_known_to_run_but_silent_gets_every_retry(tmp_path, monkeypatch
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    discovery.write_discovery({"endpoint": endpoint, "pid": os.getpid(), "protocol": "midibridge/2.0",
-                               "public_key": None})
+    discovery.write_discovery(
+        {"endpoint": endpoint, "pid": os.getpid(), "protocol": "midibridge/2.0", "public_key": None}
+    )
     with Client(endpoint, timeout_s=0.3, retries=2) as client:
         tries = counting_tries(client)
         with pytest.raises(DaemonUnavailable) as caught:
@@ -89,8 +95,7 @@ def test_a_daemon_known_to_run_but_silent_gets_every_retry(tmp_path, monkeypatch
 @pytest.fixture
 def one_worker(tmp_path):
     """One worker and no spare for interactive jobs, a queue of 4."""
-    running = DaemonProcess(tmp_path / "home", "--queue", "4", "--interactive-workers", "0", "--grace", "1",
-                            workers=1)
+    running = DaemonProcess(tmp_path / "home", "--queue", "4", "--interactive-workers", "0", "--grace", "1", workers=1)
     yield running
     running.stop()
 
@@ -98,8 +103,10 @@ def one_worker(tmp_path):
 def short_takes(folder: Path, count: int) -> list[Path]:
     """`count` different one-second files: each its own note, so none is answered from the daemon's cache."""
     folder.mkdir(exist_ok=True)
-    return [write_audio(folder / f"take{n:02d}.wav", synthesize([Note(48 + n, 0.1, 0.8, 100)], length_s=1.0), 44100)
-            for n in range(count)]
+    return [
+        write_audio(folder / f"take{n:02d}.wav", synthesize([Note(48 + n, 0.1, 0.8, 100)], length_s=1.0), 44100)
+        for n in range(count)
+    ]
 
 
 def test_a_batch_larger_than_the_daemons_queue_goes_in_parts_and_every_region_comes_back(one_worker, tmp_path):
@@ -107,8 +114,13 @@ def test_a_batch_larger_than_the_daemons_queue_goes_in_parts_and_every_region_co
     seen = set()
     with one_worker.client() as client:
         assert client.hello()["limits"]["max_batch_regions"] == 4
-        results = list(client.batch([Region.from_file(take) for take in takes], priority="batch",
-                                    on_progress=lambda progress: seen.add(progress.index)))
+        results = list(
+            client.batch(
+                [Region.from_file(take) for take in takes],
+                priority="batch",
+                on_progress=lambda progress: seen.add(progress.index),
+            )
+        )
 
     assert sorted(result.index for result in results) == list(range(10)), "each region once"
     assert all(result.error is None and result.clip.notes for result in results)
@@ -151,8 +163,13 @@ def test_a_queued_convert_waits_through_a_daemon_restart_and_succeeds(one_worker
     sock = one_worker.raw()
     hog = submit_raw(sock, long_audio)
     wait_for(sock, {p.PROGRESS}, hog)
-    convert = subprocess.Popen([MIDIBRIDGE, "convert", str(piano_line), "-o", str(tmp_path / "take.mid"), "--json"],
-                               env=one_worker.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    convert = subprocess.Popen(
+        [MIDIBRIDGE, "convert", str(piano_line), "-o", str(tmp_path / "take.mid"), "--json"],
+        env=one_worker.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     with one_worker.client() as client:
         while client.status()["counts"]["queued"] == 0:
             assert convert.poll() is None, convert.communicate()
@@ -181,10 +198,19 @@ def test_a_daemon_started_from_a_folder_holding_folders_named_like_our_packages_
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path / "run"), MIDIBRIDGE_ENDPOINT=f"tcp://127.0.0.1:{free_port()}")
     (tmp_path / "run").mkdir()
 
-    converted = subprocess.run([MIDIBRIDGE, "convert", str(piano_line), "--daemon", "--preset", "piano", "--json",
-                                "-o", "x.mid"], cwd=tmp_path, env=env, capture_output=True, text=True)
-    stopped = subprocess.run([sys.executable, "-c", "from midibridge.plugin_host.client import Client; Client().shutdown()"],
-                             env=env, capture_output=True, text=True)
+    converted = subprocess.run(
+        [MIDIBRIDGE, "convert", str(piano_line), "--daemon", "--preset", "piano", "--json", "-o", "x.mid"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    stopped = subprocess.run(
+        [sys.executable, "-c", "from midibridge.plugin_host.client import Client; Client().shutdown()"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
 
     assert converted.returncode == 0, converted.stderr + (tmp_path / "run" / "midibridge" / "daemon.log").read_text()
     assert json.loads(converted.stdout)["notes"] and stopped.returncode == 0

@@ -5,10 +5,20 @@ import json
 
 import numpy as np
 import pytest
-
-from conformance_peer import PROTOCOL, RATE_HZ, ask, frames, job_error, receive, refused, run, tones
-from conformance_peer import audio, daemon, sock  # noqa: F401, F811 (the module's daemon, as pytest fixtures)
-
+from conformance_peer import (  # noqa: F401, F811 (the module's daemon, as pytest fixtures)
+    PROTOCOL,
+    RATE_HZ,
+    ask,
+    audio,
+    daemon,
+    frames,
+    job_error,
+    receive,
+    refused,
+    run,
+    sock,
+    tones,
+)
 
 # Errors at once ---------------------------------------------------------------------------------
 
@@ -37,18 +47,21 @@ def test_unknown_request_types(sock):
     assert refused(sock, frames("result", "u2"))["code"] == "unknown_type", "a reply is no request"
 
 
-@pytest.mark.parametrize("header, buffers, why", [
-    ({}, [], "region missing"),
-    ({"region": {"path": "/a.wav", "start_s": "one"}}, [], "a field of the wrong type"),
-    ({"region": {"path": "/a.wav", "start_s": True}}, [], "a boolean is no number"),
-    ({"region": {"path": "/a.wav"}, "priority": "urgent"}, [], "an unknown priority"),
-    ({"region": {"path": "relative/take.wav"}}, [], "a relative path"),
-    ({"region": {"path": "/a.wav", "samples": SAMPLES}}, [SECOND_OF_SILENCE], "both path and samples"),
-    ({"region": {"samples": {**SAMPLES, "frame": 1}}}, [SECOND_OF_SILENCE], "a samples frame that is not there"),
-    ({"region": {"samples": {"frame": 0, "channels": 1}}}, [SECOND_OF_SILENCE], "sample_rate_hz missing"),
-    ({"region": {"path": "/a.wav"}, "allow_truncated": "yes"}, [], "allow_truncated not a boolean"),
-    ({"region": {"path": "/a.wav"}, "tempo": 96}, [], "a tempo that is not an object"),
-])
+@pytest.mark.parametrize(
+    "header, buffers, why",
+    [
+        ({}, [], "region missing"),
+        ({"region": {"path": "/a.wav", "start_s": "one"}}, [], "a field of the wrong type"),
+        ({"region": {"path": "/a.wav", "start_s": True}}, [], "a boolean is no number"),
+        ({"region": {"path": "/a.wav"}, "priority": "urgent"}, [], "an unknown priority"),
+        ({"region": {"path": "relative/take.wav"}}, [], "a relative path"),
+        ({"region": {"path": "/a.wav", "samples": SAMPLES}}, [SECOND_OF_SILENCE], "both path and samples"),
+        ({"region": {"samples": {**SAMPLES, "frame": 1}}}, [SECOND_OF_SILENCE], "a samples frame that is not there"),
+        ({"region": {"samples": {"frame": 0, "channels": 1}}}, [SECOND_OF_SILENCE], "sample_rate_hz missing"),
+        ({"region": {"path": "/a.wav"}, "allow_truncated": "yes"}, [], "allow_truncated not a boolean"),
+        ({"region": {"path": "/a.wav"}, "tempo": 96}, [], "a tempo that is not an object"),
+    ],
+)
 def test_invalid_headers(sock, header, buffers, why):
     assert refused(sock, frames("transcribe", "i1", header, *buffers))["code"] == "invalid_header", why
 
@@ -67,16 +80,20 @@ def test_numbers_that_are_not_finite_are_invalid_headers_in_any_field(sock, fiel
     assert refused(sock, [PROTOCOL, b"transcribe", b"n1", header])["code"] == "invalid_header"
 
 
-@pytest.mark.parametrize("samples, buffer", [
-    (SAMPLES, b""),
-    (SAMPLES, b"\0" * 6),
-    ({**SAMPLES, "channels": 2}, b"\0" * 12),
-    ({**SAMPLES, "channels": 0}, SECOND_OF_SILENCE),
-    ({**SAMPLES, "channels": 65}, b"\0" * 4 * 65),
-])
+@pytest.mark.parametrize(
+    "samples, buffer",
+    [
+        (SAMPLES, b""),
+        (SAMPLES, b"\0" * 6),
+        ({**SAMPLES, "channels": 2}, b"\0" * 12),
+        ({**SAMPLES, "channels": 0}, SECOND_OF_SILENCE),
+        ({**SAMPLES, "channels": 65}, b"\0" * 4 * 65),
+    ],
+)
 def test_invalid_samples(sock, samples, buffer):
-    assert refused(sock, frames("transcribe", "x1", {"region": {"samples": samples}}, buffer))["code"] == \
-        "invalid_samples"
+    assert (
+        refused(sock, frames("transcribe", "x1", {"region": {"samples": samples}}, buffer))["code"] == "invalid_samples"
+    )
 
 
 def test_buffer_0_is_frame_4_and_samples_frame_counts_buffers(sock):
@@ -91,13 +108,16 @@ def test_inline_samples_at_an_impossible_rate(sock, rate_hz):
     assert refused(sock, frames("transcribe", "x3", header, SECOND_OF_SILENCE))["code"] == "invalid_sample_rate"
 
 
-@pytest.mark.parametrize("region, code", [
-    ({"start_s": -1.0}, "region_outside_source"),
-    ({"position_s": -0.5}, "region_outside_source"),
-    ({"duration_s": 0}, "region_empty"),
-    ({"duration_s": -2.0}, "region_empty"),
-    ({"duration_s": 4 * 3600 + 1}, "too_large"),
-])
+@pytest.mark.parametrize(
+    "region, code",
+    [
+        ({"start_s": -1.0}, "region_outside_source"),
+        ({"position_s": -0.5}, "region_outside_source"),
+        ({"duration_s": 0}, "region_empty"),
+        ({"duration_s": -2.0}, "region_empty"),
+        ({"duration_s": 4 * 3600 + 1}, "too_large"),
+    ],
+)
 def test_regions_refused_at_once(sock, region, code):
     assert refused(sock, frames("transcribe", "g1", {"region": {"path": "/a.wav", **region}}))["code"] == code
 
@@ -107,15 +127,18 @@ def test_a_header_over_1_mib_is_too_large(sock):
     assert refused(sock, frames("transcribe", "t1", header))["code"] == "too_large"
 
 
-@pytest.mark.parametrize("options, code, names", [
-    ({"preset": "no-such-preset"}, "unknown_preset", "no-such-preset"),
-    ({"preset": {"schema": 1, "chain": [{"step": "teleport"}]}}, "invalid_preset", "teleport"),
-    ({"tempo": {"bpm": 0}}, "invalid_option", "bpm"),
-    ({"tempo": {"bpm": 1001}}, "invalid_option", "bpm"),
-    ({"tempo": {"swing": 0.5}}, "invalid_option", "swing"),
-    ({"tempo": {"bpm": "fast"}}, "invalid_option", "bpm"),
-    ({"region": {"path": "/a.wav", "tempo": {"beats_per_bar": None}}}, "invalid_option", "beats_per_bar"),
-])
+@pytest.mark.parametrize(
+    "options, code, names",
+    [
+        ({"preset": "no-such-preset"}, "unknown_preset", "no-such-preset"),
+        ({"preset": {"schema": 1, "chain": [{"step": "teleport"}]}}, "invalid_preset", "teleport"),
+        ({"tempo": {"bpm": 0}}, "invalid_option", "bpm"),
+        ({"tempo": {"bpm": 1001}}, "invalid_option", "bpm"),
+        ({"tempo": {"swing": 0.5}}, "invalid_option", "swing"),
+        ({"tempo": {"bpm": "fast"}}, "invalid_option", "bpm"),
+        ({"region": {"path": "/a.wav", "tempo": {"beats_per_bar": None}}}, "invalid_option", "beats_per_bar"),
+    ],
+)
 def test_presets_and_tempos_that_cannot_be_used(sock, options, code, names):
     error = refused(sock, frames("transcribe", "o1", {"region": {"path": "/a.wav"}, **options}))
     assert error["code"] == code and names in error["message"]
@@ -123,11 +146,15 @@ def test_presets_and_tempos_that_cannot_be_used(sock, options, code, names):
 
 # Errors as a job's end ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("region, code", [
-    ({"start_s": 7.0}, "region_outside_source"),
-    ({"start_s": 5.0, "duration_s": 2.0}, "region_outside_source"),
-    ({"duration_s": 1e-6}, "region_empty"),
-])
+
+@pytest.mark.parametrize(
+    "region, code",
+    [
+        ({"start_s": 7.0}, "region_outside_source"),
+        ({"start_s": 5.0, "duration_s": 2.0}, "region_outside_source"),
+        ({"duration_s": 1e-6}, "region_empty"),
+    ],
+)
 def test_regions_that_only_the_audio_shows_wrong_end_their_job(sock, audio, region, code):
     assert job_error(sock, "j1", {"region": {"path": str(audio["melody"]), **region}})["code"] == code
 
@@ -149,5 +176,3 @@ def test_allow_truncated_transcribes_what_a_cut_file_holds_and_says_where_it_sto
     end = run(sock, "a3", {"region": {"path": str(audio["cut"])}, "allow_truncated": True})
     clip = json.loads(end.buffers[1])
     assert end.kind == "result" and 0 < clip["truncated_at_s"] < 24.0 and clip["notes"]
-
-

@@ -23,12 +23,24 @@ from pathlib import Path
 import pytest
 import zmq
 import zmq.auth
-
-from conformance_peer import PROVOKED, Served, ask, frames, free_port, job_replies, receive, refused, run, submit
-from conformance_peer import audio, daemon, sock  # noqa: F401, F811 (the module's daemon, as pytest fixtures)
-
+from conformance_peer import (  # noqa: F401, F811 (the module's daemon, as pytest fixtures)
+    PROVOKED,
+    Served,
+    ask,
+    audio,
+    daemon,
+    frames,
+    free_port,
+    job_replies,
+    receive,
+    refused,
+    run,
+    sock,
+    submit,
+)
 
 # Requests and their replies -------------------------------------------------------------------------
+
 
 def test_the_discovery_file_names_the_endpoint_the_pid_and_the_protocol(daemon):
     assert daemon.record["endpoint"] == daemon.endpoint and daemon.record["pid"] == daemon.process.pid
@@ -45,9 +57,15 @@ def test_hello_describes_the_daemon_and_its_limits_with_their_defaults(daemon, s
     assert reply.header["workers"] == 1 and reply.header["interactive_workers"] == 0
     assert reply.header["pid"] == daemon.process.pid
     assert reply.header["limits"] == {
-        "max_frame_bytes": 256 << 20, "max_header_bytes": 1 << 20, "max_region_s": 4 * 3600,
-        "max_batch_regions": 2, "max_queued": 2,  # a batch must fit the queue (--queue 2) whole
-        "result_ttl_s": 600, "progress_timeout_s": 60, "cancel_timeout_s": 1}
+        "max_frame_bytes": 256 << 20,
+        "max_header_bytes": 1 << 20,
+        "max_region_s": 4 * 3600,
+        "max_batch_regions": 2,
+        "max_queued": 2,  # a batch must fit the queue (--queue 2) whole
+        "result_ttl_s": 600,
+        "progress_timeout_s": 60,
+        "cancel_timeout_s": 1,
+    }
     assert ask(sock, frames("hello", "h2")).kind == "hello", "client is optional"
 
 
@@ -59,7 +77,10 @@ def test_hello_lists_every_engine_with_its_weights_name_and_sha256(sock):
     assert set(engines) == {"basic-pitch", "swift-f0", "drums"}
     assert all(set(e) == {"description", "weights", "sha256"} and e["description"] for e in engines.values())
     assert {name: e["weights"] for name, e in engines.items()} == {
-        "basic-pitch": "nmp.onnx", "swift-f0": "model.onnx", "drums": "model.npz"}
+        "basic-pitch": "nmp.onnx",
+        "swift-f0": "model.onnx",
+        "drums": "model.npz",
+    }
     assert all(len(e["sha256"]) == 64 and int(e["sha256"], 16) >= 0 for e in engines.values())
     assert reply.header["model"] == {"name": "basic-pitch nmp.onnx", "sha256": engines["basic-pitch"]["sha256"]}
 
@@ -77,15 +98,24 @@ def test_presets_lists_each_with_its_source_and_description(sock):
     assert reply.kind == "presets" and reply.request_id == "p1"
     listed = {p["name"]: p for p in reply.header["presets"]}
     assert {"default", "vocal"} <= set(listed)
-    assert all(set(p) == {"name", "source", "description"} and p["source"] in ("built-in", "user")
-               for p in listed.values())
+    assert all(
+        set(p) == {"name", "source", "description"} and p["source"] in ("built-in", "user") for p in listed.values()
+    )
     assert listed["vocal"]["source"] == "built-in"
 
 
 def test_the_example_exchange(sock, audio):
-    sock.send(frames("transcribe", "r7", {
-        "region": {"path": str(audio["melody"]), "start_s": 1.5, "duration_s": 4.0, "position_s": 12.5},
-        "tempo": {"bpm": 96}, "preset": "vocal"}))
+    sock.send(
+        frames(
+            "transcribe",
+            "r7",
+            {
+                "region": {"path": str(audio["melody"]), "start_s": 1.5, "duration_s": 4.0, "position_s": 12.5},
+                "tempo": {"bpm": 96},
+                "preset": "vocal",
+            },
+        )
+    )
     accepted = receive(sock)
     assert accepted.kind == "accepted" and accepted.request_id == "r7"
     [job_id] = accepted.header["job_ids"]
@@ -113,8 +143,10 @@ def test_the_example_exchange(sock, audio):
     assert clip["notes"][0]["pitch"] == 64 and abs(clip["notes"][0]["start_s"] - 0.5) < 0.06
 
     mismatch = refused(sock, [b"midibridge/3.0", b"hello", b"r8", b"{}"])
-    assert mismatch == {"code": "version_mismatch", "message": "this peer speaks midibridge protocol 2.1, the other "
-                                                               "3.0; upgrade the older side"}
+    assert mismatch == {
+        "code": "version_mismatch",
+        "message": "this peer speaks midibridge protocol 2.1, the other 3.0; upgrade the older side",
+    }
 
 
 def test_a_region_and_its_options_default_as_the_doc_says(sock, audio):
@@ -125,23 +157,42 @@ def test_a_region_and_its_options_default_as_the_doc_says(sock, audio):
     assert clip["notes"][0]["pitch"] == 64 and abs(clip["notes"][0]["start_s"] - 2.0) < 0.06
 
     # Spelt out, the defaults give the very same clip, to the byte.
-    spelt = run(sock, "d2", {"region": {"path": str(audio["melody"]), "start_s": 0, "duration_s": None,
-                                        "position_s": 0},
-                             "tempo": {"bpm": 120, "beats_per_bar": 4, "bar_offset_beats": None},
-                             "preset": "default", "priority": "interactive", "allow_truncated": False})
+    spelt = run(
+        sock,
+        "d2",
+        {
+            "region": {"path": str(audio["melody"]), "start_s": 0, "duration_s": None, "position_s": 0},
+            "tempo": {"bpm": 120, "beats_per_bar": 4, "bar_offset_beats": None},
+            "preset": "default",
+            "priority": "interactive",
+            "allow_truncated": False,
+        },
+    )
     assert spelt.kind == "result" and spelt.buffers == bare.buffers
 
-    each_alone = json.loads(run(sock, "d3", {"region": {"path": str(audio["melody"]), "duration_s": 3.0},
-                                             "tempo": {"beats_per_bar": 3}}).buffers[1])
+    each_alone = json.loads(
+        run(
+            sock, "d3", {"region": {"path": str(audio["melody"]), "duration_s": 3.0}, "tempo": {"beats_per_bar": 3}}
+        ).buffers[1]
+    )
     assert each_alone["bpm"] == 120.0, "each tempo field defaults alone"
-    own = json.loads(run(sock, "d4", {"region": {"path": str(audio["melody"]), "duration_s": 3.0,
-                                                 "tempo": {"bpm": 90}}, "tempo": {"bpm": 100}}).buffers[1])
+    own = json.loads(
+        run(
+            sock,
+            "d4",
+            {"region": {"path": str(audio["melody"]), "duration_s": 3.0, "tempo": {"bpm": 90}}, "tempo": {"bpm": 100}},
+        ).buffers[1]
+    )
     assert own["bpm"] == 90.0, "a region's tempo before the request's"
 
 
 def test_a_batch_answers_each_region_in_order_and_its_jobs_end_on_their_own(sock, audio):
-    [good, missing] = submit(sock, "b1", {"regions": [{"path": str(audio["melody"]), "duration_s": 2.5},
-                                                      {"path": "/nowhere/at/all.wav"}]}, kind="batch")
+    [good, missing] = submit(
+        sock,
+        "b1",
+        {"regions": [{"path": str(audio["melody"]), "duration_s": 2.5}, {"path": "/nowhere/at/all.wav"}]},
+        kind="batch",
+    )
     ends = {job_id: replies[-1] for job_id, replies in job_replies(sock, [good, missing]).items()}
 
     assert ends[good].kind == "result" and ends[good].request_id == "b1"
@@ -158,15 +209,28 @@ def test_status_summarises_jobs_known_and_unknown_with_the_same_fields(sock, aud
     reply = ask(sock, frames("status", "s3", {"job_ids": [job_id, "never-was"]}))
 
     assert reply.kind == "status" and reply.request_id == "s3"
-    assert set(reply.header) == {"jobs", "counts", "queued", "workers", "workers_replaced", "cache_entries",
-                                 "accepting"}
+    assert set(reply.header) == {
+        "jobs",
+        "counts",
+        "queued",
+        "workers",
+        "workers_replaced",
+        "cache_entries",
+        "accepting",
+    }
     known, unknown = reply.header["jobs"]
     fields = {"job_id", "state", "priority", "attempts", "age_s", "error"}
     assert set(known) == set(unknown) == fields
     assert known["state"] == "done" and known["priority"] == "interactive" and known["error"] is None
     assert known["attempts"] == 1 and known["age_s"] >= 0
-    assert unknown == {"job_id": "never-was", "state": "unknown", "priority": None, "attempts": 0, "age_s": None,
-                       "error": None}
+    assert unknown == {
+        "job_id": "never-was",
+        "state": "unknown",
+        "priority": None,
+        "attempts": 0,
+        "age_s": None,
+        "error": None,
+    }
     [worker] = reply.header["workers"]
     assert set(worker) == {"identity", "pid", "ready", "job_id", "interactive_only"}
     assert reply.header["accepting"] is True and reply.header["queued"] == 0
@@ -174,6 +238,7 @@ def test_status_summarises_jobs_known_and_unknown_with_the_same_fields(sock, aud
 
 
 # A busy worker: queueing, busy, cancel, fetch -------------------------------------------------------
+
 
 @pytest.fixture
 def long_job(daemon, sock, audio):
@@ -200,20 +265,26 @@ def test_waiting_jobs_hear_queued_progress_with_the_jobs_ahead_and_status_lists_
 
     assert [first[j].header for j in batch] == [
         {"job_id": batch[0], "stage": "queued", "fraction": 0, "jobs_ahead": 0},
-        {"job_id": batch[1], "stage": "queued", "fraction": 0, "jobs_ahead": 1}]
-    assert {j["job_id"]: j["state"] for j in unfinished["jobs"]} == {running: "running", batch[0]: "queued",
-                                                                     batch[1]: "queued"}
+        {"job_id": batch[1], "stage": "queued", "fraction": 0, "jobs_ahead": 1},
+    ]
+    assert {j["job_id"]: j["state"] for j in unfinished["jobs"]} == {
+        running: "running",
+        batch[0]: "queued",
+        batch[1]: "queued",
+    }
     assert unfinished["queued"] == 2 and unfinished["counts"]["queued"] == 2
     assert unfinished["workers"][0]["job_id"] == running
 
     # The queue (--queue 2) is full: a request that does not fit is refused whole, nothing queued.
     assert refused(sock, frames("transcribe", "q3", {"region": {"path": str(audio["melody"])}}))["code"] == "busy"
-    assert refused(sock, frames("batch", "q4", {"regions": [{"path": str(audio["melody"])}] * 3}))["code"] == \
-        "too_large", "over max_batch_regions"
+    assert (
+        refused(sock, frames("batch", "q4", {"regions": [{"path": str(audio["melody"])}] * 3}))["code"] == "too_large"
+    ), "over max_batch_regions"
 
     cancel = ask(sock, frames("cancel", "q5", {"job_ids": [*batch, "never-was"]}))
-    assert cancel.kind == "cancel" and cancel.header == {"jobs": {batch[0]: "cancelled", batch[1]: "cancelled",
-                                                                  "never-was": "unknown"}}
+    assert cancel.kind == "cancel" and cancel.header == {
+        "jobs": {batch[0]: "cancelled", batch[1]: "cancelled", "never-was": "unknown"}
+    }
     ends = job_replies(sock, batch)
     assert all(r[-1].header["code"] == "cancelled" and r[-1].request_id == "q1" for r in ends.values())
     again = ask(sock, frames("cancel", "q6", {"job_ids": [batch[0]]}))
@@ -241,8 +312,9 @@ def test_a_reconnected_client_takes_its_jobs_back_with_fetch(daemon, sock, audio
     assert fetched.kind == "accepted" and fetched.header == {"job_ids": [running]}
     ask(sock, frames("cancel", "f2", {"job_ids": [running]}))
     end = job_replies(newcomer, [running])[running][-1]
-    assert end.kind == "error" and end.header["code"] == "cancelled" and end.request_id == "f1", \
+    assert end.kind == "error" and end.header["code"] == "cancelled" and end.request_id == "f1", (
         "its later replies go to the fetching socket, under the fetch's request id"
+    )
 
     [done] = submit(sock, "f3", {"region": {"path": str(audio["melody"]), "duration_s": 2.0}})
     result = job_replies(sock, [done])[done][-1]
@@ -255,6 +327,7 @@ def test_a_reconnected_client_takes_its_jobs_back_with_fetch(daemon, sock, audio
 
 # forbidden: a peer on another address -------------------------------------------------------------
 
+
 def non_loopback_address() -> str | None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
@@ -265,8 +338,7 @@ def non_loopback_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-def test_a_remote_peer_may_not_stop_the_daemon_read_outside_the_allowed_roots_or_name_a_preset_file(
-        tmp_path, audio):
+def test_a_remote_peer_may_not_stop_the_daemon_read_outside_the_allowed_roots_or_name_a_preset_file(tmp_path, audio):
     address = non_loopback_address()
     if address is None:
         pytest.skip("this machine has no address but loopback: no remote peer to play")
@@ -276,14 +348,25 @@ def test_a_remote_peer_may_not_stop_the_daemon_read_outside_the_allowed_roots_or
     (clients / "studio.key").write_bytes(Path(public_file).read_bytes())
     allowed = tmp_path / "shared"
     allowed.mkdir()
-    served = Served(tmp_path, f"tcp://{address}:{free_port()}", "--curve", "--allow-root", str(allowed),
-                    "--workers", "1", "--interactive-workers", "0")
+    served = Served(
+        tmp_path,
+        f"tcp://{address}:{free_port()}",
+        "--curve",
+        "--allow-root",
+        str(allowed),
+        "--workers",
+        "1",
+        "--interactive-workers",
+        "0",
+    )
     try:
         remote = served.socket(curve_keys=zmq.auth.load_certificate(secret_file))
         stop = refused(remote, frames("shutdown", "r1"))
         outside = refused(remote, frames("transcribe", "r2", {"region": {"path": str(audio["melody"])}}))
-        preset = refused(remote, frames("transcribe", "r3", {"region": {"path": str(allowed / "a.wav")},
-                                                               "preset": "/etc/my-preset.toml"}))
+        preset = refused(
+            remote,
+            frames("transcribe", "r3", {"region": {"path": str(allowed / "a.wav")}, "preset": "/etc/my-preset.toml"}),
+        )
         still = ask(remote, frames("hello", "r4"))
         remote.close()
     finally:
@@ -294,8 +377,8 @@ def test_a_remote_peer_may_not_stop_the_daemon_read_outside_the_allowed_roots_or
 
 # Last: shutdown --------------------------------------------------------------------------------------
 
-def test_shutdown_ends_queued_jobs_refuses_new_ones_and_ends_running_ones_after_the_grace(daemon, sock, audio,
-                                                                                          figures):
+
+def test_shutdown_ends_queued_jobs_refuses_new_ones_and_ends_running_ones_after_the_grace(daemon, sock, audio, figures):
     [running] = submit(sock, "z1", {"region": {"path": str(audio["long"])}})
     [queued] = submit(sock, "z2", {"region": {"path": str(audio["melody"]), "duration_s": 5.5}})  # not cached
 

@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import zmq
 import zmq.auth
+from daemon_helpers import DaemonProcess, exchange, submit_raw, wait_for
 
 from midibridge.bridge import protocol as p
 from midibridge.model.clip import Tempo
 from midibridge.model.engines import ENGINES
 from midibridge.model.region import Region
 from midibridge.plugin_host.client import Client, ClientError
-
-from daemon_helpers import DaemonProcess, exchange, submit_raw, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +34,8 @@ def test_hello_names_the_versions_every_engines_weights_the_presets_the_limits_a
     assert hello["protocol"] == "midibridge/2.1" and hello["package_version"] == "0.1.0"
     assert hello["model"] == {"name": "basic-pitch nmp.onnx", "sha256": ENGINES["basic-pitch"].weights_sha256}
     assert {name: engine["sha256"] for name, engine in hello["engines"].items()} == {
-        name: kind.weights_sha256 for name, kind in ENGINES.items()}
+        name: kind.weights_sha256 for name, kind in ENGINES.items()
+    }
     assert "vocal" in hello["presets"]
     assert hello["workers"] == 2 and hello["limits"]["max_batch_regions"] == 256
 
@@ -43,8 +43,12 @@ def test_hello_names_the_versions_every_engines_weights_the_presets_the_limits_a
 def test_a_region_comes_back_as_a_clip_at_its_position_with_progress_on_the_way(daemon, piano_line):
     seen = []
     with daemon.client() as client:
-        result = client.transcribe(Region.from_file(piano_line, start_s=2.0, duration_s=3.0, position_s=12.5),
-                                   tempo=Tempo(bpm=96.0), preset="piano", on_progress=seen.append)
+        result = client.transcribe(
+            Region.from_file(piano_line, start_s=2.0, duration_s=3.0, position_s=12.5),
+            tempo=Tempo(bpm=96.0),
+            preset="piano",
+            on_progress=seen.append,
+        )
 
     assert result.clip.position_s == 12.5 and result.clip.bpm == 96.0 and result.clip.notes
     assert {s.stage for s in seen} >= {"decode", "infer"} and seen[-1].fraction <= 1.0
@@ -65,8 +69,9 @@ def test_inline_samples_give_the_same_clip_as_the_file(daemon, piano_line):
 
 
 def test_a_batch_of_16_regions_returns_16_results_each_at_its_own_position(daemon, piano_line):
-    regions = [Region.from_file(piano_line, start_s=(i % 4) * 2.0, duration_s=2.0, position_s=10.0 * i)
-               for i in range(16)]
+    regions = [
+        Region.from_file(piano_line, start_s=(i % 4) * 2.0, duration_s=2.0, position_s=10.0 * i) for i in range(16)
+    ]
     with daemon.client() as client:
         results = list(client.batch(regions, preset="default"))
 
@@ -97,14 +102,18 @@ def test_presets_and_status_are_answered(daemon):
         status = client.status(["nope"])
 
     assert presets["vocal"]["source"] == "built-in" and presets["vocal"]["description"]
-    assert status["jobs"] == [{"job_id": "nope", "state": "unknown", "priority": None, "attempts": 0, "age_s": None,
-                               "error": None}]
+    assert status["jobs"] == [
+        {"job_id": "nope", "state": "unknown", "priority": None, "attempts": 0, "age_s": None, "error": None}
+    ]
     assert len(status["workers"]) == 3, "two workers and one kept for interactive jobs"
 
 
 def test_a_job_error_names_its_code_and_other_jobs_go_on(daemon, piano_line, tmp_path):
-    regions = [Region.from_file(tmp_path / "missing.wav"), Region.from_file(piano_line, duration_s=2.0),
-               Region.from_file(piano_line, start_s=999.0)]
+    regions = [
+        Region.from_file(tmp_path / "missing.wav"),
+        Region.from_file(piano_line, duration_s=2.0),
+        Region.from_file(piano_line, start_s=999.0),
+    ]
     with daemon.client() as client:
         results = sorted(client.batch(regions), key=lambda r: r.index)
 
@@ -120,8 +129,11 @@ def test_bad_preset_or_tempo_refuses_the_whole_request(daemon, piano_line):
         with pytest.raises(ClientError) as tempo:
             client.request(p.TRANSCRIBE, {"region": {"path": str(piano_line)}, "tempo": {"bpm": 0}})
 
-    assert (unknown.value.code, invalid.value.code, tempo.value.code) == ("unknown_preset", "invalid_preset",
-                                                                          "invalid_option")
+    assert (unknown.value.code, invalid.value.code, tempo.value.code) == (
+        "unknown_preset",
+        "invalid_preset",
+        "invalid_option",
+    )
 
 
 MALFORMED = {
@@ -134,27 +146,53 @@ MALFORMED = {
     "unknown type": ([p.PROTOCOL_ID, b"transmogrify", b"r1", b"{}"], "unknown_type"),
     "missing region": ([p.PROTOCOL_ID, b"transcribe", b"r1", b"{}"], "invalid_header"),
     "region of wrong type": ([p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": "file.wav"}'], "invalid_header"),
-    "path and samples": ([p.PROTOCOL_ID, b"transcribe", b"r1",
-                          b'{"region": {"path": "/x", "samples": {"frame": 0, "sample_rate_hz": 1, "channels": 1}}}'],
-                         "invalid_header"),
-    "samples without their buffer": ([p.PROTOCOL_ID, b"transcribe", b"r1",
-                                      b'{"region": {"samples": {"frame": 0, "sample_rate_hz": 44100, "channels": 1}}}'],
-                                     "invalid_header"),
-    "huge number": ([p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": {"path": "/x", "start_s": 1e400}}'],
-                    "invalid_header"),
-    "NaN": ([p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": {"path": "/x", "duration_s": NaN}}'],
-            "invalid_header"),
-    "boolean for a number": ([p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": {"path": "/x", "start_s": true}}'],
-                             "invalid_header"),
-    "job ids that are not strings": ([p.PROTOCOL_ID, b"status", b"r1", b'{"job_ids": [[], {"a": 1}]}'],
-                                     "invalid_header"),
-    "region too long": ([p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": {"path": "/x", "duration_s": 1e6}}'],
-                        "too_large"),
+    "path and samples": (
+        [
+            p.PROTOCOL_ID,
+            b"transcribe",
+            b"r1",
+            b'{"region": {"path": "/x", "samples": {"frame": 0, "sample_rate_hz": 1, "channels": 1}}}',
+        ],
+        "invalid_header",
+    ),
+    "samples without their buffer": (
+        [
+            p.PROTOCOL_ID,
+            b"transcribe",
+            b"r1",
+            b'{"region": {"samples": {"frame": 0, "sample_rate_hz": 44100, "channels": 1}}}',
+        ],
+        "invalid_header",
+    ),
+    "huge number": (
+        [p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": {"path": "/x", "start_s": 1e400}}'],
+        "invalid_header",
+    ),
+    "NaN": ([p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": {"path": "/x", "duration_s": NaN}}'], "invalid_header"),
+    "boolean for a number": (
+        [p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": {"path": "/x", "start_s": true}}'],
+        "invalid_header",
+    ),
+    "job ids that are not strings": (
+        [p.PROTOCOL_ID, b"status", b"r1", b'{"job_ids": [[], {"a": 1}]}'],
+        "invalid_header",
+    ),
+    "region too long": (
+        [p.PROTOCOL_ID, b"transcribe", b"r1", b'{"region": {"path": "/x", "duration_s": 1e6}}'],
+        "too_large",
+    ),
     "header too large": ([p.PROTOCOL_ID, b"hello", b"r1", b'{"client": "' + b"x" * (2 << 20) + b'"}'], "too_large"),
     "bad utf-8": ([p.PROTOCOL_ID, b"\xff\xfe", b"r1", b"{}"], "malformed"),
-    "truncated samples": ([p.PROTOCOL_ID, b"transcribe", b"r1",
-                           b'{"region": {"samples": {"frame": 0, "sample_rate_hz": 44100, "channels": 2}}}', b"\0" * 7],
-                          "invalid_samples"),
+    "truncated samples": (
+        [
+            p.PROTOCOL_ID,
+            b"transcribe",
+            b"r1",
+            b'{"region": {"samples": {"frame": 0, "sample_rate_hz": 44100, "channels": 2}}}',
+            b"\0" * 7,
+        ],
+        "invalid_samples",
+    ),
 }
 
 
@@ -169,8 +207,10 @@ def test_a_broken_user_preset_is_listed_with_its_error_and_the_rest_still_serve(
     finally:
         broken.unlink()
 
-    assert presets["my-voice"]["error"]["code"] == "invalid_preset" and "not valid TOML" in \
-        presets["my-voice"]["error"]["message"]
+    assert (
+        presets["my-voice"]["error"]["code"] == "invalid_preset"
+        and "not valid TOML" in presets["my-voice"]["error"]["message"]
+    )
     assert "error" not in presets["vocal"] and result.clip.notes
 
 
@@ -296,8 +336,13 @@ def test_a_second_daemon_on_the_same_endpoint_refuses_to_start(daemon):
     import subprocess
     import sys
 
-    second = subprocess.run([sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--endpoint", daemon.endpoint],
-                            env=daemon.env, capture_output=True, text=True, timeout=60)
+    second = subprocess.run(
+        [sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--endpoint", daemon.endpoint],
+        env=daemon.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert second.returncode == 1 and "already serves" in second.stderr
 

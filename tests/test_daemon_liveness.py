@@ -16,17 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Note, synthesize
+from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
 
 from midibridge.bridge import protocol as p
 from midibridge.model.clip import Tempo
 from midibridge.model.midi import clip_to_bytes
 from midibridge.model.region import Region
 from midibridge.model.vocabulary import Priority, Stage
-from midibridge.plugin_host.client import ensure_daemon
+from midibridge.plugin_host.autostart import ensure_daemon
 from midibridge.plugin_host.results import ClientError
-
-from conftest import Note, synthesize
-from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
 
 RATE_HZ = 22050
 
@@ -52,8 +51,9 @@ def dense_hour(tmp_path_factory) -> Path:
     return path
 
 
-def test_a_dense_hour_comes_back_whole_through_the_daemon_and_the_next_job_is_served(tmp_path, dense_hour,
-                                                                                     transcriber, piano_line):
+def test_a_dense_hour_comes_back_whole_through_the_daemon_and_the_next_job_is_served(
+    tmp_path, dense_hour, transcriber, piano_line
+):
     region, tempo = Region.from_file(dense_hour, position_s=30.0), Tempo(bpm=100.0)
     running = DaemonProcess(tmp_path, "--interactive-workers", "0", workers=1)
     try:
@@ -135,8 +135,7 @@ def test_a_worker_message_the_daemon_cannot_read_fails_its_job_and_the_worker_is
     assert status["workers_replaced"] >= 1 and status["counts"]["running"] == 0
 
 
-def test_an_interactive_region_does_not_wait_behind_a_batch_that_holds_every_worker(tmp_path, long_audio,
-                                                                                   piano_line):
+def test_an_interactive_region_does_not_wait_behind_a_batch_that_holds_every_worker(tmp_path, long_audio, piano_line):
     running = DaemonProcess(tmp_path, workers=2)  # and one kept for interactive jobs
     try:
         with running.client(timeout_s=30.0) as batcher:
@@ -145,7 +144,7 @@ def test_an_interactive_region_does_not_wait_behind_a_batch_that_holds_every_wor
             finished = []
 
             def drain():
-                for result in batch:
+                for _ in batch:
                     started.set()
                     finished.append(time.monotonic())
 
@@ -175,8 +174,10 @@ def test_waiting_jobs_hear_how_many_jobs_run_before_them(tmp_path, long_audio, p
     try:
         with running.client(timeout_s=30.0) as client:
             heard = []
-            jobs = client.batch([Region.from_file(long_audio, duration_s=60.0)] +
-                                [Region.from_file(piano_line, duration_s=1.0)] * 2, on_progress=heard.append)
+            jobs = client.batch(
+                [Region.from_file(long_audio, duration_s=60.0)] + [Region.from_file(piano_line, duration_s=1.0)] * 2,
+                on_progress=heard.append,
+            )
             first = next(jobs)
             jobs.close()
     finally:
@@ -212,10 +213,15 @@ def test_a_daemon_on_a_private_endpoint_serves_only_those_who_ask_for_it(tmp_pat
     try:
         env = dict(running.env)
         del env["MIDIBRIDGE_ENDPOINT"]
-        default = subprocess.run([sys.executable, "-m", "midibridge.plugin_host.cli", "ping"], env=env, capture_output=True,
-                                 text=True)
-        told = subprocess.run([sys.executable, "-m", "midibridge.plugin_host.cli", "ping"], env=running.env,
-                              capture_output=True, text=True)
+        default = subprocess.run(
+            [sys.executable, "-m", "midibridge.plugin_host.cli", "ping"], env=env, capture_output=True, text=True
+        )
+        told = subprocess.run(
+            [sys.executable, "-m", "midibridge.plugin_host.cli", "ping"],
+            env=running.env,
+            capture_output=True,
+            text=True,
+        )
     finally:
         running.stop()
     assert default.returncode == 1 and "no midibridge daemon is running on tcp://" in default.stdout
@@ -235,8 +241,13 @@ def test_a_live_daemon_without_its_discovery_file_is_found_and_used(tmp_path, mo
 
 def test_a_port_held_by_another_program_is_named(tmp_path, monkeypatch):
     port = free_port()
-    holder = subprocess.Popen([sys.executable, "-c", f"import socket, time; s = socket.socket(); "
-                               f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)"])
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)",
+        ]
+    )
     try:
         time.sleep(0.5)
         monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))

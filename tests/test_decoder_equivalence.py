@@ -8,14 +8,14 @@ needs no basic_pitch.
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from conftest import Note, synthesize
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from midibridge.model.engines.basic_pitch.bends import add_pitch_bends, drop_overlapping_bends
 from midibridge.model.engines.basic_pitch.notes import decode_notes
 from midibridge.model.engines.basic_pitch.options import BasicPitchOptions
 from midibridge.model.region import Region
-
-from conftest import Note, synthesize
 
 note_creation = pytest.importorskip("basic_pitch.note_creation", reason="the dev extra installs basic-pitch")
 
@@ -35,10 +35,16 @@ def ours(note, onset, contour, options: BasicPitchOptions):
 
 def basic_pitch(note, onset, contour, options: BasicPitchOptions):
     events = note_creation.output_to_notes_polyphonic(
-        note.copy(), onset.copy(),  # it zeroes its inputs outside the frequency range
-        onset_thresh=options.onset_threshold, frame_thresh=options.frame_threshold,
-        min_note_len=options.min_note_frames, infer_onsets=options.infer_onsets,
-        max_freq=options.max_frequency_hz, min_freq=options.min_frequency_hz, melodia_trick=options.melodia_trick)
+        note.copy(),
+        onset.copy(),  # it zeroes its inputs outside the frequency range
+        onset_thresh=options.onset_threshold,
+        frame_thresh=options.frame_threshold,
+        min_note_len=options.min_note_frames,
+        infer_onsets=options.infer_onsets,
+        max_freq=options.max_frequency_hz,
+        min_freq=options.min_frequency_hz,
+        melodia_trick=options.melodia_trick,
+    )
     events = note_creation.get_pitch_bends(contour, events)
     return sorted((int(s), int(e), int(p), float(a), tuple(int(b) for b in bends)) for s, e, p, a, bends in events)
 
@@ -50,14 +56,15 @@ def assert_same_notes(mine, theirs):
 
 @pytest.fixture(scope="module")
 def activations(transcriber, piano_line, tmp_path_factory):
+    from conftest import write_audio
+
     from midibridge.model.audio import open_region, resample, resampled_length
     from midibridge.model.engines.basic_pitch.constants import SAMPLE_RATE_HZ
 
-    from conftest import write_audio
-
     glides = [Note(57 + 2 * i, 0.4 + 0.9 * i, 1.2 + 0.9 * i, 110) for i in range(5)]
-    sliding = write_audio(tmp_path_factory.mktemp("glide") / "glide.wav", synthesize(glides, glide_semitones=1.5),
-                          44100)
+    sliding = write_audio(
+        tmp_path_factory.mktemp("glide") / "glide.wav", synthesize(glides, glide_semitones=1.5), 44100
+    )
     outputs = {}
     for name, path in (("piano", piano_line), ("glide", sliding)):
         audio = open_region(Region.from_file(path))
@@ -89,8 +96,9 @@ def test_the_glide_has_bends_and_overlapping_notes_lose_them_as_in_basic_pitch(a
 
     as_times = [(e.start_frame, e.end_frame, e.pitch, e.amplitude, list(e.bends)) for e in events]
     theirs = note_creation.drop_overlapping_pitch_bends(as_times)
-    assert [(e.start_frame, e.end_frame, e.pitch, e.bends and list(e.bends)) for e in kept] == \
-        [(s, e, p, b) for s, e, p, _, b in theirs]
+    assert [(e.start_frame, e.end_frame, e.pitch, e.bends and list(e.bends)) for e in kept] == [
+        (s, e, p, b) for s, e, p, _, b in theirs
+    ]
 
 
 def random_activations(seed: int, n_frames: int, n_notes: int):
@@ -102,17 +110,22 @@ def random_activations(seed: int, n_frames: int, n_notes: int):
     for _ in range(n_notes):
         start, length, pitch = rng.integers(0, n_frames), rng.integers(3, 60), rng.integers(0, 88)
         level = rng.uniform(0.25, 1.0)
-        note[start:start + length, pitch] = np.maximum(note[start:start + length, pitch],
-                                                       level * rng.uniform(0.7, 1.0, min(length, n_frames - start)))
+        note[start : start + length, pitch] = np.maximum(
+            note[start : start + length, pitch], level * rng.uniform(0.7, 1.0, min(length, n_frames - start))
+        )
         onset[start, pitch] = max(onset[start, pitch], rng.uniform(0.3, 1.0))
         bend = rng.integers(-6, 7)
-        contour[start:start + length, np.clip(3 * pitch + bend, 0, 263)] = level
+        contour[start : start + length, np.clip(3 * pitch + bend, 0, 263)] = level
     return note, onset, contour
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n_frames=st.integers(3, 400), n_notes=st.integers(0, 40),
-       options=st.sampled_from(OPTION_SETS))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_frames=st.integers(3, 400),
+    n_notes=st.integers(0, 40),
+    options=st.sampled_from(OPTION_SETS),
+)
 def test_random_activations_decode_to_basic_pitchs_notes(seed, n_frames, n_notes, options):
     note, onset, contour = random_activations(seed, n_frames, n_notes)
     options = BasicPitchOptions(**options)

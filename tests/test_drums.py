@@ -11,12 +11,12 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+from conftest import host_transcribe, render, streamed_peak_bytes, write_audio
+from daemon_helpers import DaemonProcess
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pedalboard.io import AudioFile
 
-from conftest import host_transcribe, render, streamed_peak_bytes, write_audio
-from daemon_helpers import DaemonProcess
 from midibridge.model.clip import Note, Tempo
 from midibridge.model.engines.drums.constants import BLOCK_FRAMES, GROUP_OF_NOTE, N_MEL_BANDS
 from midibridge.model.engines.drums.features import frame_blocks
@@ -57,8 +57,11 @@ def unmatched(expected: list[Note], found: tuple[Note, ...]) -> tuple[list[Note]
     left = list(found)
     missing = []
     for want in expected:
-        near = [n for n in left if GROUP_OF_NOTE.get(n.pitch) == GROUP_OF_NOTE[want.pitch]
-                and abs(n.start_s - want.start_s) <= TOLERANCE_S]
+        near = [
+            n
+            for n in left
+            if GROUP_OF_NOTE.get(n.pitch) == GROUP_OF_NOTE[want.pitch] and abs(n.start_s - want.start_s) <= TOLERANCE_S
+        ]
         if near:
             left.remove(min(near, key=lambda n: abs(n.start_s - want.start_s)))
         else:
@@ -75,8 +78,9 @@ def test_a_rock_beat_comes_back_with_its_classes_and_times_on_channel_10(transcr
     assert extra == [] and len(missing) <= 1, (missing, extra)
     # Known weakness (README, Drums): a hi-hat struck with the snare needs a higher activation (real snares fired
     # false hi-hats), and one of these four sits just under it.
-    assert all(n.pitch == CLOSED_HAT and any(h.pitch == SNARE and h.start_s == n.start_s for h in hits)
-               for n in missing), missing
+    assert all(
+        n.pitch == CLOSED_HAT and any(h.pitch == SNARE and h.start_s == n.start_s for h in hits) for n in missing
+    ), missing
     assert unmatched(hits, read_back.notes) == (missing, [])
     messages = [m for m in midi.tracks[1] if m.type in ("note_on", "note_off", "pitchwheel", "control_change")]
     assert {m.type for m in messages} == {"note_on", "note_off"}, "no bends, no bend range set up"
@@ -123,8 +127,11 @@ def test_quantising_to_the_host_bars_snaps_hits_to_the_grid(transcriber, tmp_pat
     table["post"].update(quantize_grid="1/16")
     hits = [hit(0.5 + 0.3 * i + (0.012 if i % 2 else -0.012), KICK if i % 4 == 0 else CLOSED_HAT) for i in range(8)]
     render(hits, tmp_path / "loose.flac", drums=True)
-    clip = transcriber.transcribe(Region.from_file(tmp_path / "loose.flac", position_s=0.25),
-                                  preset=Preset.from_dict(table), tempo=Tempo(bpm=100.0))
+    clip = transcriber.transcribe(
+        Region.from_file(tmp_path / "loose.flac", position_s=0.25),
+        preset=Preset.from_dict(table),
+        tempo=Tempo(bpm=100.0),
+    )
     sixteenth_s = 60 / 100 / 4
     assert len(clip.notes) >= 8
     for note in clip.notes:  # the grid counts from the timeline's bar lines, not the region's start
@@ -132,8 +139,9 @@ def test_quantising_to_the_host_bars_snaps_hits_to_the_grid(transcriber, tmp_pat
         assert lines == pytest.approx(round(lines), abs=1e-6)
 
 
-@pytest.mark.parametrize("post", [{"transpose_semitones": 2}, {"scale": "major"}, {"monophonic": "highest"},
-                                  {"pitch_bends": "mpe"}])
+@pytest.mark.parametrize(
+    "post", [{"transpose_semitones": 2}, {"scale": "major"}, {"monophonic": "highest"}, {"pitch_bends": "mpe"}]
+)
 def test_pitch_edits_are_refused_for_drums(post):
     table = {"schema": 2, "name": "my-drums", "engine": {"name": "drums"}, "post": post}
     with pytest.raises(OptionError, match=f"{next(iter(post))} .* does not apply to drums") as refused:
@@ -155,13 +163,23 @@ def test_convert_drums_through_the_daemon_writes_exactly_the_in_process_midi(tmp
     (takes / "again.flac").write_bytes(audio.read_bytes())
     daemon = DaemonProcess(tmp_path / "home")
     try:
-        runs = [subprocess.run([MIDIBRIDGE, "convert", audio, "--preset", "drums", "-o", tmp_path / f"{how}.mid",
-                                f"--{how}"], capture_output=True, text=True, env=daemon.env)
-                for how in ("daemon", "in-process")]
+        runs = [
+            subprocess.run(
+                [MIDIBRIDGE, "convert", audio, "--preset", "drums", "-o", tmp_path / f"{how}.mid", f"--{how}"],
+                capture_output=True,
+                text=True,
+                env=daemon.env,
+            )
+            for how in ("daemon", "in-process")
+        ]
         with daemon.client() as client:
             assert client.status()["counts"]["done"] == 1, "the first went through the daemon"
-        batch = subprocess.run([MIDIBRIDGE, "batch", takes, "-o", tmp_path / "batch", "--preset", "drums"],
-                               capture_output=True, text=True, env=daemon.env)
+        batch = subprocess.run(
+            [MIDIBRIDGE, "batch", takes, "-o", tmp_path / "batch", "--preset", "drums"],
+            capture_output=True,
+            text=True,
+            env=daemon.env,
+        )
     finally:
         daemon.stop()
 
@@ -210,15 +228,23 @@ def test_a_long_drum_region_shows_its_progress_as_the_model_works_through_it(tra
 def test_results_do_not_depend_on_how_the_audio_is_chunked(transcriber, tmp_path):
     """Blocks of ~48 s with margins: a hit near a block boundary is found once, wherever the chunks end."""
     engine = transcriber.engine_for("drums")
-    path = render([hit(0.5 + 0.25 * i, (KICK, CLOSED_HAT, SNARE)[i % 3]) for i in range(20)], tmp_path / "h.wav",
-                  drums=True, sample_rate_hz=22050)
+    path = render(
+        [hit(0.5 + 0.25 * i, (KICK, CLOSED_HAT, SNARE)[i % 3]) for i in range(20)],
+        tmp_path / "h.wav",
+        drums=True,
+        sample_rate_hz=22050,
+    )
     with AudioFile(str(path)) as source:
         audio = source.read(source.frames)[0]
     audio = np.tile(audio, 12)  # ~80 s: two blocks
     options = load_preset("drums").decode
     whole = engine.notes(iter([audio]), n_samples=len(audio), options=options, on_progress=None)
-    chunked = engine.notes((audio[i:i + 7777] for i in range(0, len(audio), 7777)), n_samples=len(audio),
-                           options=options, on_progress=None)
+    chunked = engine.notes(
+        (audio[i : i + 7777] for i in range(0, len(audio), 7777)),
+        n_samples=len(audio),
+        options=options,
+        on_progress=None,
+    )
     assert whole == chunked and len(whole) >= 12 * 20
 
 

@@ -1,8 +1,8 @@
-"""A musician's audio in, the notes they played out: rendered with fluidsynth from known notes, transcribed, compared."""
-
-from midibridge.model.region import Region
+"""A musician's audio in, the notes they played out: rendered by fluidsynth from known notes, transcribed, compared."""
 
 from conftest import NYLON_GUITAR, PIANO_LINE, matches, melody, render
+
+from midibridge.model.region import Region
 
 
 def test_a_piano_line_comes_back_note_for_note(transcriber, piano_line):
@@ -16,8 +16,11 @@ def test_a_piano_line_comes_back_note_for_note(transcriber, piano_line):
 
 def test_guitar_chords_come_back_with_every_voice(transcriber, audio_dir):
     chords = [(52, 56, 59), (57, 61, 64), (50, 54, 57, 62), (52, 56, 59, 64)]  # E, A, D, E major
-    truth = [note for i, chord in enumerate(chords)
-             for note in melody(list(chord), start_s=0.5 + i * 1.0, step_s=0.0, length_s=0.9)]
+    truth = [
+        note
+        for i, chord in enumerate(chords)
+        for note in melody(list(chord), start_s=0.5 + i * 1.0, step_s=0.0, length_s=0.9)
+    ]
     path = render(truth, audio_dir / "guitar_chords.wav", program=NYLON_GUITAR)
 
     clip = transcriber.transcribe(Region.from_file(path))

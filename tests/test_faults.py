@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import Note, synthesize, write_audio
+from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
 
 from midibridge.bridge import protocol as p
 from midibridge.model.region import Region
 from midibridge.plugin_host.results import ClientError
-
-from conftest import Note, synthesize, write_audio
-from daemon_helpers import DaemonProcess, free_port, submit_raw, wait_for
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 
@@ -51,8 +50,9 @@ def test_a_worker_killed_mid_job_fails_that_job_and_the_next_job_succeeds(solo, 
     assert status["workers_replaced"] == 1 and status["workers"][0]["pid"] != pid
 
 
-def test_a_hung_worker_is_killed_after_the_heartbeat_timeout_and_its_job_answered(solo, long_audio, piano_line,
-                                                                                  figures):
+def test_a_hung_worker_is_killed_after_the_heartbeat_timeout_and_its_job_answered(
+    solo, long_audio, piano_line, figures
+):
     sock = solo.raw()
     job = submit_raw(sock, long_audio)
     wait_for(sock, {p.PROGRESS}, job)
@@ -91,8 +91,9 @@ def test_with_retries_a_job_whose_worker_died_runs_again(tmp_path, long_audio, f
 def test_killing_one_of_two_workers_during_a_batch_answers_every_job(tmp_path, long_audio, piano_line, figures):
     running = DaemonProcess(tmp_path, workers=2)
     try:
-        regions = [Region.from_file(long_audio, duration_s=120.0)] + \
-                  [Region.from_file(piano_line, start_s=i * 0.5, duration_s=3.0) for i in range(6)]
+        regions = [Region.from_file(long_audio, duration_s=120.0)] + [
+            Region.from_file(piano_line, start_s=i * 0.5, duration_s=3.0) for i in range(6)
+        ]
         killed = []
 
         def kill_the_long_one(progress):
@@ -145,8 +146,9 @@ def test_a_client_waiting_on_a_daemon_that_restarts_gets_its_result_from_the_new
 
 @pytest.mark.parametrize("target", ["/dev/full", "/proc/version/x.mid", "/"])
 def test_convert_to_a_full_disk_or_an_unwritable_path_says_so(piano_line, target, figures):
-    done = subprocess.run([MIDIBRIDGE, "convert", str(piano_line), "-o", target, "--in-process"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [MIDIBRIDGE, "convert", str(piano_line), "-o", target, "--in-process"], capture_output=True, text=True
+    )
     injected(figures)
 
     assert done.returncode == 1 and "[output_unwritable]" in done.stderr and "Traceback" not in done.stderr
@@ -157,11 +159,14 @@ def test_a_preset_whose_plugin_is_missing_or_broken_fails_that_request_only(solo
     broken.write_bytes(b"\0" * 64)
     with solo.client() as client:
         with pytest.raises(ClientError) as missing:
-            client.transcribe(Region.from_file(piano_line), preset={
-                "schema": 1, "chain": [{"step": "vst3", "path": str(tmp_path / "Nowhere.vst3")}]})
+            client.transcribe(
+                Region.from_file(piano_line),
+                preset={"schema": 1, "chain": [{"step": "vst3", "path": str(tmp_path / "Nowhere.vst3")}]},
+            )
         with pytest.raises(ClientError) as unloadable:
-            client.transcribe(Region.from_file(piano_line), preset={
-                "schema": 1, "chain": [{"step": "vst3", "path": str(broken)}]})
+            client.transcribe(
+                Region.from_file(piano_line), preset={"schema": 1, "chain": [{"step": "vst3", "path": str(broken)}]}
+            )
         assert client.transcribe(Region.from_file(piano_line, duration_s=2.0)).clip.notes
         assert client.status()["workers_replaced"] == 0
     injected(figures, 2)

@@ -21,20 +21,23 @@ import time
 
 import pytest
 import zmq
-from hypothesis import HealthCheck, Phase, example, given, settings, strategies as st
-
-from midibridge.bridge import headers, protocol as p
-
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess
+from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import strategies as st
 from test_fuzz import JSON
+
+from midibridge.bridge import headers
+from midibridge.bridge import protocol as p
 
 WORKER = p.WORKER_PROTOCOL_ID
 # A well-formed header and buffers for each worker message type; the fuzzing starts from these.
-MIDI, CLIP = b"MThd\0\0\0\6\0\1\0\1\3\xc0", json.dumps({"position_s": 0, "duration_s": 1, "bpm": 120, "mpe": False,
-                                                        "notes": []}).encode()
+MIDI, CLIP = (
+    b"MThd\0\0\0\6\0\1\0\1\3\xc0",
+    json.dumps({"position_s": 0, "duration_s": 1, "bpm": 120, "mpe": False, "notes": []}).encode(),
+)
 WELL_FORMED = {
-    p.W_READY: ({"pid": 1, "model_sha256": "0" * 64}, []),
+    p.W_READY: ({"pid": 1, "model_sha256": "0" * 64, "package_version": p.package_version(), "node": "here"}, []),
     p.W_HEARTBEAT: ({}, []),
     p.W_PROGRESS: ({"stage": "infer", "fraction": 0.5}, []),
     p.W_RESULT: ({"note_count": 0}, [MIDI, CLIP]),
@@ -53,11 +56,15 @@ def worker_message(draw) -> list[bytes]:
     for _ in range(draw(st.integers(0, 3))):
         mutation = draw(st.sampled_from(["protocol", "type", "id", "field", "drop", "header", "buffers", "frames"]))
         if mutation == "protocol":
-            frames[0] = draw(st.sampled_from([p.PROTOCOL_ID, b"midibridge-worker/3.0", b"midibridge-worker/",
-                                              b"", b"\xff\xfe"]) | st.binary(max_size=24))
+            frames[0] = draw(
+                st.sampled_from([p.PROTOCOL_ID, b"midibridge-worker/3.0", b"midibridge-worker/", b"", b"\xff\xfe"])
+                | st.binary(max_size=24)
+            )
         elif mutation == "type":
-            frames[1] = draw(st.sampled_from([b"", b"\xff", b"results", b"PROGRESS", b"hello"])
-                             | st.text(max_size=10).map(str.encode))
+            frames[1] = draw(
+                st.sampled_from([b"", b"\xff", b"results", b"PROGRESS", b"hello"])
+                | st.text(max_size=10).map(str.encode)
+            )
         elif mutation == "id":
             frames[2] = draw(st.sampled_from([b"\xff\xfe", b"{job}"]) | st.binary(max_size=12))
         elif mutation == "field":  # a known field of the wrong type, or a field the daemon sets itself
@@ -66,12 +73,11 @@ def worker_message(draw) -> list[bytes]:
         elif mutation == "drop" and header:
             del header[draw(st.sampled_from(sorted(header)))]
         elif mutation == "header":
-            frames[3] = draw(st.sampled_from([b"{not json", b"[]", b"null", b"", HUGE_HEADER])
-                             | st.binary(max_size=24))
+            frames[3] = draw(st.sampled_from([b"{not json", b"[]", b"null", b"", HUGE_HEADER]) | st.binary(max_size=24))
         elif mutation == "buffers":
             buffers = draw(st.lists(st.binary(max_size=32), max_size=3))
         elif mutation == "frames":
-            return frames[:draw(st.integers(1, 3))]  # frames 0 to 2 are set by now
+            return frames[: draw(st.integers(1, 3))]  # frames 0 to 2 are set by now
     if frames[3] is None:
         frames[3] = json.dumps(header).encode()
     return [*frames, *buffers]
@@ -104,8 +110,9 @@ def daemon(tmp_path_factory):
     script = home / "script.json"
     running = DaemonProcess(home, "--interactive-workers", "0", workers=1, fault=f"scripted:{script}")
     running.script = script
-    running.audio = write_audio(home / "short.wav", synthesize([Note(64, 0.05, 0.4, 100)], sample_rate_hz=22050,
-                                                               length_s=0.5), 22050)
+    running.audio = write_audio(
+        home / "short.wav", synthesize([Note(64, 0.05, 0.4, 100)], sample_rate_hz=22050, length_s=0.5), 22050
+    )
     yield running
     assert running.process.poll() is None, "the daemon survived its workers"
     running.stop()
@@ -152,23 +159,37 @@ def settled(journal: Journal, replaced: int) -> dict:
         time.sleep(0.1)
 
 
-def test_whatever_a_worker_sends_each_job_gets_one_answer_and_a_misbehaving_worker_is_replaced(daemon, figures,
-                                                                                                long_run):
+def test_whatever_a_worker_sends_each_job_gets_one_answer_and_a_misbehaving_worker_is_replaced(
+    daemon, figures, long_run
+):
     journal = Journal(daemon.raw())
     count = {"jobs": 0, "messages": 0, "replaced": 0}
 
-    @settings(max_examples=300 if long_run else 25, deadline=None, derandomize=True,
-              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+    @settings(
+        max_examples=300 if long_run else 25,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
     @given(before=st.lists(worker_message(), max_size=3), after=st.lists(worker_message(), max_size=2))
-    @example(before=[[WORKER, b"result", b"never-given", b'{"note_count": 0}', MIDI, CLIP]],  # a job never given
-             after=[[WORKER, b"progress", b"{job}", b'{"stage": "notes", "fraction": 1.0}'],  # progress after the end
-                    [WORKER, b"result", b"{job}", b'{"note_count": 0}', MIDI, CLIP]])  # a second result
+    @example(
+        before=[[WORKER, b"result", b"never-given", b'{"note_count": 0}', MIDI, CLIP]],  # a job never given
+        after=[
+            [WORKER, b"progress", b"{job}", b'{"stage": "notes", "fraction": 1.0}'],  # progress after the end
+            [WORKER, b"result", b"{job}", b'{"note_count": 0}', MIDI, CLIP],
+        ],
+    )  # a second result
     @example(before=[[WORKER, b"result", b"{job}", b'{"note_count": 0}', MIDI]], after=[])  # one buffer
     @example(before=[[WORKER, b"result", b"{job}", b'{"note_count": 2}', MIDI, CLIP]], after=[])  # notes miscounted
     @example(before=[[WORKER, b"result", b"{job}", b'{"note_count": 0}', b"RIFF", b"[]"]], after=[])  # not a clip
-    @example(before=[[WORKER, b"progress", b"{job}", b'{"stage": "infer", "fraction": 0.5, "job_id": "other"}'],
-                     [WORKER, b"result", b"{job}", b'{"note_count": 0, "job_id": "other", "cached": true}', MIDI,
-                      CLIP]], after=[])  # fields that are the daemon's to set
+    @example(
+        before=[
+            [WORKER, b"progress", b"{job}", b'{"stage": "infer", "fraction": 0.5, "job_id": "other"}'],
+            [WORKER, b"result", b"{job}", b'{"note_count": 0, "job_id": "other", "cached": true}', MIDI, CLIP],
+        ],
+        after=[],
+    )  # fields that are the daemon's to set
     @example(before=[[WORKER, b"result", b"{job}", b'{"note_count": 0, "spare": NaN}', MIDI, CLIP]], after=[])
     @example(before=[[p.PROTOCOL_ID, b"progress", b"{job}", b'{"stage": "infer", "fraction": 0.5}']], after=[])
     @example(before=[[WORKER, b"progress", b"{job}", HUGE_HEADER]], after=[])
@@ -176,8 +197,9 @@ def test_whatever_a_worker_sends_each_job_gets_one_answer_and_a_misbehaving_work
         count["jobs"] += 1
         n = count["jobs"]
         latin = [[f.decode("latin-1") for f in frames] for frames in before + after]
-        daemon.script.with_suffix(".tmp").write_text(json.dumps({"before": latin[:len(before)],
-                                                                 "after": latin[len(before):]}))
+        daemon.script.with_suffix(".tmp").write_text(
+            json.dumps({"before": latin[: len(before)], "after": latin[len(before) :]})
+        )
         daemon.script.with_suffix(".tmp").replace(daemon.script)
         # A region of its own (position_s), so that the cache never answers for the worker.
         accepted = journal.ask(p.TRANSCRIBE, f"w{n}", {"region": {"path": str(daemon.audio), "position_s": n}})
@@ -221,10 +243,13 @@ def test_a_process_the_daemon_never_started_is_not_heard_on_the_workers_socket(d
 
     accepted = journal.ask(p.TRANSCRIBE, "real", {"region": {"path": str(daemon.audio), "position_s": 10_000}})
     [job_id] = accepted.header["job_ids"]
-    lies = [[WORKER, b"ready", b"", json.dumps(WELL_FORMED[p.W_READY][0]).encode()],
-            [WORKER, b"result", job_id.encode(), b'{"note_count": 0}', MIDI, CLIP],
-            [WORKER, b"error", job_id.encode(), b'{"code": "internal", "message": "a lie"}'],
-            [WORKER, b"progress", job_id.encode(), HUGE_HEADER], [b"garbage"]]
+    lies = [
+        [WORKER, b"ready", b"", json.dumps(WELL_FORMED[p.W_READY][0]).encode()],
+        [WORKER, b"result", job_id.encode(), b'{"note_count": 0}', MIDI, CLIP],
+        [WORKER, b"error", job_id.encode(), b'{"code": "internal", "message": "a lie"}'],
+        [WORKER, b"progress", job_id.encode(), HUGE_HEADER],
+        [b"garbage"],
+    ]
     for frames in lies:
         stranger.send_multipart(frames)
     end = journal.end_of(job_id)

@@ -40,9 +40,11 @@ def test_every_built_in_preset_still_makes_the_same_clip_and_midi_file_to_the_by
 
     stored = GOLDEN_OUTPUTS["cases"][case]
     example = Path(__file__).parent.parent / "examples" / "ode_to_joy_piano.flac"
-    clip = transcriber.transcribe(Region.from_file(example, **GOLDEN_OUTPUTS["region"]),
-                                  preset=Preset.from_dict(stored["preset"]),
-                                  tempo=Tempo.from_dict(GOLDEN_OUTPUTS["tempo"]))
+    clip = transcriber.transcribe(
+        Region.from_file(example, **GOLDEN_OUTPUTS["region"]),
+        preset=Preset.from_dict(stored["preset"]),
+        tempo=Tempo.from_dict(GOLDEN_OUTPUTS["tempo"]),
+    )
 
     assert clip.to_dict() == stored["clip"]
     assert clip_to_bytes(clip) == base64.b64decode(stored["smf_base64"])

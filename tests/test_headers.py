@@ -30,17 +30,29 @@ def test_a_wrong_field_is_named_with_what_is_allowed_and_what_came_in_a_header_a
     assert str(post.value) == f"{preset}: [post]: merge_gap_ms must be a number in [0, 2000], got 'one'"
 
 
-@pytest.mark.parametrize("header, kind, message", [
-    ({}, "transcribe", "transcribe: region is required (a table)"),
-    ({"regions": [{"path": "/a.wav"}, "b.wav"]}, "batch", "batch: regions[1] must be a table, got 'b.wav'"),
-    ({"region": {"samples": {"frame": 0, "channels": 1}}}, "transcribe",
-     "transcribe region samples: sample_rate_hz is required (a number)"),
-    ({"region": {"path": "/a.wav"}, "priority": "urgent"}, "transcribe",
-     "transcribe: priority must be one of 'interactive', 'batch', got 'urgent'"),
-    ({"region": {"path": "/a.wav"}, "preset": 7}, "transcribe",
-     "transcribe: preset must be a string or a table, got 7"),
-    ({"job_ids": ["a-1", 7]}, "status", "status: job_ids[1] must be a string, got 7"),
-])
+@pytest.mark.parametrize(
+    "header, kind, message",
+    [
+        ({}, "transcribe", "transcribe: region is required (a table)"),
+        ({"regions": [{"path": "/a.wav"}, "b.wav"]}, "batch", "batch: regions[1] must be a table, got 'b.wav'"),
+        (
+            {"region": {"samples": {"frame": 0, "channels": 1}}},
+            "transcribe",
+            "transcribe region samples: sample_rate_hz is required (a number)",
+        ),
+        (
+            {"region": {"path": "/a.wav"}, "priority": "urgent"},
+            "transcribe",
+            "transcribe: priority must be one of 'interactive', 'batch', got 'urgent'",
+        ),
+        (
+            {"region": {"path": "/a.wav"}, "preset": 7},
+            "transcribe",
+            "transcribe: preset must be a string or a table, got 7",
+        ),
+        ({"job_ids": ["a-1", 7]}, "status", "status: job_ids[1] must be a string, got 7"),
+    ],
+)
 def test_every_header_field_is_checked_by_its_table_down_to_regions_samples_and_list_items(header, kind, message):
     refused = refusal(header, kind)
     assert (refused.code, str(refused)) == ("invalid_header", message)
@@ -49,8 +61,9 @@ def test_every_header_field_is_checked_by_its_table_down_to_regions_samples_and_
 def test_a_count_on_the_wire_is_a_json_integer_while_a_preset_takes_a_whole_float(tmp_path):
     preset = tmp_path / "fixed.toml"
     preset.write_text('schema = 2\n[post]\nvelocity = "fixed"\nfixed_velocity = 100.0\n')
-    refused = refusal({"region": {"samples": {"frame": 0.0, "sample_rate_hz": 44100, "channels": 1}}},
-                      buffers=[b"\0" * 4])
+    refused = refusal(
+        {"region": {"samples": {"frame": 0.0, "sample_rate_hz": 44100, "channels": 1}}}, buffers=[b"\0" * 4]
+    )
 
     assert str(refused) == "transcribe region samples: frame must be a whole number, got 0.0"
     assert load_preset(preset).post.fixed_velocity == 100
@@ -66,14 +79,19 @@ def test_fields_a_table_does_not_name_pass_as_a_newer_minor_version_may_add_them
     h.check_request(Message("transcribe", "r1", {"region": {"path": "/a.wav", "colour": "red"}, "urgency": 3}))
 
 
-@pytest.mark.parametrize("text, words", [
-    ('schema = 2\ncolour = 1', "mine.toml: unknown key 'colour'; known keys: schema, name, description, engine"),
-    ('schema = 2\n[engine]\ncolour = 1', "mine.toml: [engine]: unknown key 'colour'; known keys: name"),
-    ('schema = 2\n[[chain]]\nstep = "gain"\ngain_db = 1.0\ncolour = 1',
-     "mine.toml: chain step 1 (gain): unknown key 'colour'; known keys: gain_db"),
-    ('schema = 2\n[decode]\ncolour = 1', "mine.toml: [decode]: unknown key 'colour'; known keys: onset_threshold"),
-    ('schema = 2\n[post]\ncolour = 1', "mine.toml: [post]: unknown key 'colour'; known keys: velocity"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("schema = 2\ncolour = 1", "mine.toml: unknown key 'colour'; known keys: schema, name, description, engine"),
+        ("schema = 2\n[engine]\ncolour = 1", "mine.toml: [engine]: unknown key 'colour'; known keys: name"),
+        (
+            'schema = 2\n[[chain]]\nstep = "gain"\ngain_db = 1.0\ncolour = 1',
+            "mine.toml: chain step 1 (gain): unknown key 'colour'; known keys: gain_db",
+        ),
+        ("schema = 2\n[decode]\ncolour = 1", "mine.toml: [decode]: unknown key 'colour'; known keys: onset_threshold"),
+        ("schema = 2\n[post]\ncolour = 1", "mine.toml: [post]: unknown key 'colour'; known keys: velocity"),
+    ],
+)
 def test_every_table_of_a_preset_file_refuses_an_unknown_key_in_the_same_words(tmp_path, text, words):
     preset = tmp_path / "mine.toml"
     preset.write_text(text)
@@ -82,8 +100,15 @@ def test_every_table_of_a_preset_file_refuses_an_unknown_key_in_the_same_words(t
     assert words in str(caught.value) and caught.value.code == "invalid_preset"
 
 
-@pytest.mark.parametrize("shape, table", [(h.WireRegion, h.REGION), (h.WireSamples, h.SAMPLES),
-                                          (h.ErrorHeader, h.ERROR_HEADER), (h.JobSummary, h.JOB_SUMMARY)])
+@pytest.mark.parametrize(
+    "shape, table",
+    [
+        (h.WireRegion, h.REGION),
+        (h.WireSamples, h.SAMPLES),
+        (h.ErrorHeader, h.ERROR_HEADER),
+        (h.JobSummary, h.JOB_SUMMARY),
+    ],
+)
 def test_each_typed_shape_the_code_builds_has_the_fields_of_its_table(shape, table):
     assert shape.__required_keys__ == {name for name, spec in table.items() if spec.required}
     assert shape.__optional_keys__ == {name for name, spec in table.items() if not spec.required}

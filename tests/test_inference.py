@@ -1,13 +1,17 @@
-"""Windowing, batching and the time of every frame: Basic Pitch's windows, without its clock's sawtooth or its lost tail."""
+"""Windowing, batching and the time of every frame: Basic Pitch's windows, without its clock's sawtooth or lost tail."""
 
 import numpy as np
 import pytest
+from conftest import Note, matches, synthesize, write_audio
 
-from midibridge.model.engines.basic_pitch.constants import FFT_HOP_SAMPLES, HOP_SAMPLES, KEPT_FRAMES_PER_WINDOW, SAMPLE_RATE_HZ
+from midibridge.model.engines.basic_pitch.constants import (
+    FFT_HOP_SAMPLES,
+    HOP_SAMPLES,
+    KEPT_FRAMES_PER_WINDOW,
+    SAMPLE_RATE_HZ,
+)
 from midibridge.model.engines.basic_pitch.inference import frame_count, frame_times_s
 from midibridge.model.region import Region
-
-from conftest import Note, matches, synthesize, write_audio
 
 
 def test_every_frame_sits_at_window_times_hop_plus_frame_times_fft_hop():
@@ -28,7 +32,7 @@ def test_frames_cover_the_audio_and_stop_at_its_end(n_samples):
 
 
 def _activations(model, audio, *, chunk=None):
-    chunks = [audio] if chunk is None else [audio[i:i + chunk] for i in range(0, audio.shape[0], chunk)]
+    chunks = [audio] if chunk is None else [audio[i : i + chunk] for i in range(0, audio.shape[0], chunk)]
     with model.activations(iter(chunks), expected_samples=audio.shape[0]) as found:
         return found.note.copy(), found.onset[:].copy(), found.contour[:].copy()
 
@@ -40,7 +44,11 @@ def test_chunk_sizes_and_batch_sizes_do_not_change_the_model_outputs(transcriber
     reference = _activations(transcriber.engine_for().model, audio)
     one_at_a_time = Model(batch_windows=1)
 
-    for chunk, model in ((1000, transcriber.engine_for().model), (36164, transcriber.engine_for().model), (None, one_at_a_time)):
+    for chunk, model in (
+        (1000, transcriber.engine_for().model),
+        (36164, transcriber.engine_for().model),
+        (None, one_at_a_time),
+    ):
         for mine, theirs in zip(_activations(model, audio, chunk=chunk), reference):
             np.testing.assert_allclose(mine, theirs, atol=1e-5)
 
@@ -65,8 +73,11 @@ def five_minutes(transcriber, tmp_path_factory):
     pitches = [60, 64, 67, 72, 65, 69]
     truth = [Note(pitches[i % 6], 0.5 + 1.37 * i, 1.0 + 1.37 * i, 100) for i in range(217)]
     truth.append(Note(76, 298.9, 299.5, 100))
-    path = write_audio(tmp_path_factory.mktemp("long") / "five_minutes.flac",
-                       synthesize(truth, sample_rate_hz=44100, length_s=300.0), 44100)
+    path = write_audio(
+        tmp_path_factory.mktemp("long") / "five_minutes.flac",
+        synthesize(truth, sample_rate_hz=44100, length_s=300.0),
+        44100,
+    )
     clip = transcriber.transcribe(Region.from_file(path))
     return truth, matches(list(clip.notes), truth)
 

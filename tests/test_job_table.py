@@ -89,8 +89,9 @@ def test_the_cache_knows_a_repeat_by_its_audio_not_its_name(tmp_path):
     place = {"start_s": 0.0, "duration_s": None, "position_s": 1.0}
 
     def key(path, tempo=None, **changed):
-        return cache.key({"path": str(path), **place, **changed}, [], tempo or {"bpm": 120}, DEFAULT,
-                         allow_truncated=False)
+        return cache.key(
+            {"path": str(path), **place, **changed}, [], tempo or {"bpm": 120}, DEFAULT, allow_truncated=False
+        )
 
     assert key(take) == key(copy)
     assert len({key(take), key(take, position_s=2.0), key(take, {"bpm": 96})}) == 3
@@ -115,8 +116,13 @@ def test_the_cache_and_a_batchs_resume_share_one_fingerprint(tmp_path):
     region, tempo, preset = Region.from_file(take, start_s=1.0, position_s=4.0), Tempo(bpm=96), load_preset("vocal")
 
     recorded = resume.fingerprint(region, tempo=tempo, preset=preset)
-    key = ResultCache(entries=1).key({"path": str(take), "start_s": 1.0, "duration_s": None, "position_s": 4.0}, [],
-                                     tempo.to_dict(), preset.to_dict(), allow_truncated=False)
+    key = ResultCache(entries=1).key(
+        {"path": str(take), "start_s": 1.0, "duration_s": None, "position_s": 4.0},
+        [],
+        tempo.to_dict(),
+        preset.to_dict(),
+        allow_truncated=False,
+    )
 
     assert key == sha256_json([recorded, {"allow_truncated": False}])
 
@@ -139,12 +145,12 @@ def test_new_weights_of_an_engine_never_get_the_results_of_its_old_ones(engine, 
     take.write_bytes(b"RIFF audio")
     region = {"path": str(take), "start_s": 0.0, "duration_s": None, "position_s": 0.0}
     presets = {name: resolve_preset(name).to_dict() for name in ("piano", "vocal", "drums")}
-    before = {name: cache.key(region, [], {"bpm": 120}, table, allow_truncated=False)
-              for name, table in presets.items()}
+    before = {
+        name: cache.key(region, [], {"bpm": 120}, table, allow_truncated=False) for name, table in presets.items()
+    }
 
     monkeypatch.setitem(ENGINES, engine, replace(ENGINES[engine], weights=SimpleNamespace(WEIGHTS_SHA256="0" * 64)))
-    after = {name: cache.key(region, [], {"bpm": 120}, table, allow_truncated=False)
-             for name, table in presets.items()}
+    after = {name: cache.key(region, [], {"bpm": 120}, table, allow_truncated=False) for name, table in presets.items()}
 
     assert [name for name in presets if after[name] != before[name]] == [preset]
 

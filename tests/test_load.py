@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from midibridge.bridge import protocol as p
-
 from conftest import Note, synthesize, write_audio
 from daemon_helpers import DaemonProcess
+
+from midibridge.bridge import protocol as p
 
 CLIENTS = 50
 STEP_S = 0.5  # one note, of its own pitch, every half second
@@ -29,8 +28,9 @@ PITCHES = [40 + i for i in range(40)]
 def scale(tmp_path_factory):
     home = tmp_path_factory.mktemp("load")
     notes = [Note(pitch, i * STEP_S + 0.05, i * STEP_S + 0.4, 110) for i, pitch in enumerate(PITCHES)]
-    audio = write_audio(home / "ladder.wav", synthesize(notes, sample_rate_hz=22050,
-                                                          length_s=len(PITCHES) * STEP_S), 22050)
+    audio = write_audio(
+        home / "ladder.wav", synthesize(notes, sample_rate_hz=22050, length_s=len(PITCHES) * STEP_S), 22050
+    )
     running = DaemonProcess(home, "--queue", "32", workers=2)
     yield running, audio
     running.stop()
@@ -53,8 +53,9 @@ def client_run(daemon: DaemonProcess, audio: Path, client: int, requests: int, r
                 position = client * 10_000.0 + n * 10.0 + k
                 wanted[position] = PITCHES[step]
                 regions.append(region(audio, step, position))
-            kind, header = (p.TRANSCRIBE, {"region": regions[0]}) if len(regions) == 1 else \
-                (p.BATCH, {"regions": regions})
+            kind, header = (
+                (p.TRANSCRIBE, {"region": regions[0]}) if len(regions) == 1 else (p.BATCH, {"regions": regions})
+            )
             attempt = 0
             while True:
                 request_id = f"c{client}-r{n}-a{attempt}"
@@ -112,8 +113,7 @@ def test_fifty_clients_get_every_answer_once_with_the_right_clip(scale, long_run
     daemon, audio = scale
     requests = 100 if long_run else 20
     record = {"busy": 0, "requests": 0, "jobs": 0, "latency_s": [], "errors": []}
-    threads = [threading.Thread(target=client_run, args=(daemon, audio, c, requests, record))
-               for c in range(CLIENTS)]
+    threads = [threading.Thread(target=client_run, args=(daemon, audio, c, requests, record)) for c in range(CLIENTS)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -127,8 +127,14 @@ def test_fifty_clients_get_every_answer_once_with_the_right_clip(scale, long_run
     assert record["busy"] > 0, "a full queue said busy instead of growing"
     assert peak_mb < 1500, f"daemon and workers peaked at {peak_mb:.0f} MB"
     latencies = np.array(record["latency_s"]) * 1000
-    figures.update({"clients × requests": f"{CLIENTS} × {requests}", "jobs": record["jobs"],
-                    "busy answers": record["busy"], "lost or mismatched replies": 0,
-                    "p50 / p99 latency": f"{np.percentile(latencies, 50):.0f} / {np.percentile(latencies, 99):.0f} ms",
-                    "throughput": f"{record['requests'] / elapsed:.0f} requests/s",
-                    "peak RSS (daemon + 2 workers)": f"{peak_mb:.0f} MB"})
+    figures.update(
+        {
+            "clients × requests": f"{CLIENTS} × {requests}",
+            "jobs": record["jobs"],
+            "busy answers": record["busy"],
+            "lost or mismatched replies": 0,
+            "p50 / p99 latency": f"{np.percentile(latencies, 50):.0f} / {np.percentile(latencies, 99):.0f} ms",
+            "throughput": f"{record['requests'] / elapsed:.0f} requests/s",
+            "peak RSS (daemon + 2 workers)": f"{peak_mb:.0f} MB",
+        }
+    )

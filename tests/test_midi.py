@@ -4,19 +4,34 @@ import mido
 import pytest
 
 from midibridge.model.clip import Bend, Clip, Note
-from midibridge.model.midi import (BEND_RANGE_SEMITONES, DRUM_CHANNEL, TICKS_PER_BEAT, assign_channels, clip_from_bytes,
-                        clip_to_bytes, clip_to_midi)
+from midibridge.model.midi import (
+    BEND_RANGE_SEMITONES,
+    DRUM_CHANNEL,
+    TICKS_PER_BEAT,
+    assign_channels,
+    clip_from_bytes,
+    clip_to_bytes,
+    clip_to_midi,
+)
 
 
 def read(clip: Clip) -> mido.MidiFile:
     import io
+
     return mido.MidiFile(file=io.BytesIO(clip_to_bytes(clip)))
 
 
 def test_notes_tempo_and_bends_survive_a_round_trip_through_a_midi_file():
-    clip = Clip(notes=(Note(60, 0.5, 1.0, 100), Note(64, 1.0, 2.0, 80, (Bend(1.25, 1 / 3), Bend(1.5, -0.5))),
-                       Note(67, 2.5, 3.0, 1)),
-                position_s=12.5, duration_s=4.0, bpm=96.0)
+    clip = Clip(
+        notes=(
+            Note(60, 0.5, 1.0, 100),
+            Note(64, 1.0, 2.0, 80, (Bend(1.25, 1 / 3), Bend(1.5, -0.5))),
+            Note(67, 2.5, 3.0, 1),
+        ),
+        position_s=12.5,
+        duration_s=4.0,
+        bpm=96.0,
+    )
 
     back = clip_from_bytes(clip_to_bytes(clip), position_s=12.5)
 
@@ -27,8 +42,9 @@ def test_notes_tempo_and_bends_survive_a_round_trip_through_a_midi_file():
         assert read_back.start_s == pytest.approx(written.start_s, abs=1e-3)
         assert read_back.end_s == pytest.approx(written.end_s, abs=1e-3)
         assert [b.time_s for b in read_back.bends] == pytest.approx([b.time_s for b in written.bends], abs=1e-3)
-        assert [b.semitones for b in read_back.bends] == pytest.approx([b.semitones for b in written.bends],
-                                                                       abs=1 / 4096)
+        assert [b.semitones for b in read_back.bends] == pytest.approx(
+            [b.semitones for b in written.bends], abs=1 / 4096
+        )
 
 
 def test_ticks_count_beats_of_the_host_tempo():
@@ -56,13 +72,18 @@ def test_bent_notes_declare_the_bend_range_and_are_reset_when_they_end():
     wheel = [m.pitch for m in messages if m.type == "pitchwheel"]
     assert wheel == [2048, 0], "bent half a semitone, then back to rest"
     kinds = [m.type for m in messages if m.type != "control_change"]
-    assert kinds == ["pitchwheel", "note_on", "note_off", "pitchwheel", "note_on", "note_off"], \
+    assert kinds == ["pitchwheel", "note_on", "note_off", "pitchwheel", "note_on", "note_off"], (
         "the bend comes before its note, the reset after it, both before the next note"
+    )
 
 
 def test_overlapping_bent_notes_get_channels_of_their_own():
-    notes = (Note(60, 0.0, 2.0, 90, (Bend(0.5, 0.3),)), Note(64, 0.5, 1.5, 90, (Bend(0.7, -0.3),)),
-             Note(67, 0.5, 1.0, 90), Note(72, 2.0, 3.0, 90, (Bend(2.1, 1.0),)))
+    notes = (
+        Note(60, 0.0, 2.0, 90, (Bend(0.5, 0.3),)),
+        Note(64, 0.5, 1.5, 90, (Bend(0.7, -0.3),)),
+        Note(67, 0.5, 1.0, 90),
+        Note(72, 2.0, 3.0, 90, (Bend(2.1, 1.0),)),
+    )
 
     channels = assign_channels(notes)
 
@@ -98,8 +119,10 @@ def test_the_json_form_round_trips():
 
 def test_a_key_struck_again_as_it_is_released_is_released_first():
     # Back to back on one key, the first bent (its bend reset as it ends): off, then on, at tick 960.
-    clip = Clip(notes=(Note(60, 0.0, 0.5, 90, (Bend(0.2, 0.5),)), Note(60, 0.5, 1.0, 80), Note(60, 1.0, 1.5, 70)),
-                duration_s=1.5)
+    clip = Clip(
+        notes=(Note(60, 0.0, 0.5, 90, (Bend(0.2, 0.5),)), Note(60, 0.5, 1.0, 80), Note(60, 1.0, 1.5, 70)),
+        duration_s=1.5,
+    )
 
     ticks, events = 0, []
     for message in read(clip).tracks[1]:
@@ -107,16 +130,36 @@ def test_a_key_struck_again_as_it_is_released_is_released_first():
         if message.type in ("note_on", "note_off", "pitchwheel"):
             events.append((ticks, message.type))
 
-    assert events == [(0, "note_on"), (384, "pitchwheel"), (960, "note_off"), (960, "pitchwheel"), (960, "note_on"),
-                      (1920, "note_off"), (1920, "note_on"), (2880, "note_off")]
+    assert events == [
+        (0, "note_on"),
+        (384, "pitchwheel"),
+        (960, "note_off"),
+        (960, "pitchwheel"),
+        (960, "note_on"),
+        (1920, "note_off"),
+        (1920, "note_on"),
+        (2880, "note_off"),
+    ]
     assert [(n.start_s, n.end_s) for n in clip_from_bytes(clip_to_bytes(clip)).notes] == [
-        (0.0, 0.5), (0.5, 1.0), (1.0, 1.5)]
+        (0.0, 0.5),
+        (0.5, 1.0),
+        (1.0, 1.5),
+    ]
 
 
-@pytest.mark.parametrize("beats_per_bar, signature", [
-    (4.0, (4, 4)), (3.0, (3, 4)), (3.5, (7, 8)), (2.5, (5, 8)), (6.0, (6, 4)), (0.75, (3, 16)), (64.0, (64, 4)),
-    (3.3, (53, 64)),  # no time signature lasts 3.3 quarter notes: the nearest in 64th notes
-])
+@pytest.mark.parametrize(
+    "beats_per_bar, signature",
+    [
+        (4.0, (4, 4)),
+        (3.0, (3, 4)),
+        (3.5, (7, 8)),
+        (2.5, (5, 8)),
+        (6.0, (6, 4)),
+        (0.75, (3, 16)),
+        (64.0, (64, 4)),
+        (3.3, (53, 64)),  # no time signature lasts 3.3 quarter notes: the nearest in 64th notes
+    ],
+)
 def test_the_time_signature_is_the_hosts_bar(beats_per_bar, signature):
     clip = Clip(notes=(Note(60, 0.0, 0.5, 90),), duration_s=1.0, beats_per_bar=beats_per_bar)
 

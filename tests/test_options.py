@@ -2,18 +2,24 @@
 
 import pytest
 
-from midibridge.model.errors import OptionError
 from midibridge.model.engines.basic_pitch.options import BasicPitchOptions
+from midibridge.model.errors import OptionError
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"onset_threshold": 1.5}, "onset_threshold must be a number in (0, 1), got 1.5"),
-    ({"frame_threshold": "high"}, "frame_threshold must be a number in (0, 1), got 'high'"),
-    ({"min_note_ms": -5}, "min_note_ms must be a number in [0, 10000], got -5"),
-    ({"melodia_trick": 1}, "melodia_trick must be true or false, got 1"),
-    ({"pitch_bends": "sometimes"}, "pitch_bends must be one of 'off', 'on', 'multiple', got 'sometimes'"),
-    ({"min_frequency_hz": 500.0, "max_frequency_hz": 100.0}, "min_frequency_hz (500) must be below max_frequency_hz"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"onset_threshold": 1.5}, "onset_threshold must be a number in (0, 1), got 1.5"),
+        ({"frame_threshold": "high"}, "frame_threshold must be a number in (0, 1), got 'high'"),
+        ({"min_note_ms": -5}, "min_note_ms must be a number in [0, 10000], got -5"),
+        ({"melodia_trick": 1}, "melodia_trick must be true or false, got 1"),
+        ({"pitch_bends": "sometimes"}, "pitch_bends must be one of 'off', 'on', 'multiple', got 'sometimes'"),
+        (
+            {"min_frequency_hz": 500.0, "max_frequency_hz": 100.0},
+            "min_frequency_hz (500) must be below max_frequency_hz",
+        ),
+    ],
+)
 def test_a_bad_value_is_refused_with_the_field_and_its_allowed_range(values, message):
     with pytest.raises(OptionError) as caught:
         BasicPitchOptions(**values)

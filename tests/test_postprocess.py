@@ -8,7 +8,8 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from midibridge.model.clip import Bend, Clip, Note, Tempo
 from midibridge.model.midi import MPE_BEND_RANGE_SEMITONES, clip_from_bytes, clip_to_bytes
@@ -38,8 +39,9 @@ def test_a_region_starting_mid_bar_at_90_bpm_snaps_to_the_songs_grid_not_the_reg
 
 def test_the_host_can_say_where_the_bar_lines_are():
     # After tempo changes the host knows best: 0.5 beats past a bar line, whatever the position says.
-    clip = post([Note(60, 0.3, 0.5, 100)], position_s=100.0, tempo=Tempo(bpm=120.0, bar_offset_beats=0.5),
-                quantize_grid="1/4")
+    clip = post(
+        [Note(60, 0.3, 0.5, 100)], position_s=100.0, tempo=Tempo(bpm=120.0, bar_offset_beats=0.5), quantize_grid="1/4"
+    )
 
     assert starts(clip) == [0.25], "beat 1.1 of the bar goes to beat 1.0, 0.25 s into the clip"
 
@@ -72,10 +74,14 @@ def test_scale_snap_moves_or_removes_notes_outside_the_key():
 
 
 def test_one_voice_keeps_the_line_and_drops_ghosts():
-    line = [Note(48, 0.0, 1.1, 90), Note(50, 1.0, 2.0, 80),  # legato: the held note gives way
-            Note(60, 1.0, 1.5, 40),  # a weak overtone starting with it: a rival, loses
-            Note(55, 1.4, 1.7, 30),  # a weak note inside the held one: a ghost
-            Note(43, 2.5, 3.0, 60), Note(67, 2.5, 3.0, 50)]  # a chord: one of them
+    line = [
+        Note(48, 0.0, 1.1, 90),
+        Note(50, 1.0, 2.0, 80),  # legato: the held note gives way
+        Note(60, 1.0, 1.5, 40),  # a weak overtone starting with it: a rival, loses
+        Note(55, 1.4, 1.7, 30),  # a weak note inside the held one: a ghost
+        Note(43, 2.5, 3.0, 60),
+        Note(67, 2.5, 3.0, 50),
+    ]  # a chord: one of them
 
     strongest = post(line, monophonic="strongest")
     highest = post(line, monophonic="highest")
@@ -108,8 +114,11 @@ def test_merge_short_gaps_drop_short_notes_transpose_and_shift():
 
 
 def test_bends_can_be_dropped_or_sent_as_mpe():
-    notes = [Note(60, 0.0, 1.0, 90, (Bend(0.2, 1.0),)), Note(64, 0.5, 1.5, 90, (Bend(0.6, -0.5),)),
-             Note(67, 0.5, 1.5, 90, (Bend(0.7, 0.25),))]
+    notes = [
+        Note(60, 0.0, 1.0, 90, (Bend(0.2, 1.0),)),
+        Note(64, 0.5, 1.5, 90, (Bend(0.6, -0.5),)),
+        Note(67, 0.5, 1.5, 90, (Bend(0.7, 0.25),)),
+    ]
 
     assert all(n.bends == () for n in post(notes, pitch_bends="off").notes)
     mpe = post(notes, pitch_bends="mpe")
@@ -130,10 +139,10 @@ def test_bends_can_be_dropped_or_sent_as_mpe():
 
 
 def test_loud_and_soft_playing_come_back_loud_and_soft_with_loudness_velocity(transcriber, audio_dir):
+    from conftest import render
+
     from midibridge.model.presets import Preset
     from midibridge.model.region import Region
-
-    from conftest import render
 
     played = [Note(60, 0.5, 1.2, 30), Note(64, 1.5, 2.2, 120), Note(67, 2.5, 3.2, 60)]
     path = render(played, audio_dir / "dynamics.wav")
@@ -147,14 +156,18 @@ def test_loud_and_soft_playing_come_back_loud_and_soft_with_loudness_velocity(tr
 
 # Whatever the steps do, the clip plays as written: no key struck while it still sounds, one voice one note at a time.
 
+
 def sounding_together(notes, *, one_voice):
     """Pairs of notes that sound at once: of one pitch, or (one voice) of any."""
     lanes = {}
     for note in notes:
         lanes.setdefault(0 if one_voice else note.pitch, []).append(note)
-    return [(a, b) for lane in lanes.values() for a, b in zip(sorted(lane, key=lambda n: n.start_s),
-                                                              sorted(lane, key=lambda n: n.start_s)[1:])
-            if a.end_s > b.start_s]
+    return [
+        (a, b)
+        for lane in lanes.values()
+        for a, b in zip(sorted(lane, key=lambda n: n.start_s), sorted(lane, key=lambda n: n.start_s)[1:])
+        if a.end_s > b.start_s
+    ]
 
 
 def keys_struck_while_sounding(smf: bytes, *, one_voice):
@@ -179,14 +192,22 @@ def played_notes(draw):
         start_s = draw(st.floats(0.0, 6.0))
         length_s = draw(st.sampled_from([0.0005, 0.01, 0.05]) | st.floats(0.001, 2.0))
         pitch = draw(st.integers(58, 66) | st.sampled_from([1, 126]))  # few pitches: many of one pitch meet
-        bends = tuple(Bend(start_s + length_s * f, draw(st.floats(-2.0, 2.0)))
-                      for f in sorted(draw(st.lists(st.floats(0.0, 0.99), max_size=3))))
+        bends = tuple(
+            Bend(start_s + length_s * f, draw(st.floats(-2.0, 2.0)))
+            for f in sorted(draw(st.lists(st.floats(0.0, 0.99), max_size=3)))
+        )
         notes.append(Note(pitch, start_s, start_s + length_s, draw(st.integers(1, 127)), bends))
         if draw(st.booleans()):  # a chord, or the same key again soon
             again = draw(st.integers(-4, 1))
             shift_s = draw(st.sampled_from([0.0, 0.0001, 0.02]) | st.floats(0.0, 0.6))
-            notes.append(Note(min(max(pitch + again, 0), 127), start_s + shift_s, start_s + shift_s + draw(st.floats(0.001, 1.0)),
-                              draw(st.integers(1, 127))))
+            notes.append(
+                Note(
+                    min(max(pitch + again, 0), 127),
+                    start_s + shift_s,
+                    start_s + shift_s + draw(st.floats(0.001, 1.0)),
+                    draw(st.integers(1, 127)),
+                )
+            )
     return notes
 
 
@@ -217,13 +238,15 @@ host_tempos = st.builds(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(notes=played_notes(), options=post_options, tempo=host_tempos, position_s=st.floats(0.0, 600.0))
 def test_after_every_post_step_no_key_sounds_twice_and_one_voice_plays_one_note_at_a_time(
-        notes, options, tempo, position_s):
+    notes, options, tempo, position_s
+):
     """Quantising, shifting, transposing and scale snapping pull notes together; the clip and its MIDI file still
     hold no two notes of one pitch at once, a monophonic clip one note at a time, and a cut note keeps its bends
     inside it."""
     one_voice = options.monophonic != "off"
-    clip = postprocess(Clip(notes=tuple(notes), position_s=position_s, duration_s=8.0, bpm=tempo.bpm), options,
-                       tempo=tempo)
+    clip = postprocess(
+        Clip(notes=tuple(notes), position_s=position_s, duration_s=8.0, bpm=tempo.bpm), options, tempo=tempo
+    )
 
     assert sounding_together(clip.notes, one_voice=one_voice) == []
     for note in clip.notes:
@@ -239,24 +262,35 @@ def test_after_every_post_step_no_key_sounds_twice_and_one_voice_plays_one_note_
 def test_quantising_loses_no_note_the_user_played(notes, grid, tempo, position_s):
     """A note is cut short or joined with another of its pitch on one grid line, never lost: every note played still
     has a note of its pitch struck on the grid line nearest to it."""
-    clip = postprocess(Clip(notes=tuple(notes), position_s=position_s, duration_s=8.0, bpm=tempo.bpm),
-                       PostOptions(quantize_grid=grid), tempo=tempo)
+    clip = postprocess(
+        Clip(notes=tuple(notes), position_s=position_s, duration_s=8.0, bpm=tempo.bpm),
+        PostOptions(quantize_grid=grid),
+        tempo=tempo,
+    )
 
     half_line_s = GRIDS[grid] / 2 * 60 / tempo.bpm
     for played in notes:
-        assert any(n.pitch == played.pitch and abs(n.start_s - played.start_s) <= half_line_s + 1e-9
-                   for n in clip.notes), played
+        assert any(
+            n.pitch == played.pitch and abs(n.start_s - played.start_s) <= half_line_s + 1e-9 for n in clip.notes
+        ), played
 
 
 def test_two_notes_of_one_key_quantised_onto_one_line_become_one_and_a_held_note_ends_at_the_next_strike():
     # 1/4 at 120 BPM: lines every 0.5 s. The two C4s both go to 1.0 s; the held E4 is struck again at 1.5 s.
-    notes = [Note(60, 0.9, 1.2, 70), Note(60, 1.1, 1.8, 100), Note(64, 0.5, 2.0, 80, (Bend(1.7, 0.5),)),
-             Note(64, 1.6, 2.1, 90)]
+    notes = [
+        Note(60, 0.9, 1.2, 70),
+        Note(60, 1.1, 1.8, 100),
+        Note(64, 0.5, 2.0, 80, (Bend(1.7, 0.5),)),
+        Note(64, 1.6, 2.1, 90),
+    ]
 
     clip = post(notes, quantize_grid="1/4")
 
     assert [(n.pitch, n.start_s, n.end_s, n.velocity) for n in clip.notes] == [
-        (64, 0.5, 1.5, 80), (60, 1.0, pytest.approx(1.7), 100), (64, 1.5, pytest.approx(2.0), 90)]
+        (64, 0.5, 1.5, 80),
+        (60, 1.0, pytest.approx(1.7), 100),
+        (64, 1.5, pytest.approx(2.0), 90),
+    ]
     assert clip.notes[0].bends == (), "the bend after the re-strike went with the cut"
 
 
@@ -267,8 +301,10 @@ def test_a_monophonic_line_quantised_onto_one_line_keeps_the_note_it_prefers():
     strongest = post(notes, quantize_grid="1/8", monophonic="strongest")
     highest = post(notes, quantize_grid="1/8", monophonic="highest")
 
-    assert [(n.pitch, n.start_s, n.end_s) for n in strongest.notes] == [(60, 0.25, pytest.approx(0.91)),
-                                                                         (62, 1.0, pytest.approx(1.5))]
+    assert [(n.pitch, n.start_s, n.end_s) for n in strongest.notes] == [
+        (60, 0.25, pytest.approx(0.91)),
+        (62, 1.0, pytest.approx(1.5)),
+    ]
     assert [(n.pitch, n.start_s) for n in highest.notes] == [(67, 0.25), (62, 1.0)]
 
 
@@ -288,9 +324,22 @@ def test_a_preset_that_quantises_to_eighths_writes_a_file_that_plays_every_key_o
     preset.write_text(f'schema = 2\n\n[post]\nquantize_grid = "1/8"\nmonophonic = "{monophonic}"\n')
     example = Path(__file__).parent.parent / "examples" / "ode_to_joy_piano.flac"
 
-    done = subprocess.run([str(Path(sys.executable).parent / "midibridge"), "convert", str(example), "--preset",
-                           str(preset), "--position", "0.3", "-o", str(tmp_path / "x.mid"), "--in-process"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "midibridge"),
+            "convert",
+            str(example),
+            "--preset",
+            str(preset),
+            "--position",
+            "0.3",
+            "-o",
+            str(tmp_path / "x.mid"),
+            "--in-process",
+        ],
+        capture_output=True,
+        text=True,
+    )
 
     assert done.returncode == 0, done.stderr
     smf = (tmp_path / "x.mid").read_bytes()

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PIANO_LINE, matches
 
-from midibridge.model.errors import OptionError
 from midibridge.model.engines.basic_pitch.options import BasicPitchOptions
+from midibridge.model.errors import OptionError
 from midibridge.model.options import PostOptions
 from midibridge.model.presets import available_presets, load_preset, preset_to_toml, read_preset
 from midibridge.model.region import Region
-
-from conftest import PIANO_LINE, matches
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 BUILT_IN = ["bass", "default", "drums", "guitar", "lead", "noisy-recording", "piano", "strings-pad", "vocal"]
@@ -66,14 +65,17 @@ def test_a_user_preset_shadows_the_built_in_of_that_name(user_config):
 
     assert (preset.source, preset.description, preset.decode.onset_threshold) == ("user", "my piano", 0.8)
     assert available_presets()["piano"][0] == "user"
-    listed = subprocess.run([MIDIBRIDGE, "presets", "list"], capture_output=True, text=True, check=True,
-                            env=_env(user_config)).stdout
+    listed = subprocess.run(
+        [MIDIBRIDGE, "presets", "list"], capture_output=True, text=True, check=True, env=_env(user_config)
+    ).stdout
     assert any(line.split()[:2] == ["piano", "user"] for line in listed.splitlines())
 
 
 def test_one_broken_user_preset_is_listed_with_its_error_beside_all_the_others(user_config):
     """`presets list` with a typo in one of your files: every preset still shows, the broken one says why."""
-    (user_config / "my-bass.toml").write_text('schema = 2\ndescription = "my bass"\n[post]\ntranspose_semitones = -12\n')
+    (user_config / "my-bass.toml").write_text(
+        'schema = 2\ndescription = "my bass"\n[post]\ntranspose_semitones = -12\n'
+    )
     (user_config / "my-voice.toml").write_text('schema = 2\n[post]\nquantise = "1/8"\n')
 
     done = subprocess.run([MIDIBRIDGE, "presets", "list"], capture_output=True, text=True, env=_env(user_config))
@@ -87,12 +89,13 @@ def test_one_broken_user_preset_is_listed_with_its_error_beside_all_the_others(u
 
 def _env(user_config):
     import os
+
     return dict(os.environ, XDG_CONFIG_HOME=str(user_config.parent.parent))
 
 
 def test_a_path_works_wherever_a_name_does(tmp_path):
     path = tmp_path / "mine.toml"
-    path.write_text('schema = 1\n[post]\ntranspose_semitones = 12\n')
+    path.write_text("schema = 1\n[post]\ntranspose_semitones = 12\n")
 
     assert load_preset(path).post.transpose_semitones == 12
     assert load_preset(str(path)).name == "mine"
@@ -105,22 +108,38 @@ BAD_PRESETS = {
     "engine in a schema 1 file": ('schema = 1\n[engine]\nname = "basic-pitch"', "[engine] needs `schema = 2`"),
     "engine table key": ('schema = 2\n[engine]\nmodel = "x"', "[engine]: unknown key 'model'"),
     "unknown top key": ('schema = 1\ncolour = "red"', "unknown key 'colour'"),
-    "unknown step": ('schema = 1\n[[chain]]\nstep = "reverb"', "chain step 1: unknown step 'reverb'; steps are highpass"),
-    "unknown step key": ('schema = 1\n[[chain]]\nstep = "highpass"\ncutoff_hz = 80.0\ncutoff = 3',
-                         "chain step 1 (highpass): unknown key 'cutoff'"),
+    "unknown step": (
+        'schema = 1\n[[chain]]\nstep = "reverb"',
+        "chain step 1: unknown step 'reverb'; steps are highpass",
+    ),
+    "unknown step key": (
+        'schema = 1\n[[chain]]\nstep = "highpass"\ncutoff_hz = 80.0\ncutoff = 3',
+        "chain step 1 (highpass): unknown key 'cutoff'",
+    ),
     "missing step key": ('schema = 1\n[[chain]]\nstep = "gain"', "(gain): gain_db is required"),
-    "step value out of range": ('schema = 1\n[[chain]]\nstep = "highpass"\ncutoff_hz = 90000.0',
-                                "(highpass): cutoff_hz must be a number in [1, 20000], got 90000.0"),
-    "slope not allowed": ('schema = 1\n[[chain]]\nstep = "lowpass"\ncutoff_hz = 900.0\nslope_db_per_octave = 10',
-                          "slope_db_per_octave must be one of 6, 12, 18, 24, 36, 48, got 10"),
-    "decode out of range": ('schema = 1\n[decode]\nonset_threshold = 2.0',
-                            "[decode]: onset_threshold must be a number in (0, 1), got 2.0"),
+    "step value out of range": (
+        'schema = 1\n[[chain]]\nstep = "highpass"\ncutoff_hz = 90000.0',
+        "(highpass): cutoff_hz must be a number in [1, 20000], got 90000.0",
+    ),
+    "slope not allowed": (
+        'schema = 1\n[[chain]]\nstep = "lowpass"\ncutoff_hz = 900.0\nslope_db_per_octave = 10',
+        "slope_db_per_octave must be one of 6, 12, 18, 24, 36, 48, got 10",
+    ),
+    "decode out of range": (
+        "schema = 1\n[decode]\nonset_threshold = 2.0",
+        "[decode]: onset_threshold must be a number in (0, 1), got 2.0",
+    ),
     "decode wrong type": ('schema = 1\n[decode]\nmelodia_trick = "yes"', "melodia_trick must be true or false"),
     "post unknown key": ('schema = 1\n[post]\nquantise = "1/8"', "[post]: unknown key 'quantise'"),
     "post bad choice": ('schema = 1\n[post]\nscale = "hungarian"', "scale must be one of 'chromatic', 'major'"),
-    "plugin path not a string": ('schema = 1\n[[chain]]\nstep = "vst3"\npath = 3', "(vst3): path must be a string, got 3"),
-    "missing plugin": ('schema = 1\n[[chain]]\nstep = "vst3"\npath = "/nowhere/Verb.vst3"',
-                       "plugin /nowhere/Verb.vst3 does not exist"),
+    "plugin path not a string": (
+        'schema = 1\n[[chain]]\nstep = "vst3"\npath = 3',
+        "(vst3): path must be a string, got 3",
+    ),
+    "missing plugin": (
+        'schema = 1\n[[chain]]\nstep = "vst3"\npath = "/nowhere/Verb.vst3"',
+        "plugin /nowhere/Verb.vst3 does not exist",
+    ),
 }
 
 
@@ -168,7 +187,9 @@ def test_the_cli_validates_shows_and_converts_with_presets(piano_line, tmp_path)
 
     assert run("presets", "validate", good).stdout.startswith(f"{good}: valid preset 'good'")
     refused = run("presets", "validate", bad)
-    assert refused.returncode == 1 and "[invalid_preset]" in refused.stderr and "velocity must be one of" in refused.stderr
+    assert (
+        refused.returncode == 1 and "[invalid_preset]" in refused.stderr and "velocity must be one of" in refused.stderr
+    )
     shown = run("presets", "show", "vocal").stdout
     assert '[engine]\nname = "swift-f0"' in shown and 'glides = "split"' in shown, "every default filled in"
     converted = run("convert", piano_line, "--preset", good, "-o", tmp_path / "x.mid", "--json")
@@ -178,15 +199,16 @@ def test_the_cli_validates_shows_and_converts_with_presets(piano_line, tmp_path)
 
 
 def test_normalize_uses_the_whole_region_and_lands_on_its_target():
-    from midibridge.model.presets import Step
     from midibridge.model.preprocess import process
+    from midibridge.model.presets import Step
 
     audio = (np.sin(np.arange(44100 * 3) / 10) * np.linspace(0.01, 0.2, 44100 * 3)).astype(np.float32)
-    chunks = lambda: (audio[i:i + 5000] for i in range(0, audio.shape[0], 5000))  # noqa: E731
+    chunks = lambda: (audio[i : i + 5000] for i in range(0, audio.shape[0], 5000))  # noqa: E731
 
     for target, level in (("peak", -3.0), ("rms", -20.0)):
-        out = np.concatenate(list(process((Step("normalize", {"target": target, "level_dbfs": level}),), chunks,
-                                          sample_rate_hz=44100)))
+        out = np.concatenate(
+            list(process((Step("normalize", {"target": target, "level_dbfs": level}),), chunks, sample_rate_hz=44100))
+        )
         measured = np.abs(out).max() if target == "peak" else np.sqrt(np.mean(out.astype(np.float64) ** 2))
         assert 20 * np.log10(measured) == pytest.approx(level, abs=0.01)
 
@@ -196,23 +218,33 @@ def test_processing_in_chunks_equals_one_pass_for_every_step():
     from midibridge.model.presets import Step
     from midibridge.model.steps import STEPS
 
-    params = {"highpass": {"cutoff_hz": 80.0}, "lowpass": {"cutoff_hz": 5000.0}, "notch": {"frequency_hz": 1000.0},
-              "hum": {"mains_hz": 60.0}, "noise_gate": {"threshold_db": -30.0},
-              "compressor": {"threshold_db": -20.0, "ratio": 4.0}, "gain": {"gain_db": -6.0},
-              "limiter": {"threshold_db": -6.0}, "normalize": {}}
+    params = {
+        "highpass": {"cutoff_hz": 80.0},
+        "lowpass": {"cutoff_hz": 5000.0},
+        "notch": {"frequency_hz": 1000.0},
+        "hum": {"mains_hz": 60.0},
+        "noise_gate": {"threshold_db": -30.0},
+        "compressor": {"threshold_db": -20.0, "ratio": 4.0},
+        "gain": {"gain_db": -6.0},
+        "limiter": {"threshold_db": -6.0},
+        "normalize": {},
+    }
     rng = np.random.default_rng(7)
     audio = (rng.standard_normal(44100 * 4) * np.repeat([0.001, 0.3, 0.01, 0.5], 44100)).astype(np.float32)
     steps = tuple(Step(kind, {**STEPS[kind].defaults, **p}) for kind, p in params.items())
 
-    chunked = np.concatenate(list(process(steps, lambda: (audio[i:i + 3000] for i in range(0, audio.shape[0], 3000)),
-                                          sample_rate_hz=44100)))
+    chunked = np.concatenate(
+        list(
+            process(steps, lambda: (audio[i : i + 3000] for i in range(0, audio.shape[0], 3000)), sample_rate_hz=44100)
+        )
+    )
     whole = np.concatenate(list(process(steps, lambda: iter([audio]), sample_rate_hz=44100)))
 
     np.testing.assert_array_equal(chunked, whole)
-    for index, step in enumerate(steps):
+    for step in steps:
         one_pass = build((step,), {0: 1.5})(audio[np.newaxis], 44100, reset=True)[0]
         board = build((step,), {0: 1.5})
-        pieces = [board(audio[np.newaxis, i:i + 1234], 44100, reset=False)[0] for i in range(0, audio.shape[0], 1234)]
+        pieces = [board(audio[np.newaxis, i : i + 1234], 44100, reset=False)[0] for i in range(0, audio.shape[0], 1234)]
         np.testing.assert_array_equal(np.concatenate(pieces), one_pass, err_msg=step.kind)
 
 
@@ -220,10 +252,10 @@ def test_a_schema_1_preset_still_loads_as_a_basic_pitch_preset_and_is_written_ba
     from midibridge.model.presets import preset_to_toml, read_preset
 
     old = tmp_path / "old.toml"
-    old.write_text('schema = 1\n[decode]\nonset_threshold = 0.7\n')
+    old.write_text("schema = 1\n[decode]\nonset_threshold = 0.7\n")
     preset = read_preset(old, source="test")
     again = tmp_path / "again.toml"
     again.write_text(preset_to_toml(preset))
 
     assert preset.engine == "basic-pitch" and preset.decode.onset_threshold == 0.7
-    assert read_preset(again, source="test") == preset and 'schema = 2' in again.read_text()
+    assert read_preset(again, source="test") == preset and "schema = 2" in again.read_text()

@@ -2,15 +2,14 @@
 what is faked), with a real daemon doing the transcription."""
 
 import pytest
+from conftest import Note, render, synthesize, write_audio
+from daemon_helpers import DaemonProcess
+from fake_reaper import PPQ, FakeReaper, FakeTake
 
 from midibridge.model.clip import Tempo
 from midibridge.model.midi import DRUM_CHANNEL
 from midibridge.model.region import Region
 from midibridge.plugin_host.reaper_adapter import assemble, install_scripts
-
-from conftest import Note, render, synthesize, write_audio
-from daemon_helpers import DaemonProcess
-from fake_reaper import PPQ, FakeReaper, FakeTake
 
 TRUTH = [Note(57 + (i % 5) * 2, 0.5 + 0.45 * i, 0.85 + 0.45 * i, 100) for i in range(18)]
 BPM = 100.0
@@ -33,14 +32,18 @@ def run_action(reaper: FakeReaper, scope: str, daemon, monkeypatch, preset=None)
         monkeypatch.setenv(name, daemon.env[name])
     from midibridge.plugin_host.scripts import midibridge_command
 
-    exec(compile(assemble(scope, command=midibridge_command(), preset=preset), "midibridge_reaper.py", "exec"),
-         reaper.functions())
+    exec(
+        compile(assemble(scope, command=midibridge_command(), preset=preset), "midibridge_reaper.py", "exec"),
+        reaper.functions(),
+    )
 
 
 def expected_ppq(path, *, offset, length, rate):
     from midibridge.model.pipeline import Transcriber
-    clip = Transcriber().transcribe(Region.from_file(path, start_s=offset, duration_s=length * rate),
-                                    tempo=Tempo(bpm=BPM))
+
+    clip = Transcriber().transcribe(
+        Region.from_file(path, start_s=offset, duration_s=length * rate), tempo=Tempo(bpm=BPM)
+    )
     return [(round(n.start_s / rate * BPM / 60 * PPQ), n.pitch) for n in clip.notes]
 
 
@@ -57,8 +60,9 @@ def test_a_selected_item_becomes_a_midi_item_at_its_position_below_its_track(dae
     assert (midi_item.position, midi_item.length) == (5.0, 4.0) and midi_item.take.midi
     notes = [(round(start), pitch) for start, _, _, pitch, _ in midi_item.take.notes]
     expected = expected_ppq(take_file, offset=1.25, length=4.0, rate=1.0)
-    assert len(notes) == len(expected) and all(abs(a[0] - b[0]) <= 1 and a[1] == b[1]
-                                               for a, b in zip(sorted(notes), sorted(expected)))
+    assert len(notes) == len(expected) and all(
+        abs(a[0] - b[0]) <= 1 and a[1] == b[1] for a, b in zip(sorted(notes), sorted(expected))
+    )
     assert reaper.undo_blocks == ["midibridge: audio to MIDI"]
     assert "Keys at 5.000 s:" in reaper.console[-1]
 
@@ -107,7 +111,10 @@ def test_nothing_selected_says_so(daemon, monkeypatch):
 def test_install_writes_both_actions_with_this_installations_command(tmp_path):
     written = install_scripts(tmp_path, preset="piano")
 
-    assert sorted(p.name for p in written) == ["midibridge_convert_all_tracks.py", "midibridge_convert_selected_items.py"]
+    assert sorted(p.name for p in written) == [
+        "midibridge_convert_all_tracks.py",
+        "midibridge_convert_selected_items.py",
+    ]
     for path in written:
         text = path.read_text()
         compile(text, str(path), "exec")
@@ -130,8 +137,9 @@ def test_a_drum_item_lands_on_a_drums_track_on_channel_10(daemon, monkeypatch, t
     assert [pitch for _, _, _, pitch, _ in sorted(item.take.notes)] == [n.pitch for n in beat], "never transposed"
 
 
-def test_converting_an_item_again_replaces_the_midi_item_made_from_it_unless_it_was_moved(daemon, take_file,
-                                                                                          monkeypatch):
+def test_converting_an_item_again_replaces_the_midi_item_made_from_it_unless_it_was_moved(
+    daemon, take_file, monkeypatch
+):
     """Issue 18.1, in REAPER (the fake of tests/fake_reaper.py: REAPER's items keep a GUID and P_EXT strings, and
     the fake does too). A second run stacked a second MIDI item on the first."""
     reaper = FakeReaper(bpm=BPM)
@@ -147,8 +155,10 @@ def test_converting_an_item_again_replaces_the_midi_item_made_from_it_unless_it_
     expected = expected_ppq(take_file, offset=1.25, length=4.0, rate=1.0)
     assert len(again.take.notes) == len(expected), "the new item holds this run's notes only"
     assert reaper.undo_blocks == ["midibridge: audio to MIDI"] * 2, "each run is one undo step"
-    assert f"Keys at 5.000 s: {len(expected)} notes, replacing the MIDI item(s) an earlier run made from it" in \
-        reaper.console[-1]
+    assert (
+        f"Keys at 5.000 s: {len(expected)} notes, replacing the MIDI item(s) an earlier run made from it"
+        in reaper.console[-1]
+    )
 
     # A MIDI item the user moved is theirs now: a third run leaves it alone.
     again.position = 20.0

@@ -5,12 +5,11 @@ import os
 
 import numpy as np
 import pytest
+from conftest import PIANO_LINE, matches, write_audio
 from pedalboard.io import AudioFile
 
 from midibridge.model.errors import AudioError
 from midibridge.model.region import Region
-
-from conftest import PIANO_LINE, matches, write_audio
 
 
 def test_a_trimmed_region_at_12_5_s_becomes_a_clip_at_12_5_s_holding_the_trimmed_parts_notes(transcriber, piano_line):
@@ -41,8 +40,9 @@ def test_raw_samples_give_the_same_clip_as_the_file_they_came_from(transcriber, 
         samples, rate = source.read(source.frames), source.samplerate
 
     from_file = transcriber.transcribe(Region.from_file(piano_line, start_s=1.0, duration_s=3.0))
-    from_samples = transcriber.transcribe(Region.from_samples(samples, sample_rate_hz=rate, start_s=1.0,
-                                                              duration_s=3.0))
+    from_samples = transcriber.transcribe(
+        Region.from_samples(samples, sample_rate_hz=rate, start_s=1.0, duration_s=3.0)
+    )
 
     assert from_samples == from_file
 
@@ -103,17 +103,31 @@ BAD_REGIONS = {
     "missing file": (lambda tmp, line: Region.from_file(tmp / "nope.wav"), "audio_not_found", "does not exist"),
     "directory": (lambda tmp, line: Region.from_file(tmp), "audio_unreadable", "is a directory"),
     "not audio": (lambda tmp, line: _not_audio(tmp), "audio_unreadable", "cannot be decoded as audio"),
-    "start past the end": (lambda tmp, line: Region.from_file(line, start_s=60.0), "region_outside_source",
-                           "starts at 60 s"),
-    "end past the end": (lambda tmp, line: Region.from_file(line, start_s=5.0, duration_s=30.0),
-                         "region_outside_source", "past the end"),
-    "no samples": (lambda tmp, line: Region.from_samples(np.zeros(0, np.float32), sample_rate_hz=44100),
-                   "region_empty", "no audio"),
-    "sample rate 0": (lambda tmp, line: Region.from_samples(np.zeros(100, np.float32), sample_rate_hz=0),
-                      "invalid_sample_rate", "sample rate 0 Hz"),
-    "samples on their side": (lambda tmp, line: Region.from_samples(np.zeros((1000, 2), np.float32),
-                                                                    sample_rate_hz=44100),
-                              "invalid_samples", "(n_channels, n_samples)"),
+    "start past the end": (
+        lambda tmp, line: Region.from_file(line, start_s=60.0),
+        "region_outside_source",
+        "starts at 60 s",
+    ),
+    "end past the end": (
+        lambda tmp, line: Region.from_file(line, start_s=5.0, duration_s=30.0),
+        "region_outside_source",
+        "past the end",
+    ),
+    "no samples": (
+        lambda tmp, line: Region.from_samples(np.zeros(0, np.float32), sample_rate_hz=44100),
+        "region_empty",
+        "no audio",
+    ),
+    "sample rate 0": (
+        lambda tmp, line: Region.from_samples(np.zeros(100, np.float32), sample_rate_hz=0),
+        "invalid_sample_rate",
+        "sample rate 0 Hz",
+    ),
+    "samples on their side": (
+        lambda tmp, line: Region.from_samples(np.zeros((1000, 2), np.float32), sample_rate_hz=44100),
+        "invalid_samples",
+        "(n_channels, n_samples)",
+    ),
 }
 
 
@@ -126,13 +140,21 @@ def test_a_bad_region_is_refused_with_a_code_and_a_message_naming_the_problem(tr
     assert got_code == code and words in message, message
 
 
-@pytest.mark.parametrize("place, code", [
-    ({"start_s": -1.0}, "region_outside_source"), ({"start_s": math.nan}, "region_outside_source"),
-    ({"start_s": math.inf}, "region_outside_source"), ({"position_s": -1.0}, "region_outside_source"),
-    ({"position_s": math.inf}, "region_outside_source"), ({"duration_s": 0.0}, "region_empty"),
-    ({"duration_s": -2.0}, "region_empty"), ({"duration_s": math.inf}, "region_empty"),
-    ({"duration_s": math.nan}, "region_empty"), ({"start_s": "1"}, "region_outside_source"),
-])
+@pytest.mark.parametrize(
+    "place, code",
+    [
+        ({"start_s": -1.0}, "region_outside_source"),
+        ({"start_s": math.nan}, "region_outside_source"),
+        ({"start_s": math.inf}, "region_outside_source"),
+        ({"position_s": -1.0}, "region_outside_source"),
+        ({"position_s": math.inf}, "region_outside_source"),
+        ({"duration_s": 0.0}, "region_empty"),
+        ({"duration_s": -2.0}, "region_empty"),
+        ({"duration_s": math.inf}, "region_empty"),
+        ({"duration_s": math.nan}, "region_empty"),
+        ({"start_s": "1"}, "region_outside_source"),
+    ],
+)
 def test_a_region_that_cannot_be_is_refused_when_it_is_made_before_any_work(piano_line, place, code):
     """One rule wherever the region then runs (in-process, daemon, cluster): a DAW region starts at or after the
     source's start and the timeline's zero, lasts a while, and every number of it is finite."""

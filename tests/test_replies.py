@@ -5,11 +5,11 @@ import dataclasses
 import time
 
 import pytest
-
-from midibridge.bridge import headers as h, protocol as p
-from midibridge.model.vocabulary import Stage
-
 from daemon_helpers import DaemonProcess
+
+from midibridge.bridge import headers as h
+from midibridge.bridge import protocol as p
+from midibridge.model.vocabulary import Stage
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,11 @@ def test_every_reply_the_daemon_sends_matches_its_table(daemon, piano_line):
     replies = Replies(daemon.raw())
     hello = replies.ask(p.HELLO, "hello")
     listing = replies.ask(p.PRESETS, "presets")
-    regions = [{"path": str(piano_line), "duration_s": 1.0}, {"path": str(piano_line), "duration_s": 1.5},
-               {"path": "/nowhere/take.wav"}]
+    regions = [
+        {"path": str(piano_line), "duration_s": 1.0},
+        {"path": str(piano_line), "duration_s": 1.5},
+        {"path": "/nowhere/take.wav"},
+    ]
     done, second, missing = replies.ask(p.BATCH, "batch", {"regions": regions}).header["job_ids"]
     ends = [replies.end_of(job_id) for job_id in (done, second, missing)]
     status = replies.ask(p.STATUS, "status", {"job_ids": [done, missing, "never-was"]})

@@ -7,17 +7,20 @@ import numpy as np
 import pytest
 import zmq
 import zmq.auth
+from daemon_helpers import DaemonProcess, free_port, non_loopback_address
 
 from midibridge.model.region import Region
 from midibridge.plugin_host.client import Client, ClientError, DaemonUnavailable
 
-from daemon_helpers import DaemonProcess, free_port, non_loopback_address
-
 
 def test_a_non_loopback_bind_without_curve_refuses_to_start(tmp_path, figures):
-    done = subprocess.run([sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--endpoint",
-                           f"tcp://0.0.0.0:{free_port()}"], capture_output=True, text=True, timeout=60,
-                          env={"XDG_RUNTIME_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-m", "midibridge.plugin_host.cli", "serve", "--endpoint", f"tcp://0.0.0.0:{free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"XDG_RUNTIME_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
 
     assert done.returncode == 1 and "serve it with --curve" in done.stderr
     figures["refused binds"] = figures.get("refused binds", 0) + 1
@@ -38,8 +41,15 @@ def exposed(tmp_path):
     root = tmp_path / "shared-audio"
     root.mkdir()
     keys = zmq.auth.load_certificate(secret_file)
-    running = DaemonProcess(tmp_path / "home", "--curve", "--allow-root", str(root), workers=1,
-                            endpoint=f"tcp://{address}:{free_port()}", client_keys=keys)
+    running = DaemonProcess(
+        tmp_path / "home",
+        "--curve",
+        "--allow-root",
+        str(root),
+        workers=1,
+        endpoint=f"tcp://{address}:{free_port()}",
+        client_keys=keys,
+    )
     running.keys = keys
     running.root = root
     yield running

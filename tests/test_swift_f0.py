@@ -11,9 +11,9 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
-
 from conftest import host_transcribe, streamed_peak_bytes, write_audio
 from daemon_helpers import DaemonProcess
+
 from midibridge.model.errors import OptionError, WeightsError
 from midibridge.model.midi import clip_from_bytes
 from midibridge.model.presets import Preset, load_preset
@@ -23,8 +23,16 @@ RATE_HZ = 44100
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
 
 
-def tone(midi_pitch, seconds: float, *, vibrato_cents: float = 0.0, amplitude: float = 0.4,
-         attack_s: float = 0.02, decay_to: float = 1.0, harmonics: int = 8) -> np.ndarray:
+def tone(
+    midi_pitch,
+    seconds: float,
+    *,
+    vibrato_cents: float = 0.0,
+    amplitude: float = 0.4,
+    attack_s: float = 0.02,
+    decay_to: float = 1.0,
+    harmonics: int = 8,
+) -> np.ndarray:
     """(n,) float32: a harmonic tone whose pitch follows `midi_pitch` (a number, or one value per sample), with a
     5.5 Hz vibrato of ±vibrato_cents, an attack, a decay to `decay_to` of its level and a 20 ms release."""
     n = int(seconds * RATE_HZ)
@@ -55,8 +63,12 @@ def with_decode(name: str, **decode) -> Preset:
 
 
 def test_a_vibrato_of_50_cents_stays_one_note_carried_by_bends(transcriber, tmp_path):
-    clip, read_back, midi = convert(transcriber, np.concatenate([silence(0.3), tone(69, 2.0, vibrato_cents=50),
-                                                                 silence(0.3)]), tmp_path / "vibrato.flac", "vocal")
+    clip, read_back, midi = convert(
+        transcriber,
+        np.concatenate([silence(0.3), tone(69, 2.0, vibrato_cents=50), silence(0.3)]),
+        tmp_path / "vibrato.flac",
+        "vocal",
+    )
 
     assert [n.pitch for n in clip.notes] == [69]
     note = clip.notes[0]
@@ -72,8 +84,9 @@ def test_a_vibrato_of_50_cents_stays_one_note_carried_by_bends(transcriber, tmp_
 
 @pytest.mark.parametrize("glides, pitches", [("split", [69, 71]), ("bend", [69])])
 def test_a_glide_is_two_notes_or_one_bent_note_as_the_preset_says(transcriber, tmp_path, glides, pitches):
-    curve = np.concatenate([np.full(int(0.6 * RATE_HZ), 69.0), np.linspace(69, 71, int(0.15 * RATE_HZ)),
-                            np.full(int(0.6 * RATE_HZ), 71.0)])
+    curve = np.concatenate(
+        [np.full(int(0.6 * RATE_HZ), 69.0), np.linspace(69, 71, int(0.15 * RATE_HZ)), np.full(int(0.6 * RATE_HZ), 71.0)]
+    )
     audio = np.concatenate([silence(0.3), tone(curve, len(curve) / RATE_HZ), silence(0.3)])
 
     clip, read_back, _ = convert(transcriber, audio, tmp_path / "glide.flac", with_decode("lead", glides=glides))
@@ -86,8 +99,9 @@ def test_a_glide_is_two_notes_or_one_bent_note_as_the_preset_says(transcriber, t
 
 
 def test_repeated_notes_of_one_pitch_are_separate(transcriber, tmp_path):
-    audio = np.concatenate([silence(0.3)] + [tone(64, 0.3, attack_s=0.005, decay_to=0.3) for _ in range(4)]
-                           + [silence(0.3)])
+    audio = np.concatenate(
+        [silence(0.3)] + [tone(64, 0.3, attack_s=0.005, decay_to=0.3) for _ in range(4)] + [silence(0.3)]
+    )
 
     clip, read_back, _ = convert(transcriber, audio, tmp_path / "repeated.flac", "lead")
 
@@ -117,8 +131,11 @@ def test_an_engine_that_does_not_exist_is_refused_before_any_audio_is_read(tmp_p
 
     with pytest.raises(OptionError, match=r"\[engine\]: name must be one of 'basic-pitch', 'swift-f0'.*'crepe'"):
         load_preset(str(preset))
-    done = subprocess.run([MIDIBRIDGE, "convert", tmp_path / "no-such-file.wav", "--preset", preset,
-                           "--in-process"], capture_output=True, text=True)
+    done = subprocess.run(
+        [MIDIBRIDGE, "convert", tmp_path / "no-such-file.wav", "--preset", preset, "--in-process"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1 and "[invalid_preset]" in done.stderr and "crepe" in done.stderr
 
 
@@ -130,15 +147,21 @@ def test_decode_options_name_the_key_and_what_is_allowed():
 
 
 def test_convert_vocal_through_the_daemon_writes_exactly_the_in_process_midi(tmp_path):
-    line = np.concatenate([silence(0.3), tone(62, 0.5, vibrato_cents=30), tone(65, 0.5), tone(64, 0.8,
-                                                                                               vibrato_cents=40),
-                           silence(0.3)])
+    line = np.concatenate(
+        [silence(0.3), tone(62, 0.5, vibrato_cents=30), tone(65, 0.5), tone(64, 0.8, vibrato_cents=40), silence(0.3)]
+    )
     audio = write_audio(tmp_path / "sung.flac", line, RATE_HZ)
     daemon = DaemonProcess(tmp_path / "home")
     try:
-        runs = [subprocess.run([MIDIBRIDGE, "convert", audio, "--preset", "vocal", "-o", tmp_path / f"{how}.mid",
-                                f"--{how}"], capture_output=True, text=True, env=daemon.env)
-                for how in ("daemon", "in-process")]
+        runs = [
+            subprocess.run(
+                [MIDIBRIDGE, "convert", audio, "--preset", "vocal", "-o", tmp_path / f"{how}.mid", f"--{how}"],
+                capture_output=True,
+                text=True,
+                env=daemon.env,
+            )
+            for how in ("daemon", "in-process")
+        ]
         with daemon.client() as client:
             assert client.status()["counts"]["done"] == 1, "the first went through the daemon"
     finally:
@@ -150,8 +173,9 @@ def test_convert_vocal_through_the_daemon_writes_exactly_the_in_process_midi(tmp
 
 
 def test_the_daw_line_protocol_carries_a_vocal_notes_and_bends(tmp_path):
-    audio = write_audio(tmp_path / "sung.flac", np.concatenate([silence(0.3), tone(69, 1.5, vibrato_cents=50),
-                                                                silence(0.3)]), RATE_HZ)
+    audio = write_audio(
+        tmp_path / "sung.flac", np.concatenate([silence(0.3), tone(69, 1.5, vibrato_cents=50), silence(0.3)]), RATE_HZ
+    )
     requests = tmp_path / "regions.tsv"
     requests.write_text(f"1\t{audio}\t0.0\t2.1\t4.0\t120.0\t4.0\t0.0\n")
 
@@ -168,7 +192,7 @@ def test_a_long_streamed_region_keeps_memory_bounded(transcriber):
     """Memory is one 30 s model window plus a few floats per 16 ms frame: four times the audio adds far less
     memory than the audio itself, which arrives one chunk at a time and is never held."""
     engine = transcriber.engine_for("swift-f0")
-    chunk = tone(57, 2.0, vibrato_cents=30)[:int(2.0 * engine.sample_rate_hz)]  # any signal will do
+    chunk = tone(57, 2.0, vibrato_cents=30)[: int(2.0 * engine.sample_rate_hz)]  # any signal will do
 
     options = load_preset("lead").decode
     short, long = (streamed_peak_bytes(engine, chunk, options, minutes=m) for m in (1, 4))
@@ -186,8 +210,9 @@ def test_progress_reports_inference_and_a_raise_cancels(transcriber):
 
     samples = np.zeros(int(70 * engine.sample_rate_hz), np.float32)
     with pytest.raises(KeyboardInterrupt):
-        engine.notes(iter([samples]), n_samples=len(samples), options=load_preset("lead").decode,
-                     on_progress=stop_after_first)
+        engine.notes(
+            iter([samples]), n_samples=len(samples), options=load_preset("lead").decode, on_progress=stop_after_first
+        )
     assert seen == [("infer", pytest.approx(30 / 70, abs=0.01))], "stopped after the first 30 s model run"
 
 
@@ -203,3 +228,97 @@ def test_weights_that_are_not_swift_f0_0_3_0_are_refused_with_the_fix(tmp_path, 
     with pytest.raises(WeightsError, match="swift-f0 package is missing") as missing:
         weights.find_weights()
     assert missing.value.code == "model_missing"
+
+
+def sung(
+    pitches,
+    seconds: float,
+    *,
+    slide_s: float = 0.05,
+    drift: float = 0.0,
+    vibrato_cents: float = 30.0,
+    dip_s: float = 0.0,
+) -> np.ndarray:
+    """A sung line: each of `pitches` held for `seconds`, sliding into the next over slide_s, the whole line drifting
+    `drift` semitones by its end, with vibrato; dip_s > 0 puts a consonant-like dip to -20 dB between notes."""
+    n = int(seconds * RATE_HZ)
+    curve = np.repeat(np.asarray(pitches, float), n)
+    slide = int(slide_s * RATE_HZ)
+    for k in range(1, len(pitches)):
+        curve[k * n - slide // 2 : k * n + slide // 2] = np.linspace(pitches[k - 1], pitches[k], 2 * (slide // 2))
+    curve += np.linspace(0.0, drift, len(curve))
+    voice = tone(curve, len(curve) / RATE_HZ, vibrato_cents=vibrato_cents)
+    if dip_s:
+        t = np.arange(len(curve)) / RATE_HZ
+        for k in range(1, len(pitches)):
+            voice *= 1 - 0.9 * np.exp(-0.5 * ((t - k * seconds) / (dip_s / 4)) ** 2)
+    return voice
+
+
+def test_a_sung_note_is_the_pitch_held_not_its_scoop(transcriber, tmp_path):
+    scoop = np.concatenate([np.linspace(60.3, 62.0, int(0.12 * RATE_HZ)), np.full(int(0.9 * RATE_HZ), 62.0)])
+    audio = np.concatenate([silence(0.3), tone(scoop, len(scoop) / RATE_HZ, vibrato_cents=35), silence(0.3)])
+
+    clip, _, _ = convert(transcriber, audio, tmp_path / "scoop.flac", "vocal")
+
+    assert [n.pitch for n in clip.notes] == [62]
+    assert abs(clip.notes[0].start_s - 0.3) < 0.06
+
+
+def test_vibrato_and_a_slow_drift_in_a_held_note_are_bends_not_notes(transcriber, tmp_path):
+    held = sung([64], 2.5, drift=0.7, vibrato_cents=40)  # a singer going 70 cents sharp while holding the note
+    clip, _, _ = convert(
+        transcriber, np.concatenate([silence(0.3), held, silence(0.3)]), tmp_path / "drift.flac", "vocal"
+    )
+
+    assert [n.pitch for n in clip.notes] == [64]
+    bends = [b.semitones for b in clip.notes[0].bends]
+    assert max(bends) > 0.9 and min(bends) < -0.25, "the drift and the vibrato are in the bends"
+
+
+def test_a_legato_sung_line_drifting_flat_is_its_notes(transcriber, tmp_path):
+    pitches = [60, 62, 64, 65, 67, 65]
+    line = sung(pitches, 0.45, drift=-0.35)
+    clip, read_back, _ = convert(
+        transcriber, np.concatenate([silence(0.3), line, silence(0.3)]), tmp_path / "legato.flac", "vocal"
+    )
+
+    assert [n.pitch for n in clip.notes] == [n.pitch for n in read_back.notes] == pitches
+    assert np.allclose([n.start_s for n in clip.notes[1:]], 0.3 + 0.45 * np.arange(1, 6), atol=0.05)
+
+
+def test_repeated_sung_notes_on_one_pitch_stay_separate(transcriber, tmp_path):
+    line = sung([64, 64, 64, 67], 0.4, dip_s=0.08)  # "la la la": a consonant between the notes
+    clip, _, _ = convert(transcriber, np.concatenate([silence(0.3), line, silence(0.3)]), tmp_path / "la.flac", "vocal")
+
+    assert [n.pitch for n in clip.notes] == [64, 64, 64, 67]
+    assert np.allclose([n.start_s for n in clip.notes[1:]], 0.3 + 0.4 * np.arange(1, 4), atol=0.05)
+
+
+@pytest.mark.parametrize("preset", ["lead", "vocal"])
+def test_a_fast_legato_run_stays_separate_notes(transcriber, tmp_path, preset):
+    run = [60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60, 62]  # 150 ms a note
+    line = sung(run, 0.15, slide_s=0.02, vibrato_cents=0)
+    clip, _, _ = convert(transcriber, np.concatenate([silence(0.3), line, silence(0.3)]), tmp_path / "run.flac", preset)
+
+    assert [n.pitch for n in clip.notes] == run
+    assert np.allclose([n.start_s for n in clip.notes[1:]], 0.3 + 0.15 * np.arange(1, 16), atol=0.04)
+
+
+def test_a_bow_change_on_one_pitch_is_a_new_note(transcriber, tmp_path):
+    line = sung([67, 67], 0.7, vibrato_cents=20, dip_s=0.06)
+    clip, _, _ = convert(transcriber, np.concatenate([silence(0.3), line, silence(0.3)]), tmp_path / "bow.flac", "lead")
+
+    assert [n.pitch for n in clip.notes] == [67, 67]
+    assert abs(clip.notes[1].start_s - 1.0) < 0.05
+
+
+def test_a_soft_onset_starts_where_it_is_heard(transcriber, tmp_path):
+    swell = np.concatenate([silence(0.3), tone(62, 1.0, attack_s=0.12), silence(0.3)])
+
+    heard, _, _ = convert(transcriber, swell, tmp_path / "heard.flac", "vocal")
+    rise, _, _ = convert(transcriber, swell, tmp_path / "rise.flac", with_decode("vocal", attack_db=0.0))
+
+    assert [n.pitch for n in heard.notes] == [n.pitch for n in rise.notes] == [62]
+    assert abs(rise.notes[0].start_s - 0.3) < 0.03, "attack_db 0: where the rise begins"
+    assert 0.05 < heard.notes[0].start_s - 0.3 < 0.11, "vocal: within 3 dB of the attack's peak"

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import mido
 import pytest
-
 from daemon_helpers import DaemonProcess
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
@@ -23,8 +22,12 @@ def daemon(tmp_path_factory):
 
 
 def convert(*args, env=None):
-    return subprocess.run([MIDIBRIDGE, "convert", str(EXAMPLE), "--duration", "4", *map(str, args)],
-                          capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [MIDIBRIDGE, "convert", str(EXAMPLE), "--duration", "4", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
 
 
 def test_a_tempo_slower_than_a_midi_file_holds_is_refused_alike_in_process_and_through_a_daemon(daemon, tmp_path):

@@ -20,8 +20,12 @@ from midibridge.model.audio import open_region
 from midibridge.model.engines.transkun import engine as transkun_engine
 from midibridge.model.engines.transkun import weights
 from midibridge.model.engines.transkun.checkpoint import read_state_dict
-from midibridge.model.engines.transkun.constants import (CHECKPOINT_IN_WHEEL, LEAD_SAMPLES, WINDOW_HOP_SAMPLES,
-                                                         WINDOW_SAMPLES)
+from midibridge.model.engines.transkun.constants import (
+    CHECKPOINT_IN_WHEEL,
+    LEAD_SAMPLES,
+    WINDOW_HOP_SAMPLES,
+    WINDOW_SAMPLES,
+)
 from midibridge.model.engines.transkun.engine import Transkun, cut_windows, window_count
 from midibridge.model.engines.transkun.options import TranskunOptions
 from midibridge.model.errors import WeightsError
@@ -31,8 +35,9 @@ from midibridge.model.vocabulary import Code
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "ode_to_joy_piano.flac"
 REFERENCE = json.loads((Path(__file__).parent / "data" / "transkun_reference.json").read_text())
-INSTALL = (".venv/bin/python -c "
-           "'from midibridge.model.engines.transkun.weights import install_weights; install_weights()'")
+INSTALL = (
+    ".venv/bin/python -c 'from midibridge.model.engines.transkun.weights import install_weights; install_weights()'"
+)
 # Times are float64 from float32 logits that onnxruntime and PyTorch compute with other kernels; a refined onset
 # moves by (logit error) x (slope < 1 frame): 0.1 ms is 1/230 of a frame, far above the 4.4e-7 s seen, far below
 # anything audible or scored (50 ms).
@@ -47,8 +52,10 @@ def example_transcribed():
     except WeightsError as error:
         if error.code != Code.MODEL_MISSING:
             raise
-        pytest.skip(f"Transkun's graphs are not in {weights.user_weights_path().parent}: until `midibridge model "
-                    f"install` makes them, run `{INSTALL}`")
+        pytest.skip(
+            f"Transkun's graphs are not in {weights.user_weights_path().parent}: until `midibridge model "
+            f"install` makes them, run `{INSTALL}`"
+        )
     windows = []
     decode = transkun_engine.best_intervals
 
@@ -86,8 +93,9 @@ def test_the_notes_are_pytorchs_with_the_same_pitches_and_velocities(example_tra
     expected = REFERENCE["cases"][EXAMPLE.name]["notes"]
 
     assert [(n.pitch, n.velocity) for n in notes] == [(pitch, max(velocity, 1)) for pitch, _, _, velocity in expected]
-    np.testing.assert_allclose([(n.start_s, n.end_s) for n in notes], [(s, e) for _, s, e, _ in expected],
-                               rtol=0, atol=TIME_TOLERANCE_S)
+    np.testing.assert_allclose(
+        [(n.start_s, n.end_s) for n in notes], [(s, e) for _, s, e, _ in expected], rtol=0, atol=TIME_TOLERANCE_S
+    )
 
 
 def test_windows_are_the_same_however_the_audio_arrives():
@@ -100,8 +108,8 @@ def test_windows_are_the_same_however_the_audio_arrives():
     assert all(w.shape == (WINDOW_SAMPLES,) for w in whole)
     # the first window starts 8 s of zeros before the audio, each next one a hop later
     assert not whole[0][:LEAD_SAMPLES].any()
-    np.testing.assert_array_equal(whole[0][LEAD_SAMPLES:], audio[:WINDOW_SAMPLES - LEAD_SAMPLES])
-    np.testing.assert_array_equal(whole[1][:100], audio[WINDOW_HOP_SAMPLES - LEAD_SAMPLES:][:100])
+    np.testing.assert_array_equal(whole[0][LEAD_SAMPLES:], audio[: WINDOW_SAMPLES - LEAD_SAMPLES])
+    np.testing.assert_array_equal(whole[1][:100], audio[WINDOW_HOP_SAMPLES - LEAD_SAMPLES :][:100])
 
 
 def test_a_wheel_with_another_checkpoint_is_refused_with_the_fix_and_nothing_is_installed(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PIANO_LINE, matches, write_audio
 from pedalboard.io import AudioFile
 
 from midibridge.model.audio import open_region
@@ -17,8 +18,6 @@ from midibridge.model.containers import find_cut, mp3_gapless
 from midibridge.model.errors import AudioError
 from midibridge.model.midi import clip_to_bytes
 from midibridge.model.region import Region
-
-from conftest import PIANO_LINE, matches, write_audio
 
 FORMATS = [".wav", ".flac", ".aiff", ".mp3", ".ogg"]
 KEEP = 0.45  # of the file's bytes
@@ -36,7 +35,7 @@ def files(piano_line, tmp_path_factory):
         whole = write_audio(folder / f"whole{suffix}", audio, rate)
         cut = folder / f"cut{suffix}"
         data = whole.read_bytes()
-        cut.write_bytes(data[:int(len(data) * KEEP)])
+        cut.write_bytes(data[: int(len(data) * KEEP)])
         made[suffix] = whole, cut
     return made
 
@@ -95,12 +94,11 @@ def test_the_audio_read_from_a_cut_file_is_the_whole_files_up_to_the_cut(files, 
 
     assert read.shape[0] == kept.truncated_at_sample > 0, "reading stops where the audio does"
     # pedalboard zeroes a whole FLAC read that crosses the cut: every sample up to it must be the music's.
-    np.testing.assert_allclose(read, samples(open_region(Region.from_file(whole)))[:read.shape[0]], atol=1e-6)
+    np.testing.assert_allclose(read, samples(open_region(Region.from_file(whole)))[: read.shape[0]], atol=1e-6)
 
 
 @pytest.mark.parametrize("suffix", FORMATS)
-def test_a_region_inside_what_a_cut_file_holds_needs_no_flag_and_matches_the_whole_file(transcriber, files,
-                                                                                        suffix):
+def test_a_region_inside_what_a_cut_file_holds_needs_no_flag_and_matches_the_whole_file(transcriber, files, suffix):
     whole, cut = files[suffix]
 
     inside = transcriber.transcribe(Region.from_file(cut, start_s=0.5, duration_s=2.5))
@@ -129,8 +127,10 @@ def test_a_region_past_the_headers_length_stays_region_outside_source(files, suf
     whole, cut = files[suffix]
     length_s = whole_length_s(whole)
 
-    for region in (Region.from_file(cut, start_s=length_s + 1.0),
-                   Region.from_file(cut, start_s=1.0, duration_s=length_s)):
+    for region in (
+        Region.from_file(cut, start_s=length_s + 1.0),
+        Region.from_file(cut, start_s=1.0, duration_s=length_s),
+    ):
         with pytest.raises(AudioError) as raised:
             open_region(region, allow_truncated=True)
         assert raised.value.code == "region_outside_source"
@@ -152,10 +152,14 @@ def test_whole_files_from_other_writers_and_with_tags_are_never_flagged(files, t
     import soundfile
 
     audio = np.sin(2 * np.pi * 440 * np.arange(44100 * 3) / 44100).astype(np.float32) * 0.3
-    audio[int(44100 * 2.2):] = 0  # a silent end: FLAC's last frame is then a few bytes
+    audio[int(44100 * 2.2) :] = 0  # a silent end: FLAC's last frame is then a few bytes
     made = [write_audio(tmp_path / "silent_end.flac", audio, 44100)]
-    for suffix, (kind, subtype) in {".wav": ("WAV", "PCM_24"), ".flac": ("FLAC", "PCM_16"),
-                                    ".aiff": ("AIFF", "FLOAT"), ".ogg": ("OGG", "VORBIS")}.items():
+    for suffix, (kind, subtype) in {
+        ".wav": ("WAV", "PCM_24"),
+        ".flac": ("FLAC", "PCM_16"),
+        ".aiff": ("AIFF", "FLOAT"),
+        ".ogg": ("OGG", "VORBIS"),
+    }.items():
         made.append(tmp_path / f"libsndfile{suffix}")
         soundfile.write(made[-1], audio, 44100, format=kind, subtype=subtype)
     id3v2 = b"ID3\x03\x00\x00\x00\x00\x08\x00" + bytes(1024)
@@ -229,9 +233,14 @@ def test_through_the_daemon_a_cut_file_is_refused_and_allowed_as_in_process(file
     _, cut = files[".flac"]
     daemon = DaemonProcess(tmp_path / "daemon", workers=1)
     try:
+
         def convert(*extra):
-            return subprocess.run([MIDIBRIDGE, "convert", cut, "--daemon", "-o", tmp_path / "x.mid", *extra],
-                                  capture_output=True, text=True, env=daemon.env)
+            return subprocess.run(
+                [MIDIBRIDGE, "convert", cut, "--daemon", "-o", tmp_path / "x.mid", *extra],
+                capture_output=True,
+                text=True,
+                env=daemon.env,
+            )
 
         allowed = convert("--allow-truncated", "--json")
         refused = convert()  # after an allowed run of the same file: no cached clip answers for it

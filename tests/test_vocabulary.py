@@ -23,9 +23,6 @@ from midibridge.plugin_host.results import ClientError, DaemonUnavailable
 
 ROOT = Path(midibridge.__file__).parent
 SHIPPED = ("bridge", "model", "plugin_host")
-# Rewritten now for issue 19 §2 (backends as objects, one scheduler): its codes are still string literals, each
-# checked against Code below all the same.
-LITERALS_PENDING = {"bridge/cluster.py"}
 
 
 def protocol_md_words(first_column: str) -> list[str]:
@@ -63,8 +60,13 @@ def error_classes(trees: list[ast.AST]) -> set[str]:
     while grown:
         more = {c.name for c in classes if {getattr(b, "id", getattr(b, "attr", "")) for b in c.bases} & names}
         names, grown = names | more, bool(more - names)
-    one_code = {c.name for c in classes if c.name in names for f in c.body
-                if isinstance(f, ast.FunctionDef) and f.name == "__init__" and f.args.args[1].arg == "message"}
+    one_code = {
+        c.name
+        for c in classes
+        if c.name in names
+        for f in c.body
+        if isinstance(f, ast.FunctionDef) and f.name == "__init__" and f.args.args[1].arg == "message"
+    }
     return names - one_code
 
 
@@ -84,21 +86,30 @@ def literal_words(tree: ast.AST, errors: set[str]) -> list[tuple[int, str, str]]
 
 
 def test_codes_and_stages_are_written_as_words_of_the_vocabulary_not_as_strings():
-    trees = {path.relative_to(ROOT).as_posix(): ast.parse(path.read_text())
-             for path in sorted(p for folder in SHIPPED for p in (ROOT / folder).rglob("*.py"))}
+    trees = {
+        path.relative_to(ROOT).as_posix(): ast.parse(path.read_text())
+        for path in sorted(p for folder in SHIPPED for p in (ROOT / folder).rglob("*.py"))
+    }
     errors = error_classes(list(trees.values()))
     literals = {name: literal_words(tree, errors) for name, tree in trees.items()}
 
-    unknown = [(name, line, text) for name, found in literals.items() for line, kind, text in found
-               if text not in set(Code if kind == "code" else Stage)]
+    unknown = [
+        (name, line, text)
+        for name, found in literals.items()
+        for line, kind, text in found
+        if text not in set(Code if kind == "code" else Stage)
+    ]
     assert unknown == [], "a code or stage that model/vocabulary.py does not have (so PROTOCOL.md does not either)"
-    assert {name for name, found in literals.items() if found} <= LITERALS_PENDING
+    assert {name for name, found in literals.items() if found} == set(), "codes and stages written as strings"
 
 
-@pytest.mark.parametrize("kind, header, field", [
-    (p.W_PROGRESS, {"stage": "thinking", "fraction": 0.5}, "stage"),
-    (p.W_ERROR, {"code": "oops", "message": "something"}, "code"),
-])
+@pytest.mark.parametrize(
+    "kind, header, field",
+    [
+        (p.W_PROGRESS, {"stage": "thinking", "fraction": 0.5}, "stage"),
+        (p.W_ERROR, {"code": "oops", "message": "something"}, "code"),
+    ],
+)
 def test_a_worker_that_says_a_stage_or_code_outside_the_vocabulary_is_refused(kind, header, field):
     with pytest.raises(p.ProtocolError) as refused:
         h.check_worker_message(p.Message(kind, "job-1", header))
@@ -109,19 +120,25 @@ def test_a_worker_that_says_a_stage_or_code_outside_the_vocabulary_is_refused(ki
 
 
 def test_the_words_travel_as_the_same_text_on_the_wire_in_json_and_in_messages():
-    worded = {"code": Code.BUSY, "stage": Stage.INFER, "priority": Priority.BATCH,
-              "counts": {JobState.QUEUED: 1, JobState.DONE: 2}}
+    worded = {
+        "code": Code.BUSY,
+        "stage": Stage.INFER,
+        "priority": Priority.BATCH,
+        "counts": {JobState.QUEUED: 1, JobState.DONE: 2},
+    }
     plain = {"code": "busy", "stage": "infer", "priority": "batch", "counts": {"queued": 1, "done": 2}}
 
     assert p.encode(p.ERROR, "r1", worded) == p.encode(p.ERROR, "r1", plain)
     assert json.dumps(worded, indent=1) == json.dumps(plain, indent=1)  # index.json's form
-    assert f"[{Code.AUDIO_NOT_FOUND}] {Stage.QUEUED}" == "[audio_not_found] queued" == \
-        "[%s] %s" % (Code.AUDIO_NOT_FOUND, Stage.QUEUED)
+    percent = "[%s] %s" % (Code.AUDIO_NOT_FOUND, Stage.QUEUED)  # noqa: UP031 (as logging formats them)
+    assert f"[{Code.AUDIO_NOT_FOUND}] {Stage.QUEUED}" == "[audio_not_found] queued" == percent
     assert Code("busy") is Code.BUSY and Priority("interactive") is Priority.INTERACTIVE
 
 
-@pytest.mark.parametrize("kind", [ModelError, AudioError, WeightsError, OptionError, p.BridgeError,
-                                  p.ProtocolError, ClientError, ArdourError])
+@pytest.mark.parametrize(
+    "kind",
+    [ModelError, AudioError, WeightsError, OptionError, p.BridgeError, p.ProtocolError, ClientError, ArdourError],
+)
 def test_every_error_is_a_midibridge_error_built_code_first(kind):
     error = kind(Code.INTERNAL, "what went wrong, and the fix", job_id="j-1")
 
@@ -130,8 +147,11 @@ def test_every_error_is_a_midibridge_error_built_code_first(kind):
 
 
 def test_an_error_that_is_one_code_takes_only_its_message():
-    assert [kind("why").code for kind in (Cancelled, DaemonUnavailable, DaemonError)] == \
-        ["cancelled", "daemon_unavailable", "cannot_serve"]
+    assert [kind("why").code for kind in (Cancelled, DaemonUnavailable, DaemonError)] == [
+        "cancelled",
+        "daemon_unavailable",
+        "cannot_serve",
+    ]
 
 
 def test_one_except_catches_any_midibridge_error_with_its_code():
@@ -142,9 +162,14 @@ def test_one_except_catches_any_midibridge_error_with_its_code():
 
 def test_a_daemon_that_cannot_serve_is_said_as_every_other_error_one_line_exit_1():
     endpoint = "tcp://0.0.0.0:5597"
-    done = subprocess.run([str(Path(sys.executable).parent / "midibridge"), "serve", "--endpoint", endpoint],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "midibridge"), "serve", "--endpoint", endpoint],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.startswith(f"midibridge: error [cannot_serve]: {endpoint} can be reached from other "
-                                  f"machines: serve it with --curve")
+    assert done.stderr.startswith(
+        f"midibridge: error [cannot_serve]: {endpoint} can be reached from other machines: serve it with --curve"
+    )

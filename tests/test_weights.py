@@ -1,4 +1,4 @@
-"""The model's weights: installed from basic-pitch's wheel, found in a fixed order, refused when wrong, with the fix named."""
+"""The model's weights: installed from basic-pitch's wheel, found in a fixed order, refused when wrong, fix named."""
 
 import hashlib
 import subprocess
@@ -10,8 +10,13 @@ import pytest
 
 from midibridge.model.engines import ENGINES
 from midibridge.model.engines.basic_pitch import weights
-from midibridge.model.engines.basic_pitch.weights import (WEIGHTS_PATH_IN_PACKAGE, WEIGHTS_SHA256, find_weights,
-                                                          install_weights, user_weights_path)
+from midibridge.model.engines.basic_pitch.weights import (
+    WEIGHTS_PATH_IN_PACKAGE,
+    WEIGHTS_SHA256,
+    find_weights,
+    install_weights,
+    user_weights_path,
+)
 from midibridge.model.errors import WeightsError
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
@@ -61,12 +66,15 @@ def test_a_wheel_that_is_not_one_is_refused_even_with_good_weights_installed(emp
     done = subprocess.run([MIDIBRIDGE, "model", "install", "--wheel", str(notes)], capture_output=True, text=True)
 
     assert done.returncode == 1 and "installed" not in done.stdout
-    assert f"error [model_install_failed]: cannot read basic_pitch/{WEIGHTS_PATH_IN_PACKAGE} from {notes}" in done.stderr
+    assert (
+        f"error [model_install_failed]: cannot read basic_pitch/{WEIGHTS_PATH_IN_PACKAGE} from {notes}" in done.stderr
+    )
     assert hashlib.sha256(user_weights_path().read_bytes()).hexdigest() == WEIGHTS_SHA256, "the good copy stays"
 
 
 def test_lookup_order_is_option_then_environment_then_data_dir_then_installed_package(
-        empty_home, real_model_bytes, monkeypatch):
+    empty_home, real_model_bytes, monkeypatch
+):
     assert find_weights().parts[-4:] == ("basic_pitch", "saved_models", "icassp_2022", "nmp.onnx")
     install_weights(wheel=a_wheel(empty_home / "bp.whl", real_model_bytes))
     assert find_weights() == user_weights_path()
@@ -158,4 +166,5 @@ def test_model_install_says_it_installs_basic_pitch_and_that_the_others_need_non
     assert done.stdout.splitlines() == [
         f"basic-pitch: nmp.onnx installed and verified: {empty_home / 'data' / 'midibridge' / 'models' / 'nmp.onnx'}",
         "swift-f0: model.onnx, from the swift-f0 0.3.0 package, needs no install (`midibridge model info` checks it)",
-        "drums: model.npz, shipped with midibridge, needs no install (`midibridge model info` checks it)"]
+        "drums: model.npz, shipped with midibridge, needs no install (`midibridge model info` checks it)",
+    ]

@@ -31,6 +31,7 @@ from types import ModuleType
 from typing import Protocol
 
 from ..clip import Note
+from ..options import OptionGroup
 from ..vocabulary import Stage
 from .basic_pitch import weights as basic_pitch_weights
 from .basic_pitch.options import BasicPitchOptions
@@ -47,8 +48,9 @@ class Engine(Protocol):
     sample_rate_hz: float
     hop_samples: int
 
-    def notes(self, samples: Iterable, *, n_samples: int, options,
-              on_progress: ProgressCallback | None) -> tuple[Note, ...]: ...
+    def notes(
+        self, samples: Iterable, *, n_samples: int, options, on_progress: ProgressCallback | None
+    ) -> tuple[Note, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class EngineKind:
     """What a preset's `[engine] name` chooses: the engine's options table, its weights, and where its class is."""
 
     description: str
-    options: type  # its [decode] table: from_dict, to_dict, defaults when built with no arguments
+    options: type[OptionGroup]  # its [decode] table: from_dict, to_dict, defaults when built with no arguments
     implementation: str  # "module:Class", relative to this package
     weights: ModuleType  # its weights module (model.engines.weights says its shape)
     drums: bool = False  # its notes are General MIDI drum sounds: a drum clip (model.clip.Clip.drums)
@@ -83,11 +85,24 @@ class EngineKind:
 
 DEFAULT_ENGINE = "basic-pitch"
 ENGINES: dict[str, EngineKind] = {
-    "basic-pitch": EngineKind("Spotify's Basic Pitch: polyphonic, any pitched instrument", BasicPitchOptions,
-                              ".basic_pitch.engine:BasicPitch", basic_pitch_weights),
-    "swift-f0": EngineKind("SwiftF0: one melodic line (voice, wind, brass, bowed strings, bass), continuous bends",
-                           SwiftF0Options, ".swift_f0.engine:SwiftF0", swift_f0_weights),
-    "drums": EngineKind("Drums: kick, snare, hi-hats (toms, cymbals rarely), one GM drum note per hit",
-                        DrumOptions, ".drums.engine:Drums", drums_weights, drums=True,
-                        resample_quality="WindowedSinc32"),
+    "basic-pitch": EngineKind(
+        "Spotify's Basic Pitch: polyphonic, any pitched instrument",
+        BasicPitchOptions,
+        ".basic_pitch.engine:BasicPitch",
+        basic_pitch_weights,
+    ),
+    "swift-f0": EngineKind(
+        "SwiftF0: one melodic line (voice, wind, brass, bowed strings, bass), continuous bends",
+        SwiftF0Options,
+        ".swift_f0.engine:SwiftF0",
+        swift_f0_weights,
+    ),
+    "drums": EngineKind(
+        "Drums: kick, snare, hi-hats (toms, cymbals rarely), one GM drum note per hit",
+        DrumOptions,
+        ".drums.engine:Drums",
+        drums_weights,
+        drums=True,
+        resample_quality="WindowedSinc32",
+    ),
 }

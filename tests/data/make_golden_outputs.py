@@ -29,21 +29,26 @@ TEMPO = {"bpm": 96.0, "beats_per_bar": 3.0, "bar_offset_beats": None}
 
 def cases() -> dict[str, dict]:
     """{case name: preset as a dict}: every built-in, and `piano` quantised to 1/16 triplets at 60 %."""
-    found = {name: load_preset(name).to_dict() for name, (source, _) in available_presets().items()
-             if source == "built-in"}
+    found = {
+        name: load_preset(name).to_dict() for name, (source, _) in available_presets().items() if source == "built-in"
+    }
     quantised = load_preset("piano").to_dict()
     quantised["post"].update(quantize_grid="1/16t", quantize_strength_pct=60.0, quantize_ends=True)
     return {**found, "piano-quantised": quantised}
 
 
 def outputs(transcriber: Transcriber, preset: dict) -> dict:
-    clip = transcriber.transcribe(Region.from_file(EXAMPLE, **REGION), preset=Preset.from_dict(preset),
-                                  tempo=Tempo.from_dict(TEMPO))
+    clip = transcriber.transcribe(
+        Region.from_file(EXAMPLE, **REGION), preset=Preset.from_dict(preset), tempo=Tempo.from_dict(TEMPO)
+    )
     return {"clip": clip.to_dict(), "smf_base64": base64.b64encode(clip_to_bytes(clip)).decode()}
 
 
 if __name__ == "__main__":
     transcriber = Transcriber()
-    golden = {"region": REGION, "tempo": TEMPO,
-              "cases": {name: {"preset": preset, **outputs(transcriber, preset)} for name, preset in cases().items()}}
+    golden = {
+        "region": REGION,
+        "tempo": TEMPO,
+        "cases": {name: {"preset": preset, **outputs(transcriber, preset)} for name, preset in cases().items()},
+    }
     (HERE / "golden_outputs.json").write_text(json.dumps(golden, indent=1) + "\n")

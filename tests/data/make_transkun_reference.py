@@ -39,8 +39,7 @@ def stub_torchaudio() -> None:
     try:
         import torchaudio  # noqa: F401
     except (ImportError, OSError):
-        functional = types.SimpleNamespace(
-            melscale_fbanks=lambda *, n_freqs, n_mels, **_: torch.zeros(n_freqs, n_mels))
+        functional = types.SimpleNamespace(melscale_fbanks=lambda *, n_freqs, n_mels, **_: torch.zeros(n_freqs, n_mels))
         sys.modules["torchaudio"] = types.SimpleNamespace(functional=functional)
 
 
@@ -78,8 +77,7 @@ def transcribe(model, audio: np.ndarray) -> dict:
             notes = model.transcribe(torch.from_numpy(audio[:, np.newaxis]))
     finally:
         CRF.NeuralSemiCRFInterval.decode = decode
-    return {"windows": windows,
-            "notes": [[n.pitch, n.start, n.end, n.velocity] for n in notes if n.pitch > 0]}
+    return {"windows": windows, "notes": [[n.pitch, n.start, n.end, n.velocity] for n in notes if n.pitch > 0]}
 
 
 def main() -> None:
@@ -96,8 +94,11 @@ def main() -> None:
         pcm, rate = soundfile.read(clip, dtype="int16")
         if rate != 44100 or pcm.ndim != 1:
             sys.exit(f"{clip}: {rate} Hz, shape {pcm.shape}: the reference needs mono 44.1 kHz")
-        cases[clip.name] = {"samples": int(pcm.shape[0]), "pcm16_sha256": hashlib.sha256(pcm.tobytes()).hexdigest(),
-                            **transcribe(model, pcm.astype(np.float32) / 32768)}
+        cases[clip.name] = {
+            "samples": int(pcm.shape[0]),
+            "pcm16_sha256": hashlib.sha256(pcm.tobytes()).hexdigest(),
+            **transcribe(model, pcm.astype(np.float32) / 32768),
+        }
         print(f"{clip}: {len(cases[clip.name]['notes'])} notes in {len(cases[clip.name]['windows'])} windows")
     made = {"transkun": "2.0.1", "checkpoint_sha256": CHECKPOINT_SHA256, "torch": torch.__version__, "cases": cases}
     args.output.write_text(json.dumps(made, separators=(",", ":")) + "\n")

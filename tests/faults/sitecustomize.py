@@ -15,6 +15,8 @@ does. Faults:
   that node writes its path to DIR/held and then hangs (until its node is
   killed), and regions on other nodes wait for DIR/held before they run: that
   node is known to hold a region when it is killed, whatever the timing.
+  While DIR/refuse exists, naming an engine, no node can load that engine:
+  its weights are missing there (model_missing).
 """
 
 import json
@@ -33,6 +35,7 @@ if FAULT and "midibridge.bridge.worker" in sys.orig_argv:
         return len(frames) > 3 and frames[1] in (b"result", b"error")
 
     if FAULT == "garbled_result":
+
         def garbling(self, frames, *args, **kwargs):
             if answers(frames) and frames[1] == b"result":
                 frames = [*frames[:3], b"{not json", *frames[4:]]
@@ -91,11 +94,26 @@ if FAULT.startswith("hold_on_node:") and any(arg.endswith("default_worker.py") f
             while (control / "hold").exists() and not (control / "held").exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
             return convert(self, region, *args, **kwargs)
+
         return convert_or_hold
 
+    def refusing(engine_for):
+        def engine_for_unless_refused(self, name, *args, **kwargs):
+            try:
+                refused = (control / "refuse").read_text().strip()
+            except FileNotFoundError:
+                refused = None
+            if name == refused:
+                from midibridge.model.errors import WeightsError
+
+                raise WeightsError("model_missing", f"{name}'s weights are not installed on this node (a test's fault)")
+            return engine_for(self, name, *args, **kwargs)
+
+        return engine_for_unless_refused
+
     class PatchPipeline(importlib.abc.MetaPathFinder):
-        """Wraps Transcriber.convert once midibridge.model.pipeline has loaded (importing it here would load
-        onnxruntime into every process Ray starts)."""
+        """Wraps Transcriber.convert and engine_for once midibridge.model.pipeline has loaded (importing it here
+        would load onnxruntime into every process Ray starts)."""
 
         def find_spec(self, name, path, target=None):
             if name != "midibridge.model.pipeline":
@@ -107,6 +125,7 @@ if FAULT.startswith("hold_on_node:") and any(arg.endswith("default_worker.py") f
             def exec_module(module):
                 load(module)
                 module.Transcriber.convert = held_convert(module.Transcriber.convert)
+                module.Transcriber.engine_for = refusing(module.Transcriber.engine_for)
 
             spec.loader.exec_module = exec_module
             return spec

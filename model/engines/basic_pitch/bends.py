@@ -19,7 +19,7 @@ SIGMA_BINS = 5.0
 def _gaussian(n_points: int, sigma: float) -> np.ndarray:
     # scipy.signal.windows.gaussian's formula, so that weights are bit-identical.
     n = np.arange(0, n_points) - (n_points - 1.0) / 2.0
-    return np.exp(-n ** 2 / (2 * sigma * sigma))
+    return np.exp(-(n**2) / (2 * sigma * sigma))
 
 
 _WEIGHTS = _gaussian(2 * TOLERANCE_BINS + 1, SIGMA_BINS)
@@ -27,15 +27,19 @@ _WEIGHTS = _gaussian(2 * TOLERANCE_BINS + 1, SIGMA_BINS)
 
 def add_pitch_bends(contour, events: list[NoteEvent]) -> list[NoteEvent]:
     """Events with `bends` set from the contour (n_frames, 264), read a note's rows at a time."""
-    return [NoteEvent(e.start_frame, e.end_frame, e.pitch, e.amplitude,
-                      _bends(contour[e.start_frame:e.end_frame], e.pitch)) for e in events]
+    return [
+        NoteEvent(
+            e.start_frame, e.end_frame, e.pitch, e.amplitude, _bends(contour[e.start_frame : e.end_frame], e.pitch)
+        )
+        for e in events
+    ]
 
 
 def _bends(rows: np.ndarray, pitch: int) -> tuple[int, ...]:
     centre = CONTOUR_BINS_PER_SEMITONE * (pitch - LOWEST_PITCH)
     low = max(centre - TOLERANCE_BINS, 0)
     high = min(centre + TOLERANCE_BINS + 1, N_CONTOUR_BINS)
-    weights = _WEIGHTS[low - (centre - TOLERANCE_BINS):high - (centre - TOLERANCE_BINS)]
+    weights = _WEIGHTS[low - (centre - TOLERANCE_BINS) : high - (centre - TOLERANCE_BINS)]
     best = np.argmax(rows[:, low:high] * weights, axis=1)
     return tuple((best + (low - centre)).tolist())
 
@@ -51,5 +55,7 @@ def drop_overlapping_bends(events: list[NoteEvent]) -> list[NoteEvent]:
         if i + 1 < len(ordered) and ordered[i + 1].start_frame < event.end_frame:
             overlapping[i] = True
         latest_end = max(latest_end, event.end_frame)
-    return [NoteEvent(e.start_frame, e.end_frame, e.pitch, e.amplitude) if hit else e
-            for e, hit in zip(ordered, overlapping)]
+    return [
+        NoteEvent(e.start_frame, e.end_frame, e.pitch, e.amplitude) if hit else e
+        for e, hit in zip(ordered, overlapping)
+    ]

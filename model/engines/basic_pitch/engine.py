@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -26,12 +27,25 @@ class BasicPitch:
     sample_rate_hz = SAMPLE_RATE_HZ
     hop_samples = FFT_HOP_SAMPLES
 
-    def __init__(self, *, weights_path: str | os.PathLike | None = None, threads: int = 0,
-                 batch_windows: int = DEFAULT_BATCH_WINDOWS):
-        self.model = Model(weights_path, threads=threads, batch_windows=batch_windows)
+    def __init__(
+        self,
+        *,
+        weights_path: str | os.PathLike | None = None,
+        threads: int = 0,
+        batch_windows: int = DEFAULT_BATCH_WINDOWS,
+    ):
+        self.model = Model(
+            None if weights_path is None else Path(weights_path), threads=threads, batch_windows=batch_windows
+        )
 
-    def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: BasicPitchOptions,
-              on_progress: ProgressCallback | None = None) -> tuple[Note, ...]:
+    def notes(
+        self,
+        samples: Iterable[np.ndarray],
+        *,
+        n_samples: int,
+        options: BasicPitchOptions,
+        on_progress: ProgressCallback | None = None,
+    ) -> tuple[Note, ...]:
         """The notes of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them), in seconds from the
         first sample."""
         with self.model.activations(samples, expected_samples=n_samples, on_progress=on_progress) as activations:
@@ -63,5 +77,4 @@ def to_note(event: NoteEvent, times_s: np.ndarray) -> Note:
             bends.append(Bend(float(times_s[frame]), value / CONTOUR_BINS_PER_SEMITONE))
             previous = value
     velocity = min(max(int(np.round(127 * event.amplitude)), 1), 127)
-    return Note(event.pitch, float(times_s[event.start_frame]), float(times_s[event.end_frame]), velocity,
-                tuple(bends))
+    return Note(event.pitch, float(times_s[event.start_frame]), float(times_s[event.end_frame]), velocity, tuple(bends))

@@ -1,4 +1,4 @@
-"""Run Basic Pitch's ONNX model over a stream of audio: windowing, batching, unwrapping, and the true time of every frame.
+"""Basic Pitch's ONNX model over a stream of audio: windowing, batching, unwrapping, and the true time of every frame.
 
 The audio arrives as chunks at `SAMPLE_RATE_HZ`; windows are cut as soon as
 enough audio is there and run several per `session.run`, so memory holds one
@@ -19,8 +19,17 @@ from ...errors import WeightsError
 from ...vocabulary import Code, Stage
 from .. import ProgressCallback
 from .constants import (
-    EDGE_FRAMES, FFT_HOP_SAMPLES, HOP_SAMPLES, KEPT_FRAMES_PER_WINDOW, LEAD_IN_SAMPLES,
-    N_CONTOUR_BINS, N_PITCHES, ONNX_INPUT, ONNX_OUTPUTS, SAMPLE_RATE_HZ, WINDOW_SAMPLES,
+    EDGE_FRAMES,
+    FFT_HOP_SAMPLES,
+    HOP_SAMPLES,
+    KEPT_FRAMES_PER_WINDOW,
+    LEAD_IN_SAMPLES,
+    N_CONTOUR_BINS,
+    N_PITCHES,
+    ONNX_INPUT,
+    ONNX_OUTPUTS,
+    SAMPLE_RATE_HZ,
+    WINDOW_SAMPLES,
 )
 from .spill import RowSpill
 from .weights import find_weights
@@ -89,8 +98,7 @@ class Model:
     session: a process loads the model once, however many it makes.
     """
 
-    def __init__(self, path: str | Path | None = None, *, threads: int = 0,
-                 batch_windows: int = DEFAULT_BATCH_WINDOWS):
+    def __init__(self, path: str | Path | None = None, *, threads: int = 0, batch_windows: int = DEFAULT_BATCH_WINDOWS):
         self.path = find_weights(path)
         self.batch_windows = batch_windows
         self._session = _session(self.path, threads)
@@ -102,17 +110,16 @@ class Model:
         results = self._session.run(self._output_names, {ONNX_INPUT: windows[:, :, np.newaxis]})
         return dict(zip(ONNX_OUTPUTS, results))
 
-    def activations(self, audio: Iterable[np.ndarray], *, expected_samples: int,
-                    on_progress: ProgressCallback | None = None) -> Activations:
+    def activations(
+        self, audio: Iterable[np.ndarray], *, expected_samples: int, on_progress: ProgressCallback | None = None
+    ) -> Activations:
         """Run the model over mono chunks at SAMPLE_RATE_HZ and return every frame inside the audio.
 
         `expected_samples` sizes buffers and progress; the audio's true length wins.
         """
-        sinks = {
-            "note": _GrowingRows(frame_count(expected_samples) + KEPT_FRAMES_PER_WINDOW, N_PITCHES),
-            "onset": RowSpill(N_PITCHES),
-            "contour": RowSpill(N_CONTOUR_BINS),
-        }
+        note = _GrowingRows(frame_count(expected_samples) + KEPT_FRAMES_PER_WINDOW, N_PITCHES)
+        onset, contour = RowSpill(N_PITCHES), RowSpill(N_CONTOUR_BINS)
+        sinks: dict[str, _GrowingRows | RowSpill] = {"note": note, "onset": onset, "contour": contour}
         expected_windows = max(window_count(expected_samples), 1)
         batch = np.zeros((self.batch_windows, WINDOW_SAMPLES), dtype=np.float32)
         done = 0
@@ -125,13 +132,13 @@ class Model:
                 if on_progress:
                     on_progress(Stage.INFER, min(done / expected_windows, 1.0))
         except BaseException:
-            sinks["onset"].close()
-            sinks["contour"].close()
+            onset.close()
+            contour.close()
             raise
         n_frames = frame_count(counter.n_samples)
-        sinks["onset"].truncate(n_frames)
-        sinks["contour"].truncate(n_frames)
-        return Activations(note=sinks["note"].rows(n_frames), onset=sinks["onset"], contour=sinks["contour"])
+        onset.truncate(n_frames)
+        contour.truncate(n_frames)
+        return Activations(note=note.rows(n_frames), onset=onset, contour=contour)
 
 
 @functools.cache
@@ -142,8 +149,10 @@ def _session(path: Path, threads: int) -> onnxruntime.InferenceSession:
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:
-        raise WeightsError(Code.MODEL_CORRUPT, f"onnxruntime cannot load {path}: {error}. Reinstall it with "
-                                               f"`midibridge model install --force`.") from error
+        raise WeightsError(
+            Code.MODEL_CORRUPT,
+            f"onnxruntime cannot load {path}: {error}. Reinstall it with `midibridge model install --force`.",
+        ) from error
 
 
 class _Counter:
@@ -172,7 +181,7 @@ class _GrowingRows:
             grown = np.empty((max(end, 2 * self._data.shape[0]), self._data.shape[1]), dtype=np.float32)
             grown[: self._n_rows] = self._data[: self._n_rows]
             self._data = grown
-        self._data[self._n_rows:end] = rows
+        self._data[self._n_rows : end] = rows
         self._n_rows = end
 
     def rows(self, n_rows: int) -> np.ndarray:
@@ -195,23 +204,24 @@ def cut_windows(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         buffer = np.concatenate([buffer, chunk])
         while window * HOP_SAMPLES + WINDOW_SAMPLES <= buffer_start + buffer.shape[0]:
             offset = window * HOP_SAMPLES - buffer_start
-            yield buffer[offset:offset + WINDOW_SAMPLES]
+            yield buffer[offset : offset + WINDOW_SAMPLES]
             window += 1
         consumed = window * HOP_SAMPLES - buffer_start
         buffer = buffer[consumed:]
         buffer_start += consumed
     while window * HOP_SAMPLES < n_audio:
         offset = window * HOP_SAMPLES - buffer_start
-        yield buffer[offset:offset + WINDOW_SAMPLES]  # shorter than a window: fill_batches pads it
+        yield buffer[offset : offset + WINDOW_SAMPLES]  # shorter than a window: fill_batches pads it
         window += 1
 
 
 def fill_batches(windows: Iterator[np.ndarray], batch: np.ndarray) -> Iterator[int]:
-    """Copy windows into `batch` (zero-padding short ones); yield how many rows are filled each time it is full, then the rest."""
+    """Copy windows into `batch` (zero-padding short ones); yield how many rows are filled each time it is full, then
+    the rest."""
     filled = 0
     for window in windows:
         batch[filled, : window.shape[0]] = window
-        batch[filled, window.shape[0]:] = 0.0
+        batch[filled, window.shape[0] :] = 0.0
         filled += 1
         if filled == batch.shape[0]:
             yield filled

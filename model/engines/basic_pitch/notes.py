@@ -33,7 +33,8 @@ BLOCK_FRAMES = 256
 
 @dataclass(frozen=True)
 class NoteEvent:
-    """A note in frames. `end_frame` is exclusive; `bends` (contour bins, ⅓ semitone, one per frame) is filled by model.bends."""
+    """A note in frames. `end_frame` is exclusive; `bends` (contour bins, ⅓ semitone, one per frame) is filled by
+    model.bends."""
 
     start_frame: int
     end_frame: int
@@ -56,8 +57,9 @@ def decode_notes(note: np.ndarray, onset, *, options: BasicPitchOptions = BasicP
     threshold = np.float64(options.frame_threshold)
     min_frames = options.min_note_frames
     low = _LowMap(frames, threshold)
-    times, bins = onset_peaks(onset, frames, columns=columns, threshold=options.onset_threshold,
-                              infer_onsets=options.infer_onsets)
+    times, bins = onset_peaks(
+        onset, frames, columns=columns, threshold=options.onset_threshold, infer_onsets=options.infer_onsets
+    )
     spans = _track_onsets(low, times[::-1], bins[::-1], min_frames)
     if options.melodia_trick:
         spans += _melodia(low, frames, threshold, min_frames)
@@ -65,8 +67,10 @@ def decode_notes(note: np.ndarray, onset, *, options: BasicPitchOptions = BasicP
         return []
     starts, ends, found = (np.array(column, dtype=np.intp) for column in zip(*spans))
     amplitudes = _mean_activations(frames, starts, ends, found)
-    return [NoteEvent(s, e, f + pitch_offset, a)
-            for s, e, f, a in zip(starts.tolist(), ends.tolist(), found.tolist(), amplitudes.tolist())]
+    return [
+        NoteEvent(s, e, f + pitch_offset, a)
+        for s, e, f, a in zip(starts.tolist(), ends.tolist(), found.tolist(), amplitudes.tolist())
+    ]
 
 
 def _mean_activations(frames: np.ndarray, starts: np.ndarray, ends: np.ndarray, bins: np.ndarray) -> np.ndarray:
@@ -83,6 +87,7 @@ def _mean_activations(frames: np.ndarray, starts: np.ndarray, ends: np.ndarray, 
 
 def pitch_columns(min_frequency_hz: float | None, max_frequency_hz: float | None) -> slice:
     """The note bins kept between two frequencies, as Basic Pitch rounds them (nearest MIDI pitch)."""
+
     def to_bin(frequency_hz: float) -> int:
         midi = 12.0 * (np.log2(frequency_hz) - np.log2(440.0)) + 69.0
         return int(np.clip(np.round(midi) - LOWEST_PITCH, 0, N_PITCHES))
@@ -92,8 +97,9 @@ def pitch_columns(min_frequency_hz: float | None, max_frequency_hz: float | None
     return slice(low, max(low, high))
 
 
-def onset_peaks(onset, frames: np.ndarray, *, columns: slice, threshold: float,
-                infer_onsets: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def onset_peaks(
+    onset, frames: np.ndarray, *, columns: slice, threshold: float, infer_onsets: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """(frame indices, column indices) of onset peaks ≥ `threshold`, frame-major order.
 
     A peak is strictly above the frames just before and after it. With
@@ -144,9 +150,9 @@ def _rises(frames: np.ndarray, lo: int, hi: int) -> np.ndarray:
     first = max(lo, 2)
     if first < hi:
         now = frames[first:hi].astype(np.float64)
-        since_one = now - frames[first - 1:hi - 1]
-        since_two = now - frames[first - 2:hi - 2]
-        rises[first - lo:] = np.maximum(np.minimum(since_one, since_two), 0.0)
+        since_one = now - frames[first - 1 : hi - 1]
+        since_two = now - frames[first - 2 : hi - 2]
+        rises[first - lo :] = np.maximum(np.minimum(since_one, since_two), 0.0)
     return rises
 
 
@@ -199,7 +205,8 @@ _LOW_RUN = _LOW * ENERGY_TOLERANCE_FRAMES
 
 
 def _track_onsets(low: _LowMap, times, bins, min_frames) -> list[tuple[int, int, int]]:
-    """(start, end, bin) of each onset followed forward until its activation stays low; claims the note's bins and both neighbours."""
+    """(start, end, bin) of each onset followed forward until its activation stays low; claims the note's bins and
+    both neighbours."""
     spans = []
     for start, f in zip(times.tolist(), bins.tolist()):
         if start >= low.n_frames - 1:

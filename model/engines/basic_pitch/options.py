@@ -45,11 +45,16 @@ class BasicPitchOptions(OptionGroup):
 
     def __post_init__(self):
         super().__post_init__()
-        if (self.min_frequency_hz is not None and self.max_frequency_hz is not None
-                and self.min_frequency_hz >= self.max_frequency_hz):
-            raise OptionError(Code.INVALID_OPTION,
-                              f"decode options: min_frequency_hz ({self.min_frequency_hz:g}) must be below "
-                              f"max_frequency_hz ({self.max_frequency_hz:g})")
+        if (
+            self.min_frequency_hz is not None
+            and self.max_frequency_hz is not None
+            and self.min_frequency_hz >= self.max_frequency_hz
+        ):
+            raise OptionError(
+                Code.INVALID_OPTION,
+                f"decode options: min_frequency_hz ({self.min_frequency_hz:g}) must be below "
+                f"max_frequency_hz ({self.max_frequency_hz:g})",
+            )
 
     @property
     def min_note_frames(self) -> int:

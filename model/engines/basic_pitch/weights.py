@@ -39,7 +39,7 @@ def user_weights_path() -> Path:
 
 
 def find_weights(explicit: str | os.PathLike | None = None) -> Path:
-    """Return the path of verified weights: `explicit` (or `$MIDIBRIDGE_MODEL`), the user data dir, an installed `basic_pitch`.
+    """The path of verified weights: `explicit` (or `$MIDIBRIDGE_MODEL`), the user data dir, an installed `basic_pitch`.
 
     Raises `WeightsError` naming what was tried and the command that fixes it.
     """
@@ -54,9 +54,9 @@ def find_weights(explicit: str | os.PathLike | None = None) -> Path:
                 f"{WEIGHTS_FILE_NAME}, or unset it and run `{INSTALL_HINT}`.",
             )
         return verify_weights(path)
-    for path in (user_weights_path(), _installed_package_weights()):
-        if path is not None and path.is_file():
-            return verify_weights(path)
+    for candidate in (user_weights_path(), _installed_package_weights()):
+        if candidate is not None and candidate.is_file():
+            return verify_weights(candidate)
     raise WeightsError(
         Code.MODEL_MISSING,
         f"{WHAT} ({WEIGHTS_FILE_NAME}) is not installed: looked in {user_weights_path()} and for an "
@@ -78,7 +78,9 @@ def install_weights(*, wheel: str | os.PathLike | None = None, force: bool = Fal
     if not force and not wheel and _is_good(target):
         return target
     with tempfile.TemporaryDirectory(prefix="midibridge-model-") as tmp:
-        wheel_path = Path(wheel) if wheel else download_wheel(REQUIREMENT, WHEEL_NAME, Path(tmp), install_hint=INSTALL_HINT)
+        wheel_path = (
+            Path(wheel) if wheel else download_wheel(REQUIREMENT, WHEEL_NAME, Path(tmp), install_hint=INSTALL_HINT)
+        )
         data = read_from_wheel(wheel_path, "basic_pitch/" + WEIGHTS_PATH_IN_PACKAGE, requirement=REQUIREMENT)
     digest = hashlib.sha256(data).hexdigest()
     if digest != WEIGHTS_SHA256:

@@ -9,8 +9,16 @@ from functools import lru_cache
 
 import numpy as np
 
-from .constants import (COINCIDENT_FRAMES, FRAME_RATE_HZ, GROUP_OF_NOTE, GROUPS, LEVEL_FRAMES, NOTE_CHOICE_FRAMES,
-                        OUTPUT_NOTES, VELOCITY_BAND_HZ)
+from .constants import (
+    COINCIDENT_FRAMES,
+    FRAME_RATE_HZ,
+    GROUP_OF_NOTE,
+    GROUPS,
+    LEVEL_FRAMES,
+    NOTE_CHOICE_FRAMES,
+    OUTPUT_NOTES,
+    VELOCITY_BAND_HZ,
+)
 from .features import mel_band_centres_hz
 from .nmf import onset_novelty, pfnmf
 from .options import DrumOptions
@@ -34,9 +42,12 @@ def pick_peaks(activation: np.ndarray, threshold: float, half_width_frames: int)
         return np.zeros(0, np.int64)
     w = max(1, half_width_frames)
     padded = np.concatenate([np.full(w, -np.inf), activation, np.full(w, -np.inf)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1)      # (F, 2w+1)
-    is_peak = ((activation >= threshold) & (activation > windows[:, :w].max(axis=1))
-               & (activation >= windows[:, w + 1:].max(axis=1)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1)  # (F, 2w+1)
+    is_peak = (
+        (activation >= threshold)
+        & (activation > windows[:, :w].max(axis=1))
+        & (activation >= windows[:, w + 1 :].max(axis=1))
+    )
     return np.flatnonzero(is_peak)
 
 
@@ -57,8 +68,9 @@ def _near(frames: np.ndarray, others: np.ndarray) -> np.ndarray:
     return np.abs(frames[:, None] - others[None, :]).min(axis=1) <= COINCIDENT_FRAMES
 
 
-def detect(act: np.ndarray, logmel: np.ndarray, templates: np.ndarray,
-           options: DrumOptions) -> list[tuple[int, int, float]]:
+def detect(
+    act: np.ndarray, logmel: np.ndarray, templates: np.ndarray, options: DrumOptions
+) -> list[tuple[int, int, float]]:
     """act: (F, N) onset probabilities; logmel: (F, B) log10 mel power; templates: (B, G) PFNMF kick templates.
 
     Returns [(frame, gm_note, band level dB)]. Kicks are peaks of the kick template's PFNMF onset novelty that the
@@ -67,8 +79,8 @@ def detect(act: np.ndarray, logmel: np.ndarray, templates: np.ndarray,
     """
     n = len(act)
     groups = group_matrix()
-    power = 10.0 ** logmel.astype(np.float64)                                     # (F, B)
-    group_act = np.minimum(act @ groups, 1.0)                                     # (F, G)
+    power = 10.0 ** logmel.astype(np.float64)  # (F, B)
+    group_act = np.minimum(act @ groups, 1.0)  # (F, G)
     loud = np.log10(power.sum(axis=1)) >= options.silence_floor_dbfs / 10.0
     group_act[~loud] = 0.0
     half_width = max(1, int(round(options.min_interval_ms / 1000 * FRAME_RATE_HZ)))
@@ -76,20 +88,26 @@ def detect(act: np.ndarray, logmel: np.ndarray, templates: np.ndarray,
 
     novelty = onset_novelty(pfnmf(power.T, templates))[KICK]
     kick = pick_peaks(np.where(loud, novelty, 0.0), options.kick_nmf_threshold, half_width)
-    confirmed = np.array([group_act[max(0, p - COINCIDENT_FRAMES):p + COINCIDENT_FRAMES + 1, KICK].max()
-                          for p in kick]).reshape(-1) >= options.kick_network_gate
+    confirmed = (
+        np.array(
+            [group_act[max(0, p - COINCIDENT_FRAMES) : p + COINCIDENT_FRAMES + 1, KICK].max() for p in kick]
+        ).reshape(-1)
+        >= options.kick_network_gate
+    )
     peaks["kick"] = kick[confirmed]
 
     snare = pick_peaks(group_act[:, SNARE], options.snare_threshold, half_width)
-    peaks["snare"] = snare[~_near(snare, peaks["kick"])
-                           | (group_act[snare, SNARE] >= options.snare_with_kick_threshold)]
+    peaks["snare"] = snare[
+        ~_near(snare, peaks["kick"]) | (group_act[snare, SNARE] >= options.snare_with_kick_threshold)
+    ]
 
     metal = np.minimum(group_act[:, HIHAT] + group_act[:, CYMBALS], 1.0)
     metal_peaks = pick_peaks(metal, options.hihat_threshold, half_width)
-    metal_peaks = metal_peaks[~_near(metal_peaks, peaks["snare"])
-                              | (metal[metal_peaks] >= options.hihat_with_snare_threshold)]
-    hihat_score = np.array([group_act[p:p + NOTE_CHOICE_FRAMES, HIHAT].max() for p in metal_peaks]).reshape(-1)
-    cymbal_score = np.array([group_act[p:p + NOTE_CHOICE_FRAMES, CYMBALS].max() for p in metal_peaks]).reshape(-1)
+    metal_peaks = metal_peaks[
+        ~_near(metal_peaks, peaks["snare"]) | (metal[metal_peaks] >= options.hihat_with_snare_threshold)
+    ]
+    hihat_score = np.array([group_act[p : p + NOTE_CHOICE_FRAMES, HIHAT].max() for p in metal_peaks]).reshape(-1)
+    cymbal_score = np.array([group_act[p : p + NOTE_CHOICE_FRAMES, CYMBALS].max() for p in metal_peaks]).reshape(-1)
     cymbal_first = cymbal_score > options.cymbal_over_hihat_ratio * hihat_score
     peaks["hihat"] = metal_peaks[~cymbal_first | (hihat_score >= options.hihat_with_cymbal_threshold)]
     peaks["cymbals"] = metal_peaks[cymbal_first | (cymbal_score >= options.cymbals_threshold)]
@@ -100,6 +118,8 @@ def detect(act: np.ndarray, logmel: np.ndarray, templates: np.ndarray,
         g = GROUPS.index(group)
         members = np.flatnonzero(groups[:, g])
         for p in frames:
-            strongest = int(np.argmax(act[p:p + NOTE_CHOICE_FRAMES][:, members].sum(axis=0)))
-            hits.append((int(p), OUTPUT_NOTES[members[strongest]], float(levels[p:min(n, p + LEVEL_FRAMES), g].max())))
+            strongest = int(np.argmax(act[p : p + NOTE_CHOICE_FRAMES][:, members].sum(axis=0)))
+            hits.append(
+                (int(p), OUTPUT_NOTES[members[strongest]], float(levels[p : min(n, p + LEVEL_FRAMES), g].max()))
+            )
     return hits

@@ -31,8 +31,14 @@ class Drums:
     def __init__(self, *, weights_path: str | os.PathLike | None = None, threads: int = 0):
         self._model = load_model(find_weights(weights_path))
 
-    def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: DrumOptions,
-              on_progress: ProgressCallback | None = None) -> tuple[Note, ...]:
+    def notes(
+        self,
+        samples: Iterable[np.ndarray],
+        *,
+        n_samples: int,
+        options: DrumOptions,
+        on_progress: ProgressCallback | None = None,
+    ) -> tuple[Note, ...]:
         """One note per hit (the GM drum note as pitch, velocity from its level), from mono float32 chunks at
         SAMPLE_RATE_HZ (about `n_samples` of them); seconds from the first sample. Blocks of ~48 s are analysed
         one at a time, so memory stays bounded for inputs of any length."""
@@ -43,8 +49,14 @@ class Drums:
             on_progress(Stage.NOTES, 0.0)
         return tuple(sorted(notes, key=lambda note: (note.start_s, note.pitch)))
 
-    def _hits(self, samples: Iterable[np.ndarray], *, n_samples: int, options: DrumOptions,
-              on_progress: ProgressCallback | None) -> list[Note]:
+    def _hits(
+        self,
+        samples: Iterable[np.ndarray],
+        *,
+        n_samples: int,
+        options: DrumOptions,
+        on_progress: ProgressCallback | None,
+    ) -> list[Note]:
         total_frames = max(1, n_samples // HOP_SIZE)
         notes = []
         for core, first, logmel in frame_blocks(log_mel_stream(samples)):

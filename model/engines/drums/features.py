@@ -8,19 +8,29 @@ C = CONTEXT_FRAMES.
 from __future__ import annotations
 
 import itertools
-
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
 import numpy as np
 
-from .constants import (BLOCK_FRAMES, BLOCK_MARGIN_FRAMES, CONTEXT_BEFORE, CONTEXT_FRAMES, FFT_SIZE, HOP_SIZE,
-                        LOG_FLOOR, MEL_HIGH_HZ, MEL_LOW_HZ, N_MEL_BANDS, SAMPLE_RATE_HZ)
+from .constants import (
+    BLOCK_FRAMES,
+    BLOCK_MARGIN_FRAMES,
+    CONTEXT_BEFORE,
+    CONTEXT_FRAMES,
+    FFT_SIZE,
+    HOP_SIZE,
+    LOG_FLOOR,
+    MEL_HIGH_HZ,
+    MEL_LOW_HZ,
+    N_MEL_BANDS,
+    SAMPLE_RATE_HZ,
+)
 
 N_BINS = FFT_SIZE // 2 + 1
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
 
 
@@ -36,7 +46,7 @@ def mel_filterbank() -> np.ndarray:
     lo, mid, hi = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]
     rising = (bins_hz[None, :] - lo) / np.maximum(mid - lo, 1e-9)
     falling = (hi - bins_hz[None, :]) / np.maximum(hi - mid, 1e-9)
-    tri = np.maximum(0.0, np.minimum(rising, falling))              # (B, K)
+    tri = np.maximum(0.0, np.minimum(rising, falling))  # (B, K)
     # Narrow low bands may fall between bins: give each at least its nearest bin.
     empty = tri.sum(axis=1) == 0
     tri[empty, np.searchsorted(bins_hz, mid[empty, 0]).clip(0, N_BINS - 1)] = 1.0
@@ -65,8 +75,8 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
         return np.zeros((0, N_MEL_BANDS), np.float32)
     half = FFT_SIZE // 2
     padded = np.zeros((n_frames - 1) * HOP_SIZE + FFT_SIZE, np.float32)
-    kept = samples[:len(padded) - half]
-    padded[half:half + len(kept)] = kept
+    kept = samples[: len(padded) - half]
+    padded[half : half + len(kept)] = kept
     return log_mel_of_frames(padded, n_frames)
 
 
@@ -84,8 +94,8 @@ def log_mel_of_frames(signal: np.ndarray, n_frames: int) -> np.ndarray:
     if n_frames <= 0:
         return np.zeros((0, N_MEL_BANDS), np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(signal, FFT_SIZE)[::HOP_SIZE][:n_frames]
-    spectrum = np.fft.rfft(frames * _window(), axis=1)           # (F, K)
-    power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32) * (2.0 / FFT_SIZE) ** 2
+    spectrum = np.fft.rfft(frames * _window(), axis=1)  # (F, K)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32) * (2.0 / FFT_SIZE) ** 2
     return np.log10(power @ mel_filterbank() + LOG_FLOOR).astype(np.float32)
 
 
@@ -97,7 +107,7 @@ def context_stack(logmel: np.ndarray) -> np.ndarray:
     """
     n_frames, n_bands = logmel.shape
     padded = np.full((n_frames + CONTEXT_FRAMES - 1, n_bands), np.log10(LOG_FLOOR), np.float32)
-    padded[CONTEXT_BEFORE:CONTEXT_BEFORE + n_frames] = logmel
+    padded[CONTEXT_BEFORE : CONTEXT_BEFORE + n_frames] = logmel
     windows = np.lib.stride_tricks.sliding_window_view(padded, (CONTEXT_FRAMES, n_bands))[:, 0]
     return windows.reshape(n_frames, CONTEXT_FRAMES * n_bands)
 
@@ -108,7 +118,7 @@ def log_mel_stream(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
     chunks: (s,) float32 at SAMPLE_RATE_HZ. Only about one chunk plus one window is held at a time.
     """
     half = FFT_SIZE // 2
-    buffer = np.zeros(half, np.float32)            # starts with the left zero padding
+    buffer = np.zeros(half, np.float32)  # starts with the left zero padding
     next_frame, buffer_start, total = 0, -half, 0  # buffer[0] is sample index buffer_start
     for chunk in chunks:
         total += len(chunk)
@@ -128,21 +138,21 @@ def _emit(buffer: np.ndarray, buffer_start: int, first_frame: int, count: int) -
     offset = first_frame * HOP_SIZE - FFT_SIZE // 2 - buffer_start
     for i in range(0, count, BLOCK_FRAMES):
         n = min(BLOCK_FRAMES, count - i)
-        yield log_mel_of_frames(buffer[offset + i * HOP_SIZE:offset + (i + n - 1) * HOP_SIZE + FFT_SIZE], n)
+        yield log_mel_of_frames(buffer[offset + i * HOP_SIZE : offset + (i + n - 1) * HOP_SIZE + FFT_SIZE], n)
 
 
 def frame_blocks(logmel_pieces: Iterable[np.ndarray]) -> Iterator[tuple[int, int, np.ndarray]]:
     """(core_start, first_frame, logmel) per block: logmel (n, B) holds frames first_frame.., covering the core
     frames core_start..core_start + BLOCK_FRAMES (fewer at the end) and up to BLOCK_MARGIN_FRAMES either side."""
     pending = np.zeros((0, N_MEL_BANDS), np.float32)
-    first, core = 0, 0                   # pending[0] is frame `first`; the next core block starts at `core`
+    first, core = 0, 0  # pending[0] is frame `first`; the next core block starts at `core`
     for rows in itertools.chain(logmel_pieces, [None]):  # None: the end, where every frame left is a core frame
         if rows is not None:
             pending = np.concatenate([pending, rows])
         needed = core + 1 if rows is None else core + BLOCK_FRAMES + BLOCK_MARGIN_FRAMES
         while first + len(pending) >= needed:
-            yield core, first, pending[:core + BLOCK_FRAMES + BLOCK_MARGIN_FRAMES - first]
+            yield core, first, pending[: core + BLOCK_FRAMES + BLOCK_MARGIN_FRAMES - first]
             core += BLOCK_FRAMES
             keep_from = max(first, core - BLOCK_MARGIN_FRAMES)
-            pending, first = pending[keep_from - first:], keep_from
+            pending, first = pending[keep_from - first :], keep_from
             needed += BLOCK_FRAMES

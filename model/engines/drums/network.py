@@ -6,6 +6,7 @@ the last "netK.Wn" (Hn-1, len(OUTPUT_NOTES))) and the kick's PFNMF templates ("n
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 @dataclass(frozen=True)
 class DrumModel:
     networks: tuple[dict[str, np.ndarray], ...]  # float32 arrays by layer name ("mean", "std", "W0", "b0", …)
-    kick_templates: np.ndarray                    # (B, G) float64, columns sum to 1
+    kick_templates: np.ndarray  # (B, G) float64, columns sum to 1
 
 
 def load_model(path: Path) -> DrumModel:
@@ -27,13 +28,13 @@ def load_model(path: Path) -> DrumModel:
         if not key.startswith("nmf."):
             net, _, layer = key.rpartition(".")
             networks.setdefault(net, {})[layer] = value.astype(np.float32)
-    return DrumModel(tuple(networks[name] for name in sorted(networks)),
-                     stored["nmf.templates"].astype(np.float64))
+    return DrumModel(tuple(networks[name] for name in sorted(networks)), stored["nmf.templates"].astype(np.float64))
 
 
 def activations(stacked: np.ndarray, model: DrumModel) -> np.ndarray:
     """stacked: (F, D) context stacks. Returns (F, len(OUTPUT_NOTES)) onset probabilities (ensemble mean), float32."""
-    return (sum(_forward(stacked, net) for net in model.networks) / len(model.networks)).astype(np.float32)
+    total = functools.reduce(np.add, (_forward(stacked, net) for net in model.networks))
+    return (total / len(model.networks)).astype(np.float32)
 
 
 def _forward(stacked: np.ndarray, net: dict[str, np.ndarray]) -> np.ndarray:

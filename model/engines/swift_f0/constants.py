@@ -48,15 +48,20 @@ LOW_HARMONICITY_MIN_DB = 10.0  # … and periodic: its partials this far above t
 
 # Segmentation, in ms (converted to frames where used).
 PITCH_WINDOW_MS = 144.0  # running median that follows a note's centre: about one vibrato period
+LEVEL_MS = 160.0  # the level a note holds follows its centre this slowly (a mean over the note's first LEVEL_MS)
 VOICING_HYSTERESIS = 0.2  # a voiced stretch goes on down to the voicing threshold minus this
 ONSET_SNAP_MS = 48.0  # voicing starts and pitch boundaries this near an onset move onto it
-VALLEY_MIN_DB = 4.0  # a loudness dip this deep before a pitch boundary moves the boundary back to it
+VALLEY_MIN_DB = 4.0  # a loudness dip this deep before a pitch boundary moves the boundary back to it …
+VALLEY_BACK_MS = 64.0  # … from at most this far
 PARTIAL_RISE_FRACTION = 0.6  # a new note starts where its own partials rose this far (in dB) from their floor …
 PARTIAL_MIN_RISE_DB = 12.0  # … if they rose at least this much,
 PARTIAL_BACKTRACK_MS = 300.0  # … looking back at most this far
-GLIDE_PIECE_MAX_MS = 160.0  # passing pitches of a glide last at most this
+GLIDE_PIECE_MAX_MS = 160.0  # passing pitches of a glide last at most this …
+GLIDE_HOLD_MS, GLIDE_HOLD_SEMITONES = 64.0, 0.35  # … and never hold within this of their pitch this long
 STRAY_SEMITONES = 1.5  # frames this far off their note (not a glide) hold the last good bend
 BEND_RESOLUTION_CENTS = 1.0  # a new bend each time the pitch moves this much
+ATTACK_MS = 128.0  # a note's attack peaks within this of its start (attack_db places the onset on it) …
+ATTACK_MIN_RISE_DB = 6.0  # … if it rises at least this much
 VELOCITY_WINDOW_MS = 112.0  # velocity from the loudest 32 ms within this of a note's start
 VELOCITY_RANGE_DB = 40.0  # dynamics mapped onto velocities 1 … 127; a full-scale sine (−3 dBFS RMS) is 127
 HARMONIC_SEMITONES = (0, 12, 19, 24, 28, 31)  # harmonics 1 … 6 above their fundamental

@@ -29,8 +29,14 @@ class SwiftF0:
     def __init__(self, *, weights_path: str | os.PathLike | None = None, threads: int = 0):
         self._extractor = FrameExtractor(find_weights(weights_path), overlap=threads != 1)
 
-    def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: SwiftF0Options,
-              on_progress: ProgressCallback | None = None) -> tuple[Note, ...]:
+    def notes(
+        self,
+        samples: Iterable[np.ndarray],
+        *,
+        n_samples: int,
+        options: SwiftF0Options,
+        on_progress: ProgressCallback | None = None,
+    ) -> tuple[Note, ...]:
         """The notes of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them), in seconds from the
         first sample."""
         frames = self._extractor.frames(samples, n_samples=n_samples, on_progress=on_progress)

@@ -22,11 +22,33 @@ import onnxruntime
 from ...vocabulary import Stage
 from .. import ProgressCallback
 from .constants import (
-    BAND_LOWEST_HZ, CONTEXT_AFTER_FRAMES, CONTEXT_BEFORE_FRAMES, DB_FLOOR, FFT_BLOCK_FRAMES, FFT_SAMPLES,
-    HOP_SAMPLES, LOW_BLOCK_FRAMES, LOW_FFT_PADDED, LOW_FFT_SAMPLES, LOW_HARMONICITY_MIN_DB, LOW_NOTE_MAX_HZ,
-    LOW_PROBE_MAX_HZ, LOW_PROBE_MIN_DBFS, MODEL_MAX_HZ, MODEL_MIN_HZ, N_BANDS, N_SEMITONES, ONSET_ACTIVE_RANGE_DB,
-    ONSET_LAG_FRAMES, SAMPLE_RATE_HZ, SEMITONE_HIGHEST, SEMITONE_LOWEST, SILENCE_PEAK, SUB_HARMONIC_MIN_DB,
-    SUB_HARMONICS, WINDOW_FRAMES,
+    BAND_LOWEST_HZ,
+    CONTEXT_AFTER_FRAMES,
+    CONTEXT_BEFORE_FRAMES,
+    DB_FLOOR,
+    FFT_BLOCK_FRAMES,
+    FFT_SAMPLES,
+    HOP_SAMPLES,
+    LOW_BLOCK_FRAMES,
+    LOW_FFT_PADDED,
+    LOW_FFT_SAMPLES,
+    LOW_HARMONICITY_MIN_DB,
+    LOW_NOTE_MAX_HZ,
+    LOW_PROBE_MAX_HZ,
+    LOW_PROBE_MIN_DBFS,
+    MODEL_MAX_HZ,
+    MODEL_MIN_HZ,
+    N_BANDS,
+    N_SEMITONES,
+    ONSET_ACTIVE_RANGE_DB,
+    ONSET_LAG_FRAMES,
+    SAMPLE_RATE_HZ,
+    SEMITONE_HIGHEST,
+    SEMITONE_LOWEST,
+    SILENCE_PEAK,
+    SUB_HARMONIC_MIN_DB,
+    SUB_HARMONICS,
+    WINDOW_FRAMES,
 )
 
 
@@ -57,8 +79,7 @@ class FrameExtractor:
         self.session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="swift-f0") if overlap else None
 
-    def frames(self, chunks: Iterable[np.ndarray], *, n_samples: int,
-               on_progress: ProgressCallback | None) -> Frames:
+    def frames(self, chunks: Iterable[np.ndarray], *, n_samples: int, on_progress: ProgressCallback | None) -> Frames:
         """Features of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them); on_progress(Stage.INFER,
         fraction) after each window, where a raise cancels."""
         expected_frames = max(1, n_samples // HOP_SAMPLES)
@@ -81,11 +102,17 @@ class FrameExtractor:
                 audio = np.concatenate(pending) if len(pending) > 1 else pending[0]
                 end_frame = done_frames + WINDOW_FRAMES
                 finish(done_frames)
-                unfinished.append(self._start(audio[:(end_frame + CONTEXT_AFTER_FRAMES - first_frame) * HOP_SAMPLES],
-                                              first_frame, done_frames, end_frame))
+                unfinished.append(
+                    self._start(
+                        audio[: (end_frame + CONTEXT_AFTER_FRAMES - first_frame) * HOP_SAMPLES],
+                        first_frame,
+                        done_frames,
+                        end_frame,
+                    )
+                )
                 done_frames = end_frame
                 keep_from = done_frames - CONTEXT_BEFORE_FRAMES
-                pending = [audio[(keep_from - first_frame) * HOP_SAMPLES:]]
+                pending = [audio[(keep_from - first_frame) * HOP_SAMPLES :]]
                 pending_samples = len(pending[0])
                 first_frame = keep_from
         if done_frames == 0 and pending_samples == 0:
@@ -102,8 +129,11 @@ class FrameExtractor:
         """Start on global frames [lo, hi) of `audio`, whose sample 0 is global frame `first_frame`'s centre: the model
         in the helper thread, the spectral features here. The returned call waits for the model and gives the frames'
         features; meanwhile the caller reads the next window's audio."""
-        feed = {"audio": audio[None, :], "fmin": np.asarray(MODEL_MIN_HZ, np.float32),
-                "fmax": np.asarray(MODEL_MAX_HZ, np.float32)}
+        feed = {
+            "audio": audio[None, :],
+            "fmin": np.asarray(MODEL_MIN_HZ, np.float32),
+            "fmax": np.asarray(MODEL_MAX_HZ, np.float32),
+        }
 
         def run():
             return self.session.run(["pitch", "confidence"], feed)
@@ -111,9 +141,9 @@ class FrameExtractor:
         job = self._pool.submit(run) if self._pool is not None else None
         n_frames = max(1, len(audio) // HOP_SAMPLES)  # the model's own frame count
         keep = slice(lo - first_frame, hi - first_frame)
-        hops = np.zeros(n_frames * HOP_SAMPLES, np.float32)
-        hops[:min(len(audio), len(hops))] = audio[:len(hops)]
-        hops = hops.reshape(n_frames, HOP_SAMPLES)
+        padded = np.zeros(n_frames * HOP_SAMPLES, np.float32)
+        padded[: min(len(audio), len(padded))] = audio[: len(padded)]
+        hops = padded.reshape(n_frames, HOP_SAMPLES)
         loudness = _loudness_db(hops)
         centres = np.arange(n_frames) * HOP_SAMPLES
         bands, semitones = _spectra_db(audio, centres)
@@ -128,8 +158,14 @@ class FrameExtractor:
             confidence = confidence[0].astype(np.float32)
             confidence[silent] = 0.0
             shift = _low_shift(audio, centres, pitch, loudness, keep)
-            return (pitch[keep], confidence[keep], loudness[keep], onset[keep], shift[keep],
-                    semitones[keep].astype(np.float16))
+            return (
+                pitch[keep],
+                confidence[keep],
+                loudness[keep],
+                onset[keep],
+                shift[keep],
+                semitones[keep].astype(np.float16),
+            )
 
         return features
 
@@ -183,13 +219,13 @@ def _spectra_db(audio: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.
     semitones = np.empty((len(centres), N_SEMITONES), dtype=np.float32)
     scale = np.float32(4.0 / (FFT_SAMPLES * FFT_SAMPLES))
     for a in range(0, len(centres), FFT_BLOCK_FRAMES):
-        spectrum = np.fft.rfft(_rows(audio, centres[a:a + FFT_BLOCK_FRAMES], FFT_SAMPLES) * _HANN, axis=1)
-        power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32) * scale
-        bands[a:a + FFT_BLOCK_FRAMES] = 10.0 * np.log10(power @ _BANDS.T + 1e-10)
+        spectrum = np.fft.rfft(_rows(audio, centres[a : a + FFT_BLOCK_FRAMES], FFT_SAMPLES) * _HANN, axis=1)
+        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32) * scale
+        bands[a : a + FFT_BLOCK_FRAMES] = 10.0 * np.log10(power @ _BANDS.T + 1e-10)
         peak = np.empty((len(power), N_SEMITONES), dtype=np.float32)
-        peak[:, _NONEMPTY] = np.maximum.reduceat(power[:, :_EDGES[-1]], _STARTS, axis=1)
+        peak[:, _NONEMPTY] = np.maximum.reduceat(power[:, : _EDGES[-1]], _STARTS, axis=1)
         peak[:, ~_NONEMPTY] = power[:, _NEAREST]
-        semitones[a:a + FFT_BLOCK_FRAMES] = 10.0 * np.log10(peak + 1e-10)
+        semitones[a : a + FFT_BLOCK_FRAMES] = 10.0 * np.log10(peak + 1e-10)
     return np.maximum(bands, DB_FLOOR), np.maximum(semitones, DB_FLOOR)
 
 
@@ -215,8 +251,12 @@ def _low_shift(audio, centres, pitch, loudness, keep: slice) -> np.ndarray:
     if len(probed) == 0:
         return shift
     measured = probed[::2]
-    values = np.concatenate([_sub_harmonic_shift(audio, centres[block], pitch[block])
-                             for block in np.array_split(measured, -(-len(measured) // LOW_BLOCK_FRAMES))])
+    values = np.concatenate(
+        [
+            _sub_harmonic_shift(audio, centres[block], pitch[block])
+            for block in np.array_split(measured, -(-len(measured) // LOW_BLOCK_FRAMES))
+        ]
+    )
     nearest = np.clip(np.searchsorted(measured, probed), 0, len(measured) - 1)
     shift[probed] = values[nearest]
     return shift
@@ -245,8 +285,12 @@ def _sub_harmonic_shift(audio, centres, f0) -> np.ndarray:
         k = np.arange(1, 7)
         own_db = 10 * np.log10(energy(k[k % d != 0] / d).mean(axis=1) / parent)
         harmonicity_db = 10 * np.log10(energy(k / d).mean(axis=1) / power[rows, bins((k + 0.5) / d)].mean(axis=1))
-        found = ((own_db >= SUB_HARMONIC_MIN_DB) & (harmonicity_db >= LOW_HARMONICITY_MIN_DB) & (own_db > best)
-                 & (f0 < d * LOW_NOTE_MAX_HZ))  # the note it implies lies below the model's floor
+        found = (
+            (own_db >= SUB_HARMONIC_MIN_DB)
+            & (harmonicity_db >= LOW_HARMONICITY_MIN_DB)
+            & (own_db > best)
+            & (f0 < d * LOW_NOTE_MAX_HZ)
+        )  # the note it implies lies below the model's floor
         shift[found] = 12.0 * np.log2(d)
         best[found] = own_db[found]
     return shift

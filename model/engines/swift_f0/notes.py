@@ -5,15 +5,18 @@ musician hears them (numpy only). The steps of `decode_notes`, in order:
    the 2nd or 3rd harmonic of a note below SwiftF0's floor, the pitch moves down to it (low_bass);
 2. octave jumps shorter than half the pitch window fold back; gaps under min_gap_ms are bridged;
 3. pitch segments with hysteresis: a running median over PITCH_WINDOW_MS follows the note's centre; a new note
-   starts only when the centre moves split_semitones away, so vibrato and slides stay one note;
-4. boundary timing: a pitch boundary moves back to a loudness valley before it, or to where the new note's own
+   starts only when the centre moves split_semitones away from the level the note holds (which follows slow drift),
+   so vibrato, slides and a singer's drifting intonation stay one note;
+4. boundary timing: a pitch boundary moves back to a loudness valley just before it, or to where the new note's own
    partials rose (a slow swell under the old note's release);
 5. onsets (band-level rises ≥ onset_threshold_db) split a note (repeated notes of one pitch); voicing starts and
    pitch boundaries near an onset move onto it;
-6. the passing pitches of a glide go; pieces under min_note_ms join a neighbour; touching pieces of one pitch with
-   no onset between join; glides "bend" joins the two notes of a slow slide into one bent note;
-7. each note: the nearest MIDI note to its median pitch, velocity from its attack's loudness, bends = the smoothed
-   pitch minus the note's, a point each time it moves a cent; notes never overlap.
+6. the passing pitches of a glide go (a piece that holds its pitch is a note of a fast run, and stays); pieces
+   under min_note_ms join a neighbour; touching pieces of one pitch with no onset between join; glides "bend" joins
+   the two notes of a slow slide into one bent note;
+7. each note: the nearest MIDI note to its median pitch, velocity from its attack's loudness, its start where its
+   attack comes within attack_db of its peak (where a listener hears it begin), bends = the smoothed pitch minus the
+   note's, a point each time it moves a cent; notes never overlap.
 
 A segment is [first frame, end frame (exclusive), MIDI pitch].
 """
@@ -24,12 +27,33 @@ import numpy as np
 
 from ...clip import Bend, Note
 from .constants import (
-    BEND_RESOLUTION_CENTS, FRAME_S, GLIDE_PIECE_MAX_MS, HARMONIC_SEMITONES, LOW_PROBE_MAX_HZ, ONSET_SNAP_MS,
-    PARTIAL_BACKTRACK_MS, PARTIAL_MIN_RISE_DB, PARTIAL_RISE_FRACTION, PITCH_WINDOW_MS, SEMITONE_HIGHEST,
-    SEMITONE_LOWEST, STRAY_SEMITONES, VALLEY_MIN_DB, VELOCITY_RANGE_DB, VELOCITY_WINDOW_MS, VOICING_HYSTERESIS,
+    ATTACK_MIN_RISE_DB,
+    ATTACK_MS,
+    BEND_RESOLUTION_CENTS,
+    FRAME_S,
+    GLIDE_HOLD_MS,
+    GLIDE_HOLD_SEMITONES,
+    GLIDE_PIECE_MAX_MS,
+    HARMONIC_SEMITONES,
+    LEVEL_MS,
+    LOW_PROBE_MAX_HZ,
+    ONSET_SNAP_MS,
+    PARTIAL_BACKTRACK_MS,
+    PARTIAL_MIN_RISE_DB,
+    PARTIAL_RISE_FRACTION,
+    PITCH_WINDOW_MS,
+    SEMITONE_HIGHEST,
+    SEMITONE_LOWEST,
+    STRAY_SEMITONES,
+    VALLEY_BACK_MS,
+    VALLEY_MIN_DB,
+    VELOCITY_RANGE_DB,
+    VELOCITY_WINDOW_MS,
+    VOICING_HYSTERESIS,
 )
 from .features import Frames
 from .options import SwiftF0Options
+from .series import hold, last_min, running_median, true_runs
 
 Segment = list
 
@@ -44,7 +68,7 @@ def decode_notes(frames: Frames, options: SwiftF0Options) -> tuple[Note, ...]:
     pitch, voiced = _pitch_and_voicing(frames, options)
     sounding = _fold_and_bridge(pitch, voiced, window, _frames(options.min_gap_ms))
     segments = _pitch_segments(pitch, voiced, window, options.split_semitones)
-    _to_valleys(segments, loudness, window)
+    _to_valleys(segments, loudness)
     _to_partial_rise(segments, frames.semitone_db, min_length)
     onsets = _onsets(frames.onset_db.astype(np.float64), loudness, options)
     segments, starts = _apply_onsets(segments, onsets, voiced, min_length, window)
@@ -54,48 +78,14 @@ def decode_notes(frames: Frames, options: SwiftF0Options) -> tuple[Note, ...]:
     segments = [s for s in segments if s[1] - s[0] >= min_length]
     for s0, s1 in zip(segments, segments[1:]):  # one note at a time
         s0[1] = min(s0[1], s1[0])
-    smooth = _running_median(pitch, 3)
-    return tuple(_note(a, b, p, pitch, smooth, sounding, loudness, a in glided, options)
-                 for a, b, p in segments if b > a)
+    smooth = running_median(pitch, 3)
+    return tuple(
+        _note(a, b, p, pitch, smooth, sounding, loudness, a in glided, options) for a, b, p in segments if b > a
+    )
 
 
 def _frames(ms: float) -> int:
     return int(round(ms / 1000 / FRAME_S))
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of True in mask (n,)."""
-    d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    return list(zip(np.nonzero(d == 1)[0].tolist(), np.nonzero(d == -1)[0].tolist()))
-
-
-def _running_median(x: np.ndarray, width: int) -> np.ndarray:
-    """(n,) centred running median of x (n,); near the ends the window stays whole inside x, so a vibrato's first
-    swing does not read as the note's centre."""
-    n, h = len(x), width // 2
-    if n == 0 or h == 0:
-        return x.copy()
-    if n <= 2 * h + 1:
-        return np.full(n, np.median(x))
-    inner = np.median(np.lib.stride_tricks.sliding_window_view(x, 2 * h + 1), axis=1)
-    return np.concatenate([np.full(h, inner[0]), inner, np.full(h, inner[-1])])
-
-
-def _hold(values: np.ndarray, good: np.ndarray, *, side: str = "nearest") -> np.ndarray:
-    """(n,): values where `good` (n,), elsewhere the next good one ("nearest") or the last ("last")."""
-    idx = np.nonzero(good)[0]
-    if len(idx) == 0 or len(idx) == len(values):
-        return values
-    pos = np.arange(len(values))
-    if side == "last":
-        return values[idx[np.clip(np.searchsorted(idx, pos, side="right") - 1, 0, None)]]
-    return values[idx[np.clip(np.searchsorted(idx, pos), 0, len(idx) - 1)]]
-
-
-def _last_min(x: np.ndarray, lo: int, hi: int) -> int:
-    """Index of the last minimum of x[lo:hi] (after silence, the frame just before the sound)."""
-    part = x[lo:hi]
-    return lo + len(part) - 1 - int(np.argmin(part[::-1]))
 
 
 def _pitch_and_voicing(frames: Frames, options: SwiftF0Options) -> tuple[np.ndarray, np.ndarray]:
@@ -107,10 +97,10 @@ def _pitch_and_voicing(frames: Frames, options: SwiftF0Options) -> tuple[np.ndar
     low = np.zeros(len(f0), bool)
     if options.low_bass:
         shift = frames.low_shift_semitones.astype(np.float64)
-        low = (f0 < LOW_PROBE_MAX_HZ) & (_running_median((shift > 0).astype(float), 5) > 0.5)
-        pitch -= np.where(low, _running_median(shift, 5), 0.0)
+        low = (f0 < LOW_PROBE_MAX_HZ) & (running_median((shift > 0).astype(float), 5) > 0.5)
+        pitch -= np.where(low, running_median(shift, 5), 0.0)
         voiced |= low  # SwiftF0 is unsure below its range; the harmonic evidence decides there
-    for a, b in _runs(low | (confidence >= options.voicing_threshold - VOICING_HYSTERESIS)):
+    for a, b in true_runs(low | (confidence >= options.voicing_threshold - VOICING_HYSTERESIS)):
         if voiced[a:b].any():
             voiced[a:b] = True
     voiced &= frames.loudness_db >= options.silence_threshold_dbfs
@@ -120,9 +110,9 @@ def _pitch_and_voicing(frames: Frames, options: SwiftF0Options) -> tuple[np.ndar
 def _fold_and_bridge(pitch: np.ndarray, voiced: np.ndarray, window: int, gap: int) -> np.ndarray:
     """In place: fold short octave jumps, bridge gaps of at most `gap` frames (pitch interpolated). Returns the
     voiced flags from before bridging."""
-    runs = _runs(voiced)
+    runs = true_runs(voiced)
     for a, b in runs:
-        off = pitch[a:b] - _running_median(pitch[a:b], window)
+        off = pitch[a:b] - running_median(pitch[a:b], window)
         octaves = np.rint(off / 12.0)
         pitch[a:b] -= 12.0 * octaves * ((octaves != 0) & (np.abs(off - 12.0 * octaves) < 1.0))
     sounding = voiced.copy()
@@ -134,34 +124,42 @@ def _fold_and_bridge(pitch: np.ndarray, voiced: np.ndarray, window: int, gap: in
 
 
 def _pitch_segments(pitch: np.ndarray, voiced: np.ndarray, window: int, split_semitones: float) -> list[Segment]:
+    """Notes of one pitch each: a new one starts when the running centre moves split_semitones from the level the note
+    holds (its centre's mean, following over LEVEL_MS, so that a singer's slow drift or a note held between two keys
+    does not split it)."""
     segments: list[Segment] = []
-    for a, b in _runs(voiced):
-        centre = _running_median(pitch[a:b], window)
-        note = int(np.rint(np.median(centre[:window])))
-        start = a
+    follow = max(1, _frames(LEVEL_MS))
+    for a, b in true_runs(voiced):
+        centre = running_median(pitch[a:b], window)
+        level = float(np.median(centre[:window]))
+        start, held = a, 0
         for i in range(a, b):
-            if abs(centre[i - a] - note) > split_semitones:
+            if abs(centre[i - a] - level) > split_semitones:
                 j = i
-                while j > max(start, i - window) and abs(pitch[j - 1] - note) > 0.5:
+                while j > max(start, i - window) and abs(pitch[j - 1] - level) > 0.5:
                     j -= 1  # back to where the raw pitch left the old note
                 if j > start:
-                    segments.append([start, j, note])
+                    segments.append([start, j, int(np.rint(level))])
                     start = j
-                note = int(np.rint(centre[i - a]))
-        segments.append([start, b, note])
+                level, held = float(centre[i - a]), 0
+            else:
+                held += 1
+                level += (centre[i - a] - level) / min(held, follow)
+        segments.append([start, b, int(np.rint(level))])
     return segments
 
 
-def _to_valleys(segments: list[Segment], loudness: np.ndarray, window: int) -> None:
-    """Move a pitch boundary back to a loudness dip before it: the old note's release meeting the new attack."""
+def _to_valleys(segments: list[Segment], loudness: np.ndarray) -> None:
+    """Move a pitch boundary back to a loudness dip just before it (no further than VALLEY_BACK_MS, or it reaches the
+    dip before an earlier note of a fast run): the old note's release meeting the new attack."""
     for s0, s1 in zip(segments, segments[1:]):
         if s0[1] != s1[0]:
             continue
         j = s1[0]
-        lo = max(s0[0] + 1, j - window)
+        lo = max(s0[0] + 1, j - _frames(VALLEY_BACK_MS))
         if j - lo >= 2:
-            k = _last_min(loudness, lo, j + 1)
-            if k < j and loudness[lo:j + 1].max() - loudness[k] >= VALLEY_MIN_DB:
+            k = last_min(loudness, lo, j + 1)
+            if k < j and loudness[lo : j + 1].max() - loudness[k] >= VALLEY_MIN_DB:
                 s0[1] = s1[0] = k
 
 
@@ -173,14 +171,17 @@ def _to_partial_rise(segments: list[Segment], semitone_db: np.ndarray, min_lengt
         p, q = s0[2], s1[2]
         if s0[1] != s1[0] or p == q:
             continue
-        own = [q + h - SEMITONE_LOWEST for h in HARMONIC_SEMITONES
-               if all(abs(q + h - p - g) >= 1 for g in HARMONIC_SEMITONES) and SEMITONE_LOWEST <= q + h <= SEMITONE_HIGHEST]
+        own = [
+            q + h - SEMITONE_LOWEST
+            for h in HARMONIC_SEMITONES
+            if all(abs(q + h - p - g) >= 1 for g in HARMONIC_SEMITONES) and SEMITONE_LOWEST <= q + h <= SEMITONE_HIGHEST
+        ]
         j = s1[0]
         lo = max(s0[0] + min_length, j - back)
         if not own or lo >= j:
             continue
-        level_db = semitone_db[lo:min(n, j + 5)][:, own].astype(np.float32).mean(axis=1)
-        top, floor = level_db[j - lo:].max(), level_db[:j - lo + 1].min()
+        level_db = semitone_db[lo : min(n, j + 5)][:, own].astype(np.float32).mean(axis=1)
+        top, floor = level_db[j - lo :].max(), level_db[: j - lo + 1].min()
         if top - floor < PARTIAL_MIN_RISE_DB:
             continue
         threshold = floor + PARTIAL_RISE_FRACTION * (top - floor)
@@ -197,14 +198,15 @@ def _onsets(onset_db: np.ndarray, loudness: np.ndarray, options: SwiftF0Options)
     padded = np.pad(onset_db, 2, constant_values=-np.inf)
     around = np.max(np.stack([padded[0:-4], padded[1:-3], padded[3:-1], padded[4:]]), axis=0)
     peaks = np.nonzero((onset_db >= options.onset_threshold_db) & (onset_db >= around))[0]
-    valleys = np.array([_last_min(loudness, max(0, k - 4), k + 1) for k in peaks], dtype=int)
+    valleys = np.array([last_min(loudness, max(0, k - 4), k + 1) for k in peaks], dtype=int)
     valleys += (loudness[valleys] < options.silence_threshold_dbfs) & (valleys < peaks)
     return np.unique(valleys)
 
 
-def _apply_onsets(segments: list[Segment], onsets: np.ndarray, voiced: np.ndarray, min_length: int,
-                  settle: int) -> tuple[list[Segment], set[int]]:
-    """Segments split at re-articulations, starts moved onto near onsets; and the frames where an onset starts a note."""
+def _apply_onsets(
+    segments: list[Segment], onsets: np.ndarray, voiced: np.ndarray, min_length: int, settle: int
+) -> tuple[list[Segment], set[int]]:
+    """Segments split at re-articulations, starts moved onto near onsets; and the frames where onsets start notes."""
     starts: set[int] = set()
     if len(onsets) == 0:
         return segments, starts
@@ -240,17 +242,24 @@ def _apply_onsets(segments: list[Segment], onsets: np.ndarray, voiced: np.ndarra
 
 def _drop_glide_pieces(segments: list[Segment], pitch: np.ndarray, starts: set[int]) -> None:
     """A short piece between touching neighbours, pitched between them, whose pitch drifts half a semitone or more
-    towards the next, is a glide passing by: it goes, and the neighbours meet where the pitch crosses their midpoint."""
-    longest = _frames(GLIDE_PIECE_MAX_MS)
+    towards the next and never holds its own pitch for GLIDE_HOLD_MS (a note of a fast run does), is a glide passing
+    by: it goes, and the neighbours meet where the pitch crosses their midpoint."""
+    longest, hold = _frames(GLIDE_PIECE_MAX_MS), _frames(GLIDE_HOLD_MS)
     i = 1
     while i < len(segments) - 1:
         s0, s, s1 = segments[i - 1], segments[i], segments[i + 1]
         up = np.sign(s1[2] - s0[2])
-        if (s0[1] == s[0] and s[1] == s1[0] and s[0] not in starts and s[1] - s[0] <= longest
-                and min(s0[2], s1[2]) < s[2] < max(s0[2], s1[2])):
-            span = pitch[s[0]:s[1]]
+        if (
+            s0[1] == s[0]
+            and s[1] == s1[0]
+            and s[0] not in starts
+            and s[1] - s[0] <= longest
+            and min(s0[2], s1[2]) < s[2] < max(s0[2], s1[2])
+        ):
+            span = pitch[s[0] : s[1]]
             q = max(1, len(span) // 4)
-            if (np.median(span[-q:]) - np.median(span[:q])) * up >= 0.5:
+            held = max((b - a for a, b in true_runs(np.abs(span - s[2]) <= GLIDE_HOLD_SEMITONES)), default=0)
+            if held < hold and (np.median(span[-q:]) - np.median(span[:q])) * up >= 0.5:
                 cross = np.nonzero((span - 0.5 * (s0[2] + s1[2])) * up >= 0)[0]
                 k = s[0] + (int(cross[0]) if len(cross) else len(span) // 2)
                 s0[1] = s1[0] = min(max(k, s0[0] + 1), s1[1] - 1)
@@ -303,27 +312,61 @@ def _merge_glides(segments: list[Segment], pitch: np.ndarray, starts: set[int], 
     return glided
 
 
-def _note(a: int, b: int, pitch: int, frame_pitch: np.ndarray, smooth: np.ndarray, sounding: np.ndarray,
-          loudness: np.ndarray, glided: bool, options: SwiftF0Options) -> Note:
-    start_s, end_s = a * FRAME_S, b * FRAME_S
+def _note(
+    a: int,
+    b: int,
+    pitch: int,
+    frame_pitch: np.ndarray,
+    smooth: np.ndarray,
+    sounding: np.ndarray,
+    loudness: np.ndarray,
+    glided: bool,
+    options: SwiftF0Options,
+) -> Note:
     heard = sounding[a:b]
     if not glided:  # a glide is the note it starts on, bent
         pitch = int(np.rint(np.median(frame_pitch[a:b][heard] if heard.any() else frame_pitch[a:b])))
     pitch = int(np.clip(pitch, 0, 127))
-    attack_db = float(np.max(loudness[a:min(b, a + _frames(VELOCITY_WINDOW_MS))]))
-    velocity = int(np.clip(round(127 * 10 ** ((attack_db + 3.0) / VELOCITY_RANGE_DB)), 1, 127))
-    return Note(pitch, start_s, end_s, velocity, _bends(a, pitch, smooth[a:b], heard, glided, options))
+    peak_db = float(np.max(loudness[a : min(b, a + _frames(VELOCITY_WINDOW_MS))]))
+    velocity = int(np.clip(round(127 * 10 ** ((peak_db + 3.0) / VELOCITY_RANGE_DB)), 1, 127))
+    start = _heard_start(loudness, a, b, options.attack_db)
+    first = int(np.ceil(start))  # bends from the note's start on
+    return Note(
+        pitch,
+        start * FRAME_S,
+        b * FRAME_S,
+        velocity,
+        _bends(first, pitch, smooth[first:b], heard[first - a :], glided, options),
+    )
 
 
-def _bends(a: int, pitch: int, smooth: np.ndarray, heard: np.ndarray, glided: bool,
-           options: SwiftF0Options) -> tuple[Bend, ...]:
+def _heard_start(loudness: np.ndarray, a: int, b: int, attack_db: float) -> float:
+    """The (fractional) frame where a note beginning at frame a is heard to start: where its loudness first comes within
+    attack_db of its attack's peak (the loudest of its first ATTACK_MS, or of its first half if shorter), as listeners
+    and annotators place a soft or consonant-led onset, interpolated between frames. Frame a itself when attack_db is 0
+    or the note rises less than ATTACK_MIN_RISE_DB (a legato change, or a tremolo's swell, has no attack to place)."""
+    if attack_db <= 0 or b - a < 2:
+        return float(a)
+    rise = loudness[a : min(a + (b - a) // 2, a + _frames(ATTACK_MS)) + 1]
+    if rise.max() - rise[0] < ATTACK_MIN_RISE_DB:
+        return float(a)
+    threshold = rise.max() - attack_db
+    j = int(np.argmax(rise >= threshold))
+    if j == 0:
+        return float(a)
+    return a + j - 1 + (threshold - rise[j - 1]) / (rise[j] - rise[j - 1])
+
+
+def _bends(
+    a: int, pitch: int, smooth: np.ndarray, heard: np.ndarray, glided: bool, options: SwiftF0Options
+) -> tuple[Bend, ...]:
     """A Bend each time the note's smoothed pitch (n,) moves BEND_RESOLUTION_CENTS; none for a note that never
     strays that far. The MIDI writer returns the wheel to 0 at the note's end."""
     if options.pitch_bends == "off":
         return ()
-    off = _hold(smooth - pitch, heard)  # silent frames hold the nearest heard value
+    off = hold(smooth - pitch, heard)  # silent frames hold the nearest heard value
     if not glided:
-        off = _hold(off, np.abs(off) <= STRAY_SEMITONES, side="last")  # stray frames hold the last good one
+        off = hold(off, np.abs(off) <= STRAY_SEMITONES, side="last")  # stray frames hold the last good one
     off = np.clip(off, -options.bend_range_semitones, options.bend_range_semitones)
     step = BEND_RESOLUTION_CENTS / 100.0
     bends, last = [], 0.0

@@ -15,6 +15,7 @@ DECODE_SPECS = {
     "min_gap_ms": Spec(float, 0.0, 2_000.0),
     "split_semitones": Spec(float, 0.5, 12.0),
     "onset_threshold_db": Spec(float, 0.5, 60.0),
+    "attack_db": Spec(float, 0.0, 60.0),
     "glides": Spec(str, choices=("split", "bend")),
     "glide_min_ms": Spec(float, 0.0, 2_000.0),
     "bend_range_semitones": Spec(float, 0.0, 48.0, open_low=True),
@@ -33,10 +34,14 @@ class SwiftF0Options(OptionGroup):
     min_note_ms: shorter pieces join a neighbour or go. min_gap_ms: shorter
     silences inside a line are bridged.
     split_semitones: a new note starts only when the pitch's running centre
-    (a median over about one vibrato period) moves this far from the note, so
-    vibrato and slides stay one note carried by bends.
+    (a median over about one vibrato period) moves this far from the level
+    the note holds, so vibrato, slides and slow drift stay one note carried
+    by bends.
     onset_threshold_db: a band-level rise this large is a (re-)articulation: it
     starts a note, also on the same pitch.
+    attack_db: a note starts where its loudness comes within this of its
+    attack's peak, where a listener hears a soft or consonant-led onset begin
+    (0: where the rise begins, as a synthesiser's note-on).
     glides: "split" (a slide between notes gives two notes) or "bend" (one note
     bent to the next pitch, when the slide takes at least glide_min_ms, has no
     onset and stays within bend_range_semitones).
@@ -51,6 +56,7 @@ class SwiftF0Options(OptionGroup):
     min_gap_ms: float = 40.0
     split_semitones: float = 0.75
     onset_threshold_db: float = 4.0
+    attack_db: float = 0.0
     glides: str = "split"
     glide_min_ms: float = 64.0
     bend_range_semitones: float = 2.0

@@ -69,11 +69,13 @@ class _Unpickler(pickle.Unpickler):
         return np.frombuffer(raw, dtype=storage_type.dtype, count=n_elements)
 
 
-def _rebuild_tensor(storage: np.ndarray, offset: int, shape: tuple, stride: tuple, _requires_grad=False,
-                    _hooks=None, _metadata=None) -> np.ndarray:
+def _rebuild_tensor(
+    storage: np.ndarray, offset: int, shape: tuple, stride: tuple, _requires_grad=False, _hooks=None, _metadata=None
+) -> np.ndarray:
     """torch._utils._rebuild_tensor_v2: a view of `storage` by offset, shape and stride (in elements), copied."""
     if offset < 0 or (shape and offset + sum((n - 1) * s for n, s in zip(shape, stride)) >= storage.shape[0]):
         raise ValueError(f"a tensor of shape {shape} reaches past its storage")
-    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=shape,
-                                           strides=[s * storage.itemsize for s in stride])
+    view = np.lib.stride_tricks.as_strided(
+        storage[offset:], shape=shape, strides=[s * storage.itemsize for s in stride]
+    )
     return view.copy()

@@ -21,8 +21,9 @@ import numpy as np
 BLOCK_FRAMES = 64  # begins whose scores are made at once: (keys, 64, frames) float32, 16 MB for a window
 
 
-def best_intervals(query: np.ndarray, key: np.ndarray, single_score: np.ndarray,
-                   first_frames: Sequence[int]) -> list[list[tuple[int, int]]]:
+def best_intervals(
+    query: np.ndarray, key: np.ndarray, single_score: np.ndarray, first_frames: Sequence[int]
+) -> list[list[tuple[int, int]]]:
     """Each key's intervals (first frame, last frame), in order, from `first_frames[key]` on.
 
     query, key: (keys, frames, CONTEXT_SIZE) float32; the interval from frame b to frame e scores
@@ -39,12 +40,13 @@ def best_intervals(query: np.ndarray, key: np.ndarray, single_score: np.ndarray,
     for block_end in range(n_frames - 1, 0, -BLOCK_FRAMES):
         block_start = max(block_end - BLOCK_FRAMES, 0)
         # scores[:, b - block_start, e - block_start - 1] for begins b in the block and every end e after block_start
-        scores = np.matmul(key[:, block_start:block_end], query[:, block_start + 1:].transpose(0, 2, 1))
-        scores *= (np.arange(block_start + 1, n_frames)[np.newaxis, :]
-                   - np.arange(block_start, block_end)[:, np.newaxis]).astype(np.float32)
+        scores = np.matmul(key[:, block_start:block_end], query[:, block_start + 1 :].transpose(0, 2, 1))
+        scores *= (
+            np.arange(block_start + 1, n_frames)[np.newaxis, :] - np.arange(block_start, block_end)[:, np.newaxis]
+        ).astype(np.float32)
         for begin in range(block_end - 1, block_start - 1, -1):
             skip = best[:, begin + 1]
-            through = best[:, begin + 1:] + scores[:, begin - block_start, begin - block_start:]
+            through = best[:, begin + 1 :] + scores[:, begin - block_start, begin - block_start :]
             choice = through.argmax(axis=1)
             top = through[keys, choice]
             play = top > skip

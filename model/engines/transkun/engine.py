@@ -21,9 +21,25 @@ from ...errors import WeightsError
 from ...vocabulary import Code, Stage
 from .. import ProgressCallback
 from .constants import (
-    AUDIO, CONTEXT, FIRST_FRAME, HOP_SAMPLES, KEY, LEAD_SAMPLES, N_KEYS, OFFSET_CONTEXT, ONSET_CONTEXT, QUERY,
-    REFINEMENT_LOGITS, SAMPLE_RATE_HZ, SINGLE_SCORE, VELOCITY_LOGITS, WINDOW_HOP_FRAMES, WINDOW_HOP_S,
-    WINDOW_HOP_SAMPLES, WINDOW_S, WINDOW_SAMPLES,
+    AUDIO,
+    CONTEXT,
+    FIRST_FRAME,
+    HOP_SAMPLES,
+    KEY,
+    LEAD_SAMPLES,
+    N_KEYS,
+    OFFSET_CONTEXT,
+    ONSET_CONTEXT,
+    QUERY,
+    REFINEMENT_LOGITS,
+    SAMPLE_RATE_HZ,
+    SINGLE_SCORE,
+    VELOCITY_LOGITS,
+    WINDOW_HOP_FRAMES,
+    WINDOW_HOP_S,
+    WINDOW_HOP_SAMPLES,
+    WINDOW_S,
+    WINDOW_SAMPLES,
 )
 from .decode import best_intervals
 from .notes import Event, NoteMerger, window_events
@@ -44,8 +60,14 @@ class Transkun:
         self._network = _session(network, threads)
         self._heads = _session(heads_path(network), threads)
 
-    def notes(self, samples: Iterable[np.ndarray], *, n_samples: int, options: TranskunOptions,
-              on_progress: ProgressCallback | None = None) -> tuple[Note, ...]:
+    def notes(
+        self,
+        samples: Iterable[np.ndarray],
+        *,
+        n_samples: int,
+        options: TranskunOptions,
+        on_progress: ProgressCallback | None = None,
+    ) -> tuple[Note, ...]:
         """The notes of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them), in seconds from the
         first sample. on_progress(Stage.INFER, fraction) after each window; raising from it cancels."""
         merger = NoteMerger(N_KEYS)
@@ -103,16 +125,16 @@ def cut_windows(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         buffer = np.concatenate([buffer, chunk.astype(np.float32, copy=False)])
         while window * WINDOW_HOP_SAMPLES + WINDOW_SAMPLES <= buffer_start + buffer.shape[0]:
             offset = window * WINDOW_HOP_SAMPLES - buffer_start
-            yield buffer[offset:offset + WINDOW_SAMPLES]
+            yield buffer[offset : offset + WINDOW_SAMPLES]
             window += 1
         consumed = window * WINDOW_HOP_SAMPLES - buffer_start
         buffer = buffer[consumed:]
         buffer_start += consumed
-    for rest_window in range(window, window_count(n_audio)):  # the rest end in zeros
-        offset = rest_window * WINDOW_HOP_SAMPLES - buffer_start
+    for tail_window in range(window, window_count(n_audio)):  # the last ones end in zeros
+        offset = tail_window * WINDOW_HOP_SAMPLES - buffer_start
         last = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
-        rest = buffer[offset:offset + WINDOW_SAMPLES]
-        last[:rest.shape[0]] = rest
+        rest = buffer[offset : offset + WINDOW_SAMPLES]
+        last[: rest.shape[0]] = rest
         yield last
 
 

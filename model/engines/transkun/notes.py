@@ -45,8 +45,9 @@ def _refined_shifts(logits: np.ndarray) -> np.ndarray:
     return np.clip((np.where(stable, means, series) - 0.5) / 0.99, -0.5, 0.5)
 
 
-def window_events(intervals: list[list[tuple[int, int]]], velocity_logits: np.ndarray,
-                  refinement_logits: np.ndarray) -> tuple[list[list[Event]], list[int]]:
+def window_events(
+    intervals: list[list[tuple[int, int]]], velocity_logits: np.ndarray, refinement_logits: np.ndarray
+) -> tuple[list[list[Event]], list[int]]:
     """Each key's events in this window (seconds from its start), and the frame where each key's last note with an
     offset ended (0: none).
 
@@ -65,8 +66,9 @@ def window_events(intervals: list[list[tuple[int, int]]], velocity_logits: np.nd
             last_end_s = end_s
             # presence only tells a note that starts or ends exactly on the window's first or last frame
             has_offset = end < LAST_FRAME or present[row][1]
-            key_events.append(Event(LOWEST_KEY + key, start_s, end_s, velocities[row], begin > 0 or present[row][0],
-                                    has_offset))
+            key_events.append(
+                Event(LOWEST_KEY + key, start_s, end_s, velocities[row], begin > 0 or present[row][0], has_offset)
+            )
             if has_offset:
                 last_end = end
             row += 1
@@ -91,14 +93,15 @@ class NoteMerger:
                     if event.has_onset:  # a note heard whole replaces the one cut off before it
                         notes[-1] = event
                     else:  # the rest of a note cut off at the last window's end
-                        notes[-1] = replace(notes[-1], has_offset=event.has_offset,
-                                            end_s=max(event.end_s, notes[-1].end_s))
+                        notes[-1] = replace(
+                            notes[-1], has_offset=event.has_offset, end_s=max(event.end_s, notes[-1].end_s)
+                        )
                 elif event.has_onset:
                     notes.append(event)
 
     def notes(self) -> tuple[Note, ...]:
         """Every note, in order of start, end and pitch; a note still sounding at the end ends there."""
-        events = []
+        events: list[Event] = []
         for notes in self._keys:
             if notes:
                 notes[-1] = replace(notes[-1], has_offset=True)

@@ -46,8 +46,10 @@ def find_weights(explicit: str | os.PathLike | None = None) -> Path:
     """
     path = Path(explicit).expanduser() if explicit else user_weights_path()
     if not explicit and not path.is_file():
-        raise WeightsError(Code.MODEL_MISSING, f"{WHAT} ({WEIGHTS_FILE_NAME}) is not installed: looked in {path}. "
-                                               f"Run `{INSTALL_HINT}` (or `make setup`).")
+        raise WeightsError(
+            Code.MODEL_MISSING,
+            f"{WHAT} ({WEIGHTS_FILE_NAME}) is not installed: looked in {path}. Run `{INSTALL_HINT}` (or `make setup`).",
+        )
     verify_weights(path)
     verified(heads_path(path), sha256=HEADS_SHA256, what="Transkun's heads graph", source=SOURCE, fix=FIX)
     return path
@@ -71,8 +73,13 @@ def install_weights(*, wheel: str | os.PathLike | None = None, force: bool = Fal
     if not force and not wheel and _is_good(target):
         return target
     with tempfile.TemporaryDirectory(prefix="midibridge-model-") as tmp:
-        wheel_path = Path(wheel) if wheel else download_wheel(
-            REQUIREMENT, f"transkun-{TRANSKUN_VERSION}-py3-none-any.whl", Path(tmp), install_hint=INSTALL_HINT)
+        wheel_path = (
+            Path(wheel)
+            if wheel
+            else download_wheel(
+                REQUIREMENT, f"transkun-{TRANSKUN_VERSION}-py3-none-any.whl", Path(tmp), install_hint=INSTALL_HINT
+            )
+        )
         checkpoint = read_from_wheel(wheel_path, CHECKPOINT_IN_WHEEL, requirement=REQUIREMENT)
     digest = hashlib.sha256(checkpoint).hexdigest()
     if digest != CHECKPOINT_SHA256:
@@ -94,8 +101,10 @@ def write_graphs(checkpoint: bytes) -> tuple[bytes, bytes]:
 
     state = read_state_dict(checkpoint, what=f"{REQUIREMENT}'s {CHECKPOINT_IN_WHEEL}")
     graphs = []
-    for name, build, expected in (("network", graph.network_model, WEIGHTS_SHA256),
-                                  ("heads", graph.heads_model, HEADS_SHA256)):
+    for name, build, expected in (
+        ("network", graph.network_model, WEIGHTS_SHA256),
+        ("heads", graph.heads_model, HEADS_SHA256),
+    ):
         data = build(state).SerializeToString()
         digest = hashlib.sha256(data).hexdigest()
         if digest != expected:

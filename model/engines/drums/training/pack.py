@@ -1,7 +1,8 @@
 """Pack trained networks and the kick's PFNMF templates into one model file:
 
-    python pack.py OUT.npz NET.npz [NET.npz ...] --templates-from DATA_DIR
+python pack.py OUT.npz NET.npz [NET.npz ...] --templates-from DATA_DIR
 """
+
 import hashlib
 import sys
 from pathlib import Path
@@ -13,8 +14,12 @@ from midibridge.model.engines.drums.constants import GROUP_OF_NOTE, GROUPS, OUTP
 
 def templates(data_dir: Path) -> np.ndarray:
     """(B, G): per class group, the mean mel power spectrum (each summing to 1) of its isolated hits' onset frames."""
-    z = np.load(data_dir / "data.npz"); power = 10.0 ** z["logmel"].astype(np.float64); y = z["targets"] == 1
-    grp = np.stack([y[:, [i for i, n in enumerate(OUTPUT_NOTES) if GROUP_OF_NOTE[n] == g]].any(axis=1) for g in GROUPS], 1)
+    z = np.load(data_dir / "data.npz")
+    power = 10.0 ** z["logmel"].astype(np.float64)
+    y = z["targets"] == 1
+    grp = np.stack(
+        [y[:, [i for i, n in enumerate(OUTPUT_NOTES) if GROUP_OF_NOTE[n] == g]].any(axis=1) for g in GROUPS], 1
+    )
     busy = np.convolve(grp.sum(axis=1), np.ones(7), mode="same")
     w = []
     for g in range(len(GROUPS)):

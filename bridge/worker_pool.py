@@ -1,4 +1,5 @@
-"""The daemon's worker processes: started, watched by heartbeat and by their jobs' progress, and replaced.
+"""The daemon's side of its workers (bridge.worker is the other): a pool of processes, started, watched by heartbeat
+and by their jobs' progress, and replaced.
 
 Workers run in their own session, so a Ctrl-C meant for the daemon does not
 kill jobs under it: the daemon decides whether they finish or are cancelled.
@@ -32,11 +33,12 @@ HEARTBEAT_SUFFIX = b"/heartbeat"
 @dataclass
 class WorkerHandle:
     identity: bytes
-    process: Any  # a subprocess.Popen, or what stands for one (bridge.cluster_workers.ActorProcess)
+    process: Any  # a subprocess.Popen, or what stands for one (bridge.ray_workers.ActorProcess)
     interactive_only: bool = False  # kept free for interactive jobs, so they never wait behind a batch
     started_s: float = field(default_factory=time.monotonic)
     heard_s: float = field(default_factory=time.monotonic)
     ready: bool = False  # its default engine is loaded: it said READY
+    node: str | None = None  # the machine it runs on, as it said when ready
     progress_s: float = 0.0  # when its job last advanced
     job_id: str | None = None
 
@@ -61,17 +63,29 @@ class Lost:
 class WorkerPool:
     """`count` workers for any job plus `interactive` kept for interactive ones, connected to `endpoint`.
 
-    `launch(identity)` starts one and returns its process (poll, kill, terminate, wait and pid, as Popen has);
-    by default a `python -m midibridge.bridge.worker` process here.
+    `launch(identity)` starts one and returns its process (poll, kill, terminate, wait and pid, as Popen has, and
+    `failure`, what ended it, when it can say more than its status); by default a `python -m
+    midibridge.bridge.worker` process here, loading the `preload` engines before it is ready.
     """
 
-    def __init__(self, *, count: int, interactive: int, endpoint: str, threads: int, model_path: str | None,
-                 progress_timeout_s: float, launch: Callable[[bytes], Any] | None = None):
+    def __init__(
+        self,
+        *,
+        count: int,
+        interactive: int,
+        endpoint: str,
+        threads: int,
+        model_path: str | None,
+        progress_timeout_s: float,
+        preload: tuple[str, ...] = (),
+        launch: Callable[[bytes], Any] | None = None,
+    ):
         self.count = count
         self.interactive = interactive
         self.endpoint = endpoint
         self.threads = threads
         self.model_path = model_path
+        self.preload = preload
         self.progress_timeout_s = progress_timeout_s
         self.launch = launch or self._local_process
         self.workers: dict[bytes, WorkerHandle] = {}
@@ -92,10 +106,21 @@ class WorkerPool:
         return handle
 
     def _local_process(self, identity: bytes) -> subprocess.Popen:
-        command = [sys.executable, "-m", "midibridge.bridge.worker", "--endpoint", self.endpoint,
-                   "--identity", identity.decode(), "--threads", str(self.threads)]
+        command = [
+            sys.executable,
+            "-m",
+            "midibridge.bridge.worker",
+            "--endpoint",
+            self.endpoint,
+            "--identity",
+            identity.decode(),
+            "--threads",
+            str(self.threads),
+        ]
         if self.model_path:
             command += ["--model", self.model_path]
+        for engine in self.preload:
+            command += ["--preload", engine]
         return subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL)
 
     def heard(self, identity: bytes) -> WorkerHandle | None:
@@ -105,8 +130,8 @@ class WorkerPool:
             handle.heard_s = time.monotonic()
         return handle
 
-    def mark_ready(self, handle: WorkerHandle) -> None:
-        handle.ready = True
+    def mark_ready(self, handle: WorkerHandle, *, node: str) -> None:
+        handle.ready, handle.node = True, node
 
     def assign(self, handle: WorkerHandle, job_id: str | None) -> None:
         handle.job_id, handle.progress_s = job_id, time.monotonic()
@@ -128,15 +153,25 @@ class WorkerPool:
         lost = []
         for handle in list(self.workers.values()):
             if handle.process.poll() is not None:
-                lost.append(Lost(handle, Code.WORKER_DIED, f"exited with status {handle.process.returncode}"))
+                lost.append(
+                    Lost(
+                        handle,
+                        Code.WORKER_DIED,
+                        getattr(handle.process, "failure", None) or f"exited with status {handle.process.returncode}",
+                    )
+                )
             elif handle.ready and now - handle.heard_s > HEARTBEAT_LIVENESS * HEARTBEAT_INTERVAL_S:
                 lost.append(Lost(handle, Code.WORKER_HUNG, f"sent no heartbeat for {now - handle.heard_s:.0f} s"))
             elif not handle.ready and now - handle.started_s > STARTUP_GRACE_S:
                 lost.append(Lost(handle, Code.WORKER_HUNG, f"did not start within {STARTUP_GRACE_S:g} s"))
             elif handle.job_id and now - handle.progress_s > self.progress_timeout_s:
-                lost.append(Lost(handle, Code.WORKER_HUNG,
-                                 f"made no progress on its job for {now - handle.progress_s:.0f} s "
-                                 f"(serve --progress-timeout)"))
+                lost.append(
+                    Lost(
+                        handle,
+                        Code.WORKER_HUNG,
+                        f"made no progress on its job for {now - handle.progress_s:.0f} s (serve --progress-timeout)",
+                    )
+                )
         for gone in lost:
             self.replace(gone.worker)
         return lost
@@ -169,5 +204,13 @@ class WorkerPool:
         handle.process.wait()
 
     def describe(self) -> list[dict]:
-        return [{"identity": h.identity.decode(), "pid": h.pid, "ready": h.ready, "job_id": h.job_id,
-                 "interactive_only": h.interactive_only} for h in self.workers.values()]
+        return [
+            {
+                "identity": h.identity.decode(),
+                "pid": h.pid,
+                "ready": h.ready,
+                "job_id": h.job_id,
+                "interactive_only": h.interactive_only,
+            }
+            for h in self.workers.values()
+        ]
