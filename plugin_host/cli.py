@@ -273,10 +273,20 @@ def _parser() -> argparse.ArgumentParser:
     model_commands = model.add_subparsers(title="model commands", metavar="ACTION")
     weights = model_commands.add_parser(
         "install",
-        help="fetch basic-pitch's nmp.onnx into the user data dir (the "
-        "other engines' weights come with their packages)",
+        help="fetch the weights that come from a wheel (basic-pitch's nmp.onnx, transkun's graphs) into the user data "
+        "dir; the other engines' come with their packages",
     )
-    weights.add_argument("--wheel", default=None, metavar="PATH", help="use this basic-pitch wheel, no download")
+    weights.add_argument(
+        "engines",
+        nargs="*",
+        metavar="ENGINE",
+        help="only these engines: "
+        + ", ".join(name for name, kind in ENGINES.items() if kind.installable)
+        + " (default: all of them)",
+    )
+    weights.add_argument(
+        "--wheel", default=None, metavar="PATH", help="the named ENGINE's wheel, read instead of a download"
+    )
     weights.add_argument("--force", action="store_true", help="reinstall even when a good copy is there")
     weights.set_defaults(run=commands.model_install)
     info = model_commands.add_parser("info", help="print every engine's weights: path, hash, inputs and outputs")

@@ -336,15 +336,28 @@ def presets_validate(args: argparse.Namespace) -> int:
 
 
 def model_install(args: argparse.Namespace) -> int:
-    """Install the weights fetched from a wheel (Basic Pitch's, the only ones); say where the others come from."""
+    """Install the weights fetched from wheels (every such engine's, or those named); say where the others come from."""
     from midibridge.model.engines import ENGINES
 
-    fetched = {name: kind for name, kind in ENGINES.items() if kind.installable}
+    installable = [name for name, kind in ENGINES.items() if kind.installable]
+    unknown = [name for name in args.engines if name not in installable]
+    if unknown:
+        raise ClientError(
+            Code.INVALID_OPTION,
+            f"no engine {unknown[0]!r} installs weights: name {' or '.join(installable)} (the others need no install)",
+        )
+    fetched = {name: ENGINES[name] for name in installable if name in (args.engines or installable)}
+    if args.wheel and len(fetched) != 1:
+        raise ClientError(
+            Code.INVALID_OPTION,
+            f"--wheel {args.wheel} is one engine's wheel, and this installs {', '.join(fetched)}: name the engine it "
+            f"is for, e.g. `midibridge model install {next(iter(fetched))} --wheel {args.wheel}`",
+        )
     for name, kind in fetched.items():
         path = kind.weights.install_weights(wheel=args.wheel, force=args.force)
         print(f"{name}: {kind.weights.WEIGHTS_FILE_NAME} installed and verified: {path}")
     for name, kind in ENGINES.items():
-        if name not in fetched:
+        if not kind.installable and not args.engines:
             print(
                 f"{name}: {kind.weights.WEIGHTS_FILE_NAME}, {kind.weights.SOURCE}, needs no install "
                 f"(`midibridge model info` checks it)"

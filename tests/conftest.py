@@ -220,6 +220,7 @@ MODULE_MARKERS = {
     "test_daemon_liveness": ("daemon", "slow"),
     "test_fuzz_workers": ("daemon", "slow"),
     "test_load": ("daemon", "slow"),
+    "test_piano_hq": ("ardour", "daemon"),
     **{
         name: ("daemon",)
         for name in (

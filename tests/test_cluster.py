@@ -242,7 +242,8 @@ def as_seen(result: RegionResult) -> tuple:
     )
 
 
-def test_every_backend_gives_the_same_results_for_the_same_jobs(cluster, takes, tmp_path):
+@pytest.mark.parametrize("preset", ["piano", "piano-hq"])
+def test_every_backend_gives_the_same_results_for_the_same_jobs(cluster, takes, tmp_path, preset):
     jobs = [
         Job(Region.from_file(takes / "keys.wav")),
         Job(Region.from_file(takes / "guitar.aiff", start_s=0.5, position_s=4.0), Tempo(bpm=96)),
@@ -252,7 +253,7 @@ def test_every_backend_gives_the_same_results_for_the_same_jobs(cluster, takes, 
     try:
         backends = [InProcess(), Daemon(endpoint=daemon.endpoint), Cluster(address=cluster.address)]
         seen = {
-            backend.where: sorted(map(as_seen, backend.run(jobs, preset="piano")), key=lambda r: r[0])
+            backend.where: sorted(map(as_seen, backend.run(jobs, preset=preset)), key=lambda r: r[0])
             for backend in backends
         }
     finally:

@@ -16,7 +16,18 @@ from midibridge.model.presets import available_presets, load_preset, preset_to_t
 from midibridge.model.region import Region
 
 MIDIBRIDGE = str(Path(sys.executable).parent / "midibridge")
-BUILT_IN = ["bass", "default", "drums", "guitar", "lead", "noisy-recording", "piano", "strings-pad", "vocal"]
+BUILT_IN = [
+    "bass",
+    "default",
+    "drums",
+    "guitar",
+    "lead",
+    "noisy-recording",
+    "piano",
+    "piano-hq",
+    "strings-pad",
+    "vocal",
+]
 
 
 @pytest.fixture

@@ -135,8 +135,8 @@ def test_graphs_with_the_wrong_bytes_are_refused_with_the_fix(tmp_path, monkeypa
     with pytest.raises(WeightsError) as wrong:
         weights.find_weights(corrupt)
 
-    assert missing.value.code == Code.MODEL_MISSING and "Run `midibridge model install`" in str(missing.value)
-    assert wrong.value.code == Code.MODEL_CORRUPT and "midibridge model install --force" in str(wrong.value)
+    assert missing.value.code == Code.MODEL_MISSING and "Run `midibridge model install transkun`" in str(missing.value)
+    assert wrong.value.code == Code.MODEL_CORRUPT and "midibridge model install transkun --force" in str(wrong.value)
 
 
 def test_a_checkpoint_is_read_without_running_anything_it_names():

@@ -58,12 +58,14 @@ def test_a_wheel_with_other_weights_is_refused_and_nothing_is_installed(empty_ho
 
 
 def test_a_wheel_that_is_not_one_is_refused_even_with_good_weights_installed(empty_home, real_model_bytes):
-    """`model install --wheel notes.txt` once said "installed and verified" when a good copy was already there."""
+    """`model install basic-pitch --wheel notes.txt` once said "installed and verified" when a good copy was there."""
     install_weights(wheel=a_wheel(empty_home / "bp.whl", real_model_bytes))
     notes = empty_home / "notes.txt"
     notes.write_text("not a wheel")
 
-    done = subprocess.run([MIDIBRIDGE, "model", "install", "--wheel", str(notes)], capture_output=True, text=True)
+    done = subprocess.run(
+        [MIDIBRIDGE, "model", "install", "basic-pitch", "--wheel", str(notes)], capture_output=True, text=True
+    )
 
     assert done.returncode == 1 and "installed" not in done.stdout
     assert (
@@ -93,7 +95,7 @@ def test_missing_weights_say_which_command_installs_them(empty_home, monkeypatch
     with pytest.raises(WeightsError) as caught:
         find_weights()
 
-    assert caught.value.code == "model_missing" and "Run `midibridge model install`" in str(caught.value)
+    assert caught.value.code == "model_missing" and "Run `midibridge model install basic-pitch`" in str(caught.value)
 
 
 def test_weights_with_the_wrong_hash_say_how_to_reinstall(empty_home):
@@ -103,7 +105,7 @@ def test_weights_with_the_wrong_hash_say_how_to_reinstall(empty_home):
     with pytest.raises(WeightsError) as caught:
         find_weights(corrupt)
 
-    assert caught.value.code == "model_corrupt" and "midibridge model install --force" in str(caught.value)
+    assert caught.value.code == "model_corrupt" and "midibridge model install basic-pitch --force" in str(caught.value)
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
@@ -153,18 +155,29 @@ def test_model_info_names_the_engine_whose_weights_are_wrong_and_still_shows_the
 
     assert done.returncode == 1
     assert f"midibridge: error [model_corrupt]: Basic Pitch's model {wrong} (11 bytes) has SHA-256" in done.stderr
-    assert "run `midibridge model install --force`." in done.stderr
+    assert "run `midibridge model install basic-pitch --force`." in done.stderr
     assert ENGINES["swift-f0"].weights_sha256 in done.stdout and ENGINES["drums"].weights_sha256 in done.stdout
 
 
-def test_model_install_says_it_installs_basic_pitch_and_that_the_others_need_none(empty_home, real_model_bytes):
+def test_model_install_of_one_engine_reads_its_wheel_and_installs_only_that(empty_home, real_model_bytes):
     wheel = a_wheel(empty_home / "bp.whl", real_model_bytes)
 
-    done = subprocess.run([MIDIBRIDGE, "model", "install", "--wheel", str(wheel)], capture_output=True, text=True)
+    done = subprocess.run(
+        [MIDIBRIDGE, "model", "install", "basic-pitch", "--wheel", str(wheel)], capture_output=True, text=True
+    )
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        f"basic-pitch: nmp.onnx installed and verified: {empty_home / 'data' / 'midibridge' / 'models' / 'nmp.onnx'}",
-        "swift-f0: model.onnx, from the swift-f0 0.3.0 package, needs no install (`midibridge model info` checks it)",
-        "drums: model.npz, shipped with midibridge, needs no install (`midibridge model info` checks it)",
+        f"basic-pitch: nmp.onnx installed and verified: {empty_home / 'data' / 'midibridge' / 'models' / 'nmp.onnx'}"
     ]
+
+
+def test_a_wheel_without_its_engine_or_an_engine_that_installs_nothing_is_refused_naming_the_fix(empty_home):
+    unnamed = subprocess.run([MIDIBRIDGE, "model", "install", "--wheel", "bp.whl"], capture_output=True, text=True)
+    packaged = subprocess.run([MIDIBRIDGE, "model", "install", "swift-f0"], capture_output=True, text=True)
+
+    assert unnamed.returncode == 1 and "error [invalid_option]: --wheel bp.whl is one engine's wheel" in unnamed.stderr
+    assert "e.g. `midibridge model install basic-pitch --wheel bp.whl`" in unnamed.stderr
+    assert packaged.returncode == 1 and "no engine 'swift-f0' installs weights" in packaged.stderr
+    assert "name basic-pitch or transkun" in packaged.stderr
+    assert not (empty_home / "data" / "midibridge").exists(), "nothing installed"

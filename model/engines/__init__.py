@@ -39,6 +39,8 @@ from .drums import weights as drums_weights
 from .drums.options import DrumOptions
 from .swift_f0 import weights as swift_f0_weights
 from .swift_f0.options import SwiftF0Options
+from .transkun import weights as transkun_weights
+from .transkun.options import TranskunOptions
 
 ProgressCallback = Callable[[Stage, float], None]  # (stage, fraction 0..1); raising from it cancels
 
@@ -104,5 +106,11 @@ ENGINES: dict[str, EngineKind] = {
         drums_weights,
         drums=True,
         resample_quality="WindowedSinc32",
+    ),
+    "transkun": EngineKind(
+        "Transkun 2.0: piano, polyphonic, with velocities; slower (about 2x real time on 2 cores)",
+        TranskunOptions,
+        ".transkun.engine:Transkun",
+        transkun_weights,
     ),
 }

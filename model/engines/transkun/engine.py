@@ -9,7 +9,10 @@ window (88 x 691 x 256 float32, 62 MB each), however long the recording.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 
 import numpy as np
@@ -69,25 +72,36 @@ class Transkun:
         on_progress: ProgressCallback | None = None,
     ) -> tuple[Note, ...]:
         """The notes of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them), in seconds from the
-        first sample. on_progress(Stage.INFER, fraction) after each window; raising from it cancels."""
+        first sample. on_progress(Stage.INFER, fraction) every _NetworkRunner.TICK_S, inside a window too; raising
+        from it cancels, ending the window's run at once."""
         merger = NoteMerger(N_KEYS)
         first_frames = [FIRST_FRAME] * N_KEYS
-        expected = window_count(n_samples)
-        for index, window in enumerate(cut_windows(samples)):
-            events, last_ends = self._window_events(window, first_frames)
-            merger.add(events, window_start_s=index * WINDOW_HOP_SAMPLES / SAMPLE_RATE_HZ - (WINDOW_S - WINDOW_HOP_S))
-            # the next window decodes each key from where its last complete note here ended
-            first_frames = [max(end - WINDOW_HOP_FRAMES, 0) for end in last_ends]
-            if on_progress:
-                on_progress(Stage.INFER, min((index + 1) / expected, 1.0))
+        windows = cut_windows(samples)
+        with _NetworkRunner(self._network, expected_windows=window_count(n_samples), on_progress=on_progress) as runner:
+            # The network runs the next window while this one is decoded: a decode needs only its own window's outputs.
+            runner.start(next(windows))
+            index = 0
+            while runner.running:
+                outputs = runner.wait()
+                window = next(windows, None)
+                if window is not None:
+                    runner.start(window)
+                events, last_ends = self._window_events(outputs, first_frames)
+                del outputs  # 190 MB, freed before the next window's come back
+                merger.add(
+                    events, window_start_s=index * WINDOW_HOP_SAMPLES / SAMPLE_RATE_HZ - (WINDOW_S - WINDOW_HOP_S)
+                )
+                # the next window decodes each key from where its last complete note here ended
+                first_frames = [max(end - WINDOW_HOP_FRAMES, 0) for end in last_ends]
+                index += 1
+                runner.report(index)
         if on_progress:
             on_progress(Stage.NOTES, 0.0)
         return merger.notes()
 
-    def _window_events(self, window: np.ndarray, first_frames: list[int]) -> tuple[list[list[Event]], list[int]]:
-        """notes.window_events for one window, each key decoded from its first frame on. The network's outputs
-        (190 MB) are dropped on return, before the next window runs."""
-        query, key, single_score, context = self._network.run([QUERY, KEY, SINGLE_SCORE, CONTEXT], {AUDIO: window})
+    def _window_events(self, outputs: list[np.ndarray], first_frames: list[int]) -> tuple[list[list[Event]], list[int]]:
+        """notes.window_events for one window's network outputs, each key decoded from its first frame on."""
+        query, key, single_score, context = outputs
         # The decode's small products on every core only fight each other (measured 0.3 s a window on one BLAS
         # thread, 2 to 4 s on two).
         with threadpool_limits(limits=1, user_api="blas"):
@@ -103,6 +117,67 @@ class Transkun:
         ends_context = {ONSET_CONTEXT: context[keys, begins], OFFSET_CONTEXT: context[keys, ends]}
         velocity, refinement = self._heads.run([VELOCITY_LOGITS, REFINEMENT_LOGITS], ends_context)
         return velocity, refinement
+
+
+class _NetworkRunner:
+    """The network's runs, one window at a time on a thread of their own, with progress and cancel.
+
+    While a run goes on, the caller's thread waits in steps of TICK_S and
+    reports progress each time (a window takes seconds); when on_progress
+    raises (a cancel), leaving the `with` block tells the run to stop
+    (onnxruntime's RunOptions.terminate, seen between two of its ops) and the
+    error goes on once it has.
+    """
+
+    TICK_S = 0.25
+
+    def __init__(
+        self, session: onnxruntime.InferenceSession, *, expected_windows: int, on_progress: ProgressCallback | None
+    ):
+        self._session = session
+        self._expected = expected_windows
+        self._on_progress = on_progress
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="transkun-network")
+        self._run: Future | None = None
+        self._options = onnxruntime.RunOptions()
+        self._waited = 0  # windows whose outputs came back
+        self._window_s = 0.0  # how long the last one took, to say how far the next one is
+
+    def __enter__(self) -> _NetworkRunner:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._options.terminate = True
+        self._pool.shutdown(wait=True)
+
+    @property
+    def running(self) -> bool:
+        return self._run is not None
+
+    def start(self, window: np.ndarray) -> None:
+        self._run = self._pool.submit(
+            self._session.run, [QUERY, KEY, SINGLE_SCORE, CONTEXT], {AUDIO: window}, self._options
+        )
+
+    def wait(self) -> list[np.ndarray]:
+        """The outputs of the window started last: query, key, single-frame score and context."""
+        assert self._run is not None
+        started = time.monotonic()
+        while True:
+            try:
+                outputs = self._run.result(timeout=self.TICK_S)
+                break
+            except FuturesTimeout:
+                share = (time.monotonic() - started) / self._window_s if self._window_s else 0.0
+                self.report(self._waited + min(share, 0.9))
+        self._window_s = time.monotonic() - started
+        self._run = None
+        self._waited += 1
+        return outputs
+
+    def report(self, windows_done: float) -> None:
+        if self._on_progress:
+            self._on_progress(Stage.INFER, min(windows_done / self._expected, 1.0))
 
 
 def window_count(n_samples: int) -> int:

@@ -30,7 +30,7 @@ HEADS_FILE_NAME = "transkun-2.0-heads.onnx"  # beside the network, wherever it i
 HEADS_SHA256 = "103da9c29f819bf84cd698faff6c1b2827b81cf112b8c6b458a4db73ae99d1d6"
 WHAT = "Transkun's graph"
 SOURCE = f"written from the transkun {TRANSKUN_VERSION} wheel's checkpoint by `midibridge model install`"
-INSTALL_HINT = "midibridge model install"
+INSTALL_HINT = "midibridge model install transkun"
 FIX = f"run `{INSTALL_HINT} --force`"
 
 
