@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import streamed_peak_bytes
 
 from midibridge.model.audio import open_region
 from midibridge.model.engines.transkun import engine as transkun_engine
@@ -23,6 +24,7 @@ from midibridge.model.engines.transkun.checkpoint import read_state_dict
 from midibridge.model.engines.transkun.constants import (
     CHECKPOINT_IN_WHEEL,
     LEAD_SAMPLES,
+    SAMPLE_RATE_HZ,
     WINDOW_HOP_SAMPLES,
     WINDOW_SAMPLES,
 )
@@ -35,9 +37,6 @@ from midibridge.model.vocabulary import Code
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "ode_to_joy_piano.flac"
 REFERENCE = json.loads((Path(__file__).parent / "data" / "transkun_reference.json").read_text())
-INSTALL = (
-    ".venv/bin/python -c 'from midibridge.model.engines.transkun.weights import install_weights; install_weights()'"
-)
 # Times are float64 from float32 logits that onnxruntime and PyTorch compute with other kernels; a refined onset
 # moves by (logit error) x (slope < 1 frame): 0.1 ms is 1/230 of a frame, far above the 4.4e-7 s seen, far below
 # anything audible or scored (50 ms).
@@ -47,15 +46,7 @@ TIME_TOLERANCE_S = 1e-4
 @pytest.fixture(scope="module")
 def example_transcribed():
     """The example's notes from the engine, and the intervals it decoded window by window."""
-    try:
-        engine = Transkun(threads=2)
-    except WeightsError as error:
-        if error.code != Code.MODEL_MISSING:
-            raise
-        pytest.skip(
-            f"Transkun's graphs are not in {weights.user_weights_path().parent}: until `midibridge model "
-            f"install` makes them, run `{INSTALL}`"
-        )
+    engine = Transkun(threads=2)  # `make setup` installs its graphs (`midibridge model install`)
     windows = []
     decode = transkun_engine.best_intervals
 
@@ -149,3 +140,15 @@ def test_a_checkpoint_is_read_without_running_anything_it_names():
         read_state_dict(checkpoint.getvalue(), what="a crafted 2.0.pt")
 
     assert caught.value.code == Code.MODEL_CORRUPT and "refusing posix.system" in str(caught.value)
+
+
+def test_a_long_streamed_region_keeps_memory_bounded():
+    """The audio arrives a chunk at a time and each window is decoded and dropped before the next but one: twice
+    the audio adds far less memory than that audio itself (the notes only)."""
+    engine = Transkun(threads=2)
+    audio = open_region(Region(path=str(EXAMPLE)))
+    chunk = np.concatenate(list(audio.chunks()))[: 2 * SAMPLE_RATE_HZ]
+
+    short, long = (streamed_peak_bytes(engine, chunk, TranskunOptions(), minutes=m) for m in (1, 2))
+    more_audio_bytes = 60 * SAMPLE_RATE_HZ * 4
+    assert long - short < 0.25 * more_audio_bytes, f"{short / 1e6:.1f} MB for 1 minute, {long / 1e6:.1f} MB for 2"
