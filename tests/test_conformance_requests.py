@@ -74,12 +74,13 @@ def test_hello_lists_every_engine_with_its_weights_name_and_sha256(sock):
     reply = ask(sock, frames("hello", "h3"))
     engines = reply.header["engines"]
 
-    assert set(engines) == {"basic-pitch", "swift-f0", "drums"}
+    assert set(engines) == {"basic-pitch", "swift-f0", "drums", "transkun"}
     assert all(set(e) == {"description", "weights", "sha256"} and e["description"] for e in engines.values())
     assert {name: e["weights"] for name, e in engines.items()} == {
         "basic-pitch": "nmp.onnx",
         "swift-f0": "model.onnx",
         "drums": "model.npz",
+        "transkun": "transkun-2.0.onnx",
     }
     assert all(len(e["sha256"]) == 64 and int(e["sha256"], 16) >= 0 for e in engines.values())
     assert reply.header["model"] == {"name": "basic-pitch nmp.onnx", "sha256": engines["basic-pitch"]["sha256"]}
