@@ -60,13 +60,10 @@ def main(argv=None) -> int:
     parser.add_argument("--speed-rounds", type=int, default=3, help="0 skips the speed measurement")
     parser.add_argument("--speed-only", action="store_true", help="measure speed, score nothing (for a quiet moment)")
     args = parser.parse_args(argv)
-    manifest = corpus_manifest(args)
-    if manifest is None:
+    found = rendered_and_real_cases(args)
+    if found is None:
         return 0
-    cases = corpus_cases(manifest, "render") + corpus_cases(args.real / "manifest.json", "real")
-    args.out.mkdir(parents=True, exist_ok=True)
-    combined = args.out / "manifest.json"
-    combined.write_text(json.dumps({"cases": cases}, indent=1))
+    cases, combined = found
     presets = {
         name: load_preset(name) for name, (source, _) in sorted(available_presets().items()) if source == "built-in"
     }
@@ -92,6 +89,19 @@ def main(argv=None) -> int:
     (args.out / "presets.json").write_text(json.dumps(report, indent=1))
     _print(cases, report)
     return 0
+
+
+def rendered_and_real_cases(args) -> tuple[list[dict], Path] | None:
+    """The rendered corpus's cases and --real's, each with its set, and one manifest of them all written in --out for
+    evaluate.py; None (said) when there is no corpus."""
+    manifest = corpus_manifest(args)
+    if manifest is None:
+        return None
+    cases = corpus_cases(manifest, "render") + corpus_cases(args.real / "manifest.json", "real")
+    args.out.mkdir(parents=True, exist_ok=True)
+    combined = args.out / "manifest.json"
+    combined.write_text(json.dumps({"cases": cases}, indent=1))
+    return cases, combined
 
 
 def corpus_cases(manifest: Path, kind: str) -> list[dict]:
@@ -130,34 +140,37 @@ def _presets_at(revision: str, directory: Path) -> dict[str, Preset]:
 
 
 def _score(transcriber: Transcriber, preset: Preset, cases, manifest: Path, directory: Path) -> dict:
+    write_predictions(transcriber, preset, cases, directory)
+    return onset_scores(manifest, directory)
+
+
+def write_predictions(transcriber: Transcriber, preset: Preset, cases, directory: Path) -> None:
+    """<case id>.mid in `directory` for every case, as `preset` transcribes it."""
     directory.mkdir(parents=True, exist_ok=True)
     for case in cases:
         done = transcriber.convert(Region.from_file(case["audio"]), preset=preset)
         (directory / f"{case['id']}.mid").write_bytes(done.smf)
-    return onset_scores(manifest, directory)
 
 
 def onset_scores(manifest: Path, predictions: Path) -> dict[str, dict[str, float]]:
     """{case id: {"on": onset F1, "bend": bend-aware onset F1}}; a case missing from `predictions` is absent."""
+    return {
+        case["id"]: {"on": case["notenum_on_f"], "bend": case["bend_on_f"]}
+        for case in evaluated(manifest, predictions)
+        if (predictions / f"{case['id']}.mid").exists()
+    }
+
+
+def evaluated(manifest: Path, predictions: Path) -> list[dict]:
+    """../shared/bench/evaluate.py's figures for every case of `manifest`, from the .mid files in `predictions`."""
     report = predictions / "eval.json"
     subprocess.run(
-        [
-            sys.executable,
-            str(SHARED / "bench" / "evaluate.py"),
-            str(manifest),
-            str(predictions),
-            "--json",
-            str(report),
-            "--quiet",
-        ],
+        [sys.executable, str(SHARED / "bench" / "evaluate.py"), str(manifest), str(predictions)]
+        + ["--json", str(report), "--quiet"],
         check=True,
         capture_output=True,
     )
-    return {
-        case["id"]: {"on": case["notenum_on_f"], "bend": case["bend_on_f"]}
-        for case in json.loads(report.read_text())["cases"]
-        if (predictions / f"{case['id']}.mid").exists()
-    }
+    return json.loads(report.read_text())["cases"]
 
 
 def _mean(scores: dict, ids, key: str = "on") -> float | None:
