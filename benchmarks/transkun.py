@@ -18,7 +18,6 @@ the corpus is absent.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -31,10 +30,9 @@ from pedalboard.io import AudioFile
 
 from midibridge.model.pipeline import Transcriber
 from midibridge.model.presets import load_preset
-from midibridge.model.region import Region
 
-from .corpus import SHARED, corpus_manifest, corpus_parser
-from .presets import corpus_cases
+from .corpus import SHARED, corpus_parser
+from .presets import evaluated, rendered_and_real_cases, write_predictions
 
 PRESETS = ("default", "piano", "guitar", "piano-hq")
 GROUPS = {
@@ -54,13 +52,10 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads for the scoring (0: every core)")
     parser.add_argument("--long-only", action="store_true", help="only the long recording (for a quiet moment)")
     args = parser.parse_args(argv)
-    manifest = corpus_manifest(args)
-    if manifest is None:
+    found = rendered_and_real_cases(args)
+    if found is None:
         return 0
-    cases = corpus_cases(manifest, "render") + corpus_cases(args.real / "manifest.json", "real")
-    args.out.mkdir(parents=True, exist_ok=True)
-    combined = args.out / "manifest.json"
-    combined.write_text(json.dumps({"cases": cases}, indent=1))
+    cases, combined = found
     if not args.long_only:
         transcriber = Transcriber(threads=args.threads)
         _print_scores(cases, {name: _score(transcriber, name, cases, combined, args.out / name) for name in PRESETS})
@@ -72,18 +67,7 @@ def main(argv=None) -> int:
 
 def _score(transcriber: Transcriber, name: str, cases, manifest: Path, directory: Path) -> dict:
     """{case id: {"on": onset F1, "onoff": onset and offset F1}} of preset `name`."""
-    preset = load_preset(name)
-    directory.mkdir(parents=True, exist_ok=True)
-    for case in cases:
-        (directory / f"{case['id']}.mid").write_bytes(
-            transcriber.convert(Region.from_file(case["audio"]), preset=preset).smf
-        )
-    report = directory / "eval.json"
-    subprocess.run(
-        [sys.executable, str(SHARED / "bench" / "evaluate.py"), str(manifest), str(directory), "--json", str(report)],
-        check=True,
-        capture_output=True,
-    )
+    write_predictions(transcriber, load_preset(name), cases, directory)
     cases_by_id = {case["id"]: case for case in cases}
     return {
         case["id"]: {
@@ -91,7 +75,7 @@ def _score(transcriber: Transcriber, name: str, cases, manifest: Path, directory
             "onoff": case["notenum_onoff_f"],
             "velocity": _velocity_f1(cases_by_id[case["id"]]["midi"], directory / f"{case['id']}.mid"),
         }
-        for case in json.loads(report.read_text())["cases"]
+        for case in evaluated(manifest, directory)
     }
 
 
@@ -169,10 +153,10 @@ def _long_run(cases, *, minutes: float, directory: Path) -> dict:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
-            _, status, usage = os.wait4(process.pid, 0)
+            peak_kb = _peak_rss_kb(process)
             seconds = time.perf_counter() - started
-            assert status == 0, process.stderr.read().decode() if process.stderr else status
-            runs[name] = {"seconds": seconds, "real_time": audio_s / seconds, "peak_rss_mb": usage.ru_maxrss / 1024}
+            assert process.returncode == 0, process.stderr.read().decode() if process.stderr else process.returncode
+            runs[name] = {"seconds": seconds, "real_time": audio_s / seconds, "peak_rss_mb": peak_kb / 1024}
     return {
         "audio_s": audio_s,
         "runs": runs,
@@ -180,6 +164,21 @@ def _long_run(cases, *, minutes: float, directory: Path) -> dict:
         "load_after": os.getloadavg(),
         "cpus": os.cpu_count(),
     }
+
+
+def _peak_rss_kb(process: subprocess.Popen) -> int:
+    """The process's own peak RSS, read from /proc while it runs. Not its ru_maxrss: that carries over the high-water
+    mark of the process it was forked from (this benchmark, with the models loaded), which hid both figures."""
+    peak_kb = 0
+    while process.poll() is None:
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+        except OSError:  # it ended between poll() and the read
+            break
+        peak_kb = max([peak_kb] + [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")])
+        time.sleep(0.5)
+    process.wait()
+    return peak_kb
 
 
 def _write_long(cases, path: Path, *, minutes: float) -> float:
