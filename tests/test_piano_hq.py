@@ -13,7 +13,7 @@ from ardour_session import convert as ardour_convert
 from conftest import Note, matches, render
 from daemon_helpers import DaemonProcess, wait_for
 from fake_reaper import FakeReaper, FakeTake
-from test_cli_daemon import MIDIBRIDGE
+from test_cli_daemon import MIDIBRIDGE, run
 from test_reaper import run_action
 
 from midibridge.bridge import protocol as p
@@ -40,10 +40,6 @@ def daemon(tmp_path_factory):
     running = DaemonProcess(tmp_path_factory.mktemp("piano-hq-daemon"), workers=1)
     yield running
     running.stop()
-
-
-def run(daemon, *args):
-    return subprocess.run([MIDIBRIDGE, *map(str, args)], capture_output=True, text=True, env=daemon.env, timeout=300)
 
 
 def test_piano_hq_hears_every_note_of_chords_under_a_line_and_writes_them_at_the_regions_position(
