@@ -63,8 +63,11 @@ def test_losing_a_node_mid_batch_runs_its_region_elsewhere_and_loses_none(
 
 
 def test_ctrl_c_stops_the_cluster_work_keeps_finished_files_and_a_rerun_does_only_the_rest(
-    cluster, takes, preset_file, local, tmp_path
+    cluster, hold_control, takes, preset_file, local, tmp_path
 ):
+    # The second node holds its first region until it is stopped: the batch is still running when Ctrl-C comes,
+    # however fast the rest converts.
+    (hold_control / "hold").write_text(cluster.ips[cluster.nodes[1]])
     terminal, stderr_end = pty.openpty()  # stderr a terminal, as a user's is: the progress bar draws
     running = subprocess.Popen(
         [MIDIBRIDGE, "batch", takes, "--preset", preset_file, "--cluster", cluster.address, "-o", "midi"],
@@ -80,9 +83,11 @@ def test_ctrl_c_stops_the_cluster_work_keeps_finished_files_and_a_rerun_does_onl
         running.wait(timeout=60)
     finally:
         running.kill()
+        for left in ("hold", "held"):
+            (hold_control / left).unlink(missing_ok=True)
     screen = read_all(terminal)
 
-    assert running.returncode == 130
+    assert running.returncode == 130, screen
     kept = sorted(p.name for p in (tmp_path / "midi").glob("*.mid"))
     assert 1 <= len(kept) < N_TAKES, "finished regions are kept, the rest were stopped"
     assert "regions, " in screen and " s of audio" in screen, screen
