@@ -61,6 +61,7 @@ class Code(_Word):
     MODEL_MISSING = "model_missing"
     MODEL_CORRUPT = "model_corrupt"
     MODEL_INSTALL_FAILED = "model_install_failed"
+    CANNOT_STREAM = "cannot_stream"
     # The client's and the command line's own: never sent by the daemon.
     DAEMON_UNAVAILABLE = "daemon_unavailable"
     CANNOT_SERVE = "cannot_serve"
@@ -84,6 +85,15 @@ class Stage(_Word):
     DECODE = "decode"  # reading the audio and running the preset's chain
     INFER = "infer"  # the engine's model working through the region, rising to 1.0
     NOTES = "notes"  # notes, post-processing and the MIDI file
+
+
+class EventKind(_Word):
+    """A live event's kind (model.clip.LiveEvent): what `midibridge live` writes to its MIDI port and a `stream`
+    request's `event` header carries."""
+
+    NOTE_ON = "note_on"
+    NOTE_OFF = "note_off"
+    BEND = "bend"  # the sounding note's pitch, `semitones` from its key (0 at its note-off)
 
 
 class Priority(_Word):
