@@ -76,6 +76,7 @@ class Code(_Word):
     CLUSTER_NOT_INSTALLED = "cluster_not_installed"
     CLUSTER_UNAVAILABLE = "cluster_unavailable"
     CLUSTER_MISMATCH = "cluster_mismatch"
+    JACK_UNAVAILABLE = "jack_unavailable"
 
 
 class Stage(_Word):

@@ -88,7 +88,9 @@ def test_a_normalize_step_is_refused_live_and_a_filter_runs_block_by_block(trans
     assert refused.value.code == Code.CANNOT_STREAM
     filtered = resolve_preset({**swift_f0, "name": "filtered", "chain": [{"step": "highpass", "cutoff_hz": 60.0}]})
     stream = LiveTranscriber(transcriber.engine_for("swift-f0"), filtered, sample_rate_hz=44100)
-    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(44100) / 44100).astype(np.float32)
+    seconds = np.arange(44100) / 44100
+    # A 10 ms attack, as an instrument has: a sine switched on at full level clicks, and the click has a pitch.
+    tone = (0.3 * np.minimum(seconds / 0.01, 1.0) * np.sin(2 * np.pi * 440 * seconds)).astype(np.float32)
     events = [event for i in range(0, len(tone), 512) for event in stream.feed(tone[i : i + 512])] + stream.close()
     assert [(e.kind, e.pitch) for e in events if e.kind != EventKind.BEND] == [
         (EventKind.NOTE_ON, 69),

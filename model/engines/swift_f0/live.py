@@ -24,7 +24,15 @@ import numpy as np
 
 from ...clip import LiveEvent, Note
 from ...vocabulary import EventKind
-from .constants import CONTEXT_AFTER_FRAMES, CONTEXT_BEFORE_FRAMES, FRAME_S, HOP_SAMPLES, PITCH_WINDOW_MS
+from .constants import (
+    CONTEXT_AFTER_FRAMES,
+    CONTEXT_BEFORE_FRAMES,
+    FRAME_S,
+    HOP_SAMPLES,
+    MODEL_MAX_HZ,
+    MODEL_MIN_HZ,
+    PITCH_WINDOW_MS,
+)
 from .features import FrameExtractor, Frames
 from .notes import decode_notes
 from .options import SwiftF0Options
@@ -32,12 +40,16 @@ from .options import SwiftF0Options
 LOOKAHEAD_FRAMES = 3  # 48 ms: a note-on comes this long after the note's start (rendered lines: BENCHMARKS in README)
 DECODE_FRAMES = 125  # 2 s of frames decoded each time: more than any of the segmentation's windows looks back
 STEP_FRAMES = 32  # a block longer than this (0.5 s) is decoded in steps of it
+UPDATE_FRAMES = 2  # decode every 32 ms: each update runs the model on ~22 frames of context, ~4 ms per frame added
+EDGE_STEADY_SEMITONES = 0.5  # pitch steadiness that stands for the confidence the newest frames lack
+EDGE_RANGE_SEMITONES = 6 * np.log2(MODEL_MAX_HZ / MODEL_MIN_HZ) - 1  # … inside the model's range, less a semitone
 BEND_STEP = 0.01  # semitones: a bend is sent when the pitch moved a cent since the last one sent
 
 
 @dataclass
 class _Sounding:
     pitch: int
+    start_s: float  # of its note-on
     bend: float = 0.0  # the last bend sent
 
 
@@ -67,7 +79,9 @@ class SwiftF0Stream:
         self._audio = np.concatenate([self._audio, np.asarray(samples, np.float32)])
         events: list[LiveEvent] = []
         n = self.samples_in // HOP_SAMPLES
-        while self._frames_end < n:  # a long block in steps, so that every frame is decoded before it is dropped
+        while (
+            self._frames_end + UPDATE_FRAMES <= n
+        ):  # a long block in steps, so that every frame is decoded before it is dropped
             step = min(n, self._frames_end + STEP_FRAMES)
             events += self._commit(self._update(step), horizon_s=(step - self.lookahead_frames) * FRAME_S)
         return events
@@ -75,6 +89,9 @@ class SwiftF0Stream:
     def close(self) -> list[LiveEvent]:
         """The events still undecided, everything now final, ending with the sounding note's note-off."""
         events = self.feed(np.zeros(0, np.float32))
+        n = self.samples_in // HOP_SAMPLES
+        if n > self._frames_end:
+            events += self._commit(self._update(n), horizon_s=(n - self.lookahead_frames) * FRAME_S)
         if self._frames is not None:
             events += self._commit(self._decode(self._frames_end), horizon_s=np.inf)
         if self._on is not None:
@@ -96,10 +113,27 @@ class SwiftF0Stream:
             self._frames_start = self._final
         drop = max(0, n - DECODE_FRAMES - self._frames_start)
         self._frames, self._frames_start = _rows(new, slice(drop, None)), self._frames_start + drop
+        self._voice_edge(max(self._frames_start + 2, n - CONTEXT_AFTER_FRAMES) - self._frames_start)
         self._final = max(self._final, n - CONTEXT_AFTER_FRAMES - 1)
         cut = max(0, self._final - CONTEXT_BEFORE_FRAMES) * HOP_SAMPLES - self._audio_start
         self._audio, self._audio_start = self._audio[cut:], self._audio_start + cut
         return self._decode(n)
+
+    def _voice_edge(self, lo: int) -> None:
+        """SwiftF0's confidence falls towards 0 over the frames without the audio it reads after them, though its pitch
+        holds: there (rows lo… of the frames kept, computed again with each block), a frame that is loud enough and
+        within EDGE_STEADY_SEMITONES of the two frames before counts as voiced (a click's two frames do not)."""
+        assert self._frames is not None
+        pitch = 12.0 * np.log2(np.maximum(self._frames.pitch_hz[lo - 2 :].astype(np.float64), 1e-3))
+        steady = (np.abs(pitch[2:] - pitch[1:-1]) < EDGE_STEADY_SEMITONES) & (
+            np.abs(pitch[2:] - pitch[:-2]) < EDGE_STEADY_SEMITONES
+        )
+        loud = self._frames.loudness_db[lo:] >= self._options.silence_threshold_dbfs
+        # At the ends of its range the model parks a pitch it cannot tell (a click reads as a steady 2 kHz).
+        inside = np.abs(pitch[2:] - 12.0 * np.log2(np.sqrt(MODEL_MIN_HZ * MODEL_MAX_HZ))) < EDGE_RANGE_SEMITONES
+        steady &= inside
+        confidence = self._frames.confidence[lo:]  # a view: these rows are this block's own arrays
+        confidence[steady & loud] = np.maximum(confidence[steady & loud], self._options.voicing_threshold)
 
     def _decode(self, n: int) -> tuple[Note, ...]:
         assert self._frames is not None
@@ -127,9 +161,17 @@ class SwiftF0Stream:
                     break
                 start = max(new.start_s, self._decided_s)
                 events.append(LiveEvent(EventKind.NOTE_ON, start, new.pitch, new.velocity))
-                self._on, self._decided_s, self._last_pitch = _Sounding(new.pitch), start, new.pitch
-            # The note that holds the sounding pitch past what is decided; None: the decode no longer hears it.
-            held = next((m for m in notes if m.pitch == self._on.pitch and m.end_s >= self._decided_s - FRAME_S), None)
+                self._on, self._decided_s, self._last_pitch = _Sounding(new.pitch, start), start, new.pitch
+            # The note that holds the sounding pitch up to what is decided (a note of that pitch ending before the
+            # note-on is an earlier one); None: the decode no longer hears it.
+            held = next(
+                (
+                    m
+                    for m in notes
+                    if m.pitch == self._on.pitch and m.end_s > self._on.start_s and m.end_s >= self._decided_s - FRAME_S
+                ),
+                None,
+            )
             if held is None or held.start_s > horizon_s:
                 events += self._off(self._decided_s)
                 continue
