@@ -115,7 +115,7 @@ class LiveTranscriber:
 
     def close(self) -> list[LiveEvent]:
         events = []
-        if self._resampler is not None:
+        if self._resampler is not None and self._stream.samples_in:  # a resampler that never had audio has no tail
             events = self._stream.feed(self._resampler.process()[0])
         return self._post(events + self._stream.close())
 

@@ -39,6 +39,7 @@ class Code(_Word):
     TOO_LARGE = "too_large"
     BUSY = "busy"
     UNKNOWN_JOB = "unknown_job"
+    UNKNOWN_STREAM = "unknown_stream"
     FORBIDDEN = "forbidden"
     SHUTTING_DOWN = "shutting_down"
     # A job ends with one of these, or with the model's.

@@ -229,6 +229,7 @@ MODULE_MARKERS = {
             "test_client",
             "test_conformance_errors",
             "test_conformance_requests",
+            "test_conformance_stream",
             "test_daemon",
             "test_drums",
             "test_faults",
