@@ -20,11 +20,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import mido
 import numpy as np
 
 from midibridge.model.clip import LiveEvent
 from midibridge.model.live import LiveTranscriber, check_live
-from midibridge.model.midi import BEND_RANGE_SEMITONES
+from midibridge.model.midi import BEND_RANGE_RPN, BEND_RANGE_SEMITONES, bend_to_pitchwheel, rpn
 from midibridge.model.presets import Preset, load_preset
 from midibridge.model.vocabulary import Code, EventKind
 from midibridge.plugin_host.results import ClientError
@@ -64,20 +65,19 @@ class Figures:
 
 
 def midi_bytes(event: LiveEvent) -> bytes:
-    """The MIDI message of `event` on CHANNEL."""
+    """The MIDI message of `event` on CHANNEL, as the MIDI files write it."""
     if event.kind == EventKind.NOTE_ON:
-        return bytes((0x90 | CHANNEL, event.pitch, max(1, event.velocity)))
-    if event.kind == EventKind.NOTE_OFF:
-        return bytes((0x80 | CHANNEL, event.pitch, 0))
-    value = int(np.clip(round(8192 + 8192 * event.semitones / BEND_RANGE_SEMITONES), 0, 16383))
-    return bytes((0xE0 | CHANNEL, value & 0x7F, value >> 7))
+        message = mido.Message("note_on", channel=CHANNEL, note=event.pitch, velocity=max(1, event.velocity))
+    elif event.kind == EventKind.NOTE_OFF:
+        message = mido.Message("note_off", channel=CHANNEL, note=event.pitch)
+    else:
+        message = mido.Message("pitchwheel", channel=CHANNEL, pitch=bend_to_pitchwheel(event.semitones))
+    return bytes(message.bytes())
 
 
 def bend_range_messages() -> list[bytes]:
-    """RPN 0 (pitch bend sensitivity) = BEND_RANGE_SEMITONES on CHANNEL, then the RPN closed."""
-    cc = 0xB0 | CHANNEL
-    return [bytes((cc, 101, 0)), bytes((cc, 100, 0)), bytes((cc, 6, BEND_RANGE_SEMITONES)), bytes((cc, 38, 0))]
-    # (closing with RPN null keeps a later data entry from changing the range)
+    """RPN 0 (pitch bend sensitivity) = BEND_RANGE_SEMITONES on CHANNEL, as a MIDI file's set-up says it."""
+    return [bytes(message.bytes()) for message in rpn(CHANNEL, BEND_RANGE_RPN, BEND_RANGE_SEMITONES)]
 
 
 class LiveClient:
