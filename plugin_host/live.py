@@ -18,6 +18,7 @@ import struct
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import mido
@@ -33,6 +34,7 @@ from midibridge.plugin_host.results import ClientError
 RING_SECONDS = 2.0  # audio the ring holds while the worker is busy: a longer stall drops periods (counted)
 HEADER = struct.Struct("<qI")  # a period in the ring: its JACK frame time and frame count, then its float32 samples
 IDLE_S = 0.001  # the worker's poll when the ring is empty
+FIGURES_KEPT = 100_000  # periods (about 9 minutes) and note-ons --latency-report describes
 CHANNEL = 0  # one line, one note at a time: channel 1, ±BEND_RANGE_SEMITONES as the MIDI files say (RPN 0)
 
 
@@ -57,10 +59,11 @@ class InProcessLive:
 @dataclass
 class Figures:
     """What --latency-report prints: the worker's time per period of audio, and how long after the audio it decided
-    each note-on was written."""
+    each note-on was written; the latest FIGURES_KEPT of each, so that an hour's session keeps its memory flat."""
 
-    work_s: list[float] = field(default_factory=list)
-    note_on_delay_s: list[float] = field(default_factory=list)
+    work_s: deque[float] = field(default_factory=lambda: deque(maxlen=FIGURES_KEPT))
+    note_on_delay_s: deque[float] = field(default_factory=lambda: deque(maxlen=FIGURES_KEPT))
+    note_ons: int = 0
     dropped_periods: int = 0
 
 
@@ -164,9 +167,10 @@ class LiveClient:
             for event in events:
                 audio_frame = self._first_frame + round(event.time_s * rate)
                 if event.kind == EventKind.NOTE_ON:
-                    if not self.figures.note_on_delay_s:  # the synth hears the bend range before the first note
+                    if not self.figures.note_ons:  # the synth hears the bend range before the first note
                         for message in bend_range_messages():
                             self._events.put((due, message))
+                    self.figures.note_ons += 1
                     self._sounding[event.pitch] = audio_frame
                     self.figures.note_on_delay_s.append((due - audio_frame) / rate)
                 elif event.kind == EventKind.NOTE_OFF:
@@ -175,19 +179,20 @@ class LiveClient:
 
 
 def latency_report(client: LiveClient) -> str:
-    period_s = client.period_s
-    work = np.asarray(client.figures.work_s or [0.0]) / period_s
-    delay = np.asarray(client.figures.note_on_delay_s or [np.nan]) * 1000
+    period_s, figures = client.period_s, client.figures
+    work = np.asarray(figures.work_s or [0.0]) / period_s
+    delay = np.asarray(figures.note_on_delay_s or [np.nan]) * 1000
     latency = client.stream.latency
     return "\n".join(
         [
             f"look-ahead {latency.lookahead_s * 1000:.0f} ms (+ {latency.resampler_s * 1000:.1f} ms resampling); "
             f"period {period_s * 1000:.1f} ms",
             f"note-ons written after their start in the audio: median {np.median(delay):.0f} ms, "
-            f"p95 {np.percentile(delay, 95):.0f} ms, over {len(client.figures.note_on_delay_s)} notes",
+            f"p95 {np.percentile(delay, 95):.0f} ms, over the last {len(figures.note_on_delay_s)} of "
+            f"{figures.note_ons} notes",
             f"worker time per period, as a share of it: mean {np.mean(work):.1%}, median {np.median(work):.1%}, "
             f"p95 {np.percentile(work, 95):.1%}, max {work.max():.1%}; "
-            f"{client.figures.dropped_periods} periods dropped",
+            f"{figures.dropped_periods} periods dropped",
         ]
     )
 
