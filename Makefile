@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # fluidsynth + a GM soundfont render the tests' audio; ardour (7.x, with ardour7-lua) runs the DAW tests, its editor
 # on a virtual X server (xvfb), driven with xdotool, photographed with imagemagick (x11-utils: to look by hand);
-# headless chromium opens a batch's index.html report the way a person sees it.
-APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm ardour xvfb xdotool x11-utils imagemagick chromium
+# headless chromium opens a batch's index.html report the way a person sees it. jackd2: the JACK server that
+# `midibridge live` is a client of (its tests start their own, dummy backend).
+APT_PACKAGES := python3-venv fluidsynth fluid-soundfont-gm ardour xvfb xdotool x11-utils imagemagick chromium jackd2
 # The model's weights come from this package; installed with --no-deps, since
 # its own requirements would pull in TensorFlow.
 BASIC_PITCH := basic-pitch==0.4.0
@@ -58,6 +59,6 @@ system:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,cluster]'
+	$(BIN)/pip install -q -e '.[dev,cluster,live]'
 	$(BIN)/pip install -q --no-deps $(BASIC_PITCH)
 	touch $@

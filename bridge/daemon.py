@@ -247,6 +247,7 @@ class Daemon:
     async def _drain(self) -> None:
         """Stop taking jobs; let running ones finish for grace_s; cancel the rest, each with an answer."""
         self.accepting = False
+        await self.requests.streams.close_all()  # a live stream has nothing to finish
         log.info("stopping: finishing running jobs (up to %g s)", self.config.grace_s)
         for job in self.table.in_state(JobState.QUEUED):
             await self.outbox.fail(job, Code.SHUTTING_DOWN, "the daemon stopped before this job started")

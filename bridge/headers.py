@@ -19,7 +19,7 @@ from typing import Any, TypedDict
 
 from midibridge.model.options import Spec, check_table, required
 from midibridge.model.region import MAX_CHANNELS, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
-from midibridge.model.vocabulary import Code, JobState, Priority, Stage
+from midibridge.model.vocabulary import Code, EventKind, JobState, Priority, Stage
 
 from .protocol import (
     ACCEPTED,
@@ -35,6 +35,8 @@ from .protocol import (
     RESULT,
     SHUTDOWN,
     STATUS,
+    STREAM,
+    STREAM_ACTIONS,
     TRANSCRIBE,
     W_CANCEL,
     W_ERROR,
@@ -86,7 +88,16 @@ MESSAGES: dict[str, dict[str, Spec]] = {
     PRESETS: {},
     FETCH: {"job_id": required(_TEXT)},
     SHUTDOWN: {},
+    # open: preset, sample_rate_hz; audio: stream_id, seq and buffer 0 (mono float32); close: stream_id
+    STREAM: {
+        "action": Spec(str, choices=STREAM_ACTIONS, required=True),
+        "stream_id": _TEXT,
+        "seq": _COUNT,
+        "preset": Spec((str, dict)),
+        "sample_rate_hz": _NUMBER,
+    },
 }
+STREAM_NEEDS = {"open": ("sample_rate_hz",), "audio": ("stream_id", "seq"), "close": ("stream_id",)}
 
 # The daemon and its workers: type -> (header spec, how many buffers; -1: any). Frame 2 holds the job id. -----------
 
@@ -157,6 +168,13 @@ PRESET_LISTING = {
     "description": required(_TEXT),
     "error": _table(_ERROR),
 }
+EVENT = {
+    "kind": Spec(str, choices=tuple(EventKind), required=True),
+    "time_s": _NUMBERS,
+    "pitch": _COUNTS,
+    "velocity": _COUNTS,
+    "semitones": _NUMBERS,
+}
 REPLIES: dict[str, tuple[dict[str, Spec], int]] = {
     HELLO: (
         {
@@ -190,6 +208,17 @@ REPLIES: dict[str, tuple[dict[str, Spec], int]] = {
     PROGRESS: ({"job_id": required(_TEXT), **_PROGRESS, "jobs_ahead": _COUNT}, 0),  # jobs_ahead: stage queued
     RESULT: ({"job_id": required(_TEXT), **_RESULT, "cached": required(_FLAG)}, 2),
     ERROR: (ERROR_HEADER, 0),
+    STREAM: (
+        {
+            "action": Spec(str, choices=STREAM_ACTIONS, required=True),
+            "stream_id": required(_TEXT),
+            "seq": _COUNT,  # audio: the block answered
+            "sample_rate_hz": _NUMBER,  # open
+            "lookahead_s": _NUMBER,  # open
+            "events": Spec(list, required=True, items=_table(EVENT)),
+        },
+        0,
+    ),
 }
 
 
@@ -241,6 +270,9 @@ def check_request(message: Message, *, max_batch_regions: int = MAX_BATCH_REGION
             Code.UNKNOWN_TYPE, f"unknown message type {message.kind!r}; requests are {', '.join(MESSAGES)}"
         )
     check_table(message.header, MESSAGES[message.kind], where=message.kind, closed=False, fail=_invalid_header)
+    if message.kind == STREAM:
+        check_stream(message)
+        return
     if message.kind == TRANSCRIBE:
         regions = {f"{TRANSCRIBE} region": message.header["region"]}
     else:
@@ -255,6 +287,16 @@ def check_request(message: Message, *, max_batch_regions: int = MAX_BATCH_REGION
         )
     for where, region in regions.items():
         check_region(region, where, message.buffers)
+
+
+def check_stream(message: Message) -> None:
+    """A stream request has the fields of its action, and audio its one buffer."""
+    action = message.header["action"]
+    missing = [name for name in STREAM_NEEDS[action] if name not in message.header]
+    if missing:
+        raise ProtocolError(Code.INVALID_HEADER, f"stream {action}: {', '.join(missing)} missing")
+    if (action == "audio") != bool(message.buffers):
+        raise ProtocolError(Code.INVALID_HEADER, f"stream {action}: audio sends one buffer of samples, the rest none")
 
 
 def check_region(region: WireRegion, where: str, buffers: list) -> None:

@@ -62,6 +62,8 @@ HELLO, TRANSCRIBE, BATCH, STATUS, CANCEL, PRESETS, FETCH, SHUTDOWN = (
     "shutdown",
 )
 ACCEPTED, PROGRESS, RESULT, ERROR = "accepted", "progress", "result", "error"
+STREAM = "stream"  # a live stream (2.2): the request and its replies share the name
+STREAM_ACTIONS = ("open", "audio", "close")
 # A job's priority (model.vocabulary.Priority) when the request names none: interactive jobs (a DAW's right-click,
 # `convert`) run before any waiting batch job.
 DEFAULT_PRIORITY = {TRANSCRIBE: Priority.INTERACTIVE, BATCH: Priority.BATCH}

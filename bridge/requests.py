@@ -1,7 +1,7 @@
 """The daemon's client side: every request checked, then answered at once or turned into jobs.
 
 hello, status, presets, cancel, fetch and shutdown are answered here and now;
-transcribe and batch become jobs: queued whole or refused whole, answered from
+stream goes to bridge.streams; transcribe and batch become jobs: queued whole or refused whole, answered from
 the cache when the same audio, region, preset and weights were done before, or
 handed on to the supervisor's workers.
 """
@@ -27,6 +27,7 @@ from .jobs import Job, JobTable, unknown_summary
 from .outbox import Outbox
 from .protocol import Message, ProtocolError
 from .security import check_path_allowed, is_local_peer
+from .streams import Streams
 from .supervisor import Supervisor
 from .worker_pool import WorkerPool
 
@@ -52,6 +53,7 @@ class Requests:
         self.pool = pool
         self.outbox = outbox
         self.supervisor = supervisor
+        self.streams = Streams(outbox)
         self.ipc = config.endpoint.startswith("ipc://")  # only this machine can reach it (its Peer-Address is no IP)
 
     async def handle(self, frames) -> None:
@@ -169,6 +171,11 @@ class Requests:
         self.lifecycle.accepting = False  # from this answer on: a job sent after it must not be accepted
         await self._answer(message, {"stopping": True})
         self.lifecycle.stopping.set()
+
+    async def _on_stream(self, message: Message, local: bool) -> None:
+        if not self.lifecycle.accepting and message.header["action"] == "open":
+            raise ProtocolError(Code.SHUTTING_DOWN, "the daemon is stopping and opens no new streams")
+        await self.streams.handle(message, local=local)
 
     async def _on_transcribe(self, message: Message, local: bool) -> None:
         await self._accept(message, [message.header["region"]], local)

@@ -75,12 +75,10 @@ def resample(
 ) -> Iterator[np.ndarray]:
     """Resample a stream of mono chunks; the output is sample-aligned with the input and as long as it. `quality`
     names a pedalboard Resample.Quality (None: RESAMPLE_QUALITY)."""
-    if from_hz == to_hz:
+    resampler = stream_resampler(from_hz=from_hz, to_hz=to_hz, quality=quality)
+    if resampler is None:
         yield from chunks
         return
-    resampler = StreamResampler(
-        from_hz, to_hz, 1, RESAMPLE_QUALITY if quality is None else getattr(Resample.Quality, quality)
-    )
     for chunk in chunks:
         out = resampler.process(chunk[np.newaxis, :])
         if out.shape[1]:
@@ -88,6 +86,16 @@ def resample(
     tail = resampler.process()
     if tail.shape[1]:
         yield tail[0]
+
+
+def stream_resampler(*, from_hz: float, to_hz: float, quality: str | None = None) -> StreamResampler | None:
+    """A mono StreamResampler from `from_hz` to `to_hz` (None: the rates are the same); `process(chunk)` per chunk,
+    `process()` for the tail. The one resampler `resample` and live streams (model.live) use."""
+    if from_hz == to_hz:
+        return None
+    return StreamResampler(
+        from_hz, to_hz, 1, RESAMPLE_QUALITY if quality is None else getattr(Resample.Quality, quality)
+    )
 
 
 def resampled_length(n_samples: int, *, from_hz: float, to_hz: float) -> int:

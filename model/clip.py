@@ -55,6 +55,38 @@ class Note:
         return cls(int(data["pitch"]), float(data["start_s"]), float(data["end_s"]), int(data["velocity"]), bends)
 
 
+@dataclass(frozen=True)
+class LiveEvent:
+    """One event of a live stream (model.live), decided as the audio came in. `time_s`: where it belongs in the stream's
+    audio, from its first sample; `kind` a model.vocabulary.EventKind; `velocity` for a note-on, `semitones` for a
+    bend."""
+
+    kind: str
+    time_s: float
+    pitch: int
+    velocity: int = 0
+    semitones: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": str(self.kind),
+            "time_s": self.time_s,
+            "pitch": self.pitch,
+            "velocity": self.velocity,
+            "semitones": self.semitones,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LiveEvent:
+        return cls(
+            str(data["kind"]),
+            float(data["time_s"]),
+            int(data["pitch"]),
+            int(data.get("velocity", 0)),
+            float(data.get("semitones", 0.0)),
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Tempo(OptionGroup):
     """The host's tempo and bars where the clip goes, taken as constant over the clip.

@@ -84,9 +84,9 @@ def clip_to_midi(clip: Clip) -> mido.MidiFile:
                     )
                 )
         events.append((end, _BEND_RESET, mido.Message("pitchwheel", channel=channel, pitch=0)))
-    setup = _rpn(MPE_MASTER_CHANNEL, MCM_RPN, len(MPE_MEMBER_CHANNELS)) if clip.mpe else []
+    setup = rpn(MPE_MASTER_CHANNEL, MCM_RPN, len(MPE_MEMBER_CHANNELS)) if clip.mpe else []
     for channel in sorted(bent_channels):
-        setup += _rpn(channel, BEND_RANGE_RPN, bend_range)
+        setup += rpn(channel, BEND_RANGE_RPN, bend_range)
     events.extend((0, -1, message) for message in setup)
     events.sort(key=lambda e: (e[0], e[1]))
 
@@ -121,7 +121,7 @@ def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
     `position_s`; notes all on the drum channel make a drum clip."""
     tempo_us = beats_per_bar = None
     bend_range: defaultdict[int, float] = defaultdict(lambda: BEND_RANGE_SEMITONES)  # channel -> semitones
-    rpn: dict[int, int] = {}
+    selected_rpn: dict[int, int] = {}
     open_notes = defaultdict(list)  # (channel, pitch) -> [(start_s, velocity)]
     wheel = defaultdict(list)  # channel -> [(time_s, semitones)]
     found = []  # (channel, Note without bends)
@@ -142,7 +142,7 @@ def clip_from_midi(midi: mido.MidiFile, *, position_s: float = 0.0) -> Clip:
         elif message.type == "pitchwheel":
             wheel[message.channel].append((now_s, message.pitch / 8192 * bend_range[message.channel]))
         elif message.type == "control_change":
-            members = _follow_rpn(message, rpn, bend_range)
+            members = _follow_rpn(message, selected_rpn, bend_range)
             mpe = mpe if members is None else members > 0
     notes = sorted((_with_bends(note, wheel[channel]) for channel, note in found), key=lambda n: (n.start_s, n.pitch))
     drums = bool(found) and all(channel == DRUM_CHANNEL for channel, _ in found)
@@ -219,7 +219,7 @@ def bend_to_pitchwheel(semitones: float, bend_range: float = BEND_RANGE_SEMITONE
     return max(-8192, min(8191, round(semitones * 8192 / bend_range)))
 
 
-def _rpn(channel: int, number: int, value: int) -> list[mido.Message]:
+def rpn(channel: int, number: int, value: int) -> list[mido.Message]:
     """Set registered parameter `number` to `value` (coarse), then select the null RPN so that later data entry
     changes nothing."""
     return [

@@ -39,6 +39,7 @@ class Code(_Word):
     TOO_LARGE = "too_large"
     BUSY = "busy"
     UNKNOWN_JOB = "unknown_job"
+    UNKNOWN_STREAM = "unknown_stream"
     FORBIDDEN = "forbidden"
     SHUTTING_DOWN = "shutting_down"
     # A job ends with one of these, or with the model's.
@@ -61,6 +62,7 @@ class Code(_Word):
     MODEL_MISSING = "model_missing"
     MODEL_CORRUPT = "model_corrupt"
     MODEL_INSTALL_FAILED = "model_install_failed"
+    CANNOT_STREAM = "cannot_stream"
     # The client's and the command line's own: never sent by the daemon.
     DAEMON_UNAVAILABLE = "daemon_unavailable"
     CANNOT_SERVE = "cannot_serve"
@@ -75,6 +77,7 @@ class Code(_Word):
     CLUSTER_NOT_INSTALLED = "cluster_not_installed"
     CLUSTER_UNAVAILABLE = "cluster_unavailable"
     CLUSTER_MISMATCH = "cluster_mismatch"
+    JACK_UNAVAILABLE = "jack_unavailable"
 
 
 class Stage(_Word):
@@ -84,6 +87,15 @@ class Stage(_Word):
     DECODE = "decode"  # reading the audio and running the preset's chain
     INFER = "infer"  # the engine's model working through the region, rising to 1.0
     NOTES = "notes"  # notes, post-processing and the MIDI file
+
+
+class EventKind(_Word):
+    """A live event's kind (model.clip.LiveEvent): what `midibridge live` writes to its MIDI port and a `stream`
+    request's `event` header carries."""
+
+    NOTE_ON = "note_on"
+    NOTE_OFF = "note_off"
+    BEND = "bend"  # the sounding note's pitch, `semitones` from its key (0 at its note-off)
 
 
 class Priority(_Word):

@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _live(args: argparse.Namespace) -> int:
+    from .live import run  # JACK, numpy and the model load for this command only
+
+    return run(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="midibridge", description="Turn audio into MIDI clips for your DAW.")
     parser.add_argument(
@@ -251,6 +257,14 @@ def _parser() -> argparse.ArgumentParser:
     lines.add_argument("--preset", default=None, metavar="NAME|PATH")
     lines.add_argument("--in-process", action="store_true", help="transcribe without the daemon")
     lines.set_defaults(run=commands.host_transcribe)
+
+    live = sub.add_parser("live", help="a JACK client: audio in, MIDI out while you play (swift-f0 presets)")
+    live.add_argument("--preset", default="lead", metavar="NAME|PATH", help="vocal, lead or bass (default: lead)")
+    live.add_argument("--input", nargs="+", default=[], metavar="PORT", help="JACK audio ports to connect to its in")
+    live.add_argument("--midi-out", nargs="+", default=[], metavar="NAME", help="JACK MIDI ports to send its notes to")
+    live.add_argument("--client-name", default="midibridge", metavar="NAME", help="its JACK client name")
+    live.add_argument("--latency-report", action="store_true", help="print latency and work figures when it stops")
+    live.set_defaults(run=_live)
 
     ping = sub.add_parser("ping", help="is a daemon running? its endpoint, version and round trip")
     ping.set_defaults(run=commands.ping)

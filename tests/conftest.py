@@ -210,7 +210,7 @@ def long_audio(audio_dir) -> Path:
 
 # Markers by module (registered in pyproject.toml), so that e.g. `pytest -m "not gui and not cluster"` runs the
 # rest; `make test` runs everything. daemon: starts a real daemon; ardour: runs the real Ardour (gui: its editor on
-# Xvfb); cluster: a real Ray cluster on loopback; slow: a minute or more on its own.
+# Xvfb); cluster: a real Ray cluster on loopback; jack: a real JACK server; slow: a minute or more on its own.
 MODULE_MARKERS = {
     "test_ardour": ("ardour", "daemon"),
     "test_ardour_again": ("ardour", "daemon"),
@@ -221,6 +221,7 @@ MODULE_MARKERS = {
     "test_fuzz_workers": ("daemon", "slow"),
     "test_load": ("daemon", "slow"),
     "test_piano_hq": ("ardour", "daemon"),
+    "test_live_jack": ("jack",),
     **{
         name: ("daemon",)
         for name in (
@@ -229,6 +230,7 @@ MODULE_MARKERS = {
             "test_client",
             "test_conformance_errors",
             "test_conformance_requests",
+            "test_conformance_stream",
             "test_daemon",
             "test_drums",
             "test_faults",

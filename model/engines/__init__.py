@@ -36,6 +36,7 @@ from ..vocabulary import Stage
 from .basic_pitch import weights as basic_pitch_weights
 from .basic_pitch.options import BasicPitchOptions
 from .drums import weights as drums_weights
+from .drums.constants import CONTEXT_AFTER, FFT_SIZE, HOP_SIZE, SAMPLE_RATE_HZ
 from .drums.options import DrumOptions
 from .swift_f0 import weights as swift_f0_weights
 from .swift_f0.options import SwiftF0Options
@@ -67,6 +68,8 @@ class EngineKind:
     # The pedalboard Resample.Quality its model was trained with, when not model.audio's default (the drum model
     # fed the default's softer top octave lost 0.014 onset F1 on MDB stems, 0.061 on mixes, mostly hi-hats).
     resample_quality: str | None = None
+    # Why it cannot run live (model.live), for people; "": it can, its class has `stream(options)`.
+    cannot_stream: str = ""
 
     @property
     def weights_sha256(self) -> str:
@@ -85,6 +88,7 @@ class EngineKind:
         return getattr(importlib.import_module(module, __name__), name)(weights_path=weights_path, threads=threads)
 
 
+DRUM_LOOKAHEAD_MS = 1000 * (CONTEXT_AFTER * HOP_SIZE + FFT_SIZE // 2) / SAMPLE_RATE_HZ
 DEFAULT_ENGINE = "basic-pitch"
 ENGINES: dict[str, EngineKind] = {
     "basic-pitch": EngineKind(
@@ -92,6 +96,8 @@ ENGINES: dict[str, EngineKind] = {
         BasicPitchOptions,
         ".basic_pitch.engine:BasicPitch",
         basic_pitch_weights,
+        cannot_stream="Basic Pitch reads the audio in 2-second windows and builds its notes from the whole region, "
+        "so no note is known until seconds after it sounds",
     ),
     "swift-f0": EngineKind(
         "SwiftF0: one melodic line (voice, wind, brass, bowed strings, bass), continuous bends",
@@ -106,11 +112,15 @@ ENGINES: dict[str, EngineKind] = {
         drums_weights,
         drums=True,
         resample_quality="WindowedSinc32",
+        cannot_stream=f"the drum network reads {DRUM_LOOKAHEAD_MS:.0f} ms of audio past each frame and its hit "
+        "separation scales each 48-second block as a whole, so a hit is decided later than the 50 ms live allows",
     ),
     "transkun": EngineKind(
         "Transkun 2.0: piano, polyphonic, with velocities; slower (about 2x real time on 2 cores)",
         TranskunOptions,
         ".transkun.engine:Transkun",
         transkun_weights,
+        cannot_stream="Transkun scores every note against 16-second windows of audio, so no note is known until "
+        "the window around it has been heard",
     ),
 }

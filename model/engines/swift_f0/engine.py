@@ -12,6 +12,7 @@ from ...vocabulary import Stage
 from .. import ProgressCallback
 from .constants import HOP_SAMPLES, SAMPLE_RATE_HZ
 from .features import FrameExtractor
+from .live import SwiftF0Stream
 from .notes import decode_notes
 from .options import SwiftF0Options
 from .weights import find_weights
@@ -43,3 +44,7 @@ class SwiftF0:
         if on_progress:
             on_progress(Stage.NOTES, 0.0)
         return decode_notes(frames, options)
+
+    def stream(self, options: SwiftF0Options) -> SwiftF0Stream:
+        """A live stream of one line (model.live): 16 kHz blocks in, events out as they are decided."""
+        return SwiftF0Stream(self._extractor, options)

@@ -125,6 +125,11 @@ class FrameExtractor:
             finish(total_frames)
         return Frames(*(np.concatenate([part[i] for part in parts]) for i in range(6)))
 
+    def window(self, audio: np.ndarray, *, first_frame: int, lo: int, hi: int) -> Frames:
+        """Features of global frames [lo, hi) of `audio`, whose sample 0 is global frame `first_frame`'s centre, as one
+        window of `frames` computes them: the live path's step (model.engines.swift_f0.live)."""
+        return Frames(*self._start(audio, first_frame, lo, hi)())
+
     def _start(self, audio: np.ndarray, first_frame: int, lo: int, hi: int) -> Callable[[], tuple[np.ndarray, ...]]:
         """Start on global frames [lo, hi) of `audio`, whose sample 0 is global frame `first_frame`'s centre: the model
         in the helper thread, the spectral features here. The returned call waits for the model and gives the frames'

@@ -1,0 +1,234 @@
+"""SwiftF0 live: 16 kHz blocks in, note-on, note-off and bend events out as soon as they are decided.
+
+Live and offline share one analysis: each new frame's features come from
+FrameExtractor.window (the code that computes an offline window's frames)
+and the notes from notes.decode_notes, run again over the last DECODE_FRAMES
+frames whenever audio comes in. What this module adds is when a note is
+decided: its note-on once the decode shows it starting at least
+`lookahead_frames` before the newest frame, its bends up to that horizon,
+its note-off once it ends before it. The newest frames are provisional (the
+model hears CONTEXT_AFTER_FRAMES past a frame; until that audio is in, the
+frame is computed again with each block), so the decision at the horizon is
+made on what the offline decode would see, less the audio still to come.
+
+A note must last min_note_ms before the decode keeps it; live caps that at
+the look-ahead, so that a note-on is decided `lookahead_frames` after its
+start (offline keeps the preset's value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ...clip import LiveEvent, Note
+from ...vocabulary import EventKind
+from .constants import (
+    CONTEXT_AFTER_FRAMES,
+    CONTEXT_BEFORE_FRAMES,
+    FRAME_S,
+    HOP_SAMPLES,
+    MODEL_MAX_HZ,
+    MODEL_MIN_HZ,
+    PITCH_WINDOW_MS,
+)
+from .features import FrameExtractor, Frames
+from .notes import decode_notes
+from .options import SwiftF0Options
+
+LOOKAHEAD_FRAMES = 3  # 48 ms: a note-on comes this long after the note's start (rendered lines: BENCHMARKS in README)
+DECODE_FRAMES = 125  # 2 s of frames decoded each time: more than any of the segmentation's windows looks back
+STEP_FRAMES = 32  # a block longer than this (0.5 s) is decoded in steps of it
+UPDATE_FRAMES = 2  # decode every 32 ms: each update runs the model on ~22 frames of context, ~4 ms per frame added
+EDGE_STEADY_SEMITONES = 0.5  # pitch steadiness that stands for the confidence the newest frames lack
+EDGE_RANGE_SEMITONES = 6 * np.log2(MODEL_MAX_HZ / MODEL_MIN_HZ) - 1  # … inside the model's range, less a semitone
+BEND_STEP = 0.01  # semitones: a bend is sent when the pitch moved a cent since the last one sent
+
+
+@dataclass
+class _Sounding:
+    pitch: int
+    start_s: float  # of its note-on
+    bend: float = 0.0  # the last bend sent
+
+
+class SwiftF0Stream:
+    """One live stream's state: recent audio and features, and the note it sounds. Feed 16 kHz mono float32 blocks of
+    any length; each call returns the events the new audio decided, in time order."""
+
+    def __init__(self, extractor: FrameExtractor, options: SwiftF0Options, *, lookahead_frames: int = LOOKAHEAD_FRAMES):
+        self.lookahead_frames = lookahead_frames
+        self._extractor = extractor
+        self._options = replace(options, min_note_ms=min(options.min_note_ms, 1000 * lookahead_frames * FRAME_S))
+        self._audio = np.zeros(0, np.float32)
+        self._audio_start = 0  # global sample of self._audio[0]
+        self._frames: Frames | None = None
+        self._frames_start = 0  # global frame of self._frames' first row
+        self._final = 0  # frames before this one heard all the audio the model reads around them
+        self._on: _Sounding | None = None
+        self._decided_s = 0.0  # events up to here are sent
+        self._last_pitch = -1  # of the last note sent
+        self._candidate: tuple[int, float] | None = None  # (pitch, start) of a new note the last decode began
+
+    @property
+    def samples_in(self) -> int:
+        return self._audio_start + len(self._audio)
+
+    def feed(self, samples: np.ndarray) -> list[LiveEvent]:
+        self._audio = np.concatenate([self._audio, np.asarray(samples, np.float32)])
+        events: list[LiveEvent] = []
+        n = self.samples_in // HOP_SAMPLES
+        while (
+            self._frames_end + UPDATE_FRAMES <= n
+        ):  # a long block in steps, so that every frame is decoded before it is dropped
+            step = min(n, self._frames_end + STEP_FRAMES)
+            events += self._commit(self._update(step), horizon_s=(step - self.lookahead_frames) * FRAME_S)
+        return events
+
+    def close(self) -> list[LiveEvent]:
+        """The events still undecided, everything now final, ending with the sounding note's note-off."""
+        events = self.feed(np.zeros(0, np.float32))
+        n = self.samples_in // HOP_SAMPLES
+        if n > self._frames_end:
+            events += self._commit(self._update(n), horizon_s=(n - self.lookahead_frames) * FRAME_S)
+        if self._frames is not None:
+            events += self._commit(self._decode(self._frames_end), horizon_s=np.inf)
+        if self._on is not None:
+            events += self._off(self._decided_s)
+        return events
+
+    @property
+    def _frames_end(self) -> int:
+        return self._frames_start + (len(self._frames) if self._frames is not None else 0)
+
+    def _update(self, n: int) -> tuple[Note, ...]:
+        """Frames [final, n) computed again with the audio now in, older ones dropped; the decode of the last ones."""
+        first = max(0, self._final - CONTEXT_BEFORE_FRAMES)
+        audio = self._audio[first * HOP_SAMPLES - self._audio_start :]
+        new = self._extractor.window(audio, first_frame=first, lo=self._final, hi=n)
+        if self._frames is not None:
+            new = _join(self._frames, slice(0, self._final - self._frames_start), new)
+        else:
+            self._frames_start = self._final
+        drop = max(0, n - DECODE_FRAMES - self._frames_start)
+        self._frames, self._frames_start = _rows(new, slice(drop, None)), self._frames_start + drop
+        self._voice_edge(max(self._frames_start + 2, n - CONTEXT_AFTER_FRAMES) - self._frames_start)
+        self._final = max(self._final, n - CONTEXT_AFTER_FRAMES - 1)
+        cut = max(0, self._final - CONTEXT_BEFORE_FRAMES) * HOP_SAMPLES - self._audio_start
+        self._audio, self._audio_start = self._audio[cut:], self._audio_start + cut
+        return self._decode(n)
+
+    def _voice_edge(self, lo: int) -> None:
+        """SwiftF0's confidence falls towards 0 over the frames without the audio it reads after them, though its pitch
+        holds: there (rows lo… of the frames kept, computed again with each block), a frame that is loud enough and
+        within EDGE_STEADY_SEMITONES of the two frames before counts as voiced (a click's two frames do not)."""
+        assert self._frames is not None
+        pitch = 12.0 * np.log2(np.maximum(self._frames.pitch_hz[lo - 2 :].astype(np.float64), 1e-3))
+        steady = (np.abs(pitch[2:] - pitch[1:-1]) < EDGE_STEADY_SEMITONES) & (
+            np.abs(pitch[2:] - pitch[:-2]) < EDGE_STEADY_SEMITONES
+        )
+        loud = self._frames.loudness_db[lo:] >= self._options.silence_threshold_dbfs
+        # At the ends of its range the model parks a pitch it cannot tell (a click reads as a steady 2 kHz).
+        inside = np.abs(pitch[2:] - 12.0 * np.log2(np.sqrt(MODEL_MIN_HZ * MODEL_MAX_HZ))) < EDGE_RANGE_SEMITONES
+        steady &= inside
+        confidence = self._frames.confidence[lo:]  # a view: these rows are this block's own arrays
+        confidence[steady & loud] = np.maximum(confidence[steady & loud], self._options.voicing_threshold)
+
+    def _decode(self, n: int) -> tuple[Note, ...]:
+        assert self._frames is not None
+        first = max(self._frames_start, n - DECODE_FRAMES)
+        rows = slice(first - self._frames_start, n - self._frames_start)
+        offset = first * FRAME_S
+        notes = decode_notes(_rows(self._frames, rows), self._options)
+        return tuple(
+            replace(
+                note,
+                start_s=note.start_s + offset,
+                end_s=note.end_s + offset,
+                bends=tuple(replace(b, time_s=b.time_s + offset) for b in note.bends),
+            )
+            for note in notes
+        )
+
+    def _commit(self, notes: tuple[Note, ...], *, horizon_s: float) -> list[LiveEvent]:
+        """Events for what `notes` (the decode of the newest frames) settles up to `horizon_s`."""
+        events: list[LiveEvent] = []
+        while True:
+            if self._on is None:
+                new = next((m for m in notes if m.start_s <= horizon_s and self._is_new(m)), None)
+                if new is None or not self._settled(new, self._last_pitch, horizon_s):
+                    break
+                start = max(new.start_s, self._decided_s)
+                events.append(LiveEvent(EventKind.NOTE_ON, start, new.pitch, new.velocity))
+                self._on, self._decided_s, self._last_pitch = _Sounding(new.pitch, start), start, new.pitch
+            # The note that holds the sounding pitch up to what is decided (a note of that pitch ending before the
+            # note-on is an earlier one); None: the decode no longer hears it.
+            held = next(
+                (
+                    m
+                    for m in notes
+                    if m.pitch == self._on.pitch and m.end_s > self._on.start_s and m.end_s >= self._decided_s - FRAME_S
+                ),
+                None,
+            )
+            if held is None or held.start_s > horizon_s:
+                events += self._off(self._decided_s)
+                continue
+            until = min(held.end_s, horizon_s)
+            for bend in held.bends:
+                if self._decided_s < bend.time_s <= until and abs(bend.semitones - self._on.bend) >= BEND_STEP:
+                    events.append(LiveEvent(EventKind.BEND, bend.time_s, held.pitch, semitones=bend.semitones))
+                    self._on.bend = bend.semitones
+            if held.end_s > horizon_s:
+                self._decided_s = horizon_s
+                break
+            following = next(
+                (m for m in notes if m is not held and held.end_s - FRAME_S <= m.start_s <= held.end_s + FRAME_S), None
+            )
+            if following is not None and not self._settled(following, held.pitch, horizon_s):
+                break  # the boundary is decided with the note after it
+            events += self._off(held.end_s)
+        return events
+
+    def _confirmed(self, note: Note, horizon_s: float) -> bool:
+        """Whether the decode before this one began the same note too: a glide's passing pitch, heard at the newest
+        frames, is gone once a frame more shows where it goes. At the end of the stream every note is."""
+        seen, self._candidate = self._candidate, (note.pitch, note.start_s)
+        return horizon_s == np.inf or (
+            seen is not None and seen[0] == note.pitch and abs(seen[1] - note.start_s) <= 2 * FRAME_S
+        )
+
+    def _settled(self, note: Note, last_pitch: int, horizon_s: float) -> bool:
+        """Whether a new note is decided: seen in two decodes running; on the pitch just sounding, within a pitch window
+        of its end (a re-articulation, or the next note's attack heard before its pitch is), once it has lasted one."""
+        confirmed = self._confirmed(note, horizon_s)
+        soon = note.start_s < self._decided_s + PITCH_WINDOW_MS / 1000
+        return confirmed and (
+            note.pitch != last_pitch or not soon or note.start_s <= horizon_s - PITCH_WINDOW_MS / 1000
+        )
+
+    def _is_new(self, note: Note) -> bool:
+        """Not the last note sent, seen again: it starts after what is decided (within a frame, as a boundary moves
+        with the newest audio), or straddles it on another pitch."""
+        if note.end_s <= self._decided_s + FRAME_S:
+            return False
+        return note.start_s >= self._decided_s - FRAME_S or note.pitch != self._last_pitch
+
+    def _off(self, time_s: float) -> list[LiveEvent]:
+        assert self._on is not None
+        pitch, bent = self._on.pitch, self._on.bend != 0.0
+        self._on, self._decided_s = None, max(self._decided_s, time_s)
+        back = [LiveEvent(EventKind.BEND, self._decided_s, pitch)] if bent else []  # the wheel back, as the SMF writer
+        return [*back, LiveEvent(EventKind.NOTE_OFF, self._decided_s, pitch)]
+
+
+def _rows(frames: Frames, rows: slice) -> Frames:
+    return Frames(*(getattr(frames, name)[rows] for name in _COLUMNS))
+
+
+def _join(old: Frames, kept: slice, new: Frames) -> Frames:
+    return Frames(*(np.concatenate([getattr(old, name)[kept], getattr(new, name)]) for name in _COLUMNS))
+
+
+_COLUMNS = ("pitch_hz", "confidence", "loudness_db", "onset_db", "low_shift_semitones", "semitone_db")
