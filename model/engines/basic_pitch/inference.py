@@ -1,8 +1,10 @@
-"""Basic Pitch's ONNX model over a stream of audio: windowing, batching, unwrapping, and the true time of every frame.
+"""Basic Pitch's ONNX model over a stream of audio: windowing, batching, stitching, and the true time of every frame.
 
 The audio arrives as chunks at `SAMPLE_RATE_HZ`; windows are cut as soon as
-enough audio is there and run several per `session.run`, so memory holds one
-batch of windows, not the recording.
+enough audio is there and run through the model's front several per
+`session.run`; their kept frames are stitched and run through its back once
+(graph.py cuts the model in two, constants.py says why there). Memory holds a
+few windows and one segment of frames, not the recording.
 """
 
 from __future__ import annotations
@@ -19,18 +21,23 @@ from ...errors import WeightsError
 from ...vocabulary import Code, Stage
 from .. import ProgressCallback
 from .constants import (
+    BACK_FRAMES,
+    CONTEXT_FRAMES,
     EDGE_FRAMES,
     FFT_HOP_SAMPLES,
     HOP_SAMPLES,
     KEPT_FRAMES_PER_WINDOW,
     LEAD_IN_SAMPLES,
     N_CONTOUR_BINS,
+    N_FEATURE_BINS,
     N_PITCHES,
+    ONNX_FEATURES,
     ONNX_INPUT,
     ONNX_OUTPUTS,
     SAMPLE_RATE_HZ,
     WINDOW_SAMPLES,
 )
+from .graph import graph_parts
 from .spill import RowSpill
 from .weights import find_weights
 
@@ -92,23 +99,29 @@ class Activations:
 
 
 class Model:
-    """Basic Pitch's weights and how to batch windows through them.
+    """Basic Pitch's weights and how to run them over a stream of windows.
 
-    Models with the same weights and thread count share one onnxruntime
-    session: a process loads the model once, however many it makes.
+    The front runs on Basic Pitch's overlapping windows, `batch_windows` per
+    run; the back once over their kept frames, stitched (constants.py says
+    why). Models with the same weights and thread count share onnxruntime
+    sessions: a process loads the model once, however many it makes.
     """
 
     def __init__(self, path: str | Path | None = None, *, threads: int = 0, batch_windows: int = DEFAULT_BATCH_WINDOWS):
         self.path = find_weights(path)
         self.batch_windows = batch_windows
-        self._session = _session(self.path, threads)
+        self._front, self._back = _sessions(self.path, threads)
         self._output_names = list(ONNX_OUTPUTS.values())
 
-    def run(self, windows: np.ndarray) -> dict[str, np.ndarray]:
-        """(n, WINDOW_SAMPLES) float32 → {"note", "onset": (n, FRAMES_PER_WINDOW, N_PITCHES),
-        "contour": (n, FRAMES_PER_WINDOW, N_CONTOUR_BINS)}."""
-        results = self._session.run(self._output_names, {ONNX_INPUT: windows[:, :, np.newaxis]})
-        return dict(zip(ONNX_OUTPUTS, results))
+    def features(self, windows: np.ndarray) -> np.ndarray:
+        """(n, WINDOW_SAMPLES) float32 → (n, FRAMES_PER_WINDOW, N_FEATURE_BINS): the front, window by window."""
+        return self._front.run([ONNX_FEATURES], {ONNX_INPUT: windows[:, :, np.newaxis]})[0][..., 0]
+
+    def outputs(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        """(n + 2 × CONTEXT_FRAMES, N_FEATURE_BINS) consecutive frames → {"note", "onset": (n, N_PITCHES),
+        "contour": (n, N_CONTOUR_BINS)}: the back, for every frame but the context at each end."""
+        results = self._back.run(self._output_names, {ONNX_FEATURES: features[np.newaxis, :, :, np.newaxis]})
+        return {name: rows[0, CONTEXT_FRAMES:-CONTEXT_FRAMES] for name, rows in zip(ONNX_OUTPUTS, results)}
 
     def activations(
         self, audio: Iterable[np.ndarray], *, expected_samples: int, on_progress: ProgressCallback | None = None
@@ -122,15 +135,23 @@ class Model:
         sinks: dict[str, _GrowingRows | RowSpill] = {"note": note, "onset": onset, "contour": contour}
         expected_windows = max(window_count(expected_samples), 1)
         batch = np.zeros((self.batch_windows, WINDOW_SAMPLES), dtype=np.float32)
+        frames = FrameStream()
         done = 0
         counter = _Counter(audio)
+
+        def run_back(segments: Iterator[np.ndarray]) -> None:
+            for segment in segments:
+                for name, rows in self.outputs(segment).items():
+                    sinks[name].append(rows)
+
         try:
             for filled in fill_batches(cut_windows(counter), batch):
-                for name, rows in self.run(batch[:filled]).items():
-                    sinks[name].append(rows[:, EDGE_FRAMES:-EDGE_FRAMES].reshape(-1, rows.shape[-1]))
+                frames.add(self.features(batch[:filled]))
+                run_back(frames.segments(BACK_FRAMES))
                 done += filled
                 if on_progress:
                     on_progress(Stage.INFER, min(done / expected_windows, 1.0))
+            run_back(frames.finish())
         except BaseException:
             onset.close()
             contour.close()
@@ -141,13 +162,52 @@ class Model:
         return Activations(note=note.rows(n_frames), onset=onset, contour=contour)
 
 
+class FrameStream:
+    """The front's windows in, the back's segments out: each window's kept frames once, in order, with
+    CONTEXT_FRAMES of the frames around them at each end of a segment.
+
+    Before the first kept frame come the first window's own lead-in frames and
+    after the last one the last window's trailing frames, as Basic Pitch's
+    windows have them; between windows a segment reads on into the next
+    window's kept frames.
+    """
+
+    def __init__(self) -> None:
+        self._rows: np.ndarray | None = None  # context, then frames not yet run; None before the first window
+        self._tail = np.zeros((0, N_FEATURE_BINS), dtype=np.float32)
+
+    def add(self, features: np.ndarray) -> None:
+        """(n, FRAMES_PER_WINDOW, N_FEATURE_BINS): the front's answer for the next n windows."""
+        kept = features[:, EDGE_FRAMES : EDGE_FRAMES + KEPT_FRAMES_PER_WINDOW].reshape(-1, N_FEATURE_BINS)
+        before = features[0, EDGE_FRAMES - CONTEXT_FRAMES : EDGE_FRAMES] if self._rows is None else self._rows
+        self._rows = np.concatenate([before, kept])
+        self._tail = features[-1, EDGE_FRAMES + KEPT_FRAMES_PER_WINDOW :][:CONTEXT_FRAMES].copy()
+
+    def segments(self, n_frames: int) -> Iterator[np.ndarray]:
+        """Segments of `n_frames` frames (each with its context) while there are enough frames for one."""
+        while self._rows is not None and self._rows.shape[0] >= n_frames + 2 * CONTEXT_FRAMES:
+            yield self._rows[: n_frames + 2 * CONTEXT_FRAMES]
+            self._rows = self._rows[n_frames:]
+
+    def finish(self) -> Iterator[np.ndarray]:
+        """The last segment: every frame left, with the last window's trailing frames as its context."""
+        if self._rows is not None and self._rows.shape[0] > CONTEXT_FRAMES:
+            yield np.concatenate([self._rows, self._tail])
+        self._rows = None
+
+
 @functools.cache
-def _session(path: Path, threads: int) -> onnxruntime.InferenceSession:
+def _sessions(path: Path, threads: int) -> tuple[onnxruntime.InferenceSession, onnxruntime.InferenceSession]:
+    parts = graph_parts(path)
+    return _session(parts.front, path, threads), _session(parts.back, path, threads)
+
+
+def _session(model: bytes, path: Path, threads: int) -> onnxruntime.InferenceSession:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # onnxruntime's warnings are for its developers, not our users
     try:
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as error:
         raise WeightsError(
             Code.MODEL_CORRUPT,

@@ -1,0 +1,108 @@
+"""Basic Pitch's ONNX graph cut in two, the back made to take a sequence of any length, and the two parts cached.
+
+The installed nmp.onnx stays Basic Pitch's own file (checked by SHA-256 in
+weights.py). The front (audio windows to the normalised CQT, `ONNX_FEATURES`)
+is its graph up to there; the back (the features to the note, onset and
+contour outputs) is the rest, whose reshapes name FRAMES_PER_WINDOW: they are
+rewritten for one sequence (batch 1) of any number of frames. Cutting needs
+the `onnx` package, whose import alone takes about a second, so the parts are
+kept in the user cache dir with their SHA-256 and made again whenever a part
+is missing or not the bytes recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from .constants import FRAMES_PER_WINDOW, ONNX_FEATURES, ONNX_INPUT, ONNX_OUTPUTS
+from .weights import WEIGHTS_SHA256
+
+# Part of the cache's name: a change to how the graph is cut makes new parts.
+CUT_VERSION = 1
+PARTS = ("front", "back")
+
+
+@dataclass(frozen=True)
+class GraphParts:
+    """The two parts as serialised ONNX models."""
+
+    front: bytes
+    back: bytes
+
+
+def cache_dir() -> Path:
+    """Where the parts of the installed weights are kept (`$XDG_CACHE_HOME/midibridge/basic-pitch/...` on Linux)."""
+    return platformdirs.user_cache_path("midibridge") / "basic-pitch" / f"{WEIGHTS_SHA256[:16]}-cut{CUT_VERSION}"
+
+
+def graph_parts(weights: Path) -> GraphParts:
+    """The parts of the verified weights at `weights`: from the cache when it holds them intact, else cut now and
+    cached (a cache that cannot be written only costs the next start the same second)."""
+    directory = cache_dir()
+    cached = _read_cached(directory)
+    if cached is not None:
+        return cached
+    parts = cut(weights.read_bytes())
+    try:
+        _write_cached(directory, parts)
+    except OSError:
+        pass
+    return parts
+
+
+def cut(weights: bytes) -> GraphParts:
+    """Cut Basic Pitch's graph at ONNX_FEATURES; the back's reshapes take (1, any frames)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper, shape_inference
+
+    model = shape_inference.infer_shapes(onnx.load_from_string(weights))
+    front = onnx.utils.Extractor(model).extract_model([ONNX_INPUT], [ONNX_FEATURES])
+    back = onnx.utils.Extractor(model).extract_model([ONNX_FEATURES], list(ONNX_OUTPUTS.values()))
+    for constant in back.graph.initializer:
+        shape = numpy_helper.to_array(constant)
+        if shape.dtype == np.int64 and shape.ndim == 1 and FRAMES_PER_WINDOW in shape:
+            free = np.where(shape == FRAMES_PER_WINDOW, -1, np.where(shape == -1, 1, shape))
+            constant.CopyFrom(numpy_helper.from_array(free, constant.name))
+    # The inferred shapes inside say FRAMES_PER_WINDOW too; onnxruntime infers them again.
+    del back.graph.value_info[:]
+    for value in (*back.graph.input, *back.graph.output):
+        batch, frames = value.type.tensor_type.shape.dim[:2]
+        batch.dim_value = 1
+        frames.dim_param = "frames"
+    return GraphParts(front.SerializeToString(), back.SerializeToString())
+
+
+def _read_cached(directory: Path) -> GraphParts | None:
+    try:
+        digests = json.loads((directory / "sha256.json").read_text())
+        data = {part: (directory / f"{part}.onnx").read_bytes() for part in PARTS}
+    except (OSError, ValueError):
+        return None
+    if any(hashlib.sha256(data[part]).hexdigest() != digests.get(part) for part in PARTS):
+        return None
+    return GraphParts(**data)
+
+
+def _write_cached(directory: Path, parts: GraphParts) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    digests = {}
+    for part in PARTS:
+        data = getattr(parts, part)
+        _replace(directory / f"{part}.onnx", data)
+        digests[part] = hashlib.sha256(data).hexdigest()
+    _replace(directory / "sha256.json", json.dumps(digests).encode())
+
+
+def _replace(path: Path, data: bytes) -> None:
+    # A name of its own per writer: two processes starting at once both write whole files.
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".partial", delete=False) as partial:
+        partial.write(data)
+    os.replace(partial.name, path)
