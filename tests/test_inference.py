@@ -1,5 +1,7 @@
 """Windowing, batching and the time of every frame: Basic Pitch's windows, without its clock's sawtooth or lost tail."""
 
+import threading
+
 import numpy as np
 import pytest
 from conftest import Note, matches, synthesize, write_audio
@@ -150,3 +152,41 @@ def test_basic_pitchs_own_clock_would_have_sawed_and_cut_the_tail(five_minutes):
     assert spread > np.percentile(ours_ms, 95) - np.percentile(ours_ms, 5) + 4.0
     kept_by_them = int(300 * SAMPLE_RATE_HZ * (86 / SAMPLE_RATE_HZ))  # unwrap_output's trim
     assert their_times[kept_by_them - 1] < 298.9, "Basic Pitch 0.4.0 would have lost the last note"
+
+
+def _read_ahead_threads():
+    return [t for t in threading.enumerate() if t.name == "basic-pitch-read-ahead"]
+
+
+def test_audio_read_ahead_stops_when_a_job_is_cancelled(transcriber):
+    from midibridge.model.errors import Cancelled
+
+    read = []
+
+    def chunks():
+        for index in range(100):
+            read.append(index)
+            yield np.zeros(SAMPLE_RATE_HZ, dtype=np.float32)
+
+    def cancel(stage, fraction):
+        raise Cancelled("job-1")
+
+    with pytest.raises(Cancelled):
+        transcriber.engine_for().model.activations(chunks(), expected_samples=100 * SAMPLE_RATE_HZ, on_progress=cancel)
+
+    assert len(read) < 30, "the helper stopped within a few batches (4 windows: 6.6 s of audio) of the cancel"
+    assert not _read_ahead_threads()
+
+
+def test_an_error_while_reading_audio_ahead_reaches_the_caller(transcriber):
+    from midibridge.model.errors import AudioError
+    from midibridge.model.vocabulary import Code
+
+    def chunks():
+        yield np.zeros(5 * SAMPLE_RATE_HZ, dtype=np.float32)
+        raise AudioError(Code.AUDIO_UNREADABLE, "damaged at sample 110250")
+
+    with pytest.raises(AudioError, match="damaged at sample 110250"):
+        transcriber.engine_for().model.activations(chunks(), expected_samples=10 * SAMPLE_RATE_HZ)
+
+    assert not _read_ahead_threads()

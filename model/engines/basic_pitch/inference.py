@@ -9,10 +9,14 @@ few windows and one segment of frames, not the recording.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import numpy as np
 import onnxruntime
@@ -40,6 +44,8 @@ from .constants import (
 from .graph import graph_parts
 from .spill import RowSpill
 from .weights import find_weights
+
+T = TypeVar("T")
 
 DEFAULT_BATCH_WINDOWS = 4  # measured: 2 to 16 windows per run are within noise on 2 cores; 1 is ~15 % slower
 
@@ -144,11 +150,12 @@ class Model:
                 for name, rows in self.outputs(segment).items():
                     sinks[name].append(rows)
 
+        batches = (batch[:filled].copy() for filled in fill_batches(cut_windows(counter), batch))
         try:
-            for filled in fill_batches(cut_windows(counter), batch):
-                frames.add(self.features(batch[:filled]))
+            for windows in read_ahead(batches):
+                frames.add(self.features(windows))
                 run_back(frames.segments(BACK_FRAMES))
-                done += filled
+                done += windows.shape[0]
                 if on_progress:
                     on_progress(Stage.INFER, min(done / expected_windows, 1.0))
             run_back(frames.finish())
@@ -273,6 +280,44 @@ def cut_windows(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         offset = window * HOP_SAMPLES - buffer_start
         yield buffer[offset : offset + WINDOW_SAMPLES]  # shorter than a window: fill_batches pads it
         window += 1
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """`items`, each made in a helper thread while the caller works on the one before: decoding, resampling and
+    windowing overlap the model's runs. Stopping early (an error, a cancel) stops the helper too; its errors are
+    raised here."""
+    ready: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)  # (done, item or error)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, object]) -> bool:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                ready.put(entry, timeout=0.1)
+                return True
+        return False
+
+    def make() -> None:
+        try:
+            for item in items:
+                if not put((False, item)):
+                    return
+            put((True, None))
+        except BaseException as error:  # handed to the caller, who raises it
+            put((True, error))
+
+    helper = threading.Thread(target=make, name="basic-pitch-read-ahead", daemon=True)
+    helper.start()
+    try:
+        while True:
+            done, item = ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            if done:
+                return
+            yield cast(T, item)
+    finally:
+        stop.set()
+        helper.join()
 
 
 def fill_batches(windows: Iterator[np.ndarray], batch: np.ndarray) -> Iterator[int]:
