@@ -12,8 +12,10 @@ from midibridge.model.engines.basic_pitch.constants import (
     HOP_SAMPLES,
     KEPT_FRAMES_PER_WINDOW,
     ONNX_FEATURES,
+    ONNX_INPUT,
     ONNX_OUTPUTS,
     SAMPLE_RATE_HZ,
+    WINDOW_SAMPLES,
 )
 from midibridge.model.engines.basic_pitch.graph import cache_dir, cut, graph_parts
 from midibridge.model.engines.basic_pitch.inference import frame_count, frame_times_s
@@ -90,6 +92,20 @@ def test_the_context_each_side_is_what_the_graphs_convolutions_reach(transcriber
             reach[name] = reach_in + height // 2
 
     assert max(reach[name] for name in ONNX_OUTPUTS.values()) == CONTEXT_FRAMES
+
+
+def test_the_front_decimates_in_phases_to_the_same_features_as_basic_pitchs_graph(transcriber):
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime
+
+    model = transcriber.engine_for().model
+    graph = onnx.shape_inference.infer_shapes(onnx.load(model.path))
+    theirs = onnx.utils.Extractor(graph).extract_model([ONNX_INPUT], [ONNX_FEATURES])
+    session = onnxruntime.InferenceSession(theirs.SerializeToString(), providers=["CPUExecutionProvider"])
+    windows = np.random.default_rng(1).uniform(-0.5, 0.5, (3, WINDOW_SAMPLES)).astype(np.float32)
+
+    expected = session.run([ONNX_FEATURES], {ONNX_INPUT: windows[:, :, np.newaxis]})[0][..., 0]
+    np.testing.assert_allclose(model.features(windows), expected, rtol=0, atol=1e-6)
 
 
 def test_a_damaged_cached_graph_is_cut_again_and_the_installed_weights_stay_basic_pitchs(
