@@ -26,7 +26,7 @@ from .constants import FRAMES_PER_WINDOW, ONNX_FEATURES, ONNX_INPUT, ONNX_OUTPUT
 from .weights import WEIGHTS_SHA256
 
 # Part of the cache's name: a change to how the graph is cut makes new parts.
-CUT_VERSION = 2
+CUT_VERSION = 3
 # Output phases per decimating convolution (_as_phases): 4 to 16 measured within noise of each other.
 DECIMATION_PHASES = 8
 PARTS = ("front", "back")
@@ -134,6 +134,10 @@ def _decimate_in_phases(front) -> None:
         ]
     del front.graph.node[:]
     front.graph.node.extend(nodes)
+    used = {name for node in nodes for name in node.input}
+    unused = [constant for constant in front.graph.initializer if constant.name not in used]
+    for constant in unused:  # the one-channel filters
+        front.graph.initializer.remove(constant)
 
 
 def _read_cached(directory: Path) -> GraphParts | None:

@@ -13,7 +13,7 @@ import contextlib
 import functools
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar, cast
@@ -129,6 +129,19 @@ class Model:
         results = self._back.run(self._output_names, {ONNX_FEATURES: features[np.newaxis, :, :, np.newaxis]})
         return {name: rows[0, CONTEXT_FRAMES:-CONTEXT_FRAMES] for name, rows in zip(ONNX_OUTPUTS, results)}
 
+    def run(
+        self, batches: Iterable[np.ndarray], *, on_batch: Callable[[int], None] | None = None
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """The outputs of batches of windows ((n, WINDOW_SAMPLES) float32, in order), segment by segment: every kept
+        frame once. `on_batch(n)` is called as each batch's n windows are done."""
+        frames = FrameStream()
+        for windows in batches:
+            frames.add(self.features(windows))
+            yield from map(self.outputs, frames.segments(BACK_FRAMES))
+            if on_batch:
+                on_batch(windows.shape[0])
+        yield from map(self.outputs, frames.finish())
+
     def activations(
         self, audio: Iterable[np.ndarray], *, expected_samples: int, on_progress: ProgressCallback | None = None
     ) -> Activations:
@@ -140,25 +153,19 @@ class Model:
         onset, contour = RowSpill(N_PITCHES), RowSpill(N_CONTOUR_BINS)
         sinks: dict[str, _GrowingRows | RowSpill] = {"note": note, "onset": onset, "contour": contour}
         expected_windows = max(window_count(expected_samples), 1)
-        batch = np.zeros((self.batch_windows, WINDOW_SAMPLES), dtype=np.float32)
-        frames = FrameStream()
         done = 0
+
+        def progress(n_windows: int) -> None:
+            nonlocal done
+            done += n_windows
+            if on_progress:
+                on_progress(Stage.INFER, min(done / expected_windows, 1.0))
+
         counter = _Counter(audio)
-
-        def run_back(segments: Iterator[np.ndarray]) -> None:
-            for segment in segments:
-                for name, rows in self.outputs(segment).items():
-                    sinks[name].append(rows)
-
-        batches = (batch[:filled].copy() for filled in fill_batches(cut_windows(counter), batch))
         try:
-            for windows in read_ahead(batches):
-                frames.add(self.features(windows))
-                run_back(frames.segments(BACK_FRAMES))
-                done += windows.shape[0]
-                if on_progress:
-                    on_progress(Stage.INFER, min(done / expected_windows, 1.0))
-            run_back(frames.finish())
+            for outputs in self.run(read_ahead(self.batches(counter)), on_batch=progress):
+                for name, rows in outputs.items():
+                    sinks[name].append(rows)
         except BaseException:
             onset.close()
             contour.close()
@@ -167,6 +174,13 @@ class Model:
         onset.truncate(n_frames)
         contour.truncate(n_frames)
         return Activations(note=note.rows(n_frames), onset=onset, contour=contour)
+
+    def batches(self, audio: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Basic Pitch's windows of mono chunks at SAMPLE_RATE_HZ, `batch_windows` at a time (the last batch may be
+        smaller), each batch an array of its own."""
+        batch = np.zeros((self.batch_windows, WINDOW_SAMPLES), dtype=np.float32)
+        for filled in fill_batches(cut_windows(audio), batch):
+            yield batch[:filled].copy()
 
 
 class FrameStream:
