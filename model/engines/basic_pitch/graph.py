@@ -104,7 +104,7 @@ def _constants_at_full_rank(model) -> None:
             if constant is None or not 0 < len(constant.dims) <= len(shape):
                 continue
             values = numpy_helper.to_array(constant)
-            full = values.reshape((1,) * (len(shape) - values.ndim) + values.shape)
+            full: np.ndarray = values.reshape((1,) * (len(shape) - values.ndim) + values.shape)
             if full.shape[-1] == 1 and shape[-1] > 1 and all(shape[1:]):
                 full = np.broadcast_to(full, (1, *shape[1:])).copy()
             if full.shape != values.shape:
