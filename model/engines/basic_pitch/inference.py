@@ -223,7 +223,7 @@ class FrameStream:
 def _sessions(path: Path, threads: int) -> tuple[onnxruntime.InferenceSession, onnxruntime.InferenceSession]:
     parts = graph_parts(path)
     # The front runs in read_ahead's helper, beside the back: on one thread its many small operations ran 1.22-1.27x
-    # faster (8 corpus files, whole converts) than on all cores between the back's runs.
+    # faster (10 corpus files, whole converts) than on all cores between the back's runs.
     return _session(parts.front, path, 1), _session(parts.back, path, threads)
 
 
