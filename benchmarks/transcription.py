@@ -6,12 +6,17 @@ Prints figures; asserts nothing (these machines are shared and noisy, so
 compare the ratios, which are measured in one run):
 
 - real-time factor of the whole pipeline, of the model alone (windows ready,
-  only `session.run`: the floor), and of Basic Pitch's `predict()` (ONNX
-  backend) on the same files, case by case, interleaved;
+  only onnxruntime's runs: the floor) as midibridge runs it (the front on each
+  window, the back once over the stitched frames) and as Basic Pitch does (the
+  whole graph on each window), and of Basic Pitch's `predict()` (ONNX backend)
+  on the same files, case by case, interleaved;
 - note F1 against the ground truth and against Basic Pitch's own output, and
   the median onset error (../shared/bench/evaluate.py);
 - `midibridge convert` vs the `basic-pitch` command as whole processes on a
   file of --cli-minutes, with peak RSS;
+- a 10 s file's whole `convert`, and where its time goes (benchmarks/floor.py);
+- the physical limit: numpy's float32 matmul GFLOP/s over the model's GFLOP
+  per second of audio, counted from its graph;
 - peak RSS of `midibridge convert` on a file of --long-minutes.
 
 Skips cleanly when the corpus is absent.
@@ -30,15 +35,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 from pedalboard.io import AudioFile
 
 from midibridge.model.audio import open_region, resample
-from midibridge.model.engines.basic_pitch.constants import SAMPLE_RATE_HZ, WINDOW_SAMPLES
-from midibridge.model.engines.basic_pitch.inference import cut_windows, fill_batches
+from midibridge.model.engines.basic_pitch.constants import ONNX_INPUT, SAMPLE_RATE_HZ
+from midibridge.model.engines.basic_pitch.inference import Model, read_ahead
 from midibridge.model.pipeline import Transcriber
 from midibridge.model.region import Region
 
 from .corpus import SHARED, corpus_manifest, corpus_parser
+from .floor import matmul_gflops, model_gflop_per_audio_s, startup
 
 
 def main(argv=None) -> int:
@@ -57,8 +64,11 @@ def main(argv=None) -> int:
     speed = _in_process(cases, corpus, args.out, repeats=args.repeats)
     scores = _scores(manifest, args.out)
     cli = _whole_process(cases, corpus, args.out, minutes=args.cli_minutes, repeats=args.repeats)
+    short = _short_file(cases, corpus, repeats=args.repeats)
     long_run = _long_file(cases, corpus, minutes=args.long_minutes) if args.long_minutes > 0 else None
-    report = {"in_process": speed, "scores": scores, "cli": cli, "long_file": long_run}
+    limit = {"matmul_gflops": matmul_gflops(), **model_gflop_per_audio_s(Model().path)}
+    report = {"in_process": speed, "scores": scores, "cli": cli, "short_file": short, "limit": limit}
+    report["long_file"] = long_run
     (args.out / "bench.json").write_text(json.dumps(report, indent=1))
     _print(report)
     return 0
@@ -77,7 +87,8 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
     regions = [Region.from_file(corpus / case["audio"]) for case in cases]
     transcriber.convert(regions[0])  # warm-up: onnxruntime's first runs allocate
     model = transcriber.engine_for().model
-    best = {name: [float("inf")] * len(cases) for name in ("model", "pipeline", "basic_pitch")}
+    whole = _whole_graph(model)
+    best = {name: [float("inf")] * len(cases) for name in ("model", "whole_windows", "pipeline", "basic_pitch")}
 
     def timed(name: str, index: int, work):
         started = time.perf_counter()
@@ -88,9 +99,11 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
     audio_s = 0.0
     for round_ in range(repeats):
         for index, (case, region) in enumerate(zip(cases, regions)):
-            windows = _model_windows(region, model.batch_windows)
+            batches = _model_windows(region, model)
             # Each lambda runs at once, inside timed(): the loop's variables are the ones meant.
-            timed("model", index, lambda: [model.run(batch) for batch in windows])  # noqa: B023
+            # The floor as the pipeline runs it: the front in read_ahead's helper, beside the back.
+            timed("model", index, lambda: list(model.run(read_ahead(map(model.features, batches)))))  # noqa: B023
+            timed("whole_windows", index, lambda: [whole(batch) for batch in batches])  # noqa: B023
             done = timed("pipeline", index, lambda: transcriber.convert(region))  # noqa: B023
             if bp_predict:
                 _, midi, _ = timed("basic_pitch", index, lambda: _quiet(bp_predict, region.path, bp_model))  # noqa: B023
@@ -99,13 +112,15 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
                 (ours_dir / f"{case['id']}.mid").write_bytes(done.smf)
                 if bp_predict:
                     midi.write(str(bp_dir / f"{case['id']}.mid"))
-    model_s, pipeline_s = sum(best["model"]), sum(best["pipeline"])
+    model_s, pipeline_s, whole_s = sum(best["model"]), sum(best["pipeline"]), sum(best["whole_windows"])
     result = {
         "audio_s": audio_s,
         "repeats": repeats,
         "rtf_model_only": audio_s / model_s,
+        "rtf_model_whole_windows": audio_s / whole_s,
         "rtf_pipeline": audio_s / pipeline_s,
         "pipeline_over_model": model_s / pipeline_s,
+        "pipeline_over_whole_windows": whole_s / pipeline_s,
     }
     if bp_predict:
         basic_pitch_s = sum(best["basic_pitch"])
@@ -114,11 +129,17 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
     return result
 
 
-def _model_windows(region: Region, batch_windows: int) -> list[np.ndarray]:
+def _model_windows(region: Region, model: Model) -> list[np.ndarray]:
     audio = open_region(region)
-    batch = np.zeros((batch_windows, WINDOW_SAMPLES), dtype=np.float32)
-    samples = resample(audio.chunks(), from_hz=audio.sample_rate_hz, to_hz=SAMPLE_RATE_HZ)
-    return [batch[:filled].copy() for filled in fill_batches(cut_windows(samples), batch)]
+    return list(model.batches(resample(audio.chunks(), from_hz=audio.sample_rate_hz, to_hz=SAMPLE_RATE_HZ)))
+
+
+def _whole_graph(model: Model):
+    """Basic Pitch's graph as it is, run on a batch of windows: the floor before midibridge cut it in two."""
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(str(model.path), options, providers=["CPUExecutionProvider"])
+    return lambda windows: session.run(None, {ONNX_INPUT: windows[:, :, np.newaxis]})
 
 
 def _basic_pitch():
@@ -183,7 +204,7 @@ def _whole_process(cases, corpus: Path, out: Path, *, minutes: float, repeats: i
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory(prefix="midibridge-bench-") as tmp:
         audio = _concatenated(cases, corpus, Path(tmp) / "long.flac", minutes)
-        commands = {"midibridge": [str(bin_dir / "midibridge"), "convert", str(audio), "-o", str(Path(tmp) / "x.mid")]}
+        commands = {"midibridge": [*_CONVERT, str(audio), "-o", str(Path(tmp) / "x.mid")]}
         if (bin_dir / "basic-pitch").exists():
             commands["basic-pitch"] = [str(bin_dir / "basic-pitch"), tmp, str(audio)]
         runs = {name: [] for name in commands}
@@ -203,17 +224,23 @@ def _whole_process(cases, corpus: Path, out: Path, *, minutes: float, repeats: i
     return result
 
 
+# `midibridge convert` of this interpreter's midibridge (the console script may be another checkout's).
+_CONVERT = [sys.executable, "-m", "midibridge.plugin_host.cli", "convert"]
+
+
+def _short_file(cases, corpus: Path, *, repeats: int) -> dict:
+    """A 10 s file's whole `convert` (median wall) and where a fresh interpreter's time goes."""
+    with tempfile.TemporaryDirectory(prefix="midibridge-bench-") as tmp:
+        audio = _concatenated(cases, corpus, Path(tmp) / "short.flac", 10 / 60)
+        command = [*_CONVERT, str(audio), "-o", str(Path(tmp) / "short.mid")]
+        wall_s = float(np.median([_run_measured(command)[0] for _ in range(max(repeats, 3))]))
+        return {"audio_s": 10.0, "wall_s": wall_s, "stages": startup(audio, repeats=max(repeats, 3))}
+
+
 def _long_file(cases, corpus: Path, *, minutes: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="midibridge-bench-") as tmp:
         audio = _concatenated(cases, corpus, Path(tmp) / "long.flac", minutes)
-        command = [
-            str(Path(sys.executable).parent / "midibridge"),
-            "convert",
-            str(audio),
-            "-o",
-            str(Path(tmp) / "long.mid"),
-        ]
-        wall_s, rss_mb = _run_measured(command)
+        wall_s, rss_mb = _run_measured([*_CONVERT, str(audio), "-o", str(Path(tmp) / "long.mid")])
     return {"audio_s": minutes * 60, "wall_s": wall_s, "peak_rss_mb": rss_mb}
 
 
@@ -258,10 +285,11 @@ def _print(report: dict) -> None:
         f"\nin-process, {speed['audio_s']:.0f} s of audio, best of {speed['repeats']} rounds, "
         f"real-time factors (higher is faster):"
     )
-    print(f"  model alone (floor)          {speed['rtf_model_only']:7.1f}x")
+    print(f"  model alone, whole windows   {speed['rtf_model_whole_windows']:7.1f}x   (Basic Pitch's way: old floor)")
+    print(f"  model alone, stitched        {speed['rtf_model_only']:7.1f}x   (midibridge's way: the floor)")
     print(
         f"  midibridge pipeline          {speed['rtf_pipeline']:7.1f}x   "
-        f"= {speed['pipeline_over_model']:.3f} x model-only"
+        f"= {speed['pipeline_over_model']:.3f} x model-only, {speed['pipeline_over_whole_windows']:.3f} x the old floor"
     )
     if "rtf_basic_pitch_predict" in speed:
         print(
@@ -274,6 +302,13 @@ def _print(report: dict) -> None:
             f"with bends {score['bend_on_f']:.3f}/{score['bend_onoff_f']:.3f}  "
             f"median onset error {score['onset_err_ms_median']:+.1f} ms"
         )
+    limit = report["limit"]
+    print(
+        f"\nphysical limit: float32 matmul {limit['matmul_gflops']:.0f} GFLOP/s (numpy); the model needs "
+        f"{limit['stitched']:.3f} GFLOP per audio second stitched ({limit['whole_windows']:.3f} on whole windows): "
+        f"{limit['matmul_gflops'] / limit['stitched']:.0f}x real time at most; the pipeline reaches "
+        f"{speed['rtf_pipeline'] * limit['stitched'] / limit['matmul_gflops']:.0%} of it"
+    )
     cli = report["cli"]
     print(f"\nwhole process on a {cli['audio_s'] / 60:g}-minute file (median wall, peak RSS):")
     for name in ("midibridge", "basic-pitch"):
@@ -281,6 +316,9 @@ def _print(report: dict) -> None:
             print(f"  {name:12} {cli[name]['wall_s']:6.2f} s  {cli[name]['peak_rss_mb']:6.0f} MB")
     if "speedup" in cli:
         print(f"  midibridge is {cli['speedup']:.2f}x faster")
+    short = report["short_file"]
+    stages = "  ".join(f"{name.removesuffix('_s')} {seconds:.3f}" for name, seconds in short["stages"].items())
+    print(f"\n10 s file, whole `convert`: {short['wall_s']:.2f} s (median); seconds by stage: {stages}")
     if report["long_file"]:
         run = report["long_file"]
         print(

@@ -59,35 +59,27 @@ def clip_to_midi(clip: Clip) -> mido.MidiFile:
 
     placement = note_channels(clip)
     bend_range = MPE_BEND_RANGE_SEMITONES if clip.mpe else BEND_RANGE_SEMITONES
-    events = []  # (tick, rank, message)
+    # Messages are made once their delta time is known: mido checks every field of every message it makes.
+    events: list[tuple[int, int, str, dict]] = []  # (tick, rank, message type, fields)
     bent_channels = set()
     for note, (channel, bent) in zip(clip.notes, placement):
         start = tick(note.start_s)
         end = max(tick(note.end_s), start + 1)
-        events.append(
-            (start, _NOTE_ON, mido.Message("note_on", channel=channel, note=note.pitch, velocity=note.velocity))
-        )
-        events.append((end, _NOTE_OFF, mido.Message("note_off", channel=channel, note=note.pitch)))
+        events.append((start, _NOTE_ON, "note_on", {"channel": channel, "note": note.pitch, "velocity": note.velocity}))
+        events.append((end, _NOTE_OFF, "note_off", {"channel": channel, "note": note.pitch}))
         if not bent:
             continue
         bent_channels.add(channel)
         for bend in note.bends:
             at = max(tick(bend.time_s), start)
             if at < end:
-                events.append(
-                    (
-                        at,
-                        _BEND,
-                        mido.Message(
-                            "pitchwheel", channel=channel, pitch=bend_to_pitchwheel(bend.semitones, bend_range)
-                        ),
-                    )
-                )
-        events.append((end, _BEND_RESET, mido.Message("pitchwheel", channel=channel, pitch=0)))
+                pitch = bend_to_pitchwheel(bend.semitones, bend_range)
+                events.append((at, _BEND, "pitchwheel", {"channel": channel, "pitch": pitch}))
+        events.append((end, _BEND_RESET, "pitchwheel", {"channel": channel, "pitch": 0}))
     setup = rpn(MPE_MASTER_CHANNEL, MCM_RPN, len(MPE_MEMBER_CHANNELS)) if clip.mpe else []
     for channel in sorted(bent_channels):
         setup += rpn(channel, BEND_RANGE_RPN, bend_range)
-    events.extend((0, -1, message) for message in setup)
+    events[:0] = [(0, -1, "control_change", fields) for fields in setup]
     events.sort(key=lambda e: (e[0], e[1]))
 
     conductor = mido.MidiTrack(
@@ -101,8 +93,8 @@ def clip_to_midi(clip: Clip) -> mido.MidiFile:
     )
     notes = mido.MidiTrack([mido.MetaMessage("track_name", name=TRACK_NAME, time=0)])
     now = 0
-    for at, _, message in events:
-        notes.append(message.copy(time=at - now))
+    for at, _, kind, fields in events:
+        notes.append(mido.Message(kind, **{**fields, "time": at - now}))
         now = at
     end_tick = max(now, tick(clip.duration_s))
     for track, last in ((conductor, 0), (notes, now)):
@@ -219,11 +211,11 @@ def bend_to_pitchwheel(semitones: float, bend_range: float = BEND_RANGE_SEMITONE
     return max(-8192, min(8191, round(semitones * 8192 / bend_range)))
 
 
-def rpn(channel: int, number: int, value: int) -> list[mido.Message]:
-    """Set registered parameter `number` to `value` (coarse), then select the null RPN so that later data entry
-    changes nothing."""
+def rpn(channel: int, number: int, value: int) -> list[dict]:
+    """The control changes (their fields) that set registered parameter `number` to `value` (coarse), then select the
+    null RPN so that later data entry changes nothing."""
     return [
-        mido.Message("control_change", channel=channel, control=control, value=data)
+        {"channel": channel, "control": control, "value": data}
         for control, data in (
             (RPN_MSB_CC, 0),
             (RPN_LSB_CC, number),
@@ -235,9 +227,9 @@ def rpn(channel: int, number: int, value: int) -> list[mido.Message]:
     ]
 
 
-def _follow_rpn(message: mido.Message, rpn: dict, bend_range: dict) -> int | None:
+def _follow_rpn(message: mido.Message, selected_rpn: dict, bend_range: dict) -> int | None:
     """Track RPN selection and data entry; returns the member count when this message completes an MPE configuration."""
-    selected = rpn.setdefault(message.channel, [NULL_RPN, NULL_RPN])
+    selected = selected_rpn.setdefault(message.channel, [NULL_RPN, NULL_RPN])
     if message.control == RPN_MSB_CC:
         selected[0] = message.value
     elif message.control == RPN_LSB_CC:

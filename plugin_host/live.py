@@ -80,7 +80,10 @@ def midi_bytes(event: LiveEvent) -> bytes:
 
 def bend_range_messages() -> list[bytes]:
     """RPN 0 (pitch bend sensitivity) = BEND_RANGE_SEMITONES on CHANNEL, as a MIDI file's set-up says it."""
-    return [bytes(message.bytes()) for message in rpn(CHANNEL, BEND_RANGE_RPN, BEND_RANGE_SEMITONES)]
+    return [
+        bytes(mido.Message("control_change", **fields).bytes())
+        for fields in rpn(CHANNEL, BEND_RANGE_RPN, BEND_RANGE_SEMITONES)
+    ]
 
 
 class LiveClient:

@@ -48,3 +48,31 @@ def test_every_built_in_preset_still_makes_the_same_clip_and_midi_file_to_the_by
 
     assert clip.to_dict() == stored["clip"]
     assert clip_to_bytes(clip) == base64.b64decode(stored["smf_base64"])
+
+
+# The model's back runs once over stitched windows (model/engines/basic_pitch/constants.py), which moves activations
+# within CONTEXT_FRAMES of a window seam. golden_outputs_windowed.json holds what every preset made when each window
+# ran whole (golden_outputs.json before that change): the same notes and bends, each onset within 50 ms (the
+# corpus's onset tolerance), each end within 100 ms and each velocity within 1.
+WINDOWED = json.loads((Path(__file__).parent / "data" / "golden_outputs_windowed.json").read_text())
+ONSET_TOLERANCE_S, END_TOLERANCE_S, VELOCITY_TOLERANCE = 0.05, 0.1, 1
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_OUTPUTS["cases"]))
+def test_stitched_windows_keep_every_note_of_whole_windows_within_the_documented_tolerance(case):
+    def by_pitch(notes):
+        found: dict[int, list[dict]] = {}
+        for note in sorted(notes, key=lambda n: n["start_s"]):
+            found.setdefault(note["pitch"], []).append(note)
+        return found
+
+    stitched = by_pitch(GOLDEN_OUTPUTS["cases"][case]["clip"]["notes"])
+    windowed = by_pitch(WINDOWED["cases"][case]["clip"]["notes"])
+
+    assert {p: len(n) for p, n in stitched.items()} == {p: len(n) for p, n in windowed.items()}
+    for pitch, notes in stitched.items():
+        for mine, theirs in zip(notes, windowed[pitch]):
+            assert mine["start_s"] == pytest.approx(theirs["start_s"], abs=ONSET_TOLERANCE_S)
+            assert mine["end_s"] == pytest.approx(theirs["end_s"], abs=END_TOLERANCE_S)
+            assert abs(mine["velocity"] - theirs["velocity"]) <= VELOCITY_TOLERANCE
+            assert mine.get("bends") == theirs.get("bends")

@@ -1,15 +1,23 @@
 """Windowing, batching and the time of every frame: Basic Pitch's windows, without its clock's sawtooth or lost tail."""
 
+import threading
+
 import numpy as np
 import pytest
 from conftest import Note, matches, synthesize, write_audio
 
 from midibridge.model.engines.basic_pitch.constants import (
+    CONTEXT_FRAMES,
     FFT_HOP_SAMPLES,
     HOP_SAMPLES,
     KEPT_FRAMES_PER_WINDOW,
+    ONNX_FEATURES,
+    ONNX_INPUT,
+    ONNX_OUTPUTS,
     SAMPLE_RATE_HZ,
+    WINDOW_SAMPLES,
 )
+from midibridge.model.engines.basic_pitch.graph import cache_dir, cut, graph_parts
 from midibridge.model.engines.basic_pitch.inference import frame_count, frame_times_s
 from midibridge.model.region import Region
 
@@ -53,7 +61,7 @@ def test_chunk_sizes_and_batch_sizes_do_not_change_the_model_outputs(transcriber
             np.testing.assert_allclose(mine, theirs, atol=1e-5)
 
 
-def test_windows_are_basic_pitchs_windows(transcriber, tmp_path):
+def test_windows_are_basic_pitchs_windows_except_beside_a_seam(transcriber, tmp_path):
     inference = pytest.importorskip("basic_pitch.inference", reason="the dev extra installs basic-pitch")
     audio = synthesize([Note(55 + 2 * i, 0.3 + 0.5 * i, 0.8 + 0.5 * i, 100) for i in range(10)], sample_rate_hz=22050)
     path = write_audio(tmp_path / "at_22050.wav", audio, SAMPLE_RATE_HZ, bit_depth=32)
@@ -61,10 +69,58 @@ def test_windows_are_basic_pitchs_windows(transcriber, tmp_path):
     theirs = inference.run_inference(path, inference.Model(str(transcriber.engine_for().model.path)))
     mine = dict(zip(("note", "onset", "contour"), _activations(transcriber.engine_for().model, audio)))
 
+    # Within CONTEXT_FRAMES of where one window's kept frames meet the next one's, the stitched back reads the next
+    # window's frames where Basic Pitch reads the same window's (tests/test_golden.py bounds what that changes).
+    position = np.arange(theirs["note"].shape[0]) % KEPT_FRAMES_PER_WINDOW
+    inside = (position >= CONTEXT_FRAMES) & (position < KEPT_FRAMES_PER_WINDOW - CONTEXT_FRAMES)
     for name in ("note", "onset", "contour"):
         kept = theirs[name].shape[0]
         assert mine[name].shape[0] > kept, "midibridge keeps the tail Basic Pitch drops"
-        np.testing.assert_allclose(mine[name][:kept], theirs[name], atol=1e-4)
+        np.testing.assert_allclose(mine[name][:kept][inside], theirs[name][inside], atol=1e-4)
+        assert np.abs(mine[name][:kept] - theirs[name]).max() < 0.5
+
+
+def test_the_context_each_side_is_what_the_graphs_convolutions_reach(transcriber):
+    onnx = pytest.importorskip("onnx")
+    back = onnx.load_from_string(cut(transcriber.engine_for().model.path.read_bytes()).back)
+    constants = {c.name for c in back.graph.initializer}
+    reach = {ONNX_FEATURES: 0}
+    for node in back.graph.node:  # in topological order; the 2-D convolutions' first axis is time
+        height = next((a.ints[0] for a in node.attribute if a.name == "kernel_shape"), 1)
+        reach_in = max(reach[name] for name in node.input if name and name not in constants)
+        for name in node.output:
+            reach[name] = reach_in + height // 2
+
+    assert max(reach[name] for name in ONNX_OUTPUTS.values()) == CONTEXT_FRAMES
+
+
+def test_the_front_decimates_in_phases_to_the_same_features_as_basic_pitchs_graph(transcriber):
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime
+
+    model = transcriber.engine_for().model
+    graph = onnx.shape_inference.infer_shapes(onnx.load(model.path))
+    theirs = onnx.utils.Extractor(graph).extract_model([ONNX_INPUT], [ONNX_FEATURES])
+    session = onnxruntime.InferenceSession(theirs.SerializeToString(), providers=["CPUExecutionProvider"])
+    windows = np.random.default_rng(1).uniform(-0.5, 0.5, (3, WINDOW_SAMPLES)).astype(np.float32)
+
+    expected = session.run([ONNX_FEATURES], {ONNX_INPUT: windows[:, :, np.newaxis]})[0][..., 0]
+    np.testing.assert_allclose(model.features(windows), expected, rtol=0, atol=1e-6)
+
+
+def test_a_damaged_cached_graph_is_cut_again_and_the_installed_weights_stay_basic_pitchs(
+    transcriber, tmp_path, monkeypatch
+):
+    weights = transcriber.engine_for().model.path
+    before = weights.read_bytes()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = graph_parts(weights)
+    (cache_dir() / "back.onnx").write_bytes(first.back[:1000])
+
+    assert cache_dir().is_relative_to(tmp_path)
+    assert graph_parts(weights) == first
+    assert (cache_dir() / "back.onnx").read_bytes() == first.back
+    assert weights.read_bytes() == before
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +168,41 @@ def test_basic_pitchs_own_clock_would_have_sawed_and_cut_the_tail(five_minutes):
     assert spread > np.percentile(ours_ms, 95) - np.percentile(ours_ms, 5) + 4.0
     kept_by_them = int(300 * SAMPLE_RATE_HZ * (86 / SAMPLE_RATE_HZ))  # unwrap_output's trim
     assert their_times[kept_by_them - 1] < 298.9, "Basic Pitch 0.4.0 would have lost the last note"
+
+
+def _read_ahead_threads():
+    return [t for t in threading.enumerate() if t.name == "basic-pitch-read-ahead"]
+
+
+def test_audio_read_ahead_stops_when_a_job_is_cancelled(transcriber):
+    from midibridge.model.errors import Cancelled
+
+    read = []
+
+    def chunks():
+        for index in range(100):
+            read.append(index)
+            yield np.zeros(SAMPLE_RATE_HZ, dtype=np.float32)
+
+    def cancel(stage, fraction):
+        raise Cancelled("job-1")
+
+    with pytest.raises(Cancelled):
+        transcriber.engine_for().model.activations(chunks(), expected_samples=100 * SAMPLE_RATE_HZ, on_progress=cancel)
+
+    assert len(read) < 30, "the helper stopped within a few batches (4 windows: 6.6 s of audio) of the cancel"
+    assert not _read_ahead_threads()
+
+
+def test_an_error_while_reading_audio_ahead_reaches_the_caller(transcriber):
+    from midibridge.model.errors import AudioError
+    from midibridge.model.vocabulary import Code
+
+    def chunks():
+        yield np.zeros(5 * SAMPLE_RATE_HZ, dtype=np.float32)
+        raise AudioError(Code.AUDIO_UNREADABLE, "damaged at sample 110250")
+
+    with pytest.raises(AudioError, match="damaged at sample 110250"):
+        transcriber.engine_for().model.activations(chunks(), expected_samples=10 * SAMPLE_RATE_HZ)
+
+    assert not _read_ahead_threads()

@@ -4,6 +4,8 @@ Lengths are in samples at `SAMPLE_RATE_HZ` unless the name says frames (one
 frame = `FFT_HOP_SAMPLES` samples) or seconds.
 """
 
+import math
+
 SAMPLE_RATE_HZ = 22050
 FFT_HOP_SAMPLES = 256
 WINDOW_S = 2
@@ -23,6 +25,29 @@ KEPT_FRAMES_PER_WINDOW = FRAMES_PER_WINDOW - 2 * EDGE_FRAMES
 # Zeros put before the audio so that the first kept frame sits at sample 0.
 LEAD_IN_SAMPLES = EDGE_FRAMES * FFT_HOP_SAMPLES
 
+# The model is run in two parts (inference.py). The front, the constant-Q
+# transform normalised per window, sees the whole window, so it runs on these
+# windows as Basic Pitch does. The back (harmonic stacking and the 2-D
+# convolutions) reaches only nearby frames: it runs once over the kept frames
+# of consecutive windows, stitched, with this many frames of context each side.
+# Its convolutions' heights in frames, path by path, as Basic Pitch's model
+# builds them (tests/test_inference.py checks them against the graph):
+CONTOUR_KERNEL_FRAMES = (3, 5)  # on the stacked CQT
+NOTE_KERNEL_FRAMES = (7, 7)  # on the contour
+ONSET_KERNEL_FRAMES = ((5,), (3,))  # on the stacked CQT, then on it beside the note
+
+
+def _reach(heights: tuple[int, ...]) -> int:
+    return sum(height // 2 for height in heights)
+
+
+CONTOUR_REACH_FRAMES = _reach(CONTOUR_KERNEL_FRAMES)
+NOTE_REACH_FRAMES = CONTOUR_REACH_FRAMES + _reach(NOTE_KERNEL_FRAMES)
+CONTEXT_FRAMES = max(NOTE_REACH_FRAMES, _reach(ONSET_KERNEL_FRAMES[0])) + _reach(ONSET_KERNEL_FRAMES[1])
+# The back runs over about this many kept frames at a time (8 windows' worth):
+# enough that the context is 2 % more work, little enough to be 10 MB.
+BACK_FRAMES = 8 * KEPT_FRAMES_PER_WINDOW
+
 # Pitch axes: one note bin per piano key, three contour bins per semitone.
 N_PITCHES = 88
 LOWEST_PITCH = 21  # A0, MIDI note number of note bin 0
@@ -37,6 +62,15 @@ NOMINAL_FRAME_RATE_HZ = SAMPLE_RATE_HZ / FFT_HOP_SAMPLES
 # The ONNX graph's tensor names. Outputs are requested by name: the graph's
 # own order (contour, note, onset) is not the order one would guess.
 ONNX_INPUT = "serving_default_input_2:0"
+# Where the front ends: the normalised CQT after its batch normalisation, (n, frames, N_FEATURE_BINS, 1).
+ONNX_FEATURES = "model_1/batch_normalization/FusedBatchNormV3;model_1/batch_normalization/FusedBatchNormV33"
+N_HARMONICS = 8
+# The CQT's bins: the piano's keys and the semitones the harmonic stacking shifts by, up to the Nyquist frequency
+# (basic_pitch.models.get_cqt): 103 semitones.
+N_FEATURE_BINS = CONTOUR_BINS_PER_SEMITONE * min(
+    N_PITCHES + math.ceil(12 * math.log2(N_HARMONICS)),
+    math.floor(12 * math.log2(SAMPLE_RATE_HZ / 2 / LOWEST_FREQUENCY_HZ)),
+)
 ONNX_OUTPUTS = {
     "note": "StatefulPartitionedCall:1",
     "onset": "StatefulPartitionedCall:2",

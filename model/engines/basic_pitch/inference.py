@@ -1,16 +1,22 @@
-"""Basic Pitch's ONNX model over a stream of audio: windowing, batching, unwrapping, and the true time of every frame.
+"""Basic Pitch's ONNX model over a stream of audio: windowing, batching, stitching, and the true time of every frame.
 
 The audio arrives as chunks at `SAMPLE_RATE_HZ`; windows are cut as soon as
-enough audio is there and run several per `session.run`, so memory holds one
-batch of windows, not the recording.
+enough audio is there and run through the model's front several per
+`session.run`; their kept frames are stitched and run through its back once
+(graph.py cuts the model in two, constants.py says why there). Memory holds a
+few windows and one segment of frames, not the recording.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Iterable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import numpy as np
 import onnxruntime
@@ -19,20 +25,27 @@ from ...errors import WeightsError
 from ...vocabulary import Code, Stage
 from .. import ProgressCallback
 from .constants import (
+    BACK_FRAMES,
+    CONTEXT_FRAMES,
     EDGE_FRAMES,
     FFT_HOP_SAMPLES,
     HOP_SAMPLES,
     KEPT_FRAMES_PER_WINDOW,
     LEAD_IN_SAMPLES,
     N_CONTOUR_BINS,
+    N_FEATURE_BINS,
     N_PITCHES,
+    ONNX_FEATURES,
     ONNX_INPUT,
     ONNX_OUTPUTS,
     SAMPLE_RATE_HZ,
     WINDOW_SAMPLES,
 )
+from .graph import graph_parts
 from .spill import RowSpill
 from .weights import find_weights
+
+T = TypeVar("T")
 
 DEFAULT_BATCH_WINDOWS = 4  # measured: 2 to 16 windows per run are within noise on 2 cores; 1 is ~15 % slower
 
@@ -92,23 +105,43 @@ class Activations:
 
 
 class Model:
-    """Basic Pitch's weights and how to batch windows through them.
+    """Basic Pitch's weights and how to run them over a stream of windows.
 
-    Models with the same weights and thread count share one onnxruntime
-    session: a process loads the model once, however many it makes.
+    The front runs on Basic Pitch's overlapping windows, `batch_windows` per
+    run, in a helper thread; the back once over their kept frames, stitched
+    (constants.py says why), on `threads` threads. Models with the same
+    weights and thread count share onnxruntime sessions: a process loads the
+    model once, however many it makes.
     """
 
     def __init__(self, path: str | Path | None = None, *, threads: int = 0, batch_windows: int = DEFAULT_BATCH_WINDOWS):
         self.path = find_weights(path)
         self.batch_windows = batch_windows
-        self._session = _session(self.path, threads)
+        self._front, self._back = _sessions(self.path, threads)
         self._output_names = list(ONNX_OUTPUTS.values())
 
-    def run(self, windows: np.ndarray) -> dict[str, np.ndarray]:
-        """(n, WINDOW_SAMPLES) float32 → {"note", "onset": (n, FRAMES_PER_WINDOW, N_PITCHES),
-        "contour": (n, FRAMES_PER_WINDOW, N_CONTOUR_BINS)}."""
-        results = self._session.run(self._output_names, {ONNX_INPUT: windows[:, :, np.newaxis]})
-        return dict(zip(ONNX_OUTPUTS, results))
+    def features(self, windows: np.ndarray) -> np.ndarray:
+        """(n, WINDOW_SAMPLES) float32 → (n, FRAMES_PER_WINDOW, N_FEATURE_BINS): the front, window by window."""
+        return self._front.run([ONNX_FEATURES], {ONNX_INPUT: windows[:, :, np.newaxis]})[0][..., 0]
+
+    def outputs(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        """(n + 2 × CONTEXT_FRAMES, N_FEATURE_BINS) consecutive frames → {"note", "onset": (n, N_PITCHES),
+        "contour": (n, N_CONTOUR_BINS)}: the back, for every frame but the context at each end."""
+        results = self._back.run(self._output_names, {ONNX_FEATURES: features[np.newaxis, :, :, np.newaxis]})
+        return {name: rows[0, CONTEXT_FRAMES:-CONTEXT_FRAMES] for name, rows in zip(ONNX_OUTPUTS, results)}
+
+    def run(
+        self, features: Iterable[np.ndarray], *, on_batch: Callable[[int], None] | None = None
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """The outputs of consecutive batches of windows, from their features (`features()`, in order), segment by
+        segment: every kept frame once. `on_batch(n)` is called as each batch's n windows are done."""
+        frames = FrameStream()
+        for batch in features:
+            frames.add(batch)
+            yield from map(self.outputs, frames.segments(BACK_FRAMES))
+            if on_batch:
+                on_batch(batch.shape[0])
+        yield from map(self.outputs, frames.finish())
 
     def activations(
         self, audio: Iterable[np.ndarray], *, expected_samples: int, on_progress: ProgressCallback | None = None
@@ -121,16 +154,20 @@ class Model:
         onset, contour = RowSpill(N_PITCHES), RowSpill(N_CONTOUR_BINS)
         sinks: dict[str, _GrowingRows | RowSpill] = {"note": note, "onset": onset, "contour": contour}
         expected_windows = max(window_count(expected_samples), 1)
-        batch = np.zeros((self.batch_windows, WINDOW_SAMPLES), dtype=np.float32)
         done = 0
+
+        def progress(n_windows: int) -> None:
+            nonlocal done
+            done += n_windows
+            if on_progress:
+                on_progress(Stage.INFER, min(done / expected_windows, 1.0))
+
         counter = _Counter(audio)
+        features = (self.features(windows) for windows in self.batches(counter))
         try:
-            for filled in fill_batches(cut_windows(counter), batch):
-                for name, rows in self.run(batch[:filled]).items():
-                    sinks[name].append(rows[:, EDGE_FRAMES:-EDGE_FRAMES].reshape(-1, rows.shape[-1]))
-                done += filled
-                if on_progress:
-                    on_progress(Stage.INFER, min(done / expected_windows, 1.0))
+            for outputs in self.run(read_ahead(features), on_batch=progress):
+                for name, rows in outputs.items():
+                    sinks[name].append(rows)
         except BaseException:
             onset.close()
             contour.close()
@@ -140,14 +177,62 @@ class Model:
         contour.truncate(n_frames)
         return Activations(note=note.rows(n_frames), onset=onset, contour=contour)
 
+    def batches(self, audio: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Basic Pitch's windows of mono chunks at SAMPLE_RATE_HZ, `batch_windows` at a time (the last batch may be
+        smaller), each batch an array of its own."""
+        batch = np.zeros((self.batch_windows, WINDOW_SAMPLES), dtype=np.float32)
+        for filled in fill_batches(cut_windows(audio), batch):
+            yield batch[:filled].copy()
+
+
+class FrameStream:
+    """The front's windows in, the back's segments out: each window's kept frames once, in order, with
+    CONTEXT_FRAMES of the frames around them at each end of a segment.
+
+    Before the first kept frame come the first window's own lead-in frames and
+    after the last one the last window's trailing frames, as Basic Pitch's
+    windows have them; between windows a segment reads on into the next
+    window's kept frames.
+    """
+
+    def __init__(self) -> None:
+        self._rows: np.ndarray | None = None  # context, then frames not yet run; None before the first window
+        self._tail = np.zeros((0, N_FEATURE_BINS), dtype=np.float32)
+
+    def add(self, features: np.ndarray) -> None:
+        """(n, FRAMES_PER_WINDOW, N_FEATURE_BINS): the front's answer for the next n windows."""
+        kept = features[:, EDGE_FRAMES : EDGE_FRAMES + KEPT_FRAMES_PER_WINDOW].reshape(-1, N_FEATURE_BINS)
+        before = features[0, EDGE_FRAMES - CONTEXT_FRAMES : EDGE_FRAMES] if self._rows is None else self._rows
+        self._rows = np.concatenate([before, kept])
+        self._tail = features[-1, EDGE_FRAMES + KEPT_FRAMES_PER_WINDOW :][:CONTEXT_FRAMES].copy()
+
+    def segments(self, n_frames: int) -> Iterator[np.ndarray]:
+        """Segments of `n_frames` frames (each with its context) while there are enough frames for one."""
+        while self._rows is not None and self._rows.shape[0] >= n_frames + 2 * CONTEXT_FRAMES:
+            yield self._rows[: n_frames + 2 * CONTEXT_FRAMES]
+            self._rows = self._rows[n_frames:]
+
+    def finish(self) -> Iterator[np.ndarray]:
+        """The last segment: every frame left, with the last window's trailing frames as its context."""
+        if self._rows is not None and self._rows.shape[0] > CONTEXT_FRAMES:
+            yield np.concatenate([self._rows, self._tail])
+        self._rows = None
+
 
 @functools.cache
-def _session(path: Path, threads: int) -> onnxruntime.InferenceSession:
+def _sessions(path: Path, threads: int) -> tuple[onnxruntime.InferenceSession, onnxruntime.InferenceSession]:
+    parts = graph_parts(path)
+    # The front runs in read_ahead's helper, beside the back: on one thread its many small operations ran 1.22-1.27x
+    # faster (10 corpus files, whole converts) than on all cores between the back's runs.
+    return _session(parts.front, path, 1), _session(parts.back, path, threads)
+
+
+def _session(model: bytes, path: Path, threads: int) -> onnxruntime.InferenceSession:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # onnxruntime's warnings are for its developers, not our users
     try:
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as error:
         raise WeightsError(
             Code.MODEL_CORRUPT,
@@ -213,6 +298,44 @@ def cut_windows(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         offset = window * HOP_SAMPLES - buffer_start
         yield buffer[offset : offset + WINDOW_SAMPLES]  # shorter than a window: fill_batches pads it
         window += 1
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """`items`, each made in a helper thread while the caller works on the one before: decoding, resampling,
+    windowing and the model's front overlap the back's runs. Stopping early (an error, a cancel) stops the helper
+    too; its errors are raised here."""
+    ready: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)  # (done, item or error)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, object]) -> bool:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                ready.put(entry, timeout=0.1)
+                return True
+        return False
+
+    def make() -> None:
+        try:
+            for item in items:
+                if not put((False, item)):
+                    return
+            put((True, None))
+        except BaseException as error:  # handed to the caller, who raises it
+            put((True, error))
+
+    helper = threading.Thread(target=make, name="basic-pitch-read-ahead", daemon=True)
+    helper.start()
+    try:
+        while True:
+            done, item = ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            if done:
+                return
+            yield cast(T, item)
+    finally:
+        stop.set()
+        helper.join()
 
 
 def fill_batches(windows: Iterator[np.ndarray], batch: np.ndarray) -> Iterator[int]:
