@@ -221,7 +221,7 @@ MODULE_MARKERS = {
     "test_fuzz_workers": ("daemon", "slow"),
     "test_load": ("daemon", "slow"),
     "test_piano_hq": ("ardour", "daemon"),
-    "test_live_jack": ("jack",),
+    "test_live_jack": ("jack", "ardour"),
     **{
         name: ("daemon",)
         for name in (

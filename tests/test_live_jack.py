@@ -1,18 +1,20 @@
 """A musician plays into `midibridge live` through a real JACK server (dummy backend, 48 kHz, 256-frame periods): a
 player client feeds a rendered line into its input in real time, a recorder client on its MIDI port keeps every event
-with the frame it came in. The notes come out while the line plays, Ctrl-C during a held note ends it, and a preset
-that cannot stream is refused before any port opens."""
+with the frame it came in. The notes come out while the line plays, Ardour records them on a MIDI track, Ctrl-C during
+a held note ends it, and a preset that cannot stream is refused before any port opens."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import FLUTE, matches, melody, render
-from jack_server import RATE, Player, Recorder, jack_server, start_live
+from jack_server import PERIOD, RATE, Player, Recorder, jack_server, start_live
 from pedalboard.io import AudioFile
 
 from midibridge.model.clip import Note
@@ -21,6 +23,7 @@ LINE = melody([60, 62, 64, 65, 67, 69, 67, 64, 72, 71, 69, 60], start_s=0.5, ste
 # What the engine needs past a note's start before it is sure (3 frames' look-ahead, two decodes that agree, SwiftF0
 # hearing the note a frame or two after it begins) and what the line's soft flute attacks add: README, Live.
 MEDIAN_LATENCY_S = 0.150
+ARDOUR_SCRIPTS = Path(__file__).parent / "ardour"
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +39,10 @@ def flute(audio_dir) -> np.ndarray:
         return source.read(source.frames)[0]
 
 
-def play_into_live(server, audio: np.ndarray, *, stop_after_s: float | None = None):
-    """`midibridge live --preset lead` fed `audio` by a player, its MIDI recorded, stopped with Ctrl-C when the
-    audio has played (or `stop_after_s` into it). Returns the recorder, the player's first frame, the ended live
-    process and the notes sounding just before Ctrl-C."""
+def play_into_live(server, audio: np.ndarray, *, stop_after_s: float | None = None, also_to: tuple[str, ...] = ()):
+    """`midibridge live --preset lead` fed `audio` by a player, its MIDI recorded (and sent to the ports `also_to`),
+    stopped with Ctrl-C when the audio has played (or `stop_after_s` into it). Returns the recorder, the player's
+    first frame, the ended live process and the notes sounding just before Ctrl-C."""
     recorder, player, live = Recorder(), Player(audio), None
     try:
         live = start_live(
@@ -50,6 +53,7 @@ def play_into_live(server, audio: np.ndarray, *, stop_after_s: float | None = No
             "player:out",
             "--midi-out",
             "recorder:in",
+            *also_to,
             "--latency-report",
             name="live",
         )
@@ -81,6 +85,41 @@ def test_a_line_played_into_live_comes_out_as_its_notes_while_it_plays(server, f
     assert min(latency) > 0.0
     assert np.median(latency) <= MEDIAN_LATENCY_S
     assert recorder.sounding() == set(), "every note ended"
+
+
+def test_ardour_records_what_live_plays_on_an_armed_midi_track(server, flute, tmp_path):
+    from ardour_session import read_session  # Ardour is needed here only
+
+    control = tmp_path / "control"
+    control.mkdir()
+    ardour = subprocess.Popen(  # Ardour on the same JACK server: a MIDI track armed, the transport recording
+        ["ardour7-lua", str(ARDOUR_SCRIPTS / "record_live.lua"), str(tmp_path / "take"), "session", str(control)],
+        env=server.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (control / "rolling").exists():
+            assert ardour.poll() is None and time.monotonic() < deadline, "Ardour did not start recording"
+            time.sleep(0.05)
+        track_input = f"ardour:{(control / 'rolling').read_text()}"
+        recorder, _, live, _ = play_into_live(server, flute, also_to=(track_input,))
+        (control / "stop").touch()
+        said, _ = ardour.communicate(timeout=60)
+    finally:
+        ardour.kill()
+    assert "RECORDED" in said, said
+    assert live.returncode == 0
+
+    recorded = sorted((n["sample"], n["pitch"], n["velocity"]) for n in read_session(tmp_path / "take")["notes"])
+    sent = [(frame, m[1], m[2]) for frame, m in recorder.events if m[0] & 0xF0 == 0x90 and m[2] > 0]
+    assert len(recorded) >= 0.9 * len(LINE), "the line's notes are on the track"
+    assert [(pitch, velocity) for _, pitch, velocity in recorded] == [(pitch, velocity) for _, pitch, velocity in sent]
+    # Ardour's timeline runs a constant distance from JACK's frame clock: every note lands where it was sent.
+    offsets = [at - frame for (at, _, _), (frame, _, _) in zip(recorded, sent)]
+    assert max(offsets) - min(offsets) <= PERIOD
 
 
 def test_ctrl_c_during_a_held_note_ends_it(server):
