@@ -4,6 +4,7 @@ bridge.headers.REPLIES: the replies' spec is the one a client writer reads, and 
 import dataclasses
 import time
 
+import numpy as np
 import pytest
 from daemon_helpers import DaemonProcess
 
@@ -68,6 +69,13 @@ def test_every_reply_the_daemon_sends_matches_its_table(daemon, piano_line):
     replies.ask(p.FETCH, "fetch-unknown", {"job_id": "never-was"})
     replies.ask(p.CANCEL, "cancel", {"job_ids": [done, "never-was"]})
     replies.ask(p.TRANSCRIBE, "bad", {"region": {"path": "relative.wav"}})
+    opened = replies.ask(p.STREAM, "open", {"action": "open", "preset": "lead", "sample_rate_hz": 16000})
+    stream = {"stream_id": opened.header["stream_id"]}
+    replies.sock.send_multipart(
+        p.encode(p.STREAM, "audio", {"action": "audio", **stream, "seq": 0}, [np.zeros(512, "<f4").tobytes()])
+    )
+    replies.wait(lambda m: m.request_id == "audio")
+    replies.ask(p.STREAM, "close", {"action": "close", **stream})
     replies.ask(p.SHUTDOWN, "shutdown")
     replies.sock.close()
 
