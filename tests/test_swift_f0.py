@@ -348,3 +348,18 @@ def test_a_pitch_read_an_octave_low_where_the_spectrum_has_no_partial_is_the_oct
 
     assert [note.pitch for note in notes] == [79]
     assert all(abs(bend.semitones) < 0.5 for bend in notes[0].bends), "no octave swings in the bends"
+
+
+def test_a_legato_re_tongued_note_whose_loudness_only_dips_is_a_new_note(transcriber, tmp_path):
+    held = tone(67, 0.9, vibrato_cents=15)
+    t = np.arange(len(held)) / RATE_HZ
+    for at in (0.3, 0.6):  # two re-tonguings: the level dips for about 50 ms, the pitch never moves
+        held *= 1 - 0.4 * np.exp(-0.5 * ((t - at) / 0.015) ** 2)
+    audio = np.concatenate([silence(0.3), held, silence(0.3)])
+
+    lead, _, _ = convert(transcriber, audio, tmp_path / "tongued.flac", "lead")
+    off, _, _ = convert(transcriber, audio, tmp_path / "off.flac", with_decode("lead", dip_db=0.0))
+
+    assert [n.pitch for n in lead.notes] == [67, 67, 67]
+    assert np.allclose([n.start_s for n in lead.notes[1:]], [0.6, 0.9], atol=0.04)
+    assert [n.pitch for n in off.notes] == [67], "without dip_db the dips are too shallow for the onset strength"

@@ -50,6 +50,7 @@ LOW_HARMONICITY_MIN_DB = 10.0  # … and periodic: its partials this far above t
 PITCH_WINDOW_MS = 144.0  # running median that follows a note's centre: about one vibrato period
 LEVEL_MS = 160.0  # the level a note holds follows its centre this slowly (a mean over the note's first LEVEL_MS)
 VOICING_HYSTERESIS = 0.2  # a voiced stretch goes on down to the voicing threshold minus this
+DIP_SIDE_MS = 32.0  # a loudness dip (dip_db) is the lowest within this on each side, which both rise from it
 ONSET_SNAP_MS = 48.0  # voicing starts and pitch boundaries this near an onset move onto it
 VALLEY_MIN_DB = 4.0  # a loudness dip this deep before a pitch boundary moves the boundary back to it …
 VALLEY_BACK_MS = 64.0  # … from at most this far

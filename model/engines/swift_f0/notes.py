@@ -10,8 +10,8 @@ musician hears them (numpy only). The steps of `decode_notes`, in order:
    so vibrato, slides and a singer's drifting intonation stay one note;
 4. boundary timing: a pitch boundary moves back to a loudness valley just before it, or to where the new note's own
    partials rose (a slow swell under the old note's release);
-5. onsets (band-level rises ≥ onset_threshold_db) split a note (repeated notes of one pitch); voicing starts and
-   pitch boundaries near an onset move onto it;
+5. onsets (band-level rises ≥ onset_threshold_db, loudness dips ≥ dip_db) split a note (repeated notes of one
+   pitch); voicing starts and pitch boundaries near an onset move onto it;
 6. the passing pitches of a glide go (a piece that holds its pitch is a note of a fast run, and stays); pieces
    under min_note_ms join a neighbour; touching pieces of one pitch with no onset between join; glides "bend" joins
    the two notes of a slow slide into one bent note;
@@ -32,6 +32,7 @@ from .constants import (
     ATTACK_MIN_RISE_DB,
     ATTACK_MS,
     BEND_RESOLUTION_CENTS,
+    DIP_SIDE_MS,
     FRAME_S,
     GLIDE_HOLD_MS,
     GLIDE_HOLD_SEMITONES,
@@ -56,7 +57,7 @@ from .constants import (
 )
 from .features import Frames
 from .options import SwiftF0Options
-from .series import hold, last_min, running_median, true_runs
+from .series import dips, hold, last_min, running_median, true_runs
 
 Segment = list
 
@@ -212,12 +213,14 @@ def _to_partial_rise(segments: list[Segment], semitone_db: np.ndarray, min_lengt
 def _onsets(onset_db: np.ndarray, loudness: np.ndarray, options: SwiftF0Options) -> np.ndarray:
     """Onset frames: peaks (the largest within ±2 frames) of the onset strength ≥ onset_threshold_db, each moved to the
     loudness valley within the 4 frames before (the flux peaks while the attack fills its 64 ms window); after
-    silence, the first frame with sound."""
+    silence, the first frame with sound; and loudness dips of dip_db within DIP_SIDE_MS on each side."""
     padded = np.pad(onset_db, 2, constant_values=-np.inf)
     around = np.max(np.stack([padded[0:-4], padded[1:-3], padded[3:-1], padded[4:]]), axis=0)
     peaks = np.nonzero((onset_db >= options.onset_threshold_db) & (onset_db >= around))[0]
     valleys = np.array([last_min(loudness, max(0, k - 4), k + 1) for k in peaks], dtype=int)
     valleys += (loudness[valleys] < options.silence_threshold_dbfs) & (valleys < peaks)
+    if options.dip_db > 0:  # a legato re-tongued note rises too little for the onset strength: its dip tells
+        valleys = np.concatenate([valleys, dips(loudness, _frames(DIP_SIDE_MS), options.dip_db)])
     return np.unique(valleys)
 
 
