@@ -329,7 +329,7 @@ def _print_real_check(report: dict) -> None:
         if chosen in REAL_SETS and "default" in scores:
             own = PRESET_FOR[chosen]
             change = scores[own]["onset_f1"] - scores["default"]["onset_f1"]
-            print(f"  {own:8} on {key:22} {change:+.3f}  {'met' if change >= -REAL_MARGIN else 'MISSED'}")
+            print(f"  {own:12} on {key:26} {change:+.3f}  {'met' if change >= -REAL_MARGIN else 'MISSED'}")
 
 
 def _speed(transcriber: Transcriber, presets: dict, cases: list[dict], rounds: int) -> dict[str, float]:
