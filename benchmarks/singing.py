@@ -13,15 +13,18 @@ The split, fixed before any value was chosen (never tune on a HELD_OUT case):
 - fast passages (rendered here with fluidsynth): the melodies drawn with seed FAST_SEEDS[TUNED] are tuned on, those
   drawn with FAST_SEEDS[HELD_OUT] held out.
 - corpus (renders) and corpus-real: as benchmarks.presets splits them (real recordings are all held out); this
-  script scores the renders of the single-line instruments (choir "aahs", flute, trumpet), benchmarks.presets the rest.
+  script scores the renders of the single-line instruments (choir "aahs", flute, trumpet), benchmarks.presets the rest
+  of the renders; corpus-real's recordings (guitar, piano) are here for the check below.
 
 Per set, split and preset it prints the mean over cases of onset F1 (pitch within 50 cents, 50 ms), onset-only F1
 (pitch ignored: the segmentation), onset+offset F1, the pooled median onset error of matched notes, and on how many
 cases the preset beats `default`. The singing set is scored twice: against the annotation as published, and against
 it with ANNOTATION_BIAS_SEMITONES taken off every pitch before rounding (SSVD's pitches read sharp of the sung f0:
 corpus-singing/ATTRIBUTION.md), so that what the bias costs is seen apart. Then the whole pipeline's speed on the
-tuning songs. --corpus is corpus-singing's folder (default ../shared's); Bach10 and the renders come from ../shared
-when there. Skips cleanly (exit 0) without corpus-singing.
+tuning songs. Last, issue 21's check on every real set in ../shared: no preset more than REAL_MARGIN below `default`
+(mean onset F1) on real audio of its instrument, per split, the instrument's preset being PRESET_FOR (corpus-real's
+own manifest names it per recording). --corpus is corpus-singing's folder (default ../shared's); Bach10 and the
+renders come from ../shared when there. Skips cleanly (exit 0) without corpus-singing.
 """
 
 from __future__ import annotations
@@ -56,15 +59,20 @@ ANNOTATION_BIAS_SEMITONES = 0.2
 PRESET_FOR = {
     "singing": "vocal",
     "singing, bias removed": "vocal",
-    "violin": "lead",
+    "violin": "strings-solo",
     "wind": "lead",
     "renders: choir": "vocal",
     "renders: flute, trumpet": "lead",
     "fast: voice": "vocal",
     "fast: flute": "lead",
-    "fast: violin": "lead",
+    "fast: violin": "strings-solo",
     "fast: alto sax": "lead",
+    "real: guitar": "guitar",
+    "real: piano": "piano",
 }
+# The real sets, whose preset must not fall more than REAL_MARGIN below `default` (issue 21).
+REAL_SETS = ("singing", "violin", "wind", "real: guitar", "real: piano")
+REAL_MARGIN = 0.02
 RENDER_SETS = {"choir_aahs": "renders: choir", "flute": "renders: flute, trumpet", "trumpet": "renders: flute, trumpet"}
 # Fast passages: GM program, lowest and highest MIDI note of each instrument's runs.
 FAST = {
@@ -122,9 +130,11 @@ def main(argv=None) -> int:
     presets = {name: load_preset(name) for name in names}
     cases = [case for case in _cases(singing, args.out) if case["split"] in splits]
     transcriber = Transcriber()
-    for name, preset in presets.items():
-        for case in {case["id"]: case for case in cases}.values():  # a song's two references share its audio
-            done = transcriber.convert(Region.from_file(case["audio"]), preset=preset)
+    for case in {case["id"]: case for case in cases}.values():  # a song's two references share its audio
+        own = PRESET_FOR[case["set"]]
+        for name in names if own in names else [*names, own]:  # its own preset, even if not asked for
+            presets.setdefault(name, load_preset(name))
+            done = transcriber.convert(Region.from_file(case["audio"]), preset=presets[name])
             (args.out / name).mkdir(parents=True, exist_ok=True)
             (args.out / name / f"{case['id']}.mid").write_bytes(done.smf)
     sets = sorted({case["set"] for case in cases}, key=list(PRESET_FOR).index)
@@ -140,14 +150,16 @@ def main(argv=None) -> int:
                 continue
             scores = {
                 name: _score(group, args.out / name, args.out / "manifests" / f"{chosen}-{split}.json")
-                for name in presets
+                for name in dict.fromkeys([*names, PRESET_FOR[chosen]])
             }
             report[f"{chosen} / {split}"] = {name: score.__dict__ for name, score in scores.items()}
             _print(chosen, split, group, scores)
     (args.out / "singing.json").write_text(json.dumps(report, indent=1))
+    _print_real_check(report)
     if args.speed_rounds:
         songs = [case for case in cases if case["set"] == "singing" and case["split"] == TUNED] or cases
-        _print_speed(_speed(transcriber, presets, songs, args.speed_rounds), songs)
+        timed = {name: presets[name] for name in names}
+        _print_speed(_speed(transcriber, timed, songs, args.speed_rounds), songs)
     return 0
 
 
@@ -175,6 +187,8 @@ def _cases(singing: Path, out: Path) -> list[dict]:
                 "split": bach10_split(case["id"]),
             }
         )
+    for case in corpus_cases(SHARED / "corpus-real" / "manifest.json", "real"):
+        cases.append({**case, "set": f"real: {case['preset']}", "split": HELD_OUT})
     renders = SHARED / "corpus" / "manifest.json"
     for case in corpus_cases(renders, "render") if renders.is_file() else []:
         if case["instrument"] in RENDER_SETS:
@@ -305,6 +319,17 @@ def _print(chosen: str, split: str, cases: list[dict], scores: dict[str, Score])
             f"  {name:14} {score.onset_f1:.3f} / {score.onset_only_f1:.3f} / {score.onset_offset_f1:.3f}  "
             f"{error:>9}{beats}"
         )
+
+
+def _print_real_check(report: dict) -> None:
+    """Issue 21: on every real set, the instrument's preset no more than REAL_MARGIN below `default`."""
+    print(f"\nreal audio: each instrument's preset against `default`, mean onset F1 (no more than {REAL_MARGIN} below)")
+    for key, scores in report.items():
+        chosen = key.split(" / ")[0]
+        if chosen in REAL_SETS and "default" in scores:
+            own = PRESET_FOR[chosen]
+            change = scores[own]["onset_f1"] - scores["default"]["onset_f1"]
+            print(f"  {own:12} on {key:26} {change:+.3f}  {'met' if change >= -REAL_MARGIN else 'MISSED'}")
 
 
 def _speed(transcriber: Transcriber, presets: dict, cases: list[dict], rounds: int) -> dict[str, float]:

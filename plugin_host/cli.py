@@ -259,7 +259,9 @@ def _parser() -> argparse.ArgumentParser:
     lines.set_defaults(run=commands.host_transcribe)
 
     live = sub.add_parser("live", help="a JACK client: audio in, MIDI out while you play (swift-f0 presets)")
-    live.add_argument("--preset", default="lead", metavar="NAME|PATH", help="vocal, lead or bass (default: lead)")
+    live.add_argument(
+        "--preset", default="lead", metavar="NAME|PATH", help="vocal, lead, strings-solo or bass (default: lead)"
+    )
     live.add_argument("--input", nargs="+", default=[], metavar="PORT", help="JACK audio ports to connect to its in")
     live.add_argument("--midi-out", nargs="+", default=[], metavar="NAME", help="JACK MIDI ports to send its notes to")
     live.add_argument("--client-name", default="midibridge", metavar="NAME", help="its JACK client name")

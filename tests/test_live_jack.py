@@ -142,4 +142,4 @@ def test_a_preset_that_cannot_stream_is_refused_with_the_reason(server):
     )
     assert done.returncode == 1
     assert "error [cannot_stream]: preset default cannot run live" in done.stderr
-    assert "Presets that can: bass, lead, vocal" in done.stderr
+    assert "Presets that can: bass, lead, strings-solo, vocal" in done.stderr

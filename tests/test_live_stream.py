@@ -81,7 +81,7 @@ def test_a_preset_whose_engine_cannot_stream_is_refused_with_the_reason_and_the_
         check_live(load_preset(preset))
     assert refused.value.code == Code.CANNOT_STREAM
     assert reason in str(refused.value)
-    assert "Presets that can: bass, lead, vocal" in str(refused.value)
+    assert "Presets that can: bass, lead, strings-solo, vocal" in str(refused.value)
 
 
 def test_a_normalize_step_is_refused_live_and_a_filter_runs_block_by_block(transcriber):

@@ -26,6 +26,7 @@ BUILT_IN = [
     "piano",
     "piano-hq",
     "strings-pad",
+    "strings-solo",
     "vocal",
 ]
 

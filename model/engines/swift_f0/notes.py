@@ -1,16 +1,17 @@
 """Frames in, notes out: SwiftF0's pitch and confidence, with loudness, onsets and spectra, turned into notes the way a
 musician hears them (numpy only). The steps of `decode_notes`, in order:
 
-1. voicing: confidence ≥ voicing_threshold (with hysteresis), audio above the silence threshold; where the pitch is
-   the 2nd or 3rd harmonic of a note below SwiftF0's floor, the pitch moves down to it (low_bass);
+1. voicing: confidence ≥ voicing_threshold (with hysteresis), audio above the silence threshold; where the pitch's own
+   partial and 3rd harmonic are missing, it moves up an octave; where the pitch is the 2nd or 3rd harmonic of a note
+   below SwiftF0's floor, it moves down to it (low_bass);
 2. octave jumps shorter than half the pitch window fold back; gaps under min_gap_ms are bridged;
 3. pitch segments with hysteresis: a running median over PITCH_WINDOW_MS follows the note's centre; a new note
    starts only when the centre moves split_semitones away from the level the note holds (which follows slow drift),
    so vibrato, slides and a singer's drifting intonation stay one note;
 4. boundary timing: a pitch boundary moves back to a loudness valley just before it, or to where the new note's own
    partials rose (a slow swell under the old note's release);
-5. onsets (band-level rises ≥ onset_threshold_db) split a note (repeated notes of one pitch); voicing starts and
-   pitch boundaries near an onset move onto it;
+5. onsets (band-level rises ≥ onset_threshold_db, loudness dips ≥ dip_db) split a note (repeated notes of one
+   pitch); voicing starts and pitch boundaries near an onset move onto it;
 6. the passing pitches of a glide go (a piece that holds its pitch is a note of a fast run, and stays); pieces
    under min_note_ms join a neighbour; touching pieces of one pitch with no onset between join; glides "bend" joins
    the two notes of a slow slide into one bent note;
@@ -27,9 +28,11 @@ import numpy as np
 
 from ...clip import Bend, Note
 from .constants import (
+    ATTACK_MAX_DELAY_MS,
     ATTACK_MIN_RISE_DB,
     ATTACK_MS,
     BEND_RESOLUTION_CENTS,
+    DIP_SIDE_MS,
     FRAME_S,
     GLIDE_HOLD_MS,
     GLIDE_HOLD_SEMITONES,
@@ -37,6 +40,7 @@ from .constants import (
     HARMONIC_SEMITONES,
     LEVEL_MS,
     LOW_PROBE_MAX_HZ,
+    MISSING_FUNDAMENTAL_DB,
     ONSET_SNAP_MS,
     PARTIAL_BACKTRACK_MS,
     PARTIAL_MIN_RISE_DB,
@@ -53,7 +57,7 @@ from .constants import (
 )
 from .features import Frames
 from .options import SwiftF0Options
-from .series import hold, last_min, running_median, true_runs
+from .series import dips, hold, last_min, running_median, true_runs
 
 Segment = list
 
@@ -92,6 +96,7 @@ def _pitch_and_voicing(frames: Frames, options: SwiftF0Options) -> tuple[np.ndar
     """(n,) MIDI pitch (float) and (n,) voiced flags."""
     f0 = np.maximum(frames.pitch_hz.astype(np.float64), 1e-3)
     pitch = 69.0 + 12.0 * np.log2(f0 / 440.0)
+    pitch += 12.0 * _missing_fundamental(pitch, frames.semitone_db)
     confidence = frames.confidence.astype(np.float64)
     voiced = confidence >= options.voicing_threshold
     low = np.zeros(len(f0), bool)
@@ -105,6 +110,20 @@ def _pitch_and_voicing(frames: Frames, options: SwiftF0Options) -> tuple[np.ndar
             voiced[a:b] = True
     voiced &= frames.loudness_db >= options.silence_threshold_dbfs
     return pitch, voiced
+
+
+def _missing_fundamental(pitch: np.ndarray, semitone_db: np.ndarray) -> np.ndarray:
+    """(n,) True where the pitch is an octave below the sound: its own partial and its 3rd harmonic are both
+    MISSING_FUNDAMENTAL_DB below its octave, which is then the fundamental (SwiftF0 drops a flute an octave now and
+    then)."""
+    key = np.rint(pitch).astype(int) - SEMITONE_LOWEST
+    rows = np.nonzero((key >= 0) & (key + 19 < semitone_db.shape[1]))[0]
+    level = semitone_db[rows].astype(np.float32)
+    at = np.arange(len(rows))
+    own, octave, third = (level[at, key[rows] + h] for h in (0, 12, 19))
+    missing = np.zeros(len(pitch), bool)
+    missing[rows] = octave - np.maximum(own, third) >= MISSING_FUNDAMENTAL_DB
+    return missing
 
 
 def _fold_and_bridge(pitch: np.ndarray, voiced: np.ndarray, window: int, gap: int) -> np.ndarray:
@@ -194,12 +213,14 @@ def _to_partial_rise(segments: list[Segment], semitone_db: np.ndarray, min_lengt
 def _onsets(onset_db: np.ndarray, loudness: np.ndarray, options: SwiftF0Options) -> np.ndarray:
     """Onset frames: peaks (the largest within ±2 frames) of the onset strength ≥ onset_threshold_db, each moved to the
     loudness valley within the 4 frames before (the flux peaks while the attack fills its 64 ms window); after
-    silence, the first frame with sound."""
+    silence, the first frame with sound; and loudness dips of dip_db within DIP_SIDE_MS on each side."""
     padded = np.pad(onset_db, 2, constant_values=-np.inf)
     around = np.max(np.stack([padded[0:-4], padded[1:-3], padded[3:-1], padded[4:]]), axis=0)
     peaks = np.nonzero((onset_db >= options.onset_threshold_db) & (onset_db >= around))[0]
     valleys = np.array([last_min(loudness, max(0, k - 4), k + 1) for k in peaks], dtype=int)
     valleys += (loudness[valleys] < options.silence_threshold_dbfs) & (valleys < peaks)
+    if options.dip_db > 0:  # a legato re-tongued note rises too little for the onset strength: its dip tells
+        valleys = np.concatenate([valleys, dips(loudness, _frames(DIP_SIDE_MS), options.dip_db)])
     return np.unique(valleys)
 
 
@@ -343,8 +364,9 @@ def _note(
 def _heard_start(loudness: np.ndarray, a: int, b: int, attack_db: float) -> float:
     """The (fractional) frame where a note beginning at frame a is heard to start: where its loudness first comes within
     attack_db of its attack's peak (the loudest of its first ATTACK_MS, or of its first half if shorter), as listeners
-    and annotators place a soft or consonant-led onset, interpolated between frames. Frame a itself when attack_db is 0
-    or the note rises less than ATTACK_MIN_RISE_DB (a legato change, or a tremolo's swell, has no attack to place)."""
+    and annotators place a soft or consonant-led onset, interpolated between frames, and no later than
+    ATTACK_MAX_DELAY_MS. Frame a itself when attack_db is 0 or the note rises less than ATTACK_MIN_RISE_DB (a legato
+    change, or a tremolo's swell, has no attack to place)."""
     if attack_db <= 0 or b - a < 2:
         return float(a)
     rise = loudness[a : min(a + (b - a) // 2, a + _frames(ATTACK_MS)) + 1]
@@ -354,7 +376,7 @@ def _heard_start(loudness: np.ndarray, a: int, b: int, attack_db: float) -> floa
     j = int(np.argmax(rise >= threshold))
     if j == 0:
         return float(a)
-    return a + j - 1 + (threshold - rise[j - 1]) / (rise[j] - rise[j - 1])
+    return min(a + _frames(ATTACK_MAX_DELAY_MS), a + j - 1 + (threshold - rise[j - 1]) / (rise[j] - rise[j - 1]))
 
 
 def _bends(

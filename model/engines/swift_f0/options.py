@@ -15,6 +15,7 @@ DECODE_SPECS = {
     "min_gap_ms": Spec(float, 0.0, 2_000.0),
     "split_semitones": Spec(float, 0.5, 12.0),
     "onset_threshold_db": Spec(float, 0.5, 60.0),
+    "dip_db": Spec(float, 0.0, 60.0),
     "attack_db": Spec(float, 0.0, 60.0),
     "glides": Spec(str, choices=("split", "bend")),
     "glide_min_ms": Spec(float, 0.0, 2_000.0),
@@ -39,6 +40,8 @@ class SwiftF0Options(OptionGroup):
     by bends.
     onset_threshold_db: a band-level rise this large is a (re-)articulation: it
     starts a note, also on the same pitch.
+    dip_db: a loudness dip this deep, with a rise on each side within 32 ms,
+    is one too (a legato re-tongued note; 0: off).
     attack_db: a note starts where its loudness comes within this of its
     attack's peak, where a listener hears a soft or consonant-led onset begin
     (0: where the rise begins, as a synthesiser's note-on).
@@ -56,6 +59,7 @@ class SwiftF0Options(OptionGroup):
     min_gap_ms: float = 40.0
     split_semitones: float = 0.75
     onset_threshold_db: float = 4.0
+    dip_db: float = 0.0
     attack_db: float = 0.0
     glides: str = "split"
     glide_min_ms: float = 64.0

@@ -35,6 +35,14 @@ def hold(values: np.ndarray, good: np.ndarray, *, side: str = "nearest") -> np.n
     return values[idx[np.clip(np.searchsorted(idx, pos), 0, len(idx) - 1)]]
 
 
+def dips(x: np.ndarray, side: int, depth: float) -> np.ndarray:
+    """Indices where x (n,) is the lowest of the `side` values on each side and both sides rise `depth` above it."""
+    padded = np.pad(x, side, mode="edge")
+    around = np.lib.stride_tricks.sliding_window_view(padded, 2 * side + 1)
+    left, right = around[:, :side].max(axis=1), around[:, side + 1 :].max(axis=1)
+    return np.nonzero((x <= around.min(axis=1)) & (left - x >= depth) & (right - x >= depth))[0]
+
+
 def last_min(x: np.ndarray, lo: int, hi: int) -> int:
     """Index of the last minimum of x[lo:hi] (after silence, the frame just before the sound)."""
     part = x[lo:hi]
