@@ -10,6 +10,8 @@ compare the ratios, which are measured in one run):
   window, the back once over the stitched frames) and as Basic Pitch does (the
   whole graph on each window), and of Basic Pitch's `predict()` (ONNX backend)
   on the same files, case by case, interleaved;
+- the pipeline at `[decode] precision = "int8"`: its speed beside float32's,
+  and its agreement with float32's notes (onset F1);
 - note F1 against the ground truth and against Basic Pitch's own output, and
   the median onset error (../shared/bench/evaluate.py);
 - `midibridge convert` vs the `basic-pitch` command as whole processes on a
@@ -41,7 +43,9 @@ from pedalboard.io import AudioFile
 from midibridge.model.audio import open_region, resample
 from midibridge.model.engines.basic_pitch.constants import ONNX_INPUT, SAMPLE_RATE_HZ
 from midibridge.model.engines.basic_pitch.inference import Model, read_ahead
+from midibridge.model.engines.basic_pitch.options import BasicPitchOptions
 from midibridge.model.pipeline import Transcriber
+from midibridge.model.presets import Preset
 from midibridge.model.region import Region
 
 from .corpus import SHARED, corpus_manifest, corpus_parser
@@ -81,14 +85,16 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
     """
     transcriber = Transcriber()
     bp_predict, bp_model = _basic_pitch()
-    ours_dir, bp_dir = out / "midibridge", out / "basic-pitch"
-    for directory in (ours_dir, bp_dir):
+    ours_dir, int8_dir, bp_dir = out / "midibridge", out / "midibridge-int8", out / "basic-pitch"
+    for directory in (ours_dir, int8_dir, bp_dir):
         directory.mkdir(exist_ok=True)
     regions = [Region.from_file(corpus / case["audio"]) for case in cases]
-    transcriber.convert(regions[0])  # warm-up: onnxruntime's first runs allocate
+    for preset in (Preset(name="default"), INT8):  # warm-up: onnxruntime's first runs allocate, int8 is quantised
+        transcriber.convert(regions[0], preset=preset)
     model = transcriber.engine_for().model
     whole = _whole_graph(model)
-    best = {name: [float("inf")] * len(cases) for name in ("model", "whole_windows", "pipeline", "basic_pitch")}
+    names = ("model", "whole_windows", "pipeline", "pipeline_int8", "basic_pitch")
+    best = {name: [float("inf")] * len(cases) for name in names}
 
     def timed(name: str, index: int, work):
         started = time.perf_counter()
@@ -105,11 +111,13 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
             timed("model", index, lambda: list(model.run(read_ahead(map(model.features, batches)))))  # noqa: B023
             timed("whole_windows", index, lambda: [whole(batch) for batch in batches])  # noqa: B023
             done = timed("pipeline", index, lambda: transcriber.convert(region))  # noqa: B023
+            at_int8 = timed("pipeline_int8", index, lambda: transcriber.convert(region, preset=INT8))  # noqa: B023
             if bp_predict:
                 _, midi, _ = timed("basic_pitch", index, lambda: _quiet(bp_predict, region.path, bp_model))  # noqa: B023
             if round_ == 0:
                 audio_s += done.clip.duration_s
                 (ours_dir / f"{case['id']}.mid").write_bytes(done.smf)
+                (int8_dir / f"{case['id']}.mid").write_bytes(at_int8.smf)
                 if bp_predict:
                     midi.write(str(bp_dir / f"{case['id']}.mid"))
     model_s, pipeline_s, whole_s = sum(best["model"]), sum(best["pipeline"]), sum(best["whole_windows"])
@@ -119,6 +127,7 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
         "rtf_model_only": audio_s / model_s,
         "rtf_model_whole_windows": audio_s / whole_s,
         "rtf_pipeline": audio_s / pipeline_s,
+        "rtf_pipeline_int8": audio_s / sum(best["pipeline_int8"]),
         "pipeline_over_model": model_s / pipeline_s,
         "pipeline_over_whole_windows": whole_s / pipeline_s,
     }
@@ -127,6 +136,9 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
         result["rtf_basic_pitch_predict"] = audio_s / basic_pitch_s
         result["pipeline_over_basic_pitch"] = basic_pitch_s / pipeline_s
     return result
+
+
+INT8 = Preset(name="default", decode=BasicPitchOptions(precision="int8"))
 
 
 def _model_windows(region: Region, model: Model) -> list[np.ndarray]:
@@ -165,16 +177,23 @@ def _scores(manifest: Path, out: Path) -> dict:
     if not evaluate.is_file():
         return {}
     scores = {"ours_vs_truth": _evaluate(evaluate, manifest, out / "midibridge")}
+    scores["int8_vs_truth"] = _evaluate(evaluate, manifest, out / "midibridge-int8")
+    # Another output as the reference: how closely two agree.
+    scores["int8_vs_float32"] = _evaluate(evaluate, _against(manifest, out / "midibridge"), out / "midibridge-int8")
     if any((out / "basic-pitch").glob("*.mid")):
         scores["basic_pitch_vs_truth"] = _evaluate(evaluate, manifest, out / "basic-pitch")
-        # Basic Pitch's output as the reference: how closely the two agree.
-        cases = json.loads(manifest.read_text())
-        for case in cases["cases"]:
-            case["midi"] = str((out / "basic-pitch" / f"{case['id']}.mid").resolve())
-        agreement_manifest = out / "agreement-manifest.json"
-        agreement_manifest.write_text(json.dumps(cases))
-        scores["ours_vs_basic_pitch"] = _evaluate(evaluate, agreement_manifest, out / "midibridge")
+        scores["ours_vs_basic_pitch"] = _evaluate(evaluate, _against(manifest, out / "basic-pitch"), out / "midibridge")
     return scores
+
+
+def _against(manifest: Path, reference: Path) -> Path:
+    """A copy of `manifest` whose cases' ground truth is `reference`'s MIDI files."""
+    cases = json.loads(manifest.read_text())
+    for case in cases["cases"]:
+        case["midi"] = str((reference / f"{case['id']}.mid").resolve())
+    copy = reference.parent / f"manifest-against-{reference.name}.json"
+    copy.write_text(json.dumps(cases))
+    return copy
 
 
 def _evaluate(script: Path, manifest: Path, predictions: Path) -> dict:
@@ -290,6 +309,10 @@ def _print(report: dict) -> None:
     print(
         f"  midibridge pipeline          {speed['rtf_pipeline']:7.1f}x   "
         f"= {speed['pipeline_over_model']:.3f} x model-only, {speed['pipeline_over_whole_windows']:.3f} x the old floor"
+    )
+    print(
+        f"  midibridge pipeline, int8    {speed['rtf_pipeline_int8']:7.1f}x   "
+        f'= {speed["rtf_pipeline_int8"] / speed["rtf_pipeline"]:.3f} x float32 ([decode] precision = "int8")'
     )
     if "rtf_basic_pitch_predict" in speed:
         print(

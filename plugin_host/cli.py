@@ -46,11 +46,20 @@ def _live(args: argparse.Namespace) -> int:
     return run(args)
 
 
+class _Version(argparse.Action):
+    """--version: the package's version is read only when asked (importlib.metadata cost every start 17 ms)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"midibridge {package_version()} (protocol {PROTOCOL_ID.decode()})")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="midibridge", description="Turn audio into MIDI clips for your DAW.")
-    parser.add_argument(
-        "--version", action="version", version=f"midibridge {package_version()} (protocol {PROTOCOL_ID.decode()})"
-    )
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     convert = sub.add_parser("convert", help="transcribe an audio file (or a region of it) to a MIDI file")

@@ -14,6 +14,7 @@ from midibridge.model.errors import OptionError
         ({"min_note_ms": -5}, "min_note_ms must be a number in [0, 10000], got -5"),
         ({"melodia_trick": 1}, "melodia_trick must be true or false, got 1"),
         ({"pitch_bends": "sometimes"}, "pitch_bends must be one of 'off', 'on', 'multiple', got 'sometimes'"),
+        ({"precision": "int4"}, "precision must be one of 'float32', 'int8', got 'int4'"),
         (
             {"min_frequency_hz": 500.0, "max_frequency_hz": 100.0},
             "min_frequency_hz (500) must be below max_frequency_hz",

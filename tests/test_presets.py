@@ -142,6 +142,14 @@ BAD_PRESETS = {
         "[decode]: onset_threshold must be a number in (0, 1), got 2.0",
     ),
     "decode wrong type": ('schema = 1\n[decode]\nmelodia_trick = "yes"', "melodia_trick must be true or false"),
+    "precision not offered": (
+        'schema = 2\n[decode]\nprecision = "float16"',
+        "[decode]: precision must be one of 'float32', 'int8', got 'float16'",
+    ),
+    "precision of an engine without one": (
+        'schema = 2\n[engine]\nname = "swift-f0"\n[decode]\nprecision = "int8"',
+        "[decode]: unknown key 'precision'",
+    ),
     "post unknown key": ('schema = 1\n[post]\nquantise = "1/8"', "[post]: unknown key 'quantise'"),
     "post bad choice": ('schema = 1\n[post]\nscale = "hungarian"', "scale must be one of 'chromatic', 'major'"),
     "plugin path not a string": (

@@ -19,9 +19,9 @@ from .options import BasicPitchOptions
 
 
 class BasicPitch:
-    """Basic Pitch's model, loaded once. `weights_path`: its nmp.onnx (None: weights.find_weights' search);
-    `threads`: onnxruntime's intra-op threads (0: one per core); `batch_windows`: how many 2 s windows go through the
-    model per run."""
+    """Basic Pitch's model, loaded once, at float32 (`model`) and at another precision when options first ask for it.
+    `weights_path`: its nmp.onnx (None: weights.find_weights' search); `threads`: onnxruntime's intra-op threads (0:
+    one per core); `batch_windows`: how many 2 s windows go through the model per run."""
 
     name = "basic-pitch"
     sample_rate_hz = SAMPLE_RATE_HZ
@@ -37,6 +37,17 @@ class BasicPitch:
         self.model = Model(
             None if weights_path is None else Path(weights_path), threads=threads, batch_windows=batch_windows
         )
+        self._threads = threads
+        self._models = {self.model.precision: self.model}
+
+    def model_for(self, precision: str) -> Model:
+        """The model at `precision` (options.PRECISIONS), loaded now if it is not yet (int8: quantised the first
+        time, quantise.py)."""
+        if precision not in self._models:
+            self._models[precision] = Model(
+                self.model.path, threads=self._threads, batch_windows=self.model.batch_windows, precision=precision
+            )
+        return self._models[precision]
 
     def notes(
         self,
@@ -48,7 +59,8 @@ class BasicPitch:
     ) -> tuple[Note, ...]:
         """The notes of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them), in seconds from the
         first sample."""
-        with self.model.activations(samples, expected_samples=n_samples, on_progress=on_progress) as activations:
+        model = self.model_for(options.precision)
+        with model.activations(samples, expected_samples=n_samples, on_progress=on_progress) as activations:
             if on_progress:
                 on_progress(Stage.NOTES, 0.0)
             events = note_events(activations, options=options)

@@ -50,14 +50,11 @@ def graph_parts(weights: Path) -> GraphParts:
     """The parts of the verified weights at `weights`: from the cache when it holds them intact, else cut now and
     cached (a cache that cannot be written only costs the next start the same second)."""
     directory = cache_dir()
-    cached = _read_cached(directory)
+    cached = read_cached(directory, PARTS)
     if cached is not None:
-        return cached
+        return GraphParts(**cached)
     parts = cut(weights.read_bytes())
-    try:
-        _write_cached(directory, parts)
-    except OSError:
-        pass
+    write_cached(directory, {part: getattr(parts, part) for part in PARTS})
     return parts
 
 
@@ -167,25 +164,29 @@ def _decimate_in_phases(front) -> None:
         front.graph.initializer.remove(constant)
 
 
-def _read_cached(directory: Path) -> GraphParts | None:
+def read_cached(directory: Path, names: tuple[str, ...]) -> dict[str, bytes] | None:
+    """The ONNX files `names` in `directory` when each is there with the SHA-256 its sha256.json records, else None."""
     try:
         digests = json.loads((directory / "sha256.json").read_text())
-        data = {part: (directory / f"{part}.onnx").read_bytes() for part in PARTS}
+        data = {name: (directory / f"{name}.onnx").read_bytes() for name in names}
     except (OSError, ValueError):
         return None
-    if any(hashlib.sha256(data[part]).hexdigest() != digests.get(part) for part in PARTS):
+    if any(hashlib.sha256(data[name]).hexdigest() != digests.get(name) for name in names):
         return None
-    return GraphParts(**data)
+    return data
 
 
-def _write_cached(directory: Path, parts: GraphParts) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    digests = {}
-    for part in PARTS:
-        data = getattr(parts, part)
-        _replace(directory / f"{part}.onnx", data)
-        digests[part] = hashlib.sha256(data).hexdigest()
-    _replace(directory / "sha256.json", json.dumps(digests).encode())
+def write_cached(directory: Path, data: dict[str, bytes]) -> None:
+    """Keep `data` (name -> ONNX bytes) in `directory` with their SHA-256; a cache that cannot be written only costs
+    the next start the same work."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, model in data.items():
+            _replace(directory / f"{name}.onnx", model)
+        digests = {name: hashlib.sha256(model).hexdigest() for name, model in data.items()}
+        _replace(directory / "sha256.json", json.dumps(digests).encode())
+    except OSError:
+        pass
 
 
 def _replace(path: Path, data: bytes) -> None:

@@ -42,6 +42,7 @@ from .constants import (
     WINDOW_SAMPLES,
 )
 from .graph import graph_parts
+from .quantise import calibration_audio, int8_back
 from .spill import RowSpill
 from .weights import find_weights
 
@@ -109,15 +110,24 @@ class Model:
 
     The front runs on Basic Pitch's overlapping windows, `batch_windows` per
     run, in a helper thread; the back once over their kept frames, stitched
-    (constants.py says why), on `threads` threads. Models with the same
-    weights and thread count share onnxruntime sessions: a process loads the
-    model once, however many it makes.
+    (constants.py says why), on `threads` threads, at `precision` (options.PRECISIONS;
+    quantise.py says what "int8" changes). Models with the same weights, thread
+    count and precision share onnxruntime sessions: a process loads the model
+    once, however many it makes.
     """
 
-    def __init__(self, path: str | Path | None = None, *, threads: int = 0, batch_windows: int = DEFAULT_BATCH_WINDOWS):
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        threads: int = 0,
+        batch_windows: int = DEFAULT_BATCH_WINDOWS,
+        precision: str = "float32",
+    ):
         self.path = find_weights(path)
         self.batch_windows = batch_windows
-        self._front, self._back = _sessions(self.path, threads)
+        self.precision = precision
+        self._front, self._back = _sessions(self.path, threads, precision)
         self._output_names = list(ONNX_OUTPUTS.values())
 
     def features(self, windows: np.ndarray) -> np.ndarray:
@@ -135,13 +145,7 @@ class Model:
     ) -> Iterator[dict[str, np.ndarray]]:
         """The outputs of consecutive batches of windows, from their features (`features()`, in order), segment by
         segment: every kept frame once. `on_batch(n)` is called as each batch's n windows are done."""
-        frames = FrameStream()
-        for batch in features:
-            frames.add(batch)
-            yield from map(self.outputs, frames.segments(BACK_FRAMES))
-            if on_batch:
-                on_batch(batch.shape[0])
-        yield from map(self.outputs, frames.finish())
+        return map(self.outputs, segments(features, on_batch=on_batch))
 
     def activations(
         self, audio: Iterable[np.ndarray], *, expected_samples: int, on_progress: ProgressCallback | None = None
@@ -185,6 +189,17 @@ class Model:
             yield batch[:filled].copy()
 
 
+def segments(features: Iterable[np.ndarray], *, on_batch: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
+    """The back's inputs (`Model.outputs`) from consecutive batches of windows' features, BACK_FRAMES at a time."""
+    frames = FrameStream()
+    for batch in features:
+        frames.add(batch)
+        yield from frames.segments(BACK_FRAMES)
+        if on_batch:
+            on_batch(batch.shape[0])
+    yield from frames.finish()
+
+
 class FrameStream:
     """The front's windows in, the back's segments out: each window's kept frames once, in order, with
     CONTEXT_FRAMES of the frames around them at each end of a segment.
@@ -220,7 +235,16 @@ class FrameStream:
 
 
 @functools.cache
-def _sessions(path: Path, threads: int) -> tuple[onnxruntime.InferenceSession, onnxruntime.InferenceSession]:
+def _sessions(
+    path: Path, threads: int, precision: str
+) -> tuple[onnxruntime.InferenceSession, onnxruntime.InferenceSession]:
+    if precision == "int8":
+        model = Model(path, threads=threads)  # float32: its front is int8's too, and it calibrates the back
+
+        def calibration() -> Iterator[np.ndarray]:
+            return segments(map(model.features, model.batches([calibration_audio()])))
+
+        return model._front, _session(int8_back(graph_parts(path).back, calibration), path, threads)
     parts = graph_parts(path)
     # The front runs in read_ahead's helper, beside the back: on one thread its many small operations ran 1.22-1.27x
     # faster (10 corpus files, whole converts) than on all cores between the back's runs.

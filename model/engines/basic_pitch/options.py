@@ -1,5 +1,5 @@
-"""Basic Pitch's decoding options: how its activations become notes. Standard library only, like every option
-group (model.options), so that presets are read and checked without numpy."""
+"""Basic Pitch's decoding options: at what precision its model runs and how its activations become notes. Standard
+library only, like every option group (model.options), so that presets are read and checked without numpy."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from ...options import OptionGroup, Spec
 from ...vocabulary import Code
 from .constants import NOMINAL_FRAME_RATE_HZ
 
+# "float32": the model as trained. "int8": its largest convolution quantised (quantise.py), faster, fewer of the
+# same notes (the figure `python -m benchmarks.transcription` prints): only when a preset asks for it.
+PRECISIONS = ("float32", "int8")
 DECODE_SPECS = {
     "onset_threshold": Spec(float, 0.0, 1.0, open_low=True, open_high=True),
     "frame_threshold": Spec(float, 0.0, 1.0, open_low=True, open_high=True),
@@ -20,15 +23,17 @@ DECODE_SPECS = {
     "melodia_trick": Spec(bool),
     "infer_onsets": Spec(bool),
     "pitch_bends": Spec(str, choices=("off", "on", "multiple")),
+    "precision": Spec(str, choices=PRECISIONS),
 }
 
 
 @dataclass(frozen=True, kw_only=True)
 class BasicPitchOptions(OptionGroup):
-    """How activations become notes. Defaults are Basic Pitch's.
+    """At what precision the model runs and how its activations become notes. Defaults are Basic Pitch's.
 
     pitch_bends: "off"; "on" (Basic Pitch's default: notes that overlap
     another note lose their bends); "multiple" (every note keeps its bends).
+    precision: "float32" (the model as trained) or "int8" (quantise.py: faster, agreeing less with float32).
     """
 
     onset_threshold: float = 0.5
@@ -39,6 +44,7 @@ class BasicPitchOptions(OptionGroup):
     melodia_trick: bool = True
     infer_onsets: bool = True
     pitch_bends: str = "on"
+    precision: str = "float32"
 
     SPECS: ClassVar = DECODE_SPECS
     WHERE: ClassVar = "decode options"
