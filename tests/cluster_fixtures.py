@@ -4,11 +4,10 @@ the same batch run locally (what every cluster run must write, to the byte), and
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import NYLON_GUITAR, PIANO, melody, render, synthesize, write_audio
+from conftest import NYLON_GUITAR, PIANO, melody, render, synthesize, wait_while_running, write_audio
 from daemon_helpers import FAULTS
 from ray_cluster import ENV, LoopbackCluster
 
@@ -88,11 +87,9 @@ def cluster(hold_control):
 
 
 def first_mid_of(cwd: Path, process: subprocess.Popen, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not list((cwd / "midi").glob("*.mid")):
-        assert process.poll() is None, "the batch ended before any region finished"
-        assert time.monotonic() < deadline, "no region finished"
-        time.sleep(0.05)
+    wait_while_running(
+        process, lambda: any((cwd / "midi").glob("*.mid")), timeout_s=timeout_s, what="no region finished"
+    )
 
 
 def batch_losing_a_node(
@@ -111,10 +108,9 @@ def batch_losing_a_node(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not (control / "held").exists():
-            assert running.poll() is None and time.monotonic() < deadline, "the second node never took a region"
-            time.sleep(0.05)
+        wait_while_running(
+            running, (control / "held").exists, timeout_s=120, what="the second node never took a region"
+        )
         cluster.kill(second)
         (control / "hold").unlink()
         stdout, stderr = running.communicate(timeout=300)

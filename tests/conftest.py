@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import mido
@@ -160,6 +162,15 @@ def host_transcribe(requests: Path, *, preset: str) -> list[list[str]]:
     )
     assert done.returncode == 0, done.stderr
     return [line.split() for line in done.stdout.splitlines()]
+
+
+def wait_while_running(process: subprocess.Popen, done: Callable[[], bool], *, timeout_s: float, what: str) -> None:
+    """Wait until `done()`, failing with `what` if `process` ends first or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert process.poll() is None, f"{what}: it ended first"
+        assert time.monotonic() < deadline, f"{what} in {timeout_s:.0f} s"
+        time.sleep(0.05)
 
 
 def streamed_peak_bytes(engine, chunk: np.ndarray, options, *, minutes: int) -> int:

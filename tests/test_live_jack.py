@@ -8,12 +8,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FLUTE, matches, melody, render
+from conftest import FLUTE, matches, melody, render, wait_while_running
 from jack_server import PERIOD, RATE, Player, Recorder, jack_server, start_live
 from pedalboard.io import AudioFile
 
@@ -102,10 +101,7 @@ def test_ardour_records_what_live_plays_on_an_armed_midi_track(server, flute, tm
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not (control / "rolling").exists():
-            assert ardour.poll() is None and time.monotonic() < deadline, "Ardour did not start recording"
-            time.sleep(0.05)
+        wait_while_running(ardour, (control / "rolling").exists, timeout_s=120, what="Ardour did not start recording")
         track_input = f"ardour:{(control / 'rolling').read_text()}"
         recorder, _, live, _ = play_into_live(server, flute, also_to=(track_input,))
         (control / "stop").touch()
