@@ -52,6 +52,8 @@ LEVEL_MS = 160.0  # the level a note holds follows its centre this slowly (a mea
 VOICING_HYSTERESIS = 0.2  # a voiced stretch goes on down to the voicing threshold minus this
 DIP_SIDE_MS = 32.0  # a loudness dip (dip_db) is the lowest within this on each side, which both rise from it
 ONSET_SNAP_MS = 48.0  # voicing starts and pitch boundaries this near an onset move onto it
+ONSET_SETTLE_MS = 96.0  # onsets this near a pitch change are its own spectral change, not a new note (a run's
+# notes last ≈ 150 ms: the pitch window's 144 ms lost their re-articulations)
 VALLEY_MIN_DB = 4.0  # a loudness dip this deep before a pitch boundary moves the boundary back to it …
 VALLEY_BACK_MS = 64.0  # … from at most this far
 PARTIAL_RISE_FRACTION = 0.6  # a new note starts where its own partials rose this far (in dB) from their floor …
