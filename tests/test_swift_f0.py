@@ -305,6 +305,26 @@ def test_a_fast_legato_run_stays_separate_notes(transcriber, tmp_path, preset):
     assert np.allclose([n.start_s for n in clip.notes[1:]], 0.3 + 0.15 * np.arange(1, 16), atol=0.04)
 
 
+@pytest.mark.parametrize("preset", ["lead", "strings-solo", "vocal"])
+def test_a_fast_run_played_40_cents_flat_keeps_every_note(transcriber, tmp_path, preset):
+    run = [62, 60, 57, 55, 53, 57, 59, 60, 62, 64, 62, 60, 59, 57, 55, 57]  # no note ever within 35 cents of its key
+    line = np.concatenate([silence(0.3), sung(np.array(run) - 0.4, 0.15, slide_s=0.02, vibrato_cents=0), silence(0.3)])
+    clip, _, _ = convert(transcriber, line, tmp_path / "flat.flac", preset)
+
+    assert [n.pitch for n in clip.notes] == run
+    assert np.allclose([n.start_s for n in clip.notes[1:]], 0.3 + 0.15 * np.arange(1, 16), atol=0.04)
+
+
+@pytest.mark.parametrize("preset", ["lead", "strings-solo"])
+def test_repeated_notes_in_a_fast_run_are_separate_notes(transcriber, tmp_path, preset):
+    run = [62, 60, 57, 55, 53, 53, 53, 57, 59, 60, 60, 62, 64, 62, 60, 59]  # 150 ms each, re-tongued or re-bowed
+    line = sung(run, 0.15, slide_s=0.02, vibrato_cents=0, dip_s=0.04)
+    clip, _, _ = convert(transcriber, np.concatenate([silence(0.3), line, silence(0.3)]), tmp_path / "rep.flac", preset)
+
+    assert [n.pitch for n in clip.notes] == run
+    assert np.allclose([n.start_s for n in clip.notes[1:]], 0.3 + 0.15 * np.arange(1, 16), atol=0.04)
+
+
 @pytest.mark.parametrize("preset", ["strings-solo", "lead"])
 def test_a_bow_change_on_one_pitch_is_a_new_note(transcriber, tmp_path, preset):
     line = sung([67, 67], 0.7, vibrato_cents=20, dip_s=0.06)

@@ -52,13 +52,15 @@ LEVEL_MS = 160.0  # the level a note holds follows its centre this slowly (a mea
 VOICING_HYSTERESIS = 0.2  # a voiced stretch goes on down to the voicing threshold minus this
 DIP_SIDE_MS = 32.0  # a loudness dip (dip_db) is the lowest within this on each side, which both rise from it
 ONSET_SNAP_MS = 48.0  # voicing starts and pitch boundaries this near an onset move onto it
+ONSET_SETTLE_MS = 96.0  # onsets this near a pitch change are its own spectral change, not a new note (a run's
+# notes last ≈ 150 ms: the pitch window's 144 ms lost their re-articulations)
 VALLEY_MIN_DB = 4.0  # a loudness dip this deep before a pitch boundary moves the boundary back to it …
 VALLEY_BACK_MS = 64.0  # … from at most this far
 PARTIAL_RISE_FRACTION = 0.6  # a new note starts where its own partials rose this far (in dB) from their floor …
 PARTIAL_MIN_RISE_DB = 12.0  # … if they rose at least this much,
 PARTIAL_BACKTRACK_MS = 300.0  # … looking back at most this far
 GLIDE_PIECE_MAX_MS = 160.0  # passing pitches of a glide last at most this …
-GLIDE_HOLD_MS, GLIDE_HOLD_SEMITONES = 64.0, 0.35  # … and never hold within this of their pitch this long
+GLIDE_HOLD_MS, GLIDE_HOLD_SEMITONES = 64.0, 0.3  # … and never hold within this of their median this long
 STRAY_SEMITONES = 1.5  # frames this far off their note (not a glide) hold the last good bend
 BEND_RESOLUTION_CENTS = 1.0  # a new bend each time the pitch moves this much
 ATTACK_MS = 128.0  # a note's attack peaks within this of its start (attack_db places the onset on it) …

@@ -41,6 +41,7 @@ from .constants import (
     LEVEL_MS,
     LOW_PROBE_MAX_HZ,
     MISSING_FUNDAMENTAL_DB,
+    ONSET_SETTLE_MS,
     ONSET_SNAP_MS,
     PARTIAL_BACKTRACK_MS,
     PARTIAL_MIN_RISE_DB,
@@ -75,7 +76,7 @@ def decode_notes(frames: Frames, options: SwiftF0Options) -> tuple[Note, ...]:
     _to_valleys(segments, loudness)
     _to_partial_rise(segments, frames.semitone_db, min_length)
     onsets = _onsets(frames.onset_db.astype(np.float64), loudness, options)
-    segments, starts = _apply_onsets(segments, onsets, voiced, min_length, window)
+    segments, starts = _apply_onsets(segments, onsets, voiced, min_length, _frames(ONSET_SETTLE_MS))
     _drop_glide_pieces(segments, pitch, starts)
     segments = _absorb_short(segments, starts, min_length)
     glided = _merge_glides(segments, pitch, starts, options) if options.glides == "bend" else set()
@@ -263,8 +264,9 @@ def _apply_onsets(
 
 def _drop_glide_pieces(segments: list[Segment], pitch: np.ndarray, starts: set[int]) -> None:
     """A short piece between touching neighbours, pitched between them, whose pitch drifts half a semitone or more
-    towards the next and never holds its own pitch for GLIDE_HOLD_MS (a note of a fast run does), is a glide passing
-    by: it goes, and the neighbours meet where the pitch crosses their midpoint."""
+    towards the next and never holds its own pitch (its median, which a run played between two keys holds off the
+    key) for GLIDE_HOLD_MS (a note of a fast run does), is a glide passing by: it goes, and the neighbours meet where
+    the pitch crosses their midpoint."""
     longest, hold = _frames(GLIDE_PIECE_MAX_MS), _frames(GLIDE_HOLD_MS)
     i = 1
     while i < len(segments) - 1:
@@ -279,7 +281,8 @@ def _drop_glide_pieces(segments: list[Segment], pitch: np.ndarray, starts: set[i
         ):
             span = pitch[s[0] : s[1]]
             q = max(1, len(span) // 4)
-            held = max((b - a for a, b in true_runs(np.abs(span - s[2]) <= GLIDE_HOLD_SEMITONES)), default=0)
+            steady = np.abs(span - np.median(span)) <= GLIDE_HOLD_SEMITONES
+            held = max((b - a for a, b in true_runs(steady)), default=0)
             if held < hold and (np.median(span[-q:]) - np.median(span[:q])) * up >= 0.5:
                 cross = np.nonzero((span - 0.5 * (s0[2] + s1[2])) * up >= 0)[0]
                 k = s[0] + (int(cross[0]) if len(cross) else len(span) // 2)
