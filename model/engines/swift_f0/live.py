@@ -5,8 +5,10 @@ FrameExtractor.window (the code that computes an offline window's frames)
 and the notes from notes.decode_notes, run again over the last DECODE_FRAMES
 frames whenever audio comes in. What this module adds is when a note is
 decided: its note-on once the decode shows it starting at least
-`lookahead_frames` before the newest frame, its bends up to that horizon,
-its note-off once it ends before it. The newest frames are provisional (the
+`lookahead_frames` before the newest frame, or sooner, once the newest
+frames hold a new pitch steadily (the early note-on, which the decode must
+then confirm); its bends up to BEND_LAG_FRAMES before that horizon, its
+note-off once it ends before it. The newest frames are provisional (the
 model hears CONTEXT_AFTER_FRAMES past a frame; until that audio is in, the
 frame is computed again with each block), so the decision at the horizon is
 made on what the offline decode would see, less the audio still to come.
