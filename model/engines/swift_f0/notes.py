@@ -70,13 +70,13 @@ def decode_notes(frames: Frames, options: SwiftF0Options) -> tuple[Note, ...]:
     loudness = frames.loudness_db.astype(np.float64)
     window = max(1, _frames(PITCH_WINDOW_MS)) | 1
     min_length = max(1, _frames(options.min_note_ms))
-    pitch, voiced = _pitch_and_voicing(frames, options)
+    pitch, voiced = pitch_and_voicing(frames, options)
     sounding = _fold_and_bridge(pitch, voiced, window, _frames(options.min_gap_ms))
     segments = _pitch_segments(pitch, voiced, window, options.split_semitones)
     _to_valleys(segments, loudness)
     _to_partial_rise(segments, frames.semitone_db, min_length)
-    onsets = _onsets(frames.onset_db.astype(np.float64), loudness, options)
-    segments, starts = _apply_onsets(segments, onsets, voiced, min_length, _frames(ONSET_SETTLE_MS))
+    found = onsets(frames.onset_db.astype(np.float64), loudness, options)
+    segments, starts = _apply_onsets(segments, found, voiced, min_length, _frames(ONSET_SETTLE_MS))
     _drop_glide_pieces(segments, pitch, starts)
     segments = _absorb_short(segments, starts, min_length)
     glided = _merge_glides(segments, pitch, starts, options) if options.glides == "bend" else set()
@@ -93,8 +93,8 @@ def _frames(ms: float) -> int:
     return int(round(ms / 1000 / FRAME_S))
 
 
-def _pitch_and_voicing(frames: Frames, options: SwiftF0Options) -> tuple[np.ndarray, np.ndarray]:
-    """(n,) MIDI pitch (float) and (n,) voiced flags."""
+def pitch_and_voicing(frames: Frames, options: SwiftF0Options) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) MIDI pitch (float) and (n,) voiced flags: step 1 of decode_notes, which live's early note-on reads too."""
     f0 = np.maximum(frames.pitch_hz.astype(np.float64), 1e-3)
     pitch = 69.0 + 12.0 * np.log2(f0 / 440.0)
     pitch += 12.0 * _missing_fundamental(pitch, frames.semitone_db)
@@ -211,7 +211,7 @@ def _to_partial_rise(segments: list[Segment], semitone_db: np.ndarray, min_lengt
         s0[1] = s1[0] = lo + t
 
 
-def _onsets(onset_db: np.ndarray, loudness: np.ndarray, options: SwiftF0Options) -> np.ndarray:
+def onsets(onset_db: np.ndarray, loudness: np.ndarray, options: SwiftF0Options) -> np.ndarray:
     """Onset frames: peaks (the largest within ±2 frames) of the onset strength ≥ onset_threshold_db, each moved to the
     loudness valley within the 4 frames before (the flux peaks while the attack fills its 64 ms window); after
     silence, the first frame with sound; and loudness dips of dip_db within DIP_SIDE_MS on each side."""
@@ -351,8 +351,7 @@ def _note(
     if not glided:  # a glide is the note it starts on, bent
         pitch = int(np.rint(np.median(frame_pitch[a:b][heard] if heard.any() else frame_pitch[a:b])))
     pitch = int(np.clip(pitch, 0, 127))
-    peak_db = float(np.max(loudness[a : min(b, a + _frames(VELOCITY_WINDOW_MS))]))
-    velocity = int(np.clip(round(127 * 10 ** ((peak_db + 3.0) / VELOCITY_RANGE_DB)), 1, 127))
+    velocity = attack_velocity(loudness[a : min(b, a + _frames(VELOCITY_WINDOW_MS))])
     start = _heard_start(loudness, a, b, options.attack_db)
     first = int(np.ceil(start))  # bends from the note's start on
     return Note(
@@ -362,6 +361,12 @@ def _note(
         velocity,
         _bends(first, pitch, smooth[first:b], heard[first - a :], glided, options),
     )
+
+
+def attack_velocity(attack_db: np.ndarray) -> int:
+    """MIDI velocity 1 … 127 from the loudness (dBFS) of a note's attack frames: its loudest mapped over
+    VELOCITY_RANGE_DB."""
+    return int(np.clip(round(127 * 10 ** ((float(np.max(attack_db)) + 3.0) / VELOCITY_RANGE_DB)), 1, 127))
 
 
 def _heard_start(loudness: np.ndarray, a: int, b: int, attack_db: float) -> float:
