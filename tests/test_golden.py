@@ -1,5 +1,6 @@
 """Golden files: stored model outputs decode to Basic Pitch's stored notes (needing neither the model nor
-basic_pitch), and every built-in preset makes exactly the stored clip and MIDI file of the bundled example
+basic_pitch), and every built-in preset makes the stored clip (note times within TIME_TOLERANCE_S) and exactly the
+stored MIDI file of the bundled example
 (tests/data/make_golden_outputs.py), so that restructuring changes nothing a user gets."""
 
 import base64
@@ -31,6 +32,19 @@ def test_stored_activations_still_decode_to_basic_pitchs_stored_notes():
 GOLDEN_OUTPUTS = json.loads((Path(__file__).parent / "data" / "golden_outputs.json").read_text())
 
 
+# onnxruntime's kernels sum in another order on another CPU: Transkun's regressed note times moved by up to 6e-7 s
+# between two machines. A MIDI tick here is 1 ms, so the file must still be the same to the byte.
+TIME_TOLERANCE_S = 1e-5
+
+
+def _without_note_times(clip: dict) -> dict:
+    return {**clip, "notes": [{k: v for k, v in n.items() if k not in ("start_s", "end_s")} for n in clip["notes"]]}
+
+
+def _note_times(clip: dict) -> list[float]:
+    return [t for n in clip["notes"] for t in (n["start_s"], n["end_s"])]
+
+
 @pytest.mark.parametrize("case", sorted(GOLDEN_OUTPUTS["cases"]))
 def test_every_built_in_preset_still_makes_the_same_clip_and_midi_file_to_the_byte(case, transcriber):
     from midibridge.model.clip import Tempo
@@ -46,7 +60,9 @@ def test_every_built_in_preset_still_makes_the_same_clip_and_midi_file_to_the_by
         tempo=Tempo.from_dict(GOLDEN_OUTPUTS["tempo"]),
     )
 
-    assert clip.to_dict() == stored["clip"]
+    made = clip.to_dict()
+    assert _without_note_times(made) == _without_note_times(stored["clip"])
+    assert _note_times(made) == pytest.approx(_note_times(stored["clip"]), abs=TIME_TOLERANCE_S, rel=0)
     assert clip_to_bytes(clip) == base64.b64decode(stored["smf_base64"])
 
 
