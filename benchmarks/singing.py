@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -47,6 +46,7 @@ from midibridge.model.presets import available_presets, load_preset
 from midibridge.model.region import Region
 
 from .corpus import SHARED, corpus_parser
+from .fluidsynth import SOUNDFONT, can_render, render_midi_file
 from .presets import corpus_cases
 
 SPLIT_SEED = 21  # the issue's number
@@ -82,7 +82,6 @@ FAST = {
     "fast: voice": (53, 57, 76),
 }
 FAST_NOTE_S = (0.12, 0.18)  # each note's length, drawn uniformly: ≈ 150 ms
-SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 EVALUATE = SHARED / "bench" / "evaluate.py"
 
 
@@ -199,7 +198,7 @@ def _cases(singing: Path, out: Path) -> list[dict]:
                     "split": TUNED if case["set"] == "tuned renders" else HELD_OUT,
                 }
             )
-    if shutil.which("fluidsynth") and SOUNDFONT.is_file():
+    if can_render():
         cases += _fast_passages(out / "fast")
     else:
         print(f"note: no fluidsynth or {SOUNDFONT}: the fast passages are left out")
@@ -234,7 +233,7 @@ def _fast_passages(directory: Path) -> list[dict]:
             midi, audio = directory / f"{case_id}.mid", directory / f"{case_id}.flac"
             _write_midi(notes, midi, program=program)
             if not audio.is_file():
-                _render(midi, audio)
+                render_midi_file(midi, audio)
             cases.append(
                 {"id": case_id, "audio": str(audio), "midi": str(midi), "instrument": name, "set": name, "split": split}
             )
@@ -254,32 +253,6 @@ def _write_midi(notes: list[tuple[float, float, int]], path: Path, *, program: i
         )
         now = tick
     mido.MidiFile(tracks=[track], ticks_per_beat=480).save(path)
-
-
-def _render(midi: Path, audio: Path) -> None:
-    """FluidSynth, reverb and chorus off, as ../shared's corpus was rendered."""
-    subprocess.run(
-        [
-            "fluidsynth",
-            "-ni",
-            "-g",
-            "0.7",
-            "-r",
-            "44100",
-            "-o",
-            "synth.reverb.active=0",
-            "-o",
-            "synth.chorus.active=0",
-            "-T",
-            "flac",
-            "-F",
-            str(audio),
-            str(SOUNDFONT),
-            str(midi),
-        ],
-        check=True,
-        capture_output=True,
-    )
 
 
 def _score(cases: list[dict], predictions: Path, manifest: Path) -> Score:

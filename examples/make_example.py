@@ -7,15 +7,15 @@ it with fluidsynth and the FluidR3 GM soundfont to ode_to_joy_piano.flac
 (mono, 44.1 kHz, 16-bit), the file `make run` converts.
 """
 
-import subprocess
 import tempfile
 from pathlib import Path
 
 import mido
 from pedalboard.io import AudioFile
 
+from midibridge.benchmarks.fluidsynth import render_midi_file
+
 HERE = Path(__file__).resolve().parent
-SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 BPM = 120
 # (MIDI pitch, beats): melody, then the bass below it; 0.5 s lead-in.
 MELODY = [
@@ -80,26 +80,7 @@ def main() -> None:
     score().save(midi_path)
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "render.wav"
-        subprocess.run(
-            [
-                "fluidsynth",
-                "-ni",
-                "-g",
-                "0.7",
-                "-r",
-                "44100",
-                "-o",
-                "synth.reverb.active=0",
-                "-o",
-                "synth.chorus.active=0",
-                "-F",
-                str(wav),
-                SOUNDFONT,
-                str(midi_path),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        render_midi_file(midi_path, wav)
         with AudioFile(str(wav)) as source:
             audio = source.read(source.frames).mean(axis=0, keepdims=True)
     with AudioFile(str(HERE / "ode_to_joy_piano.flac"), "w", samplerate=44100, num_channels=1, bit_depth=16) as sink:

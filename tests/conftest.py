@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -15,10 +14,10 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
+from midibridge.benchmarks.fluidsynth import can_render, render_midi_file
 from midibridge.model.clip import Note
 from midibridge.model.midi import DRUM_CHANNEL
 
-SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 REPO = Path(__file__).resolve().parent.parent
 PIANO, NYLON_GUITAR, FLUTE = 0, 24, 73
 
@@ -36,31 +35,12 @@ def render(
 ) -> Path:
     """Render `notes` (seconds) with fluidsynth and the FluidR3 GM soundfont to an audio file at `path`; `drums`
     plays them on the GM drum channel (10), pitches naming drums of the standard kit."""
-    if shutil.which("fluidsynth") is None or not SOUNDFONT.is_file():
+    if not can_render():
         pytest.fail("fluidsynth and the FluidR3 GM soundfont are needed: run `make setup`")
     midi_path = path.with_suffix(".render.mid")
     _score(notes, program, tail_s, channel=DRUM_CHANNEL if drums else 0).save(midi_path)
     wav = path.with_suffix(".render.wav")
-    subprocess.run(
-        [
-            "fluidsynth",
-            "-ni",
-            "-g",
-            "0.7",
-            "-r",
-            str(sample_rate_hz),
-            "-o",
-            "synth.reverb.active=0",
-            "-o",
-            "synth.chorus.active=0",
-            "-F",
-            str(wav),
-            str(SOUNDFONT),
-            str(midi_path),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    render_midi_file(midi_path, wav, sample_rate_hz=sample_rate_hz)
     with AudioFile(str(wav)) as source:
         audio = source.read(source.frames)
     audio = np.repeat(audio.mean(axis=0, keepdims=True), channels, axis=0)
