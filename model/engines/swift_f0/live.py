@@ -50,6 +50,7 @@ STEP_FRAMES = 32  # a block longer than this (0.5 s) is decoded in steps of it
 UPDATE_FRAMES = 2  # decode every 32 ms: each update runs the model on ~22 frames of context, ~4 ms per frame added
 EDGE_STEADY_SEMITONES = 0.5  # pitch steadiness that stands for the confidence the newest frames lack
 EDGE_RANGE_SEMITONES = 6 * np.log2(MODEL_MAX_HZ / MODEL_MIN_HZ) - 1  # … inside the model's range, less a semitone
+RANGE_CENTRE_MIDI = 69.0 + 12.0 * np.log2(np.sqrt(MODEL_MIN_HZ * MODEL_MAX_HZ) / 440.0)  # … around its centre
 # Early note-on: EARLY_FRAMES voiced frames at the newest audio holding one pitch (within EARLY_STEADY_SEMITONES of
 # their median, which lies within EARLY_CENTRE_SEMITONES of a semitone other than the one sounding) start its note at
 # once; the decode must show that note before the horizon is EARLY_GRACE_FRAMES past its start, or it ends.
@@ -146,13 +147,13 @@ class SwiftF0Stream:
         holds: there (rows lo… of the frames kept, computed again with each block), a frame that is loud enough and
         within EDGE_STEADY_SEMITONES of the two frames before counts as voiced (a click's two frames do not)."""
         assert self._frames is not None
-        pitch = 12.0 * np.log2(np.maximum(self._frames.pitch_hz[lo - 2 :].astype(np.float64), 1e-3))
+        pitch = 69.0 + 12.0 * np.log2(np.maximum(self._frames.pitch_hz[lo - 2 :].astype(np.float64), 1e-3) / 440.0)
         steady = (np.abs(pitch[2:] - pitch[1:-1]) < EDGE_STEADY_SEMITONES) & (
             np.abs(pitch[2:] - pitch[:-2]) < EDGE_STEADY_SEMITONES
         )
         loud = self._frames.loudness_db[lo:] >= self._options.silence_threshold_dbfs
         # At the ends of its range the model parks a pitch it cannot tell (a click reads as a steady 2 kHz).
-        inside = np.abs(pitch[2:] - 12.0 * np.log2(np.sqrt(MODEL_MIN_HZ * MODEL_MAX_HZ))) < EDGE_RANGE_SEMITONES
+        inside = np.abs(pitch[2:] - RANGE_CENTRE_MIDI) < EDGE_RANGE_SEMITONES
         steady &= inside
         confidence = self._frames.confidence[lo:]  # a view: these rows are this block's own arrays
         confidence[steady & loud] = np.maximum(confidence[steady & loud], self._options.voicing_threshold)
@@ -235,7 +236,7 @@ class SwiftF0Stream:
             not voiced[-EARLY_FRAMES:].all()
             or np.ptp(newest) > EARLY_STEADY_SEMITONES
             or abs(centre - key) > EARLY_CENTRE_SEMITONES
-            or abs(centre - 12.0 * np.log2(np.sqrt(MODEL_MIN_HZ * MODEL_MAX_HZ) / 440.0) - 69.0) > EDGE_RANGE_SEMITONES
+            or abs(centre - RANGE_CENTRE_MIDI) > EDGE_RANGE_SEMITONES
             # There it also reads a held note an octave off now and then: octave leaps are the decode's to decide.
             or (self._on is not None and (key - self._on.pitch) % 12 in (0, 1, 11))
         ):
