@@ -145,11 +145,15 @@ def host_transcribe(requests: Path, *, preset: str) -> list[list[str]]:
 
 
 def wait_while_running(process: subprocess.Popen, done: Callable[[], bool], *, timeout_s: float, what: str) -> None:
-    """Wait until `done()`, failing with `what` if `process` ends first or `timeout_s` passes."""
+    """Wait until `done()`. If `process` ends first or `timeout_s` passes, kill it and fail with `what` and what it
+    printed (its pipes), so that a rare failure says where the process stood."""
     deadline = time.monotonic() + timeout_s
     while not done():
-        assert process.poll() is None, f"{what}: it ended first"
-        assert time.monotonic() < deadline, f"{what} in {timeout_s:.0f} s"
+        ended = process.poll() is not None
+        if ended or time.monotonic() >= deadline:
+            process.kill()
+            said = "".join(str(out) for out in process.communicate() if out)
+            pytest.fail(f"{what}: {'it ended first' if ended else f'in {timeout_s:.0f} s'}; it said:\n{said}")
         time.sleep(0.05)
 
 

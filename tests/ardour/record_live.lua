@@ -10,8 +10,16 @@ local function exists (path)
 	return file ~= nil
 end
 
+-- Each stage is said as it is reached (flushed), so a test that gives up waiting shows where Ardour stood.
+local function say (stage)
+	print (stage)
+	io.stdout:flush ()
+end
+
 assert (AudioEngine:set_backend ("JACK", "ardour", ""), "no JACK backend")
+say ("backend JACK")
 local session = assert (create_session (dir, name, 48000), "create_session failed")
+say ("session created")
 local list = session:new_midi_track (ARDOUR.ChanCount (ARDOUR.DataType ("midi"), 1),
 	ARDOUR.ChanCount (ARDOUR.DataType ("audio"), 2), false, ARDOUR.PluginInfo (), nil, nil, 1, "live",
 	ARDOUR.PresentationInfo.max_order, ARDOUR.TrackMode.Normal, true)
@@ -20,6 +28,7 @@ for t in list:iter () do track = t end
 track:rec_enable_control ():set_value (1, PBD.GroupControlDisposition.NoGroup)
 session:maybe_enable_record (false)
 session:request_roll (ARDOUR.TransportRequestSource.TRS_UI)
+say ("roll requested")
 while not session:transport_rolling () do ARDOUR.LuaAPI.usleep (10000) end
 assert (session:actively_recording (), "not recording")
 local rolling = io.open (control .. "/rolling.partial", "w")
