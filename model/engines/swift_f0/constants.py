@@ -61,6 +61,7 @@ PARTIAL_MIN_RISE_DB = 12.0  # … if they rose at least this much,
 PARTIAL_BACKTRACK_MS = 300.0  # … looking back at most this far
 GLIDE_PIECE_MAX_MS = 160.0  # passing pitches of a glide last at most this …
 GLIDE_HOLD_MS, GLIDE_HOLD_SEMITONES = 64.0, 0.3  # … and never hold within this of their median this long
+HELD_SEMITONES = 1.0  # a note's pitch is the median of its frames this near the level its segment held
 STRAY_SEMITONES = 1.5  # frames this far off their note (not a glide) hold the last good bend
 BEND_RESOLUTION_CENTS = 1.0  # a new bend each time the pitch moves this much
 ATTACK_MS = 128.0  # a note's attack peaks within this of its start (attack_db places the onset on it) …

@@ -15,9 +15,9 @@ musician hears them (numpy only). The steps of `decode_notes`, in order:
 6. the passing pitches of a glide go (a piece that holds its pitch is a note of a fast run, and stays); pieces
    under min_note_ms join a neighbour; touching pieces of one pitch with no onset between join; glides "bend" joins
    the two notes of a slow slide into one bent note;
-7. each note: the nearest MIDI note to its median pitch, velocity from its attack's loudness, its start where its
-   attack comes within attack_db of its peak (where a listener hears it begin), bends = the smoothed pitch minus the
-   note's, a point each time it moves a cent; notes never overlap.
+7. each note: the nearest MIDI note to its median pitch (of the frames near the level its segment held), velocity
+   from its attack's loudness, its start where its attack comes within attack_db of its peak (where a listener hears
+   it begin), bends = the smoothed pitch minus the note's, a point each time it moves a cent; notes never overlap.
 
 A segment is [first frame, end frame (exclusive), MIDI pitch].
 """
@@ -38,6 +38,7 @@ from .constants import (
     GLIDE_HOLD_SEMITONES,
     GLIDE_PIECE_MAX_MS,
     HARMONIC_SEMITONES,
+    HELD_SEMITONES,
     LEVEL_MS,
     LOW_PROBE_MAX_HZ,
     MISSING_FUNDAMENTAL_DB,
@@ -349,7 +350,7 @@ def _note(
 ) -> Note:
     heard = sounding[a:b]
     if not glided:  # a glide is the note it starts on, bent
-        pitch = int(np.rint(np.median(frame_pitch[a:b][heard] if heard.any() else frame_pitch[a:b])))
+        pitch = _held_pitch(frame_pitch[a:b], heard, pitch)
     pitch = int(np.clip(pitch, 0, 127))
     velocity = attack_velocity(loudness[a : min(b, a + _frames(VELOCITY_WINDOW_MS))])
     start = _heard_start(loudness, a, b, options.attack_db)
@@ -361,6 +362,15 @@ def _note(
         velocity,
         _bends(first, pitch, smooth[first:b], heard[first - a :], glided, options),
     )
+
+
+def _held_pitch(frame_pitch: np.ndarray, heard: np.ndarray, level: int) -> int:
+    """The MIDI pitch a note holds: the median of its heard (n,) frame pitches within HELD_SEMITONES of the level its
+    segment held, so that a start moved onto an onset before the pitch changed (the old note's last frames) or a scoop
+    does not pull it to a neighbour; all heard frames if none is that near."""
+    held = heard & (np.abs(frame_pitch - level) <= HELD_SEMITONES)
+    chosen = held if held.any() else heard
+    return int(np.rint(np.median(frame_pitch[chosen] if chosen.any() else frame_pitch)))
 
 
 def attack_velocity(attack_db: np.ndarray) -> int:
