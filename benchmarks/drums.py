@@ -27,7 +27,6 @@ from midibridge.model.region import Region
 
 from .corpus import SHARED, corpus_manifest, corpus_parser
 
-EVALUATE = SHARED / "bench" / "evaluate_drums.py"
 TUNED = ("mdb_80sRock_drums", "mdb_Britpop_drums", "mdb_Grunge_drums")
 CLASSES = ("kick", "snare", "hihat", "toms", "cymbals")
 
@@ -81,15 +80,16 @@ def predict(
 
 def evaluate(manifest: Path, out: Path) -> list[dict]:
     """evaluate_drums.py's rows for the cases predicted in `out` (it leaves out, and exits 1 for, the others)."""
+    script = manifest.resolve().parent.parent / "bench" / "evaluate_drums.py"  # beside the corpus, as in ../shared
     scores = out / "scores.json"
     scores.unlink(missing_ok=True)
     subprocess.run(
-        [sys.executable, str(EVALUATE), str(manifest), str(out), "--json", str(scores)],
+        [sys.executable, str(script), str(manifest), str(out), "--json", str(scores)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     if not scores.is_file():
-        raise SystemExit(f"{EVALUATE} wrote no scores for {out}: run it by hand to see why")
+        raise SystemExit(f"{script} wrote no scores for {out}: run it by hand to see why")
     return json.loads(scores.read_text())["clips"]
 
 

@@ -21,8 +21,15 @@ import numpy as np
 import pedalboard as pb
 from pedalboard.io import AudioFile, StreamResampler
 
-from midibridge.model.engines.drums.constants import FRAME_RATE_HZ, OUTPUT_NOTES, SAMPLE_RATE_HZ
+from midibridge.model.engines.drums.constants import (
+    FRAME_RATE_HZ,
+    GROUP_OF_NOTE,
+    GROUPS,
+    OUTPUT_NOTES,
+    SAMPLE_RATE_HZ,
+)
 from midibridge.model.engines.drums.features import log_mel
+from midibridge.model.engines.drums.training import hydrogen
 
 # Other GM drum sounds the patterns play, trained as the nearest output note (low floor tom 43 -> 41, crash 2 -> 49).
 NOTE_FOLD = {35: 36, 40: 38, 43: 41, 47: 45, 50: 48, 57: 49, 52: 49, 55: 49, 59: 51, 53: 51}
@@ -62,6 +69,8 @@ RECIPES = {
         accomp_p=0.35,
         accomp_db=(-14, 2),
         lowpass=False,
+        crash_alone=False,
+        hydrogen_kits=(),
     ),
     "v2": dict(
         hats=(42, 42, 42, 42, 42, 46, 44, 51, 51, 53),
@@ -72,11 +81,21 @@ RECIPES = {
         accomp_p=0.5,
         accomp_db=(-14, 6),
         lowpass=False,
+        crash_alone=False,
+        hydrogen_kits=(),
     ),
 }
 RECIPES["v3"] = dict(RECIPES["v2"], lowpass=True)
+# v4: real sampled Hydrogen kits instead of soundfonts (those whose licence is CC0 or CC-BY, README.md), and a
+# downbeat crash replaces that step's hi-hat or ride; v5: the acoustic one alone.
+RECIPES["v4"] = dict(RECIPES["v3"], crash_alone=True, hydrogen_kits=("rumpf_kit_z01_h2", "Audiophob"))
+RECIPES["v5"] = dict(RECIPES["v4"], hydrogen_kits=("rumpf_kit_z01_h2",))
 R = RECIPES["v3"]
 LOWPASS_P = 0.1  # share of windows band-limited like low-rate audio
+# Each Hydrogen kit plays several takes, a take with its own mic balance (per class group, within +-CLASS_GAIN_DB).
+HYDROGEN_TAKES = 4
+CLASS_GAIN_DB = 6.0
+TAIL_S = 2.0
 
 
 def resample(samples: np.ndarray, sample_rate_hz: float) -> np.ndarray:
@@ -118,6 +137,7 @@ def groove(rng: np.random.Generator, seconds: float) -> list[tuple[float, int, i
             fill = rng.random() < 0.3
             for s in range(16):
                 tt = t + (bar * 16 + s) * step
+                step_start = len(events)
                 j = lambda: float(rng.normal(0, 0.006))  # noqa: E731
                 v = lambda b: int(np.clip(rng.normal(b, 12), 10, 127))  # noqa: E731
                 if fill and s >= 8:
@@ -138,6 +158,8 @@ def groove(rng: np.random.Generator, seconds: float) -> list[tuple[float, int, i
                     events.append((tt + j(), snare, int(rng.integers(*R["ghost_vel"]))))
                 if s == 0 and (bar == 0 or rng.random() < 0.15) and rng.random() < 0.5:
                     events.append((tt + j(), int(rng.choice([49, 57, 55, 52, 49])), v(105)))
+                    if R["crash_alone"]:  # so that a lone crash is learnt as no hi-hat
+                        events[step_start:] = [e for e in events[step_start:] if e[1] not in (42, 44, 46, 51, 53)]
         t += bars * 16 * step + rng.uniform(0, 0.8)
     return [(max(0.0, a), b, c) for a, b, c in events]
 
@@ -209,6 +231,18 @@ def render(sf: str, mid: Path, wav: Path) -> np.ndarray:
         return f.read(f.frames).mean(axis=0).astype(np.float32)
 
 
+def hydrogen_take(
+    rng: np.random.Generator, kit: dict, events: list[tuple[float, int, int]], seconds: float
+) -> tuple[np.ndarray, list[tuple[float, int, int]]]:
+    """A Hydrogen kit playing a groove: (audio (S,) at SAMPLE_RATE_HZ, the events it could play, notes folded)."""
+    folded = [(t, int(np.sign(n)) * NOTE_FOLD.get(abs(n), abs(n)), v) for t, n, v in events]
+    played = [e for e in folded if abs(e[1]) in kit]
+    gain_db = {g: rng.uniform(-CLASS_GAIN_DB, CLASS_GAIN_DB) for g in GROUPS}
+    class_gain = {n: float(10 ** (gain_db[GROUP_OF_NOTE[n]] / 20)) for n in kit}
+    audio = hydrogen.mix(kit, [(t, abs(n), v) for t, n, v in played], seconds + TAIL_S, class_gain, rng)
+    return audio, played
+
+
 def augment(rng: np.random.Generator, x: np.ndarray, accomp: np.ndarray | None) -> np.ndarray:
     fx = []
     if rng.random() < 0.5:
@@ -277,6 +311,11 @@ def main() -> None:
     a = ap.parse_args()
     global R
     R = RECIPES[a.recipe]
+    # fluidsynth renders silence from a missing font, which would train "no hit" on every labelled hit of that kit
+    missing = sorted(sf for sf in {sf for sf, _, _ in KITS} if not Path(sf).is_file())
+    missing += [str(hydrogen.KITS_DIR / k) for k in R["hydrogen_kits"] if not (hydrogen.KITS_DIR / k).is_dir()]
+    if missing:
+        raise SystemExit(f"missing {', '.join(missing)}: install the Debian packages of README.md")
     rng = np.random.default_rng(a.seed)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -288,15 +327,21 @@ def main() -> None:
             progs = [int(rng.choice(list(choices))) for choices in R["progs"]]
             write_midi(tmp / f"acc{i}.mid", None, 0, None, accompaniment(rng, 300), progs)
             acc_audio.append(resample(render(sf, tmp / f"acc{i}.mid", tmp / f"acc{i}.wav"), RENDER_RATE_HZ))
-        for k, (sf, ch, prog) in enumerate(KITS):
+        kits = {name: hydrogen.load_kit(name) for name in R["hydrogen_kits"]}
+        sources = [(name, take) for take in range(HYDROGEN_TAKES) for name in kits] if kits else KITS
+        for k, source in enumerate(sources):
             ev = groove(rng, a.seconds_per_kit)
-            if sf.endswith("LV2.sf2"):  # AVL kits: GM note layout, cymbal/hat variants only where present
-                ev = [
-                    (t, int(np.sign(n)) * {57: 49, 55: 49, 52: 49, 40: 38, 35: 36, 53: 51}.get(abs(n), abs(n)), v)
-                    for t, n, v in ev
-                ]
-            write_midi(tmp / "k.mid", ev, ch, prog)
-            audio = resample(render(sf, tmp / "k.mid", tmp / "k.wav"), RENDER_RATE_HZ)
+            if kits:
+                audio, ev = hydrogen_take(rng, kits[str(source[0])], ev, a.seconds_per_kit)
+            else:
+                sf, ch, prog = source
+                if sf.endswith("LV2.sf2"):  # AVL kits: GM note layout, cymbal/hat variants only where present
+                    ev = [
+                        (t, int(np.sign(n)) * {57: 49, 55: 49, 52: 49, 40: 38, 35: 36, 53: 51}.get(abs(n), abs(n)), v)
+                        for t, n, v in ev
+                    ]
+                write_midi(tmp / "k.mid", ev, ch, prog)
+                audio = resample(render(sf, tmp / "k.mid", tmp / "k.wav"), RENDER_RATE_HZ)
             win = int(WINDOW_S * SAMPLE_RATE_HZ)
             for start in range(0, len(audio) - win // 2, win):
                 seg = audio[start : start + win]
@@ -312,7 +357,7 @@ def main() -> None:
                 mels.append(m.astype(np.float16))
                 clips.append(np.full(len(m), clip_id, np.int16))
                 clip_id += 1
-            print(f"kit {k} {Path(sf).name} prog {prog}: {len(ev)} hits", flush=True)
+            print(f"kit {k} {source}: {len(ev)} hits", flush=True)
     np.savez_compressed(
         out / "data.npz", logmel=np.concatenate(mels), targets=np.concatenate(ys), clip=np.concatenate(clips)
     )
@@ -322,7 +367,7 @@ def main() -> None:
                 "recipe": a.recipe,
                 "seed": a.seed,
                 "seconds_per_kit": a.seconds_per_kit,
-                "kits": KITS,
+                "kits": sources,
                 "window_s": WINDOW_S,
                 "clips": clip_id,
             },
