@@ -29,7 +29,14 @@ from ...vocabulary import EventKind
 from .constants import (
     CONTEXT_AFTER_FRAMES,
     CONTEXT_BEFORE_FRAMES,
+    EARLY_HEARD_FRAMES,
     FRAME_S,
+    HEARD_ABOVE,
+    HEARD_PERIODICITY,
+    HEARD_SEARCH_SEMITONES,
+    HEARD_STEP_SAMPLES,
+    HEARD_WINDOW_SAMPLES,
+    HEARD_WINDOWS,
     HOP_SAMPLES,
     MODEL_MAX_HZ,
     MODEL_MIN_HZ,
@@ -41,6 +48,7 @@ from .constants import (
 from .features import FrameExtractor, Frames
 from .notes import attack_velocity, decode_notes, onsets, pitch_and_voicing
 from .options import SwiftF0Options
+from .periodicity import periodicity
 
 LOOKAHEAD_FRAMES = 3  # 48 ms: a note-on comes this long after the note's start (rendered lines: BENCHMARKS in README)
 # 768 ms of frames decoded each time: more than any of the segmentation's windows looks back (300 ms at most). 2 s
@@ -54,7 +62,7 @@ RANGE_CENTRE_MIDI = 69.0 + 12.0 * np.log2(np.sqrt(MODEL_MIN_HZ * MODEL_MAX_HZ) /
 # Early note-on: EARLY_FRAMES voiced frames at the newest audio holding one pitch (within EARLY_STEADY_SEMITONES of
 # their median, which lies within EARLY_CENTRE_SEMITONES of a semitone other than the one sounding) start its note at
 # once; the decode must show that note before the horizon is EARLY_GRACE_FRAMES past its start, or it ends.
-EARLY_FRAMES = 4  # 3 decided 17 ms sooner on the tuning clips but cost rendered lines 0.05-0.09 of agreement
+EARLY_FRAMES = 4  # or EARLY_HEARD_FRAMES where the audio repeats at the pitch (3 alone cost renders 0.05-0.09 F1)
 EARLY_STEADY_SEMITONES = 0.3
 EARLY_CENTRE_SEMITONES = 0.35
 EARLY_GRACE_FRAMES = 9  # the pitch window: the decode's pitch median shows a change about this late
@@ -92,6 +100,7 @@ class SwiftF0Stream:
         self._decided_s = 0.0  # events up to here are sent
         self._last_pitch = -1  # of the last note sent
         self._candidate: tuple[int, float] | None = None  # (pitch, start) of a new note the last decode began
+        self._pending: tuple[int, float, int] | None = None  # (pitch, start, velocity) of an early note not yet heard
 
     @property
     def samples_in(self) -> int:
@@ -107,6 +116,8 @@ class SwiftF0Stream:
             step = min(n, self._frames_end + STEP_FRAMES)
             events += self._commit(self._update(step), horizon_s=(step - self.lookahead_frames) * FRAME_S)
             events += self._early(step)
+        if self._pending is not None and self._heard(self._pending[0]):
+            events += self._start_pending()
         return events
 
     def close(self) -> list[LiveEvent]:
@@ -219,21 +230,24 @@ class SwiftF0Stream:
 
     def _early(self, n: int) -> list[LiveEvent]:
         """A note-on (after the sounding note's note-off) for a new pitch the newest frames hold steadily, decided
-        before the decode's pitch median shows it; its start is where that pitch began (after what is decided)."""
+        before the decode's pitch median shows it; its start is where that pitch began (after what is decided). Two
+        such frames are enough where the newest audio repeats at that pitch (`_heard`); until then the pitch waits
+        in `_pending`, read again with each block."""
         assert self._frames is not None
+        self._pending = None
         lo = max(self._frames_start, int(np.ceil(self._decided_s / FRAME_S)), n - EARLY_FRAMES - EARLY_BACK_FRAMES)
-        if n - lo < EARLY_FRAMES:
+        if n - lo < EARLY_HEARD_FRAMES:
             return []
         frames = _rows(self._frames, slice(lo - self._frames_start, n - self._frames_start))
         pitch, voiced = pitch_and_voicing(frames, self._options)
         # Where the model has not heard the audio after a frame, its confidence says nothing: steadiness decides.
         edge = np.arange(lo, n) >= n - CONTEXT_AFTER_FRAMES
         voiced |= edge & (frames.loudness_db >= self._options.silence_threshold_dbfs)
-        newest = pitch[-EARLY_FRAMES:]
+        newest = pitch[-EARLY_HEARD_FRAMES:]
         centre = float(np.median(newest))
         key = int(np.rint(centre))
         if (
-            not voiced[-EARLY_FRAMES:].all()
+            not voiced[-EARLY_HEARD_FRAMES:].all()
             or np.ptp(newest) > EARLY_STEADY_SEMITONES
             or abs(centre - key) > EARLY_CENTRE_SEMITONES
             or abs(centre - RANGE_CENTRE_MIDI) > EDGE_RANGE_SEMITONES
@@ -241,14 +255,15 @@ class SwiftF0Stream:
             or (self._on is not None and (key - self._on.pitch) % 12 in (0, 1, 11))
         ):
             return []
-        spectrum = frames.semitone_db[-EARLY_FRAMES:].astype(np.float32)
+        spectrum = frames.semitone_db[-EARLY_HEARD_FRAMES:].astype(np.float32)
         if SEMITONE_LOWEST <= key <= SEMITONE_HIGHEST and np.any(
             spectrum[:, key - SEMITONE_LOWEST] < spectrum.max(axis=1) - EARLY_FUNDAMENTAL_DB
         ):
             return []
-        start = len(pitch) - EARLY_FRAMES
+        start = len(pitch) - EARLY_HEARD_FRAMES
         while start > 0 and voiced[start - 1] and abs(pitch[start - 1] - centre) <= EDGE_STEADY_SEMITONES:
             start -= 1
+        steady_frames = len(pitch) - start
         # The pitch settles a few frames after an attack: the note starts at an onset near, as the decode's do.
         near = onsets(frames.onset_db.astype(np.float64), frames.loudness_db.astype(np.float64), self._options)
         near = near[np.abs(near - start) <= round(ONSET_SNAP_MS / 1000 / FRAME_S)]
@@ -256,9 +271,29 @@ class SwiftF0Stream:
             start = int(near[np.argmin(np.abs(near - start))])
         if self._on is None and key == self._last_pitch and start == 0:
             return []  # the pitch just sent goes on: whether it is a new note, the decode decides
-        events = self._off((lo + start) * FRAME_S) if self._on is not None else []
-        start_s = max((lo + start) * FRAME_S, self._decided_s)
-        velocity = attack_velocity(frames.loudness_db[start:])
+        self._pending = (key, max((lo + start) * FRAME_S, self._decided_s), attack_velocity(frames.loudness_db[start:]))
+        return self._start_pending() if steady_frames >= EARLY_FRAMES or self._heard(key) else []
+
+    def _heard(self, key: int) -> bool:
+        """Whether the newest audio repeats at `key`'s period over its last few windows, and not at a higher pitch
+        whose lower octave or twelfth `key` would be (SwiftF0 reads a flute's attack that low first)."""
+        audio = self._audio
+        ends = [len(audio) - k * HEARD_STEP_SAMPLES for k in range(HEARD_WINDOWS)]
+
+        def score(pitch: int) -> float:
+            return min(
+                periodicity(
+                    audio[:end], pitch, window_samples=HEARD_WINDOW_SAMPLES, search_semitones=HEARD_SEARCH_SEMITONES
+                )
+                for end in ends
+            )
+
+        return score(key) >= HEARD_PERIODICITY and all(score(key + h) < HEARD_PERIODICITY for h in HEARD_ABOVE)
+
+    def _start_pending(self) -> list[LiveEvent]:
+        assert self._pending is not None
+        (key, start_s, velocity), self._pending = self._pending, None
+        events = self._off(start_s) if self._on is not None else []
         events.append(LiveEvent(EventKind.NOTE_ON, start_s, key, velocity))
         self._on, self._decided_s, self._last_pitch = _Sounding(key, start_s, early=True), start_s, key
         self._candidate = None
