@@ -67,6 +67,7 @@ EARLY_STEADY_SEMITONES = 0.3
 EARLY_CENTRE_SEMITONES = 0.35
 EARLY_GRACE_FRAMES = 9  # the pitch window: the decode's pitch median shows a change about this late
 EARLY_BACK_FRAMES = 8  # how far before the steady frames the note's start is looked for
+EARLY_LAG_FRAMES = 3  # … and where the newest frame alone shows a new pitch, it began this long before it
 # … with a partial at that pitch within this of the frame's loudest (it reads a flute's attack 12 or 19 semitones low)
 EARLY_FUNDAMENTAL_DB = 20.0
 # Bends are decided this far behind the horizon, so that an early note can start before what is decided (events
@@ -91,6 +92,9 @@ class SwiftF0Stream:
         self.lookahead_frames = lookahead_frames
         self._extractor = extractor
         self._options = replace(options, min_note_ms=min(options.min_note_ms, 1000 * lookahead_frames * FRAME_S))
+        # A preset whose shorter pitch pieces are not notes (a singer's scoops) waits for EARLY_FRAMES: the newest frame
+        # and the frames SwiftF0 lags by are too short to tell a scoop from a note.
+        self._early_heard = options.min_note_ms <= 1000 * (EARLY_HEARD_FRAMES + EARLY_LAG_FRAMES) * FRAME_S
         self._audio = np.zeros(0, np.float32)
         self._audio_start = 0  # global sample of self._audio[0]
         self._frames: Frames | None = None
@@ -229,10 +233,10 @@ class SwiftF0Stream:
         return events
 
     def _early(self, n: int) -> list[LiveEvent]:
-        """A note-on (after the sounding note's note-off) for a new pitch the newest frames hold steadily, decided
-        before the decode's pitch median shows it; its start is where that pitch began (after what is decided). Two
-        such frames are enough where the newest audio repeats at that pitch (`_heard`); until then the pitch waits
-        in `_pending`, read again with each block."""
+        """A note-on (after the sounding note's note-off) for a new pitch the newest EARLY_FRAMES frames hold steadily,
+        decided before the decode's pitch median shows it; its start is where that pitch began (after what is
+        decided). The newest frame alone is enough where the newest audio repeats at that pitch (`_heard`); until
+        then that pitch waits in `_pending`, heard again with each block."""
         assert self._frames is not None
         self._pending = None
         lo = max(self._frames_start, int(np.ceil(self._decided_s / FRAME_S)), n - EARLY_FRAMES - EARLY_BACK_FRAMES)
@@ -243,27 +247,18 @@ class SwiftF0Stream:
         # Where the model has not heard the audio after a frame, its confidence says nothing: steadiness decides.
         edge = np.arange(lo, n) >= n - CONTEXT_AFTER_FRAMES
         voiced |= edge & (frames.loudness_db >= self._options.silence_threshold_dbfs)
-        newest = pitch[-EARLY_HEARD_FRAMES:]
-        centre = float(np.median(newest))
-        key = int(np.rint(centre))
-        if (
-            not voiced[-EARLY_HEARD_FRAMES:].all()
-            or np.ptp(newest) > EARLY_STEADY_SEMITONES
-            or abs(centre - key) > EARLY_CENTRE_SEMITONES
-            or abs(centre - RANGE_CENTRE_MIDI) > EDGE_RANGE_SEMITONES
-            # There it also reads a held note an octave off now and then: octave leaps are the decode's to decide.
-            or (self._on is not None and (key - self._on.pitch) % 12 in (0, 1, 11))
-        ):
+        steady = min(n - lo, EARLY_FRAMES)
+        key = self._holds(pitch[-steady:], voiced[-steady:], frames.semitone_db[-steady:])
+        if (key is None or steady < EARLY_FRAMES) and self._early_heard:
+            steady = EARLY_HEARD_FRAMES
+            key = self._holds(pitch[-steady:], voiced[-steady:], frames.semitone_db[-steady:])
+        if key is None or (steady < EARLY_FRAMES and not self._early_heard):
             return []
-        spectrum = frames.semitone_db[-EARLY_HEARD_FRAMES:].astype(np.float32)
-        if SEMITONE_LOWEST <= key <= SEMITONE_HIGHEST and np.any(
-            spectrum[:, key - SEMITONE_LOWEST] < spectrum.max(axis=1) - EARLY_FUNDAMENTAL_DB
-        ):
-            return []
-        start = len(pitch) - EARLY_HEARD_FRAMES
-        while start > 0 and voiced[start - 1] and abs(pitch[start - 1] - centre) <= EDGE_STEADY_SEMITONES:
+        start = len(pitch) - steady
+        while start > 0 and voiced[start - 1] and abs(pitch[start - 1] - pitch[-1]) <= EDGE_STEADY_SEMITONES:
             start -= 1
-        steady_frames = len(pitch) - start
+        if steady < EARLY_FRAMES:  # SwiftF0 shows a new pitch at the newest frames this late
+            start = max(0, start - EARLY_LAG_FRAMES)
         # The pitch settles a few frames after an attack: the note starts at an onset near, as the decode's do.
         near = onsets(frames.onset_db.astype(np.float64), frames.loudness_db.astype(np.float64), self._options)
         near = near[np.abs(near - start) <= round(ONSET_SNAP_MS / 1000 / FRAME_S)]
@@ -272,7 +267,27 @@ class SwiftF0Stream:
         if self._on is None and key == self._last_pitch and start == 0:
             return []  # the pitch just sent goes on: whether it is a new note, the decode decides
         self._pending = (key, max((lo + start) * FRAME_S, self._decided_s), attack_velocity(frames.loudness_db[start:]))
-        return self._start_pending() if steady_frames >= EARLY_FRAMES or self._heard(key) else []
+        return self._start_pending() if steady == EARLY_FRAMES or self._heard(key) else []
+
+    def _holds(self, pitch: np.ndarray, voiced: np.ndarray, semitone_db: np.ndarray) -> int | None:
+        """The new pitch that frames (k,) hold steadily, voiced, with a partial at it; None if they do not."""
+        centre = float(np.median(pitch))
+        key = int(np.rint(centre))
+        if (
+            not voiced.all()
+            or np.ptp(pitch) > EARLY_STEADY_SEMITONES
+            or abs(centre - key) > EARLY_CENTRE_SEMITONES
+            or abs(centre - RANGE_CENTRE_MIDI) > EDGE_RANGE_SEMITONES
+            # There it also reads a held note an octave off now and then: octave leaps are the decode's to decide.
+            or (self._on is not None and (key - self._on.pitch) % 12 in (0, 1, 11))
+        ):
+            return None
+        spectrum = semitone_db.astype(np.float32)
+        if SEMITONE_LOWEST <= key <= SEMITONE_HIGHEST and np.any(
+            spectrum[:, key - SEMITONE_LOWEST] < spectrum.max(axis=1) - EARLY_FUNDAMENTAL_DB
+        ):
+            return None
+        return key
 
     def _heard(self, key: int) -> bool:
         """Whether the newest audio repeats at `key`'s period over its last few windows, and not at a higher pitch
