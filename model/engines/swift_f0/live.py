@@ -6,8 +6,9 @@ and the notes from notes.decode_notes, run again over the last DECODE_FRAMES
 frames whenever audio comes in. What this module adds is when a note is
 decided: its note-on once the decode shows it starting at least
 `lookahead_frames` before the newest frame, or sooner, once the newest
-frames hold a new pitch steadily (the early note-on, which the decode must
-then confirm); its bends up to BEND_LAG_FRAMES before that horizon, its
+frames hold a new pitch steadily, or the newest frame does and the raw
+audio repeats at its period (periodicity.py) (the early note-on, which the
+decode must then confirm); its bends up to BEND_LAG_FRAMES before that horizon, its
 note-off once it ends before it. The newest frames are provisional (the
 model hears CONTEXT_AFTER_FRAMES past a frame; until that audio is in, the
 frame is computed again with each block), so the decision at the horizon is
@@ -254,11 +255,12 @@ class SwiftF0Stream:
             key = self._holds(pitch[-steady:], voiced[-steady:], frames.semitone_db[-steady:])
         if key is None or (steady < EARLY_FRAMES and not self._early_heard):
             return []
-        start = len(pitch) - steady
-        while start > 0 and voiced[start - 1] and abs(pitch[start - 1] - pitch[-1]) <= EDGE_STEADY_SEMITONES:
+        start, centre = len(pitch) - steady, np.median(pitch[-steady:])
+        while start > 0 and voiced[start - 1] and abs(pitch[start - 1] - centre) <= EDGE_STEADY_SEMITONES:
             start -= 1
-        if steady < EARLY_FRAMES:  # SwiftF0 shows a new pitch at the newest frames this late
-            start = max(0, start - EARLY_LAG_FRAMES)
+        if steady < EARLY_FRAMES:  # SwiftF0 shows a new pitch at the newest frames this late (not before its sound)
+            unvoiced = np.nonzero(~voiced[:start])[0]
+            start = max(int(unvoiced[-1]) + 1 if len(unvoiced) else 0, start - EARLY_LAG_FRAMES)
         # The pitch settles a few frames after an attack: the note starts at an onset near, as the decode's do.
         near = onsets(frames.onset_db.astype(np.float64), frames.loudness_db.astype(np.float64), self._options)
         near = near[np.abs(near - start) <= round(ONSET_SNAP_MS / 1000 / FRAME_S)]
