@@ -71,3 +71,16 @@ VELOCITY_WINDOW_MS = 112.0  # velocity from the loudest 32 ms within this of a n
 VELOCITY_RANGE_DB = 40.0  # dynamics mapped onto velocities 1 … 127; a full-scale sine (−3 dBFS RMS) is 127
 HARMONIC_SEMITONES = (0, 12, 19, 24, 28, 31)  # harmonics 1 … 6 above their fundamental
 MISSING_FUNDAMENTAL_DB = 30.0  # a pitch whose own partial and 3rd harmonic are this far below its octave is that octave
+
+# Live's early note-on: the newest frame alone starts a new pitch where the raw audio repeats at its period
+# (periodicity ≥ HEARD_PERIODICITY) in each of HEARD_WINDOWS windows of HEARD_WINDOW_MS (at least two periods),
+# HEARD_STEP_MS apart, and not at an octave or a twelfth above (tuning clips: 2 frames, or 0.9, decided 4-17 ms later).
+EARLY_HEARD_FRAMES = 1
+HEARD_WINDOW_MS = 32.0
+HEARD_STEP_MS = 8.0
+HEARD_WINDOWS = 3
+HEARD_PERIODICITY = 0.95
+HEARD_SEARCH_SEMITONES = 0.5
+HEARD_ABOVE = HARMONIC_SEMITONES[1:3]  # an octave and a twelfth
+HEARD_WINDOW_SAMPLES = round(HEARD_WINDOW_MS / 1000 * SAMPLE_RATE_HZ)
+HEARD_STEP_SAMPLES = round(HEARD_STEP_MS / 1000 * SAMPLE_RATE_HZ)

@@ -6,8 +6,9 @@ and the notes from notes.decode_notes, run again over the last DECODE_FRAMES
 frames whenever audio comes in. What this module adds is when a note is
 decided: its note-on once the decode shows it starting at least
 `lookahead_frames` before the newest frame, or sooner, once the newest
-frames hold a new pitch steadily (the early note-on, which the decode must
-then confirm); its bends up to BEND_LAG_FRAMES before that horizon, its
+frames hold a new pitch steadily, or the newest frame does and the raw
+audio repeats at its period (periodicity.py) (the early note-on, which the
+decode must then confirm); its bends up to BEND_LAG_FRAMES before that horizon, its
 note-off once it ends before it. The newest frames are provisional (the
 model hears CONTEXT_AFTER_FRAMES past a frame; until that audio is in, the
 frame is computed again with each block), so the decision at the horizon is
@@ -29,7 +30,14 @@ from ...vocabulary import EventKind
 from .constants import (
     CONTEXT_AFTER_FRAMES,
     CONTEXT_BEFORE_FRAMES,
+    EARLY_HEARD_FRAMES,
     FRAME_S,
+    HEARD_ABOVE,
+    HEARD_PERIODICITY,
+    HEARD_SEARCH_SEMITONES,
+    HEARD_STEP_SAMPLES,
+    HEARD_WINDOW_SAMPLES,
+    HEARD_WINDOWS,
     HOP_SAMPLES,
     MODEL_MAX_HZ,
     MODEL_MIN_HZ,
@@ -41,6 +49,7 @@ from .constants import (
 from .features import FrameExtractor, Frames
 from .notes import attack_velocity, decode_notes, onsets, pitch_and_voicing
 from .options import SwiftF0Options
+from .periodicity import periodicity
 
 LOOKAHEAD_FRAMES = 3  # 48 ms: a note-on comes this long after the note's start (rendered lines: BENCHMARKS in README)
 # 768 ms of frames decoded each time: more than any of the segmentation's windows looks back (300 ms at most). 2 s
@@ -54,11 +63,12 @@ RANGE_CENTRE_MIDI = 69.0 + 12.0 * np.log2(np.sqrt(MODEL_MIN_HZ * MODEL_MAX_HZ) /
 # Early note-on: EARLY_FRAMES voiced frames at the newest audio holding one pitch (within EARLY_STEADY_SEMITONES of
 # their median, which lies within EARLY_CENTRE_SEMITONES of a semitone other than the one sounding) start its note at
 # once; the decode must show that note before the horizon is EARLY_GRACE_FRAMES past its start, or it ends.
-EARLY_FRAMES = 4  # 3 decided 17 ms sooner on the tuning clips but cost rendered lines 0.05-0.09 of agreement
+EARLY_FRAMES = 4  # or EARLY_HEARD_FRAMES where the audio repeats at the pitch (3 alone cost renders 0.05-0.09 F1)
 EARLY_STEADY_SEMITONES = 0.3
 EARLY_CENTRE_SEMITONES = 0.35
 EARLY_GRACE_FRAMES = 9  # the pitch window: the decode's pitch median shows a change about this late
 EARLY_BACK_FRAMES = 8  # how far before the steady frames the note's start is looked for
+EARLY_LAG_FRAMES = 3  # … and where the newest frame alone shows a new pitch, it began this long before it
 # … with a partial at that pitch within this of the frame's loudest (it reads a flute's attack 12 or 19 semitones low)
 EARLY_FUNDAMENTAL_DB = 20.0
 # Bends are decided this far behind the horizon, so that an early note can start before what is decided (events
@@ -83,6 +93,9 @@ class SwiftF0Stream:
         self.lookahead_frames = lookahead_frames
         self._extractor = extractor
         self._options = replace(options, min_note_ms=min(options.min_note_ms, 1000 * lookahead_frames * FRAME_S))
+        # A preset whose shorter pitch pieces are not notes (a singer's scoops) waits for EARLY_FRAMES: the newest frame
+        # and the frames SwiftF0 lags by are too short to tell a scoop from a note.
+        self._early_heard = options.min_note_ms <= 1000 * (EARLY_HEARD_FRAMES + EARLY_LAG_FRAMES) * FRAME_S
         self._audio = np.zeros(0, np.float32)
         self._audio_start = 0  # global sample of self._audio[0]
         self._frames: Frames | None = None
@@ -92,6 +105,7 @@ class SwiftF0Stream:
         self._decided_s = 0.0  # events up to here are sent
         self._last_pitch = -1  # of the last note sent
         self._candidate: tuple[int, float] | None = None  # (pitch, start) of a new note the last decode began
+        self._pending: tuple[int, float, int] | None = None  # (pitch, start, velocity) of an early note not yet heard
 
     @property
     def samples_in(self) -> int:
@@ -107,6 +121,8 @@ class SwiftF0Stream:
             step = min(n, self._frames_end + STEP_FRAMES)
             events += self._commit(self._update(step), horizon_s=(step - self.lookahead_frames) * FRAME_S)
             events += self._early(step)
+        if self._pending is not None and self._heard(self._pending[0]):
+            events += self._start_pending()
         return events
 
     def close(self) -> list[LiveEvent]:
@@ -218,37 +234,33 @@ class SwiftF0Stream:
         return events
 
     def _early(self, n: int) -> list[LiveEvent]:
-        """A note-on (after the sounding note's note-off) for a new pitch the newest frames hold steadily, decided
-        before the decode's pitch median shows it; its start is where that pitch began (after what is decided)."""
+        """A note-on (after the sounding note's note-off) for a new pitch the newest EARLY_FRAMES frames hold steadily,
+        decided before the decode's pitch median shows it; its start is where that pitch began (after what is
+        decided). The newest frame alone is enough where the newest audio repeats at that pitch (`_heard`); until
+        then that pitch waits in `_pending`, heard again with each block."""
         assert self._frames is not None
+        self._pending = None
         lo = max(self._frames_start, int(np.ceil(self._decided_s / FRAME_S)), n - EARLY_FRAMES - EARLY_BACK_FRAMES)
-        if n - lo < EARLY_FRAMES:
+        if n - lo < EARLY_HEARD_FRAMES:
             return []
         frames = _rows(self._frames, slice(lo - self._frames_start, n - self._frames_start))
         pitch, voiced = pitch_and_voicing(frames, self._options)
         # Where the model has not heard the audio after a frame, its confidence says nothing: steadiness decides.
         edge = np.arange(lo, n) >= n - CONTEXT_AFTER_FRAMES
         voiced |= edge & (frames.loudness_db >= self._options.silence_threshold_dbfs)
-        newest = pitch[-EARLY_FRAMES:]
-        centre = float(np.median(newest))
-        key = int(np.rint(centre))
-        if (
-            not voiced[-EARLY_FRAMES:].all()
-            or np.ptp(newest) > EARLY_STEADY_SEMITONES
-            or abs(centre - key) > EARLY_CENTRE_SEMITONES
-            or abs(centre - RANGE_CENTRE_MIDI) > EDGE_RANGE_SEMITONES
-            # There it also reads a held note an octave off now and then: octave leaps are the decode's to decide.
-            or (self._on is not None and (key - self._on.pitch) % 12 in (0, 1, 11))
-        ):
+        steady = min(n - lo, EARLY_FRAMES)
+        key = self._holds(pitch[-steady:], voiced[-steady:], frames.semitone_db[-steady:])
+        if (key is None or steady < EARLY_FRAMES) and self._early_heard:
+            steady = EARLY_HEARD_FRAMES
+            key = self._holds(pitch[-steady:], voiced[-steady:], frames.semitone_db[-steady:])
+        if key is None or (steady < EARLY_FRAMES and not self._early_heard):
             return []
-        spectrum = frames.semitone_db[-EARLY_FRAMES:].astype(np.float32)
-        if SEMITONE_LOWEST <= key <= SEMITONE_HIGHEST and np.any(
-            spectrum[:, key - SEMITONE_LOWEST] < spectrum.max(axis=1) - EARLY_FUNDAMENTAL_DB
-        ):
-            return []
-        start = len(pitch) - EARLY_FRAMES
+        start, centre = len(pitch) - steady, np.median(pitch[-steady:])
         while start > 0 and voiced[start - 1] and abs(pitch[start - 1] - centre) <= EDGE_STEADY_SEMITONES:
             start -= 1
+        if steady < EARLY_FRAMES:  # SwiftF0 shows a new pitch at the newest frames this late (not before its sound)
+            unvoiced = np.nonzero(~voiced[:start])[0]
+            start = max(int(unvoiced[-1]) + 1 if len(unvoiced) else 0, start - EARLY_LAG_FRAMES)
         # The pitch settles a few frames after an attack: the note starts at an onset near, as the decode's do.
         near = onsets(frames.onset_db.astype(np.float64), frames.loudness_db.astype(np.float64), self._options)
         near = near[np.abs(near - start) <= round(ONSET_SNAP_MS / 1000 / FRAME_S)]
@@ -256,9 +268,49 @@ class SwiftF0Stream:
             start = int(near[np.argmin(np.abs(near - start))])
         if self._on is None and key == self._last_pitch and start == 0:
             return []  # the pitch just sent goes on: whether it is a new note, the decode decides
-        events = self._off((lo + start) * FRAME_S) if self._on is not None else []
-        start_s = max((lo + start) * FRAME_S, self._decided_s)
-        velocity = attack_velocity(frames.loudness_db[start:])
+        self._pending = (key, max((lo + start) * FRAME_S, self._decided_s), attack_velocity(frames.loudness_db[start:]))
+        return self._start_pending() if steady == EARLY_FRAMES or self._heard(key) else []
+
+    def _holds(self, pitch: np.ndarray, voiced: np.ndarray, semitone_db: np.ndarray) -> int | None:
+        """The new pitch that frames (k,) hold steadily, voiced, with a partial at it; None if they do not."""
+        centre = float(np.median(pitch))
+        key = int(np.rint(centre))
+        if (
+            not voiced.all()
+            or np.ptp(pitch) > EARLY_STEADY_SEMITONES
+            or abs(centre - key) > EARLY_CENTRE_SEMITONES
+            or abs(centre - RANGE_CENTRE_MIDI) > EDGE_RANGE_SEMITONES
+            # There it also reads a held note an octave off now and then: octave leaps are the decode's to decide.
+            or (self._on is not None and (key - self._on.pitch) % 12 in (0, 1, 11))
+        ):
+            return None
+        spectrum = semitone_db.astype(np.float32)
+        if SEMITONE_LOWEST <= key <= SEMITONE_HIGHEST and np.any(
+            spectrum[:, key - SEMITONE_LOWEST] < spectrum.max(axis=1) - EARLY_FUNDAMENTAL_DB
+        ):
+            return None
+        return key
+
+    def _heard(self, key: int) -> bool:
+        """Whether the newest audio repeats at `key`'s period over its last few windows, and not at a higher pitch
+        whose lower octave or twelfth `key` would be (SwiftF0 reads a flute's attack that low first)."""
+        audio = self._audio
+        ends = [len(audio) - k * HEARD_STEP_SAMPLES for k in range(HEARD_WINDOWS)]
+
+        def score(pitch: int) -> float:
+            return min(
+                periodicity(
+                    audio[:end], pitch, window_samples=HEARD_WINDOW_SAMPLES, search_semitones=HEARD_SEARCH_SEMITONES
+                )
+                for end in ends
+            )
+
+        return score(key) >= HEARD_PERIODICITY and all(score(key + h) < HEARD_PERIODICITY for h in HEARD_ABOVE)
+
+    def _start_pending(self) -> list[LiveEvent]:
+        assert self._pending is not None
+        (key, start_s, velocity), self._pending = self._pending, None
+        events = self._off(start_s) if self._on is not None else []
         events.append(LiveEvent(EventKind.NOTE_ON, start_s, key, velocity))
         self._on, self._decided_s, self._last_pitch = _Sounding(key, start_s, early=True), start_s, key
         self._candidate = None
