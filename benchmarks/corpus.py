@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+# ../shared beside the checkout; MIDIBRIDGE_SHARED names it for a checkout that has none beside it (a git worktree).
+SHARED = Path(os.environ.get("MIDIBRIDGE_SHARED") or Path(__file__).resolve().parent.parent.parent / "shared")
 
 
 def corpus_parser(doc: str, *, out: Path) -> argparse.ArgumentParser:
