@@ -85,6 +85,15 @@ class _Sounding:
     early: bool = False  # begun from the newest frames; the decode has not shown it yet
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """An early note the newest frame shows, waiting for the raw audio to repeat at its pitch."""
+
+    pitch: int
+    start_s: float
+    velocity: int
+
+
 class SwiftF0Stream:
     """One live stream's state: recent audio and features, and the note it sounds. Feed 16 kHz mono float32 blocks of
     any length; each call returns the events the new audio decided, in time order."""
@@ -104,8 +113,8 @@ class SwiftF0Stream:
         self._on: _Sounding | None = None
         self._decided_s = 0.0  # events up to here are sent
         self._last_pitch = -1  # of the last note sent
-        self._candidate: tuple[int, float] | None = None  # (pitch, start) of a new note the last decode began
-        self._pending: tuple[int, float, int] | None = None  # (pitch, start, velocity) of an early note not yet heard
+        self._candidate: Note | None = None  # a new note the last decode began
+        self._pending: _Pending | None = None
 
     @property
     def samples_in(self) -> int:
@@ -121,7 +130,7 @@ class SwiftF0Stream:
             step = min(n, self._frames_end + STEP_FRAMES)
             events += self._commit(self._update(step), horizon_s=(step - self.lookahead_frames) * FRAME_S)
             events += self._early(step)
-        if self._pending is not None and self._heard(self._pending[0]):
+        if self._pending is not None and self._heard(self._pending.pitch):
             events += self._start_pending()
         return events
 
@@ -268,7 +277,8 @@ class SwiftF0Stream:
             start = int(near[np.argmin(np.abs(near - start))])
         if self._on is None and key == self._last_pitch and start == 0:
             return []  # the pitch just sent goes on: whether it is a new note, the decode decides
-        self._pending = (key, max((lo + start) * FRAME_S, self._decided_s), attack_velocity(frames.loudness_db[start:]))
+        start_s = max((lo + start) * FRAME_S, self._decided_s)
+        self._pending = _Pending(key, start_s, attack_velocity(frames.loudness_db[start:]))
         return self._start_pending() if steady == EARLY_FRAMES or self._heard(key) else []
 
     def _holds(self, pitch: np.ndarray, voiced: np.ndarray, semitone_db: np.ndarray) -> int | None:
@@ -309,19 +319,20 @@ class SwiftF0Stream:
 
     def _start_pending(self) -> list[LiveEvent]:
         assert self._pending is not None
-        (key, start_s, velocity), self._pending = self._pending, None
-        events = self._off(start_s) if self._on is not None else []
-        events.append(LiveEvent(EventKind.NOTE_ON, start_s, key, velocity))
-        self._on, self._decided_s, self._last_pitch = _Sounding(key, start_s, early=True), start_s, key
+        note, self._pending = self._pending, None
+        events = self._off(note.start_s) if self._on is not None else []
+        events.append(LiveEvent(EventKind.NOTE_ON, note.start_s, note.pitch, note.velocity))
+        self._on = _Sounding(note.pitch, note.start_s, early=True)
+        self._decided_s, self._last_pitch = note.start_s, note.pitch
         self._candidate = None
         return events
 
     def _confirmed(self, note: Note, horizon_s: float) -> bool:
         """Whether the decode before this one began the same note too: a glide's passing pitch, heard at the newest
         frames, is gone once a frame more shows where it goes. At the end of the stream every note is."""
-        seen, self._candidate = self._candidate, (note.pitch, note.start_s)
+        seen, self._candidate = self._candidate, note
         return horizon_s == np.inf or (
-            seen is not None and seen[0] == note.pitch and abs(seen[1] - note.start_s) <= 2 * FRAME_S
+            seen is not None and seen.pitch == note.pitch and abs(seen.start_s - note.start_s) <= 2 * FRAME_S
         )
 
     def _settled(self, note: Note, last_pitch: int, horizon_s: float) -> bool:
