@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -77,15 +78,18 @@ def test_ctrl_c_stops_the_cluster_work_keeps_finished_files_and_a_rerun_does_onl
         stderr=stderr_end,
     )
     os.close(stderr_end)
-    try:
-        first_mid_of(tmp_path, running)
-        running.send_signal(signal.SIGINT)
-        running.wait(timeout=60)
-    finally:
-        running.kill()
-        for left in ("hold", "held"):
-            (hold_control / left).unlink(missing_ok=True)
-    screen = read_all(terminal)
+    # Read as it is drawn: a terminal holds a few kB, and a batch whose bar fills it would block on its next draw.
+    with ThreadPoolExecutor(1) as reader:
+        drawn = reader.submit(read_all, terminal)
+        try:
+            first_mid_of(tmp_path, running)
+            running.send_signal(signal.SIGINT)
+            running.wait(timeout=60)
+        finally:
+            running.kill()
+            for left in ("hold", "held"):
+                (hold_control / left).unlink(missing_ok=True)
+        screen = drawn.result(timeout=60)
 
     assert running.returncode == 130, screen
     kept = sorted(p.name for p in (tmp_path / "midi").glob("*.mid"))

@@ -91,17 +91,8 @@ def test_a_line_played_into_live_comes_out_as_its_notes_while_it_plays(server, f
 def test_ardour_records_what_live_plays_on_an_armed_midi_track(server, flute, tmp_path):
     from ardour_session import read_session  # Ardour is needed here only
 
-    control = tmp_path / "control"
-    control.mkdir()
-    ardour = subprocess.Popen(  # Ardour on the same JACK server: a MIDI track armed, the transport recording
-        ["ardour7-lua", str(ARDOUR_SCRIPTS / "record_live.lua"), str(tmp_path / "take"), "session", str(control)],
-        env=server.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    ardour, control, take = start_recording(server, tmp_path)
     try:
-        wait_while_running(ardour, (control / "rolling").exists, timeout_s=120, what="Ardour did not start recording")
         track_input = f"ardour:{(control / 'rolling').read_text()}"
         recorder, _, live, _ = play_into_live(server, flute, also_to=(track_input,))
         (control / "stop").touch()
@@ -111,13 +102,36 @@ def test_ardour_records_what_live_plays_on_an_armed_midi_track(server, flute, tm
     assert "RECORDED" in said, said
     assert live.returncode == 0
 
-    recorded = sorted((n["sample"], n["pitch"], n["velocity"]) for n in read_session(tmp_path / "take")["notes"])
+    recorded = sorted((n["sample"], n["pitch"], n["velocity"]) for n in read_session(take)["notes"])
     sent = [(frame, m[1], m[2]) for frame, m in recorder.events if m[0] & 0xF0 == 0x90 and m[2] > 0]
     assert len(recorded) >= 0.9 * len(LINE), "the line's notes are on the track"
     assert [(pitch, velocity) for _, pitch, velocity in recorded] == [(pitch, velocity) for _, pitch, velocity in sent]
     # Ardour's timeline runs a constant distance from JACK's frame clock: every note lands where it was sent.
     offsets = [at - frame for (at, _, _), (frame, _, _) in zip(recorded, sent)]
     assert max(offsets) - min(offsets) <= PERIOD
+
+
+def start_recording(server, tmp_path: Path, *, attempt: int = 1) -> tuple[subprocess.Popen, Path, Path]:
+    """Ardour on the test's JACK server, a MIDI track armed, the transport recording: its process, the folder where it
+    says its track's input (control/rolling) and is told to stop, and its session's folder. JACK now and then drops
+    Ardour while it creates its session on a busy machine; Ardour then says ENGINE HALTED and ends, and is started
+    once more (a second halt fails the test)."""
+    control, take = tmp_path / f"control-{attempt}", tmp_path / f"take-{attempt}"
+    control.mkdir()
+    ardour = subprocess.Popen(
+        ["ardour7-lua", str(ARDOUR_SCRIPTS / "record_live.lua"), str(take), "session", str(control)],
+        env=server.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_while_running(ardour, (control / "rolling").exists, timeout_s=120, what="Ardour did not start recording")
+    except pytest.fail.Exception as failure:
+        if attempt > 1 or "ENGINE HALTED" not in str(failure):
+            raise
+        return start_recording(server, tmp_path, attempt=attempt + 1)
+    return ardour, control, take
 
 
 def test_ctrl_c_during_a_held_note_ends_it(server):
