@@ -76,6 +76,9 @@ def test_ctrl_c_stops_the_cluster_work_keeps_finished_files_and_a_rerun_does_onl
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=stderr_end,
+        # Ctrl-C as on a user's terminal: a runner started in the background (`cmd &` in a script) passes SIGINT
+        # on ignored, and Python then never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     os.close(stderr_end)
     # Read as it is drawn: a terminal holds a few kB, and a batch whose bar fills it would block on its next draw.
