@@ -296,6 +296,9 @@ def _session(model: bytes, path: Path, threads: int) -> onnxruntime.InferenceSes
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3  # onnxruntime's warnings are for its developers, not our users
+    # Idle pool threads sleep instead of spinning: a spinning back took the cores the read-ahead helper decodes,
+    # resamples and runs the front on (corpus, interleaved: 9 % less CPU, the pipeline 4-5 % faster).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as error:
