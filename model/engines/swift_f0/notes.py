@@ -399,7 +399,7 @@ def attack_velocity(attack_db: np.ndarray) -> int:
 def _overtone_db(semitone_db: np.ndarray, key: int) -> np.ndarray:
     """(n,) level (dB) of a note's ATTACK_OVERTONES over its (n, N_SEMITONES) semitone spectrum, their powers summed:
     a sung vowel's, which the consonant before it lacks (SSVD's annotators mark where the 2nd harmonic appears)."""
-    rows = [key + h - SEMITONE_LOWEST for h in ATTACK_OVERTONES if key + h <= SEMITONE_HIGHEST]
+    rows = [key + h - SEMITONE_LOWEST for h in ATTACK_OVERTONES if SEMITONE_LOWEST <= key + h <= SEMITONE_HIGHEST]
     power = 10.0 ** (semitone_db[:, rows].astype(np.float64) / 10.0)
     return 10.0 * np.log10(np.maximum(power.sum(axis=1), 10.0 ** (DB_FLOOR / 10.0)))
 
