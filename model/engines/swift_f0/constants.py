@@ -58,7 +58,9 @@ VALLEY_MIN_DB = 4.0  # a loudness dip this deep before a pitch boundary moves th
 VALLEY_BACK_MS = 64.0  # … from at most this far
 PARTIAL_RISE_FRACTION = 0.6  # a new note starts where its own partials rose this far (in dB) from their floor …
 PARTIAL_MIN_RISE_DB = 12.0  # … if they rose at least this much,
-PARTIAL_BACKTRACK_MS = 300.0  # … looking back at most this far
+PARTIAL_BACKTRACK_MS = 300.0  # … looking back at most this far;
+CROSSFADE_RISE_FRACTION = 0.4  # … or this far (crossfades) where the pitch jumps: no frame passes PASSING_SEMITONES
+PASSING_SEMITONES, PASSING_SIDE_MS = 0.3, 48.0  # inside both keys within this of the boundary (one voice glides)
 GLIDE_PIECE_MAX_MS = 160.0  # passing pitches of a glide last at most this …
 GLIDE_HOLD_MS, GLIDE_HOLD_SEMITONES = 64.0, 0.3  # … and never hold within this of their median this long
 HELD_SEMITONES = 1.0  # a note's pitch is the median of its frames this near the level its segment held
@@ -70,6 +72,7 @@ ATTACK_MAX_DELAY_MS = 48.0  # … moving it no further (a run's short notes swel
 VELOCITY_WINDOW_MS = 112.0  # velocity from the loudest 32 ms within this of a note's start
 VELOCITY_RANGE_DB = 40.0  # dynamics mapped onto velocities 1 … 127; a full-scale sine (−3 dBFS RMS) is 127
 HARMONIC_SEMITONES = (0, 12, 19, 24, 28, 31)  # harmonics 1 … 6 above their fundamental
+ATTACK_OVERTONES = HARMONIC_SEMITONES[1:3]  # attack_from "overtones": the 2nd and 3rd harmonics' level
 MISSING_FUNDAMENTAL_DB = 30.0  # a pitch whose own partial and 3rd harmonic are this far below its octave is that octave
 
 # Live's early note-on: the newest frame alone starts a new pitch where the raw audio repeats at its period

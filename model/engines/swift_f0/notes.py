@@ -31,7 +31,10 @@ from .constants import (
     ATTACK_MAX_DELAY_MS,
     ATTACK_MIN_RISE_DB,
     ATTACK_MS,
+    ATTACK_OVERTONES,
     BEND_RESOLUTION_CENTS,
+    CROSSFADE_RISE_FRACTION,
+    DB_FLOOR,
     DIP_SIDE_MS,
     FRAME_S,
     GLIDE_HOLD_MS,
@@ -47,6 +50,8 @@ from .constants import (
     PARTIAL_BACKTRACK_MS,
     PARTIAL_MIN_RISE_DB,
     PARTIAL_RISE_FRACTION,
+    PASSING_SEMITONES,
+    PASSING_SIDE_MS,
     PITCH_WINDOW_MS,
     SEMITONE_HIGHEST,
     SEMITONE_LOWEST,
@@ -75,7 +80,7 @@ def decode_notes(frames: Frames, options: SwiftF0Options) -> tuple[Note, ...]:
     sounding = _fold_and_bridge(pitch, voiced, window, _frames(options.min_gap_ms))
     segments = _pitch_segments(pitch, voiced, window, options.split_semitones)
     _to_valleys(segments, loudness)
-    _to_partial_rise(segments, frames.semitone_db, min_length)
+    _to_partial_rise(segments, frames.semitone_db, pitch, min_length, options.crossfades)
     found = onsets(frames.onset_db.astype(np.float64), loudness, options)
     segments, starts = _apply_onsets(segments, found, voiced, min_length, _frames(ONSET_SETTLE_MS))
     _drop_glide_pieces(segments, pitch, starts)
@@ -86,7 +91,9 @@ def decode_notes(frames: Frames, options: SwiftF0Options) -> tuple[Note, ...]:
         s0[1] = min(s0[1], s1[0])
     smooth = running_median(pitch, 3)
     return tuple(
-        _note(a, b, p, pitch, smooth, sounding, loudness, a in glided, options) for a, b, p in segments if b > a
+        _note(a, b, p, pitch, smooth, sounding, loudness, frames.semitone_db, a in glided, options)
+        for a, b, p in segments
+        if b > a
     )
 
 
@@ -184,10 +191,15 @@ def _to_valleys(segments: list[Segment], loudness: np.ndarray) -> None:
                 s0[1] = s1[0] = k
 
 
-def _to_partial_rise(segments: list[Segment], semitone_db: np.ndarray, min_length: int) -> None:
+def _to_partial_rise(
+    segments: list[Segment], semitone_db: np.ndarray, pitch: np.ndarray, min_length: int, crossfades: bool
+) -> None:
     """Move a pitch boundary back to where the new note's own partials (those the old one lacks) rose
-    PARTIAL_RISE_FRACTION of the way (in dB) from their floor: slow swells under a release (voice, strings)."""
-    n, back = len(semitone_db), _frames(PARTIAL_BACKTRACK_MS)
+    PARTIAL_RISE_FRACTION of the way (in dB) from their floor: slow swells under a release (voice, strings). With
+    `crossfades`, where the (n,) frame pitch jumps (no frame within PASSING_SIDE_MS passing between the two keys), the
+    new note is a second sound fading in under the old one rather than one voice moving: it starts at
+    CROSSFADE_RISE_FRACTION of the rise."""
+    n, back, side = len(semitone_db), _frames(PARTIAL_BACKTRACK_MS), _frames(PASSING_SIDE_MS)
     for s0, s1 in zip(segments, segments[1:]):
         p, q = s0[2], s1[2]
         if s0[1] != s1[0] or p == q:
@@ -205,7 +217,10 @@ def _to_partial_rise(segments: list[Segment], semitone_db: np.ndarray, min_lengt
         top, floor = level_db[j - lo :].max(), level_db[: j - lo + 1].min()
         if top - floor < PARTIAL_MIN_RISE_DB:
             continue
-        threshold = floor + PARTIAL_RISE_FRACTION * (top - floor)
+        near = pitch[max(0, j - side) : j + side]
+        passing = (near > min(p, q) + PASSING_SEMITONES) & (near < max(p, q) - PASSING_SEMITONES)
+        fraction = CROSSFADE_RISE_FRACTION if crossfades and not passing.any() else PARTIAL_RISE_FRACTION
+        threshold = floor + fraction * (top - floor)
         t = j - lo
         while t > 0 and level_db[t - 1] >= threshold:
             t -= 1
@@ -345,6 +360,7 @@ def _note(
     smooth: np.ndarray,
     sounding: np.ndarray,
     loudness: np.ndarray,
+    semitone_db: np.ndarray,
     glided: bool,
     options: SwiftF0Options,
 ) -> Note:
@@ -353,7 +369,8 @@ def _note(
         pitch = _held_pitch(frame_pitch[a:b], heard, pitch)
     pitch = int(np.clip(pitch, 0, 127))
     velocity = attack_velocity(loudness[a : min(b, a + _frames(VELOCITY_WINDOW_MS))])
-    start = _heard_start(loudness, a, b, options.attack_db)
+    level = _overtone_db(semitone_db[a:b], pitch) if options.attack_from == "overtones" else loudness[a:b]
+    start = a + _heard_start(level, options.attack_db)
     first = int(np.ceil(start))  # bends from the note's start on
     return Note(
         pitch,
@@ -379,22 +396,30 @@ def attack_velocity(attack_db: np.ndarray) -> int:
     return int(np.clip(round(127 * 10 ** ((float(np.max(attack_db)) + 3.0) / VELOCITY_RANGE_DB)), 1, 127))
 
 
-def _heard_start(loudness: np.ndarray, a: int, b: int, attack_db: float) -> float:
-    """The (fractional) frame where a note beginning at frame a is heard to start: where its loudness first comes within
-    attack_db of its attack's peak (the loudest of its first ATTACK_MS, or of its first half if shorter), as listeners
-    and annotators place a soft or consonant-led onset, interpolated between frames, and no later than
-    ATTACK_MAX_DELAY_MS. Frame a itself when attack_db is 0 or the note rises less than ATTACK_MIN_RISE_DB (a legato
-    change, or a tremolo's swell, has no attack to place)."""
-    if attack_db <= 0 or b - a < 2:
-        return float(a)
-    rise = loudness[a : min(a + (b - a) // 2, a + _frames(ATTACK_MS)) + 1]
+def _overtone_db(semitone_db: np.ndarray, key: int) -> np.ndarray:
+    """(n,) level (dB) of a note's ATTACK_OVERTONES over its (n, N_SEMITONES) semitone spectrum, their powers summed:
+    a sung vowel's, which the consonant before it lacks (SSVD's annotators mark where the 2nd harmonic appears)."""
+    rows = [key + h - SEMITONE_LOWEST for h in ATTACK_OVERTONES if SEMITONE_LOWEST <= key + h <= SEMITONE_HIGHEST]
+    power = 10.0 ** (semitone_db[:, rows].astype(np.float64) / 10.0)
+    return 10.0 * np.log10(np.maximum(power.sum(axis=1), 10.0 ** (DB_FLOOR / 10.0)))
+
+
+def _heard_start(level: np.ndarray, attack_db: float) -> float:
+    """The (fractional) frame, from a note's first, where it is heard to start, from the level (dB) of its (n,) frames:
+    where that first comes within attack_db of its attack's peak (the loudest of its first ATTACK_MS, or of its first
+    half if shorter), as listeners and annotators place a soft or consonant-led onset, interpolated between frames, and
+    no later than ATTACK_MAX_DELAY_MS. Its first frame when attack_db is 0 or the note rises less than
+    ATTACK_MIN_RISE_DB (a legato change, or a tremolo's swell, has no attack to place)."""
+    if attack_db <= 0 or len(level) < 2:
+        return 0.0
+    rise = level[: min(len(level) // 2, _frames(ATTACK_MS)) + 1]
     if rise.max() - rise[0] < ATTACK_MIN_RISE_DB:
-        return float(a)
+        return 0.0
     threshold = rise.max() - attack_db
     j = int(np.argmax(rise >= threshold))
     if j == 0:
-        return float(a)
-    return min(a + _frames(ATTACK_MAX_DELAY_MS), a + j - 1 + (threshold - rise[j - 1]) / (rise[j] - rise[j - 1]))
+        return 0.0
+    return min(_frames(ATTACK_MAX_DELAY_MS), j - 1 + (threshold - rise[j - 1]) / (rise[j] - rise[j - 1]))
 
 
 def _bends(

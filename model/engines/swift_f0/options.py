@@ -17,6 +17,8 @@ DECODE_SPECS = {
     "onset_threshold_db": Spec(float, 0.5, 60.0),
     "dip_db": Spec(float, 0.0, 60.0),
     "attack_db": Spec(float, 0.0, 60.0),
+    "attack_from": Spec(str, choices=("loudness", "overtones")),
+    "crossfades": Spec(bool),
     "glides": Spec(str, choices=("split", "bend")),
     "glide_min_ms": Spec(float, 0.0, 2_000.0),
     "bend_range_semitones": Spec(float, 0.0, 48.0, open_low=True),
@@ -45,6 +47,12 @@ class SwiftF0Options(OptionGroup):
     attack_db: a note starts where its loudness comes within this of its
     attack's peak, where a listener hears a soft or consonant-led onset begin
     (0: where the rise begins, as a synthesiser's note-on).
+    attack_from: "loudness" (the frame's) or "overtones" (the level of the
+    note's 2nd and 3rd harmonics: a sung vowel's, which its consonant lacks).
+    crossfades: a pitch that jumps (nothing passing between the two notes)
+    is a new sound fading in under the old one, as a sampled voice sings
+    legato: the new note starts where its partials begin to rise, not where
+    they take over.
     glides: "split" (a slide between notes gives two notes) or "bend" (one note
     bent to the next pitch, when the slide takes at least glide_min_ms, has no
     onset and stays within bend_range_semitones).
@@ -61,6 +69,8 @@ class SwiftF0Options(OptionGroup):
     onset_threshold_db: float = 4.0
     dip_db: float = 0.0
     attack_db: float = 0.0
+    attack_from: str = "loudness"
+    crossfades: bool = False
     glides: str = "split"
     glide_min_ms: float = 64.0
     bend_range_semitones: float = 2.0
