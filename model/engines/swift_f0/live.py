@@ -118,6 +118,7 @@ class SwiftF0Stream:
         self._decided_s = 0.0  # events up to here are sent
         self._last_pitch = -1  # of the last note sent
         self._candidate: Note | None = None  # a new note the last decode began
+        self._decoded: tuple[Note, ...] = ()  # the last decode's notes
         self._pending: _Pending | None = None
 
     @property
@@ -132,7 +133,8 @@ class SwiftF0Stream:
             self._frames_end + UPDATE_FRAMES <= n
         ):  # a long block in steps, so that every frame is decoded before it is dropped
             step = min(n, self._frames_end + STEP_FRAMES)
-            events += self._commit(self._update(step), horizon_s=(step - self.lookahead_frames) * FRAME_S)
+            self._decoded = self._update(step)
+            events += self._commit(self._decoded, horizon_s=(step - self.lookahead_frames) * FRAME_S)
             events += self._early(step)
         if self._pending is not None and self._heard(self._pending.pitch):
             events += self._start_pending()
@@ -294,7 +296,11 @@ class SwiftF0Stream:
             start = int(near[np.argmin(np.abs(near - start))])
         if self._on is None and key == self._last_pitch and start == 0:
             return []  # the pitch just sent goes on: whether it is a new note, the decode decides
-        start_s = max((lo + start) * FRAME_S, self._decided_s)
+        start_s = (lo + start) * FRAME_S
+        # Where the decode already shows that note (not yet decided: one decode alone), its start is convert's (a
+        # boundary moved back to where the new note's partials rose, which the steady frames come long after).
+        shown = next((m for m in self._decoded if m.pitch == key and m.start_s <= start_s < m.end_s), None)
+        start_s = max(shown.start_s if shown is not None else start_s, self._decided_s)
         self._pending = _Pending(key, start_s, attack_velocity(frames.loudness_db[start:]))
         return self._start_pending() if steady == EARLY_FRAMES or self._heard(key) else []
 
