@@ -49,7 +49,7 @@ from .constants import (
     SEMITONE_LOWEST,
 )
 from .features import FrameExtractor, Frames
-from .notes import attack_velocity, decode_notes, onsets, pitch_and_voicing
+from .notes import attack_velocity, decode_notes, onsets, pitch_and_voicing, to_partial_rise
 from .options import SwiftF0Options
 from .periodicity import periodicity
 
@@ -289,6 +289,8 @@ class SwiftF0Stream:
         if steady < EARLY_FRAMES:  # SwiftF0 shows a new pitch at the newest frames this late (not before its sound)
             unvoiced = np.nonzero(~voiced[:start])[0]
             start = max(int(unvoiced[-1]) + 1 if len(unvoiced) else 0, start - EARLY_LAG_FRAMES)
+        if self._on is not None and start > 0 and voiced[start - 1]:  # a legato change: back as convert moves it
+            start = max(0, self._partial_rise(lo + start, n, key) - lo)
         # The pitch settles a few frames after an attack: the note starts at an onset near, as the decode's do.
         near = onsets(frames.onset_db.astype(np.float64), frames.loudness_db.astype(np.float64), self._options)
         near = near[np.abs(near - start) <= round(ONSET_SNAP_MS / 1000 / FRAME_S)]
@@ -303,6 +305,16 @@ class SwiftF0Stream:
         start_s = max(shown.start_s if shown is not None else start_s, self._decided_s)
         self._pending = _Pending(key, start_s, attack_velocity(frames.loudness_db[start:]))
         return self._start_pending() if steady == EARLY_FRAMES or self._heard(key) else []
+
+    def _partial_rise(self, frame: int, n: int, key: int) -> int:
+        """Where the decode would begin a note of `key` that follows the sounding note at `frame` (a global frame):
+        back to where its own partials rose (notes.to_partial_rise), over the frames kept up to `n`."""
+        assert self._frames is not None and self._on is not None
+        first = self._frames_start
+        segments = [[0, frame - first, self._on.pitch], [frame - first, n - first, key]]
+        min_length = max(1, round(self._options.min_note_ms / 1000 / FRAME_S))
+        to_partial_rise(segments, self._frames.semitone_db[: n - first], min_length)
+        return first + segments[1][0]
 
     def _holds(self, pitch: np.ndarray, voiced: np.ndarray, semitone_db: np.ndarray) -> int | None:
         """The new pitch that frames (k,) hold steadily, voiced, with a partial at it; None if they do not."""
