@@ -377,8 +377,25 @@ class SwiftF0Stream:
         confirmed = self._confirmed(note, horizon_s)
         soon = note.start_s < last_end_s + PITCH_WINDOW_MS / 1000
         return confirmed and (
-            note.pitch != last_pitch or not soon or note.start_s <= horizon_s - PITCH_WINDOW_MS / 1000
+            note.pitch != last_pitch
+            or not soon
+            or note.start_s <= horizon_s - PITCH_WINDOW_MS / 1000
+            or self._repeats(note, horizon_s)
         )
+
+    def _repeats(self, note: Note, horizon_s: float) -> bool:
+        """Whether the frames from a repeat's start to the newest hold its pitch: at least as many as a new pitch needs
+        to show steadily at the newest audio (SwiftF0's lag and EARLY_FRAMES), all voiced within EDGE_STEADY_SEMITONES
+        of it; the next note's attack, heard before its pitch, does not."""
+        assert self._frames is not None
+        n = round(horizon_s / FRAME_S) + self.lookahead_frames
+        start = int(np.ceil(note.start_s / FRAME_S - 1e-6))
+        if n - start < EARLY_FRAMES + EARLY_LAG_FRAMES or start < self._frames_start:
+            return False
+        frames = _rows(self._frames, slice(start - self._frames_start, n - self._frames_start))
+        pitch, voiced = pitch_and_voicing(frames, self._options)
+        voiced |= np.arange(start, n) >= n - CONTEXT_AFTER_FRAMES  # as in _early: the newest frames' steadiness
+        return bool(np.all(voiced & (np.abs(pitch - note.pitch) <= EDGE_STEADY_SEMITONES)))
 
     def _is_new(self, note: Note) -> bool:
         """Not the last note sent, seen again: it starts after what is decided (within a frame, as a boundary moves
