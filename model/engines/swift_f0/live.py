@@ -14,9 +14,11 @@ model hears CONTEXT_AFTER_FRAMES past a frame; until that audio is in, the
 frame is computed again with each block), so the decision at the horizon is
 made on what the offline decode would see, less the audio still to come.
 
-A note must last min_note_ms before the decode keeps it; live caps that at
-the look-ahead, so that a note-on is decided `lookahead_frames` after its
-start (offline keeps the preset's value).
+The decode keeps the preset's options, min_note_ms included: a piece
+shorter than that (a singer's scoop, a consonant) is no note offline, and a
+note-on sent for it can never agree. The decode shows a new pitch only
+about a pitch window after it begins anyway, so waiting for min_note_ms
+costs a note-on no time.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from .constants import (
     SEMITONE_LOWEST,
 )
 from .features import FrameExtractor, Frames
-from .notes import attack_velocity, decode_notes, onsets, pitch_and_voicing
+from .notes import attack_velocity, decode_notes, onsets, pitch_and_voicing, to_partial_rise
 from .options import SwiftF0Options
 from .periodicity import periodicity
 
@@ -71,9 +73,11 @@ EARLY_BACK_FRAMES = 8  # how far before the steady frames the note's start is lo
 EARLY_LAG_FRAMES = 3  # … and where the newest frame alone shows a new pitch, it began this long before it
 # … with a partial at that pitch within this of the frame's loudest (it reads a flute's attack 12 or 19 semitones low)
 EARLY_FUNDAMENTAL_DB = 20.0
-# Bends are decided this far behind the horizon, so that an early note can start before what is decided (events
-# stay in time order); the frames there have heard more audio, and agree better with convert's bends.
-BEND_LAG_FRAMES = 3
+# Bends are decided this far behind the horizon, so that a note can start before what is decided (events stay in
+# time order): the decode moves a pitch boundary back by up to its pitch window (to where the raw pitch left the old
+# note, a loudness valley, an onset), and an early note's start is looked for as far back. The frames there have
+# heard more audio, and agree better with convert's bends. 3 frames: sung agreement 0.68, 6: 0.70, 9: 0.72.
+BEND_LAG_FRAMES = round(PITCH_WINDOW_MS / 1000 / FRAME_S)
 BEND_STEP = 0.01  # semitones: a bend is sent when the pitch moved a cent since the last one sent
 
 
@@ -101,7 +105,7 @@ class SwiftF0Stream:
     def __init__(self, extractor: FrameExtractor, options: SwiftF0Options, *, lookahead_frames: int = LOOKAHEAD_FRAMES):
         self.lookahead_frames = lookahead_frames
         self._extractor = extractor
-        self._options = replace(options, min_note_ms=min(options.min_note_ms, 1000 * lookahead_frames * FRAME_S))
+        self._options = options
         # A preset whose shorter pitch pieces are not notes (a singer's scoops) waits for EARLY_FRAMES: the newest frame
         # and the frames SwiftF0 lags by are too short to tell a scoop from a note.
         self._early_heard = options.min_note_ms <= 1000 * (EARLY_HEARD_FRAMES + EARLY_LAG_FRAMES) * FRAME_S
@@ -114,6 +118,7 @@ class SwiftF0Stream:
         self._decided_s = 0.0  # events up to here are sent
         self._last_pitch = -1  # of the last note sent
         self._candidate: Note | None = None  # a new note the last decode began
+        self._decoded: tuple[Note, ...] = ()  # the last decode's notes
         self._pending: _Pending | None = None
 
     @property
@@ -128,7 +133,8 @@ class SwiftF0Stream:
             self._frames_end + UPDATE_FRAMES <= n
         ):  # a long block in steps, so that every frame is decoded before it is dropped
             step = min(n, self._frames_end + STEP_FRAMES)
-            events += self._commit(self._update(step), horizon_s=(step - self.lookahead_frames) * FRAME_S)
+            self._decoded = self._update(step)
+            events += self._commit(self._decoded, horizon_s=(step - self.lookahead_frames) * FRAME_S)
             events += self._early(step)
         if self._pending is not None and self._heard(self._pending.pitch):
             events += self._start_pending()
@@ -205,21 +211,14 @@ class SwiftF0Stream:
         while True:
             if self._on is None:
                 new = next((m for m in notes if m.start_s <= horizon_s and self._is_new(m)), None)
-                if new is None or not self._settled(new, self._last_pitch, horizon_s):
+                if new is None or not self._settled(new, self._last_pitch, self._decided_s, horizon_s):
                     break
                 start = max(new.start_s, self._decided_s)
                 events.append(LiveEvent(EventKind.NOTE_ON, start, new.pitch, new.velocity))
                 self._on, self._decided_s, self._last_pitch = _Sounding(new.pitch, start), start, new.pitch
             # The note that holds the sounding pitch up to what is decided (a note of that pitch ending before the
             # note-on is an earlier one); None: the decode no longer hears it.
-            held = next(
-                (
-                    m
-                    for m in notes
-                    if m.pitch == self._on.pitch and m.end_s > self._on.start_s and m.end_s >= self._decided_s - FRAME_S
-                ),
-                None,
-            )
+            held = self._held(notes)
             if held is None or held.start_s > horizon_s:
                 if self._on.early and horizon_s < self._on.start_s + EARLY_GRACE_FRAMES * FRAME_S:
                     break  # the decode has not reached the note the newest frames began
@@ -228,19 +227,39 @@ class SwiftF0Stream:
             self._on.early = False
             until = min(held.end_s, horizon_s - BEND_LAG_FRAMES * FRAME_S)
             for bend in held.bends:
-                if self._decided_s < bend.time_s <= until and abs(bend.semitones - self._on.bend) >= BEND_STEP:
-                    events.append(LiveEvent(EventKind.BEND, bend.time_s, held.pitch, semitones=bend.semitones))
-                    self._on.bend = bend.semitones
+                semitones = bend.semitones + held.pitch - self._on.pitch
+                if self._decided_s < bend.time_s <= until and abs(semitones - self._on.bend) >= BEND_STEP:
+                    events.append(LiveEvent(EventKind.BEND, bend.time_s, self._on.pitch, semitones=semitones))
+                    self._on.bend = semitones
             if held.end_s > horizon_s:
                 self._decided_s = max(self._decided_s, until)
                 break
             following = next(
                 (m for m in notes if m is not held and held.end_s - FRAME_S <= m.start_s <= held.end_s + FRAME_S), None
             )
-            if following is not None and not self._settled(following, held.pitch, horizon_s):
+            if following is not None and not self._settled(following, held.pitch, held.end_s, horizon_s):
                 break  # the boundary is decided with the note after it
             events += self._off(held.end_s)
         return events
+
+    def _held(self, notes: tuple[Note, ...]) -> Note | None:
+        """The note that holds the sounding pitch up to what is decided (a note of that pitch ending before the note-on
+        is an earlier one); or, if none does, one a semitone off that began before what is decided: the same sound,
+        whose median pitch the decode of a bounded window puts on the other side of a key (a choir between two keys).
+        None: the decode no longer hears it."""
+        assert self._on is not None
+        on = self._on
+
+        def holds(m: Note) -> bool:
+            return m.end_s > on.start_s and m.end_s >= self._decided_s - FRAME_S
+
+        same = next((m for m in notes if m.pitch == on.pitch and holds(m)), None)
+        if same is not None or on.early:
+            return same
+        return next(
+            (m for m in notes if abs(m.pitch - on.pitch) == 1 and m.start_s < self._decided_s - FRAME_S and holds(m)),
+            None,
+        )
 
     def _early(self, n: int) -> list[LiveEvent]:
         """A note-on (after the sounding note's note-off) for a new pitch the newest EARLY_FRAMES frames hold steadily,
@@ -270,6 +289,8 @@ class SwiftF0Stream:
         if steady < EARLY_FRAMES:  # SwiftF0 shows a new pitch at the newest frames this late (not before its sound)
             unvoiced = np.nonzero(~voiced[:start])[0]
             start = max(int(unvoiced[-1]) + 1 if len(unvoiced) else 0, start - EARLY_LAG_FRAMES)
+        if self._on is not None and start > 0 and voiced[start - 1]:  # a legato change: back as convert moves it
+            start = max(0, self._partial_rise(lo + start, n, key) - lo)
         # The pitch settles a few frames after an attack: the note starts at an onset near, as the decode's do.
         near = onsets(frames.onset_db.astype(np.float64), frames.loudness_db.astype(np.float64), self._options)
         near = near[np.abs(near - start) <= round(ONSET_SNAP_MS / 1000 / FRAME_S)]
@@ -277,9 +298,25 @@ class SwiftF0Stream:
             start = int(near[np.argmin(np.abs(near - start))])
         if self._on is None and key == self._last_pitch and start == 0:
             return []  # the pitch just sent goes on: whether it is a new note, the decode decides
-        start_s = max((lo + start) * FRAME_S, self._decided_s)
+        start_s = (lo + start) * FRAME_S
+        # Where the decode already shows that note (not yet decided: one decode alone), its start is convert's (a
+        # boundary moved back to where the new note's partials rose, which the steady frames come long after).
+        shown = next((m for m in self._decoded if m.pitch == key and m.start_s <= start_s < m.end_s), None)
+        start_s = max(shown.start_s if shown is not None else start_s, self._decided_s)
         self._pending = _Pending(key, start_s, attack_velocity(frames.loudness_db[start:]))
         return self._start_pending() if steady == EARLY_FRAMES or self._heard(key) else []
+
+    def _partial_rise(self, frame: int, n: int, key: int) -> int:
+        """Where the decode would begin a note of `key` that follows the sounding note at `frame` (a global frame):
+        back to where its own partials rose (notes.to_partial_rise), over the frames kept up to `n`."""
+        assert self._frames is not None and self._on is not None
+        first = self._frames_start
+        segments = [[0, frame - first, self._on.pitch], [frame - first, n - first, key]]
+        min_length = max(1, round(self._options.min_note_ms / 1000 / FRAME_S))
+        kept = _rows(self._frames, slice(0, n - first))
+        pitch, _ = pitch_and_voicing(kept, self._options)
+        to_partial_rise(segments, kept.semitone_db, pitch, min_length, self._options.crossfades)
+        return first + segments[1][0]
 
     def _holds(self, pitch: np.ndarray, voiced: np.ndarray, semitone_db: np.ndarray) -> int | None:
         """The new pitch that frames (k,) hold steadily, voiced, with a partial at it; None if they do not."""
@@ -335,14 +372,32 @@ class SwiftF0Stream:
             seen is not None and seen.pitch == note.pitch and abs(seen.start_s - note.start_s) <= 2 * FRAME_S
         )
 
-    def _settled(self, note: Note, last_pitch: int, horizon_s: float) -> bool:
-        """Whether a new note is decided: seen in two decodes running; on the pitch just sounding, within a pitch window
-        of its end (a re-articulation, or the next note's attack heard before its pitch is), once it has lasted one."""
+    def _settled(self, note: Note, last_pitch: int, last_end_s: float, horizon_s: float) -> bool:
+        """Whether a new note is decided: seen in two decodes running; on the pitch just sounding (which ends at
+        `last_end_s`), within a pitch window of its end (a re-articulation, or the next note's attack heard before its
+        pitch is), once it has lasted one."""
         confirmed = self._confirmed(note, horizon_s)
-        soon = note.start_s < self._decided_s + PITCH_WINDOW_MS / 1000
+        soon = note.start_s < last_end_s + PITCH_WINDOW_MS / 1000
         return confirmed and (
-            note.pitch != last_pitch or not soon or note.start_s <= horizon_s - PITCH_WINDOW_MS / 1000
+            note.pitch != last_pitch
+            or not soon
+            or note.start_s <= horizon_s - PITCH_WINDOW_MS / 1000
+            or self._repeats(note, horizon_s)
         )
+
+    def _repeats(self, note: Note, horizon_s: float) -> bool:
+        """Whether the frames from a repeat's start to the newest hold its pitch: at least as many as a new pitch needs
+        to show steadily at the newest audio (SwiftF0's lag and EARLY_FRAMES), all voiced within EDGE_STEADY_SEMITONES
+        of it; the next note's attack, heard before its pitch, does not."""
+        assert self._frames is not None
+        n = round(horizon_s / FRAME_S) + self.lookahead_frames
+        start = int(np.ceil(note.start_s / FRAME_S - 1e-6))
+        if n - start < EARLY_FRAMES + EARLY_LAG_FRAMES or start < self._frames_start:
+            return False
+        frames = _rows(self._frames, slice(start - self._frames_start, n - self._frames_start))
+        pitch, voiced = pitch_and_voicing(frames, self._options)
+        voiced |= np.arange(start, n) >= n - CONTEXT_AFTER_FRAMES  # as in _early: the newest frames' steadiness
+        return bool(np.all(voiced & (np.abs(pitch - note.pitch) <= EDGE_STEADY_SEMITONES)))
 
     def _is_new(self, note: Note) -> bool:
         """Not the last note sent, seen again: it starts after what is decided (within a frame, as a boundary moves

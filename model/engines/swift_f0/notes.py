@@ -80,7 +80,7 @@ def decode_notes(frames: Frames, options: SwiftF0Options) -> tuple[Note, ...]:
     sounding = _fold_and_bridge(pitch, voiced, window, _frames(options.min_gap_ms))
     segments = _pitch_segments(pitch, voiced, window, options.split_semitones)
     _to_valleys(segments, loudness)
-    _to_partial_rise(segments, frames.semitone_db, pitch, min_length, options.crossfades)
+    to_partial_rise(segments, frames.semitone_db, pitch, min_length, options.crossfades)
     found = onsets(frames.onset_db.astype(np.float64), loudness, options)
     segments, starts = _apply_onsets(segments, found, voiced, min_length, _frames(ONSET_SETTLE_MS))
     _drop_glide_pieces(segments, pitch, starts)
@@ -191,7 +191,7 @@ def _to_valleys(segments: list[Segment], loudness: np.ndarray) -> None:
                 s0[1] = s1[0] = k
 
 
-def _to_partial_rise(
+def to_partial_rise(
     segments: list[Segment], semitone_db: np.ndarray, pitch: np.ndarray, min_length: int, crossfades: bool
 ) -> None:
     """Move a pitch boundary back to where the new note's own partials (those the old one lacks) rose
