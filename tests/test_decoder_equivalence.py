@@ -12,7 +12,7 @@ from conftest import Note, synthesize
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from midibridge.model.engines.basic_pitch.bends import add_pitch_bends, drop_overlapping_bends
+from midibridge.model.engines.basic_pitch.bends import add_lone_pitch_bends, add_pitch_bends
 from midibridge.model.engines.basic_pitch.notes import decode_notes
 from midibridge.model.engines.basic_pitch.options import BasicPitchOptions
 from midibridge.model.region import Region
@@ -92,7 +92,7 @@ def test_the_glide_has_bends_and_overlapping_notes_lose_them_as_in_basic_pitch(a
     events = add_pitch_bends(contour, decode_notes(note, onset))
     assert any(any(e.bends) for e in events)
 
-    kept = drop_overlapping_bends(events)
+    kept = add_lone_pitch_bends(contour, decode_notes(note, onset))
 
     as_times = [(e.start_frame, e.end_frame, e.pitch, e.amplitude, list(e.bends)) for e in events]
     theirs = note_creation.drop_overlapping_pitch_bends(as_times)

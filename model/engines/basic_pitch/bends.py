@@ -27,25 +27,13 @@ _WEIGHTS = _gaussian(2 * TOLERANCE_BINS + 1, SIGMA_BINS)
 
 def add_pitch_bends(contour, events: list[NoteEvent]) -> list[NoteEvent]:
     """Events with `bends` set from the contour (n_frames, 264), read a note's rows at a time."""
-    return [
-        NoteEvent(
-            e.start_frame, e.end_frame, e.pitch, e.amplitude, _bends(contour[e.start_frame : e.end_frame], e.pitch)
-        )
-        for e in events
-    ]
+    return [_with_bends(contour, e) for e in events]
 
 
-def _bends(rows: np.ndarray, pitch: int) -> tuple[int, ...]:
-    centre = CONTOUR_BINS_PER_SEMITONE * (pitch - LOWEST_PITCH)
-    low = max(centre - TOLERANCE_BINS, 0)
-    high = min(centre + TOLERANCE_BINS + 1, N_CONTOUR_BINS)
-    weights = _WEIGHTS[low - (centre - TOLERANCE_BINS) : high - (centre - TOLERANCE_BINS)]
-    best = np.argmax(rows[:, low:high] * weights, axis=1)
-    return tuple((best + (low - centre)).tolist())
-
-
-def drop_overlapping_bends(events: list[NoteEvent]) -> list[NoteEvent]:
-    """Events sorted by time; a note that overlaps any other loses its bends (one MIDI channel cannot bend both)."""
+def add_lone_pitch_bends(contour, events: list[NoteEvent]) -> list[NoteEvent]:
+    """Events sorted by time, with bends only where a note overlaps no other (one MIDI channel cannot bend two):
+    Basic Pitch's `get_pitch_bends` then `drop_overlapping_pitch_bends`, without reading the contour for the bends
+    that would be dropped."""
     ordered = sorted(events, key=lambda e: (e.start_frame, e.end_frame, e.pitch, e.amplitude))
     overlapping = [False] * len(ordered)
     latest_end = -1
@@ -55,7 +43,18 @@ def drop_overlapping_bends(events: list[NoteEvent]) -> list[NoteEvent]:
         if i + 1 < len(ordered) and ordered[i + 1].start_frame < event.end_frame:
             overlapping[i] = True
         latest_end = max(latest_end, event.end_frame)
-    return [
-        NoteEvent(e.start_frame, e.end_frame, e.pitch, e.amplitude) if hit else e
-        for e, hit in zip(ordered, overlapping)
-    ]
+    return [e if hit else _with_bends(contour, e) for e, hit in zip(ordered, overlapping)]
+
+
+def _with_bends(contour, event: NoteEvent) -> NoteEvent:
+    rows = contour[event.start_frame : event.end_frame]
+    return NoteEvent(event.start_frame, event.end_frame, event.pitch, event.amplitude, _bends(rows, event.pitch))
+
+
+def _bends(rows: np.ndarray, pitch: int) -> tuple[int, ...]:
+    centre = CONTOUR_BINS_PER_SEMITONE * (pitch - LOWEST_PITCH)
+    low = max(centre - TOLERANCE_BINS, 0)
+    high = min(centre + TOLERANCE_BINS + 1, N_CONTOUR_BINS)
+    weights = _WEIGHTS[low - (centre - TOLERANCE_BINS) : high - (centre - TOLERANCE_BINS)]
+    best = np.argmax(rows[:, low:high] * weights, axis=1)
+    return tuple((best + (low - centre)).tolist())

@@ -11,7 +11,7 @@ import numpy as np
 from ...clip import Bend, Note
 from ...vocabulary import Stage
 from .. import ProgressCallback
-from .bends import add_pitch_bends, drop_overlapping_bends
+from .bends import add_lone_pitch_bends, add_pitch_bends
 from .constants import CONTOUR_BINS_PER_SEMITONE, FFT_HOP_SAMPLES, SAMPLE_RATE_HZ
 from .inference import DEFAULT_BATCH_WINDOWS, Activations, Model, frame_times_s
 from .notes import NoteEvent, decode_notes
@@ -73,8 +73,9 @@ def note_events(activations: Activations, *, options: BasicPitchOptions) -> list
     events = decode_notes(activations.note, activations.onset, options=options)
     if options.pitch_bends == "off":
         return events
-    events = add_pitch_bends(activations.contour, events)
-    return events if options.pitch_bends == "multiple" else drop_overlapping_bends(events)
+    if options.pitch_bends == "multiple":
+        return add_pitch_bends(activations.contour, events)
+    return add_lone_pitch_bends(activations.contour, events)
 
 
 def to_note(event: NoteEvent, times_s: np.ndarray) -> Note:
