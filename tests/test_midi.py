@@ -111,6 +111,12 @@ def test_an_empty_clip_is_a_valid_file_as_long_as_its_region():
     assert clip_from_bytes(clip_to_bytes(Clip(duration_s=2.0))).notes == ()
 
 
+@pytest.mark.parametrize("note", [Note(128, 0.0, 1.0, 100), Note(60, 0.0, 1.0, 128), Note(-1, 0.0, 1.0, 1)])
+def test_a_note_no_midi_file_can_hold_is_refused_not_written(note):
+    with pytest.raises(ValueError, match="pitch and velocity are 0-127"):
+        clip_to_bytes(Clip(notes=(note,), duration_s=2.0))
+
+
 def test_the_json_form_round_trips():
     clip = Clip(notes=(Note(60, 0.5, 1.0, 100, (Bend(0.6, 0.25),)),), position_s=3.0, duration_s=2.0, bpm=140.0)
 
