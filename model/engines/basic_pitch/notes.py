@@ -174,6 +174,16 @@ class _LowMap:
             for g in range(max(f - 1, 0), min(f + 2, self.n_bins)):
                 self.bins[g][start:stop] = _LOW * (stop - start)
 
+    def high_at(self, t: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """(n,) bool: whether frame t[i] of bin f[i] is neither low nor claimed, for n (frame, bin) pairs."""
+        high = np.zeros(t.shape[0], dtype=bool)
+        by_bin = np.argsort(f, kind="stable")
+        bounds = np.searchsorted(f[by_bin], np.arange(self.n_bins + 1))
+        for g in range(self.n_bins):
+            pairs = by_bin[bounds[g] : bounds[g + 1]]
+            high[pairs] = np.frombuffer(self.bins[g], dtype=np.uint8)[t[pairs]] == 0
+        return high
+
     def run_ahead(self, f: int, start: int, stop: int) -> tuple[int, int]:
         """Walk frames start, start + 1, … (< stop) until ENERGY_TOLERANCE_FRAMES lows in a row.
 
@@ -230,6 +240,9 @@ def _melodia(low: _LowMap, frames, threshold, min_frames) -> list[tuple[int, int
     in the same order.
     """
     peaks_t, peaks_f = np.nonzero(frames > threshold)
+    # Most of them (~90 % on the corpus) are claimed by the onsets' notes already: skipped at once, not one by one.
+    high = low.high_at(peaks_t, peaks_f)
+    peaks_t, peaks_f = peaks_t[high], peaks_f[high]
     order = np.argsort(-frames[peaks_t, peaks_f], kind="stable")
     spans = []
     flags = low.bins
