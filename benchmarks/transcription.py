@@ -16,7 +16,8 @@ compare the ratios, which are measured in one run):
   the median onset error (../shared/bench/evaluate.py);
 - `midibridge convert` vs the `basic-pitch` command as whole processes on a
   file of --cli-minutes, with peak RSS;
-- a 10 s file's whole `convert`, and where its time goes (benchmarks/floor.py);
+- a 10 s file's whole `convert`, in its own process (where its time goes: benchmarks/floor.py) and through a
+  running daemon;
 - the physical limit: numpy's float32 matmul GFLOP/s over the model's GFLOP
   per second of audio, counted from its graph;
 - peak RSS of `midibridge convert` on a file of --long-minutes.
@@ -30,6 +31,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -49,6 +51,7 @@ from midibridge.model.presets import Preset
 from midibridge.model.region import Region
 
 from .corpus import corpus_manifest, corpus_parser
+from .daemon import Daemon
 from .floor import compile_package, installed_env, matmul_gflops, model_gflop_per_audio_s, startup
 
 
@@ -69,7 +72,7 @@ def main(argv=None) -> int:
     speed = _in_process(cases, corpus, args.out, repeats=args.repeats)
     scores = _scores(manifest, args.out)
     cli = _whole_process(cases, corpus, args.out, minutes=args.cli_minutes, repeats=args.repeats)
-    short = _short_file(cases, corpus, repeats=args.repeats)
+    short = _short_file(cases, corpus, repeats=args.repeats, out=args.out)
     long_run = _long_file(cases, corpus, minutes=args.long_minutes) if args.long_minutes > 0 else None
     limit = {"matmul_gflops": matmul_gflops(), **model_gflop_per_audio_s(Model().path)}
     report = {"in_process": speed, "scores": scores, "cli": cli, "short_file": short, "limit": limit}
@@ -245,17 +248,36 @@ def _whole_process(cases, corpus: Path, out: Path, *, minutes: float, repeats: i
     return result
 
 
-# `midibridge convert` of this interpreter's midibridge (the console script may be another checkout's).
-_CONVERT = [sys.executable, "-m", "midibridge.plugin_host.cli", "convert"]
+# `midibridge` of this interpreter's midibridge (the console script may be another checkout's).
+_CLI = [sys.executable, "-m", "midibridge.plugin_host.cli"]
+_CONVERT = [*_CLI, "convert", "--in-process"]
 
 
-def _short_file(cases, corpus: Path, *, repeats: int) -> dict:
-    """A 10 s file's whole `convert` (median wall) and where a fresh interpreter's time goes."""
+def _short_file(cases, corpus: Path, *, repeats: int, out: Path) -> dict:
+    """A 10 s file's whole `convert` (median wall), in its own process and through a running daemon (the model loaded
+    once, as DAW adapters use it), and where a fresh interpreter's time goes."""
+    runs = max(repeats, 3)
     with tempfile.TemporaryDirectory(prefix="midibridge-bench-") as tmp:
         audio = _concatenated(cases, corpus, Path(tmp) / "short.flac", 10 / 60)
         command = [*_CONVERT, str(audio), "-o", str(Path(tmp) / "short.mid")]
-        wall_s = float(np.median([_run_measured(command)[0] for _ in range(max(repeats, 3))]))
-        return {"audio_s": 10.0, "wall_s": wall_s, "stages": startup(audio, repeats=max(repeats, 3))}
+        wall_s = float(np.median([_run_measured(command)[0] for _ in range(runs)]))
+        runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+        daemon = Daemon(workers=os.cpu_count() or 1, threads=0, out=out)
+        try:
+            through = [  # each at a new timeline position, or the daemon's result cache answers; the first warms up
+                _run_measured(
+                    [*_CLI, "convert", "--daemon", *command[len(_CONVERT) :], "--position", str(run)], env=daemon.env
+                )[0]
+                for run in range(runs + 1)
+            ]
+        finally:
+            daemon.stop()
+            if runtime_dir is None:
+                os.environ.pop("XDG_RUNTIME_DIR", None)
+            else:
+                os.environ["XDG_RUNTIME_DIR"] = runtime_dir
+        stages = startup(audio, repeats=runs)
+    return {"audio_s": 10.0, "wall_s": wall_s, "daemon_wall_s": float(np.median(through[1:])), "stages": stages}
 
 
 def _long_file(cases, corpus: Path, *, minutes: float) -> dict:
@@ -276,10 +298,14 @@ print(time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_ex
 """
 
 
-def _run_measured(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one run of `command`."""
+def _run_measured(command: list[str], *, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one run of `command`, with `env` added to installed_env()."""
     done = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True, check=True, env=installed_env()
+        [sys.executable, "-c", _MEASURE, *command],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**installed_env(), **(env or {})},
     )
     wall_s, rss_mb, exit_code = done.stdout.split()
     if exit_code != "0":
@@ -345,7 +371,10 @@ def _print(report: dict) -> None:
         print(f"  midibridge is {cli['speedup']:.2f}x faster")
     short = report["short_file"]
     stages = "  ".join(f"{name.removesuffix('_s')} {seconds:.3f}" for name, seconds in short["stages"].items())
-    print(f"\n10 s file, whole `convert`: {short['wall_s']:.2f} s (median); seconds by stage: {stages}")
+    print(
+        f"\n10 s file, whole `convert`: {short['wall_s']:.2f} s (median), through a running daemon "
+        f"{short['daemon_wall_s']:.2f} s; seconds by stage in its own process: {stages}"
+    )
     if report["long_file"]:
         run = report["long_file"]
         print(
