@@ -84,6 +84,7 @@ class Daemon:
                 stderr=log,
                 cwd=self.home.name,
             )
+        self._runtime_dir = os.environ.get("XDG_RUNTIME_DIR")  # put back by stop()
         os.environ["XDG_RUNTIME_DIR"] = self.home.name  # so that read_discovery() finds this one
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -113,6 +114,10 @@ class Daemon:
         self.process.terminate()
         self.process.wait(30)
         self.home.cleanup()
+        if self._runtime_dir is None:
+            os.environ.pop("XDG_RUNTIME_DIR", None)
+        else:
+            os.environ["XDG_RUNTIME_DIR"] = self._runtime_dir
 
 
 def _latency(audio: Path, runs: int, out: Path) -> dict:

@@ -259,23 +259,16 @@ def _short_file(cases, corpus: Path, *, repeats: int, out: Path) -> dict:
     runs = max(repeats, 3)
     with tempfile.TemporaryDirectory(prefix="midibridge-bench-") as tmp:
         audio = _concatenated(cases, corpus, Path(tmp) / "short.flac", 10 / 60)
-        command = [*_CONVERT, str(audio), "-o", str(Path(tmp) / "short.mid")]
-        wall_s = float(np.median([_run_measured(command)[0] for _ in range(runs)]))
-        runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+        files = [str(audio), "-o", str(Path(tmp) / "short.mid")]
+        wall_s = float(np.median([_run_measured([*_CONVERT, *files])[0] for _ in range(runs)]))
         daemon = Daemon(workers=os.cpu_count() or 1, threads=0, out=out)
         try:
             through = [  # each at a new timeline position, or the daemon's result cache answers; the first warms up
-                _run_measured(
-                    [*_CLI, "convert", "--daemon", *command[len(_CONVERT) :], "--position", str(run)], env=daemon.env
-                )[0]
+                _run_measured([*_CLI, "convert", "--daemon", *files, "--position", str(run)], env=daemon.env)[0]
                 for run in range(runs + 1)
             ]
         finally:
             daemon.stop()
-            if runtime_dir is None:
-                os.environ.pop("XDG_RUNTIME_DIR", None)
-            else:
-                os.environ["XDG_RUNTIME_DIR"] = runtime_dir
         stages = startup(audio, repeats=runs)
     return {"audio_s": 10.0, "wall_s": wall_s, "daemon_wall_s": float(np.median(through[1:])), "stages": stages}
 

@@ -60,7 +60,7 @@ def clip_to_midi(clip: Clip) -> mido.MidiFile:
     _check_notes(clip.notes)
     placement = note_channels(clip)
     bend_range = MPE_BEND_RANGE_SEMITONES if clip.mpe else BEND_RANGE_SEMITONES
-    # Messages are made once their delta time is known: mido checks every field of every message it makes.
+    # Messages are made once their delta time is known.
     events: list[tuple[int, int, str, dict]] = []  # (tick, rank, message type, fields)
     bent_channels = set()
     for note, (channel, bent) in zip(clip.notes, placement):

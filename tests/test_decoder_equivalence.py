@@ -89,10 +89,11 @@ def test_real_model_outputs_decode_to_basic_pitchs_notes(activations, audio, opt
 
 def test_the_glide_has_bends_and_overlapping_notes_lose_them_as_in_basic_pitch(activations):
     note, onset, contour = activations["glide"]
-    events = add_pitch_bends(contour, decode_notes(note, onset))
+    decoded = decode_notes(note, onset)
+    events = add_pitch_bends(contour, decoded)
     assert any(any(e.bends) for e in events)
 
-    kept = add_lone_pitch_bends(contour, decode_notes(note, onset))
+    kept = add_lone_pitch_bends(contour, decoded)
 
     as_times = [(e.start_frame, e.end_frame, e.pitch, e.amplitude, list(e.bends)) for e in events]
     theirs = note_creation.drop_overlapping_pitch_bends(as_times)
