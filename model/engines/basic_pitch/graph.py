@@ -13,16 +13,13 @@ is missing or not the bytes recorded.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import platformdirs
 
+from ..graph_cache import read_cached, write_cached
 from .constants import FRAMES_PER_WINDOW, ONNX_FEATURES, ONNX_INPUT, ONNX_OUTPUTS
 from .weights import WEIGHTS_SHA256
 
@@ -162,35 +159,3 @@ def _decimate_in_phases(front) -> None:
     unused = [constant for constant in front.graph.initializer if constant.name not in used]
     for constant in unused:  # the one-channel filters
         front.graph.initializer.remove(constant)
-
-
-def read_cached(directory: Path, names: tuple[str, ...]) -> dict[str, bytes] | None:
-    """The ONNX files `names` in `directory` when each is there with the SHA-256 its sha256.json records, else None."""
-    try:
-        digests = json.loads((directory / "sha256.json").read_text())
-        data = {name: (directory / f"{name}.onnx").read_bytes() for name in names}
-    except (OSError, ValueError):
-        return None
-    if any(hashlib.sha256(data[name]).hexdigest() != digests.get(name) for name in names):
-        return None
-    return data
-
-
-def write_cached(directory: Path, data: dict[str, bytes]) -> None:
-    """Keep `data` (name -> ONNX bytes) in `directory` with their SHA-256; a cache that cannot be written only costs
-    the next start the same work."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, model in data.items():
-            _replace(directory / f"{name}.onnx", model)
-        digests = {name: hashlib.sha256(model).hexdigest() for name, model in data.items()}
-        _replace(directory / "sha256.json", json.dumps(digests).encode())
-    except OSError:
-        pass
-
-
-def _replace(path: Path, data: bytes) -> None:
-    # A name of its own per writer: two processes starting at once both write whole files.
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".partial", delete=False) as partial:
-        partial.write(data)
-    os.replace(partial.name, path)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..graph_cache import read_cached, write_cached
 from .constants import ONNX_FEATURES, SAMPLE_RATE_HZ
-from .graph import cache_dir, read_cached, write_cached
+from .graph import cache_dir
 
 # Part of the cache's name: a change to what is quantised or how it is calibrated makes a new graph.
 QUANTISE_VERSION = 1

@@ -11,6 +11,7 @@ most of it the float16 semitone spectrum).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from .constants import (
     SUB_HARMONICS,
     WINDOW_FRAMES,
 )
+from .stages import ModelStream, stage_sessions
 
 
 @dataclass
@@ -72,12 +74,13 @@ class FrameExtractor:
     features (uses a second core)."""
 
     def __init__(self, model_path: Path, *, overlap: bool):
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1  # a small convolutional model: more threads only add overhead
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(
+            str(model_path), _session_options(), providers=["CPUExecutionProvider"]
+        )
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="swift-f0") if overlap else None
+        self._model_path = model_path
+        self._stages: dict[str, onnxruntime.InferenceSession] | None = None  # live streams' (model_stream)
+        self._stages_lock = threading.Lock()
 
     def frames(self, chunks: Iterable[np.ndarray], *, n_samples: int, on_progress: ProgressCallback | None) -> Frames:
         """Features of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them); on_progress(Stage.INFER,
@@ -125,54 +128,84 @@ class FrameExtractor:
             finish(total_frames)
         return Frames(*(np.concatenate([part[i] for part in parts]) for i in range(6)))
 
-    def window(self, audio: np.ndarray, *, first_frame: int, lo: int, hi: int) -> Frames:
+    def window(self, audio: np.ndarray, *, first_frame: int, lo: int, hi: int, model: ModelStream) -> Frames:
         """Features of global frames [lo, hi) of `audio`, whose sample 0 is global frame `first_frame`'s centre, as one
-        window of `frames` computes them: the live path's step (model.engines.swift_f0.live)."""
-        return Frames(*self._start(audio, first_frame, lo, hi)())
+        window of `frames` computes them, SwiftF0's pitch and confidence from `model`, which runs it over the stream
+        (stages.py): the live path's step (model.engines.swift_f0.live)."""
+        pitch_and_confidence = model.pitch_and_confidence(audio, first_frame=first_frame, lo=lo, hi=hi)
+        return Frames(*self._start(audio, first_frame, lo, hi, model=lambda: pitch_and_confidence)())
 
-    def _start(self, audio: np.ndarray, first_frame: int, lo: int, hi: int) -> Callable[[], tuple[np.ndarray, ...]]:
+    def model_stream(self) -> ModelStream:
+        """A new stream's SwiftF0 state; the stages' sessions are made for the first one (the graph is cut once per
+        installed weights and cached: stages.stage_graphs)."""
+        with self._stages_lock:
+            if self._stages is None:
+                self._stages = stage_sessions(self._model_path, _session_options())
+        stages = self._stages
+        return ModelStream(lambda name, feed: stages[name].run(None, feed))
+
+    def _start(
+        self,
+        audio: np.ndarray,
+        first_frame: int,
+        lo: int,
+        hi: int,
+        *,
+        model: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> Callable[[], tuple[np.ndarray, ...]]:
         """Start on global frames [lo, hi) of `audio`, whose sample 0 is global frame `first_frame`'s centre: the model
-        in the helper thread, the spectral features here. The returned call waits for the model and gives the frames'
-        features; meanwhile the caller reads the next window's audio."""
-        feed = {
-            "audio": audio[None, :],
-            "fmin": np.asarray(MODEL_MIN_HZ, np.float32),
-            "fmax": np.asarray(MODEL_MAX_HZ, np.float32),
-        }
-
-        def run():
-            return self.session.run(["pitch", "confidence"], feed)
-
-        job = self._pool.submit(run) if self._pool is not None else None
-        n_frames = max(1, len(audio) // HOP_SAMPLES)  # the model's own frame count
+        in the helper thread (or `model`, which gives those frames' pitch and confidence), the spectral features here.
+        The returned call waits for the model and gives the frames' features; meanwhile the caller reads the next
+        window's audio."""
         keep = slice(lo - first_frame, hi - first_frame)
+        if model is None:
+            feed = {
+                "audio": audio[None, :],
+                "fmin": np.asarray(MODEL_MIN_HZ, np.float32),
+                "fmax": np.asarray(MODEL_MAX_HZ, np.float32),
+            }
+
+            def whole_window() -> tuple[np.ndarray, np.ndarray]:
+                pitch, confidence = self.session.run(["pitch", "confidence"], feed)
+                return pitch[0, keep], confidence[0, keep]
+
+            model = self._pool.submit(whole_window).result if self._pool is not None else whole_window
+        n_frames = max(1, len(audio) // HOP_SAMPLES)  # the model's own frame count
         padded = np.zeros(n_frames * HOP_SAMPLES, np.float32)
         padded[: min(len(audio), len(padded))] = audio[: len(padded)]
         hops = padded.reshape(n_frames, HOP_SAMPLES)
-        loudness = _loudness_db(hops)
+        loudness = _loudness_db(hops)[keep]
         centres = np.arange(n_frames) * HOP_SAMPLES
-        bands, semitones = _spectra_db(audio, centres)
+        # The spectra of the kept frames and the ONSET_LAG_FRAMES before them, which their onset strength reads.
+        heard = slice(max(keep.start - ONSET_LAG_FRAMES, 0), keep.stop)
+        bands, semitones = _spectra_db(audio, centres[heard])
         onset = _onset_strength(bands)
         if first_frame > 0:
-            onset[:ONSET_LAG_FRAMES] = 0.0  # no history in this window; these frames are context, never kept
-        silent = np.abs(hops).max(axis=1) < SILENCE_PEAK
+            onset[: max(ONSET_LAG_FRAMES - heard.start, 0)] = 0.0  # no history in this window; never kept
+        kept = slice(keep.start - heard.start, None)
+        silent = np.abs(hops[keep]).max(axis=1) < SILENCE_PEAK
 
         def features() -> tuple[np.ndarray, ...]:
-            pitch, confidence = job.result() if job is not None else run()
-            pitch = pitch[0].astype(np.float32)
-            confidence = confidence[0].astype(np.float32)
+            pitch, confidence = (values.astype(np.float32) for values in model())
             confidence[silent] = 0.0
-            shift = _low_shift(audio, centres, pitch, loudness, keep)
             return (
-                pitch[keep],
-                confidence[keep],
-                loudness[keep],
-                onset[keep],
-                shift[keep],
-                semitones[keep].astype(np.float16),
+                pitch,
+                confidence,
+                loudness,
+                onset[kept],
+                _low_shift(audio, centres[keep], pitch, loudness),
+                semitones[kept].astype(np.float16),
             )
 
         return features
+
+
+def _session_options() -> onnxruntime.SessionOptions:
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1  # a small convolutional model: more threads only add overhead
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
 
 
 def _empty() -> Frames:
@@ -248,11 +281,11 @@ def _onset_strength(levels: np.ndarray) -> np.ndarray:
     return ((rise * active).sum(axis=1) / np.maximum(active.sum(axis=1), 1)).astype(np.float32)
 
 
-def _low_shift(audio, centres, pitch, loudness, keep: slice) -> np.ndarray:
-    """(n,) float32: 12 or 19 semitones where a kept frame's pitch is the 2nd or 3rd harmonic of a note below
+def _low_shift(audio, centres, pitch, loudness) -> np.ndarray:
+    """(n,) float32: 12 or 19 semitones where a frame's pitch is the 2nd or 3rd harmonic of a note below
     LOW_NOTE_MAX_HZ, else 0. Every other probed frame is measured; the rest take their nearest measured one."""
     shift = np.zeros(len(pitch), np.float32)
-    probed = np.nonzero((pitch[keep] < LOW_PROBE_MAX_HZ) & (loudness[keep] > LOW_PROBE_MIN_DBFS))[0] + keep.start
+    probed = np.nonzero((pitch < LOW_PROBE_MAX_HZ) & (loudness > LOW_PROBE_MIN_DBFS))[0]
     if len(probed) == 0:
         return shift
     measured = probed[::2]

@@ -105,6 +105,7 @@ class SwiftF0Stream:
     def __init__(self, extractor: FrameExtractor, options: SwiftF0Options, *, lookahead_frames: int = LOOKAHEAD_FRAMES):
         self.lookahead_frames = lookahead_frames
         self._extractor = extractor
+        self._model = extractor.model_stream()
         self._options = options
         # A preset whose shorter pitch pieces are not notes (a singer's scoops) waits for EARLY_FRAMES: the newest frame
         # and the frames SwiftF0 lags by are too short to tell a scoop from a note.
@@ -160,7 +161,7 @@ class SwiftF0Stream:
         """Frames [final, n) computed again with the audio now in, older ones dropped; the decode of the last ones."""
         first = max(0, self._final - CONTEXT_BEFORE_FRAMES)
         audio = self._audio[first * HOP_SAMPLES - self._audio_start :]
-        new = self._extractor.window(audio, first_frame=first, lo=self._final, hi=n)
+        new = self._extractor.window(audio, first_frame=first, lo=self._final, hi=n, model=self._model)
         if self._frames is not None:
             new = _join(self._frames, slice(0, self._final - self._frames_start), new)
         else:
