@@ -51,6 +51,7 @@ from .constants import (
     SUB_HARMONICS,
     WINDOW_FRAMES,
 )
+from .series import windows
 from .stages import ModelStream, stage_sessions
 
 
@@ -223,7 +224,7 @@ def _loudness_db(hops: np.ndarray) -> np.ndarray:
 def _rows(audio: np.ndarray, centres: np.ndarray, n: int) -> np.ndarray:
     """(len(centres), n): audio[c − n/2 : c + n/2] for each centre c, zeros outside the audio."""
     padded = np.concatenate([np.zeros(n // 2, np.float32), audio, np.zeros(n, np.float32)])
-    return np.lib.stride_tricks.sliding_window_view(padded, n)[centres]
+    return windows(padded, n)[centres]
 
 
 def _band_matrix() -> np.ndarray:

@@ -52,6 +52,7 @@ from .features import FrameExtractor, Frames
 from .notes import attack_velocity, decode_notes, onsets, pitch_and_voicing, to_partial_rise
 from .options import SwiftF0Options
 from .periodicity import periodicity
+from .series import median
 
 LOOKAHEAD_FRAMES = 3  # 48 ms: a note-on comes this long after the note's start (rendered lines: BENCHMARKS in README)
 # 768 ms of frames decoded each time: more than any of the segmentation's windows looks back (300 ms at most). 2 s
@@ -284,7 +285,7 @@ class SwiftF0Stream:
             key = self._holds(pitch[-steady:], voiced[-steady:], frames.semitone_db[-steady:])
         if key is None or (steady < EARLY_FRAMES and not self._early_heard):
             return []
-        start, centre = len(pitch) - steady, np.median(pitch[-steady:])
+        start, centre = len(pitch) - steady, median(pitch[-steady:])
         while start > 0 and voiced[start - 1] and abs(pitch[start - 1] - centre) <= EDGE_STEADY_SEMITONES:
             start -= 1
         if steady < EARLY_FRAMES:  # SwiftF0 shows a new pitch at the newest frames this late (not before its sound)
@@ -321,7 +322,7 @@ class SwiftF0Stream:
 
     def _holds(self, pitch: np.ndarray, voiced: np.ndarray, semitone_db: np.ndarray) -> int | None:
         """The new pitch that frames (k,) hold steadily, voiced, with a partial at it; None if they do not."""
-        centre = float(np.median(pitch))
+        centre = float(median(pitch))
         key = int(np.rint(centre))
         if (
             not voiced.all()

@@ -64,7 +64,7 @@ from .constants import (
 )
 from .features import Frames
 from .options import SwiftF0Options
-from .series import dips, hold, last_min, running_median, true_runs
+from .series import dips, hold, last_min, median, running_median, true_runs
 
 Segment = list
 
@@ -159,7 +159,7 @@ def _pitch_segments(pitch: np.ndarray, voiced: np.ndarray, window: int, split_se
     follow = max(1, _frames(LEVEL_MS))
     for a, b in true_runs(voiced):
         centre = running_median(pitch[a:b], window)
-        level = float(np.median(centre[:window]))
+        level = float(median(centre[:window]))
         start, held = a, 0
         for i in range(a, b):
             if abs(centre[i - a] - level) > split_semitones:
@@ -297,9 +297,9 @@ def _drop_glide_pieces(segments: list[Segment], pitch: np.ndarray, starts: set[i
         ):
             span = pitch[s[0] : s[1]]
             q = max(1, len(span) // 4)
-            steady = np.abs(span - np.median(span)) <= GLIDE_HOLD_SEMITONES
+            steady = np.abs(span - median(span)) <= GLIDE_HOLD_SEMITONES
             held = max((b - a for a, b in true_runs(steady)), default=0)
-            if held < hold and (np.median(span[-q:]) - np.median(span[:q])) * up >= 0.5:
+            if held < hold and (median(span[-q:]) - median(span[:q])) * up >= 0.5:
                 cross = np.nonzero((span - 0.5 * (s0[2] + s1[2])) * up >= 0)[0]
                 k = s[0] + (int(cross[0]) if len(cross) else len(span) // 2)
                 s0[1] = s1[0] = min(max(k, s0[0] + 1), s1[1] - 1)
@@ -387,7 +387,7 @@ def _held_pitch(frame_pitch: np.ndarray, heard: np.ndarray, level: int) -> int:
     does not pull it to a neighbour; all heard frames if none is that near."""
     held = heard & (np.abs(frame_pitch - level) <= HELD_SEMITONES)
     chosen = held if held.any() else heard
-    return int(np.rint(np.median(frame_pitch[chosen] if chosen.any() else frame_pitch)))
+    return int(np.rint(median(frame_pitch[chosen] if chosen.any() else frame_pitch)))
 
 
 def attack_velocity(attack_db: np.ndarray) -> int:

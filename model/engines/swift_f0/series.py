@@ -12,6 +12,24 @@ def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.nonzero(d == 1)[0].tolist(), np.nonzero(d == -1)[0].tolist()))
 
 
+def median(x: np.ndarray) -> np.floating:
+    """The median of x (n,), n ≥ 1, as np.median gives it, without its overhead (about 50 µs a call in numpy 2, ten
+    times the work on the few dozen frames live decodes every 32 ms)."""
+    k = len(x) // 2
+    if len(x) % 2:
+        return np.partition(x, k)[k]
+    part = np.partition(x, (k - 1, k))
+    return (part[k - 1] + part[k]) / 2
+
+
+def windows(x: np.ndarray, width: int) -> np.ndarray:
+    """(n - width + 1, width): a read-only view of the runs of `width` values of x (n,), as sliding_window_view gives
+    it, without its checks (40 µs a call)."""
+    return np.lib.stride_tricks.as_strided(
+        x, shape=(len(x) - width + 1, width), strides=(x.strides[0], x.strides[0]), writeable=False
+    )
+
+
 def running_median(x: np.ndarray, width: int) -> np.ndarray:
     """(n,) centred running median of x (n,); near the ends the window stays whole inside x, so a vibrato's first
     swing does not read as the note's centre."""
@@ -19,8 +37,8 @@ def running_median(x: np.ndarray, width: int) -> np.ndarray:
     if n == 0 or h == 0:
         return x.copy()
     if n <= 2 * h + 1:
-        return np.full(n, np.median(x))
-    inner = np.median(np.lib.stride_tricks.sliding_window_view(x, 2 * h + 1), axis=1)
+        return np.full(n, median(x))
+    inner = np.partition(windows(x, 2 * h + 1), h, axis=1)[:, h]
     return np.concatenate([np.full(h, inner[0]), inner, np.full(h, inner[-1])])
 
 
@@ -38,7 +56,7 @@ def hold(values: np.ndarray, good: np.ndarray, *, side: str = "nearest") -> np.n
 def dips(x: np.ndarray, side: int, depth: float) -> np.ndarray:
     """Indices where x (n,) is the lowest of the `side` values on each side and both sides rise `depth` above it."""
     padded = np.pad(x, side, mode="edge")
-    around = np.lib.stride_tricks.sliding_window_view(padded, 2 * side + 1)
+    around = windows(padded, 2 * side + 1)
     left, right = around[:, :side].max(axis=1), around[:, side + 1 :].max(axis=1)
     return np.nonzero((x <= around.min(axis=1)) & (left - x >= depth) & (right - x >= depth))[0]
 
