@@ -59,7 +59,8 @@ LOOKAHEAD_FRAMES = 3  # 48 ms: a note-on comes this long after the note's start 
 # cost 1.6 times the decode's work for the same agreement with convert (benchmark clips; choir line 0.31, now 0.26).
 DECODE_FRAMES = 48
 STEP_FRAMES = 32  # a block longer than this (0.5 s) is decoded in steps of it
-UPDATE_FRAMES = 2  # decode every 32 ms: each update runs the model on ~22 frames of context, ~4 ms per frame added
+UPDATE_FRAMES = 2  # decode every 32 ms: an update's work is mostly the same whatever it adds (the model's stages
+# recompute the ~11 newest frames, the decode reads 48), so each frame would nearly double it
 EDGE_STEADY_SEMITONES = 0.5  # pitch steadiness that stands for the confidence the newest frames lack
 EDGE_RANGE_SEMITONES = 6 * np.log2(MODEL_MAX_HZ / MODEL_MIN_HZ) - 1  # … inside the model's range, less a semitone
 RANGE_CENTRE_MIDI = 69.0 + 12.0 * np.log2(np.sqrt(MODEL_MIN_HZ * MODEL_MAX_HZ) / 440.0)  # … around its centre
