@@ -47,6 +47,7 @@ from .constants import (
     PITCH_WINDOW_MS,
     SEMITONE_HIGHEST,
     SEMITONE_LOWEST,
+    STEADY_PERIODICITY,
 )
 from .features import FrameExtractor, Frames
 from .notes import attack_velocity, decode_notes, onsets, pitch_and_voicing, to_partial_rise
@@ -307,7 +308,9 @@ class SwiftF0Stream:
         shown = next((m for m in self._decoded if m.pitch == key and m.start_s <= start_s < m.end_s), None)
         start_s = max(shown.start_s if shown is not None else start_s, self._decided_s)
         self._pending = _Pending(key, start_s, attack_velocity(frames.loudness_db[start:]))
-        return self._start_pending() if steady == EARLY_FRAMES or self._heard(key) else []
+        if steady == EARLY_FRAMES:
+            return self._start_pending() if self._periodicity(key) >= STEADY_PERIODICITY else []
+        return self._start_pending() if self._heard(key) else []
 
     def _partial_rise(self, frame: int, n: int, key: int) -> int:
         """Where the decode would begin a note of `key` that follows the sounding note at `frame` (a global frame):
@@ -344,18 +347,19 @@ class SwiftF0Stream:
     def _heard(self, key: int) -> bool:
         """Whether the newest audio repeats at `key`'s period over its last few windows, and not at a higher pitch
         whose lower octave or twelfth `key` would be (SwiftF0 reads a flute's attack that low first)."""
-        audio = self._audio
-        ends = [len(audio) - k * HEARD_STEP_SAMPLES for k in range(HEARD_WINDOWS)]
+        return self._periodicity(key) >= HEARD_PERIODICITY and all(
+            self._periodicity(key + h) < HEARD_PERIODICITY for h in HEARD_ABOVE
+        )
 
-        def score(pitch: int) -> float:
-            return min(
-                periodicity(
-                    audio[:end], pitch, window_samples=HEARD_WINDOW_SAMPLES, search_semitones=HEARD_SEARCH_SEMITONES
-                )
-                for end in ends
+    def _periodicity(self, pitch: int) -> float:
+        """How well the newest audio repeats at `pitch`'s period: the least over its last HEARD_WINDOWS windows."""
+        ends = [len(self._audio) - k * HEARD_STEP_SAMPLES for k in range(HEARD_WINDOWS)]
+        return min(
+            periodicity(
+                self._audio[:end], pitch, window_samples=HEARD_WINDOW_SAMPLES, search_semitones=HEARD_SEARCH_SEMITONES
             )
-
-        return score(key) >= HEARD_PERIODICITY and all(score(key + h) < HEARD_PERIODICITY for h in HEARD_ABOVE)
+            for end in ends
+        )
 
     def _start_pending(self) -> list[LiveEvent]:
         assert self._pending is not None
