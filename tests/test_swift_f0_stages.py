@@ -9,12 +9,15 @@ import onnx
 import onnxruntime
 import pytest
 
-from midibridge.model.engines.swift_f0.constants import HOP_SAMPLES, SAMPLE_RATE_HZ
+from midibridge.model.engines.swift_f0.constants import (
+    CONTEXT_AFTER_FRAMES,
+    CONTEXT_BEFORE_FRAMES,
+    HOP_SAMPLES,
+    SAMPLE_RATE_HZ,
+)
 from midibridge.model.engines.swift_f0.features import FrameExtractor
 from midibridge.model.engines.swift_f0.stages import RANGE_FEED, STAGES, cache_dir, stage_graphs
 from midibridge.model.engines.swift_f0.weights import find_weights
-
-LOOKED_BACK_FRAMES = 11  # live asks again for the frames still missing the audio after them (CONTEXT_AFTER_FRAMES + 1)
 
 
 def sung_line(seconds: float) -> np.ndarray:
@@ -38,14 +41,14 @@ def test_streamed_stages_give_the_whole_models_numbers_for_every_frame_live_asks
         n = samples_in // HOP_SAMPLES
         if n <= final:
             continue
-        first = max(final - LOOKED_BACK_FRAMES, 0)
+        first = max(final - CONTEXT_BEFORE_FRAMES, 0)  # as live asks: the frames since its last final one
         window = audio[first * HOP_SAMPLES : samples_in]
         pitch, confidence = model.pitch_and_confidence(window, first_frame=first, lo=final, hi=n)
         whole_pitch, whole_confidence = extractor.session.run(None, {"audio": window[None], **RANGE_FEED})
 
         np.testing.assert_allclose(np.log2(pitch), np.log2(whole_pitch[0, final - first :]), rtol=0, atol=1e-5)
         np.testing.assert_allclose(confidence, whole_confidence[0, final - first :], rtol=0, atol=1e-5)
-        final = max(final, n - LOOKED_BACK_FRAMES)
+        final = max(final, n - CONTEXT_AFTER_FRAMES - 1)
 
 
 def test_each_stage_reads_as_many_frames_around_one_as_its_convolutions_do():

@@ -178,12 +178,12 @@ class FrameExtractor:
         loudness = _loudness_db(hops)[keep]
         centres = np.arange(n_frames) * HOP_SAMPLES
         # The spectra of the kept frames and the ONSET_LAG_FRAMES before them, which their onset strength reads.
-        heard = slice(max(keep.start - ONSET_LAG_FRAMES, 0), keep.stop)
-        bands, semitones = _spectra_db(audio, centres[heard])
+        spectral = slice(max(keep.start - ONSET_LAG_FRAMES, 0), keep.stop)
+        bands, semitones = _spectra_db(audio, centres[spectral])
         onset = _onset_strength(bands)
         if first_frame > 0:
-            onset[: max(ONSET_LAG_FRAMES - heard.start, 0)] = 0.0  # no history in this window; never kept
-        kept = slice(keep.start - heard.start, None)
+            onset[: max(ONSET_LAG_FRAMES - spectral.start, 0)] = 0.0  # no history in this window; never kept
+        kept = slice(keep.start - spectral.start, None)  # of the spectral frames
         silent = np.abs(hops[keep]).max(axis=1) < SILENCE_PEAK
 
         def features() -> tuple[np.ndarray, ...]:

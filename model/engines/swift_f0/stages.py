@@ -112,7 +112,8 @@ class ModelStream:
         float32 at 16 kHz whose sample 0 is global frame `first_frame`'s centre, and which holds every sample the
         stream has so far: hi is its last frame + 1), as the model run on `audio` alone gives them."""
         if hi != first_frame + len(audio) // HOP_SAMPLES:
-            raise ValueError(f"frames up to {hi} asked of audio that ends in frame {first_frame + len(audio) // 256}")
+            last = first_frame + len(audio) // HOP_SAMPLES
+            raise ValueError(f"frames up to {hi} asked of audio whose frames end at {last}: hi is always the newest")
         samples_in = first_frame * HOP_SAMPLES + len(audio)
         final = self._final(FEATURES)
         start = max(final - FRONT_BACK_FRAMES, 0)
