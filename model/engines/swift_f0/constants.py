@@ -12,7 +12,10 @@ FRAME_S = HOP_SAMPLES / SAMPLE_RATE_HZ
 # "confidence", [1, max(1, N // HOP_SAMPLES)]. Its range is fixed by its 95 pitch bins.
 MODEL_MIN_HZ = 46.875
 MODEL_MAX_HZ = 2093.75
-# Its receptive field is ±2815 samples: windows get whole frames of context on each side, as the package does.
+# Its receptive field is ±2815 samples: its front's spectra read FRONT_REACH_SAMPLES around a frame (the longest window
+# is 2048 samples), its convolutions 7 frames on each side (stages.py). Windows get whole frames of context on each
+# side, as the package does.
+FRONT_REACH_SAMPLES = 1023
 CONTEXT_BEFORE_FRAMES = 11
 CONTEXT_AFTER_FRAMES = 10
 WINDOW_FRAMES = 1875  # 30 s per model run (10 s runs measured 15 % slower on the shared 2 cores): memory holds

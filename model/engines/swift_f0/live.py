@@ -94,11 +94,13 @@ class _Sounding:
 
 @dataclass(frozen=True)
 class _Pending:
-    """An early note the newest frame shows, waiting for the raw audio to repeat at its pitch."""
+    """An early note the newest frames show, waiting for the raw audio to repeat at its pitch: as the steady frames'
+    note-on asks (`steady`), or as the newest frame's alone does."""
 
     pitch: int
     start_s: float
     velocity: int
+    steady: bool
 
 
 class SwiftF0Stream:
@@ -140,7 +142,7 @@ class SwiftF0Stream:
             self._decoded = self._update(step)
             events += self._commit(self._decoded, horizon_s=(step - self.lookahead_frames) * FRAME_S)
             events += self._early(step)
-        if self._pending is not None and self._heard(self._pending.pitch):
+        if self._pending is not None and self._repeats_at(self._pending):
             events += self._start_pending()
         return events
 
@@ -269,7 +271,8 @@ class SwiftF0Stream:
         """A note-on (after the sounding note's note-off) for a new pitch the newest EARLY_FRAMES frames hold steadily,
         decided before the decode's pitch median shows it; its start is where that pitch began (after what is
         decided). The newest frame alone is enough where the newest audio repeats at that pitch (`_heard`); until
-        then that pitch waits in `_pending`, heard again with each block."""
+        then that pitch waits in `_pending`, heard again with each block; so does one the steady frames hold, until
+        the audio repeats at it at all (STEADY_PERIODICITY)."""
         assert self._frames is not None
         self._pending = None
         lo = max(self._frames_start, int(np.ceil(self._decided_s / FRAME_S)), n - EARLY_FRAMES - EARLY_BACK_FRAMES)
@@ -307,10 +310,8 @@ class SwiftF0Stream:
         # boundary moved back to where the new note's partials rose, which the steady frames come long after).
         shown = next((m for m in self._decoded if m.pitch == key and m.start_s <= start_s < m.end_s), None)
         start_s = max(shown.start_s if shown is not None else start_s, self._decided_s)
-        self._pending = _Pending(key, start_s, attack_velocity(frames.loudness_db[start:]))
-        if steady == EARLY_FRAMES:
-            return self._start_pending() if self._periodicity(key) >= STEADY_PERIODICITY else []
-        return self._start_pending() if self._heard(key) else []
+        self._pending = _Pending(key, start_s, attack_velocity(frames.loudness_db[start:]), steady == EARLY_FRAMES)
+        return self._start_pending() if self._repeats_at(self._pending) else []
 
     def _partial_rise(self, frame: int, n: int, key: int) -> int:
         """Where the decode would begin a note of `key` that follows the sounding note at `frame` (a global frame):
@@ -343,6 +344,11 @@ class SwiftF0Stream:
         ):
             return None
         return key
+
+    def _repeats_at(self, pending: _Pending) -> bool:
+        if pending.steady:
+            return self._periodicity(pending.pitch) >= STEADY_PERIODICITY
+        return self._heard(pending.pitch)
 
     def _heard(self, key: int) -> bool:
         """Whether the newest audio repeats at `key`'s period over its last few windows, and not at a higher pitch

@@ -24,11 +24,10 @@ import onnxruntime
 import platformdirs
 
 from ..graph_cache import read_cached, write_cached
-from .constants import HOP_SAMPLES, MODEL_MAX_HZ, MODEL_MIN_HZ
+from .constants import FRONT_REACH_SAMPLES, HOP_SAMPLES, MODEL_MAX_HZ, MODEL_MIN_HZ
 from .weights import WEIGHTS_SHA256
 
 CUT_VERSION = 1  # part of the cache's name: a change to the cuts makes new stages
-FRONT_REACH_SAMPLES = 1023  # the front's longest window is 2048 samples, centred on the frame
 FRONT_BACK_FRAMES = -(-FRONT_REACH_SAMPLES // HOP_SAMPLES)  # whole frames of audio the front reads before a frame
 HISTORY_FRAMES = 16  # final frames each tensor keeps before those it computes again: more than a stage reads back
 # and than live asks for again
@@ -111,9 +110,9 @@ class ModelStream:
         """SwiftF0's pitch (Hz) and confidence, (hi - lo,) float32 each, for global frames [lo, hi) of `audio` (mono
         float32 at 16 kHz whose sample 0 is global frame `first_frame`'s centre, and which holds every sample the
         stream has so far: hi is its last frame + 1), as the model run on `audio` alone gives them."""
-        if hi != first_frame + len(audio) // HOP_SAMPLES:
-            last = first_frame + len(audio) // HOP_SAMPLES
-            raise ValueError(f"frames up to {hi} asked of audio whose frames end at {last}: hi is always the newest")
+        newest = first_frame + len(audio) // HOP_SAMPLES
+        if hi != newest:
+            raise ValueError(f"frames up to {hi} asked of audio whose frames end at {newest}: hi is always the newest")
         samples_in = first_frame * HOP_SAMPLES + len(audio)
         final = self._final(FEATURES)
         start = max(final - FRONT_BACK_FRAMES, 0)
