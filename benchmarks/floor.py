@@ -49,10 +49,10 @@ def model_gflop_per_audio_s(weights: Path) -> dict[str, float]:
     window = np.zeros((1, WINDOW_SAMPLES, 1), np.float32)
     frames = np.zeros((1, probe_frames, N_FEATURE_BINS, 1), np.float32)
     return {
-        "whole_windows": _conv_flop(onnx.load(weights), window) * windows_per_s / 1e9,
+        "whole_windows": _product_flop(onnx.load(weights), window) * windows_per_s / 1e9,
         "stitched": (
-            _conv_flop(onnx.load_from_string(parts.front), window) * windows_per_s
-            + _conv_flop(onnx.load_from_string(parts.back), frames)
+            _product_flop(onnx.load_from_string(parts.front), window) * windows_per_s
+            + _product_flop(onnx.load_from_string(parts.back), frames)
             / probe_frames
             * windows_per_s
             * KEPT_FRAMES_PER_WINDOW
@@ -61,22 +61,26 @@ def model_gflop_per_audio_s(weights: Path) -> dict[str, float]:
     }
 
 
-def _conv_flop(model, probe: np.ndarray) -> float:
-    """FLOP of one run on `probe`: every convolution's output shape as onnxruntime finds it (shape inference stops
-    at the normalisation's dynamic reshape), times its kernel's size."""
+def _product_flop(model, probe: np.ndarray) -> float:
+    """FLOP of one run on `probe`: every convolution's and matrix product's output shape as onnxruntime finds it (shape
+    inference stops at the normalisation's dynamic reshape), times the multiply-adds of each output value."""
     import onnx
     import onnxruntime
 
     weights = {c.name: c.dims for c in model.graph.initializer}
-    convolutions = [node for node in model.graph.node if node.op_type == "Conv"]
-    model.graph.output.extend(onnx.ValueInfoProto(name=node.output[0]) for node in convolutions)
+    products = [node for node in model.graph.node if node.op_type in ("Conv", "MatMul")]
+    model.graph.output.extend(onnx.ValueInfoProto(name=node.output[0]) for node in products)
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [node.output[0] for node in convolutions]
-    outputs = session.run(names, {model.graph.input[0].name: probe})
+    outputs = session.run([node.output[0] for node in products], {model.graph.input[0].name: probe})
     return sum(
-        2.0 * output.size * float(np.prod(weights[node.input[1]][1:]))  # kernel: (out, in / group, *size)
-        for node, output in zip(convolutions, outputs)
+        2.0 * output.size * float(np.prod(_summed(node, weights[node.input[1]])))
+        for node, output in zip(products, outputs)
     )
+
+
+def _summed(node, weight: list[int]) -> list[int]:
+    """The lengths a product sums over: a convolution's kernel (out, in / group, *size), a matrix product's rows."""
+    return weight[1:] if node.op_type == "Conv" else weight[:1]
 
 
 # Run in a fresh interpreter: the imports `midibridge convert` makes, the weights and the cut graph read, then the

@@ -17,7 +17,7 @@ from midibridge.model.engines.basic_pitch.constants import (
     SAMPLE_RATE_HZ,
     WINDOW_SAMPLES,
 )
-from midibridge.model.engines.basic_pitch.graph import cache_dir, cut, graph_parts
+from midibridge.model.engines.basic_pitch.graph import cache_dir, graph_parts
 from midibridge.model.engines.basic_pitch.inference import frame_count, frame_times_s
 from midibridge.model.region import Region
 
@@ -81,8 +81,7 @@ def test_windows_are_basic_pitchs_windows_except_beside_a_seam(transcriber, tmp_
 
 
 def test_the_context_each_side_is_what_the_graphs_convolutions_reach(transcriber):
-    onnx = pytest.importorskip("onnx")
-    back = onnx.load_from_string(cut(transcriber.engine_for().model.path.read_bytes()).back)
+    back = _basic_pitchs_own(transcriber.engine_for().model, [ONNX_FEATURES], list(ONNX_OUTPUTS.values()))
     constants = {c.name for c in back.graph.initializer}
     reach = {ONNX_FEATURES: 0}
     for node in back.graph.node:  # in topological order; the 2-D convolutions' first axis is time
@@ -95,17 +94,36 @@ def test_the_context_each_side_is_what_the_graphs_convolutions_reach(transcriber
 
 
 def test_the_front_decimates_in_phases_to_the_same_features_as_basic_pitchs_graph(transcriber):
-    onnx = pytest.importorskip("onnx")
-    import onnxruntime
-
     model = transcriber.engine_for().model
-    graph = onnx.shape_inference.infer_shapes(onnx.load(model.path))
-    theirs = onnx.utils.Extractor(graph).extract_model([ONNX_INPUT], [ONNX_FEATURES])
-    session = onnxruntime.InferenceSession(theirs.SerializeToString(), providers=["CPUExecutionProvider"])
+    theirs = _session(_basic_pitchs_own(model, [ONNX_INPUT], [ONNX_FEATURES]))
     windows = np.random.default_rng(1).uniform(-0.5, 0.5, (3, WINDOW_SAMPLES)).astype(np.float32)
 
-    expected = session.run([ONNX_FEATURES], {ONNX_INPUT: windows[:, :, np.newaxis]})[0][..., 0]
+    expected = theirs.run([ONNX_FEATURES], {ONNX_INPUT: windows[:, :, np.newaxis]})[0][..., 0]
     np.testing.assert_allclose(model.features(windows), expected, rtol=0, atol=1e-6)
+
+
+def test_the_back_with_its_convolutions_rewritten_gives_basic_pitchs_outputs(transcriber):
+    model = transcriber.engine_for().model
+    theirs = _session(_basic_pitchs_own(model, [ONNX_FEATURES], list(ONNX_OUTPUTS.values())))
+    window = np.random.default_rng(2).uniform(-0.5, 0.5, (1, WINDOW_SAMPLES)).astype(np.float32)
+    features = model.features(window)  # every bin of the CQT busy: noise
+
+    expected = theirs.run(list(ONNX_OUTPUTS.values()), {ONNX_FEATURES: features[..., np.newaxis]})
+    mine = model.outputs(features[0])
+    for name, outputs in zip(ONNX_OUTPUTS, expected):
+        np.testing.assert_allclose(mine[name], outputs[0, CONTEXT_FRAMES:-CONTEXT_FRAMES], rtol=0, atol=1e-5)
+
+
+def _basic_pitchs_own(model, inputs: list[str], outputs: list[str]):
+    """The part of Basic Pitch's installed graph from `inputs` to `outputs`, as Basic Pitch ships it."""
+    onnx = pytest.importorskip("onnx")
+    return onnx.utils.Extractor(onnx.shape_inference.infer_shapes(onnx.load(model.path))).extract_model(inputs, outputs)
+
+
+def _session(graph):
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def test_a_damaged_cached_graph_is_cut_again_and_the_installed_weights_stay_basic_pitchs(

@@ -8,6 +8,7 @@ from midibridge.model.engines.basic_pitch.graph import cache_dir, graph_parts
 from midibridge.model.engines.basic_pitch.inference import segments
 from midibridge.model.engines.basic_pitch.options import BasicPitchOptions
 from midibridge.model.engines.basic_pitch.quantise import QUANTISE_VERSION, calibration_audio, int8_back
+from midibridge.model.engines.basic_pitch.rewrites import STACK_PRODUCT_BLOCKS, STACK_PRODUCTS
 from midibridge.model.errors import OptionError
 from midibridge.model.fingerprint import fingerprint
 from midibridge.model.presets import Preset
@@ -47,7 +48,7 @@ def test_results_at_int8_are_never_taken_for_float32_ones():
     assert float32[0]["sha256"] != int8[0]["sha256"] and float32[1] != int8[1]
 
 
-def test_only_the_largest_convolution_is_quantised_and_a_damaged_cached_graph_is_made_again(
+def test_only_the_stacks_products_are_quantised_and_a_damaged_cached_graph_is_made_again(
     transcriber, tmp_path, monkeypatch
 ):
     model = transcriber.engine_for().model
@@ -65,8 +66,7 @@ def test_only_the_largest_convolution_is_quantised_and_a_damaged_cached_graph_is
     assert int8_back(back, calibration) == first and len(calibrated) == 2, "damaged: quantised again, the same"
     assert int8_back(back, calibration) == first and len(calibrated) == 2, "intact: read from the cache"
     graph = onnx.load_from_string(first)
-    weights = {node.output[0]: node.input[0] for node in graph.graph.node if node.op_type == "DequantizeLinear"}
-    kernels = {constant.name: list(constant.dims) for constant in graph.graph.initializer}
-    convolutions = [node for node in graph.graph.node if node.op_type == "Conv"]
-    quantised = [kernels[weights[node.input[1]]] for node in convolutions if node.input[1] in weights]
-    assert quantised == [[8, 8, 3, 39]]
+    dequantised = {node.output[0] for node in graph.graph.node if node.op_type == "DequantizeLinear"}
+    products = [node for node in graph.graph.node if node.op_type in ("Conv", "MatMul")]
+    quantised = {node.name for node in products if dequantised.intersection(node.input)}
+    assert quantised == {f"{STACK_PRODUCTS}/product{block}" for block in range(STACK_PRODUCT_BLOCKS)}
