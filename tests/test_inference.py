@@ -208,7 +208,8 @@ def test_audio_read_ahead_stops_when_a_job_is_cancelled(transcriber):
     with pytest.raises(Cancelled):
         transcriber.engine_for().model.activations(chunks(), expected_samples=100 * SAMPLE_RATE_HZ, on_progress=cancel)
 
-    assert len(read) < 30, "the helper stopped within a few batches (4 windows: 6.6 s of audio) of the cancel"
+    # Two helpers (decoding, the front) each hold a batch ready and make the next: a few batches of 4 windows, 6.6 s.
+    assert len(read) < 40, "the helpers stopped within a few batches of the cancel"
     assert not _read_ahead_threads()
 
 

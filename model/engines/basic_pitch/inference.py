@@ -29,6 +29,7 @@ from .constants import (
     CONTEXT_FRAMES,
     EDGE_FRAMES,
     FFT_HOP_SAMPLES,
+    FIRST_BACK_FRAMES,
     HOP_SAMPLES,
     KEPT_FRAMES_PER_WINDOW,
     LEAD_IN_SAMPLES,
@@ -200,11 +201,15 @@ class Model:
 
 
 def segments(features: Iterable[np.ndarray], *, on_batch: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
-    """The back's inputs (`Model.outputs`) from consecutive batches of windows' features, BACK_FRAMES at a time."""
+    """The back's inputs (`Model.outputs`) from consecutive batches of windows' features, BACK_FRAMES at a time
+    after the first FIRST_BACK_FRAMES."""
     frames = FrameStream()
+    n_frames = FIRST_BACK_FRAMES
     for batch in features:
         frames.add(batch)
-        yield from frames.segments(BACK_FRAMES)
+        for segment in frames.segments(n_frames):
+            yield segment
+            n_frames = BACK_FRAMES
         if on_batch:
             on_batch(batch.shape[0])
     yield from frames.finish()
@@ -289,9 +294,27 @@ def _make_sessions(path: Path, threads: int, precision: str) -> _SessionPair:
 
         return _SessionPair(model._front, _session(int8_back(graph_parts(path).back, calibration), path, threads))
     parts = graph_parts(path)
-    # The front runs in read_ahead's helper, beside the back: on one thread its many small operations ran 1.22-1.27x
-    # faster (10 corpus files, whole converts) than on all cores between the back's runs.
-    return _SessionPair(_session(parts.front, path, 1), _session(parts.back, path, threads))
+    # The back's session is built beside the front's: onnxruntime builds them without the GIL (42 -> 27 ms).
+    back: list[onnxruntime.InferenceSession | BaseException] = []
+    helper = threading.Thread(target=_build, args=(back, parts.back, path, threads), name="basic-pitch-back-session")
+    helper.start()
+    try:
+        # The front runs in read_ahead's helper, beside the back: on one thread its many small operations ran
+        # 1.22-1.27x faster (10 corpus files, whole converts) than on all cores between the back's runs.
+        front = _session(parts.front, path, 1)
+    finally:
+        helper.join()
+    if isinstance(back[0], BaseException):
+        raise back[0]
+    return _SessionPair(front, back[0])
+
+
+def _build(into: list, model: bytes, path: Path, threads: int) -> None:
+    """`_session(model, path, threads)`, or the error making it, appended to `into`."""
+    try:
+        into.append(_session(model, path, threads))
+    except BaseException as error:  # raised by the thread that waits for it
+        into.append(error)
 
 
 def _session(model: bytes, path: Path, threads: int) -> onnxruntime.InferenceSession:
