@@ -9,13 +9,14 @@ clip without keeping a Transcriber.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import preprocess
 from .audio import open_region, resample, resampled_length
 from .clip import Clip, Tempo
-from .engines import DEFAULT_ENGINE, ENGINES, Engine, ProgressCallback
+from .engines import DEFAULT_ENGINE, ENGINES, Engine, ProgressCallback, load_engine
 from .midi import clip_to_bytes
 from .postprocess import LoudnessMeter, postprocess
 from .presets import Preset, resolve_preset
@@ -41,17 +42,17 @@ class Transcriber:
     `model_path` the default engine's weights (None: the installed ones).
     """
 
-    def __init__(self, *, model_path: str | Path | None = None, threads: int = 0):
+    def __init__(
+        self, *, model_path: str | Path | None = None, threads: int = 0, loaded: Mapping[str, Engine] | None = None
+    ):
         self.model_path = model_path
         self.threads = threads
-        self._engines: dict[str, Engine] = {}
+        self._engines: dict[str, Engine] = dict(loaded or {})  # by name, each from load_engine with these options
 
     def engine_for(self, name: str = DEFAULT_ENGINE) -> Engine:
         """The engine `name`, loaded now if it is not yet: WeightsError when its weights are missing or wrong."""
         if name not in self._engines:
-            self._engines[name] = ENGINES[name].load(
-                weights_path=self.model_path if name == DEFAULT_ENGINE else None, threads=self.threads
-            )
+            self._engines[name] = load_engine(name, model_path=self.model_path, threads=self.threads)
         return self._engines[name]
 
     def convert(

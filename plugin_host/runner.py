@@ -80,13 +80,17 @@ class InProcess:
         allow_truncated: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> Generator[RegionResult, None, None]:
-        from midibridge.model.errors import ModelError
-        from midibridge.model.pipeline import Transcriber
+        from midibridge.model.engines import load_engine
         from midibridge.model.presets import resolve_preset
 
         chosen = resolve_preset(preset)  # a bad preset stops everything, as the daemon refuses the whole request
-        transcriber = Transcriber(model_path=self.model_path, threads=self.threads)
-        transcriber.engine_for(chosen.engine)  # missing weights stop everything too, before any region runs
+        # Its engine loads first (missing weights stop everything too, before any region runs): its onnxruntime
+        # sessions build, without the GIL, while the rest of the pipeline imports (a 10 s convert 25 ms sooner).
+        engine = load_engine(chosen.engine, model_path=self.model_path, threads=self.threads)
+        from midibridge.model.errors import ModelError
+        from midibridge.model.pipeline import Transcriber
+
+        transcriber = Transcriber(model_path=self.model_path, threads=self.threads, loaded={chosen.engine: engine})
         for index, job in enumerate(jobs):
             job_id = f"local-{index + 1}"
 

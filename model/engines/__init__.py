@@ -124,3 +124,9 @@ ENGINES: dict[str, EngineKind] = {
         "the window around it has been heard",
     ),
 }
+
+
+def load_engine(name: str, *, model_path: str | os.PathLike | None = None, threads: int = 0) -> Engine:
+    """The engine `name` on `threads` onnxruntime threads (0: one per core), its weights found, checked and loaded:
+    `model_path` is the default engine's (None: the installed ones); the others keep theirs where they install them."""
+    return ENGINES[name].load(weights_path=model_path if name == DEFAULT_ENGINE else None, threads=threads)
