@@ -82,6 +82,11 @@ EARLY_FUNDAMENTAL_DB = 20.0
 # heard more audio, and agree better with convert's bends. 3 frames: sung agreement 0.68, 6: 0.70, 9: 0.72.
 BEND_LAG_FRAMES = round(PITCH_WINDOW_MS / 1000 / FRAME_S)
 BEND_STEP = 0.01  # semitones: a bend is sent when the pitch moved a cent since the last one sent
+# A new note whose voiced frames so far lie further than this from its key (their median) waits until it has lasted a
+# pitch window: until then the decode's median can still cross to the next key, and the note sent would end at once
+# (a singer holding 65.6 is 65 for the first decodes, then 66). Chosen on the tuning songs among 0.1-0.3 semitones
+# and 1-2.5 pitch windows, as the one that left the 95th percentile of the decision delay where it was.
+OFF_KEY_SEMITONES = 0.2
 
 
 @dataclass
@@ -386,17 +391,31 @@ class SwiftF0Stream:
         )
 
     def _settled(self, note: Note, last_pitch: int, last_end_s: float, horizon_s: float) -> bool:
-        """Whether a new note is decided: seen in two decodes running; on the pitch just sounding (which ends at
-        `last_end_s`), within a pitch window of its end (a re-articulation, or the next note's attack heard before its
-        pitch is), once it has lasted one."""
+        """Whether a new note is decided: seen in two decodes running, near its key (`_off_key`); on the pitch just
+        sounding (which ends at `last_end_s`), within a pitch window of its end (a re-articulation, or the next note's
+        attack heard before its pitch is), once it has lasted one."""
         confirmed = self._confirmed(note, horizon_s)
         soon = note.start_s < last_end_s + PITCH_WINDOW_MS / 1000
+        if confirmed and self._off_key(note, horizon_s):
+            return False
         return confirmed and (
             note.pitch != last_pitch
             or not soon
             or note.start_s <= horizon_s - PITCH_WINDOW_MS / 1000
             or self._repeats(note, horizon_s)
         )
+
+    def _off_key(self, note: Note, horizon_s: float) -> bool:
+        """Whether a note younger than a pitch window at the horizon has its voiced frames so far further than
+        OFF_KEY_SEMITONES from its key."""
+        if note.start_s <= horizon_s - PITCH_WINDOW_MS / 1000:  # the horizon at the stream's end is inf
+            return False
+        assert self._frames is not None
+        n = round(horizon_s / FRAME_S)
+        start = max(int(np.ceil(note.start_s / FRAME_S - 1e-6)), self._frames_start)
+        frames = _rows(self._frames, slice(start - self._frames_start, n - self._frames_start))
+        pitch, voiced = pitch_and_voicing(frames, self._options)
+        return bool(voiced.sum() >= 2 and abs(median(pitch[voiced]) - note.pitch) > OFF_KEY_SEMITONES)
 
     def _repeats(self, note: Note, horizon_s: float) -> bool:
         """Whether the frames from a repeat's start to the newest hold its pitch: at least as many as a new pitch needs
