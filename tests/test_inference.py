@@ -1,5 +1,6 @@
 """Windowing, batching and the time of every frame: Basic Pitch's windows, without its clock's sawtooth or lost tail."""
 
+import functools
 import threading
 
 import numpy as np
@@ -225,3 +226,25 @@ def test_an_error_while_reading_audio_ahead_reaches_the_caller(transcriber):
         transcriber.engine_for().model.activations(chunks(), expected_samples=10 * SAMPLE_RATE_HZ)
 
     assert not _read_ahead_threads()
+
+
+def test_a_back_that_onnxruntime_cannot_load_is_reported_where_the_model_is_used(transcriber, monkeypatch):
+    from midibridge.model.engines.basic_pitch import inference
+    from midibridge.model.errors import WeightsError
+    from midibridge.model.vocabulary import Code
+
+    built = inference._session
+
+    def session(model: bytes, path, threads: int):
+        if threads != 1:  # the back's, built in a helper thread beside the front's
+            raise WeightsError(Code.MODEL_CORRUPT, f"onnxruntime cannot load {path}: damaged")
+        return built(model, path, threads)
+
+    monkeypatch.setattr(inference, "_session", session)
+    monkeypatch.setattr(inference, "_sessions", functools.cache(inference._Sessions))  # no other test sees them
+    model = inference.Model(transcriber.engine_for().model.path)
+
+    with pytest.raises(WeightsError, match="damaged") as raised:
+        model.features(np.zeros((1, WINDOW_SAMPLES), np.float32))
+    assert raised.value.code == Code.MODEL_CORRUPT
+    assert not [t for t in threading.enumerate() if t.name == "basic-pitch-back-session"]
