@@ -84,8 +84,8 @@ def _summed(node, weight: list[int]) -> list[int]:
 
 
 # Run in a fresh interpreter: the imports `midibridge convert` makes, the weights and the cut graph read, then the
-# whole convert of the file: its onnxruntime sessions are made beside its decoding (inference's _Sessions), so they
-# are part of its seconds, as are the model's first runs.
+# whole convert of the file: its onnxruntime sessions are made beside its decoding (inference's _sessions_in_thread), so
+# they are part of its seconds, as are the model's first runs.
 _STARTUP = """
 import json, sys, time
 started = time.perf_counter()

@@ -241,7 +241,8 @@ def test_a_back_that_onnxruntime_cannot_load_is_reported_where_the_model_is_used
         return built(model, path, threads)
 
     monkeypatch.setattr(inference, "_session", session)
-    monkeypatch.setattr(inference, "_sessions", functools.cache(inference._Sessions))  # no other test sees them
+    # Sessions of its own, which no other test sees:
+    monkeypatch.setattr(inference, "_sessions", functools.cache(inference._sessions_in_thread))
     model = inference.Model(transcriber.engine_for().model.path)
 
     with pytest.raises(WeightsError, match="damaged") as raised:

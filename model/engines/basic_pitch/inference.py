@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import numpy as np
 import onnxruntime
@@ -114,7 +114,7 @@ class Model:
     quantise.py says what "int8" changes). Models with the same weights, thread
     count and precision share onnxruntime sessions: a process loads the model
     once, however many it makes. The weights are checked when a Model is made;
-    its sessions are made in a helper thread from then on (`_Sessions`).
+    its sessions are made in a helper thread from then on (`_sessions_in_thread`).
     """
 
     def __init__(
@@ -133,11 +133,11 @@ class Model:
 
     @property
     def _front(self) -> onnxruntime.InferenceSession:
-        return self._sessions.made().front
+        return self._sessions.result().front
 
     @property
     def _back(self) -> onnxruntime.InferenceSession:
-        return self._sessions.made().back
+        return self._sessions.result().back
 
     def features(self, windows: np.ndarray) -> np.ndarray:
         """(n, WINDOW_SAMPLES) float32 → (n, FRAMES_PER_WINDOW, N_FEATURE_BINS): the front, window by window."""
@@ -255,32 +255,37 @@ class _SessionPair:
     back: onnxruntime.InferenceSession
 
 
-class _Sessions:
-    """A Model's sessions, made in a helper thread: a convert decodes and resamples its first audio meanwhile
-    (onnxruntime releases the GIL as it builds them; a 10 s convert's sessions took 60-80 ms on 2 loaded cores, its
-    decoding 85 ms). An error making them is raised where they are first used."""
+class _InThread(Generic[T]):
+    """`make(*args)` run in a helper thread from now on; `result()` waits for it and gives what it made, or raises its
+    error in the thread that needs it. Not a daemon: a process that ends at once waits for onnxruntime rather than
+    leave it half done."""
 
-    def __init__(self, path: Path, threads: int, precision: str):
-        self._made: _SessionPair | BaseException | None = None
-        self._helper = threading.Thread(
-            target=self._make, args=(path, threads, precision), name="basic-pitch-sessions"
-        )  # not a daemon: a process that ends at once waits for onnxruntime rather than leave it half done
+    def __init__(self, name: str, make: Callable[..., T], *args: object):
+        self._made: T | BaseException | None = None
+        self._helper = threading.Thread(target=self._make, args=(make, *args), name=name)
         self._helper.start()
 
-    def _make(self, path: Path, threads: int, precision: str) -> None:
+    def _make(self, make: Callable[..., T], *args: object) -> None:
         try:
-            self._made = _make_sessions(path, threads, precision)
-        except BaseException as error:  # raised by made(), in the thread that needs the sessions
+            self._made = make(*args)
+        except BaseException as error:  # raised by result(), in the thread that needs it
             self._made = error
 
-    def made(self) -> _SessionPair:
+    def result(self) -> T:
         self._helper.join()
         if isinstance(self._made, BaseException):
             raise self._made
-        return cast(_SessionPair, self._made)
+        return cast(T, self._made)
 
 
-_sessions = functools.cache(_Sessions)  # one pair per weights, thread count and precision in a process
+def _sessions_in_thread(path: Path, threads: int, precision: str) -> _InThread[_SessionPair]:
+    """A Model's sessions, made in a helper thread: a convert decodes and resamples its first audio meanwhile
+    (onnxruntime releases the GIL as it builds them; a 10 s convert's sessions took 60-80 ms on 2 loaded cores, its
+    decoding 85 ms). An error making them is raised where they are first used."""
+    return _InThread("basic-pitch-sessions", _make_sessions, path, threads, precision)
+
+
+_sessions = functools.cache(_sessions_in_thread)  # one pair per weights, thread count and precision in a process
 
 
 def _make_sessions(path: Path, threads: int, precision: str) -> _SessionPair:
@@ -295,26 +300,10 @@ def _make_sessions(path: Path, threads: int, precision: str) -> _SessionPair:
         return _SessionPair(model._front, _session(int8_back(graph_parts(path).back, calibration), path, threads))
     parts = graph_parts(path)
     # The back's session is built beside the front's: onnxruntime builds them without the GIL (42 -> 27 ms).
-    back: list[onnxruntime.InferenceSession | BaseException] = []
-    helper = threading.Thread(target=_build, args=(back, parts.back, path, threads), name="basic-pitch-back-session")
-    helper.start()
-    try:
-        # The front runs in read_ahead's helper, beside the back: on one thread its many small operations ran
-        # 1.22-1.27x faster (10 corpus files, whole converts) than on all cores between the back's runs.
-        front = _session(parts.front, path, 1)
-    finally:
-        helper.join()
-    if isinstance(back[0], BaseException):
-        raise back[0]
-    return _SessionPair(front, back[0])
-
-
-def _build(into: list, model: bytes, path: Path, threads: int) -> None:
-    """`_session(model, path, threads)`, or the error making it, appended to `into`."""
-    try:
-        into.append(_session(model, path, threads))
-    except BaseException as error:  # raised by the thread that waits for it
-        into.append(error)
+    back = _InThread("basic-pitch-back-session", _session, parts.back, path, threads)
+    # The front runs in read_ahead's helper, beside the back: on one thread its many small operations ran 1.22-1.27x
+    # faster (10 corpus files, whole converts) than on all cores between the back's runs.
+    return _SessionPair(_session(parts.front, path, 1), back.result())
 
 
 def _session(model: bytes, path: Path, threads: int) -> onnxruntime.InferenceSession:
