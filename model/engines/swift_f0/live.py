@@ -396,13 +396,15 @@ class SwiftF0Stream:
         attack heard before its pitch is), once it has lasted one."""
         confirmed = self._confirmed(note, horizon_s)
         soon = note.start_s < last_end_s + PITCH_WINDOW_MS / 1000
-        if confirmed and self._off_key(note, horizon_s):
-            return False
-        return confirmed and (
-            note.pitch != last_pitch
-            or not soon
-            or note.start_s <= horizon_s - PITCH_WINDOW_MS / 1000
-            or self._repeats(note, horizon_s)
+        return (
+            confirmed
+            and not self._off_key(note, horizon_s)
+            and (
+                note.pitch != last_pitch
+                or not soon
+                or note.start_s <= horizon_s - PITCH_WINDOW_MS / 1000
+                or self._repeats(note, horizon_s)
+            )
         )
 
     def _off_key(self, note: Note, horizon_s: float) -> bool:
@@ -410,26 +412,28 @@ class SwiftF0Stream:
         OFF_KEY_SEMITONES from its key."""
         if note.start_s <= horizon_s - PITCH_WINDOW_MS / 1000:  # the horizon at the stream's end is inf
             return False
-        assert self._frames is not None
-        n = round(horizon_s / FRAME_S)
-        start = max(int(np.ceil(note.start_s / FRAME_S - 1e-6)), self._frames_start)
-        frames = _rows(self._frames, slice(start - self._frames_start, n - self._frames_start))
-        pitch, voiced = pitch_and_voicing(frames, self._options)
+        pitch, voiced = self._note_frames(note, round(horizon_s / FRAME_S))
         return bool(voiced.sum() >= 2 and abs(median(pitch[voiced]) - note.pitch) > OFF_KEY_SEMITONES)
 
     def _repeats(self, note: Note, horizon_s: float) -> bool:
         """Whether the frames from a repeat's start to the newest hold its pitch: at least as many as a new pitch needs
         to show steadily at the newest audio (SwiftF0's lag and EARLY_FRAMES), all voiced within EDGE_STEADY_SEMITONES
         of it; the next note's attack, heard before its pitch, does not."""
-        assert self._frames is not None
         n = round(horizon_s / FRAME_S) + self.lookahead_frames
         start = int(np.ceil(note.start_s / FRAME_S - 1e-6))
         if n - start < EARLY_FRAMES + EARLY_LAG_FRAMES or start < self._frames_start:
             return False
-        frames = _rows(self._frames, slice(start - self._frames_start, n - self._frames_start))
-        pitch, voiced = pitch_and_voicing(frames, self._options)
+        pitch, voiced = self._note_frames(note, n)
         voiced |= np.arange(start, n) >= n - CONTEXT_AFTER_FRAMES  # as in _early: the newest frames' steadiness
         return bool(np.all(voiced & (np.abs(pitch - note.pitch) <= EDGE_STEADY_SEMITONES)))
+
+    def _note_frames(self, note: Note, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pitch (semitones) and voicing of the kept frames from `note`'s start to global frame `n`."""
+        assert self._frames is not None
+        start = max(int(np.ceil(note.start_s / FRAME_S - 1e-6)), self._frames_start)
+        return pitch_and_voicing(
+            _rows(self._frames, slice(start - self._frames_start, n - self._frames_start)), self._options
+        )
 
     def _is_new(self, note: Note) -> bool:
         """Not the last note sent, seen again: it starts after what is decided (within a frame, as a boundary moves
