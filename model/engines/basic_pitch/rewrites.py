@@ -125,7 +125,6 @@ def stack_convolution_as_products(model, back) -> None:
     kernel, bias = _impulse_response(model, conv.output[0], height=CONTOUR_KERNEL_FRAMES[0])
     height, _, channels, n_out = kernel.shape
     by_input = kernel.transpose(1, 0, 2, 3)  # (bin in, frame offset, channel, bin out): the context's row order
-    prefix = STACK_PRODUCTS
     constants: dict[str, np.ndarray] = {
         "rows": np.array([-1, N_FEATURE_BINS], np.int64),
         "pads": np.array([height // 2, 0, height // 2, 0], np.int64),
@@ -137,8 +136,8 @@ def stack_convolution_as_products(model, back) -> None:
         "sequence_shape": np.array([1, -1, channels, n_out], np.int64),
     }
     nodes = [
-        helper.make_node("Reshape", [ONNX_FEATURES, f"{prefix}/rows"], [f"{prefix}/features"]),
-        helper.make_node("Pad", [f"{prefix}/features", f"{prefix}/pads"], [f"{prefix}/padded"]),
+        helper.make_node("Reshape", [ONNX_FEATURES, _named("rows")], [_named("features")]),
+        helper.make_node("Pad", [_named("features"), _named("pads")], [_named("padded")]),
     ]
     for offset in range(height):  # the frames `offset` after each output frame's first, as a column beside the others
         constants[f"from{offset}"] = np.array([offset], np.int64)
@@ -146,16 +145,14 @@ def stack_convolution_as_products(model, back) -> None:
         nodes += [
             helper.make_node(
                 "Slice",
-                [f"{prefix}/padded", f"{prefix}/from{offset}", f"{prefix}/to{offset}", f"{prefix}/time"],
-                [f"{prefix}/shifted{offset}"],
+                [_named("padded"), _named(f"from{offset}"), _named(f"to{offset}"), _named("time")],
+                [_named(f"shifted{offset}")],
             ),
-            helper.make_node(
-                "Reshape", [f"{prefix}/shifted{offset}", f"{prefix}/column"], [f"{prefix}/column{offset}"]
-            ),
+            helper.make_node("Reshape", [_named(f"shifted{offset}"), _named("column")], [_named(f"column{offset}")]),
         ]
     nodes += [
-        helper.make_node("Concat", [f"{prefix}/column{k}" for k in range(height)], [f"{prefix}/stacked"], axis=2),
-        helper.make_node("Reshape", [f"{prefix}/stacked", f"{prefix}/context_shape"], [f"{prefix}/context"]),
+        helper.make_node("Concat", [_named(f"column{k}") for k in range(height)], [_named("stacked")], axis=2),
+        helper.make_node("Reshape", [_named("stacked"), _named("context_shape")], [_named("context")]),
     ]
     edges = np.linspace(0, n_out, STACK_PRODUCT_BLOCKS + 1).round().astype(int)
     for block, (first, end) in enumerate(zip(edges[:-1], edges[1:])):
@@ -170,26 +167,26 @@ def stack_convolution_as_products(model, back) -> None:
         nodes += [
             helper.make_node(
                 "Slice",
-                [f"{prefix}/context", f"{prefix}/from_bin{block}", f"{prefix}/to_bin{block}", f"{prefix}/bins"],
-                [f"{prefix}/read{block}"],
+                [_named("context"), _named(f"from_bin{block}"), _named(f"to_bin{block}"), _named("bins")],
+                [_named(f"read{block}")],
             ),
             helper.make_node(
                 "MatMul",
-                [f"{prefix}/read{block}", f"{prefix}/matrix{block}"],
-                [f"{prefix}/product{block}"],
-                name=f"{prefix}/product{block}",
+                [_named(f"read{block}"), _named(f"matrix{block}")],
+                [_named(f"product{block}")],
+                name=_named(f"product{block}"),
             ),
             helper.make_node(
-                "Reshape", [f"{prefix}/product{block}", f"{prefix}/channels{block}"], [f"{prefix}/out{block}"]
+                "Reshape", [_named(f"product{block}"), _named(f"channels{block}")], [_named(f"out{block}")]
             ),
         ]
     nodes += [
-        helper.make_node("Concat", [f"{prefix}/out{b}" for b in range(len(edges) - 1)], [f"{prefix}/out"], axis=2),
-        helper.make_node("Add", [f"{prefix}/out", f"{prefix}/bias"], [f"{prefix}/biased"]),
-        helper.make_node("Reshape", [f"{prefix}/biased", f"{prefix}/sequence_shape"], [f"{prefix}/sequence"]),
-        helper.make_node("Transpose", [f"{prefix}/sequence"], [conv.output[0]], perm=[0, 2, 1, 3]),
+        helper.make_node("Concat", [_named(f"out{b}") for b in range(len(edges) - 1)], [_named("out")], axis=2),
+        helper.make_node("Add", [_named("out"), _named("bias")], [_named("biased")]),
+        helper.make_node("Reshape", [_named("biased"), _named("sequence_shape")], [_named("sequence")]),
+        helper.make_node("Transpose", [_named("sequence")], [conv.output[0]], perm=[0, 2, 1, 3]),
     ]
-    back.graph.initializer.extend(numpy_helper.from_array(value, f"{prefix}/{key}") for key, value in constants.items())
+    back.graph.initializer.extend(numpy_helper.from_array(value, _named(key)) for key, value in constants.items())
     at = list(back.graph.node).index(conv)
     back.graph.node.remove(conv)
     for offset, node in enumerate(nodes):
@@ -217,6 +214,11 @@ def _impulse_response(model, tensor: str, *, height: int) -> tuple[np.ndarray, n
     response = session.run([tensor], {ONNX_FEATURES: impulses})[0] - zero
     offsets = np.arange(height)[:, np.newaxis] - height // 2
     return response[windows, :, frames - offsets], zero[0, :, FRAMES_PER_WINDOW // 2]
+
+
+def _named(name: str) -> str:
+    """A tensor or constant of the stack's rewrite."""
+    return f"{STACK_PRODUCTS}/{name}"
 
 
 def _kernel(model, node) -> np.ndarray:
