@@ -8,8 +8,10 @@ import pytest
 from conftest import Note, matches, synthesize, write_audio
 
 from midibridge.model.engines.basic_pitch.constants import (
+    BACK_FRAMES,
     CONTEXT_FRAMES,
     FFT_HOP_SAMPLES,
+    FIRST_BACK_FRAMES,
     HOP_SAMPLES,
     KEPT_FRAMES_PER_WINDOW,
     ONNX_FEATURES,
@@ -19,7 +21,7 @@ from midibridge.model.engines.basic_pitch.constants import (
     WINDOW_SAMPLES,
 )
 from midibridge.model.engines.basic_pitch.graph import cache_dir, graph_parts
-from midibridge.model.engines.basic_pitch.inference import frame_count, frame_times_s
+from midibridge.model.engines.basic_pitch.inference import FrameStream, frame_count, frame_times_s, segments
 from midibridge.model.region import Region
 
 
@@ -79,6 +81,25 @@ def test_windows_are_basic_pitchs_windows_except_beside_a_seam(transcriber, tmp_
         assert mine[name].shape[0] > kept, "midibridge keeps the tail Basic Pitch drops"
         np.testing.assert_allclose(mine[name][:kept][inside], theirs[name][inside], atol=1e-4)
         assert np.abs(mine[name][:kept] - theirs[name]).max() < 0.5
+
+
+def test_the_back_starts_on_the_first_windows_frames_and_grows_to_full_runs_computing_each_frame_once(transcriber):
+    model = transcriber.engine_for().model
+    audio = np.random.default_rng(3).uniform(-0.5, 0.5, 40 * SAMPLE_RATE_HZ).astype(np.float32)
+    features = [model.features(batch) for batch in model.batches([audio])]
+
+    assert [batch.shape[0] for batch in features[:3]] == [1, model.batch_windows, model.batch_windows]
+    runs = list(segments(features))
+    sizes = [run.shape[0] - 2 * CONTEXT_FRAMES for run in runs]
+    assert sizes[:3] == [FIRST_BACK_FRAMES, 2 * FIRST_BACK_FRAMES, 4 * FIRST_BACK_FRAMES]
+    assert max(sizes) == BACK_FRAMES
+    whole = FrameStream()
+    for batch in features:
+        whole.add(batch)
+    (all_at_once,) = whole.finish()
+    np.testing.assert_allclose(
+        np.concatenate([model.outputs(run)["note"] for run in runs]), model.outputs(all_at_once)["note"], atol=1e-5
+    )
 
 
 def test_the_context_each_side_is_what_the_graphs_convolutions_reach(transcriber):

@@ -47,9 +47,9 @@ CONTEXT_FRAMES = max(NOTE_REACH_FRAMES, _reach(ONSET_KERNEL_FRAMES[0])) + _reach
 # The back runs over about this many kept frames at a time (8 windows' worth):
 # enough that the context is 2 % more work, little enough to be 10 MB.
 BACK_FRAMES = 8 * KEPT_FRAMES_PER_WINDOW
-# Its first run takes fewer, so that it starts once the front has the first batch of windows (4) rather than two:
-# the front's second batch then runs beside it (a 10 s file's whole convert about 20 ms sooner).
-FIRST_BACK_FRAMES = 3 * KEPT_FRAMES_PER_WINDOW
+# Its first run takes the frames of the front's first batch, one window, that need nothing of the next: it starts
+# once 2 s of audio are decoded and one window's features made, and the front's next batch runs beside it.
+FIRST_BACK_FRAMES = KEPT_FRAMES_PER_WINDOW - CONTEXT_FRAMES
 
 # Pitch axes: one note bin per piano key, three contour bins per semitone.
 N_PITCHES = 88

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -193,23 +194,22 @@ class Model:
         return Activations(note=note.rows(n_frames), onset=onset, contour=contour)
 
     def batches(self, audio: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """Basic Pitch's windows of mono chunks at SAMPLE_RATE_HZ, `batch_windows` at a time (the last batch may be
-        smaller), each batch an array of its own."""
-        batch = np.zeros((self.batch_windows, WINDOW_SAMPLES), dtype=np.float32)
-        for filled in fill_batches(cut_windows(audio), batch):
-            yield batch[:filled].copy()
+        """Basic Pitch's windows of mono chunks at SAMPLE_RATE_HZ in batches, each an array of its own: one window
+        first, so that the back starts on its frames while the front runs the next, then `batch_windows` at a time
+        (the last batch may be smaller)."""
+        return fill_batches(cut_windows(audio), itertools.chain([1], itertools.repeat(self.batch_windows)))
 
 
 def segments(features: Iterable[np.ndarray], *, on_batch: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
-    """The back's inputs (`Model.outputs`) from consecutive batches of windows' features, BACK_FRAMES at a time
-    after the first FIRST_BACK_FRAMES."""
+    """The back's inputs (`Model.outputs`) from consecutive batches of windows' features: FIRST_BACK_FRAMES first,
+    then twice as many each time up to BACK_FRAMES, so that the back never waits long for the front as it starts."""
     frames = FrameStream()
     n_frames = FIRST_BACK_FRAMES
     for batch in features:
         frames.add(batch)
-        for segment in frames.segments(n_frames):
+        while (segment := frames.take(n_frames)) is not None:
             yield segment
-            n_frames = BACK_FRAMES
+            n_frames = min(2 * n_frames, BACK_FRAMES)
         if on_batch:
             on_batch(batch.shape[0])
     yield from frames.finish()
@@ -236,11 +236,13 @@ class FrameStream:
         self._rows = np.concatenate([before, kept])
         self._tail = features[-1, EDGE_FRAMES + KEPT_FRAMES_PER_WINDOW :][:CONTEXT_FRAMES].copy()
 
-    def segments(self, n_frames: int) -> Iterator[np.ndarray]:
-        """Segments of `n_frames` frames (each with its context) while there are enough frames for one."""
-        while self._rows is not None and self._rows.shape[0] >= n_frames + 2 * CONTEXT_FRAMES:
-            yield self._rows[: n_frames + 2 * CONTEXT_FRAMES]
-            self._rows = self._rows[n_frames:]
+    def take(self, n_frames: int) -> np.ndarray | None:
+        """The next segment of `n_frames` frames with its context; None until there are enough frames for it."""
+        if self._rows is None or self._rows.shape[0] < n_frames + 2 * CONTEXT_FRAMES:
+            return None
+        segment = self._rows[: n_frames + 2 * CONTEXT_FRAMES]
+        self._rows = self._rows[n_frames:]
+        return segment
 
     def finish(self) -> Iterator[np.ndarray]:
         """The last segment: every frame left, with the last window's trailing frames as its context."""
@@ -424,16 +426,15 @@ def read_ahead(items: Iterator[T]) -> Iterator[T]:
         helper.join()
 
 
-def fill_batches(windows: Iterator[np.ndarray], batch: np.ndarray) -> Iterator[int]:
-    """Copy windows into `batch` (zero-padding short ones); yield how many rows are filled each time it is full, then
-    the rest."""
-    filled = 0
+def fill_batches(windows: Iterator[np.ndarray], sizes: Iterator[int]) -> Iterator[np.ndarray]:
+    """(n, WINDOW_SAMPLES) float32 batches of consecutive windows, n from `sizes` in turn (the last batch may be
+    smaller); a short window is zero-padded."""
+    batch, filled = np.zeros((next(sizes), WINDOW_SAMPLES), dtype=np.float32), 0
     for window in windows:
         batch[filled, : window.shape[0]] = window
-        batch[filled, window.shape[0] :] = 0.0
         filled += 1
         if filled == batch.shape[0]:
-            yield filled
-            filled = 0
+            yield batch
+            batch, filled = np.zeros((next(sizes), WINDOW_SAMPLES), dtype=np.float32), 0
     if filled:
-        yield filled
+        yield batch[:filled]
