@@ -97,7 +97,7 @@ def clip_to_midi(clip: Clip) -> mido.MidiFile:
     for at, _, kind, fields in events:
         # Every field is in range: the notes' were checked above, the rest are made so. mido's check of each message
         # was a third of the time it took to write a file.
-        notes.append(mido.Message(kind, skip_checks=True, **{**fields, "time": at - now}))
+        notes.append(mido.Message(kind, skip_checks=True, time=at - now, **fields))
         now = at
     end_tick = max(now, tick(clip.duration_s))
     for track, last in ((conductor, 0), (notes, now)):
