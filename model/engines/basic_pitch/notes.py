@@ -166,13 +166,15 @@ class _LowMap:
 
     def __init__(self, frames: np.ndarray, threshold: np.float64):
         self.n_frames, self.n_bins = frames.shape
-        self.bins = [bytearray((frames[:, f] < threshold).tobytes()) for f in range(self.n_bins)]
+        self.bins = [bytearray(row) for row in np.ascontiguousarray((frames < threshold).T).view(np.uint8)]
+        self._lows = memoryview(_LOW * self.n_frames)
 
     def claim(self, start: int, stop: int, f: int) -> None:
         """Claim frames [start, stop) of bin f and of both its neighbours."""
         if stop > start:
-            for g in range(max(f - 1, 0), min(f + 2, self.n_bins)):
-                self.bins[g][start:stop] = _LOW * (stop - start)
+            lows = self._lows[: stop - start]
+            for flags in self.bins[max(f - 1, 0) : f + 2]:
+                flags[start:stop] = lows
 
     def high_at(self, t: np.ndarray, f: np.ndarray) -> np.ndarray:
         """(n,) bool: whether frame t[i] of bin f[i] is neither low nor claimed, for n (frame, bin) pairs."""
