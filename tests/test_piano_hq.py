@@ -67,7 +67,8 @@ def test_piano_hq_hears_every_note_of_chords_under_a_line_and_writes_them_at_the
 
 def test_a_long_region_reports_progress_inside_each_window_and_a_cancel_ends_its_run_at_once(long_audio):
     """Transkun runs 16 s windows of several seconds each: the progress a DAW shows moves inside them, and a cancel
-    does not wait for the window to end (onnxruntime's run is terminated)."""
+    does not wait for the window to end (onnxruntime's run is terminated). Times are compared with the run's own
+    pace (a window's time in this run), so that a loaded machine slows both sides alike."""
     transcriber = Transcriber()
     reports: list[tuple[float, float]] = []
     cancelled_at: list[float] = []
@@ -87,9 +88,10 @@ def test_a_long_region_reports_progress_inside_each_window_and_a_cancel_ends_its
     fractions = [fraction for _, fraction in reports[1:]]
     assert fractions == sorted(fractions) and len(fractions) > 6, "progress moves on, more often than once a window"
     assert any(0 < fraction * 6 % 1 for fraction in fractions), "and inside windows"
+    window_s = (cancelled_at[0] - reports[1][0]) / (fractions[-1] * 6)  # a window's run and decode, at this pace
     gaps_s = [later - earlier for (earlier, _), (later, _) in zip(reports[2:], reports[3:])]
-    assert max(gaps_s) < 1.0, f"a report at least every second, {max(gaps_s):.2f} s at most"
-    assert stopped_after_s < 1.0, f"cancelled {stopped_after_s:.2f} s after asked"
+    assert max(gaps_s) < window_s / 2, f"reports {max(gaps_s):.2f} s apart at most, windows take {window_s:.2f} s"
+    assert stopped_after_s < window_s / 2, f"cancelled {stopped_after_s:.2f} s after asked ({window_s:.2f} s a window)"
 
 
 def submit(sock, request_id: str, kind: str, header: dict) -> list[str]:
