@@ -140,7 +140,10 @@ def _onset_strength(onset, frames, lo, hi, columns, scale) -> np.ndarray:
     if scale is not None:
         top_onset, top_rise = scale
         # Basic Pitch's order of operations, so that ties fall the same way.
-        np.maximum(strength, top_onset * _rises(frames, lo, hi) / top_rise, out=strength)
+        scaled = _rises(frames, lo, hi)
+        scaled *= top_onset
+        scaled /= top_rise
+        np.maximum(strength, scaled, out=strength)
     return strength
 
 
@@ -149,10 +152,12 @@ def _rises(frames: np.ndarray, lo: int, hi: int) -> np.ndarray:
     rises = np.zeros((hi - lo, frames.shape[1]))
     first = max(lo, 2)
     if first < hi:
-        now = frames[first:hi].astype(np.float64)
-        since_one = now - frames[first - 1 : hi - 1]
-        since_two = now - frames[first - 2 : hi - 2]
-        rises[first - lo :] = np.maximum(np.minimum(since_one, since_two), 0.0)
+        # In float64 from one exact conversion, as Basic Pitch subtracts: its frames follow float64 zeros.
+        block = frames[first - 2 : hi].astype(np.float64)
+        out = rises[first - lo :]
+        np.subtract(block[2:], block[1:-1], out=out)
+        np.minimum(out, block[2:] - block[:-2], out=out)
+        np.maximum(out, 0.0, out=out)
     return rises
 
 
