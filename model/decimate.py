@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+
+from .views import windows
 
 ZERO_CROSSINGS = 8  # of the sinc on each side of a tap's centre, as pedalboard's WindowedSinc8
 KAISER_BETA = 8.0  # stopband ~ -80 dB
@@ -80,13 +81,7 @@ class Decimator:
         if n_out <= 0:
             return np.zeros((1, 0), np.float32)
         if n_out < PER_TAP_FROM_OUTPUTS:
-            # The windows of the samples kept, as a strided view: sliding_window_view's checks were 40 us of the 60 a
-            # live period's call took. The view must stay inside the buffer, which callers size for n_out.
-            if buffer.shape[0] < (n_out - 1) * self.factor + self._n_taps:
-                raise ValueError(f"{buffer.shape[0]} samples cannot give {n_out} outputs")
-            step = buffer.strides[0]
-            kept = as_strided(buffer, shape=(n_out, self._n_taps), strides=(step * self.factor, step), writeable=False)
-            out = kept @ self._lowpass
+            out = windows(buffer, self._n_taps)[: (n_out - 1) * self.factor + 1 : self.factor] @ self._lowpass
         else:
             out = self._per_tap(buffer, n_out)
         self._buffer = buffer[n_out * self.factor :]

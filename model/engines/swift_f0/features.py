@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from ...views import windows
 from ...vocabulary import Stage
 from .. import ProgressCallback
 from .constants import (
@@ -51,7 +52,6 @@ from .constants import (
     SUB_HARMONICS,
     WINDOW_FRAMES,
 )
-from .series import windows
 from .stages import ModelStream, stage_sessions
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...views import windows
+
 
 def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """[start, end) of each run of True in mask (n,)."""
@@ -20,14 +22,6 @@ def median(x: np.ndarray) -> np.floating:
         return np.partition(x, k)[k]
     part = np.partition(x, (k - 1, k))
     return (part[k - 1] + part[k]) / 2
-
-
-def windows(x: np.ndarray, width: int) -> np.ndarray:
-    """(n - width + 1, width): a read-only view of the runs of `width` values of x (n,), as sliding_window_view gives
-    it, without its checks (40 µs a call)."""
-    return np.lib.stride_tricks.as_strided(
-        x, shape=(len(x) - width + 1, width), strides=(x.strides[0], x.strides[0]), writeable=False
-    )
 
 
 def running_median(x: np.ndarray, width: int) -> np.ndarray:
