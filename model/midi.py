@@ -110,6 +110,8 @@ def _channel_events(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
     bent_channels = set()
     for note, (channel, bent) in zip(clip.notes, placement):
         start = tick(note.start_s)
+        if start < 0:
+            raise ValueError(f"a MIDI file's notes start at the clip's start (0 s) or later, got {note}")
         end = max(tick(note.end_s), start + 1)
         rows.append((start, _NOTE_ON, NOTE_ON_STATUS | channel, note.pitch, note.velocity))
         rows.append((end, _NOTE_OFF, NOTE_OFF_STATUS | channel, note.pitch, NOTE_OFF_VELOCITY))

@@ -119,6 +119,11 @@ def test_a_note_no_midi_file_can_hold_is_refused_not_written(note):
         clip_to_bytes(Clip(notes=(note,), duration_s=2.0))
 
 
+def test_a_note_before_the_clip_starts_is_refused_not_written():
+    with pytest.raises(ValueError, match="start at the clip's start"):
+        clip_to_bytes(Clip(notes=(Note(60, -0.5, 1.0, 100),), duration_s=2.0))
+
+
 def test_the_json_form_round_trips():
     clip = Clip(notes=(Note(60, 0.5, 1.0, 100, (Bend(0.6, 0.25),)),), position_s=3.0, duration_s=2.0, bpm=140.0)
 
