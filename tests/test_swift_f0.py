@@ -14,6 +14,8 @@ import pytest
 from conftest import host_transcribe, matches, melody, render, streamed_peak_bytes, write_audio
 from daemon_helpers import DaemonProcess
 
+from midibridge.model.engines.swift_f0.constants import HEARD_WINDOW_SAMPLES, MODEL_MIN_HZ, SAMPLE_RATE_HZ
+from midibridge.model.engines.swift_f0.periodicity import periodic_pitch
 from midibridge.model.errors import OptionError, WeightsError
 from midibridge.model.midi import clip_from_bytes
 from midibridge.model.presets import Preset, load_preset
@@ -413,3 +415,13 @@ def test_a_legato_re_tongued_note_whose_loudness_only_dips_is_a_new_note(transcr
     assert [n.pitch for n in lead.notes] == [67, 67, 67]
     assert np.allclose([n.start_s for n in lead.notes[1:]], [0.6, 0.9], atol=0.04)
     assert [n.pitch for n in off.notes] == [67], "without dip_db the dips are too shallow for the onset strength"
+
+
+@pytest.mark.parametrize("pitch", [38.0, 57.0, 69.25, 84.0, 88.5])
+def test_the_pitch_raw_audio_repeats_at_is_its_fundamental_not_a_louder_partial(pitch):
+    hz = 440.0 * 2 ** ((pitch - 69) / 12)
+    t = np.arange(2 * HEARD_WINDOW_SAMPLES) / SAMPLE_RATE_HZ
+    weak_fundamental = [(1, 0.3), (2, 1.0), (3, 0.6)]
+    tone = sum(gain * np.sin(2 * np.pi * k * hz * t) for k, gain in weak_fundamental)
+    found = periodic_pitch(tone, window_samples=HEARD_WINDOW_SAMPLES, lowest_hz=MODEL_MIN_HZ, key_fraction=0.9)
+    assert found == pytest.approx(pitch, abs=0.05)

@@ -34,6 +34,7 @@ from .constants import (
     CONTEXT_BEFORE_FRAMES,
     EARLY_HEARD_FRAMES,
     FRAME_S,
+    HARMONIC_SEMITONES,
     HEARD_ABOVE,
     HEARD_PERIODICITY,
     HEARD_SEARCH_SEMITONES,
@@ -45,6 +46,7 @@ from .constants import (
     MODEL_MIN_HZ,
     ONSET_SNAP_MS,
     PITCH_WINDOW_MS,
+    SAMPLE_RATE_HZ,
     SEMITONE_HIGHEST,
     SEMITONE_LOWEST,
     STEADY_PERIODICITY,
@@ -52,7 +54,7 @@ from .constants import (
 from .features import FrameExtractor, Frames
 from .notes import attack_velocity, decode_notes, onsets, pitch_and_voicing, to_partial_rise
 from .options import SwiftF0Options
-from .periodicity import periodicity
+from .periodicity import periodic_pitch, periodicity
 from .series import median
 
 LOOKAHEAD_FRAMES = 3  # 48 ms: a note-on comes this long after the note's start (rendered lines: BENCHMARKS in README)
@@ -76,6 +78,9 @@ EARLY_BACK_FRAMES = 8  # how far before the steady frames the note's start is lo
 EARLY_LAG_FRAMES = 3  # … and where the newest frame alone shows a new pitch, it began this long before it
 # … with a partial at that pitch within this of the frame's loudest (it reads a flute's attack 12 or 19 semitones low)
 EARLY_FUNDAMENTAL_DB = 20.0
+AUDIO_KEY_FRACTION = 0.9  # McLeod's: the first repeat at least this close to the best is the period
+AUDIO_ABOVE_PERIODICITY = 0.6  # … and not repeating this well at an octave or a twelfth above it
+AUDIO_SKIPPED_STEPS = (0, 1, 11)  # from the sounding note: a held note's drift, and its octaves, are the decode's
 # Bends are decided this far behind the horizon, so that a note can start before what is decided (events stay in
 # time order): the decode moves a pitch boundary back by up to its pitch window (to where the raw pitch left the old
 # note, a loudness valley, an onset), and an early note's start is looked for as far back. The frames there have
@@ -149,6 +154,8 @@ class SwiftF0Stream:
             events += self._early(step)
         if self._pending is not None and self._repeats_at(self._pending):
             events += self._start_pending()
+        elif self._pending is None and self._options.live_pitch_from_audio and self._frames is not None:
+            events += self._early_from_audio()
         return events
 
     def close(self) -> list[LiveEvent]:
@@ -318,6 +325,52 @@ class SwiftF0Stream:
         self._pending = _Pending(key, start_s, attack_velocity(frames.loudness_db[start:]), steady == EARLY_FRAMES)
         return self._start_pending() if self._repeats_at(self._pending) else []
 
+    def _early_from_audio(self) -> list[LiveEvent]:
+        """A note-on for a new pitch the newest raw audio repeats at (`_heard`), before SwiftF0's newest frame shows
+        it: its start is where the audio began to repeat at it, or an onset near."""
+        assert self._frames is not None
+        if self._frames.loudness_db[-1] < self._options.silence_threshold_dbfs:
+            return []
+        pitch = periodic_pitch(
+            self._audio, window_samples=HEARD_WINDOW_SAMPLES, lowest_hz=MODEL_MIN_HZ, key_fraction=AUDIO_KEY_FRACTION
+        )
+        if pitch is None:
+            return []
+        key = int(np.rint(pitch))
+        if (
+            abs(pitch - key) > EARLY_CENTRE_SEMITONES  # between keys: a slide or a bend
+            or abs(pitch - RANGE_CENTRE_MIDI) > EDGE_RANGE_SEMITONES
+            or (self._on is not None and (key - self._on.pitch) % 12 in AUDIO_SKIPPED_STEPS)
+            or (self._on is None and key == self._last_pitch)  # a repeat of one pitch is the onsets' to find
+            or not self._heard(key)
+            or any(self._periodicity(key + h) >= AUDIO_ABOVE_PERIODICITY for h in HEARD_ABOVE)
+            # an attack's lower partial, below the pitch SwiftF0 already reads
+            or round(_semitones(float(self._frames.pitch_hz[-1])) - key) in HARMONIC_SEMITONES[1:]
+        ):
+            return []
+        end = len(self._audio)  # back to the first window that repeats at the key
+        while end - HEARD_STEP_SAMPLES >= HEARD_WINDOW_SAMPLES and self._periodicity_at(key, end - HEARD_STEP_SAMPLES):
+            end -= HEARD_STEP_SAMPLES
+        start_s = max((self._audio_start + end - HEARD_WINDOW_SAMPLES) / SAMPLE_RATE_HZ, self._decided_s)
+        first = max(self._frames_start, int(start_s / FRAME_S) - round(ONSET_SNAP_MS / 1000 / FRAME_S))
+        frames = _rows(self._frames, slice(first - self._frames_start, None))
+        near = first + onsets(frames.onset_db.astype(np.float64), frames.loudness_db.astype(np.float64), self._options)
+        near = near[np.abs(near * FRAME_S - start_s) <= ONSET_SNAP_MS / 1000]
+        if len(near):
+            start_s = max(float(near[np.argmin(np.abs(near * FRAME_S - start_s))]) * FRAME_S, self._decided_s)
+        loudness = frames.loudness_db[max(0, int(start_s / FRAME_S) - first) :]
+        velocity = attack_velocity(loudness if len(loudness) else frames.loudness_db[-1:])
+        self._pending = _Pending(key, start_s, velocity, steady=False)
+        return self._start_pending()
+
+    def _periodicity_at(self, key: int, end: int) -> bool:
+        return (
+            periodicity(
+                self._audio[:end], key, window_samples=HEARD_WINDOW_SAMPLES, search_semitones=HEARD_SEARCH_SEMITONES
+            )
+            >= HEARD_PERIODICITY
+        )
+
     def _partial_rise(self, frame: int, n: int, key: int) -> int:
         """Where the decode would begin a note of `key` that follows the sounding note at `frame` (a global frame):
         back to where its own partials rose (notes.to_partial_rise), over the frames kept up to `n`."""
@@ -448,6 +501,10 @@ class SwiftF0Stream:
         self._on, self._decided_s = None, max(self._decided_s, time_s)
         back = [LiveEvent(EventKind.BEND, self._decided_s, pitch)] if bent else []  # the wheel back, as the SMF writer
         return [*back, LiveEvent(EventKind.NOTE_OFF, self._decided_s, pitch)]
+
+
+def _semitones(hz: float) -> float:
+    return 69.0 + 12.0 * float(np.log2(max(hz, 1e-3) / 440.0))
 
 
 def _rows(frames: Frames, rows: slice) -> Frames:

@@ -24,6 +24,7 @@ DECODE_SPECS = {
     "bend_range_semitones": Spec(float, 0.0, 48.0, open_low=True),
     "pitch_bends": Spec(str, choices=("off", "on")),
     "low_bass": Spec(bool),
+    "live_pitch_from_audio": Spec(bool),
 }
 
 
@@ -59,6 +60,8 @@ class SwiftF0Options(OptionGroup):
     bend_range_semitones: bends are clipped to ±this (the MIDI files carry ±2).
     pitch_bends: "on" (continuous, cent-accurate, back to 0 at each note's end) or "off".
     low_bass: find notes below SwiftF0's 46.9 Hz floor (E1, B0) from their harmonics.
+    live_pitch_from_audio: live only: a new pitch the raw audio repeats at starts its note before SwiftF0's newest
+    frame shows it (clean wind lines; on bowed strings it started wrong notes).
     """
 
     voicing_threshold: float = 0.5
@@ -76,6 +79,7 @@ class SwiftF0Options(OptionGroup):
     bend_range_semitones: float = 2.0
     pitch_bends: str = "on"
     low_bass: bool = True
+    live_pitch_from_audio: bool = False
 
     SPECS: ClassVar = DECODE_SPECS
     WHERE: ClassVar = "swift-f0 decode options"

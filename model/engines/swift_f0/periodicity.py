@@ -26,3 +26,33 @@ def periodicity(audio: np.ndarray, midi_pitch: float, *, window_samples: int, se
 
 def _nsdf(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * float(a @ b) / max(float(a @ a + b @ b), 1e-12)
+
+
+def periodic_pitch(audio: np.ndarray, *, window_samples: int, lowest_hz: float, key_fraction: float) -> float | None:
+    """The MIDI pitch (fractional) the last `window_samples` of `audio` (m,) at 16 kHz repeat at, by McLeod's pitch
+    method: the first peak of the normalised square difference whose height is at least `key_fraction` of the
+    highest, its lag interpolated; None when nothing repeats (no peak above 0) or the audio is shorter than the
+    window. Periods longer than half the window (below max(lowest_hz, 2 / window)) are not looked for."""
+    if len(audio) < window_samples:
+        return None
+    x = audio[-window_samples:].astype(np.float64)
+    longest = min(window_samples // 2, int(SAMPLE_RATE_HZ / lowest_hz))
+    spectrum = np.fft.rfft(x, 2 * window_samples)
+    products = np.fft.irfft(spectrum * spectrum.conj())[: longest + 2]  # sum of x[i] x[i + lag], each lag
+    energy = np.cumsum(x * x)
+    # x[:-lag] and x[lag:]: the energies of the window less its last, or first, `lag` samples
+    lags = np.arange(longest + 2)
+    squares = energy[window_samples - 1 - lags] + (energy[-1] - np.concatenate([[0.0], energy[: longest + 1]]))
+    nsdf = 2.0 * products / np.maximum(squares, 1e-12)
+    rising = np.flatnonzero((nsdf[1:-1] > nsdf[:-2]) & (nsdf[1:-1] >= nsdf[2:]) & (nsdf[1:-1] > 0)) + 1
+    rising = rising[rising >= 2]
+    if not len(rising):
+        return None
+    # each peak's height and lag between samples, by a parabola through it and its neighbours: at short periods the
+    # sampled heights alone rank a peak twice as far (an octave low) above the true one
+    a, b, c = nsdf[rising - 1], nsdf[rising], nsdf[rising + 1]
+    curvature = np.minimum(a - 2.0 * b + c, -1e-12)
+    heights = b - (a - c) ** 2 / (8.0 * curvature)
+    first = int(np.argmax(heights >= key_fraction * heights.max()))
+    lag = rising[first] + 0.5 * (a[first] - c[first]) / curvature[first]
+    return 69.0 + 12.0 * float(np.log2(SAMPLE_RATE_HZ / lag / 440.0))
