@@ -44,10 +44,11 @@ from pedalboard.io import AudioFile
 
 from midibridge.model.audio import open_region, resample
 from midibridge.model.engines.basic_pitch.constants import ONNX_INPUT, SAMPLE_RATE_HZ
-from midibridge.model.engines.basic_pitch.inference import Model, read_ahead
+from midibridge.model.engines.basic_pitch.inference import READ_AHEAD_NAME, Model
 from midibridge.model.engines.basic_pitch.options import BasicPitchOptions
 from midibridge.model.pipeline import Transcriber
 from midibridge.model.presets import Preset
+from midibridge.model.read_ahead import read_ahead
 from midibridge.model.region import Region
 
 from .corpus import corpus_manifest, corpus_parser
@@ -116,7 +117,7 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
             batches = _model_windows(region, model)
             # Each lambda runs at once, inside timed(): the loop's variables are the ones meant.
             # The floor as the pipeline runs it: the front in read_ahead's helper, beside the back.
-            floor = ("model", lambda: list(model.run(read_ahead(map(model.features, batches)))))  # noqa: B023
+            floor = ("model", lambda: list(model.run(read_ahead(map(model.features, batches), name=READ_AHEAD_NAME))))  # noqa: B023
             ours = ("pipeline", lambda: transcriber.convert(region))  # noqa: B023
             # The floor and the pipeline back to back, the first of them alternating: in one round each follows
             # another program's model (its caches full of that model: "cold"), in the next its twin. Timed only after

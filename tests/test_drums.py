@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import mido
@@ -19,7 +20,7 @@ from pedalboard.io import AudioFile
 
 from midibridge.model.clip import Note, Tempo
 from midibridge.model.engines.drums.constants import BLOCK_FRAMES, GROUP_OF_NOTE, N_MEL_BANDS
-from midibridge.model.engines.drums.features import frame_blocks
+from midibridge.model.engines.drums.features import context_stack, context_stream, frame_blocks
 from midibridge.model.errors import OptionError, WeightsError
 from midibridge.model.midi import DRUM_CHANNEL, clip_from_bytes
 from midibridge.model.presets import Preset, load_preset
@@ -306,3 +307,40 @@ def test_every_frame_of_a_region_is_in_exactly_one_block_core_however_it_streams
         covered += range(core, min(core + BLOCK_FRAMES, first + len(logmel)))
 
     assert covered == list(range(total))
+
+
+@settings(max_examples=60, deadline=None)
+@given(total=st.integers(1, 200), pieces=st.lists(st.integers(1, 50), min_size=1, max_size=8))
+def test_each_frames_network_input_is_the_same_however_the_frames_stream_in(total, pieces):
+    """The networks run on frames as they are decoded, not on whole blocks: a frame's context reaches into the
+    pieces around it, exactly as if the whole region had come at once."""
+    frames = np.random.default_rng(total).normal(-3.0, 1.0, (total, N_MEL_BANDS)).astype(np.float32)
+    cuts = np.cumsum(pieces)
+
+    streamed = list(context_stream(np.split(frames, cuts[cuts < total])))
+
+    assert np.array_equal(np.concatenate([c.logmel for c in streamed]), frames)
+    assert np.array_equal(np.concatenate([c.stacked for c in streamed]), context_stack(frames))
+
+
+def test_a_cancelled_drum_job_stops_decoding_and_leaves_no_helper_behind(transcriber):
+    from midibridge.model.errors import Cancelled
+
+    engine, read = transcriber.engine_for("drums"), []
+
+    def chunks():
+        for index in range(600):  # 10 minutes
+            read.append(index)
+            yield np.zeros(engine.sample_rate_hz, dtype=np.float32)
+
+    def cancel(stage, fraction):
+        raise Cancelled("job-1")
+
+    with pytest.raises(Cancelled):
+        engine.notes(
+            chunks(), n_samples=600 * engine.sample_rate_hz, options=load_preset("drums").decode, on_progress=cancel
+        )
+
+    # The first block (~48 s of frames and its margin) is read before the first progress, and one piece ahead.
+    assert len(read) < 60, "the helper stopped within a piece of the cancel"
+    assert not [t for t in threading.enumerate() if t.name == "drums-read-ahead"]

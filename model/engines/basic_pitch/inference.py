@@ -9,10 +9,8 @@ few windows and one segment of frames, not the recording.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
-import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ import numpy as np
 import onnxruntime
 
 from ...errors import WeightsError
+from ...read_ahead import read_ahead
 from ...vocabulary import Code, Stage
 from .. import ProgressCallback
 from .constants import (
@@ -48,6 +47,7 @@ from .spill import RowSpill
 from .weights import find_weights
 
 T = TypeVar("T")
+READ_AHEAD_NAME = "basic-pitch"  # its helpers' threads: basic-pitch-read-ahead
 
 DEFAULT_BATCH_WINDOWS = 4  # measured: 2 to 16 windows per run are within noise on 2 cores; 1 is ~15 % slower
 
@@ -179,9 +179,9 @@ class Model:
         counter = _Counter(audio)
         # Decoding and resampling read ahead in a helper of their own, the front in another: in the front's helper
         # they added 0.9 ms per second of audio to the pipeline's wall beside the model alone, 0.3 in their own.
-        features = (self.features(windows) for windows in read_ahead(self.batches(counter)))
+        features = (self.features(windows) for windows in read_ahead(self.batches(counter), name=READ_AHEAD_NAME))
         try:
-            for outputs in self.run(read_ahead(features), on_batch=progress):
+            for outputs in self.run(read_ahead(features, name=READ_AHEAD_NAME), on_batch=progress):
                 for name, rows in outputs.items():
                     sinks[name].append(rows)
         except BaseException:
@@ -382,48 +382,6 @@ def cut_windows(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         offset = window * HOP_SAMPLES - buffer_start
         yield buffer[offset : offset + WINDOW_SAMPLES]  # shorter than a window: fill_batches pads it
         window += 1
-
-
-def read_ahead(items: Iterator[T]) -> Iterator[T]:
-    """`items`, each made in a helper thread while the caller works on the one before: decoding, resampling,
-    windowing and the model's front overlap the back's runs. Stopping early (an error, a cancel) stops the helper
-    too, and a read_ahead whose items it reads; its errors are raised here."""
-    ready: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=1)  # (done, item or error)
-    stop = threading.Event()
-
-    def put(entry: tuple[bool, object]) -> bool:
-        while not stop.is_set():
-            with contextlib.suppress(queue.Full):
-                ready.put(entry, timeout=0.1)
-                return True
-        return False
-
-    def make() -> None:
-        try:
-            for item in items:
-                if not put((False, item)):
-                    return
-            put((True, None))
-        except BaseException as error:  # handed to the caller, who raises it
-            put((True, error))
-        finally:
-            close = getattr(items, "close", None)
-            if close:  # a read_ahead it reads from stops its own helper now
-                close()
-
-    helper = threading.Thread(target=make, name="basic-pitch-read-ahead", daemon=True)
-    helper.start()
-    try:
-        while True:
-            done, item = ready.get()
-            if isinstance(item, BaseException):
-                raise item
-            if done:
-                return
-            yield cast(T, item)
-    finally:
-        stop.set()
-        helper.join()
 
 
 def fill_batches(windows: Iterator[np.ndarray], sizes: Iterator[int]) -> Iterator[np.ndarray]:

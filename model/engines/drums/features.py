@@ -1,5 +1,6 @@
 """Log-mel spectrogram and network-input framing, in numpy: whole arrays (`log_mel`, as training renders them) or
-streamed from chunks in blocks with margins (`log_mel_stream`, `frame_blocks`, as the engine reads them).
+streamed from chunks (`log_mel_stream`, `context_stream`) in blocks with margins (`frame_blocks`), as the engine
+reads them.
 
 Shapes use: S samples, F frames, B = N_MEL_BANDS, K = FFT_SIZE // 2 + 1 bins,
 C = CONTEXT_FRAMES.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -16,6 +18,7 @@ import numpy as np
 from .constants import (
     BLOCK_FRAMES,
     BLOCK_MARGIN_FRAMES,
+    CONTEXT_AFTER,
     CONTEXT_BEFORE,
     CONTEXT_FRAMES,
     FFT_SIZE,
@@ -108,8 +111,37 @@ def context_stack(logmel: np.ndarray) -> np.ndarray:
     n_frames, n_bands = logmel.shape
     padded = np.full((n_frames + CONTEXT_FRAMES - 1, n_bands), np.log10(LOG_FLOOR), np.float32)
     padded[CONTEXT_BEFORE : CONTEXT_BEFORE + n_frames] = logmel
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (CONTEXT_FRAMES, n_bands))[:, 0]
-    return windows.reshape(n_frames, CONTEXT_FRAMES * n_bands)
+    return _contexts(padded, n_frames)
+
+
+def context_stream(logmel_pieces: Iterable[np.ndarray]) -> Iterator[Contexts]:
+    """`context_stack` of the concatenated pieces, piece by piece: each frame's context reaches into the pieces
+    around it (the silence floor only before the first frame and after the last), so a frame waits for the
+    CONTEXT_AFTER frames after it and the stack is the same however the frames arrive.
+
+    logmel_pieces: (n, B) each. Yields one Contexts per piece that completes a frame's context (and one at the end).
+    """
+    floor = np.log10(LOG_FLOOR)
+    held = np.full((CONTEXT_BEFORE, N_MEL_BANDS), floor, np.float32)  # context before the first waiting frame
+    end = np.full((CONTEXT_AFTER, N_MEL_BANDS), floor, np.float32)
+    for rows in itertools.chain(logmel_pieces, [end]):
+        held = np.concatenate([held, rows])
+        ready = len(held) - CONTEXT_FRAMES + 1
+        if ready > 0:
+            yield Contexts(held[CONTEXT_BEFORE : CONTEXT_BEFORE + ready], _contexts(held, ready))
+            held = held[ready:]
+
+
+@dataclass(frozen=True)
+class Contexts:
+    logmel: np.ndarray  # (n, B) frames
+    stacked: np.ndarray  # (n, C * B) their contexts, the networks' input
+
+
+def _contexts(rows: np.ndarray, n_frames: int) -> np.ndarray:
+    """rows: (n_frames + C - 1, B), frame i's context rows[i : i + C]. Returns (n_frames, C * B)."""
+    windows = np.lib.stride_tricks.sliding_window_view(rows, (CONTEXT_FRAMES, rows.shape[1]))[:n_frames, 0]
+    return windows.reshape(n_frames, CONTEXT_FRAMES * rows.shape[1])
 
 
 def log_mel_stream(chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -141,14 +173,17 @@ def _emit(buffer: np.ndarray, buffer_start: int, first_frame: int, count: int) -
         yield log_mel_of_frames(buffer[offset + i * HOP_SIZE : offset + (i + n - 1) * HOP_SIZE + FFT_SIZE], n)
 
 
-def frame_blocks(logmel_pieces: Iterable[np.ndarray]) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(core_start, first_frame, logmel) per block: logmel (n, B) holds frames first_frame.., covering the core
-    frames core_start..core_start + BLOCK_FRAMES (fewer at the end) and up to BLOCK_MARGIN_FRAMES either side."""
-    pending = np.zeros((0, N_MEL_BANDS), np.float32)
+def frame_blocks(pieces: Iterable[np.ndarray]) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(core_start, first_frame, frames) per block: frames (n, W) holds rows first_frame.. of the concatenated
+    pieces (n, W), covering the core frames core_start..core_start + BLOCK_FRAMES (fewer at the end) and up to
+    BLOCK_MARGIN_FRAMES either side."""
+    pending: np.ndarray | None = None
     first, core = 0, 0  # pending[0] is frame `first`; the next core block starts at `core`
-    for rows in itertools.chain(logmel_pieces, [None]):  # None: the end, where every frame left is a core frame
+    for rows in itertools.chain(pieces, [None]):  # None: the end, where every frame left is a core frame
         if rows is not None:
-            pending = np.concatenate([pending, rows])
+            pending = rows if pending is None else np.concatenate([pending, rows])
+        if pending is None:
+            return
         needed = core + 1 if rows is None else core + BLOCK_FRAMES + BLOCK_MARGIN_FRAMES
         while first + len(pending) >= needed:
             yield core, first, pending[: core + BLOCK_FRAMES + BLOCK_MARGIN_FRAMES - first]
