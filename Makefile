@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.daemon
 	$(BIN)/python -m benchmarks.drums
 	$(BIN)/python -m benchmarks.cluster
+	$(BIN)/python -m benchmarks.live
 
 # The hardening suites, long variants where they have one (10,000 fuzzed messages, 300 jobs of a fuzzed worker,
 # 50 clients x 100 requests): RELIABILITY.md's table.

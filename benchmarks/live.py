@@ -52,6 +52,8 @@ def main(argv=None) -> int:
     parser.add_argument("--singing", type=int, default=4, metavar="N", help="real sung clips (default 4)")
     parser.add_argument("--minutes", type=int, default=60, help="streamed minutes for the memory figure")
     args = parser.parse_args(argv)
+    if args.minutes < 1:
+        parser.error(f"--minutes {args.minutes}: the memory figure compares 1 minute with --minutes; give 1 or more")
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"memory": memory(args.minutes)}
     _print_memory(report["memory"])
