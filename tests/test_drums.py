@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pedalboard.io import AudioFile
 
 from midibridge.model.clip import Note, Tempo
-from midibridge.model.engines.drums.constants import BLOCK_FRAMES, GROUP_OF_NOTE, N_MEL_BANDS
+from midibridge.model.engines.drums.constants import BLOCK_FRAMES, GROUP_OF_NOTE, HOP_SIZE, N_MEL_BANDS
 from midibridge.model.engines.drums.features import context_stack, context_stream, frame_blocks
 from midibridge.model.errors import OptionError, WeightsError
 from midibridge.model.midi import DRUM_CHANNEL, clip_from_bytes
@@ -344,3 +344,34 @@ def test_a_cancelled_drum_job_stops_decoding_and_leaves_no_helper_behind(transcr
     # The first block (~48 s of frames and its margin) is read before the first progress, and one piece ahead.
     assert len(read) < 60, "the helper stopped within a piece of the cancel"
     assert not [t for t in threading.enumerate() if t.name == "drums-read-ahead"]
+
+
+def test_a_drum_track_with_a_long_silence_gives_the_same_hits_and_runs_no_networks_over_the_silence(
+    transcriber, tmp_path, monkeypatch
+):
+    """A session's drum track is often mostly silent: those stretches cost no network time, and the hits either
+    side are the ones each beat gives alone."""
+    import midibridge.model.engines.drums.engine as drums_engine
+
+    engine, options = transcriber.engine_for("drums"), load_preset("drums").decode
+    path = render(rock_beat(bars=2), tmp_path / "beat.wav", drums=True, sample_rate_hz=22050)
+    with AudioFile(str(path)) as source:
+        beat = source.read(source.frames)[0]
+    beat = np.pad(beat, (0, -len(beat) % HOP_SIZE))  # whole frames, so the second beat's frames fall as the first's
+    silence = np.zeros(60 * 22050 // HOP_SIZE * HOP_SIZE, np.float32)
+    track = np.concatenate([beat, silence, beat])
+    alone = engine.notes(iter([beat]), n_samples=len(beat), options=options)
+
+    networks_saw = []
+    real_activations = drums_engine.activations
+    monkeypatch.setattr(
+        drums_engine,
+        "activations",
+        lambda stacked, model: networks_saw.append(len(stacked)) or real_activations(stacked, model),
+    )
+    found = engine.notes(iter([track]), n_samples=len(track), options=options)
+
+    later = (len(beat) + len(silence)) / 22050
+    hits = [(n.pitch, round(n.start_s, 6), n.velocity) for n in found]
+    assert hits == [(n.pitch, round(n.start_s + t, 6), n.velocity) for t in (0.0, later) for n in alone]
+    assert sum(networks_saw) < 1.2 * 2 * len(beat) / HOP_SIZE, "the networks ran on the beats, not the minute between"

@@ -12,9 +12,17 @@ from ...clip import Note
 from ...read_ahead import read_ahead
 from ...vocabulary import Stage
 from .. import ProgressCallback
-from .constants import BLOCK_FRAMES, FRAME_RATE_HZ, HOP_SIZE, N_MEL_BANDS, NOTE_LENGTH_S, SAMPLE_RATE_HZ
+from .constants import (
+    BLOCK_FRAMES,
+    FRAME_RATE_HZ,
+    HOP_SIZE,
+    N_MEL_BANDS,
+    NOTE_LENGTH_S,
+    OUTPUT_NOTES,
+    SAMPLE_RATE_HZ,
+)
 from .detect import detect
-from .features import context_stream, frame_blocks, log_mel_stream
+from .features import Contexts, context_stream, frame_blocks, log_mel_stream
 from .network import activations, load_model
 from .options import DrumOptions
 from .weights import find_weights
@@ -61,20 +69,33 @@ class Drums:
         total_frames = max(1, n_samples // HOP_SIZE)
         # Decoding, resampling and the log-mel frames are made in a helper while the networks run on the frames
         # before (207 s of MDB Drums: 4.7 -> 3.6 s); each row: a frame's bands, then the networks' outputs for it.
+        floor = options.silence_floor_dbfs / 10.0  # in the log-mel's units; digital silence is exactly at -70 dB
         contexts = context_stream(read_ahead(log_mel_stream(samples), name="drums"))
-        rows = (np.hstack([c.logmel, activations(c.stacked, self._model)]) for c in contexts)
+        rows = (np.hstack([c.logmel, self._activations(c, floor)]) for c in contexts)
         notes = []
         for core, first, block in frame_blocks(rows):
             if on_progress:  # the documented stage the progress bars count: the model's share of the work
                 on_progress(Stage.INFER, min(1.0, core / total_frames))
             logmel, act = block[:, :N_MEL_BANDS], block[:, N_MEL_BANDS:]
-            if logmel.max(initial=-np.inf) < options.silence_floor_dbfs / 10.0:
+            if logmel.max(initial=-np.inf) <= floor:
                 continue  # silence: nothing to find, and PFNMF would only amplify noise
             for frame, gm_note, level_db in detect(act, logmel, self._model.kick_templates, options):
                 if core <= frame + first < core + BLOCK_FRAMES:  # margins belong to the neighbouring blocks
                     start_s = (frame + first) / FRAME_RATE_HZ
                     notes.append(Note(gm_note, start_s, start_s + NOTE_LENGTH_S, _velocity(level_db, options)))
         return notes
+
+    def _activations(self, contexts: Contexts, floor: float) -> np.ndarray:
+        """(n, len(OUTPUT_NOTES)) the networks' outputs for each frame of `contexts`; 0 where its whole context is
+        at or below the silence floor (the networks give at most 0.016 there, far below any threshold): a track's
+        silent stretches cost no network time."""
+        sounding = contexts.stacked.max(axis=1) > floor
+        if sounding.all():
+            return activations(contexts.stacked, self._model)
+        act = np.zeros((len(sounding), len(OUTPUT_NOTES)), np.float32)
+        if sounding.any():
+            act[sounding] = activations(contexts.stacked[sounding], self._model)
+        return act
 
 
 def _velocity(level_db: float, options: DrumOptions) -> int:
