@@ -117,7 +117,10 @@ def _in_process(cases, corpus: Path, out: Path, *, repeats: int) -> dict:
             batches = _model_windows(region, model)
             # Each lambda runs at once, inside timed(): the loop's variables are the ones meant.
             # The floor as the pipeline runs it: the front in read_ahead's helper, beside the back.
-            floor = ("model", lambda: list(model.run(read_ahead(map(model.features, batches), name=READ_AHEAD_NAME))))  # noqa: B023
+            floor = (
+                "model",
+                lambda: list(model.run(read_ahead(map(model.features, batches), name=READ_AHEAD_NAME))),  # noqa: B023
+            )
             ours = ("pipeline", lambda: transcriber.convert(region))  # noqa: B023
             # The floor and the pipeline back to back, the first of them alternating: in one round each follows
             # another program's model (its caches full of that model: "cold"), in the next its twin. Timed only after

@@ -55,7 +55,7 @@ from .features import FrameExtractor, Frames
 from .notes import attack_velocity, decode_notes, onsets, pitch_and_voicing, to_partial_rise
 from .options import SwiftF0Options
 from .periodicity import periodic_pitch, periodicity
-from .series import median
+from .series import median, midi_pitch
 
 LOOKAHEAD_FRAMES = 3  # 48 ms: a note-on comes this long after the note's start (rendered lines: BENCHMARKS in README)
 # 768 ms of frames decoded each time: more than any of the segmentation's windows looks back (300 ms at most). 2 s
@@ -196,7 +196,7 @@ class SwiftF0Stream:
         holds: there (rows lo… of the frames kept, computed again with each block), a frame that is loud enough and
         within EDGE_STEADY_SEMITONES of the two frames before counts as voiced (a click's two frames do not)."""
         assert self._frames is not None
-        pitch = 69.0 + 12.0 * np.log2(np.maximum(self._frames.pitch_hz[lo - 2 :].astype(np.float64), 1e-3) / 440.0)
+        pitch = midi_pitch(self._frames.pitch_hz[lo - 2 :])
         steady = (np.abs(pitch[2:] - pitch[1:-1]) < EDGE_STEADY_SEMITONES) & (
             np.abs(pitch[2:] - pitch[:-2]) < EDGE_STEADY_SEMITONES
         )
@@ -326,7 +326,7 @@ class SwiftF0Stream:
         return self._start_pending() if self._repeats_at(self._pending) else []
 
     def _early_from_audio(self) -> list[LiveEvent]:
-        """A note-on for a new pitch the newest raw audio repeats at (`_heard`), before SwiftF0's newest frame shows
+        """A note-on for a new pitch the newest raw audio repeats at, before SwiftF0's newest frame shows
         it: its start is where the audio began to repeat at it, or an onset near."""
         assert self._frames is not None
         if self._frames.loudness_db[-1] < self._options.silence_threshold_dbfs:
@@ -342,14 +342,17 @@ class SwiftF0Stream:
             or abs(pitch - RANGE_CENTRE_MIDI) > EDGE_RANGE_SEMITONES
             or (self._on is not None and (key - self._on.pitch) % 12 in AUDIO_SKIPPED_STEPS)
             or (self._on is None and key == self._last_pitch)  # a repeat of one pitch is the onsets' to find
-            or not self._heard(key)
+            or self._periodicity(key) < HEARD_PERIODICITY  # `_heard`, with the pitches above held lower still:
             or any(self._periodicity(key + h) >= AUDIO_ABOVE_PERIODICITY for h in HEARD_ABOVE)
             # an attack's lower partial, below the pitch SwiftF0 already reads
-            or round(_semitones(float(self._frames.pitch_hz[-1])) - key) in HARMONIC_SEMITONES[1:]
+            or round(float(midi_pitch(self._frames.pitch_hz[-1])) - key) in HARMONIC_SEMITONES[1:]
         ):
             return []
         end = len(self._audio)  # back to the first window that repeats at the key
-        while end - HEARD_STEP_SAMPLES >= HEARD_WINDOW_SAMPLES and self._periodicity_at(key, end - HEARD_STEP_SAMPLES):
+        while (
+            end - HEARD_STEP_SAMPLES >= HEARD_WINDOW_SAMPLES
+            and self._periodicity_to(key, end - HEARD_STEP_SAMPLES) >= HEARD_PERIODICITY
+        ):
             end -= HEARD_STEP_SAMPLES
         start_s = max((self._audio_start + end - HEARD_WINDOW_SAMPLES) / SAMPLE_RATE_HZ, self._decided_s)
         first = max(self._frames_start, int(start_s / FRAME_S) - round(ONSET_SNAP_MS / 1000 / FRAME_S))
@@ -362,14 +365,6 @@ class SwiftF0Stream:
         velocity = attack_velocity(loudness if len(loudness) else frames.loudness_db[-1:])
         self._pending = _Pending(key, start_s, velocity, steady=False)
         return self._start_pending()
-
-    def _periodicity_at(self, key: int, end: int) -> bool:
-        return (
-            periodicity(
-                self._audio[:end], key, window_samples=HEARD_WINDOW_SAMPLES, search_semitones=HEARD_SEARCH_SEMITONES
-            )
-            >= HEARD_PERIODICITY
-        )
 
     def _partial_rise(self, frame: int, n: int, key: int) -> int:
         """Where the decode would begin a note of `key` that follows the sounding note at `frame` (a global frame):
@@ -417,12 +412,12 @@ class SwiftF0Stream:
 
     def _periodicity(self, pitch: int) -> float:
         """How well the newest audio repeats at `pitch`'s period: the least over its last HEARD_WINDOWS windows."""
-        ends = [len(self._audio) - k * HEARD_STEP_SAMPLES for k in range(HEARD_WINDOWS)]
-        return min(
-            periodicity(
-                self._audio[:end], pitch, window_samples=HEARD_WINDOW_SAMPLES, search_semitones=HEARD_SEARCH_SEMITONES
-            )
-            for end in ends
+        return min(self._periodicity_to(pitch, len(self._audio) - k * HEARD_STEP_SAMPLES) for k in range(HEARD_WINDOWS))
+
+    def _periodicity_to(self, pitch: int, end: int) -> float:
+        """How well the window of the stream's audio that ends at `end` (an index into it) repeats at `pitch`."""
+        return periodicity(
+            self._audio[:end], pitch, window_samples=HEARD_WINDOW_SAMPLES, search_semitones=HEARD_SEARCH_SEMITONES
         )
 
     def _start_pending(self) -> list[LiveEvent]:
@@ -501,10 +496,6 @@ class SwiftF0Stream:
         self._on, self._decided_s = None, max(self._decided_s, time_s)
         back = [LiveEvent(EventKind.BEND, self._decided_s, pitch)] if bent else []  # the wheel back, as the SMF writer
         return [*back, LiveEvent(EventKind.NOTE_OFF, self._decided_s, pitch)]
-
-
-def _semitones(hz: float) -> float:
-    return 69.0 + 12.0 * float(np.log2(max(hz, 1e-3) / 440.0))
 
 
 def _rows(frames: Frames, rows: slice) -> Frames:

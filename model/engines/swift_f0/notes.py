@@ -64,7 +64,7 @@ from .constants import (
 )
 from .features import Frames
 from .options import SwiftF0Options
-from .series import dips, hold, last_min, median, running_median, true_runs
+from .series import dips, hold, last_min, median, midi_pitch, running_median, true_runs
 
 Segment = list
 
@@ -104,7 +104,7 @@ def _frames(ms: float) -> int:
 def pitch_and_voicing(frames: Frames, options: SwiftF0Options) -> tuple[np.ndarray, np.ndarray]:
     """(n,) MIDI pitch (float) and (n,) voiced flags: step 1 of decode_notes, which live's early note-on reads too."""
     f0 = np.maximum(frames.pitch_hz.astype(np.float64), 1e-3)
-    pitch = 69.0 + 12.0 * np.log2(f0 / 440.0)
+    pitch = midi_pitch(f0)
     pitch += 12.0 * _missing_fundamental(pitch, frames.semitone_db)
     confidence = frames.confidence.astype(np.float64)
     voiced = confidence >= options.voicing_threshold

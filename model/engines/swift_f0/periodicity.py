@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .constants import SAMPLE_RATE_HZ
+from .series import midi_pitch
 
 
 def periodicity(audio: np.ndarray, midi_pitch: float, *, window_samples: int, search_semitones: float) -> float:
@@ -38,11 +39,10 @@ def periodic_pitch(audio: np.ndarray, *, window_samples: int, lowest_hz: float, 
     x = audio[-window_samples:].astype(np.float64)
     longest = min(window_samples // 2, int(SAMPLE_RATE_HZ / lowest_hz))
     spectrum = np.fft.rfft(x, 2 * window_samples)
-    products = np.fft.irfft(spectrum * spectrum.conj())[: longest + 2]  # sum of x[i] x[i + lag], each lag
-    energy = np.cumsum(x * x)
-    # x[:-lag] and x[lag:]: the energies of the window less its last, or first, `lag` samples
+    products = np.fft.irfft(spectrum.real**2 + spectrum.imag**2)[: longest + 2]  # sum of x[i] x[i + lag], each lag
+    energy = np.concatenate([[0.0], np.cumsum(x * x)])  # energy[k]: of the first k samples
     lags = np.arange(longest + 2)
-    squares = energy[window_samples - 1 - lags] + (energy[-1] - np.concatenate([[0.0], energy[: longest + 1]]))
+    squares = energy[window_samples - lags] + energy[-1] - energy[lags]  # of x[:-lag] and of x[lag:]
     nsdf = 2.0 * products / np.maximum(squares, 1e-12)
     rising = np.flatnonzero((nsdf[1:-1] > nsdf[:-2]) & (nsdf[1:-1] >= nsdf[2:]) & (nsdf[1:-1] > 0)) + 1
     rising = rising[rising >= 2]
@@ -55,4 +55,4 @@ def periodic_pitch(audio: np.ndarray, *, window_samples: int, lowest_hz: float, 
     heights = b - (a - c) ** 2 / (8.0 * curvature)
     first = int(np.argmax(heights >= key_fraction * heights.max()))
     lag = rising[first] + 0.5 * (a[first] - c[first]) / curvature[first]
-    return 69.0 + 12.0 * float(np.log2(SAMPLE_RATE_HZ / lag / 440.0))
+    return float(midi_pitch(SAMPLE_RATE_HZ / lag))

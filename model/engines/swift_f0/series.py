@@ -59,3 +59,8 @@ def last_min(x: np.ndarray, lo: int, hi: int) -> int:
     """Index of the last minimum of x[lo:hi] (after silence, the frame just before the sound)."""
     part = x[lo:hi]
     return lo + len(part) - 1 - int(np.argmin(part[::-1]))
+
+
+def midi_pitch(hz: np.ndarray | float) -> np.ndarray:
+    """MIDI pitch (fractional) of `hz` (any shape), float64; 0 Hz reads as 1 mHz (unvoiced frames carry 0)."""
+    return 69.0 + 12.0 * np.log2(np.maximum(np.asarray(hz, np.float64), 1e-3) / 440.0)
