@@ -40,7 +40,9 @@ class SwiftF0:
     ) -> tuple[Note, ...]:
         """The notes of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them), in seconds from the
         first sample."""
-        frames = self._extractor.frames(samples, n_samples=n_samples, on_progress=on_progress)
+        frames = self._extractor.frames(
+            samples, n_samples=n_samples, low_bass=options.low_bass, on_progress=on_progress
+        )
         if on_progress:
             on_progress(Stage.NOTES, 0.0)
         return decode_notes(frames, options)

@@ -64,6 +64,7 @@ class Frames:
     loudness_db: np.ndarray  # (n,) float32: RMS of the 32 ms around the frame, dBFS
     onset_db: np.ndarray  # (n,) float32: mean rise of the half-octave band levels, dB
     low_shift_semitones: np.ndarray  # (n,) float32: 12 or 19 where the pitch is the 2nd or 3rd harmonic of a lower note
+    # (0 throughout unless low_bass asked for it)
     semitone_db: np.ndarray  # (n, N_SEMITONES) float16: peak power within a quarter tone of each semitone, dB
 
     def __len__(self) -> int:
@@ -83,9 +84,17 @@ class FrameExtractor:
         self._stages: dict[str, onnxruntime.InferenceSession] | None = None  # live streams' (model_stream)
         self._stages_lock = threading.Lock()
 
-    def frames(self, chunks: Iterable[np.ndarray], *, n_samples: int, on_progress: ProgressCallback | None) -> Frames:
+    def frames(
+        self,
+        chunks: Iterable[np.ndarray],
+        *,
+        n_samples: int,
+        low_bass: bool,
+        on_progress: ProgressCallback | None,
+    ) -> Frames:
         """Features of mono float32 chunks at SAMPLE_RATE_HZ (about `n_samples` of them); on_progress(Stage.INFER,
-        fraction) after each window, where a raise cancels."""
+        fraction) after each window, where a raise cancels. `low_bass`: look for notes below SwiftF0's floor
+        (low_shift_semitones; the options' low_bass)."""
         expected_frames = max(1, n_samples // HOP_SAMPLES)
         parts: list[tuple[np.ndarray, ...]] = []
         unfinished: list[Callable[[], tuple[np.ndarray, ...]]] = []  # the window whose model still runs
@@ -112,6 +121,7 @@ class FrameExtractor:
                         first_frame,
                         done_frames,
                         end_frame,
+                        low_bass=low_bass,
                     )
                 )
                 done_frames = end_frame
@@ -125,16 +135,18 @@ class FrameExtractor:
         finish(done_frames)
         if total_frames > done_frames:
             audio = np.concatenate(pending) if pending_samples else np.zeros(HOP_SAMPLES, np.float32)
-            unfinished.append(self._start(audio, first_frame, done_frames, total_frames))
+            unfinished.append(self._start(audio, first_frame, done_frames, total_frames, low_bass=low_bass))
             finish(total_frames)
         return Frames(*(np.concatenate([part[i] for part in parts]) for i in range(6)))
 
-    def window(self, audio: np.ndarray, *, first_frame: int, lo: int, hi: int, model: ModelStream) -> Frames:
+    def window(
+        self, audio: np.ndarray, *, first_frame: int, lo: int, hi: int, low_bass: bool, model: ModelStream
+    ) -> Frames:
         """Features of global frames [lo, hi) of `audio`, whose sample 0 is global frame `first_frame`'s centre, as one
         window of `frames` computes them, SwiftF0's pitch and confidence from `model`, which runs it over the stream
         (stages.py): the live path's step (model.engines.swift_f0.live)."""
         pitch_and_confidence = model.pitch_and_confidence(audio, first_frame=first_frame, lo=lo, hi=hi)
-        return Frames(*self._start(audio, first_frame, lo, hi, model=lambda: pitch_and_confidence)())
+        return Frames(*self._start(audio, first_frame, lo, hi, low_bass=low_bass, model=lambda: pitch_and_confidence)())
 
     def model_stream(self) -> ModelStream:
         """A new stream's SwiftF0 state; the stages' sessions are made for the first one (the graph is cut once per
@@ -152,6 +164,7 @@ class FrameExtractor:
         lo: int,
         hi: int,
         *,
+        low_bass: bool,
         model: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> Callable[[], tuple[np.ndarray, ...]]:
         """Start on global frames [lo, hi) of `audio`, whose sample 0 is global frame `first_frame`'s centre: the model
@@ -194,7 +207,7 @@ class FrameExtractor:
                 confidence,
                 loudness,
                 onset[kept],
-                _low_shift(audio, centres[keep], pitch, loudness),
+                _low_shift(audio, centres[keep], pitch, loudness) if low_bass else np.zeros(len(pitch), np.float32),
                 semitones[kept].astype(np.float16),
             )
 

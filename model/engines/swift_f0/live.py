@@ -23,7 +23,7 @@ costs a note-on no time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -178,7 +178,9 @@ class SwiftF0Stream:
         """Frames [final, n) computed again with the audio now in, older ones dropped; the decode of the last ones."""
         first = max(0, self._final - CONTEXT_BEFORE_FRAMES)
         audio = self._audio[first * HOP_SAMPLES - self._audio_start :]
-        new = self._extractor.window(audio, first_frame=first, lo=self._final, hi=n, model=self._model)
+        new = self._extractor.window(
+            audio, first_frame=first, lo=self._final, hi=n, low_bass=self._options.low_bass, model=self._model
+        )
         if self._frames is not None:
             new = _join(self._frames, slice(0, self._final - self._frames_start), new)
         else:
@@ -211,17 +213,7 @@ class SwiftF0Stream:
         assert self._frames is not None
         first = max(self._frames_start, n - DECODE_FRAMES)
         rows = slice(first - self._frames_start, n - self._frames_start)
-        offset = first * FRAME_S
-        notes = decode_notes(_rows(self._frames, rows), self._options)
-        return tuple(
-            replace(
-                note,
-                start_s=note.start_s + offset,
-                end_s=note.end_s + offset,
-                bends=tuple(replace(b, time_s=b.time_s + offset) for b in note.bends),
-            )
-            for note in notes
-        )
+        return decode_notes(_rows(self._frames, rows), self._options, first_frame=first)
 
     def _commit(self, notes: tuple[Note, ...], *, horizon_s: float) -> list[LiveEvent]:
         """Events for what `notes` (the decode of the newest frames) settles up to `horizon_s`."""
