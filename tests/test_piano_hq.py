@@ -18,6 +18,8 @@ from test_reaper import run_action
 
 from midibridge.bridge import protocol as p
 from midibridge.model.engines import ENGINES
+from midibridge.model.engines.transkun.constants import SAMPLE_RATE_HZ
+from midibridge.model.engines.transkun.engine import window_count
 from midibridge.model.errors import Cancelled
 from midibridge.model.pipeline import Transcriber
 from midibridge.model.presets import load_preset
@@ -105,11 +107,25 @@ def submit(sock, request_id: str, kind: str, header: dict) -> list[str]:
             return answer.header["job_ids"]
 
 
+def inference_progress(sock, job_id: str) -> tuple[float, float]:
+    """When the job's next `infer` progress arrived, and its fraction."""
+    while True:
+        message = wait_for(sock, {p.PROGRESS}, job_id)
+        if message.header["stage"] == Stage.INFER:
+            return time.monotonic(), message.header["fraction"]
+
+
 def test_a_cancelled_piano_hq_job_in_the_daemon_ends_and_its_worker_serves_the_next_one(daemon, long_audio, piece):
+    """The cancel is answered well within a window's time, measured in this run (a loaded machine slows both)."""
     sock = daemon.raw()
     region = {"path": str(long_audio), "duration_s": 60.0}
+    windows = window_count(60 * SAMPLE_RATE_HZ)
     [job_id] = submit(sock, "long", p.TRANSCRIBE, {"region": region, "preset": "piano-hq"})
-    wait_for(sock, {p.PROGRESS}, job_id)
+    first_s, first = inference_progress(sock, job_id)
+    later_s, later = first_s, first
+    while later < first + 1 / windows:  # a whole window's progress, to measure its pace
+        later_s, later = inference_progress(sock, job_id)
+    window_s = (later_s - first_s) / ((later - first) * windows)
     workers_before = daemon.worker_pids()
     with daemon.client() as client:
         asked_s = time.monotonic()
@@ -118,7 +134,8 @@ def test_a_cancelled_piano_hq_job_in_the_daemon_ends_and_its_worker_serves_the_n
     answered_after_s = time.monotonic() - asked_s
     sock.close()
 
-    assert answer.header["code"] == "cancelled" and answered_after_s < 1.0, f"answered in {answered_after_s:.2f} s"
+    assert answer.header["code"] == "cancelled", answer.header
+    assert answered_after_s < window_s / 2, f"answered in {answered_after_s:.2f} s, a window takes {window_s:.2f} s"
     with daemon.client() as client:
         assert client.transcribe(Region.from_file(piece), preset="piano-hq").clip.notes
     assert daemon.worker_pids() == workers_before, "the worker stopped its run, and was not killed for it"
