@@ -104,8 +104,8 @@ def _frames(ms: float) -> int:
 
 def pitch_and_voicing(frames: Frames, options: SwiftF0Options) -> tuple[np.ndarray, np.ndarray]:
     """(n,) MIDI pitch (float) and (n,) voiced flags: step 1 of decode_notes, which live's early note-on reads too."""
-    f0 = np.maximum(frames.pitch_hz.astype(np.float64), 1e-3)
-    pitch = midi_pitch(f0)
+    f0 = frames.pitch_hz.astype(np.float64)
+    pitch = midi_pitch(f0)  # unvoiced frames' 0 Hz read as 1 mHz there
     pitch += 12.0 * _missing_fundamental(pitch, frames.semitone_db)
     confidence = frames.confidence.astype(np.float64)
     voiced = confidence >= options.voicing_threshold

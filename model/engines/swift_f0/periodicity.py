@@ -9,12 +9,12 @@ from .constants import SAMPLE_RATE_HZ
 from .series import midi_pitch
 
 
-def periodicity(audio: np.ndarray, midi_pitch: float, *, window_samples: int, search_semitones: float) -> float:
+def periodicity(audio: np.ndarray, pitch: float, *, window_samples: int, search_semitones: float) -> float:
     """McLeod's normalised square difference (1 for audio that repeats exactly, about 0 for noise) of the last
     `window_samples` of `audio` (m,) at 16 kHz (at least two periods), at its best lag within `search_semitones` of
-    `midi_pitch`'s period; 0 where that best lag is at the edge of the search (the period lies elsewhere) or the
+    `pitch`'s (MIDI) period; 0 where that best lag is at the edge of the search (the period lies elsewhere) or the
     audio is shorter than two periods."""
-    period = SAMPLE_RATE_HZ / (440.0 * 2.0 ** ((midi_pitch - 69.0) / 12.0))
+    period = SAMPLE_RATE_HZ / (440.0 * 2.0 ** ((pitch - 69.0) / 12.0))
     lo = max(1, int(np.floor(period * 2.0 ** (-search_semitones / 12.0))))
     hi = int(np.ceil(period * 2.0 ** (search_semitones / 12.0)))
     x = audio[-max(window_samples, 2 * hi) :].astype(np.float64)
