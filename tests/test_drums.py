@@ -19,8 +19,17 @@ from hypothesis import strategies as st
 from pedalboard.io import AudioFile
 
 from midibridge.model.clip import Note, Tempo
-from midibridge.model.engines.drums.constants import BLOCK_FRAMES, GROUP_OF_NOTE, HOP_SIZE, N_MEL_BANDS
-from midibridge.model.engines.drums.features import context_stack, context_stream, frame_blocks
+from midibridge.model.engines.drums.constants import (
+    BLOCK_FRAMES,
+    CONTEXT_FRAMES,
+    GROUP_OF_NOTE,
+    HOP_SIZE,
+    N_MEL_BANDS,
+    OUTPUT_NOTES,
+)
+from midibridge.model.engines.drums.features import context_stack, context_stream, frame_blocks, padded_with_floor
+from midibridge.model.engines.drums.network import activations, load_model
+from midibridge.model.engines.drums.weights import find_weights
 from midibridge.model.errors import OptionError, WeightsError
 from midibridge.model.midi import DRUM_CHANNEL, clip_from_bytes
 from midibridge.model.presets import Preset, load_preset
@@ -323,6 +332,22 @@ def test_each_frames_network_input_is_the_same_however_the_frames_stream_in(tota
     assert np.array_equal(np.concatenate([c.stacked for c in streamed]), context_stack(frames))
 
 
+@settings(max_examples=20, deadline=None)
+@given(total=st.integers(2, 120), cut=st.integers(1, 119))
+def test_a_frames_onset_probabilities_depend_on_its_context_alone(total, cut):
+    """The convolutional network runs on whole stretches of frames (the engine cuts them at silences and pieces),
+    yet each frame's output sees only its own context, as the MLPs' does: cut anywhere, the same probabilities."""
+    model = load_model(find_weights())
+    rows = padded_with_floor(np.random.default_rng(total).normal(-3.0, 1.0, (total, N_MEL_BANDS)).astype(np.float32))
+    cut = 1 + (cut - 1) % (total - 1)  # frames 0..cut-1, then cut..total-1
+
+    whole = activations(rows, model)
+    parts = [activations(rows[: cut + CONTEXT_FRAMES - 1], model), activations(rows[cut:], model)]
+
+    assert whole.shape == (total, len(OUTPUT_NOTES))
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-5)
+
+
 def test_a_cancelled_drum_job_stops_decoding_and_leaves_no_helper_behind(transcriber):
     from midibridge.model.errors import Cancelled
 
@@ -367,7 +392,7 @@ def test_a_drum_track_with_a_long_silence_gives_the_same_hits_and_runs_no_networ
     monkeypatch.setattr(
         drums_engine,
         "activations",
-        lambda stacked, model: networks_saw.append(len(stacked)) or real_activations(stacked, model),
+        lambda rows, model: networks_saw.append(len(rows)) or real_activations(rows, model),
     )
     found = engine.notes(iter([track]), n_samples=len(track), options=options)
 

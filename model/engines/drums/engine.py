@@ -14,6 +14,7 @@ from ...vocabulary import Stage
 from .. import ProgressCallback
 from .constants import (
     BLOCK_FRAMES,
+    CONTEXT_FRAMES,
     FRAME_RATE_HZ,
     HOP_SIZE,
     N_MEL_BANDS,
@@ -29,9 +30,10 @@ from .weights import find_weights
 
 
 class Drums:
-    """The drum model, loaded (and checked) once. Runs in numpy on one BLAS thread: its matrices are small, and more
-    threads only wait on each other (and on onnxruntime's): measured 5-30x slower on 2 busy cores. `threads` is
-    accepted for the engine shape; `weights_path`: another copy of model.npz (None: the one beside this file)."""
+    """The drum model, loaded (and checked) once. Its MLPs run in numpy on one BLAS thread and its convolutional
+    network on one onnxruntime thread: their matrices are small, and more threads only wait on each other (and on the
+    decoding helper): measured 5-30x slower on 2 busy cores. `threads` is accepted for the engine shape;
+    `weights_path`: another copy of model.npz (None: the one beside this file)."""
 
     name = "drums"
     sample_rate_hz = SAMPLE_RATE_HZ
@@ -88,13 +90,13 @@ class Drums:
     def _activations(self, contexts: Contexts, floor: float) -> np.ndarray:
         """(n, len(OUTPUT_NOTES)) the networks' outputs for each frame of `contexts`; 0 where its whole context is
         at or below the silence floor (the networks give at most 0.016 there, far below any threshold): a track's
-        silent stretches cost no network time."""
-        sounding = contexts.stacked.max(axis=1) > floor
-        if sounding.all():
-            return activations(contexts.stacked, self._model)
+        silent stretches cost no network time. The networks run on each stretch of sounding frames at once."""
+        row_loudest = contexts.rows.max(axis=1)
+        sounding = np.lib.stride_tricks.sliding_window_view(row_loudest, CONTEXT_FRAMES).max(axis=1) > floor
         act = np.zeros((len(sounding), len(OUTPUT_NOTES)), np.float32)
-        if sounding.any():
-            act[sounding] = activations(contexts.stacked[sounding], self._model)
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], sounding, [False]])))
+        for start, end in zip(edges[::2], edges[1::2]):
+            act[start:end] = activations(contexts.rows[start : end + CONTEXT_FRAMES - 1], self._model)
         return act
 
 

@@ -108,10 +108,14 @@ def context_stack(logmel: np.ndarray) -> np.ndarray:
     logmel: (F, B). Returns (F, C * B) float32; frames outside the input repeat the
     silence floor log10(LOG_FLOOR).
     """
-    n_frames, n_bands = logmel.shape
-    padded = np.full((n_frames + CONTEXT_FRAMES - 1, n_bands), np.log10(LOG_FLOOR), np.float32)
-    padded[CONTEXT_BEFORE : CONTEXT_BEFORE + n_frames] = logmel
-    return _contexts(padded, n_frames)
+    return stack_contexts(padded_with_floor(logmel))
+
+
+def padded_with_floor(logmel: np.ndarray) -> np.ndarray:
+    """logmel: (F, B). Returns (F + C - 1, B): the frames with the silence floor as the context outside them."""
+    padded = np.full((CONTEXT_FRAMES - 1 + len(logmel), logmel.shape[1]), np.log10(LOG_FLOOR), np.float32)
+    padded[CONTEXT_BEFORE : CONTEXT_BEFORE + len(logmel)] = logmel
+    return padded
 
 
 def context_stream(logmel_pieces: Iterable[np.ndarray]) -> Iterator[Contexts]:
@@ -128,18 +132,30 @@ def context_stream(logmel_pieces: Iterable[np.ndarray]) -> Iterator[Contexts]:
         held = np.concatenate([held, rows])
         ready = len(held) - CONTEXT_FRAMES + 1
         if ready > 0:
-            yield Contexts(held[CONTEXT_BEFORE : CONTEXT_BEFORE + ready], _contexts(held, ready))
+            yield Contexts(held)
             held = held[ready:]
 
 
 @dataclass(frozen=True)
 class Contexts:
-    logmel: np.ndarray  # (n, B) frames
-    stacked: np.ndarray  # (n, C * B) their contexts, the networks' input
+    """Consecutive frames with their contexts: rows (n + C - 1, B), frame i's context rows[i : i + C]."""
+
+    rows: np.ndarray
+
+    @property
+    def logmel(self) -> np.ndarray:
+        """(n, B) the frames themselves."""
+        return self.rows[CONTEXT_BEFORE : len(self.rows) - CONTEXT_AFTER]
+
+    @property
+    def stacked(self) -> np.ndarray:
+        """(n, C * B) each frame's context, flattened: the frame networks' input."""
+        return stack_contexts(self.rows)
 
 
-def _contexts(rows: np.ndarray, n_frames: int) -> np.ndarray:
-    """rows: (n_frames + C - 1, B), frame i's context rows[i : i + C]. Returns (n_frames, C * B)."""
+def stack_contexts(rows: np.ndarray) -> np.ndarray:
+    """rows: (n + C - 1, B), frame i's context rows[i : i + C]. Returns (n, C * B)."""
+    n_frames = len(rows) - CONTEXT_FRAMES + 1
     windows = np.lib.stride_tricks.sliding_window_view(rows, (CONTEXT_FRAMES, rows.shape[1]))[:n_frames, 0]
     return windows.reshape(n_frames, CONTEXT_FRAMES * rows.shape[1])
 

@@ -49,8 +49,8 @@ class DrumOptions(OptionGroup):
     kick_network_gate: float = 0.3
     snare_threshold: float = 0.6
     snare_with_kick_threshold: float = 0.6
-    hihat_threshold: float = 0.5
-    hihat_with_snare_threshold: float = 0.65
+    hihat_threshold: float = 0.4
+    hihat_with_snare_threshold: float = 0.9
     cymbals_threshold: float = 0.7
     hihat_with_cymbal_threshold: float = 0.7
     cymbal_over_hihat_ratio: float = 8.0

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..weights import verified
 
 WEIGHTS_FILE_NAME = "model.npz"
-WEIGHTS_SHA256 = "d7aeddc5a8ee8bb2aaec090e00dcac35be73ef9b13112505f11431988c01c18b"
+WEIGHTS_SHA256 = "f528602423170b4b50c1e5e36adabc81900d83b591771789475c20447ddb2970"
 WHAT = "the drum model"
 SOURCE = "shipped with midibridge"
 FIX = "reinstall midibridge (`.venv/bin/pip install -e .` or `make setup`), or `git checkout` the file"

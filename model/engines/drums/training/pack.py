@@ -1,6 +1,6 @@
-"""Pack trained networks and the kick's PFNMF templates into one model file:
+"""Pack the trained networks and the kick's PFNMF templates into one model file:
 
-python pack.py OUT.npz NET.npz [NET.npz ...] --templates-from DATA_DIR
+python pack.py OUT.npz NET.npz [NET.npz ...] --conv CONV.onnx --templates-from DATA_DIR
 """
 
 import hashlib
@@ -35,6 +35,8 @@ arrays = {}
 for k, path in enumerate(nets):
     with np.load(path, allow_pickle=False) as z:
         arrays.update({f"net{k}.{name}": z[name] for name in z.files})
+conv = Path(sys.argv[sys.argv.index("--conv") + 1]).read_bytes()
+arrays["conv.onnx"] = np.frombuffer(conv, np.uint8)  # the ONNX graph's bytes: one file, one checksum
 arrays["nmf.templates"] = templates(Path(sys.argv[sys.argv.index("--templates-from") + 1])).astype(np.float32)
 np.savez(out, **arrays)
 print(out, hashlib.sha256(Path(out).read_bytes()).hexdigest(), f"{Path(out).stat().st_size / 1e6:.2f} MB")
