@@ -27,7 +27,13 @@ from midibridge.model.engines.drums.constants import (
     N_MEL_BANDS,
     OUTPUT_NOTES,
 )
-from midibridge.model.engines.drums.features import context_stack, context_stream, frame_blocks, padded_with_floor
+from midibridge.model.engines.drums.features import (
+    context_stack,
+    context_stream,
+    frame_blocks,
+    padded_with_floor,
+    stack_contexts,
+)
 from midibridge.model.engines.drums.network import activations, load_model
 from midibridge.model.engines.drums.weights import find_weights
 from midibridge.model.errors import OptionError, WeightsError
@@ -329,7 +335,7 @@ def test_each_frames_network_input_is_the_same_however_the_frames_stream_in(tota
     streamed = list(context_stream(np.split(frames, cuts[cuts < total])))
 
     assert np.array_equal(np.concatenate([c.logmel for c in streamed]), frames)
-    assert np.array_equal(np.concatenate([c.stacked for c in streamed]), context_stack(frames))
+    assert np.array_equal(np.concatenate([stack_contexts(c.rows) for c in streamed]), context_stack(frames))
 
 
 @settings(max_examples=20, deadline=None)

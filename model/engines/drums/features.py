@@ -147,11 +147,6 @@ class Contexts:
         """(n, B) the frames themselves."""
         return self.rows[CONTEXT_BEFORE : len(self.rows) - CONTEXT_AFTER]
 
-    @property
-    def stacked(self) -> np.ndarray:
-        """(n, C * B) each frame's context, flattened: the frame networks' input."""
-        return stack_contexts(self.rows)
-
 
 def stack_contexts(rows: np.ndarray) -> np.ndarray:
     """rows: (n + C - 1, B), frame i's context rows[i : i + C]. Returns (n, C * B)."""

@@ -66,7 +66,7 @@ def activations(rows: np.ndarray, model: DrumModel) -> np.ndarray:
     hidden = stack_contexts(rows) @ model.first_weights
     hidden += model.first_bias
     np.maximum(hidden, 0.0, out=hidden)
-    widths = np.cumsum([0] + [len(net["W1"]) for net in model.networks])
+    widths = np.cumsum([0] + [len(net["W1"]) for net in model.networks])  # each MLP's columns of `hidden`
     mlps = functools.reduce(
         np.add, (_forward(hidden[:, a:b], net) for a, b, net in zip(widths, widths[1:], model.networks))
     )
