@@ -12,7 +12,8 @@ work per period, and memory over an hour.
   and piano only (polyphonic, no preset of theirs streams), so it has no rows here.
 - Agreement: the same clip streamed in 256-sample blocks in this process, against `convert --preset same`: onset F1
   (same pitch, 50 ms) and the 95th percentile of the bend difference where both bend, in cents.
-- Work: the share of a 5.3 ms period the live worker spent on each period's audio (from --latency-report).
+- Work: the share of a 5.3 ms period the live worker spent on each period's audio, elapsed and as its own CPU time
+  (from --latency-report).
 - Memory: this process's RSS after 1 and after `--minutes` minutes of a line streamed faster than real time.
 
 Skips the corpus rows cleanly (exit 0) without ../shared; the memory figure needs nothing.
@@ -256,9 +257,10 @@ def _print_clips(results: list[dict]) -> None:
             if len(lat):
                 median, p95 = np.median(lat) * 1000, np.percentile(lat, 95) * 1000
                 print(f"  {preset:6} {kind:9} median {median:4.0f}  p95 {p95:4.0f}  over {len(lat)} notes")
-    print("\nwork per period (from --latency-report), per clip:")
+    print("\nwork per period (from --latency-report: elapsed, then the worker's CPU time), per clip:")
     for r in results:
-        print(f"  {r['id'][:44]:44} {r['report'].splitlines()[-1] if r['report'] else ''}")
+        for line in r["report"].splitlines()[-2:]:
+            print(f"  {r['id'][:44]:44} {line}")
 
 
 if __name__ == "__main__":

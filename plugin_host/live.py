@@ -58,10 +58,13 @@ class InProcessLive:
 
 @dataclass
 class Figures:
-    """What --latency-report prints: the worker's time per period of audio, and how long after the audio it decided
-    each note-on was written; the latest FIGURES_KEPT of each, so that an hour's session keeps its memory flat."""
+    """What --latency-report prints: the worker's time per period of audio, as elapsed (`work_s`) and as its own CPU
+    time (`cpu_s`: the work itself, without the waits for the GIL or a core that the elapsed time includes), and how
+    long after the audio it decided each note-on was written; the latest FIGURES_KEPT of each, so that an hour's
+    session keeps its memory flat."""
 
     work_s: deque[float] = field(default_factory=lambda: deque(maxlen=FIGURES_KEPT))
+    cpu_s: deque[float] = field(default_factory=lambda: deque(maxlen=FIGURES_KEPT))
     note_on_delay_s: deque[float] = field(default_factory=lambda: deque(maxlen=FIGURES_KEPT))
     note_ons: int = 0
     dropped_periods: int = 0
@@ -163,9 +166,10 @@ class LiveClient:
             audio = np.frombuffer(self._ring.read(frames * 4), np.float32)
             if self._first_frame is None:
                 self._first_frame = frame_time
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.thread_time()
             events = self.stream.feed(audio)
             self.figures.work_s.append(time.perf_counter() - started)
+            self.figures.cpu_s.append(time.thread_time() - started_cpu)
             due = frame_time + frames  # decided once this period's audio was in: written as soon as it can be
             for event in events:
                 audio_frame = self._first_frame + round(event.time_s * rate)
@@ -184,6 +188,7 @@ class LiveClient:
 def latency_report(client: LiveClient) -> str:
     period_s, figures = client.period_s, client.figures
     work = np.asarray(figures.work_s or [0.0]) / period_s
+    cpu = np.asarray(figures.cpu_s or [0.0]) / period_s
     delay = np.asarray(figures.note_on_delay_s or [np.nan]) * 1000
     latency = client.stream.latency
     return "\n".join(
@@ -196,6 +201,8 @@ def latency_report(client: LiveClient) -> str:
             f"worker time per period, as a share of it: mean {np.mean(work):.1%}, median {np.median(work):.1%}, "
             f"p95 {np.percentile(work, 95):.1%}, max {work.max():.1%}; "
             f"{figures.dropped_periods} periods dropped",
+            f"worker CPU time per period, as a share of it: mean {np.mean(cpu):.1%}, median {np.median(cpu):.1%}, "
+            f"p95 {np.percentile(cpu, 95):.1%}, max {cpu.max():.1%}",
         ]
     )
 

@@ -86,6 +86,10 @@ def test_a_line_played_into_live_comes_out_as_its_notes_while_it_plays(server, f
     assert min(latency) > 0.0
     assert np.median(latency) <= MEDIAN_LATENCY_S
     assert recorder.sounding() == set(), "every note ended"
+    # --latency-report: the note-on delays, and the worker's share of each period, elapsed and its own CPU time.
+    report = live.stdout.read()
+    assert "note-ons written after their start in the audio" in report
+    assert "worker CPU time per period, as a share of it: mean" in report
 
 
 def test_ardour_records_what_live_plays_on_an_armed_midi_track(server, flute, tmp_path):

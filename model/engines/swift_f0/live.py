@@ -80,18 +80,21 @@ EARLY_LAG_FRAMES = 3  # … and where the newest frame alone shows a new pitch, 
 EARLY_FUNDAMENTAL_DB = 20.0
 AUDIO_KEY_FRACTION = 0.9  # McLeod's: the first repeat at least this close to the best is the period
 AUDIO_ABOVE_PERIODICITY = 0.6  # … and not repeating this well at an octave or a twelfth above it
-AUDIO_SKIPPED_STEPS = (0, 1, 11)  # from the sounding note: a held note's drift, and its octaves, are the decode's
+AUDIO_SKIPPED_STEPS = (0, 1, 11)  # from the sounding note: a held note's drift, and its octaves, are the decode's …
+# … but not a semitone step the raw audio makes: each of the newest HEARD_WINDOWS windows repeats within
+# AUDIO_HOLDS_SEMITONES of the new key, the window before them within LEFT_SEMITONES of the sounding note, and the
+# pitch jumped at least STEP_MIN_SEMITONES (a trumpet held between two keys drifts half a semitone: no step). Rendered
+# chromatic lines: median note-on delay 193 -> 103 ms (flute), 137 -> 55 ms (clarinet), the same notes. A repeat of
+# the sounding pitch stays the decode's: one the audio holds, sent at once, split a rendered flute's notes in two.
+AUDIO_HOLDS_SEMITONES = 0.2
+LEFT_SEMITONES = 0.3
+STEP_MIN_SEMITONES = 0.7
 # Bends are decided this far behind the horizon, so that a note can start before what is decided (events stay in
 # time order): the decode moves a pitch boundary back by up to its pitch window (to where the raw pitch left the old
 # note, a loudness valley, an onset), and an early note's start is looked for as far back. The frames there have
 # heard more audio, and agree better with convert's bends. 3 frames: sung agreement 0.68, 6: 0.70, 9: 0.72.
 BEND_LAG_FRAMES = round(PITCH_WINDOW_MS / 1000 / FRAME_S)
 BEND_STEP = 0.01  # semitones: a bend is sent when the pitch moved a cent since the last one sent
-# A new note whose voiced frames so far lie further than this from its key (their median) waits until it has lasted a
-# pitch window: until then the decode's median can still cross to the next key, and the note sent would end at once
-# (a singer holding 65.6 is 65 for the first decodes, then 66). Chosen on the tuning songs among 0.1-0.3 semitones
-# and 1-2.5 pitch windows, as the one that left the 95th percentile of the decision delay where it was.
-OFF_KEY_SEMITONES = 0.2
 
 
 @dataclass
@@ -332,7 +335,11 @@ class SwiftF0Stream:
         if (
             abs(pitch - key) > EARLY_CENTRE_SEMITONES  # between keys: a slide or a bend
             or abs(pitch - RANGE_CENTRE_MIDI) > EDGE_RANGE_SEMITONES
-            or (self._on is not None and (key - self._on.pitch) % 12 in AUDIO_SKIPPED_STEPS)
+            or (
+                self._on is not None
+                and (key - self._on.pitch) % 12 in AUDIO_SKIPPED_STEPS
+                and not (abs(key - self._on.pitch) == 1 and self._audio_steps(key))
+            )
             or (self._on is None and key == self._last_pitch)  # a repeat of one pitch is the onsets' to find
             or self._periodicity(key) < HEARD_PERIODICITY  # `_heard`, with the pitches above held lower still:
             or any(self._periodicity(key + h) >= AUDIO_ABOVE_PERIODICITY for h in HEARD_ABOVE)
@@ -357,6 +364,31 @@ class SwiftF0Stream:
         velocity = attack_velocity(loudness if len(loudness) else frames.loudness_db[-1:])
         self._pending = _Pending(key, start_s, velocity, steady=False)
         return self._start_pending()
+
+    def _audio_steps(self, key: int) -> bool:
+        """Whether the raw audio stepped from the sounding note to `key`, a semitone away: every one of the newest
+        HEARD_WINDOWS windows repeats within AUDIO_HOLDS_SEMITONES of `key`, and the window just before them within
+        that of the sounding note, at least STEP_MIN_SEMITONES from the newest."""
+        assert self._on is not None
+        ends = [len(self._audio) - k * HEARD_STEP_SAMPLES for k in range(HEARD_WINDOWS)]
+        ends.append(ends[-1] - HEARD_WINDOW_SAMPLES)
+        pitches = []
+        for end in ends:
+            pitch = periodic_pitch(
+                self._audio[:end],
+                window_samples=HEARD_WINDOW_SAMPLES,
+                lowest_hz=MODEL_MIN_HZ,
+                key_fraction=AUDIO_KEY_FRACTION,
+            )
+            if pitch is None:
+                return False
+            pitches.append(pitch)
+        *held, before = pitches
+        return (
+            all(abs(p - key) <= AUDIO_HOLDS_SEMITONES for p in held)
+            and abs(before - self._on.pitch) <= LEFT_SEMITONES
+            and abs(held[0] - before) >= STEP_MIN_SEMITONES
+        )
 
     def _partial_rise(self, frame: int, n: int, key: int) -> int:
         """Where the decode would begin a note of `key` that follows the sounding note at `frame` (a global frame):
@@ -449,11 +481,13 @@ class SwiftF0Stream:
 
     def _off_key(self, note: Note, horizon_s: float) -> bool:
         """Whether a note younger than a pitch window at the horizon has its voiced frames so far further than
-        OFF_KEY_SEMITONES from its key."""
+        the options' live_off_key_semitones from its key."""
         if note.start_s <= horizon_s - PITCH_WINDOW_MS / 1000:  # the horizon at the stream's end is inf
             return False
         pitch, voiced = self._note_frames(note, round(horizon_s / FRAME_S))
-        return bool(voiced.sum() >= 2 and abs(median(pitch[voiced]) - note.pitch) > OFF_KEY_SEMITONES)
+        return bool(
+            voiced.sum() >= 2 and abs(median(pitch[voiced]) - note.pitch) > self._options.live_off_key_semitones
+        )
 
     def _repeats(self, note: Note, horizon_s: float) -> bool:
         """Whether the frames from a repeat's start to the newest hold its pitch: at least as many as a new pitch needs

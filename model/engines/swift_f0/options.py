@@ -25,6 +25,7 @@ DECODE_SPECS = {
     "pitch_bends": Spec(str, choices=("off", "on")),
     "low_bass": Spec(bool),
     "live_pitch_from_audio": Spec(bool),
+    "live_off_key_semitones": Spec(float, 0.0, 0.5, open_low=True),
 }
 
 
@@ -61,7 +62,11 @@ class SwiftF0Options(OptionGroup):
     pitch_bends: "on" (continuous, cent-accurate, back to 0 at each note's end) or "off".
     low_bass: find notes below SwiftF0's 46.9 Hz floor (E1, B0) from their harmonics.
     live_pitch_from_audio: live only: a new pitch the raw audio repeats at starts its note before SwiftF0's newest
-    frame shows it (clean wind lines; on bowed strings it started wrong notes).
+    frame shows it (clean wind lines; on bowed strings it started wrong notes); so does a semitone step from the
+    sounding note that the audio makes (from within 0.3 semitone of one key to within 0.2 of the next).
+    live_off_key_semitones: live only: a new note whose pitch so far lies further than this from its key waits until
+    it has lasted a pitch window (144 ms), since the decode could still put it on the next key (a singer holding
+    65.6 is 65 at first, then 66).
     """
 
     voicing_threshold: float = 0.5
@@ -80,6 +85,9 @@ class SwiftF0Options(OptionGroup):
     pitch_bends: str = "on"
     low_bass: bool = True
     live_pitch_from_audio: bool = False
+    # Chosen on the tuning songs among 0.1-0.3 semitones and 1-2.5 pitch windows, as the one that left the 95th
+    # percentile of the decision delay where it was.
+    live_off_key_semitones: float = 0.2
 
     SPECS: ClassVar = DECODE_SPECS
     WHERE: ClassVar = "swift-f0 decode options"
