@@ -326,9 +326,7 @@ class SwiftF0Stream:
         assert self._frames is not None
         if self._frames.loudness_db[-1] < self._options.silence_threshold_dbfs:
             return []
-        pitch = periodic_pitch(
-            self._audio, window_samples=HEARD_WINDOW_SAMPLES, lowest_hz=MODEL_MIN_HZ, key_fraction=AUDIO_KEY_FRACTION
-        )
+        pitch = self._audio_pitch(len(self._audio))
         if pitch is None:
             return []
         key = int(np.rint(pitch))
@@ -365,25 +363,27 @@ class SwiftF0Stream:
         self._pending = _Pending(key, start_s, velocity, steady=False)
         return self._start_pending()
 
+    def _audio_pitch(self, end: int) -> float | None:
+        """The pitch (MIDI) the window of the stream's audio that ends at `end` (an index into it) repeats at, by
+        McLeod's method; None if nothing repeats."""
+        return periodic_pitch(
+            self._audio[:end],
+            window_samples=HEARD_WINDOW_SAMPLES,
+            lowest_hz=MODEL_MIN_HZ,
+            key_fraction=AUDIO_KEY_FRACTION,
+        )
+
     def _audio_steps(self, key: int) -> bool:
         """Whether the raw audio stepped from the sounding note to `key`, a semitone away: every one of the newest
         HEARD_WINDOWS windows repeats within AUDIO_HOLDS_SEMITONES of `key`, and the window just before them within
-        that of the sounding note, at least STEP_MIN_SEMITONES from the newest."""
+        LEFT_SEMITONES of the sounding note, at least STEP_MIN_SEMITONES from the newest."""
         assert self._on is not None
         ends = [len(self._audio) - k * HEARD_STEP_SAMPLES for k in range(HEARD_WINDOWS)]
-        ends.append(ends[-1] - HEARD_WINDOW_SAMPLES)
-        pitches = []
-        for end in ends:
-            pitch = periodic_pitch(
-                self._audio[:end],
-                window_samples=HEARD_WINDOW_SAMPLES,
-                lowest_hz=MODEL_MIN_HZ,
-                key_fraction=AUDIO_KEY_FRACTION,
-            )
-            if pitch is None:
-                return False
-            pitches.append(pitch)
-        *held, before = pitches
+        pitches = [self._audio_pitch(end) for end in [*ends, ends[-1] - HEARD_WINDOW_SAMPLES]]
+        found = [pitch for pitch in pitches if pitch is not None]
+        if len(found) < len(pitches):
+            return False
+        *held, before = found
         return (
             all(abs(p - key) <= AUDIO_HOLDS_SEMITONES for p in held)
             and abs(before - self._on.pitch) <= LEFT_SEMITONES
