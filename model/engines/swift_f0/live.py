@@ -336,7 +336,7 @@ class SwiftF0Stream:
             or (
                 self._on is not None
                 and (key - self._on.pitch) % 12 in AUDIO_SKIPPED_STEPS
-                and not (abs(key - self._on.pitch) == 1 and self._audio_steps(key))
+                and not (abs(key - self._on.pitch) == 1 and self._audio_steps(key, pitch))
             )
             or (self._on is None and key == self._last_pitch)  # a repeat of one pitch is the onsets' to find
             or self._periodicity(key) < HEARD_PERIODICITY  # `_heard`, with the pitches above held lower still:
@@ -373,21 +373,24 @@ class SwiftF0Stream:
             key_fraction=AUDIO_KEY_FRACTION,
         )
 
-    def _audio_steps(self, key: int) -> bool:
+    def _audio_steps(self, key: int, newest: float) -> bool:
         """Whether the raw audio stepped from the sounding note to `key`, a semitone away: every one of the newest
-        HEARD_WINDOWS windows repeats within AUDIO_HOLDS_SEMITONES of `key`, and the window just before them within
-        LEFT_SEMITONES of the sounding note, at least STEP_MIN_SEMITONES from the newest."""
+        HEARD_WINDOWS windows (the newest's pitch is `newest`) repeats within AUDIO_HOLDS_SEMITONES of `key`, and the
+        window just before them within LEFT_SEMITONES of the sounding note, at least STEP_MIN_SEMITONES from the
+        newest. Windows are read newest first, up to the first that fails (this runs each period)."""
         assert self._on is not None
-        ends = [len(self._audio) - k * HEARD_STEP_SAMPLES for k in range(HEARD_WINDOWS)]
-        pitches = [self._audio_pitch(end) for end in [*ends, ends[-1] - HEARD_WINDOW_SAMPLES]]
-        found = [pitch for pitch in pitches if pitch is not None]
-        if len(found) < len(pitches):
+        if abs(newest - key) > AUDIO_HOLDS_SEMITONES:
             return False
-        *held, before = found
+        for k in range(1, HEARD_WINDOWS):
+            pitch = self._audio_pitch(len(self._audio) - k * HEARD_STEP_SAMPLES)
+            if pitch is None or abs(pitch - key) > AUDIO_HOLDS_SEMITONES:
+                return False
+        end = len(self._audio) - (HEARD_WINDOWS - 1) * HEARD_STEP_SAMPLES - HEARD_WINDOW_SAMPLES
+        before = self._audio_pitch(end)
         return (
-            all(abs(p - key) <= AUDIO_HOLDS_SEMITONES for p in held)
+            before is not None
             and abs(before - self._on.pitch) <= LEFT_SEMITONES
-            and abs(held[0] - before) >= STEP_MIN_SEMITONES
+            and abs(newest - before) >= STEP_MIN_SEMITONES
         )
 
     def _partial_rise(self, frame: int, n: int, key: int) -> int:
