@@ -14,7 +14,13 @@ import pytest
 from conftest import host_transcribe, matches, melody, render, streamed_peak_bytes, write_audio
 from daemon_helpers import DaemonProcess
 
-from midibridge.model.engines.swift_f0.constants import HEARD_WINDOW_SAMPLES, MODEL_MIN_HZ, SAMPLE_RATE_HZ
+from midibridge.model.engines.swift_f0.constants import (
+    HEARD_WINDOW_SAMPLES,
+    HOP_SAMPLES,
+    MODEL_MIN_HZ,
+    SAMPLE_RATE_HZ,
+    WINDOW_FRAMES,
+)
 from midibridge.model.engines.swift_f0.periodicity import periodic_pitch
 from midibridge.model.errors import OptionError, WeightsError
 from midibridge.model.midi import clip_from_bytes
@@ -194,7 +200,7 @@ def test_the_daw_line_protocol_carries_a_vocal_notes_and_bends(tmp_path):
 
 
 def test_a_long_streamed_region_keeps_memory_bounded(transcriber):
-    """Memory is one 30 s model window plus a few floats per 16 ms frame: four times the audio adds far less
+    """Memory is a few 10 s model windows plus a few floats per 16 ms frame: four times the audio adds far less
     memory than the audio itself, which arrives one chunk at a time and is never held."""
     engine = transcriber.engine_for("swift-f0")
     chunk = tone(57, 2.0, vibrato_cents=30)[: int(2.0 * engine.sample_rate_hz)]  # any signal will do
@@ -218,7 +224,8 @@ def test_progress_reports_inference_and_a_raise_cancels(transcriber):
         engine.notes(
             iter([samples]), n_samples=len(samples), options=load_preset("lead").decode, on_progress=stop_after_first
         )
-    assert seen == [("infer", pytest.approx(30 / 70, abs=0.01))], "stopped after the first 30 s model run"
+    first_window_s = WINDOW_FRAMES * HOP_SAMPLES / engine.sample_rate_hz
+    assert seen == [("infer", pytest.approx(first_window_s / 70, abs=0.01))], "stopped after the first model run"
 
 
 def test_weights_that_are_not_swift_f0_0_3_0_are_refused_with_the_fix(tmp_path, monkeypatch):

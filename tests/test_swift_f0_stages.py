@@ -32,7 +32,7 @@ def sung_line(seconds: float) -> np.ndarray:
 
 def test_streamed_stages_give_the_whole_models_numbers_for_every_frame_live_asks_for():
     audio = sung_line(5.0)
-    extractor = FrameExtractor(find_weights(), overlap=False)
+    extractor = FrameExtractor(find_weights(), helpers=0)
     model = extractor.model_stream()
     blocks = np.random.default_rng(3).choice([85, 85, 85, 256, 700, 9000], size=400)  # JACK periods, and stalls
     ends = np.minimum(np.cumsum(blocks), len(audio))
@@ -75,7 +75,7 @@ def test_a_damaged_cached_stage_is_cut_again(tmp_path, monkeypatch):
 
 
 def test_audio_that_starts_after_what_the_model_still_reads_is_refused_naming_the_frame():
-    extractor = FrameExtractor(find_weights(), overlap=False)
+    extractor = FrameExtractor(find_weights(), helpers=0)
     model = extractor.model_stream()
     audio = sung_line(2.0)
     model.pitch_and_confidence(audio, first_frame=0, lo=0, hi=len(audio) // HOP_SAMPLES)

@@ -20,15 +20,16 @@ from .weights import find_weights
 
 class SwiftF0:
     """SwiftF0's model, loaded once. `threads`: 1 runs everything on one core; otherwise (0: one per core) the model
-    runs beside the spectral features on a second core. `weights_path`: another copy of model.onnx (None: the swift-f0
-    package's)."""
+    runs on that many of a region's windows at once, beside the spectral features. `weights_path`: another copy of
+    model.onnx (None: the swift-f0 package's)."""
 
     name = "swift-f0"
     sample_rate_hz = SAMPLE_RATE_HZ
     hop_samples = HOP_SAMPLES
 
     def __init__(self, *, weights_path: str | os.PathLike | None = None, threads: int = 0):
-        self._extractor = FrameExtractor(find_weights(weights_path), overlap=threads != 1)
+        helpers = 0 if threads == 1 else threads or os.cpu_count() or 1
+        self._extractor = FrameExtractor(find_weights(weights_path), helpers=helpers)
 
     def notes(
         self,
