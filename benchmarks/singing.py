@@ -116,6 +116,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--speed-rounds", type=int, default=1, help="0 skips the speed measurement")
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # the manifests name files under it, and the evaluator reads them from its own dir
     singing = args.corpus or SHARED / "corpus-singing"
     if not (singing / "manifest.json").is_file() or not EVALUATE.is_file():
         print(f"skipped: no corpus manifest at {singing / 'manifest.json'} (or no {EVALUATE}); pass --corpus DIR")
