@@ -244,11 +244,11 @@ def _rows(audio: np.ndarray, centres: np.ndarray, n: int) -> np.ndarray:
     return windows(padded, n)[centres]
 
 
-def _band_matrix() -> np.ndarray:
-    """(N_BANDS, FFT_SAMPLES // 2 + 1) float32: which FFT bins sum into each half-octave band."""
+def _band_edges() -> np.ndarray:
+    """(N_BANDS + 1,) int: the FFT bins of half-octave band i are [edges[i], edges[i + 1]). Bands are summed with
+    reduceat, not a matrix product, which numpy's BLAS would run on threads that spin beside the model's helpers."""
     freqs = np.fft.rfftfreq(FFT_SAMPLES, 1.0 / SAMPLE_RATE_HZ)
-    edges = BAND_LOWEST_HZ * 2.0 ** (np.arange(N_BANDS + 1) / 2.0)
-    return ((freqs[None, :] >= edges[:-1, None]) & (freqs[None, :] < edges[1:, None])).astype(np.float32)
+    return np.searchsorted(freqs, BAND_LOWEST_HZ * 2.0 ** (np.arange(N_BANDS + 1) / 2.0))
 
 
 def _semitone_bins() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -262,7 +262,7 @@ def _semitone_bins() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return edges, edges[:-1][nonempty], nonempty, nearest[~nonempty]
 
 
-_BANDS = _band_matrix()
+_BAND_EDGES = _band_edges()
 _HANN = np.hanning(FFT_SAMPLES).astype(np.float32)
 _EDGES, _STARTS, _NONEMPTY, _NEAREST = _semitone_bins()
 _LOW_HANN = np.hanning(LOW_FFT_SAMPLES).astype(np.float32)
@@ -277,7 +277,9 @@ def _spectra_db(audio: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.
     for a in range(0, len(centres), FFT_BLOCK_FRAMES):
         spectrum = np.fft.rfft(_rows(audio, centres[a : a + FFT_BLOCK_FRAMES], FFT_SAMPLES) * _HANN, axis=1)
         power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32) * scale
-        bands[a : a + FFT_BLOCK_FRAMES] = 10.0 * np.log10(power @ _BANDS.T + 1e-10)
+        bands[a : a + FFT_BLOCK_FRAMES] = 10.0 * np.log10(
+            np.add.reduceat(power[:, : _BAND_EDGES[-1]], _BAND_EDGES[:-1], axis=1) + 1e-10
+        )
         peak = np.empty((len(power), N_SEMITONES), dtype=np.float32)
         peak[:, _NONEMPTY] = np.maximum.reduceat(power[:, : _EDGES[-1]], _STARTS, axis=1)
         peak[:, ~_NONEMPTY] = power[:, _NEAREST]
