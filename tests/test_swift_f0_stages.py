@@ -16,7 +16,7 @@ from midibridge.model.engines.swift_f0.constants import (
     SAMPLE_RATE_HZ,
 )
 from midibridge.model.engines.swift_f0.features import FrameExtractor
-from midibridge.model.engines.swift_f0.stages import RANGE_FEED, STAGES, cache_dir, stage_graphs
+from midibridge.model.engines.swift_f0.stages import BACK, RANGE_FEED, STAGES, cache_dir, stage_graphs
 from midibridge.model.engines.swift_f0.weights import find_weights
 
 
@@ -44,16 +44,28 @@ def test_streamed_stages_give_the_whole_models_numbers_for_every_frame_live_asks
         first = max(final - CONTEXT_BEFORE_FRAMES, 0)  # as live asks: the frames since its last final one
         window = audio[first * HOP_SAMPLES : samples_in]
         pitch, confidence = model.pitch_and_confidence(window, first_frame=first, lo=final, hi=n)
-        whole_pitch, whole_confidence = extractor.session.run(None, {"audio": window[None], **RANGE_FEED})
+        whole_pitch, whole_confidence = extractor.pitch_and_confidence(window)
 
-        np.testing.assert_allclose(np.log2(pitch), np.log2(whole_pitch[0, final - first :]), rtol=0, atol=1e-5)
-        np.testing.assert_allclose(confidence, whole_confidence[0, final - first :], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(np.log2(pitch), np.log2(whole_pitch[final - first :]), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(confidence, whole_confidence[final - first :], rtol=0, atol=1e-5)
         final = max(final, n - CONTEXT_AFTER_FRAMES - 1)
+
+
+@pytest.mark.parametrize("n_samples", [100, 3_000, 80_000])  # less than a frame, a few, 5 s
+def test_the_numpy_front_gives_the_models_own_pitch_and_confidence(n_samples):
+    """The front's spectra come from numpy's FFT, not the graph's matrix DFTs: the same numbers to float rounding."""
+    audio = sung_line(5.0)[:n_samples]
+    model = onnxruntime.InferenceSession(str(find_weights()), providers=["CPUExecutionProvider"])
+    pitch, confidence = model.run(None, {"audio": audio[None], **RANGE_FEED})
+
+    ours_pitch, ours_confidence = FrameExtractor(find_weights(), helpers=0).pitch_and_confidence(audio)
+    np.testing.assert_allclose(12 * np.log2(ours_pitch), 12 * np.log2(pitch[0]), rtol=0, atol=1e-3)  # semitones
+    np.testing.assert_allclose(ours_confidence, confidence[0], rtol=0, atol=1e-3)
 
 
 def test_each_stage_reads_as_many_frames_around_one_as_its_convolutions_do():
     graphs = stage_graphs(find_weights())
-    for stage in STAGES[1:]:
+    for stage in (*STAGES, BACK):
         convolutions = [node for node in onnx.load_from_string(graphs[stage.name]).graph.node if node.op_type == "Conv"]
         radius = 0
         for node in convolutions:

@@ -26,6 +26,7 @@ SILENCE_PEAK = 1e-3
 # Spectral features: a 1024-sample (64 ms) STFT per frame.
 FFT_SAMPLES = 1024
 FFT_BLOCK_FRAMES = 512  # frames transformed per numpy call: bounds the STFT's scratch memory
+FRONT_BLOCK_FRAMES = 64  # the same for the model's front (front.py): 64 to 1024 measured, 64 the fastest
 DB_FLOOR = -100.0
 # Onset strength: half-octave band levels 50 Hz … 9 kHz, each band's rise over ONSET_LAG_FRAMES (≈ the STFT
 # window), counted over the bands within ONSET_ACTIVE_RANGE_DB of the frame's loudest.

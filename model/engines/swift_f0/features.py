@@ -39,8 +39,6 @@ from .constants import (
     LOW_NOTE_MAX_HZ,
     LOW_PROBE_MAX_HZ,
     LOW_PROBE_MIN_DBFS,
-    MODEL_MAX_HZ,
-    MODEL_MIN_HZ,
     N_BANDS,
     N_SEMITONES,
     ONSET_ACTIVE_RANGE_DB,
@@ -53,7 +51,7 @@ from .constants import (
     SUB_HARMONICS,
     WINDOW_FRAMES,
 )
-from .stages import ModelStream, stage_sessions
+from .stages import BACK, FEATURES, RANGE_FEED, ModelStream, front, stage_graphs, stage_sessions
 
 
 @dataclass
@@ -81,14 +79,22 @@ class FrameExtractor:
     more CPU time)."""
 
     def __init__(self, model_path: Path, *, helpers: int):
-        self.session = onnxruntime.InferenceSession(
-            str(model_path), _session_options(), providers=["CPUExecutionProvider"]
+        self._graphs = stage_graphs(model_path)
+        self._front = front(self._graphs)
+        self._back = onnxruntime.InferenceSession(
+            self._graphs[BACK.name], _session_options(), providers=["CPUExecutionProvider"]
         )
         self._helpers = helpers
         self._pool = ThreadPoolExecutor(helpers, thread_name_prefix="swift-f0") if helpers else None
-        self._model_path = model_path
         self._stages: dict[str, onnxruntime.InferenceSession] | None = None  # live streams' (model_stream)
         self._stages_lock = threading.Lock()
+
+    def pitch_and_confidence(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """SwiftF0's pitch (Hz) and confidence of mono float32 `audio` at 16 kHz, (max(1, len(audio) // HOP_SAMPLES),)
+        float32 each: the model run on the whole of it."""
+        features = self._front.log_spectra(audio)
+        pitch, confidence = self._back.run(["pitch", "confidence"], {FEATURES: features, **RANGE_FEED})
+        return pitch[0], confidence[0]
 
     def frames(
         self,
@@ -157,9 +163,9 @@ class FrameExtractor:
         installed weights and cached: stages.stage_graphs)."""
         with self._stages_lock:
             if self._stages is None:
-                self._stages = stage_sessions(self._model_path, _session_options())
+                self._stages = stage_sessions(self._graphs, _session_options())
         stages = self._stages
-        return ModelStream(lambda name, feed: stages[name].run(None, feed))
+        return ModelStream(self._front, lambda name, feed: stages[name].run(None, feed))
 
     def _start(
         self,
@@ -177,15 +183,10 @@ class FrameExtractor:
         window's audio."""
         keep = slice(lo - first_frame, hi - first_frame)
         if model is None:
-            feed = {
-                "audio": audio[None, :],
-                "fmin": np.asarray(MODEL_MIN_HZ, np.float32),
-                "fmax": np.asarray(MODEL_MAX_HZ, np.float32),
-            }
 
             def whole_window() -> tuple[np.ndarray, np.ndarray]:
-                pitch, confidence = self.session.run(["pitch", "confidence"], feed)
-                return pitch[0, keep], confidence[0, keep]
+                pitch, confidence = self.pitch_and_confidence(audio)
+                return pitch[keep], confidence[keep]
 
             model = self._pool.submit(whole_window).result if self._pool is not None else whole_window
         n_frames = max(1, len(audio) // HOP_SAMPLES)  # the model's own frame count

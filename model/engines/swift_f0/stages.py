@@ -1,9 +1,11 @@
-"""SwiftF0's model over a live stream: its graph cut into stages, each stage run only on the frames that changed.
+"""SwiftF0's graph cut after its front: whole (BACK) for a window, and into stages over a live stream, each stage run
+only on the frames that changed.
 
 The model is a short-time front (three spectra per frame; frame i reads
-samples i × HOP_SAMPLES ± FRONT_REACH_SAMPLES) and a stack of convolutions
-over its frames, seven of them three frames wide in time. Run on a window,
-every frame is computed again each time the window moves: live, 2 new frames
+samples i × HOP_SAMPLES ± FRONT_REACH_SAMPLES), which front.py computes in
+numpy, and a stack of convolutions over its frames, seven of them three
+frames wide in time. Run on a window, every frame is computed again each
+time the window moves: live, 2 new frames
 come every 32 ms, and a window's run (~24 frames) spent most of its work on
 frames it had computed before. Cut at the tensors between the time-wide
 convolutions (STAGES), a stage runs on the frames whose inputs changed since
@@ -25,9 +27,10 @@ import platformdirs
 
 from ..graph_cache import read_cached, write_cached
 from .constants import FRONT_REACH_SAMPLES, HOP_SAMPLES, MODEL_MAX_HZ, MODEL_MIN_HZ
+from .front import FLOOR_TENSOR, SPECTRUM_TENSORS, Front
 from .weights import WEIGHTS_SHA256
 
-CUT_VERSION = 1  # part of the cache's name: a change to the cuts makes new stages
+CUT_VERSION = 2  # part of the cache's name: a change to the cuts makes new stages
 FRONT_BACK_FRAMES = -(-FRONT_REACH_SAMPLES // HOP_SAMPLES)  # whole frames of audio the front reads before a frame
 HISTORY_FRAMES = 16  # final frames each tensor keeps before those it computes again: more than a stage reads back
 # and than live asks for again
@@ -46,12 +49,14 @@ class StageCut:
 
 FEATURES = "v352"  # (1, 3, bins, frames): the front's three spectra
 STAGES = (
-    StageCut("front", ("audio",), (FEATURES,), 0),
     StageCut("first", (FEATURES,), ("v356",), 1),  # the first convolution
     StageCut("block", ("v356",), ("v401",), 2),  # a residual block, then the frequency-only ones
     StageCut("last-block", ("v401",), ("v410",), 2),
     StageCut("head", ("v410", FEATURES, "fmin", "fmax"), ("pitch", "confidence"), 2),
 )
+# All of them at once, for a whole window (features.FrameExtractor).
+BACK = StageCut("back", (FEATURES, "fmin", "fmax"), ("pitch", "confidence"), sum(s.radius_frames for s in STAGES))
+FRONT_TENSORS = "front-tensors"  # a graph without inputs that gives front.py's tensors
 RANGE_FEED = {"fmin": np.asarray(MODEL_MIN_HZ, np.float32), "fmax": np.asarray(MODEL_MAX_HZ, np.float32)}
 
 
@@ -61,10 +66,10 @@ def cache_dir() -> Path:
 
 
 def stage_graphs(weights: Path) -> dict[str, bytes]:
-    """Each stage's ONNX graph, by name: from the user cache dir when it holds them intact, else cut from the
-    verified weights at `weights` and cached."""
+    """The cut's ONNX graphs by name (each stage's, BACK's and FRONT_TENSORS): from the user cache dir when it holds
+    them intact, else cut from the verified weights at `weights` and cached."""
     directory = cache_dir()
-    names = tuple(stage.name for stage in STAGES)
+    names = (*(stage.name for stage in (*STAGES, BACK)), FRONT_TENSORS)
     cached = read_cached(directory, names)
     if cached is not None:
         return cached
@@ -74,15 +79,47 @@ def stage_graphs(weights: Path) -> dict[str, bytes]:
 
 
 def cut(weights: bytes) -> dict[str, bytes]:
-    """SwiftF0's graph cut at STAGES' tensors."""
+    """SwiftF0's graph cut at STAGES' tensors and BACK's, and its front's tensors as FRONT_TENSORS."""
     import onnx
-    from onnx import shape_inference
+    from onnx import helper, numpy_helper, shape_inference
 
-    extractor = onnx.utils.Extractor(shape_inference.infer_shapes(onnx.load_from_string(weights)))
-    return {
+    model = shape_inference.infer_shapes(onnx.load_from_string(weights))
+    extractor = onnx.utils.Extractor(model)
+    graphs = {
         stage.name: extractor.extract_model(list(stage.inputs), list(stage.outputs)).SerializeToString()
-        for stage in STAGES
+        for stage in (*STAGES, BACK)
     }
+    stored = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+    stored |= {
+        node.output[0]: numpy_helper.to_array(node.attribute[0].t)
+        for node in model.graph.node
+        if node.op_type == "Constant"
+    }
+    names = [name for pair in SPECTRUM_TENSORS for name in pair] + [FLOOR_TENSOR]
+    computed = [name for name in names if name not in stored]  # the filterbanks: built from constants in the graph
+    session = onnxruntime.InferenceSession(
+        extractor.extract_model([], computed).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    tensors = {name: stored[name] for name in names if name in stored} | dict(zip(computed, session.run(None, {})))
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [f"{name}/value"], [name]) for name in names],
+        FRONT_TENSORS,
+        [],
+        [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in names],
+        [numpy_helper.from_array(np.asarray(value, np.float32), f"{name}/value") for name, value in tensors.items()],
+    )
+    opset = [helper.make_opsetid("", 13)]
+    graphs[FRONT_TENSORS] = helper.make_model(
+        graph, opset_imports=opset, ir_version=model.ir_version
+    ).SerializeToString()
+    return graphs
+
+
+def front(graphs: dict[str, bytes]) -> Front:
+    """The numpy front from the cut's FRONT_TENSORS graph."""
+    session = onnxruntime.InferenceSession(graphs[FRONT_TENSORS], providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+    return Front.from_tensors(dict(zip(names, session.run(None, {}))))
 
 
 @dataclass
@@ -98,9 +135,11 @@ class _Tensor:
 
 
 class ModelStream:
-    """One stream's SwiftF0 state: each stage's recent frames. `run(stage_name, feed)` runs a stage's session."""
+    """One stream's SwiftF0 state: each stage's recent frames. `run(stage_name, feed)` runs a stage's session, after
+    `front`."""
 
-    def __init__(self, run: Callable[[str, dict[str, np.ndarray]], list[np.ndarray]]):
+    def __init__(self, front: Front, run: Callable[[str, dict[str, np.ndarray]], list[np.ndarray]]):
+        self._front = front
         self._run = run
         self._tensors: dict[str, _Tensor] = {}
 
@@ -118,10 +157,10 @@ class ModelStream:
         start = max(final - FRONT_BACK_FRAMES, 0)
         if start < first_frame:
             raise ValueError(f"the audio starts at frame {first_frame}; the front needs it from frame {start}")
-        (spectra,) = self._run("front", {"audio": audio[None, (start - first_frame) * HOP_SAMPLES :]})
+        spectra = self._front.log_spectra(audio[(start - first_frame) * HOP_SAMPLES :])
         heard = (samples_in - FRONT_REACH_SAMPLES - 1) // HOP_SAMPLES + 1  # frames whose whole window is in
         self._keep(FEATURES, final, spectra[..., final - start :], max(final, min(heard, hi)))
-        for stage in STAGES[1:]:
+        for stage in STAGES:
             final = self._final(stage.outputs[0])
             start = max(final - stage.radius_frames, 0)
             inputs = [name for name in stage.inputs if name not in RANGE_FEED]
@@ -148,9 +187,11 @@ class ModelStream:
         self._tensors[name] = _Tensor(start, frames, final)
 
 
-def stage_sessions(weights: Path, options: onnxruntime.SessionOptions) -> dict[str, onnxruntime.InferenceSession]:
+def stage_sessions(
+    graphs: dict[str, bytes], options: onnxruntime.SessionOptions
+) -> dict[str, onnxruntime.InferenceSession]:
     """An onnxruntime session per stage, by name."""
     return {
-        name: onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-        for name, graph in stage_graphs(weights).items()
+        stage.name: onnxruntime.InferenceSession(graphs[stage.name], options, providers=["CPUExecutionProvider"])
+        for stage in STAGES
     }
