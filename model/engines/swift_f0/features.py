@@ -71,8 +71,9 @@ class Frames:
 
 
 class FrameExtractor:
-    """SwiftF0's onnxruntime session, loaded once. `helpers`: threads that run the model on a region's windows, one
-    window each at a time, beside the numpy features (0: the model runs between them, on the caller's core).
+    """SwiftF0's model, loaded once: its front in numpy (front.py), the rest on onnxruntime. `helpers`: threads that
+    run the model on a region's windows, one window each at a time, beside the numpy features (0: the model runs
+    between them, on the caller's core).
 
     Windows rather than onnxruntime's own threads share the cores: on the 7 single-line corpus cases, two helpers
     ran `vocal` 1.20x as fast as one (10 s windows; 1.15x with one helper of two intra-op threads, which spends

@@ -27,7 +27,7 @@ FLOOR_TENSOR = "v129"  # added to each filtered magnitude before the log
 class Spectrum:
     """One spectrum's window and its sparse filterbank onto the model's bins: bin b sums weights × magnitudes of the
     FFT bins taps[starts[b]:starts[b + 1]] (every bin has at least one). A sum, not a matrix product: numpy's BLAS
-    would run that on its own threads, which spin beside the model's helpers (`vocal` 1.5x as fast without)."""
+    would run that on threads of its own, which spin beside the model's helpers (features.py's bands: the same)."""
 
     window: np.ndarray  # (n_fft,) float32
     taps: np.ndarray  # (n_taps,) int: FFT bins, grouped by the model's bin they feed
@@ -49,7 +49,7 @@ class Front:
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, np.ndarray]) -> Front:
-        """The front from the graph's tensors by name (stages.front_tensors)."""
+        """The front from the graph's tensors by name (stages.front reads them from the cut)."""
         spectra = tuple(
             Spectrum.from_filterbank(tensors[window], tensors[filterbank]) for window, filterbank in SPECTRUM_TENSORS
         )
