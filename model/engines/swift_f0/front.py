@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from ...views import windows
 from .constants import FRONT_BLOCK_FRAMES, HOP_SAMPLES
 
 # The graph's tensors (swift-f0 0.3.0), by spectrum in its order (1024, 2048, 512 samples): window, filterbank.
@@ -67,7 +67,7 @@ class Front:
         for row, spectrum in enumerate(self.spectra):
             n_fft = len(spectrum.window)
             start = reach - n_fft // 2
-            frames = sliding_window_view(padded[start : start + (n_frames - 1) * HOP_SAMPLES + n_fft], n_fft)
+            frames = windows(padded[start : start + (n_frames - 1) * HOP_SAMPLES + n_fft], n_fft)
             for lo in range(0, n_frames, FRONT_BLOCK_FRAMES):
                 block = frames[lo * HOP_SAMPLES : (lo + FRONT_BLOCK_FRAMES) * HOP_SAMPLES : HOP_SAMPLES]
                 magnitude = np.abs(np.fft.rfft(block * spectrum.window, axis=-1))
