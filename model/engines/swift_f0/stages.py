@@ -89,18 +89,15 @@ def cut(weights: bytes) -> dict[str, bytes]:
         stage.name: extractor.extract_model(list(stage.inputs), list(stage.outputs)).SerializeToString()
         for stage in (*STAGES, BACK)
     }
-    stored = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
-    stored |= {
-        node.output[0]: numpy_helper.to_array(node.attribute[0].t)
-        for node in model.graph.node
-        if node.op_type == "Constant"
-    }
     names = [name for pair in SPECTRUM_TENSORS for name in pair] + [FLOOR_TENSOR]
-    computed = [name for name in names if name not in stored]  # the filterbanks: built from constants in the graph
+    constants = {tensor.name: tensor for tensor in model.graph.initializer}
+    constants |= {node.output[0]: node.attribute[0].t for node in model.graph.node if node.op_type == "Constant"}
+    computed = [name for name in names if name not in constants]  # the filterbanks: built from constants in the graph
     session = onnxruntime.InferenceSession(
         extractor.extract_model([], computed).SerializeToString(), providers=["CPUExecutionProvider"]
     )
-    tensors = {name: stored[name] for name in names if name in stored} | dict(zip(computed, session.run(None, {})))
+    values = dict(zip(computed, session.run(None, {})))
+    tensors = {name: values[name] if name in values else numpy_helper.to_array(constants[name]) for name in names}
     graph = helper.make_graph(
         [helper.make_node("Identity", [f"{name}/value"], [name]) for name in names],
         FRONT_TENSORS,
